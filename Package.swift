@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// internvl-chat: chat with Mini-InternVL-Chat-2B-V1-5 on the CPU, from a terminal.
+//
+// Imports run one way: C system libraries -> Kernels -> Checkpoint -> Model ; Tokenizer ;
+// -> Chat -> the executable. See docs/architecture.md.
+import PackageDescription
+
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "internvl-chat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "internvl-chat", targets: ["internvl-chat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C system libraries (Debian -dev packages; see README).
+        .systemLibrary(name: "CNcursesw", path: "Sources/CNcursesw",
+                       pkgConfig: "ncursesw", providers: [.apt(["libncursesw5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
+                       pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG",
+                       pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CSixel", path: "Sources/CSixel",
+                       pkgConfig: "libsixel", providers: [.apt(["libsixel-dev"])]),
+        .systemLibrary(name: "CSpng", path: "Sources/CSpng",
+                       pkgConfig: "spng", providers: [.apt(["libspng-dev"])]),
+
+        // Tensor kernels: bf16/f16 conversion, matrix-vector, GEMM through OpenBLAS, norms, RoPE.
+        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: release),
+        // The checkpoint a user downloads: config.json, safetensors (single or sharded).
+        .target(name: "Checkpoint", dependencies: ["Kernels"], swiftSettings: release),
+        // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.
+        .target(name: "Tokenizer", swiftSettings: release),
+        // The networks: InternLM2 (and, next, InternViT + projector).
+        .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: release),
+        // Prompt template, sampling, generation loop.
+        .target(name: "Chat", dependencies: ["Model", "Tokenizer", "Checkpoint"], swiftSettings: release),
+        .executableTarget(
+            name: "internvl-chat",
+            dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: release),
+
+        // Fixture paths and helpers shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "TestSupport"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,18 @@
+#ifndef CNCURSESW_SHIM_H
+#define CNCURSESW_SHIM_H
+// The wide-character API (cchar_t, mvaddwstr, WACS_*) must be switched on before curses.h:
+// SwiftPM drops pkg-config's -D_XOPEN_SOURCE, so it is set here.
+#ifndef NCURSES_WIDECHAR
+#define NCURSES_WIDECHAR 1
+#endif
+#include <locale.h>
+#include <wchar.h>
+#include <ncursesw/curses.h>
+// Macros Swift cannot import, as functions.
+static inline int shim_A_BOLD(void) { return (int)A_BOLD; }
+static inline int shim_A_REVERSE(void) { return (int)A_REVERSE; }
+static inline int shim_A_UNDERLINE(void) { return (int)A_UNDERLINE; }
+static inline int shim_A_DIM(void) { return (int)A_DIM; }
+static inline int shim_KEY_F(int n) { return KEY_F(n); }
+static inline WINDOW *shim_stdscr(void) { return stdscr; }
+#endif

@@ -1,0 +1,76 @@
+import Foundation
+
+/// Finds the model folder: `--model`, then `$INTERNVL_CHAT_MODEL`, then the `model` key of
+/// `$XDG_CONFIG_HOME/internvl-chat/config.json`, then the Hugging Face cache
+/// (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+public struct ModelLocator: Sendable {
+    public static let repoID = "OpenGVLab/Mini-InternVL-Chat-2B-V1-5"
+    public static let downloadCommand = "pip install -U huggingface_hub && hf download \(repoID)"
+
+    public var environment: [String: String]
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
+    }
+
+    var home: String { environment["HOME"] ?? NSHomeDirectory() }
+
+    public var configFile: String {
+        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.config"
+        return base + "/internvl-chat/config.json"
+    }
+
+    public var hubCaches: [String] {
+        var out: [String] = []
+        if let c = environment["HF_HUB_CACHE"], !c.isEmpty { out.append(c) }
+        if let h = environment["HF_HOME"], !h.isEmpty { out.append(h + "/hub") }
+        out.append(home + "/.cache/huggingface/hub")
+        return out
+    }
+
+    /// The folder to load, or `CheckpointError.notFound` listing every place searched.
+    public func locate(explicit: String?) throws -> URL {
+        if let e = explicit { return try checkFolder(e) }
+        var searched: [String] = []
+        if let e = environment["INTERNVL_CHAT_MODEL"], !e.isEmpty { return try checkFolder(e) }
+        searched.append("$INTERNVL_CHAT_MODEL (not set)")
+        if let data = FileManager.default.contents(atPath: configFile),
+           let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let m = obj["model"] as? String, !m.isEmpty {
+            return try checkFolder((m as NSString).expandingTildeInPath)
+        }
+        searched.append("\(configFile) (no \"model\" entry)")
+        for cache in hubCaches {
+            let repo = cache + "/models--" + Self.repoID.replacingOccurrences(of: "/", with: "--")
+            if let snap = snapshot(in: repo) { return snap }
+            searched.append(repo + "/snapshots/*")
+        }
+        throw CheckpointError.notFound(searched: searched, download: Self.downloadCommand)
+    }
+
+    /// The snapshot `refs/main` names, else the newest complete one.
+    func snapshot(in repo: String) -> URL? {
+        let fm = FileManager.default
+        let snaps = repo + "/snapshots"
+        if let ref = try? String(contentsOfFile: repo + "/refs/main", encoding: .utf8) {
+            let p = snaps + "/" + ref.trimmingCharacters(in: .whitespacesAndNewlines)
+            if fm.fileExists(atPath: p + "/config.json") { return URL(fileURLWithPath: p) }
+        }
+        guard let entries = try? fm.contentsOfDirectory(atPath: snaps) else { return nil }
+        let complete = entries.map { snaps + "/" + $0 }.filter { fm.fileExists(atPath: $0 + "/config.json") }
+        let newest = complete.max {
+            let a = (try? fm.attributesOfItem(atPath: $0)[.modificationDate] as? Date) ?? .distantPast
+            let b = (try? fm.attributesOfItem(atPath: $1)[.modificationDate] as? Date) ?? .distantPast
+            return a < b
+        }
+        return newest.map { URL(fileURLWithPath: $0) }
+    }
+
+    func checkFolder(_ p: String) throws -> URL {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue else {
+            throw CheckpointError.folderMissing(p)
+        }
+        return URL(fileURLWithPath: p)
+    }
+}

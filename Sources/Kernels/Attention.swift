@@ -1,0 +1,34 @@
+/// Causal grouped-query attention of `t` new positions against a cache holding `past + t` keys.
+///
+/// - q:   [t, heads * dim]            queries of the new positions (already rotated)
+/// - k,v: [past + t, kvHeads * dim]   cached keys / values, the new ones appended last
+/// - out: [t, heads * dim]
+/// Query head h reads kv head h / (heads / kvHeads) (repeat_kv). Scores are scaled by
+/// 1/sqrt(dim); position i may see keys 0...past+i. `scores` is scratch of t * (past + t).
+public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                            out: UnsafeMutablePointer<Float>, t: Int, past: Int,
+                            heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
+    let total = past + t
+    let groups = heads / kvHeads
+    let qStride = heads * dim, kvStride = kvHeads * dim
+    if scores.count < t * total { scores = [Float](repeating: 0, count: t * total) }
+    let scale = 1 / Float(dim).squareRoot()
+    scores.withUnsafeMutableBufferPointer { sbuf in
+        let s = sbuf.baseAddress!
+        for h in 0..<heads {
+            let g = h / groups
+            // S[t, total] = scale * Q_h K_g^T
+            sgemmNT(m: t, n: total, k: dim, a: q + h * dim, lda: qStride, b: k + g * dim, ldb: kvStride,
+                    c: s, ldc: total, alpha: scale)
+            for i in 0..<t {
+                let row = s + i * total
+                let visible = past + i + 1
+                softmax(row, n: visible)
+                for j in visible..<total { row[j] = 0 }
+            }
+            // O_h[t, dim] = S V_g
+            sgemmNN(m: t, n: dim, k: total, a: s, lda: total, b: v + g * dim, ldb: kvStride,
+                    c: out + h * dim, ldc: qStride)
+        }
+    }
+}

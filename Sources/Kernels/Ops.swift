@@ -1,0 +1,62 @@
+import Foundation
+
+/// out = x / sqrt(mean(x^2) + eps) * w, for `t` rows of `n` (InternLM2RMSNorm, in Float).
+public func rmsNorm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                    n: Int, t: Int = 1, eps: Float) {
+    for row in 0..<t {
+        let xr = x + row * n, o = out + row * n
+        var ss: Float = 0
+        for i in 0..<n { ss += xr[i] * xr[i] }
+        let inv = 1 / (ss / Float(n) + eps).squareRoot()
+        for i in 0..<n { o[i] = xr[i] * inv * w[i] }
+    }
+}
+
+/// a[i] = silu(a[i]) * b[i] (SwiGLU's gate), over `n` elements.
+public func siluMul(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int) {
+    for i in 0..<n {
+        let g = a[i]
+        a[i] = g / (1 + Foundation.exp(-g)) * b[i]
+    }
+}
+
+/// In-place softmax over `n` elements (max-subtracted, Float accumulation).
+public func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
+    guard n > 0 else { return }
+    var m = -Float.infinity
+    for i in 0..<n where x[i] > m { m = x[i] }
+    var s: Float = 0
+    for i in 0..<n { let e = Foundation.exp(x[i] - m); x[i] = e; s += e }
+    let inv = 1 / s
+    for i in 0..<n { x[i] *= inv }
+}
+
+/// Rotate-half RoPE on `heads` vectors of size `dim` at `pos`: pairs dimension i with i + dim/2.
+/// cos/sin: [dim/2] for this position.
+public func applyRoPE(_ x: UnsafeMutablePointer<Float>, heads: Int, dim: Int, stride: Int,
+                      cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    let half = dim / 2
+    for h in 0..<heads {
+        let v = x + h * stride
+        for i in 0..<half {
+            let a = v[i], b = v[i + half]
+            v[i] = a * cos[i] - b * sin[i]
+            v[i + half] = b * cos[i] + a * sin[i]
+        }
+    }
+}
+
+/// Dot product of two Float vectors.
+@inline(__always)
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n {
+        acc.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self),
+                       UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}

@@ -1,0 +1,189 @@
+import Foundation
+
+/// InternLM2's tokenizer as the model's slow tokenizer (`InternLM2Tokenizer`, use_fast=False)
+/// behaves: added tokens from tokenizer_config.json are cut out first by exact match, each
+/// remaining chunk goes through SentencePiece BPE on its own, BOS is prepended once.
+public struct InternLM2Tokenizer: Sendable {
+    public let sp: SentencePieceBPE
+    /// Added token text -> id (all special in this model).
+    public let addedTokens: [String: Int32]
+    public let bosID: Int32
+    public let eosID: Int32
+    /// Ids dropped when decoding with skip_special_tokens: added tokens, <unk>, <s>, </s>.
+    public let specialIDs: Set<Int32>
+    private let addedByFirstByte: [UInt8: [(bytes: [UInt8], id: Int32)]]
+    private let addedByID: [Int32: String]
+
+    public init(folder: URL) throws {
+        let modelURL = folder.appendingPathComponent("tokenizer.model")
+        guard let data = FileManager.default.contents(atPath: modelURL.path) else {
+            throw TokenizerError.fileMissing(modelURL.path)
+        }
+        let model = try SentencePieceModel(bytes: Array(data))
+        let cfgURL = folder.appendingPathComponent("tokenizer_config.json")
+        var added: [String: Int32] = [:]
+        if let cdata = FileManager.default.contents(atPath: cfgURL.path) {
+            guard let obj = try? JSONSerialization.jsonObject(with: cdata) as? [String: Any] else {
+                throw TokenizerError.badConfig(cfgURL.path, reason: "not a JSON object")
+            }
+            if let dec = obj["added_tokens_decoder"] as? [String: Any] {
+                for (k, v) in dec {
+                    guard let id = Int32(k), let e = v as? [String: Any], let content = e["content"] as? String,
+                          !content.isEmpty else {
+                        throw TokenizerError.badConfig(cfgURL.path, reason: "added_tokens_decoder entry \(k) is malformed")
+                    }
+                    added[content] = id
+                }
+            }
+        } else {
+            throw TokenizerError.fileMissing(cfgURL.path)
+        }
+        try self.init(model: model, addedTokens: added)
+    }
+
+    public init(model: SentencePieceModel, addedTokens: [String: Int32]) throws {
+        sp = try SentencePieceBPE(model: model)
+        self.addedTokens = addedTokens
+        func id(of piece: String, _ fallback: Int32) -> Int32 {
+            model.pieces.firstIndex { $0.text == piece && $0.type == .control }.map(Int32.init) ?? fallback
+        }
+        bosID = addedTokens["<s>"] ?? id(of: "<s>", 1)
+        eosID = addedTokens["</s>"] ?? id(of: "</s>", 2)
+        specialIDs = Set(addedTokens.values).union([sp.unkID, bosID, eosID])
+        var byFirst: [UInt8: [(bytes: [UInt8], id: Int32)]] = [:]
+        for (t, i) in addedTokens {
+            let b = Array(t.utf8)
+            byFirst[b[0], default: []].append((b, i))
+        }
+        for k in byFirst.keys { byFirst[k]!.sort { $0.bytes.count > $1.bytes.count } }
+        addedByFirstByte = byFirst
+        addedByID = Dictionary(addedTokens.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Largest id + 1 (the embedding rows the model needs at least).
+    public var vocabularySize: Int { max(sp.pieceCount, Int(addedTokens.values.max() ?? 0) + 1) }
+
+    public func tokenID(_ token: String) -> Int32? { addedTokens[token] }
+
+    /// Token ids for `text`, BOS first unless `addBOS` is false.
+    public func encode(_ text: String, addBOS: Bool = true) -> [Int32] {
+        var ids: [Int32] = addBOS ? [bosID] : []
+        for (chunk, special) in split(text) {
+            if let s = special { ids.append(s) } else { ids += sp.encode(chunk) }
+        }
+        return ids
+    }
+
+    /// Cuts added tokens out of `text` (leftmost, then longest), as transformers' trie split.
+    func split(_ text: String) -> [(String, Int32?)] {
+        let b = Array(text.utf8)
+        var out: [(String, Int32?)] = []
+        var i = 0, start = 0
+        while i < b.count {
+            var hit: (bytes: [UInt8], id: Int32)? = nil
+            if let cands = addedByFirstByte[b[i]] {
+                hit = cands.first { $0.bytes.count <= b.count - i && b[i..<(i + $0.bytes.count)].elementsEqual($0.bytes) }
+            }
+            guard let h = hit else { i += 1; continue }
+            if i > start { out.append((String(decoding: b[start..<i], as: UTF8.self), nil)) }
+            out.append(("", h.id))
+            i += h.bytes.count
+            start = i
+        }
+        if start < b.count { out.append((String(decoding: b[start...], as: UTF8.self), nil)) }
+        return out
+    }
+
+    /// Text for `ids`. With `skipSpecialTokens` (what the chat shows) special ids are dropped;
+    /// without, they are written as their text. `cleanUp` applies the slow tokenizer's
+    /// clean_up_tokenization, which InternLM2's convert_tokens_to_string always runs.
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = true, cleanUp: Bool = true) -> String {
+        decodeRaw(ids, skipSpecialTokens: skipSpecialTokens, cleanUp: cleanUp, holdIncomplete: false).text
+    }
+
+    /// The decoded text and, with `holdIncomplete`, without the bytes of a trailing UTF-8
+    /// sequence that is not complete yet (for streaming).
+    func decodeRaw(_ ids: [Int32], skipSpecialTokens: Bool, cleanUp: Bool, holdIncomplete: Bool) -> (text: String, held: Bool) {
+        var bytes: [UInt8] = []
+        var run: [Int32] = []
+        for id in ids {
+            if specialIDs.contains(id) {
+                if skipSpecialTokens { continue }
+                bytes += sp.decodeBytes(run); run = []
+                if let t = addedByID[id] { bytes += Array(t.utf8) } else { bytes += sp.decodeBytes([id]) }
+            } else {
+                run.append(id)
+            }
+        }
+        bytes += sp.decodeBytes(run)
+        var held = false
+        if holdIncomplete {
+            let tail = incompleteUTF8Tail(bytes)
+            if tail > 0 { bytes.removeLast(tail); held = true }
+        }
+        var text = utf8Repairing(bytes)
+        if cleanUp { text = Self.cleanUpTokenization(text) }
+        return (text, held)
+    }
+
+    /// transformers' PreTrainedTokenizer.clean_up_tokenization, in its order.
+    public static func cleanUpTokenization(_ s: String) -> String {
+        var t = Array(s.unicodeScalars)
+        for (a, b) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                       (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
+            t = replaceScalars(t, Array(a.unicodeScalars), Array(b.unicodeScalars))
+        }
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: t)
+        return String(out)
+    }
+
+    /// The response the official chat() returns for generated ids: decoded without special
+    /// tokens, cut at the first "<|im_end|>", stripped of surrounding whitespace.
+    public func chatResponse(_ ids: [Int32]) -> String {
+        pythonStrip(cutAtImEnd(decode(ids)).text)
+    }
+}
+
+/// Python's str.isspace for one scalar.
+func isPythonSpace(_ s: Unicode.Scalar) -> Bool {
+    (0x1C...0x1F).contains(s.value) || s.properties.isWhitespace
+}
+
+/// Python's str.strip() with no argument.
+public func pythonStrip(_ s: String) -> String {
+    let u = s.unicodeScalars
+    guard let first = u.firstIndex(where: { !isPythonSpace($0) }) else { return "" }
+    let last = u.lastIndex(where: { !isPythonSpace($0) })!
+    return String(u[first...last])
+}
+
+/// Python's str.replace over code points (Foundation's replacingOccurrences compares
+/// canonically equivalent text, which Python does not).
+func replaceScalars(_ s: [Unicode.Scalar], _ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    guard !a.isEmpty, s.count >= a.count else { return s }
+    var out: [Unicode.Scalar] = []
+    out.reserveCapacity(s.count)
+    var i = 0
+    while i < s.count {
+        if s[i] == a[0], i + a.count <= s.count, s[i..<(i + a.count)].elementsEqual(a) {
+            out += b; i += a.count
+        } else {
+            out.append(s[i]); i += 1
+        }
+    }
+    return out
+}
+
+/// The text before the first "<|im_end|>" (the chat's response.split(sep)[0]), and whether one was found.
+func cutAtImEnd(_ t: String) -> (text: String, cut: Bool) {
+    let s = Array(t.unicodeScalars), m = Array("<|im_end|>".unicodeScalars)
+    var i = 0
+    while i + m.count <= s.count {
+        if s[i..<(i + m.count)].elementsEqual(m) {
+            var v = String.UnicodeScalarView(); v.append(contentsOf: s[..<i]); return (String(v), true)
+        }
+        i += 1
+    }
+    return (t, false)
+}

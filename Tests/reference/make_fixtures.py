@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Build everything the Swift tests compare against, into OUT (default: testdata/).
+
+  OUT/tokenizer/                 the test tokenizer (trained here)
+  OUT/tiny-{a,b,c}/              random-weight checkpoints in the real layout (b is sharded)
+  OUT/tiny-*/golden.json         reference logits and greedy continuations
+  OUT/tokenizer-cases.jsonl      {"text", "ids"} from the reference tokenizer (test tokenizer)
+  OUT/real-tokenizer-cases.jsonl the same for the real InternLM2 tokenizer, when ../shared has it
+  OUT/*decode-cases.jsonl        {"ids", "text"} for decoding (skip_special_tokens=True + clean-up)
+
+Deterministic for a given sentencepiece/numpy version. Takes about a minute on 2 cores.
+"""
+import argparse
+import copy
+import json
+import os
+import random
+import shutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checkpoint  # noqa: E402
+import make_tokenizer  # noqa: E402
+from internlm2_ref import RefInternLM2  # noqa: E402
+from tokenizer_ref import RefTokenizer  # noqa: E402
+
+SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+
+
+def chat_prompt(system, history, question):
+    """internlm2-chat template, SeparatorStyle.MPT of the official conversation.py."""
+    sep = "<|im_end|>"
+    ret = "<|im_start|>system\n" + system + sep
+    msgs = []
+    for q, a in history:
+        msgs += [("<|im_start|>user\n", q), ("<|im_start|>assistant\n", a)]
+    msgs += [("<|im_start|>user\n", question), ("<|im_start|>assistant\n", None)]
+    for role, m in msgs:
+        ret += role + m + sep if m else role
+    return ret
+
+
+def tiny_configs(vocab):
+    base = checkpoint.real_config()
+    v = base["vision_config"]
+    v.update(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2, image_size=56)
+    base["force_image_size"] = 56
+    out = {}
+    a = copy.deepcopy(base)   # 4 heads over 2 kv heads, dynamic NTK from 64 tokens
+    a["llm_config"].update(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+                           num_hidden_layers=2, rms_norm_eps=1e-5, rope_theta=10000,
+                           rope_scaling={"factor": 2.0, "type": "dynamic"}, max_position_embeddings=64,
+                           vocab_size=vocab)
+    out["tiny-a"] = (a, 1)
+    b = copy.deepcopy(base)   # 8 heads over 2 kv heads (4 groups), head dim 12, no scaling, sharded
+    b["llm_config"].update(hidden_size=96, num_attention_heads=8, num_key_value_heads=2, intermediate_size=160,
+                           num_hidden_layers=3, rms_norm_eps=1e-6, rope_theta=1000000, rope_scaling=None,
+                           max_position_embeddings=4096, vocab_size=vocab)
+    b["ps_version"] = "v2"
+    out["tiny-b"] = (b, 3)
+    c = copy.deepcopy(base)   # no grouping (kv heads == heads), factor 3 dynamic NTK from 48 tokens
+    c["llm_config"].update(hidden_size=48, num_attention_heads=3, num_key_value_heads=3, intermediate_size=96,
+                           num_hidden_layers=1, rms_norm_eps=1e-5, rope_theta=500000,
+                           rope_scaling={"factor": 3.0, "type": "dynamic"}, max_position_embeddings=48,
+                           vocab_size=vocab)
+    out["tiny-c"] = (c, 1)
+    return out
+
+
+def tokenizer_strings(rng, n=2400):
+    en = ("Hello world. The quick brown fox jumps over the lazy dog! Don't you think it's nice? "
+          "We're here, they've gone, I'm fine. What is in this picture ? It 's a cat .").split(" ")
+    zh = "你好世界，这是一张图片。请描述图中的内容：猫、狗和汽车！上海人工智能实验室书生多模态大模型"
+    ja = "こんにちは世界。これは写真です。カタカナとひらがな、漢字を混ぜる"
+    emoji = ["😀", "👍🏽", "👨‍👩‍👧‍👦", "🇩🇪", "❤️", "🤖", "𝕏", "𠀋", "𩸽", "🎉🎉", "\U0001F9D1\u200D\U0001F4BB"]
+    code = ["def f(x):\n\treturn x**2\n", "for (int i = 0; i < n; ++i) { s += a[i]; }", "{\"k\": [1, 2, 3]}",
+            "SELECT * FROM t WHERE id = 42;", "#include <stdio.h>", "fn main() -> i32 { 0 }", "a<b && c>d"]
+    ws = [" ", "  ", "   ", "\t", "\t\t", "\n", "\n\n", "\r\n", " \n ", "\u3000", "\u00a0", "        "]
+    specials = ["<|im_start|>", "<|im_end|>", "<s>", "</s>", "<unk>", "<img>", "</img>", "<IMG_CONTEXT>",
+                "<|plugin|>", "<ref>", "</box>", "<quad>"]
+    near = ["<|im_", "<|im_start", "im_end|>", "<img", "</img", "<IMG_CONTEXT", "< s>", "<s >", "</s",
+            "<|", "|>", "[UNUSED_TOKEN_141]", "[UNUSED_TOKEN_14", "Ｅ", "ａｂ", "ａ", "<<s>>", "<|im_end||>"]
+    digits = ["0", "7", "42", "123456", "3.14159", "1,000,000", "２０２４", "٣٤٥", "1e-5"]
+    pools = [en, list(zh), list(ja), emoji, code, ws, specials, near, digits]
+    out = ["", " ", "\n", "<s>", "<|im_end|>", "Hello", " Hello", "Hello world", "12345", "a  b", "\t\tx"]
+    while len(out) < n:
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            pool = rng.choice(pools)
+            parts.append(rng.choice(pool))
+            if rng.random() < 0.3:
+                parts.append(rng.choice(ws))
+        if rng.random() < 0.1:   # random code points, BMP and astral, no surrogates
+            for _ in range(rng.randint(1, 6)):
+                cp = rng.choice([rng.randint(0x20, 0x7E), rng.randint(0xA0, 0xD7FF), rng.randint(0xE000, 0xFFFD),
+                                 rng.randint(0x10000, 0x10FFFF), rng.randint(0, 0x1F)])
+                parts.append(chr(cp))
+        out.append("".join(parts))
+    return out
+
+
+def write_tokenizer_cases(folder, path, dec_path, rng):
+    ref = RefTokenizer(folder)
+    with open(path, "w", encoding="utf-8") as f:
+        for s in tokenizer_strings(rng):
+            f.write(json.dumps({"text": s, "ids": ref.encode(s)}, ensure_ascii=False) + "\n")
+    n = ref.sp.get_piece_size() + (len(ref.added) - sum(1 for i in ref.added.values() if i < ref.sp.get_piece_size()))
+    with open(dec_path, "w", encoding="utf-8") as f:
+        for k in range(600):
+            L = rng.randint(0, 24)
+            if k % 3 == 0:   # byte pieces only: exercises invalid and split UTF-8
+                ids = [rng.randint(3, 258) for _ in range(L)]
+            else:
+                ids = [rng.randint(0, n - 1) for _ in range(L)]
+            f.write(json.dumps({"ids": ids, "text": ref.decode(ids)}, ensure_ascii=False) + "\n")
+
+
+def lm_cases():
+    return [
+        ("", [], "Hello"),
+        (SYSTEM, [], "Hello, who are you?"),
+        (SYSTEM, [], "请描述这张图片。"),
+        (SYSTEM, [("What is 2+2?", "4")], "And 3+3?"),
+        (SYSTEM, [("Hi", "Hello! How can I help?"), ("Tell me a joke", "Why did the cat sit on the computer?")], "Why?"),
+        ("You are a helpful assistant.", [], "Write a haiku about the sea.\nNo rhymes."),
+        (SYSTEM, [("a", "")], "empty answer in history"),
+        ("", [], "<img></img> special tokens glued<|im_end|>in text"),
+        (SYSTEM, [], "数字 1234567890 and emoji 😀👍🏽"),
+        ("Be brief.", [("q1", "a1"), ("q2", "a2"), ("q3", "a3")], "q4\tq4\tq4"),
+        (SYSTEM, [], "x"),
+    ]
+
+
+def write_lm_golden(name, cfg, out_dir, tok_dir):
+    weights = checkpoint.read_checkpoint(out_dir)
+    ref_model = RefInternLM2(cfg, weights)
+    tok = RefTokenizer(tok_dir)
+    stop = {tok.added["<|im_end|>"], tok.sp.eos_id()}
+    cases = []
+    for system, history, question in lm_cases():
+        prompt = chat_prompt(system, history, question)
+        ids = tok.encode(prompt)
+        logits = ref_model.forward(ids)[-1]
+        gen = ref_model.greedy(ids, 32, stop_ids=stop)
+        cases.append({"system": system, "history": history, "question": question, "prompt": prompt,
+                      "prompt_ids": ids, "last_logits": [float(x) for x in logits],
+                      "greedy_ids": gen, "response": tok.chat_response(gen)})
+    with open(os.path.join(out_dir, "golden.json"), "w", encoding="utf-8") as f:
+        json.dump({"model": name, "cases": cases}, f, ensure_ascii=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="testdata")
+    ap.add_argument("--shared", default=os.path.join(os.path.dirname(__file__), "../../../shared"))
+    args = ap.parse_args()
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    tok_dir = os.path.join(out, "tokenizer")
+    vocab = make_tokenizer.train(tok_dir)
+    rng = random.Random(1234)
+    write_tokenizer_cases(tok_dir, os.path.join(out, "tokenizer-cases.jsonl"),
+                          os.path.join(out, "decode-cases.jsonl"), rng)
+    real = os.path.join(args.shared, "fixtures/internlm2-tokenizer")
+    if os.path.exists(os.path.join(real, "tokenizer.model")):
+        write_tokenizer_cases(real, os.path.join(out, "real-tokenizer-cases.jsonl"),
+                              os.path.join(out, "real-decode-cases.jsonl"), random.Random(99))
+    for seed, (name, (cfg, shards)) in enumerate(tiny_configs(vocab).items()):
+        d = os.path.join(out, name)
+        checkpoint.write_checkpoint(d, cfg, seed=100 + seed, shards=shards)
+        for fn in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copy(os.path.join(tok_dir, fn), d)
+        write_lm_golden(name, cfg, d, tok_dir)
+        print(f"{name}: written", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
