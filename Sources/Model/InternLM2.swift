@@ -1,0 +1,227 @@
+import Checkpoint
+import Foundation
+import Kernels
+
+/// InternLM2ForCausalLM (internvl_chat/internvl/model/internlm2/modeling_internlm2.py), inference only.
+///
+/// Weights are views into the memory-mapped checkpoint in their stored dtype; only the small
+/// norm vectors are converted to Float. Activations are Float.
+public final class InternLM2: @unchecked Sendable {
+    /// One InternLM2DecoderLayer.
+    struct Layer {
+        let attentionNorm: [Float]      // [hidden]
+        let wqkv: WeightMatrix          // [(heads + 2 kv) * headDim, hidden], packed by kv group
+        let wo: WeightMatrix            // [hidden, heads * headDim]
+        let ffnNorm: [Float]            // [hidden]
+        let w1: WeightMatrix            // [ffn, hidden]  gate
+        let w3: WeightMatrix            // [ffn, hidden]  up
+        let w2: WeightMatrix            // [hidden, ffn]  down
+    }
+
+    public let config: LLMConfiguration
+    let embeddings: WeightMatrix        // [vocab, hidden]
+    let layers: [Layer]
+    let norm: [Float]                   // [hidden]
+    let output: WeightMatrix            // [vocab, hidden]
+    /// Prefill is processed this many positions at a time to bound activation memory.
+    public var prefillChunk = 512
+    private let scratch = Scratch()
+    // Keeps the mapped files alive as long as the views into them.
+    private let weights: CheckpointWeights
+
+    public var hidden: Int { config.hiddenSize }
+    public var vocabSize: Int { config.vocabSize }
+
+    public init(weights: CheckpointWeights, config: LLMConfiguration) throws {
+        self.weights = weights
+        self.config = config
+        func t(_ name: String) throws -> Tensor {
+            guard let x = weights.tensor("language_model." + name) else {
+                throw CheckpointError.missingTensor("language_model." + name, file: "the checkpoint")
+            }
+            return x
+        }
+        embeddings = try t("model.tok_embeddings.weight").matrix
+        layers = try (0..<config.numHiddenLayers).map { i in
+            let p = "model.layers.\(i)."
+            return Layer(attentionNorm: try t(p + "attention_norm.weight").floats(),
+                         wqkv: try t(p + "attention.wqkv.weight").matrix,
+                         wo: try t(p + "attention.wo.weight").matrix,
+                         ffnNorm: try t(p + "ffn_norm.weight").floats(),
+                         w1: try t(p + "feed_forward.w1.weight").matrix,
+                         w3: try t(p + "feed_forward.w3.weight").matrix,
+                         w2: try t(p + "feed_forward.w2.weight").matrix)
+        }
+        norm = try t("model.norm.weight").floats()
+        output = config.tieWordEmbeddings == true ? embeddings : try t("output.weight").matrix
+    }
+
+    public func makeCache(initialCapacity: Int = 256) -> KVCache {
+        KVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
+                initialCapacity: initialCapacity)
+    }
+
+    /// Bytes of language-model weights read per decoded token (every matrix once).
+    public var weightBytesPerToken: Int {
+        let mats = layers.flatMap { [$0.wqkv, $0.wo, $0.w1, $0.w3, $0.w2] } + [output]
+        return mats.reduce(0) { $0 + $1.rows * $1.cols * $1.dtype.size } + hidden * embeddings.dtype.size
+    }
+
+    /// Embedding rows for `ids` into `out` ([ids.count, hidden]).
+    public func embed(_ ids: [Int32], into out: UnsafeMutablePointer<Float>) {
+        for (i, id) in ids.enumerated() {
+            embeddings.convertRows(Int(id), Int(id) + 1, into: out + i * hidden)
+        }
+    }
+
+    public enum LogitsWanted { case last, all, none }
+
+    /// Runs token ids through the model after what `cache` holds; see `forward(embeddings:)`.
+    public func forward(_ ids: [Int32], cache: KVCache, logits: LogitsWanted = .last) -> [Float] {
+        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < vocabSize }, "token id out of range")
+        let x = FloatBuffer(count: ids.count * hidden)
+        embed(ids, into: x.data)
+        return forward(embeddings: x.data, count: ids.count, cache: cache, logits: logits)
+    }
+
+    /// Runs `t` input embeddings (`[t, hidden]`, overwritten) through the model, appending their
+    /// keys and values to `cache`. Returns logits `[vocab]` of the last position, `[t, vocab]`
+    /// of all, or nothing.
+    ///
+    /// RoPE follows InternLM2DynamicNTKScalingRotaryEmbedding: the base is chosen from the
+    /// sequence length at this call (cache + t), and cached keys keep the rotation they got,
+    /// exactly as the official generate() with its cache behaves.
+    public func forward(embeddings x: UnsafeMutablePointer<Float>, count t: Int, cache: KVCache,
+                        logits: LogitsWanted = .last) -> [Float] {
+        guard t > 0 else { return [] }
+        let past = cache.count
+        let total = past + t
+        cache.reserve(total)
+        let rope = ropeTables(positions: past..<total, callLength: total)
+        var start = 0
+        while start < t {
+            let n = min(prefillChunk, t - start)
+            for (l, layer) in layers.enumerated() {
+                step(layer, l, x + start * hidden, n, past + start, cache, rope, ropeOffset: start)
+            }
+            start += n
+        }
+        cache.advance(by: t)
+        switch logits {
+        case .none: return []
+        case .last: return project(x + (t - 1) * hidden, 1)
+        case .all: return project(x, t)
+        }
+    }
+
+    /// Final RMSNorm and the output head for `n` rows.
+    private func project(_ h: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] {
+        let xn = scratch.buffer(.norm, n * hidden)
+        norm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: Float(config.rmsNormEps)) }
+        var out = [Float](repeating: 0, count: n * vocabSize)
+        out.withUnsafeMutableBufferPointer { matmul(output, xn, n, $0.baseAddress!, scratch: &scratch.weightBlock) }
+        return out
+    }
+
+    /// One decoder layer over `n` rows of `h` at positions `pos0..<pos0+n`.
+    private func step(_ layer: Layer, _ l: Int, _ h: UnsafeMutablePointer<Float>, _ n: Int, _ pos0: Int,
+                      _ cache: KVCache, _ rope: RopeTables, ropeOffset: Int) {
+        let c = config
+        let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads, hd = c.headDim
+        let groups = heads / kvHeads
+        let eps = Float(c.rmsNormEps)
+        let qkvRows = (heads + 2 * kvHeads) * hd
+        let xn = scratch.buffer(.norm, n * hidden)                 // [n, hidden]
+        let qkv = scratch.buffer(.qkv, n * qkvRows)                // [n, (heads + 2 kv) * hd]
+        let q = scratch.buffer(.query, n * heads * hd)             // [n, heads * hd]
+        let attn = scratch.buffer(.attention, n * heads * hd)      // [n, heads * hd]
+        let o = scratch.buffer(.output, n * hidden)                // [n, hidden]
+
+        // attention_norm -> wqkv
+        layer.attentionNorm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: eps) }
+        matmul(layer.wqkv, xn, n, qkv, scratch: &scratch.weightBlock)
+
+        // Unpack 'b q (h gs d) -> b q h gs d', gs = groups + 2: per kv head g, `groups` queries,
+        // then its key, then its value. Query head g * groups + j reads kv head g.
+        let kRows = cache.keys[l] + pos0 * kvHeads * hd, vRows = cache.values[l] + pos0 * kvHeads * hd
+        for i in 0..<n {
+            let src = qkv + i * qkvRows
+            for g in 0..<kvHeads {
+                let block = src + g * (groups + 2) * hd
+                (q + i * heads * hd + g * groups * hd).update(from: block, count: groups * hd)
+                (kRows + (i * kvHeads + g) * hd).update(from: block + groups * hd, count: hd)
+                (vRows + (i * kvHeads + g) * hd).update(from: block + (groups + 1) * hd, count: hd)
+            }
+            let r = ropeOffset + i
+            applyRoPE(q + i * heads * hd, heads: heads, dim: hd, stride: hd, cos: rope.cos(r), sin: rope.sin(r))
+            applyRoPE(kRows + i * kvHeads * hd, heads: kvHeads, dim: hd, stride: hd, cos: rope.cos(r), sin: rope.sin(r))
+        }
+        causalAttention(q: q, k: cache.keys[l], v: cache.values[l], out: attn, t: n, past: pos0,
+                        heads: heads, kvHeads: kvHeads, dim: hd, scores: &scratch.scores)
+        matmul(layer.wo, attn, n, o, scratch: &scratch.weightBlock)
+        for i in 0..<(n * hidden) { h[i] += o[i] }
+
+        // ffn_norm -> w2(silu(w1 x) * w3 x)
+        let ffn = c.intermediateSize
+        let gate = scratch.buffer(.gate, n * ffn), up = scratch.buffer(.up, n * ffn)
+        layer.ffnNorm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: eps) }
+        matmul(layer.w1, xn, n, gate, scratch: &scratch.weightBlock)
+        matmul(layer.w3, xn, n, up, scratch: &scratch.weightBlock)
+        siluMul(gate, up, n: n * ffn)
+        matmul(layer.w2, gate, n, o, scratch: &scratch.weightBlock)
+        for i in 0..<(n * hidden) { h[i] += o[i] }
+    }
+
+    /// cos/sin rows `[position, headDim / 2]` for one forward call.
+    struct RopeTables {
+        let half: Int
+        let cosv: FloatBuffer, sinv: FloatBuffer
+        func cos(_ i: Int) -> UnsafePointer<Float> { UnsafePointer(cosv.data + i * half) }
+        func sin(_ i: Int) -> UnsafePointer<Float> { UnsafePointer(sinv.data + i * half) }
+    }
+
+    /// Inverse frequencies for a call whose sequence length is `callLength`
+    /// (InternLM2RotaryEmbedding and its dynamic NTK / linear variants).
+    func inverseFrequencies(callLength: Int) -> [Float] {
+        let d = config.headDim
+        var base = config.ropeTheta
+        if let rs = config.ropeScaling, rs.type == "dynamic", callLength > config.maxPositionEmbeddings {
+            let ratio = rs.factor * Double(callLength) / Double(config.maxPositionEmbeddings) - (rs.factor - 1)
+            base *= pow(ratio, Double(d) / Double(d - 2))
+        }
+        // As torch: float32 exponent (arange / dim), float32 power, float32 reciprocal.
+        return (0..<(d / 2)).map { i in 1 / Float(pow(base, Double(Float(2 * i) / Float(d)))) }
+    }
+
+    func ropeTables(positions: Range<Int>, callLength: Int) -> RopeTables {
+        let half = config.headDim / 2
+        let inv = inverseFrequencies(callLength: callLength)
+        var linear: Float = 1
+        if let rs = config.ropeScaling, rs.type == "linear" { linear = Float(rs.factor) }
+        let c = FloatBuffer(count: positions.count * half), s = FloatBuffer(count: positions.count * half)
+        for (k, p) in positions.enumerated() {
+            let tpos = Float(p) / linear
+            for i in 0..<half {
+                let angle = Double(tpos * inv[i])      // float32 product, as torch's einsum
+                c[k * half + i] = Float(Foundation.cos(angle))
+                s[k * half + i] = Float(Foundation.sin(angle))
+            }
+        }
+        return RopeTables(half: half, cosv: c, sinv: s)
+    }
+}
+
+/// Reusable activation buffers, grown on demand: no allocation per decoded token.
+final class Scratch: @unchecked Sendable {
+    enum Slot: Int, CaseIterable { case norm, qkv, query, attention, output, gate, up }
+    private var buffers: [FloatBuffer?] = Array(repeating: nil, count: Slot.allCases.count)
+    var weightBlock: [Float] = []
+    var scores: [Float] = []
+
+    func buffer(_ slot: Slot, _ n: Int) -> UnsafeMutablePointer<Float> {
+        if let b = buffers[slot.rawValue], b.count >= n { return b.data }
+        let b = FloatBuffer(count: n)
+        buffers[slot.rawValue] = b
+        return b.data
+    }
+}
