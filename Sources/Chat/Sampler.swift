@@ -1,0 +1,105 @@
+import Foundation
+
+/// How the next token is chosen. `temperature == 0` is greedy decoding.
+public struct SamplingParameters: Sendable, Equatable, Codable {
+    public var temperature: Float = 0
+    /// 0 keeps every token.
+    public var topK: Int = 0
+    /// 1 keeps every token.
+    public var topP: Float = 1
+    /// 1 disables the penalty.
+    public var repetitionPenalty: Float = 1
+    public var seed: UInt64 = 0
+    public var maxNewTokens: Int = 1024
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1,
+                seed: UInt64 = 0, maxNewTokens: Int = 1024) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.repetitionPenalty = repetitionPenalty
+        self.seed = seed
+        self.maxNewTokens = maxNewTokens
+    }
+
+    /// A message naming the first invalid value, or nil.
+    public var problem: String? {
+        if !(temperature >= 0) || !temperature.isFinite { return "temperature must be 0 (greedy) or positive" }
+        if topK < 0 { return "top-k must be 0 (off) or positive" }
+        if !(topP > 0 && topP <= 1) { return "top-p must be in (0, 1]" }
+        if !(repetitionPenalty > 0) || !repetitionPenalty.isFinite { return "repetition penalty must be positive" }
+        if maxNewTokens < 1 { return "max new tokens must be at least 1" }
+        return nil
+    }
+}
+
+/// Picks tokens from logits as transformers' generate() orders its processors: repetition
+/// penalty over every id seen (prompt included), then temperature, top-k, top-p, then a draw.
+/// The draw uses our own seeded generator, so sampled text is reproducible here but not equal
+/// to PyTorch's; greedy decoding is exact.
+public struct Sampler: Sendable {
+    public var parameters: SamplingParameters
+    private var rng: SplitMix64
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SplitMix64(seed: parameters.seed)
+    }
+
+    public mutating func next(logits: [Float], seen: [Int32]) -> Int32 {
+        var l = logits
+        let p = parameters
+        if p.repetitionPenalty != 1 {
+            for id in Set(seen) where id >= 0 && Int(id) < l.count {
+                let v = l[Int(id)]
+                l[Int(id)] = v < 0 ? v * p.repetitionPenalty : v / p.repetitionPenalty
+            }
+        }
+        if p.temperature == 0 { return Int32(argmax(l)) }
+        for i in l.indices { l[i] /= p.temperature }
+        var order = l.indices.sorted { l[$0] > l[$1] }
+        if p.topK > 0 && p.topK < order.count { order = Array(order.prefix(p.topK)) }
+        // Softmax over the survivors.
+        let m = l[order[0]]
+        var probs = order.map { Double(exp(l[$0] - m)) }
+        var sum = probs.reduce(0, +)
+        if p.topP < 1 {
+            // Keep the smallest prefix whose mass reaches top_p (at least one token).
+            var acc = 0.0, keep = 0
+            for (k, q) in probs.enumerated() {
+                keep = k + 1
+                acc += q / sum
+                if acc >= Double(p.topP) { break }
+            }
+            order = Array(order.prefix(keep)); probs = Array(probs.prefix(keep))
+            sum = probs.reduce(0, +)
+        }
+        let u = Double(rng.next() >> 11) / Double(1 << 53) * sum
+        var acc = 0.0
+        for (k, q) in probs.enumerated() {
+            acc += q
+            if u < acc { return Int32(order[k]) }
+        }
+        return Int32(order[order.count - 1])
+    }
+}
+
+/// Index of the largest value (the first one on ties, as torch.argmax).
+public func argmax(_ x: [Float]) -> Int {
+    var best = 0
+    for i in x.indices where x[i] > x[best] { best = i }
+    return best
+}
+
+/// SplitMix64: small, fast, and the same sequence on every platform.
+struct SplitMix64: Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Chat
+import Checkpoint
+import Foundation
+import Kernels
+import Model
+
+/// `internvl-chat bench`: the machine's ceilings and the engine's speeds in one process.
+/// Figures for docs/benchmarks.md come from this command.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure memory bandwidth, SGEMM throughput and the engine's load, prefill and decode speeds.")
+
+    enum Weights: String, ExpressibleByArgument, CaseIterable { case bf16, int8, q4 }
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Weight format: bf16 (as stored), int8 or q4.") var weights: Weights = .bf16
+    @Option(help: "Prompt lengths for prefill.") var prefill: [Int] = [256, 2048]
+    @Option(help: "Contexts at which decoding is timed.") var decodeAt: [Int] = [64, 2048]
+    @Option(help: "Decode steps timed at each context.") var decodeSteps = 16
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard weights == .bf16 else {
+                throw ValidationError("--weights \(weights.rawValue) is not implemented yet; only bf16 (the stored format) is")
+            }
+            let folder = try modelOptions.locate()
+            var r: [String: Any] = ["weights": weights.rawValue, "model": folder.path]
+            log("measuring read bandwidth…")
+            let gbps = MachineProbe.readBandwidth()
+            r["read_gbps"] = gbps
+            log("measuring SGEMM…")
+            let vit = MachineProbe.sgemmGFLOPs(m: 1025, n: 3072, k: 1024)
+            let pre = MachineProbe.sgemmGFLOPs(m: 256, n: 8192, k: 2048)
+            r["sgemm_gflops"] = max(vit, pre)
+            r["sgemm_gflops_by_shape"] = ["1025x1024x3072": vit, "256x2048x8192": pre]
+
+            log("loading \(folder.path)…")
+            let engine = try ChatEngine(folder: folder, contextLength: max(prefill.max() ?? 0, decodeAt.max() ?? 0) + decodeSteps + 8)
+            r["load_s"] = engine.loadSeconds
+            r["rss_after_load_mb"] = MachineProbe.memoryMB().rss
+            let model = engine.model
+            let bytesPerToken = model.weightBytesPerToken
+            r["weight_bytes_per_token"] = bytesPerToken
+
+            // Prompts of random ids drawn from ordinary text pieces (no special tokens).
+            var rng = SystemRandomNumberGenerator()
+            func prompt(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32.random(in: 1000..<30000, using: &rng) } }
+
+            var prefillRates: [String: Double] = [:], prefillGF: [String: Double] = [:]
+            for n in prefill {
+                log("prefill \(n) tokens…")
+                let t0 = Date()
+                _ = model.forward(prompt(n), cache: model.makeCache(initialCapacity: n))
+                let dt = Date().timeIntervalSince(t0)
+                prefillRates[String(n)] = Double(n) / dt
+                prefillGF[String(n)] = prefillFLOPs(model, n) / dt / 1e9
+            }
+            r["prefill_tok_s"] = prefillRates
+            var decodeRates: [String: Double] = [:]
+            for ctx in decodeAt {
+                log("decode at context \(ctx)…")
+                let cache = model.makeCache(initialCapacity: ctx + decodeSteps)
+                _ = model.forward(prompt(ctx), cache: cache, logits: .none)
+                let t0 = Date()
+                for _ in 0..<decodeSteps { _ = model.forward(prompt(1), cache: cache) }
+                decodeRates[String(ctx)] = Double(decodeSteps) / Date().timeIntervalSince(t0)
+            }
+            r["decode_tok_s"] = decodeRates
+            r["rss_peak_mb"] = MachineProbe.memoryMB().peak
+            let d0 = decodeRates[String(decodeAt.min() ?? 64)] ?? 0
+            r["decode_vs_bandwidth"] = d0 * Double(bytesPerToken) / (gbps * 1e9)
+            r["prefill_vs_sgemm"] = (prefillGF[String(prefill.min() ?? 256)] ?? 0) / max(vit, pre)
+            r["vision_s_per_tile"] = NSNull()          // the vision encoder comes with images (issue 3)
+            r["vision_vs_sgemm"] = NSNull()
+            r["threads"] = ProcessInfo.processInfo.activeProcessorCount
+            print(json ? try jsonLine(r) : table(r))
+        }
+    }
+
+    /// Multiply-adds x 2 of one prefill of `n` tokens: every layer matrix once per token, plus
+    /// causal attention (QK^T and PV over n^2 / 2 pairs); the output head only for the last token.
+    func prefillFLOPs(_ m: InternLM2, _ n: Int) -> Double {
+        let c = m.config
+        let perToken = Double(c.numHiddenLayers) * Double(c.hiddenSize) *
+            Double((c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim + c.hiddenSize + 3 * c.intermediateSize)
+        let attention = Double(c.numHiddenLayers) * 2 * Double(n) * Double(n) / 2 * Double(c.hiddenSize)
+        return 2 * (perToken * Double(n) + attention + Double(c.vocabSize * c.hiddenSize))
+    }
+
+    func log(_ s: String) { FileHandle.standardError.write(Data(("bench: " + s + "\n").utf8)) }
+
+    func jsonLine(_ r: [String: Any]) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+
+    func table(_ r: [String: Any]) -> String {
+        r.keys.sorted().map { k in
+            let v = r[k]!
+            let s: String
+            switch v {
+            case let d as Double: s = String(format: "%.3f", d)
+            case let m as [String: Double]: s = m.keys.sorted { Int($0) ?? 0 < Int($1) ?? 0 }.map { "\($0): " + String(format: "%.2f", m[$0]!) }.joined(separator: ", ")
+            case is NSNull: s = "n/a"
+            default: s = "\(v)"
+            }
+            return k.padding(toLength: 24, withPad: " ", startingAt: 0) + s
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Chat
+import Checkpoint
+import Foundation
+
+@main
+struct InternVLChat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "internvl-chat",
+        abstract: "Chat with Mini-InternVL-Chat-2B-V1-5 on the CPU.",
+        discussion: """
+        Without --model the checkpoint is looked for in $INTERNVL_CHAT_MODEL, the "model" entry of \
+        $XDG_CONFIG_HOME/internvl-chat/config.json, and the Hugging Face cache.
+        """,
+        subcommands: [ChatCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self],
+        defaultSubcommand: ChatCommand.self)
+}
+
+/// Where the model is.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "The checkpoint folder (config.json, *.safetensors, tokenizer.model).")
+    var model: String?
+
+    func locate() throws -> URL {
+        try ModelLocator().locate(explicit: model)
+    }
+}
+
+/// Runs `body`, turning any error into one clean line on stderr and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        let message = (error as? LocalizedError)?.errorDescription ?? String(describing: error)
+        FileHandle.standardError.write(Data(("error: " + TerminalText.sanitize(message) + "\n").utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// Writes to stdout immediately; control characters are made visible when stdout is a terminal.
+enum Output {
+    static let isTerminal = isatty(1) != 0
+
+    static func write(_ s: String) {
+        let text = isTerminal ? TerminalText.sanitize(s) : s
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The built `internvl-chat` binary, run as scripts and users run it.
+struct CLITests {
+    struct Run { var status: Int32; var out: String; var err: String }
+
+    static var binary: URL {
+        if let e = ProcessInfo.processInfo.environment["INTERNVL_BIN"] { return URL(fileURLWithPath: e) }
+        let here = Bundle.main.bundleURL.deletingLastPathComponent()
+        for dir in [here, here.deletingLastPathComponent()] {
+            let u = dir.appendingPathComponent("internvl-chat")
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
+        return TestData.packageRoot.appendingPathComponent(".build/debug/internvl-chat")
+    }
+
+    static func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Run {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        e.merge(env) { $1 }
+        p.environment = e
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out; p.standardError = err; p.standardInput = inp
+        try p.run()
+        if let s = stdin { inp.fileHandleForWriting.write(Data(s.utf8)) }
+        try inp.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), r = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: r, as: UTF8.self))
+    }
+
+    static func lastJSON(_ s: String) throws -> [String: Any] {
+        let line = s.split(separator: "\n").last.map(String.init) ?? ""
+        return try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+    }
+
+    @Test func generateJSONMatchesReferenceWithHistory() throws {
+        let model = TestData.url("tiny-b")
+        let cases = try TestData.json(model.appendingPathComponent("golden.json"))["cases"] as! [[String: Any]]
+        let c = cases[4]   // two history turns
+        let hist = FileManager.default.temporaryDirectory.appendingPathComponent("hist-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: hist) }
+        try JSONSerialization.data(withJSONObject: c["history"]!).write(to: hist)
+        let r = try Self.run(["generate", "--model", model.path, "--system", c["system"] as! String, "--history", hist.path,
+                              "--temperature", "0", "--max-new-tokens", "32", "--json", c["question"] as! String])
+        #expect(r.status == 0, "\(r.err)")
+        let d = try Self.lastJSON(r.out)
+        #expect(TestData.ints(d["token_ids"]) == TestData.ints(c["greedy_ids"]))
+        #expect(TestData.ints(d["prompt_token_ids"]) == TestData.ints(c["prompt_ids"]))
+        #expect(d["text"] as? String == c["response"] as? String)
+        let t = d["timings"] as! [String: Any]
+        for k in ["load_s", "prefill_s", "decode_s", "prefill_tok_s", "decode_tok_s"] { #expect(t[k] is Double, "\(k)") }
+        // Streaming mode prints the same text (stdout is a pipe here, so it is not sanitised).
+        let plain = try Self.run(["generate", "--model", model.path, "--system", c["system"] as! String, "--history", hist.path,
+                                  "--max-new-tokens", "32", c["question"] as! String])
+        #expect(plain.out == (c["response"] as! String) + "\n")
+    }
+
+    @Test func tokenizeModes() throws {
+        let m = TestData.url("tiny-a").path
+        let cases = try TestData.jsonl("tokenizer-cases.jsonl").prefix(40)
+        let input = cases.map { String(decoding: try! JSONSerialization.data(withJSONObject: $0["text"]!, options: .fragmentsAllowed), as: UTF8.self) }
+        let r = try Self.run(["tokenize", "--model", m, "--stdin-jsonl"], stdin: input.joined(separator: "\n") + "\n")
+        #expect(r.status == 0)
+        let lines = r.out.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == cases.count)
+        for (line, c) in zip(lines, cases) {
+            #expect(TestData.ints(try JSONSerialization.jsonObject(with: Data(line.utf8))) == TestData.ints(c["ids"]))
+        }
+        let j = try Self.run(["tokenize", "--model", m, "--json", "Hello world"])
+        #expect(j.out.hasPrefix("[1,"))
+        let plain = try Self.run(["tokenize", "--model", m, "Hello world"])
+        #expect(plain.out.hasPrefix("1 "))
+    }
+
+    /// Bad input: one clear line on stderr naming what is wrong, status 1, no crash or stack dump,
+    /// and no raw escape sequence even when a file name carries one.
+    @Test func badInputGivesCleanErrors() throws {
+        let tiny = TestData.url("tiny-a").path
+        let s = try ScratchFolder(copying: TestData.url("tiny-a"))
+        defer { s.remove() }
+        try Data("this is not a protobuf".utf8).write(to: s.file("tokenizer.model"))
+        let hist = s.file("history.json")
+        try Data("[[\"q\"]]".utf8).write(to: hist)
+        let checks: [([String], String)] = [
+            (["generate", "--model", "/no/such/model", "hi"], "/no/such/model does not exist"),
+            (["generate", "--model", "/tmp/\u{1b}[31mred", "hi"], "does not exist"),
+            (["tokenize", "--model", s.url.path, "hi"], "not a SentencePiece model"),
+            (["generate", "--model", s.url.path, "hi"], "not a SentencePiece model"),
+            (["generate", "--model", tiny, ""], "The prompt is empty"),
+            (["generate", "--model", tiny, "--context", "20", "a long question that does not fit"], "but the context holds 20"),
+            (["generate", "--model", tiny, "--history", hist.path, "hi"], "entry 0 is not a [question, answer] pair"),
+            (["generate", "--model", tiny, "--history", "/no/hist.json", "hi"], "cannot be read"),
+        ]
+        for (args, message) in checks {
+            let r = try Self.run(args)
+            #expect(r.status == 1, "\(args): status \(r.status)")
+            #expect(r.err.hasPrefix("error: ") && r.err.contains(message), "\(args): \(r.err)")
+            #expect(!r.err.contains("\u{1b}") && !r.err.contains("Fatal error") && !r.err.contains("Stack dump"))
+            #expect(r.out.isEmpty)
+        }
+        let bad = try Self.run(["generate", "--model", tiny, "--top-p", "0", "hi"])
+        #expect(bad.status != 0 && bad.err.contains("top-p"))
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+import TestSupport
+import Tokenizer
+@testable import Chat
+
+struct ChatTemplateTests {
+    static func goldenCases(_ model: String) throws -> [[String: Any]] {
+        try TestData.json(TestData.url(model + "/golden.json"))["cases"] as! [[String: Any]]
+    }
+
+    static func history(_ c: [String: Any]) -> [(String, String)] {
+        (c["history"] as! [[String]]).map { ($0[0], $0[1]) }
+    }
+
+    /// Prompt strings equal the reference's rendering of conversation.py's MPT template,
+    /// including an empty history answer and an empty system message.
+    @Test func promptsMatchReference() throws {
+        for c in try Self.goldenCases("tiny-a") {
+            let t = ChatTemplate(systemMessage: c["system"] as! String)
+            #expect(t.prompt(history: Self.history(c), question: c["question"] as! String) == c["prompt"] as! String)
+        }
+        #expect(ChatTemplate().prompt(history: [], question: "hi")
+            == "<|im_start|>system\n\(ChatTemplate.defaultSystemMessage)<|im_end|><|im_start|>user\nhi<|im_end|><|im_start|>assistant\n")
+    }
+
+    /// The engine end to end: template, tokenizer, model, greedy loop, response text.
+    @Test(arguments: TestData.tinyModels)
+    func greedyChatMatchesReference(model: String) throws {
+        let engine = try ChatEngine(folder: TestData.url(model))
+        for c in try Self.goldenCases(model) {
+            let ids = try engine.promptIDs(template: ChatTemplate(systemMessage: c["system"] as! String),
+                                           history: Self.history(c), question: c["question"] as! String)
+            #expect(ids == TestData.ints(c["prompt_ids"]))
+            var streamed = ""
+            let r = try engine.generate(prompt: ids, parameters: SamplingParameters(maxNewTokens: 32),
+                                        onText: { streamed += $0 })
+            #expect(r.tokenIDs == TestData.ints(c["greedy_ids"]))
+            #expect(r.text == c["response"] as! String)
+            #expect(streamed == r.text, "streamed text must add up to the response")
+            #expect(r.stoppedAtStopToken == (r.tokenIDs.count < 32))
+        }
+    }
+
+    @Test func badRequestsAreErrors() throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-a"), contextLength: 32)
+        #expect(throws: ChatError.emptyPrompt) { try engine.promptIDs(template: ChatTemplate(), history: [], question: "") }
+        #expect(throws: ChatError.self) { try engine.promptIDs(template: ChatTemplate(), history: [], question: "hello") }
+        let short = try engine.promptIDs(template: ChatTemplate(systemMessage: ""), history: [], question: "a")
+        #expect(throws: ChatError.invalidParameters("top-p must be in (0, 1]")) {
+            try engine.generate(prompt: short, parameters: SamplingParameters(topP: 0))
+        }
+        // The answer stops at the context end instead of overflowing it.
+        let r = try engine.generate(prompt: short, parameters: SamplingParameters(maxNewTokens: 100))
+        #expect(short.count + r.tokenIDs.count <= 32)
+    }
+}
+
+struct StreamingDetokenizerTests {
+    static func stream(_ tok: InternLM2Tokenizer, _ ids: [Int32]) -> String {
+        var d = StreamingDetokenizer(tokenizer: tok)
+        var s = ""
+        for id in ids { s += d.append(id) }
+        return s + d.finish()
+    }
+
+    /// Whatever the ids, the emitted chunks add up to the final response, and no chunk is
+    /// ever taken back (it would be visible on screen).
+    @Test func chunksAddUpToTheResponse() throws {
+        let tok = try InternLM2Tokenizer(folder: TestData.url("tokenizer"))
+        var cases = try TestData.jsonl("decode-cases.jsonl").map { TestData.ints($0["ids"]) }
+        let piece = { (s: String) in tok.encode(s, addBOS: false) }
+        cases += [
+            piece("don") + piece(" ") + piece("n't") + piece(" .") + piece(" '") + piece(" ") + piece("s ok ?"),
+            piece("a ' b ' ' c ' s"),
+            piece("hello <|im_") + piece("end|> never shown"),
+            piece("  leading and trailing  \n"),
+            piece("你好") + piece("😀"),
+            [tok.tokenID("<|im_end|>")!] + piece("x"),
+        ]
+        var rng = SeededRandom(seed: 3)
+        for _ in 0..<300 {
+            cases.append((0..<Int.random(in: 0...30, using: &rng)).map { _ in Int32.random(in: 0..<Int32(tok.vocabularySize), using: &rng) })
+        }
+        for ids in cases {
+            #expect(Self.stream(tok, ids) == tok.chatResponse(ids), "ids \(ids)")
+        }
+        #expect(tok.chatResponse(piece("hello <|im_") + piece("end|> never shown")) == "hello")
+    }
+
+    @Test func holdsBackSplitCharacters() throws {
+        let tok = try InternLM2Tokenizer(folder: TestData.url("tokenizer"))
+        // The byte pieces of "你" (E4 BD A0), by value.
+        let byteIDs = Array("你".utf8).map { b in Int32(tok.sp.model.pieces.firstIndex { $0.text == String(format: "<0x%02X>", b) }!) }
+        var d = StreamingDetokenizer(tokenizer: tok)
+        #expect(d.append(byteIDs[0]) == "")
+        #expect(d.append(byteIDs[1]) == "")
+        #expect(d.append(byteIDs[2]) == "你")
+    }
+}
+
+struct SamplerTests {
+    @Test func greedyAndPenalty() {
+        var s = Sampler(SamplingParameters())
+        #expect(s.next(logits: [0.1, 3, 2], seen: []) == 1)
+        var p = Sampler(SamplingParameters(repetitionPenalty: 2))
+        // 3 / 2 = 1.5 < 2: the penalised token loses; negative logits are multiplied.
+        #expect(p.next(logits: [0.1, 3, 2], seen: [1]) == 2)
+        #expect(p.next(logits: [-1, -0.6, -0.5], seen: [2]) == 1)
+    }
+
+    @Test func seededSamplingIsReproducibleAndFollowsTheDistribution() {
+        let logits: [Float] = [0, log(2), log(5), -50]
+        var a = Sampler(SamplingParameters(temperature: 1, seed: 42)), b = Sampler(SamplingParameters(temperature: 1, seed: 42))
+        var counts = [0, 0, 0, 0]
+        for _ in 0..<8000 {
+            let x = a.next(logits: logits, seen: [])
+            #expect(x == b.next(logits: logits, seen: []))
+            counts[Int(x)] += 1
+        }
+        // Expected shares 1/8, 2/8, 5/8; the tail token never.
+        #expect(abs(Double(counts[0]) / 8000 - 0.125) < 0.02)
+        #expect(abs(Double(counts[2]) / 8000 - 0.625) < 0.02)
+        #expect(counts[3] == 0)
+        var k1 = Sampler(SamplingParameters(temperature: 1, topK: 1, seed: 1))
+        var p = Sampler(SamplingParameters(temperature: 1, topP: 0.5, seed: 1))
+        for _ in 0..<50 {
+            #expect(k1.next(logits: logits, seen: []) == 2)
+            #expect(p.next(logits: logits, seen: []) == 2)    // 5/8 >= 0.5 alone
+        }
+        var p2 = Sampler(SamplingParameters(temperature: 1, topP: 0.7, seed: 1))
+        let drawn = Set((0..<400).map { _ in p2.next(logits: logits, seen: []) })
+        #expect(drawn == [1, 2])
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Kernels
+
+/// Each kernel against a naive loop in Double.
+struct KernelTests {
+    static func randomFloats(_ n: Int, _ rng: inout SeededRandom, scale: Float = 1) -> [Float] {
+        (0..<n).map { _ in Float.random(in: -scale...scale, using: &rng) }
+    }
+
+    /// A matrix stored as `dtype`, plus the Float values it really holds.
+    static func matrix(_ rows: Int, _ cols: Int, _ dtype: DType, _ rng: inout SeededRandom) -> (storage: [UInt8], values: [Float]) {
+        let v = randomFloats(rows * cols, &rng)
+        var bytes: [UInt8] = [], exact: [Float] = []
+        for x in v {
+            switch dtype {
+            case .bf16:
+                let b = floatToBF16(x); bytes += [UInt8(b & 0xFF), UInt8(b >> 8)]; exact.append(bf16ToFloat(b))
+            case .f16:
+                let h = Float16(x); let b = h.bitPattern; bytes += [UInt8(b & 0xFF), UInt8(b >> 8)]; exact.append(Float(h))
+            case .f32:
+                withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes += $0 }; exact.append(x)
+            }
+        }
+        return (bytes, exact)
+    }
+
+    static func naive(_ w: [Float], _ x: [Float], rows: Int, cols: Int, t: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: t * rows)
+        for i in 0..<t { for r in 0..<rows {
+            var s = 0.0
+            for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[i * cols + c]) }
+            y[i * rows + r] = s
+        } }
+        return y
+    }
+
+    static func maxError(_ a: [Float], _ b: [Double]) -> Double {
+        zip(a, b).map { abs(Double($0) - $1) }.max() ?? 0
+    }
+
+    @Test func bf16RoundsToNearestEven() {
+        #expect(floatToBF16(1.0) == 0x3F80)
+        #expect(bf16ToFloat(floatToBF16(3.140625)) == 3.140625)
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+        #expect(floatToBF16(1 + 1.0 / 256) == 0x3F80)
+        #expect(floatToBF16(1 + 3.0 / 256) == 0x3F82)
+    }
+
+    @Test(arguments: [(1, 1, 1), (7, 13, 1), (33, 64, 1), (5, 100, 3), (300, 37, 17), (1100, 1000, 4)])
+    func matmulMatchesNaiveLoop(rows: Int, cols: Int, t: Int) {
+        for dtype in DType.allCases {
+            var rng = SeededRandom(seed: UInt64(rows * 1000 + cols * 10 + t))
+            let (storage, values) = Self.matrix(rows, cols, dtype, &rng)
+            let x = Self.randomFloats(t * cols, &rng)
+            var y = [Float](repeating: .nan, count: t * rows)
+            var scratch: [Float] = []
+            storage.withUnsafeBytes { raw in
+                let w = WeightMatrix(base: raw.baseAddress!, dtype: dtype, rows: rows, cols: cols)
+                matmul(w, x, t, &y, scratch: &scratch)
+            }
+            let err = Self.maxError(y, Self.naive(values, x, rows: rows, cols: cols, t: t))
+            #expect(err < 1e-4 * Double(cols).squareRoot(), "\(dtype) \(rows)x\(cols) t=\(t): \(err)")
+        }
+    }
+
+    @Test func attentionMatchesNaiveLoop() {
+        var rng = SeededRandom(seed: 5)
+        let heads = 6, kvHeads = 2, dim = 8, past = 5, t = 4, total = past + t
+        let q = Self.randomFloats(t * heads * dim, &rng), k = Self.randomFloats(total * kvHeads * dim, &rng)
+        let v = Self.randomFloats(total * kvHeads * dim, &rng)
+        var out = [Float](repeating: .nan, count: t * heads * dim)
+        var scores: [Float] = []
+        causalAttention(q: q, k: k, v: v, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores)
+        var want = [Double](repeating: 0, count: out.count)
+        for i in 0..<t { for h in 0..<heads {
+            let g = h / (heads / kvHeads)
+            var s = (0...(past + i)).map { j -> Double in
+                var d = 0.0
+                for e in 0..<dim { d += Double(q[(i * heads + h) * dim + e]) * Double(k[(j * kvHeads + g) * dim + e]) }
+                return d / Double(dim).squareRoot()
+            }
+            let m = s.max()!; s = s.map { exp($0 - m) }; let z = s.reduce(0, +)
+            for e in 0..<dim {
+                want[(i * heads + h) * dim + e] = s.enumerated().reduce(0.0) { $0 + $1.element / z * Double(v[($1.offset * kvHeads + g) * dim + e]) }
+            }
+        } }
+        #expect(Self.maxError(out, want) < 1e-5)
+    }
+
+    @Test func normsRopeAndActivations() {
+        var rng = SeededRandom(seed: 9)
+        let n = 24, x = Self.randomFloats(2 * n, &rng), w = Self.randomFloats(n, &rng)
+        var out = [Float](repeating: 0, count: 2 * n)
+        rmsNorm(x, w, &out, n: n, t: 2, eps: 1e-5)
+        for r in 0..<2 {
+            let ms = (0..<n).map { Double(x[r * n + $0] * x[r * n + $0]) }.reduce(0, +) / Double(n)
+            for i in 0..<n {
+                #expect(abs(Double(out[r * n + i]) - Double(x[r * n + i]) / (ms + 1e-5).squareRoot() * Double(w[i])) < 1e-5)
+            }
+        }
+        // RoPE: pairs (i, i + half) rotate by the angle; norms are kept.
+        var v = Self.randomFloats(8, &rng)
+        let orig = v
+        let angles: [Float] = [0.1, 1.0, 2.5, -0.7]
+        let c = angles.map { Float(cos(Double($0))) }, s = angles.map { Float(sin(Double($0))) }
+        applyRoPE(&v, heads: 1, dim: 8, stride: 8, cos: c, sin: s)
+        for i in 0..<4 {
+            #expect(abs(v[i] - (orig[i] * c[i] - orig[i + 4] * s[i])) < 1e-6)
+            #expect(abs(v[i + 4] - (orig[i + 4] * c[i] + orig[i] * s[i])) < 1e-6)
+        }
+        var a: [Float] = [1, -2, 0.5], b: [Float] = [2, 3, -1]
+        siluMul(&a, b, n: 3)
+        let silu = { (g: Double) in g / (1 + exp(-g)) }
+        #expect(abs(Double(a[0]) - silu(1) * 2) < 1e-6 && abs(Double(a[1]) - silu(-2) * 3) < 1e-6)
+        var p: [Float] = [1000, 1001, 999]
+        softmax(&p, n: 3)
+        #expect(abs(p.reduce(0, +) - 1) < 1e-6 && p[1] > p[0] && p[0] > p[2])
+    }
+}
