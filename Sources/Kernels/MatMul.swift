@@ -28,8 +28,8 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
                 let f1 = unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: b1) &<< 16, to: SIMD8<Float>.self)
                 let x0 = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self)
                 let x1 = UnsafeRawPointer(x + c + 8).loadUnaligned(as: SIMD8<Float>.self)
-                acc0.addProduct(f0, x0)
-                acc1.addProduct(f1, x1)
+                acc0 += f0 * x0
+                acc1 += f1 * x1
                 c += 16
             }
             var s = (acc0 + acc1).sum()

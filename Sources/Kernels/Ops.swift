@@ -52,8 +52,9 @@ public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
     var acc = SIMD8<Float>(repeating: 0)
     var i = 0
     while i + 8 <= n {
-        acc.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self),
-                       UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
+        // a * b + acc, not addProduct: without FMA in the target that becomes a libm call per lane.
+        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
         i += 8
     }
     var s = acc.sum()

@@ -20,5 +20,8 @@ if not os.path.exists(os.path.join(args.tokenizer, "tokenizer.model")):
     sys.exit(f"no tokenizer.model in {args.tokenizer}: pass --tokenizer with the real InternLM2 tokenizer files")
 checkpoint.write_checkpoint(args.out, checkpoint.real_config(), seed=2024)
 for fn in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
-    shutil.copy(os.path.join(args.tokenizer, fn), args.out)
+    dst = os.path.join(args.out, fn)
+    if os.path.exists(dst):
+        os.remove(dst)
+    shutil.copyfile(os.path.join(args.tokenizer, fn), dst)
 print(args.out)
