@@ -33,8 +33,7 @@ struct ChatCommand: ParsableCommand {
                     Output.write(String(format: "\n[%d tokens, %.1f tok/s]\n", r.tokenIDs.count, r.timings.decodeTokensPerSecond))
                     history.append((q, r.text))
                 } catch {
-                    let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-                    FileHandle.standardError.write(Data(("error: " + TerminalText.sanitize(m) + "\n").utf8))
+                    printError(error)
                 }
             }
         }

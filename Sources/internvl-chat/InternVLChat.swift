@@ -33,10 +33,15 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as ExitCode {
         throw e
     } catch {
-        let message = (error as? LocalizedError)?.errorDescription ?? String(describing: error)
-        FileHandle.standardError.write(Data(("error: " + TerminalText.sanitize(message) + "\n").utf8))
+        printError(error)
         throw ExitCode(1)
     }
+}
+
+/// One line on stderr: "error: <sentence>", with control characters made visible.
+func printError(_ error: Error) {
+    let message = (error as? LocalizedError)?.errorDescription ?? String(describing: error)
+    FileHandle.standardError.write(Data(("error: " + TerminalText.sanitize(message) + "\n").utf8))
 }
 
 /// Writes to stdout immediately; control characters are made visible when stdout is a terminal.
