@@ -31,6 +31,8 @@ let package = Package(
 
         // Tensor kernels: bf16/f16 conversion, matrix-vector, GEMM through OpenBLAS, norms, RoPE.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: release),
+        // Images: decoding as Pillow, Pillow's bicubic resize, InternVL's dynamic tiling.
+        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng"], swiftSettings: release),
         // The checkpoint a user downloads: config.json, safetensors (single or sharded).
         .target(name: "Checkpoint", dependencies: ["Kernels"], swiftSettings: release),
         // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.
@@ -49,6 +51,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "TestSupport"]),

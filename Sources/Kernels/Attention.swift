@@ -32,3 +32,20 @@ public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
         }
     }
 }
+
+/// Bidirectional multi-head attention over `n` tokens (the vision encoder's).
+/// q, k, v: rows of `stride` floats, head h at columns h*dim ..< (h+1)*dim of each;
+/// out: [n, heads * dim]. Scores scaled by 1/sqrt(dim). `scores` is scratch of n * n.
+public func fullAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
+                          out: UnsafeMutablePointer<Float>, n: Int, heads: Int, dim: Int, scores: inout [Float]) {
+    if scores.count < n * n { scores = [Float](repeating: 0, count: n * n) }
+    let scale = 1 / Float(dim).squareRoot()
+    scores.withUnsafeMutableBufferPointer { sbuf in
+        let s = sbuf.baseAddress!
+        for h in 0..<heads {
+            sgemmNT(m: n, n: n, k: dim, a: q + h * dim, lda: stride, b: k + h * dim, ldb: stride, c: s, ldc: n, alpha: scale)
+            for i in 0..<n { softmax(s + i * n, n: n) }
+            sgemmNN(m: n, n: dim, k: n, a: s, lda: n, b: v + h * dim, ldb: stride, c: out + h * dim, ldc: heads * dim)
+        }
+    }
+}

@@ -48,3 +48,10 @@ public struct WeightMatrix: @unchecked Sendable {
         return a
     }
 }
+
+extension WeightMatrix {
+    /// The same bytes seen as `[rows, count / rows]` (a conv kernel as a matrix).
+    public func reshaped(rows newRows: Int) -> WeightMatrix {
+        WeightMatrix(base: base, dtype: dtype, rows: newRows, cols: rows * cols / newRows)
+    }
+}

@@ -25,6 +25,8 @@ import checkpoint  # noqa: E402
 import make_tokenizer  # noqa: E402
 from internlm2_ref import RefInternLM2  # noqa: E402
 from tokenizer_ref import RefTokenizer  # noqa: E402
+import make_images  # noqa: E402
+import preprocess_ref  # noqa: E402
 
 SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 
@@ -167,6 +169,10 @@ def main():
     if os.path.exists(os.path.join(real, "tokenizer.model")):
         write_tokenizer_cases(real, os.path.join(out, "real-tokenizer-cases.jsonl"),
                               os.path.join(out, "real-decode-cases.jsonl"), random.Random(99))
+    make_images.make_corpus(out)
+    make_images.make_resize_cases(out)
+    with open(os.path.join(out, "tiling-cases.json"), "w") as f:
+        json.dump(preprocess_ref.tiling_cases(random.Random(77)), f)
     for seed, (name, (cfg, shards)) in enumerate(tiny_configs(vocab).items()):
         d = os.path.join(out, name)
         checkpoint.write_checkpoint(d, cfg, seed=100 + seed, shards=shards)

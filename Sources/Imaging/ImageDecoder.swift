@@ -1,0 +1,123 @@
+import CSpng
+import CTurboJPEG
+import Foundation
+
+/// Decodes a file to 8-bit RGB exactly as `PIL.Image.open(path).convert("RGB")` does:
+/// - the format comes from the bytes, not the name;
+/// - alpha is dropped without compositing, transparency (tRNS) is ignored;
+/// - EXIF orientation is not applied;
+/// - 16-bit RGB(A) and grey+alpha keep the high byte; 16-bit grey is clipped to 255, as Pillow's
+///   I;16 -> RGB conversion does;
+/// - CMYK JPEGs are refused.
+/// Images above `maxPixels` are refused from their header, before any pixel memory exists.
+public enum ImageDecoder {
+    /// Pillow's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS).
+    public static let maxPixels = 178_956_970
+
+    public enum Format: String, Sendable { case jpeg, png, webp }
+
+    public static func format(of bytes: [UInt8]) -> Format? {
+        if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
+        if bytes.count >= 8, bytes.prefix(8).elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
+        if bytes.count >= 12, bytes.prefix(4).elementsEqual(Array("RIFF".utf8)), bytes[8..<12].elementsEqual(Array("WEBP".utf8)) {
+            return .webp
+        }
+        return nil
+    }
+
+    /// Reads and decodes the file at `path`.
+    public static func decode(path: String, maxPixels: Int = ImageDecoder.maxPixels) throws -> RGBImage {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            // A dangling link exists as a name but not as a file.
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil {
+                throw ImagingError.unreadable(path, reason: "it is a link to a missing file")
+            }
+            throw ImagingError.notFound(path)
+        }
+        if isDir.boolValue { throw ImagingError.isDirectory(path) }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ImagingError.unreadable(path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
+        }
+        return try decode(bytes: [UInt8](data), name: path, maxPixels: maxPixels)
+    }
+
+    /// Decodes bytes; `name` is used in error messages.
+    public static func decode(bytes: [UInt8], name: String, maxPixels: Int = ImageDecoder.maxPixels) throws -> RGBImage {
+        guard !bytes.isEmpty else { throw ImagingError.empty(name) }
+        switch format(of: bytes) {
+        case .jpeg: return try decodeJPEG(bytes, name, maxPixels)
+        case .png: return try decodePNG(bytes, name, maxPixels)
+        case .webp: throw ImagingError.unsupported(name, reason: "WebP is not supported yet; convert it to PNG or JPEG")
+        case nil: throw ImagingError.unknownFormat(name)
+        }
+    }
+
+    static func checkSize(_ w: Int, _ h: Int, _ name: String, _ maxPixels: Int) throws {
+        guard w > 0, h > 0 else { throw ImagingError.corrupt(name, reason: "the header gives a size of \(w)x\(h)") }
+        guard w * h <= maxPixels else { throw ImagingError.tooLarge(name, width: w, height: h, limit: maxPixels) }
+    }
+
+    static func decodeJPEG(_ bytes: [UInt8], _ name: String, _ maxPixels: Int) throws -> RGBImage {
+        guard let handle = tjInitDecompress() else { throw ImagingError.unsupported(name, reason: "TurboJPEG failed to start") }
+        defer { tjDestroy(handle) }
+        var w: Int32 = 0, h: Int32 = 0, subsamp: Int32 = 0, colorspace: Int32 = 0
+        let headerOK = bytes.withUnsafeBufferPointer {
+            tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &w, &h, &subsamp, &colorspace)
+        }
+        guard headerOK == 0 else { throw ImagingError.corrupt(name, reason: tjError(handle)) }
+        if colorspace == TJCS_CMYK.rawValue || colorspace == TJCS_YCCK.rawValue {
+            throw ImagingError.unsupported(name, reason: "CMYK JPEGs are not supported; save it as RGB")
+        }
+        try checkSize(Int(w), Int(h), name, maxPixels)
+        var out = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
+        // Flags 0: accurate integer IDCT and fancy upsampling, libjpeg's defaults, as Pillow.
+        let rc = bytes.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                tjDecompress2(handle, src.baseAddress, UInt(bytes.count), dst.baseAddress, w, 0, h, TJPF_RGB.rawValue, 0)
+            }
+        }
+        // Any warning (a premature end above all) is an error: Pillow refuses truncated files.
+        guard rc == 0 else { throw ImagingError.corrupt(name, reason: tjError(handle)) }
+        return RGBImage(width: Int(w), height: Int(h), pixels: out)
+    }
+
+    static func tjError(_ handle: tjhandle) -> String {
+        String(cString: tjGetErrorStr2(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func decodePNG(_ bytes: [UInt8], _ name: String, _ maxPixels: Int) throws -> RGBImage {
+        guard let ctx = spng_ctx_new(0) else { throw ImagingError.unsupported(name, reason: "libspng failed to start") }
+        defer { spng_ctx_free(ctx) }
+        func fail(_ rc: Int32) -> ImagingError { .corrupt(name, reason: String(cString: spng_strerror(rc))) }
+        var rc = bytes.withUnsafeBufferPointer { spng_set_png_buffer(ctx, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw fail(rc) }
+        spng_set_image_limits(ctx, 1 << 30, 1 << 30)
+        var ihdr = spng_ihdr()
+        rc = spng_get_ihdr(ctx, &ihdr)
+        guard rc == 0 else { throw fail(rc) }
+        let w = Int(ihdr.width), h = Int(ihdr.height)
+        try checkSize(w, h, name, maxPixels)
+        let n = w * h
+        var out = [UInt8](repeating: 0, count: n * 3)
+        if ihdr.bit_depth == 16 {
+            // Host-endian 16-bit RGBA; then Pillow's rules: grey clips, the others take the high byte.
+            var wide = [UInt16](repeating: 0, count: n * 4)
+            rc = wide.withUnsafeMutableBytes { spng_decode_image(ctx, $0.baseAddress, $0.count, Int32(SPNG_FMT_RGBA16.rawValue), 0) }
+            guard rc == 0 else { throw fail(rc) }
+            let grey = ihdr.color_type == UInt8(SPNG_COLOR_TYPE_GRAYSCALE.rawValue)
+            for i in 0..<n {
+                for c in 0..<3 {
+                    let v = wide[i * 4 + c]
+                    out[i * 3 + c] = grey ? UInt8(min(v, 255)) : UInt8(v >> 8)
+                }
+            }
+        } else {
+            // Palette, grey of 1-8 bits (scaled), RGB; alpha and tRNS dropped.
+            rc = out.withUnsafeMutableBytes { spng_decode_image(ctx, $0.baseAddress, $0.count, Int32(SPNG_FMT_RGB8.rawValue), 0) }
+            guard rc == 0 else { throw fail(rc) }
+        }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+}

@@ -1,0 +1,193 @@
+import Checkpoint
+import Foundation
+import Kernels
+
+/// InternVisionModel (internvl_chat/internvl/model/internvl_chat/modeling_intern_vit.py) followed
+/// by InternVLChatModel.extract_feature: pixel shuffle and the `mlp1` projector. Inference only;
+/// tiles of one image go through the encoder as one batch.
+public final class InternVision: @unchecked Sendable {
+    /// One InternVisionEncoderLayer (pre-norm, layer scale, bidirectional attention).
+    struct Layer {
+        let norm1w: [Float], norm1b: [Float]
+        let qkv: WeightMatrix, qkvBias: [Float]   // [3 hidden, hidden]: q | k | v, heads contiguous
+        let proj: WeightMatrix, projBias: [Float]
+        let ls1: [Float], ls2: [Float]
+        let norm2w: [Float], norm2b: [Float]
+        let fc1: WeightMatrix, fc1Bias: [Float]
+        let fc2: WeightMatrix, fc2Bias: [Float]
+    }
+
+    public let config: ModelConfiguration
+    let patchWeight: WeightMatrix      // [hidden, 3 * patch * patch] (conv kernel flattened c, y, x)
+    let patchBias: [Float]
+    let classEmbedding: [Float]        // [hidden]
+    let positionEmbedding: [Float]     // [1 + patches, hidden]
+    let layers: [Layer]
+    /// Encoder layers actually run: select_layer -1 needs all, -k stops k - 1 layers early.
+    let layersToRun: Int
+    // mlp1: LayerNorm(4 h) -> Linear(4 h -> llm) -> GELU -> Linear(llm -> llm)
+    let mlpNormW: [Float], mlpNormB: [Float]
+    let mlp1: WeightMatrix, mlp1Bias: [Float]
+    let mlp2: WeightMatrix, mlp2Bias: [Float]
+    private let weights: CheckpointWeights
+    private var weightBlock: [Float] = []
+    private var scores: [Float] = []
+
+    public var hidden: Int { config.visionConfig.hiddenSize }
+    public var tileSize: Int { config.imageSize }
+    public var patchesPerSide: Int { config.imageSize / config.visionConfig.patchSize }
+    /// Vision tokens per tile after pixel shuffle (num_image_token).
+    public var tokensPerTile: Int {
+        let s = Int((1 / config.downsampleRatio).rounded())
+        return (patchesPerSide / s) * (patchesPerSide / s)
+    }
+    public var outputSize: Int { config.llmConfig.hiddenSize }
+
+    public init(weights: CheckpointWeights, config: ModelConfiguration) throws {
+        self.weights = weights
+        self.config = config
+        let v = config.visionConfig
+        let file = "config.json"
+        func bad(_ s: String) -> CheckpointError { .malformedConfig(file, reason: s) }
+        guard v.normType == "layer_norm" else { throw bad("vision_config.norm_type \(v.normType) is not supported (layer_norm)") }
+        guard !v.qkNormalization else { throw bad("vision_config.qk_normalization true is not supported") }
+        guard config.imageSize == v.imageSize else {
+            throw bad("force_image_size \(config.imageSize) differs from vision_config.image_size \(v.imageSize); resampled position embeddings are not supported")
+        }
+        let scale = Int((1 / config.downsampleRatio).rounded()), grid = v.imageSize / v.patchSize
+        guard abs(1 / Double(scale) - config.downsampleRatio) < 1e-9, grid % scale == 0 else {
+            throw bad("downsample_ratio \(config.downsampleRatio) does not divide the \(grid)x\(grid) patch grid")
+        }
+        let n = v.numHiddenLayers
+        guard config.selectLayer >= -(n + 1) && config.selectLayer <= n else {
+            throw bad("select_layer \(config.selectLayer) is outside the \(n + 1) hidden states")
+        }
+        layersToRun = config.selectLayer < 0 ? n + 1 + config.selectLayer : config.selectLayer
+        func t(_ name: String) throws -> Tensor {
+            guard let x = weights.tensor(name) else { throw CheckpointError.missingTensor(name, file: "the checkpoint") }
+            return x
+        }
+        let e = "vision_model.embeddings."
+        patchWeight = try t(e + "patch_embedding.weight").matrix.reshaped(rows: v.hiddenSize)
+        patchBias = try t(e + "patch_embedding.bias").floats()
+        classEmbedding = try t(e + "class_embedding").floats()
+        positionEmbedding = try t(e + "position_embedding").floats()
+        layers = try (0..<n).map { i in
+            let p = "vision_model.encoder.layers.\(i)."
+            return Layer(norm1w: try t(p + "norm1.weight").floats(), norm1b: try t(p + "norm1.bias").floats(),
+                         qkv: try t(p + "attn.qkv.weight").matrix,
+                         qkvBias: v.qkvBias ? try t(p + "attn.qkv.bias").floats() : [Float](repeating: 0, count: 3 * v.hiddenSize),
+                         proj: try t(p + "attn.proj.weight").matrix, projBias: try t(p + "attn.proj.bias").floats(),
+                         ls1: try t(p + "ls1").floats(), ls2: try t(p + "ls2").floats(),
+                         norm2w: try t(p + "norm2.weight").floats(), norm2b: try t(p + "norm2.bias").floats(),
+                         fc1: try t(p + "mlp.fc1.weight").matrix, fc1Bias: try t(p + "mlp.fc1.bias").floats(),
+                         fc2: try t(p + "mlp.fc2.weight").matrix, fc2Bias: try t(p + "mlp.fc2.bias").floats())
+        }
+        mlpNormW = try t("mlp1.0.weight").floats(); mlpNormB = try t("mlp1.0.bias").floats()
+        mlp1 = try t("mlp1.1.weight").matrix; mlp1Bias = try t("mlp1.1.bias").floats()
+        mlp2 = try t("mlp1.3.weight").matrix; mlp2Bias = try t("mlp1.3.bias").floats()
+    }
+
+    /// Vision tokens for `tiles` tiles of normalised pixels `[tiles, 3, S, S]`:
+    /// `[tiles * tokensPerTile, llm hidden]`, tile by tile. `progress(k)` after each tile's
+    /// share of work is done (the batch runs layer by layer, so it reports per layer).
+    public func encode(pixels: [Float], tiles: Int, progress: (Int, Int) -> Void = { _, _ in }) -> [Float] {
+        let features = encoderStates(pixels: pixels, tiles: tiles, progress: progress)
+        return project(features, tiles: tiles)
+    }
+
+    /// The selected hidden state `[tiles, 1 + patches, hidden]` (before pixel shuffle).
+    public func encoderStates(pixels: [Float], tiles: Int, progress: (Int, Int) -> Void = { _, _ in }) -> [Float] {
+        let h = hidden, g = patchesPerSide, p = config.visionConfig.patchSize, s = tileSize
+        let n = 1 + g * g
+        precondition(pixels.count == tiles * 3 * s * s, "pixel tensor does not match \(tiles) tiles of \(s)x\(s)")
+        var x = [Float](repeating: 0, count: tiles * n * h)
+        // Patch embedding: im2col rows [c, ky, kx] per patch, then one GEMM for all tiles.
+        let k = 3 * p * p
+        var cols = [Float](repeating: 0, count: tiles * g * g * k)
+        for t in 0..<tiles { for py in 0..<g { for px in 0..<g {
+            let row = ((t * g + py) * g + px) * k
+            for c in 0..<3 { for ky in 0..<p { for kx in 0..<p {
+                cols[row + (c * p + ky) * p + kx] = pixels[((t * 3 + c) * s + py * p + ky) * s + px * p + kx]
+            } } }
+        } } }
+        var patches = [Float](repeating: 0, count: tiles * g * g * h)
+        matmul(patchWeight, cols, tiles * g * g, &patches, scratch: &weightBlock)
+        for t in 0..<tiles {
+            for i in 0..<h { x[(t * n) * h + i] = classEmbedding[i] + positionEmbedding[i] }
+            for q in 0..<(g * g) {
+                let dst = (t * n + 1 + q) * h, src = (t * g * g + q) * h, pos = (1 + q) * h
+                for i in 0..<h { x[dst + i] = patches[src + i] + patchBias[i] + positionEmbedding[pos + i] }
+            }
+        }
+        for (l, layer) in layers.prefix(layersToRun).enumerated() {
+            step(layer, &x, tiles: tiles, n: n)
+            progress(l + 1, layersToRun)
+        }
+        return x
+    }
+
+    /// One InternVisionEncoderLayer over all tiles.
+    private func step(_ L: Layer, _ x: inout [Float], tiles: Int, n: Int) {
+        let h = hidden, rows = tiles * n
+        let heads = config.visionConfig.numAttentionHeads, ffn = config.visionConfig.intermediateSize
+        let eps = Float(config.visionConfig.layerNormEps)
+        var xn = [Float](repeating: 0, count: rows * h)
+        var qkv = [Float](repeating: 0, count: rows * 3 * h)
+        var att = [Float](repeating: 0, count: rows * h)
+        var o = [Float](repeating: 0, count: rows * h)
+        layerNorm(x, L.norm1w, L.norm1b, &xn, n: h, t: rows, eps: eps)
+        matmul(L.qkv, xn, rows, &qkv, scratch: &weightBlock)
+        addBias(&qkv, L.qkvBias, n: 3 * h, t: rows)
+        qkv.withUnsafeBufferPointer { b in
+            att.withUnsafeMutableBufferPointer { a in
+                for t in 0..<tiles {
+                    let base = b.baseAddress! + t * n * 3 * h
+                    fullAttention(q: base, k: base + h, v: base + 2 * h, stride: 3 * h, out: a.baseAddress! + t * n * h,
+                                  n: n, heads: heads, dim: h / heads, scores: &scores)
+                }
+            }
+        }
+        matmul(L.proj, att, rows, &o, scratch: &weightBlock)
+        addBias(&o, L.projBias, n: h, t: rows)
+        for r in 0..<rows { for i in 0..<h { x[r * h + i] += L.ls1[i] * o[r * h + i] } }
+        layerNorm(x, L.norm2w, L.norm2b, &xn, n: h, t: rows, eps: eps)
+        var mid = [Float](repeating: 0, count: rows * ffn)
+        matmul(L.fc1, xn, rows, &mid, scratch: &weightBlock)
+        addBias(&mid, L.fc1Bias, n: ffn, t: rows)
+        gelu(&mid, n: rows * ffn)
+        matmul(L.fc2, mid, rows, &o, scratch: &weightBlock)
+        addBias(&o, L.fc2Bias, n: h, t: rows)
+        for r in 0..<rows { for i in 0..<h { x[r * h + i] += L.ls2[i] * o[r * h + i] } }
+    }
+
+    /// Drop the class token, pixel-shuffle by the downsample ratio, then mlp1.
+    /// Output token (i, j) concatenates grid positions (2i, 2j), (2i, 2j+1), (2i+1, 2j),
+    /// (2i+1, 2j+1); ps_version v2 orders tokens row-major by (i, j), v1 transposed (j, i).
+    public func project(_ states: [Float], tiles: Int) -> [Float] {
+        let h = hidden, g = patchesPerSide, n = 1 + g * g
+        let sc = Int((1 / config.downsampleRatio).rounded()), m = g / sc, c = sc * sc * h
+        let perTile = m * m, rows = tiles * perTile
+        var shuffled = [Float](repeating: 0, count: rows * c)
+        for t in 0..<tiles { for i in 0..<m { for j in 0..<m {
+            let token = config.psVersion == "v1" ? j * m + i : i * m + j
+            var dst = (t * perTile + token) * c
+            for dy in 0..<sc { for dx in 0..<sc {
+                let src = (t * n + 1 + (i * sc + dy) * g + (j * sc + dx)) * h
+                for e in 0..<h { shuffled[dst + e] = states[src + e] }
+                dst += h
+            } }
+        } } }
+        var normed = [Float](repeating: 0, count: rows * c)
+        layerNorm(shuffled, mlpNormW, mlpNormB, &normed, n: c, t: rows, eps: 1e-5)
+        let out = outputSize
+        var mid = [Float](repeating: 0, count: rows * out)
+        matmul(mlp1, normed, rows, &mid, scratch: &weightBlock)
+        addBias(&mid, mlp1Bias, n: out, t: rows)
+        gelu(&mid, n: rows * out)
+        var result = [Float](repeating: 0, count: rows * out)
+        matmul(mlp2, mid, rows, &result, scratch: &weightBlock)
+        addBias(&result, mlp2Bias, n: out, t: rows)
+        return result
+    }
+}
