@@ -40,10 +40,10 @@ let package = Package(
         // The networks: InternLM2 (and, next, InternViT + projector).
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: release),
         // Prompt template, sampling, generation loop.
-        .target(name: "Chat", dependencies: ["Model", "Tokenizer", "Checkpoint"], swiftSettings: release),
+        .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: release),
         .executableTarget(
             name: "internvl-chat",
-            dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint",
+            dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
 
@@ -53,8 +53,8 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "TestSupport"]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
     ]
 )

@@ -1,5 +1,7 @@
 import Checkpoint
 import Foundation
+import Imaging
+import Kernels
 import Model
 import Tokenizer
 
@@ -8,6 +10,7 @@ public enum ChatError: LocalizedError, Equatable {
     case promptTooLong(tokens: Int, context: Int)
     case invalidParameters(String)
     case badHistory(String, reason: String)
+    case imagePlaceholders(images: Int, placeholders: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -17,6 +20,8 @@ public enum ChatError: LocalizedError, Equatable {
                 + "Shorten the history or the question, or raise the context size."
         case .invalidParameters(let s): return "Invalid sampling parameters: \(s)."
         case .badHistory(let p, let r): return "\(p) is not a valid history: \(r)."
+        case .imagePlaceholders(let i, let p):
+            return "\(i) image(s) but only \(p) <image> placeholder(s) in the conversation: add one <image> per image, or none to let them be placed before the question."
         }
     }
 }
@@ -48,6 +53,7 @@ public struct GenerationResult: Sendable {
 public final class ChatEngine: @unchecked Sendable {
     public let configuration: ModelConfiguration
     public let model: InternLM2
+    public let vision: InternVision
     public let tokenizer: InternLM2Tokenizer
     public let folder: URL
     public var contextLength: Int
@@ -63,6 +69,7 @@ public final class ChatEngine: @unchecked Sendable {
         configuration = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
         let weights = try CheckpointWeights(folder: folder, config: configuration)
         model = try InternLM2(weights: weights, config: configuration.llmConfig)
+        vision = try InternVision(weights: weights, config: configuration)
         tokenizer = try InternLM2Tokenizer(folder: folder)
         guard tokenizer.vocabularySize <= configuration.llmConfig.vocabSize else {
             throw CheckpointError.malformedConfig(folder.appendingPathComponent("config.json").path,
@@ -79,17 +86,42 @@ public final class ChatEngine: @unchecked Sendable {
 
     public var stopIDs: Set<Int32> { [tokenizer.tokenID("<|im_end|>")!, tokenizer.eosID] }
 
-    /// Prompt ids for a chat turn, checked against the context.
-    public func promptIDs(template: ChatTemplate, history: [(String, String)], question: String) throws -> [Int32] {
+    /// Tiling from config.json (tile size, min/max tiles, thumbnail); `maxTiles` overrides
+    /// max_dynamic_patch. With dynamic_image_size false every image is one tile.
+    public func tilingOptions(maxTiles: Int? = nil) -> TilingOptions {
+        let c = configuration
+        if !c.dynamicImageSize { return TilingOptions(tileSize: c.imageSize, minTiles: 1, maxTiles: 1, useThumbnail: false) }
+        let mx = max(maxTiles ?? c.maxDynamicPatch, c.minDynamicPatch)
+        return TilingOptions(tileSize: c.imageSize, minTiles: c.minDynamicPatch, maxTiles: mx, useThumbnail: c.useThumbnail)
+    }
+
+    /// Decodes, tiles and normalises an image file.
+    public func prepareImage(path: String, maxTiles: Int? = nil) throws -> PreparedImage {
+        try ImagePreprocessor.prepare(path: path, options: tilingOptions(maxTiles: maxTiles))
+    }
+
+    /// Vision tokens `[tiles * tokensPerTile, hidden]` of a prepared image.
+    public func encodeImage(_ image: PreparedImage, progress: (Int, Int) -> Void = { _, _ in }) -> [Float] {
+        vision.encode(pixels: image.pixels, tiles: image.tiles, progress: progress)
+    }
+
+    /// Prompt ids for a chat turn, checked against the context. `tileCounts` lists the images
+    /// of the conversation in placeholder order (history first); when the conversation has no
+    /// placeholder they are put before the question.
+    public func promptIDs(template: ChatTemplate, history: [(String, String)], question: String,
+                          tileCounts: [Int] = []) throws -> [Int32] {
         guard !question.isEmpty else { throw ChatError.emptyPrompt }
-        let ids = tokenizer.encode(template.prompt(history: history, question: question))
+        let q = ImagePrompt.withPlaceholders(question: question, history: history, imageCount: tileCounts.count)
+        let text = try ImagePrompt.expand(template.prompt(history: history, question: q), tileCounts: tileCounts,
+                                          tokensPerTile: vision.tokensPerTile)
+        let ids = tokenizer.encode(text)
         guard ids.count < contextLength else { throw ChatError.promptTooLong(tokens: ids.count, context: contextLength) }
         return ids
     }
 
     /// Prefills `prompt` and decodes until a stop token, `maxNewTokens` or the context end.
     /// `onText` receives stable text as it appears; `shouldStop` is polled every token.
-    public func generate(prompt: [Int32], parameters: SamplingParameters,
+    public func generate(prompt: [Int32], imageTokens: [Float] = [], parameters: SamplingParameters,
                          onText: (String) -> Void = { _ in },
                          shouldStop: () -> Bool = { false }) throws -> GenerationResult {
         if let p = parameters.problem { throw ChatError.invalidParameters(p) }
@@ -104,7 +136,8 @@ public final class ChatEngine: @unchecked Sendable {
         var stopped = false
 
         let t0 = Date()
-        var logits = model.forward(prompt, cache: cache)
+        let embeddings = try promptEmbeddings(prompt, imageTokens: imageTokens)
+        var logits = model.forward(embeddings: embeddings.data, count: prompt.count, cache: cache)
         timings.prefill = Date().timeIntervalSince(t0)
         let t1 = Date()
         while out.count < parameters.maxNewTokens && !shouldStop() {
@@ -123,5 +156,22 @@ public final class ChatEngine: @unchecked Sendable {
         timings.generatedTokens = out.count
         return GenerationResult(text: tokenizer.chatResponse(out), tokenIDs: out, promptTokenIDs: prompt,
                                 stoppedAtStopToken: stopped, timings: timings)
+    }
+
+    /// Token embeddings of `prompt` with the `<IMG_CONTEXT>` rows replaced, in order, by the
+    /// vision tokens (InternVLChatModel.generate).
+    public func promptEmbeddings(_ prompt: [Int32], imageTokens: [Float]) throws -> FloatBuffer {
+        let h = model.hidden
+        let x = FloatBuffer(count: prompt.count * h)
+        model.embed(prompt, into: x.data)
+        let ctx = tokenizer.tokenID("<IMG_CONTEXT>")
+        let slots = prompt.indices.filter { prompt[$0] == ctx }
+        guard slots.count * h == imageTokens.count else {
+            throw ChatError.imagePlaceholders(images: imageTokens.count / max(h, 1), placeholders: slots.count)
+        }
+        imageTokens.withUnsafeBufferPointer { src in
+            for (k, p) in slots.enumerated() { (x.data + p * h).update(from: src.baseAddress! + k * h, count: h) }
+        }
+        return x
     }
 }

@@ -42,7 +42,7 @@ class RefInternLM2:
         rot = np.concatenate([-x[..., h:], x[..., :h]], -1)
         return x * cos + rot * sin
 
-    def forward(self, ids, call_len=None):
+    def forward(self, ids, call_len=None, embeds=None):
         """Full-sequence forward, no cache: logits [T, vocab].
 
         call_len[j] is the sequence length of the forward call in which position j was first
@@ -53,6 +53,12 @@ class RefInternLM2:
         """
         w, T = self.w, len(ids)
         h = w["model.tok_embeddings.weight"][np.asarray(ids)]
+        if embeds is not None:          # InternVLChatModel.generate: image tokens replace embeddings
+            ctx, vectors, prompt_len = embeds  # (only in the prompt; generated ids embed as usual)
+            h = h.copy()
+            sel = np.zeros(T, bool)
+            sel[:prompt_len] = np.asarray(ids[:prompt_len]) == ctx
+            h[sel] = vectors
         pos = np.arange(T, dtype=np.float64)
         if call_len is None:
             call_len = [T] * T
@@ -80,13 +86,13 @@ class RefInternLM2:
         h = self.rms(h, w["model.norm.weight"])
         return h @ w["output.weight"].T
 
-    def greedy(self, ids, n, stop_ids=()):
+    def greedy(self, ids, n, stop_ids=(), embeds=None):
         """Greedy continuation as official generate() produces it, recomputed in full each step."""
         ids, out = list(ids), []
         P = len(ids)
         for _ in range(n):
             call_len = [P] * P + [j + 1 for j in range(P, len(ids))]
-            nxt = int(np.argmax(self.forward(ids, call_len)[-1]))
+            nxt = int(np.argmax(self.forward(ids, call_len, embeds)[-1]))
             if nxt in stop_ids:
                 break
             out.append(nxt)

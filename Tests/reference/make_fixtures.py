@@ -18,7 +18,7 @@ import random
 import shutil
 import sys
 
-import numpy as np
+import numpy as np  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint  # noqa: E402
@@ -47,7 +47,8 @@ def chat_prompt(system, history, question):
 def tiny_configs(vocab):
     base = checkpoint.real_config()
     v = base["vision_config"]
-    v.update(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2, image_size=56)
+    v.update(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2, image_size=56,
+             layer_norm_eps=1e-6)
     base["force_image_size"] = 56
     out = {}
     a = copy.deepcopy(base)   # 4 heads over 2 kv heads, dynamic NTK from 64 tokens
@@ -62,7 +63,11 @@ def tiny_configs(vocab):
                            max_position_embeddings=4096, vocab_size=vocab)
     b["ps_version"] = "v2"
     out["tiny-b"] = (b, 3)
-    c = copy.deepcopy(base)   # no grouping (kv heads == heads), factor 3 dynamic NTK from 48 tokens
+    c = copy.deepcopy(base)   # no grouping (kv heads == heads), factor 3 dynamic NTK from 48 tokens;
+    # vision: 3 layers of which select_layer -2 keeps two, 4 heads, eps 1e-5
+    c["vision_config"].update(num_hidden_layers=3, num_attention_heads=4, hidden_size=48, intermediate_size=96,
+                              layer_norm_eps=1e-5)
+    c["select_layer"] = -2
     c["llm_config"].update(hidden_size=48, num_attention_heads=3, num_key_value_heads=3, intermediate_size=96,
                            num_hidden_layers=1, rms_norm_eps=1e-5, rope_theta=500000,
                            rope_scaling={"factor": 3.0, "type": "dynamic"}, max_position_embeddings=48,
@@ -153,6 +158,47 @@ def write_lm_golden(name, cfg, out_dir, tok_dir):
         json.dump({"model": name, "cases": cases}, f, ensure_ascii=False)
 
 
+IMAGE_CASES = [
+    # (images, system, history, question) -- questions as the official chat() receives them
+    (["photo-chelsea.png"], SYSTEM, [], "<image>\nDescribe this image."),
+    (["photo-chelsea.png", "photo-camera.png"], SYSTEM, [], "Image-1: <image>\nImage-2: <image>\nWhat differs?"),
+    (["jpeg-base-420-67x45.jpg"], SYSTEM, [("<image>\nWhat is this?", "A picture.")], "What colour is it?"),
+    (["photo-camera.png"], "", [], "<image>\nx"),
+    (["photo-rocket.jpg"], SYSTEM, [], "<image>\n请描述这张图片。"),
+]
+
+
+def write_image_golden(name, cfg, out_dir, tok_dir, images_dir):
+    from vision_ref import RefVision
+    weights = checkpoint.read_checkpoint(out_dir)
+    vis, lm, tok = RefVision(cfg, weights), RefInternLM2(cfg, weights), RefTokenizer(tok_dir)
+    size, max_num = cfg["force_image_size"], cfg["max_dynamic_patch"]
+    per_tile = int((size // cfg["vision_config"]["patch_size"]) ** 2 * cfg["downsample_ratio"] ** 2)
+    ctx = tok.added["<IMG_CONTEXT>"]
+    stop = {tok.added["<|im_end|>"], tok.sp.eos_id()}
+    feats, cases = {}, []
+    for img in sorted({i for c in IMAGE_CASES for i in c[0]}):
+        pv = preprocess_ref.pixel_values(os.path.join(images_dir, img), size, max_num, cfg["min_dynamic_patch"], True)
+        f = vis.extract_feature(pv)
+        pv.astype("<f4").tofile(os.path.join(out_dir, f"vision-{img}.pixels.f32"))
+        f.astype("<f4").tofile(os.path.join(out_dir, f"vision-{img}.tokens.f32"))
+        feats[img] = (pv.shape[0], f.reshape(-1, f.shape[-1]))
+    for images, system, history, question in IMAGE_CASES:
+        prompt = chat_prompt(system, history, question)
+        for img in images:   # query.replace('<image>', image_tokens, 1) per image, in order
+            prompt = prompt.replace("<image>", "<img>" + "<IMG_CONTEXT>" * per_tile * feats[img][0] + "</img>", 1)
+        ids = tok.encode(prompt)
+        vectors = np.concatenate([feats[i][1] for i in images])
+        emb = (ctx, vectors, len(ids))
+        logits = lm.forward(ids, embeds=emb)[-1]
+        gen = lm.greedy(ids, 32, stop_ids=stop, embeds=emb)
+        cases.append({"images": images, "system": system, "history": history, "question": question,
+                      "tiles": [feats[i][0] for i in images], "prompt_ids": ids,
+                      "last_logits": [float(x) for x in logits], "greedy_ids": gen, "response": tok.chat_response(gen)})
+    with open(os.path.join(out_dir, "golden-images.json"), "w", encoding="utf-8") as f:
+        json.dump({"model": name, "tokens_per_tile": per_tile, "cases": cases}, f, ensure_ascii=False)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata")
@@ -179,6 +225,7 @@ def main():
         for fn in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copy(os.path.join(tok_dir, fn), d)
         write_lm_golden(name, cfg, d, tok_dir)
+        write_image_golden(name, cfg, d, tok_dir, os.path.join(out, "images"))
         print(f"{name}: written", file=sys.stderr)
 
 
