@@ -6,6 +6,9 @@
 import PackageDescription
 
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+/// Kernels, models, imaging and the tokenizer are compiled optimised in debug builds too: the
+/// test suite runs real models and images, which take minutes unoptimised.
+let hot: [SwiftSetting] = release + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "internvl-chat",
@@ -30,17 +33,17 @@ let package = Package(
                        pkgConfig: "spng", providers: [.apt(["libspng-dev"])]),
 
         // Tensor kernels: bf16/f16 conversion, matrix-vector, GEMM through OpenBLAS, norms, RoPE.
-        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: release),
+        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: hot),
         // Images: decoding as Pillow, Pillow's bicubic resize, InternVL's dynamic tiling.
-        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng"], swiftSettings: release),
+        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng"], swiftSettings: hot),
         // The checkpoint a user downloads: config.json, safetensors (single or sharded).
         .target(name: "Checkpoint", dependencies: ["Kernels"], swiftSettings: release),
         // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.
-        .target(name: "Tokenizer", swiftSettings: release),
+        .target(name: "Tokenizer", swiftSettings: hot),
         // The networks: InternLM2 (and, next, InternViT + projector).
-        .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: release),
+        .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: hot),
         // Prompt template, sampling, generation loop.
-        .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: release),
+        .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: hot),
         .executableTarget(
             name: "internvl-chat",
             dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging",

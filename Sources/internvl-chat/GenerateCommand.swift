@@ -23,6 +23,17 @@ struct SamplingOptions: ParsableArguments {
     }
 }
 
+/// Images for a prompt.
+struct ImageOptions: ParsableArguments {
+    @Option(help: "An image for the prompt (repeatable, in <image> placeholder order; without placeholders the images go before the question).")
+    var image: [String] = []
+    @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
+
+    func validate() throws {
+        if let m = maxTiles, m < 1 || m > 40 { throw ValidationError("--max-tiles must be between 1 and 40") }
+    }
+}
+
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
@@ -33,7 +44,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "JSON file: an array of [question, answer] pairs, as the official chat(history=...).")
     var history: String?
     @OptionGroup var sampling: SamplingOptions
-    @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, timings.") var json = false
+    @OptionGroup var imageOptions: ImageOptions
+    @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, tiles, timings.") var json = false
     @Argument(help: "The question.") var prompt: String
 
     func run() throws {
@@ -41,11 +53,15 @@ struct GenerateCommand: ParsableCommand {
             let engine = try ChatEngine(folder: try modelOptions.locate(), contextLength: sampling.context)
             let pairs = try history.map(Self.readHistory) ?? []
             let template = ChatTemplate(systemMessage: system ?? ChatTemplate.defaultSystemMessage)
-            let ids = try engine.promptIDs(template: template, history: pairs, question: prompt)
-            let result = try engine.generate(prompt: ids, parameters: sampling.parameters,
+            let v0 = Date()
+            let images = try imageOptions.image.map { try engine.prepareImage(path: $0, maxTiles: imageOptions.maxTiles) }
+            let ids = try engine.promptIDs(template: template, history: pairs, question: prompt, tileCounts: images.map(\.tiles))
+            let tokens = images.flatMap { engine.encodeImage($0) }
+            let visionSeconds = Date().timeIntervalSince(v0)
+            let result = try engine.generate(prompt: ids, imageTokens: tokens, parameters: sampling.parameters,
                                              onText: { if !json { Output.write($0) } })
             if json {
-                Output.write(try Self.encode(result) + "\n")
+                Output.write(try Self.encode(result, tiles: images.map(\.tiles), visionSeconds: visionSeconds) + "\n")
             } else {
                 Output.write("\n")
             }
@@ -69,21 +85,22 @@ struct GenerateCommand: ParsableCommand {
 
     struct JSONResult: Encodable {
         struct Timings: Encodable {
-            var load_s, prefill_s, decode_s, prefill_tok_s, decode_tok_s: Double
+            var load_s, vision_s, prefill_s, decode_s, prefill_tok_s, decode_tok_s: Double
             var prompt_tokens, generated_tokens: Int
         }
         var text: String
         var token_ids: [Int32]
         var prompt_token_ids: [Int32]
+        var tiles: [Int]
         var stopped_at_stop_token: Bool
         var timings: Timings
     }
 
-    static func encode(_ r: GenerationResult) throws -> String {
+    static func encode(_ r: GenerationResult, tiles: [Int], visionSeconds: Double) throws -> String {
         let t = r.timings
-        let j = JSONResult(text: r.text, token_ids: r.tokenIDs, prompt_token_ids: r.promptTokenIDs,
+        let j = JSONResult(text: r.text, token_ids: r.tokenIDs, prompt_token_ids: r.promptTokenIDs, tiles: tiles,
                            stopped_at_stop_token: r.stoppedAtStopToken,
-                           timings: .init(load_s: t.load, prefill_s: t.prefill, decode_s: t.decode,
+                           timings: .init(load_s: t.load, vision_s: visionSeconds, prefill_s: t.prefill, decode_s: t.decode,
                                           prefill_tok_s: t.prefillTokensPerSecond, decode_tok_s: t.decodeTokensPerSecond,
                                           prompt_tokens: t.promptTokens, generated_tokens: t.generatedTokens))
         let enc = JSONEncoder()

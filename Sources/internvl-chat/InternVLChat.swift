@@ -12,7 +12,7 @@ struct InternVLChat: ParsableCommand {
         Without --model the checkpoint is looked for in $INTERNVL_CHAT_MODEL, the "model" entry of \
         $XDG_CONFIG_HOME/internvl-chat/config.json, and the Hugging Face cache.
         """,
-        subcommands: [ChatCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self],
+        subcommands: [ChatCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self, DumpVisionCommand.self],
         defaultSubcommand: ChatCommand.self)
 }
 

@@ -79,8 +79,22 @@ struct CLITests {
 
     /// Bad input: one clear line on stderr naming what is wrong, status 1, no crash or stack dump,
     /// and no raw escape sequence even when a file name carries one.
+    static func img(_ name: String) -> String { TestData.url("images/" + name).path }
+
+    @Test func imagesInGenerate() throws {
+        let m = TestData.url("tiny-b").path
+        let r = try Self.run(["generate", "--model", m, "--image", Self.img("png-1x1.png"), "--image", Self.img("photo-chelsea.png"),
+                              "--max-tiles", "4", "--max-new-tokens", "4", "--json", "Compare."])
+        #expect(r.status == 0, "\(r.err)")
+        let d = try Self.lastJSON(r.out)
+        #expect(d["tiles"] as? [Int] == [1, 3])      // 1x1: one tile; 451x300 (ratio 1.50) with at most 4: 2x1 + thumbnail
+        let ctx = TestData.ints(d["prompt_token_ids"]).filter { $0 == 92546 }.count
+        #expect(ctx == (1 + 3) * 4)                   // 4 vision tokens per 56-pixel tile
+    }
+
     @Test func badInputGivesCleanErrors() throws {
         let tiny = TestData.url("tiny-a").path
+        let img = Self.img
         let s = try ScratchFolder(copying: TestData.url("tiny-a"))
         defer { s.remove() }
         try Data("this is not a protobuf".utf8).write(to: s.file("tokenizer.model"))
@@ -95,6 +109,15 @@ struct CLITests {
             (["generate", "--model", tiny, "--context", "20", "a long question that does not fit"], "but the context holds 20"),
             (["generate", "--model", tiny, "--history", hist.path, "hi"], "entry 0 is not a [question, answer] pair"),
             (["generate", "--model", tiny, "--history", "/no/hist.json", "hi"], "cannot be read"),
+            (["generate", "--model", tiny, "--image", img("not-an-image.jpg"), "x"], "is not a JPEG, PNG or WebP image"),
+            (["generate", "--model", tiny, "--image", img("truncated.jpg"), "x"], "truncated.jpg is truncated or corrupt"),
+            (["generate", "--model", tiny, "--image", img("truncated.png"), "x"], "truncated.png is truncated or corrupt"),
+            (["generate", "--model", tiny, "--image", img("empty.png"), "x"], "is empty (0 bytes)"),
+            (["generate", "--model", tiny, "--image", TestData.url("images").path, "x"], "is a folder, not an image"),
+            (["generate", "--model", tiny, "--image", img("bomb.png"), "x"], "20000x20000 pixels, more than the limit"),
+            (["generate", "--model", tiny, "--image", img("jpeg-cmyk.jpg"), "x"], "CMYK JPEGs are not supported"),
+            (["generate", "--model", tiny, "--image", img("png-1x1.png"), "--image", img("png-1x1.png"), "<image> x"],
+             "2 image(s) but only 1 <image> placeholder"),
         ]
         for (args, message) in checks {
             let r = try Self.run(args)

@@ -14,7 +14,7 @@ struct ImageChatTests {
     func greedyImageAnswersMatchReference(model: String) throws {
         let engine = try ChatEngine(folder: TestData.url(model))
         var encoded: [String: (tiles: Int, tokens: [Float])] = [:]
-        for c in try Self.cases(model) {
+        for (k, c) in try Self.cases(model).enumerated() {
             let images = c["images"] as! [String]
             for i in images where encoded[i] == nil {
                 let p = try engine.prepareImage(path: TestData.url("images/" + i).path)
@@ -28,7 +28,8 @@ struct ImageChatTests {
             let tokens = images.flatMap { encoded[$0]!.tokens }
             let embeddings = try engine.promptEmbeddings(ids, imageTokens: tokens)
             let logits = engine.model.forward(embeddings: embeddings.data, count: ids.count, cache: engine.model.makeCache())
-            let want = (c["last_logits"] as! [Any]).map { ($0 as! NSNumber).doubleValue }
+            let want = try TestData.logits(TestData.url(model + "/golden-images-logits.f64"), index: k,
+                                           vocab: engine.model.vocabSize)
             let num = zip(logits, want).map { abs(Double($0) - $1) }.max()!, den = want.map(abs).max()!
             #expect(num / den < 1e-4, "\(model) \(images): logits relative error \(num / den)")
             let r = try engine.generate(prompt: ids, imageTokens: tokens, parameters: SamplingParameters(maxNewTokens: 32))

@@ -37,11 +37,11 @@ struct InternLM2ReferenceTests {
     func lastLogitsMatchReference(model name: String) throws {
         let m = try Self.load(name)
         #expect(m.cases.count >= 10)
-        for c in m.cases {
+        for (k, c) in m.cases.enumerated() {
             let ids = TestData.ints(c["prompt_ids"])
             #expect(m.tokenizer.encode(c["prompt"] as! String) == ids, "prompt ids differ for \(name)")
             let logits = m.model.forward(ids, cache: m.model.makeCache())
-            let want = (c["last_logits"] as! [Any]).map { ($0 as! NSNumber).doubleValue }
+            let want = try TestData.logits(TestData.url(name + "/golden-logits.f64"), index: k, vocab: m.model.vocabSize)
             let err = Self.relativeError(logits, want)
             #expect(err < 1e-4, "\(name) prompt of \(ids.count) tokens: relative error \(err)")
         }

@@ -65,3 +65,15 @@ public struct SeededRandom: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension TestData {
+    /// Row `index` of a `[cases, vocab]` little-endian float64 file of reference logits.
+    public static func logits(_ file: URL, index: Int, vocab: Int) throws -> [Double] {
+        let d = try Data(contentsOf: file)
+        precondition(d.count % (8 * vocab) == 0, "\(file.path) is not a [cases, \(vocab)] float64 table")
+        return d.withUnsafeBytes { raw in
+            let all = raw.bindMemory(to: Double.self)
+            return Array(all[(index * vocab)..<((index + 1) * vocab)])
+        }
+    }
+}

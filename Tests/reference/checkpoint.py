@@ -178,7 +178,7 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(raw)
 
 
-def write_checkpoint(out_dir, cfg, seed, shards=1, scale=1.0):
+def write_checkpoint(out_dir, cfg, seed, shards=1, scale=1.0, zero_output_rows=None):
     """Random bf16 weights for every tensor of `cfg`; returns nothing (read it back to use it)."""
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -195,7 +195,10 @@ def write_checkpoint(out_dir, cfg, seed, shards=1, scale=1.0):
         fname = "model.safetensors" if shards == 1 else f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
         tensors = []
         for n in part:
-            bits = to_bf16_bits(init_tensor(n, shapes[n], rng, scale))
+            values = init_tensor(n, shapes[n], rng, scale)
+            if zero_output_rows and n == "language_model.output.weight":
+                values[zero_output_rows[0]:zero_output_rows[1]] = 0
+            bits = to_bf16_bits(values)
             raw = bits.tobytes()
             total += len(raw)
             tensors.append((n, "BF16", shapes[n], raw))

@@ -18,7 +18,7 @@ import random
 import shutil
 import sys
 
-import numpy as np  # noqa: F401
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint  # noqa: E402
@@ -113,14 +113,15 @@ def write_tokenizer_cases(folder, path, dec_path, rng):
     with open(path, "w", encoding="utf-8") as f:
         for s in tokenizer_strings(rng):
             f.write(json.dumps({"text": s, "ids": ref.encode(s)}, ensure_ascii=False) + "\n")
-    n = ref.sp.get_piece_size() + (len(ref.added) - sum(1 for i in ref.added.values() if i < ref.sp.get_piece_size()))
+    # Ids that decode to something (not the control padding), plus every added token.
+    pool = [i for i in range(ref.sp.get_piece_size()) if not ref.sp.is_control(i)] + sorted(ref.added.values())
     with open(dec_path, "w", encoding="utf-8") as f:
         for k in range(600):
             L = rng.randint(0, 24)
             if k % 3 == 0:   # byte pieces only: exercises invalid and split UTF-8
                 ids = [rng.randint(3, 258) for _ in range(L)]
             else:
-                ids = [rng.randint(0, n - 1) for _ in range(L)]
+                ids = [rng.choice(pool) for _ in range(L)]
             f.write(json.dumps({"ids": ids, "text": ref.decode(ids)}, ensure_ascii=False) + "\n")
 
 
@@ -145,15 +146,16 @@ def write_lm_golden(name, cfg, out_dir, tok_dir):
     ref_model = RefInternLM2(cfg, weights)
     tok = RefTokenizer(tok_dir)
     stop = {tok.added["<|im_end|>"], tok.sp.eos_id()}
-    cases = []
+    cases, logits = [], []
     for system, history, question in lm_cases():
         prompt = chat_prompt(system, history, question)
         ids = tok.encode(prompt)
-        logits = ref_model.forward(ids)[-1]
+        logits.append(ref_model.forward(ids)[-1])
         gen = ref_model.greedy(ids, 32, stop_ids=stop)
         cases.append({"system": system, "history": history, "question": question, "prompt": prompt,
-                      "prompt_ids": ids, "last_logits": [float(x) for x in logits],
-                      "greedy_ids": gen, "response": tok.chat_response(gen)})
+                      "prompt_ids": ids, "greedy_ids": gen, "response": tok.chat_response(gen)})
+    # Last-position logits of case k: row k of [cases, vocab] little-endian float64.
+    np.stack(logits).astype("<f8").tofile(os.path.join(out_dir, "golden-logits.f64"))
     with open(os.path.join(out_dir, "golden.json"), "w", encoding="utf-8") as f:
         json.dump({"model": name, "cases": cases}, f, ensure_ascii=False)
 
@@ -176,7 +178,7 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir):
     per_tile = int((size // cfg["vision_config"]["patch_size"]) ** 2 * cfg["downsample_ratio"] ** 2)
     ctx = tok.added["<IMG_CONTEXT>"]
     stop = {tok.added["<|im_end|>"], tok.sp.eos_id()}
-    feats, cases = {}, []
+    feats, cases, logits = {}, [], []
     for img in sorted({i for c in IMAGE_CASES for i in c[0]}):
         pv = preprocess_ref.pixel_values(os.path.join(images_dir, img), size, max_num, cfg["min_dynamic_patch"], True)
         f = vis.extract_feature(pv)
@@ -190,11 +192,12 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir):
         ids = tok.encode(prompt)
         vectors = np.concatenate([feats[i][1] for i in images])
         emb = (ctx, vectors, len(ids))
-        logits = lm.forward(ids, embeds=emb)[-1]
+        logits.append(lm.forward(ids, embeds=emb)[-1])
         gen = lm.greedy(ids, 32, stop_ids=stop, embeds=emb)
         cases.append({"images": images, "system": system, "history": history, "question": question,
                       "tiles": [feats[i][0] for i in images], "prompt_ids": ids,
-                      "last_logits": [float(x) for x in logits], "greedy_ids": gen, "response": tok.chat_response(gen)})
+                      "greedy_ids": gen, "response": tok.chat_response(gen)})
+    np.stack(logits).astype("<f8").tofile(os.path.join(out_dir, "golden-images-logits.f64"))
     with open(os.path.join(out_dir, "golden-images.json"), "w", encoding="utf-8") as f:
         json.dump({"model": name, "tokens_per_tile": per_tile, "cases": cases}, f, ensure_ascii=False)
 
@@ -207,7 +210,7 @@ def main():
     out = args.out
     os.makedirs(out, exist_ok=True)
     tok_dir = os.path.join(out, "tokenizer")
-    vocab = make_tokenizer.train(tok_dir)
+    vocab, trained = make_tokenizer.train(tok_dir)
     rng = random.Random(1234)
     write_tokenizer_cases(tok_dir, os.path.join(out, "tokenizer-cases.jsonl"),
                           os.path.join(out, "decode-cases.jsonl"), rng)
@@ -221,7 +224,9 @@ def main():
         json.dump(preprocess_ref.tiling_cases(random.Random(77)), f)
     for seed, (name, (cfg, shards)) in enumerate(tiny_configs(vocab).items()):
         d = os.path.join(out, name)
-        checkpoint.write_checkpoint(d, cfg, seed=100 + seed, shards=shards)
+        # The control padding never appears in text: zero output rows keep greedy answers on
+        # pieces that decode to text, as a trained model would.
+        checkpoint.write_checkpoint(d, cfg, seed=100 + seed, shards=shards, zero_output_rows=(trained, 92538))
         for fn in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copy(os.path.join(tok_dir, fn), d)
         write_lm_golden(name, cfg, d, tok_dir)

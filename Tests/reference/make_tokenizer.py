@@ -1,7 +1,9 @@
 """Train the tokenizer that the project's test models carry: SentencePiece BPE with byte fallback,
-split digits, identity normaliser without dummy prefix or whitespace collapsing (as InternLM2's),
-six user-defined [UNUSED_TOKEN_*] pieces at the end of the vocabulary and the fifteen added
-special tokens of the real tokenizer_config.json after them, at the same relative ids.
+split digits, identity normaliser without dummy prefix or whitespace collapsing (as InternLM2's).
+The vocabulary is then laid out exactly as the real one: the trained pieces, control pieces
+<|reserved_k|> up to id 92537 (never produced from text, decoded as nothing), user-defined
+[UNUSED_TOKEN_141..146] at 92538..92543, so that the fifteen added tokens of tokenizer_config.json
+have the real ids (<|im_end|> 92542, <IMG_CONTEXT> 92546, ..., vocab size 92553).
 """
 import io
 import json
@@ -43,6 +45,9 @@ def corpus(rng, n=4000):
     return lines
 
 
+REAL_PIECES = 92544   # pieces of the real tokenizer.model
+
+
 def train(out_dir, vocab_size=1000, seed=7):
     os.makedirs(out_dir, exist_ok=True)
     rng = random.Random(seed)
@@ -56,6 +61,10 @@ def train(out_dir, vocab_size=1000, seed=7):
         minloglevel=2)
     m = pb.ModelProto()
     m.ParseFromString(model.getvalue())
+    trained = len(m.pieces)
+    for k in range(trained, REAL_PIECES - 6):
+        p = m.pieces.add()
+        p.piece, p.score, p.type = f"<|reserved_{k}|>", 0.0, pb.ModelProto.SentencePiece.CONTROL
     # The real vocabulary ends with user-defined [UNUSED_TOKEN_141..146] at the ids that the chat
     # tokens <|plugin|>..<|im_start|> take in tokenizer_config.json.
     for k in range(141, 147):
@@ -88,4 +97,4 @@ def train(out_dir, vocab_size=1000, seed=7):
     with open(os.path.join(out_dir, "special_tokens_map.json"), "w") as f:
         json.dump({"additional_special_tokens": special, "bos_token": tok("<s>"), "eos_token": tok("</s>"),
                    "pad_token": tok("</s>"), "unk_token": tok("<unk>")}, f, indent=2)
-    return n + len(EXTRA)
+    return n + len(EXTRA), trained
