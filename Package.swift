@@ -31,11 +31,13 @@ let package = Package(
                        pkgConfig: "libsixel", providers: [.apt(["libsixel-dev"])]),
         .systemLibrary(name: "CSpng", path: "Sources/CSpng",
                        pkgConfig: "spng", providers: [.apt(["libspng-dev"])]),
+        .systemLibrary(name: "CWebP", path: "Sources/CWebP",
+                       pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
 
         // Tensor kernels: bf16/f16 conversion, matrix-vector, GEMM through OpenBLAS, norms, RoPE.
         .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: hot),
         // Images: decoding as Pillow, Pillow's bicubic resize, InternVL's dynamic tiling.
-        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng"], swiftSettings: hot),
+        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng", "CWebP"], swiftSettings: hot),
         // The checkpoint a user downloads: config.json, safetensors (single or sharded).
         .target(name: "Checkpoint", dependencies: ["Kernels"], swiftSettings: release),
         // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.

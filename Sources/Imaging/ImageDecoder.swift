@@ -1,5 +1,6 @@
 import CSpng
 import CTurboJPEG
+import CWebP
 import Foundation
 
 /// Decodes a file to 8-bit RGB exactly as `PIL.Image.open(path).convert("RGB")` does:
@@ -8,7 +9,9 @@ import Foundation
 /// - EXIF orientation is not applied;
 /// - 16-bit RGB(A) and grey+alpha keep the high byte; 16-bit grey is clipped to 255, as Pillow's
 ///   I;16 -> RGB conversion does;
-/// - CMYK JPEGs are refused.
+/// - CMYK JPEGs and animated WebP are refused;
+/// - WebP is decoded to RGBA by libwebp (as Pillow's WebPAnimDecoder does for a still image) and
+///   alpha dropped.
 /// Images above `maxPixels` are refused from their header, before any pixel memory exists.
 public enum ImageDecoder {
     /// Pillow's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS).
@@ -49,7 +52,7 @@ public enum ImageDecoder {
         switch format(of: bytes) {
         case .jpeg: return try decodeJPEG(bytes, name, maxPixels)
         case .png: return try decodePNG(bytes, name, maxPixels)
-        case .webp: throw ImagingError.unsupported(name, reason: "WebP is not supported yet; convert it to PNG or JPEG")
+        case .webp: return try decodeWebP(bytes, name, maxPixels)
         case nil: throw ImagingError.unknownFormat(name)
         }
     }
@@ -81,6 +84,25 @@ public enum ImageDecoder {
         // Any warning (a premature end above all) is an error: Pillow refuses truncated files.
         guard rc == 0 else { throw ImagingError.corrupt(name, reason: tjError(handle)) }
         return RGBImage(width: Int(w), height: Int(h), pixels: out)
+    }
+
+    static func decodeWebP(_ bytes: [UInt8], _ name: String, _ maxPixels: Int) throws -> RGBImage {
+        var features = WebPBitstreamFeatures()
+        let status = bytes.withUnsafeBufferPointer { WebPGetFeaturesInternal($0.baseAddress, $0.count, &features, WEBP_DECODER_ABI_VERSION) }
+        guard status == VP8_STATUS_OK else { throw ImagingError.corrupt(name, reason: "WebP header status \(status.rawValue)") }
+        if features.has_animation != 0 { throw ImagingError.unsupported(name, reason: "animated WebP is not supported; use one frame as PNG") }
+        let w = Int(features.width), h = Int(features.height)
+        try checkSize(w, h, name, maxPixels)
+        var rgba = [UInt8](repeating: 0, count: w * h * 4)
+        let ok = bytes.withUnsafeBufferPointer { src in
+            rgba.withUnsafeMutableBufferPointer { dst in
+                WebPDecodeRGBAInto(src.baseAddress, src.count, dst.baseAddress, dst.count, Int32(w * 4)) != nil
+            }
+        }
+        guard ok else { throw ImagingError.corrupt(name, reason: "libwebp could not decode it") }
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        for i in 0..<(w * h) { out[i * 3] = rgba[i * 4]; out[i * 3 + 1] = rgba[i * 4 + 1]; out[i * 3 + 2] = rgba[i * 4 + 2] }
+        return RGBImage(width: w, height: h, pixels: out)
     }
 
     static func tjError(_ handle: tjhandle) -> String {

@@ -25,6 +25,7 @@ public final class InternVision: @unchecked Sendable {
     let layers: [Layer]
     /// Encoder layers actually run: select_layer -1 needs all, -k stops k - 1 layers early.
     let layersToRun: Int
+    public var layersToRunCount: Int { layersToRun }
     // mlp1: LayerNorm(4 h) -> Linear(4 h -> llm) -> GELU -> Linear(llm -> llm)
     let mlpNormW: [Float], mlpNormB: [Float]
     let mlp1: WeightMatrix, mlp1Bias: [Float]

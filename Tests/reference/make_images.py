@@ -128,6 +128,15 @@ def make_corpus(out):
             shutil.copy(os.path.join(sk, f), os.path.join(d, "photo-" + f))
             expect_ok("photo-" + f)
 
+    # WebP (libwebp in Pillow): lossy, lossless, with alpha, odd sizes; animated is refused.
+    for name, arr, kw in (("webp-lossy.webp", base, {"quality": 80}), ("webp-lossless.webp", base, {"lossless": True}),
+                          ("webp-lossy-alpha.webp", rgba, {"quality": 70}), ("webp-lossless-alpha.webp", rgba, {"lossless": True}),
+                          ("webp-odd.webp", synthetic(33, 97, 4), {"quality": 90})):
+        Image.fromarray(arr, "RGBA" if arr.shape[-1] == 4 else "RGB").save(os.path.join(d, name), **kw)
+        expect_ok(name)
+    frames = [Image.fromarray(synthetic(20, 20, k)) for k in range(3)]
+    frames[0].save(os.path.join(d, "webp-animated.webp"), save_all=True, append_images=frames[1:], duration=100)
+    expect_error("webp-animated.webp", "animated WebP")
     # Format from the bytes, not the name.
     shutil.copy(os.path.join(d, "png-rgb.png"), os.path.join(d, "png-named.jpg")); expect_ok("png-named.jpg")
     shutil.copy(os.path.join(d, "jpeg-q50.jpg"), os.path.join(d, "jpeg-no-extension")); expect_ok("jpeg-no-extension")
@@ -135,6 +144,9 @@ def make_corpus(out):
     # Broken and hostile files.
     open(os.path.join(d, "not-an-image.jpg"), "w").write("hello, this is text\n")
     expect_error("not-an-image.jpg", "not a JPEG, PNG or WebP")
+    data = open(os.path.join(d, "webp-lossy.webp"), "rb").read()
+    open(os.path.join(d, "truncated.webp"), "wb").write(data[: len(data) // 2])
+    expect_error("truncated.webp", "truncated or corrupt")
     open(os.path.join(d, "empty.png"), "wb").close()
     expect_error("empty.png", "empty")
     for name, src in (("truncated.jpg", "jpeg-q50.jpg"), ("truncated.png", "png-rgb.png")):
