@@ -22,7 +22,7 @@ public enum CheckpointError: LocalizedError, Equatable {
         case .fileMissing(let p, let what):
             return "\(p) is missing: a model folder needs \(what)."
         case .unreadable(let p, let reason):
-            return "Cannot read \(p): \(reason)."
+            return "Cannot read \(p): \(reason.trimmingCharacters(in: CharacterSet(charactersIn: ". ")))."
         case .malformedConfig(let p, let reason):
             return "\(p) is not a valid InternVL config: \(reason)."
         case .unsupportedModel(let p, let archs):

@@ -15,7 +15,7 @@ public enum ImagingError: LocalizedError, Equatable {
         switch self {
         case .notFound(let p): return "\(p) does not exist."
         case .isDirectory(let p): return "\(p) is a folder, not an image."
-        case .unreadable(let p, let r): return "Cannot read \(p): \(r)."
+        case .unreadable(let p, let r): return "Cannot read \(p): \(r.trimmingCharacters(in: CharacterSet(charactersIn: ". ")))."
         case .empty(let p): return "\(p) is empty (0 bytes)."
         case .unknownFormat(let p): return "\(p) is not a JPEG, PNG or WebP image."
         case .unsupported(let p, let r): return "\(p) cannot be used: \(r)."

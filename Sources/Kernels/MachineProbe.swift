@@ -6,7 +6,7 @@ import Foundation
 /// like with like: sustained read bandwidth and OpenBLAS SGEMM throughput.
 public enum MachineProbe {
     /// GB/s of a streaming sum over `bytes` (much larger than the caches) with `threads` threads.
-    /// Best of `repeats` passes.
+    /// Best of `repeats` passes (the machines are shared: the best pass is the ceiling).
     public static func readBandwidth(bytes: Int = 1 << 30, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                                      repeats: Int = 4) -> Double {
         let n = bytes / 4
@@ -38,10 +38,12 @@ public enum MachineProbe {
         return best
     }
 
-    /// GFLOP/s of C[m, n] = A[m, k] B[k, n]^T through OpenBLAS, best of `repeats`.
-    public static func sgemmGFLOPs(m: Int, n: Int, k: Int, repeats: Int = 3) -> Double {
+    /// GFLOP/s of C[m, n] = A[m, k] B[k, n]^T through OpenBLAS, best of `repeats` after a
+    /// warm-up call (which starts OpenBLAS's threads).
+    public static func sgemmGFLOPs(m: Int, n: Int, k: Int, repeats: Int = 6) -> Double {
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
         var c = [Float](repeating: 0, count: m * n)
+        sgemmNT(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n)
         var best = 0.0
         for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds

@@ -31,11 +31,11 @@ struct BenchCommand: ParsableCommand {
             let folder = try modelOptions.locate()
             var r: [String: Any] = ["weights": weights.rawValue, "model": folder.path]
             log("measuring read bandwidth…")
-            let gbps = MachineProbe.readBandwidth()
+            var gbps = MachineProbe.readBandwidth()
             r["read_gbps"] = gbps
             log("measuring SGEMM…")
-            let vit = MachineProbe.sgemmGFLOPs(m: 1025, n: 3072, k: 1024)
-            let pre = MachineProbe.sgemmGFLOPs(m: 256, n: 8192, k: 2048)
+            var vit = MachineProbe.sgemmGFLOPs(m: 1025, n: 3072, k: 1024)
+            var pre = MachineProbe.sgemmGFLOPs(m: 256, n: 8192, k: 2048)
             r["sgemm_gflops"] = max(vit, pre)
             r["sgemm_gflops_by_shape"] = ["1025x1024x3072": vit, "256x2048x8192": pre]
 
@@ -72,6 +72,14 @@ struct BenchCommand: ParsableCommand {
             }
             r["decode_tok_s"] = decodeRates
             r["rss_peak_mb"] = MachineProbe.memoryMB().peak
+            // The ceilings again at the end; the better of the two runs counts (shared machines).
+            log("measuring the ceilings again…")
+            gbps = max(gbps, MachineProbe.readBandwidth())
+            vit = max(vit, MachineProbe.sgemmGFLOPs(m: 1025, n: 3072, k: 1024))
+            pre = max(pre, MachineProbe.sgemmGFLOPs(m: 256, n: 8192, k: 2048))
+            r["read_gbps"] = gbps
+            r["sgemm_gflops"] = max(vit, pre)
+            r["sgemm_gflops_by_shape"] = ["1025x1024x3072": vit, "256x2048x8192": pre]
             let d0 = decodeRates[String(decodeAt.min() ?? 64)] ?? 0
             r["decode_vs_bandwidth"] = d0 * Double(bytesPerToken) / (gbps * 1e9)
             r["prefill_vs_sgemm"] = (prefillGF[String(prefill.min() ?? 256)] ?? 0) / max(vit, pre)
@@ -91,8 +99,9 @@ struct BenchCommand: ParsableCommand {
             _ = engine.vision.encode(pixels: pixels, tiles: batch)
             let perTile = Date().timeIntervalSince(v0) / Double(batch)
             r["vision_s_per_tile"] = perTile
-            r["vision_vs_sgemm"] = visionFLOPs(engine.vision) / perTile / 1e9 / max(vit, pre)
+            let visionGFLOPs = visionFLOPs(engine.vision) / perTile / 1e9
             r["rss_peak_mb"] = MachineProbe.memoryMB().peak
+            r["vision_vs_sgemm"] = visionGFLOPs / max(vit, pre)
             r["threads"] = ProcessInfo.processInfo.activeProcessorCount
             print(json ? try jsonLine(r) : table(r))
         }

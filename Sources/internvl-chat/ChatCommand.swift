@@ -6,10 +6,15 @@ import Foundation
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
-        abstract: "Chat in the terminal, line by line. /new starts over, /quit or Ctrl-D leaves.")
+        abstract: "Chat in the terminal, line by line.",
+        discussion: """
+        /image PATH attaches an image to the next question, /new starts over, /quit or Ctrl-D leaves.
+        As in the official chat(), every turn re-reads the whole conversation; images are encoded once.
+        """)
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "System message (default: the model's own).") var system: String?
+    @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
     @OptionGroup var sampling: SamplingOptions
 
     func run() throws {
@@ -19,6 +24,8 @@ struct ChatCommand: ParsableCommand {
             let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
             let template = ChatTemplate(systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             var history: [(String, String)] = []
+            var images: [(tiles: Int, tokens: [Float])] = []     // of the conversation, in order
+            var pending: [(tiles: Int, tokens: [Float])] = []    // for the next question
             FileHandle.standardError.write(Data(String(format: "Ready in %.1f s. Ask a question.\n", engine.loadSeconds).utf8))
             while true {
                 Output.write("\n> ")
@@ -26,12 +33,29 @@ struct ChatCommand: ParsableCommand {
                 let q = line.trimmingCharacters(in: .whitespaces)
                 if q.isEmpty { continue }
                 if q == "/quit" { return }
-                if q == "/new" { history = []; Output.write("(new conversation)\n"); continue }
+                if q == "/new" { history = []; images = []; pending = []; Output.write("(new conversation)\n"); continue }
                 do {
-                    let ids = try engine.promptIDs(template: template, history: history, question: q)
-                    let r = try engine.generate(prompt: ids, parameters: sampling.parameters, onText: Output.write)
+                    if q.hasPrefix("/image ") {
+                        let path = String(q.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+                        let p = try engine.prepareImage(path: (path as NSString).expandingTildeInPath, maxTiles: maxTiles)
+                        let t0 = Date()
+                        pending.append((p.tiles, engine.encodeImage(p)))
+                        Output.write(String(format: "(attached %dx%d, %d tiles, encoded in %.1f s)\n",
+                                            p.width, p.height, p.tiles, Date().timeIntervalSince(t0)))
+                        continue
+                    }
+                    // Placeholders for this turn's images go into this question, so that later
+                    // turns keep each image where it was asked about.
+                    let question = ImagePrompt.withPlaceholders(question: q, history: [], imageCount: pending.count)
+                    let all = images + pending
+                    let ids = try engine.promptIDs(template: template, history: history, question: question,
+                                                   tileCounts: all.map(\.tiles))
+                    let r = try engine.generate(prompt: ids, imageTokens: all.flatMap(\.tokens),
+                                                parameters: sampling.parameters, onText: Output.write)
                     Output.write(String(format: "\n[%d tokens, %.1f tok/s]\n", r.tokenIDs.count, r.timings.decodeTokensPerSecond))
-                    history.append((q, r.text))
+                    history.append((question, r.text))
+                    images = all
+                    pending = []
                 } catch {
                     printError(error)
                 }

@@ -16,9 +16,9 @@ struct CLITests {
         return TestData.packageRoot.appendingPathComponent(".build/debug/internvl-chat")
     }
 
-    static func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Run {
+    static func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:], executable: URL? = nil) throws -> Run {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = args
         var e = ProcessInfo.processInfo.environment
         e.merge(env) { $1 }
@@ -80,6 +80,28 @@ struct CLITests {
     /// Bad input: one clear line on stderr naming what is wrong, status 1, no crash or stack dump,
     /// and no raw escape sequence even when a file name carries one.
     static func img(_ name: String) -> String { TestData.url("images/" + name).path }
+
+    /// A file the process may not read. Root reads anything, so as root the binary runs as
+    /// `nobody` through setpriv.
+    @Test func unreadableImageIsAClearError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unreadable-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let f = dir.appendingPathComponent("secret.png")
+        try FileManager.default.copyItem(atPath: Self.img("png-rgb.png"), toPath: f.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: f.path)
+        var args = ["generate", "--model", TestData.url("tiny-a").path, "--image", f.path, "x"]
+        if getuid() == 0 {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+                Issue.record("running as root without setpriv: cannot make a file unreadable"); return
+            }
+            args = ["--reuid=65534", "--regid=65534", "--clear-groups", Self.binary.path] + args
+        }
+        let r = getuid() == 0 ? try Self.run(args, executable: URL(fileURLWithPath: "/usr/bin/setpriv")) : try Self.run(args)
+        #expect(r.status == 1, "\(r.err)")
+        #expect(r.err.hasPrefix("error: Cannot read \(f.path)") && r.err.lowercased().contains("permission"), "\(r.err)")
+    }
 
     @Test func imagesInGenerate() throws {
         let m = TestData.url("tiny-b").path
