@@ -11,6 +11,7 @@ public enum ChatError: LocalizedError, Equatable {
     case invalidParameters(String)
     case badHistory(String, reason: String)
     case imagePlaceholders(images: Int, placeholders: Int)
+    case contextBudget(tokens: Int, context: Int, images: [String])
 
     public var errorDescription: String? {
         switch self {
@@ -20,6 +21,10 @@ public enum ChatError: LocalizedError, Equatable {
                 + "Shorten the history or the question, or raise the context size."
         case .invalidParameters(let s): return "Invalid sampling parameters: \(s)."
         case .badHistory(let p, let r): return "\(p) is not a valid history: \(r)."
+        case .contextBudget(let n, let c, let imgs):
+            var s = "This turn needs \(n) tokens but the context holds \(c): \(n - c + 1) too many, leaving room for no answer."
+            if !imgs.isEmpty { s += " Images in the conversation: " + imgs.joined(separator: "; ") + "." }
+            return s + " Start a new conversation, use fewer tiles per image, or raise the context size."
         case .imagePlaceholders(let i, let p):
             return "\(i) image(s) but only \(p) <image> placeholder(s) in the conversation: add one <image> per image, or none to let them be placed before the question."
         }

@@ -91,8 +91,12 @@ public final class InternLM2: @unchecked Sendable {
     /// RoPE follows InternLM2DynamicNTKScalingRotaryEmbedding: the base is chosen from the
     /// sequence length at this call (cache + t), and cached keys keep the rotation they got,
     /// exactly as the official generate() with its cache behaves.
+    ///
+    /// `shouldStop` is polled before every layer of every chunk; when it answers true the call
+    /// returns `[]` and the cache keeps only what it held before the call.
     public func forward(embeddings x: UnsafeMutablePointer<Float>, count t: Int, cache: KVCache,
-                        logits: LogitsWanted = .last) -> [Float] {
+                        logits: LogitsWanted = .last, shouldStop: () -> Bool = { false },
+                        progress: (Int) -> Void = { _ in }) -> [Float] {
         guard t > 0 else { return [] }
         let past = cache.count
         let total = past + t
@@ -102,9 +106,11 @@ public final class InternLM2: @unchecked Sendable {
         while start < t {
             let n = min(prefillChunk, t - start)
             for (l, layer) in layers.enumerated() {
+                if shouldStop() { return [] }
                 step(layer, l, x + start * hidden, n, past + start, cache, rope, ropeOffset: start)
             }
             start += n
+            progress(start)
         }
         cache.advance(by: t)
         switch logits {

@@ -97,8 +97,30 @@ public final class InternVision: @unchecked Sendable {
         return project(features, tiles: tiles)
     }
 
+    /// As `encode`, one tile at a time so that `shouldStop` (polled between the steps of every
+    /// layer) can end it quickly; nil when stopped. `progress(done, total)` counts layer-tiles.
+    public func encodeCancellable(pixels: [Float], tiles: Int, shouldStop: () -> Bool,
+                                  progress: (Int, Int) -> Void = { _, _ in }) -> [Float]? {
+        let per = 3 * tileSize * tileSize
+        var out: [Float] = []
+        out.reserveCapacity(tiles * tokensPerTile * outputSize)
+        for t in 0..<tiles {
+            let tile = Array(pixels[(t * per)..<((t + 1) * per)])
+            guard let states = encoderStates(pixels: tile, tiles: 1, shouldStop: shouldStop, progress: { l, n in
+                progress(t * n + l, tiles * n)
+            }) else { return nil }
+            if shouldStop() { return nil }
+            out += project(states, tiles: 1)
+        }
+        return out
+    }
+
     /// The selected hidden state `[tiles, 1 + patches, hidden]` (before pixel shuffle).
     public func encoderStates(pixels: [Float], tiles: Int, progress: (Int, Int) -> Void = { _, _ in }) -> [Float] {
+        encoderStates(pixels: pixels, tiles: tiles, shouldStop: { false }, progress: progress)!
+    }
+
+    func encoderStates(pixels: [Float], tiles: Int, shouldStop: () -> Bool, progress: (Int, Int) -> Void) -> [Float]? {
         let h = hidden, g = patchesPerSide, p = config.visionConfig.patchSize, s = tileSize
         let n = 1 + g * g
         precondition(pixels.count == tiles * 3 * s * s, "pixel tensor does not match \(tiles) tiles of \(s)x\(s)")
@@ -122,14 +144,14 @@ public final class InternVision: @unchecked Sendable {
             }
         }
         for (l, layer) in layers.prefix(layersToRun).enumerated() {
-            step(layer, &x, tiles: tiles, n: n)
+            if !step(layer, &x, tiles: tiles, n: n, shouldStop: shouldStop) { return nil }
             progress(l + 1, layersToRun)
         }
         return x
     }
 
-    /// One InternVisionEncoderLayer over all tiles.
-    private func step(_ L: Layer, _ x: inout [Float], tiles: Int, n: Int) {
+    /// One InternVisionEncoderLayer over all tiles; false when `shouldStop` ended it early.
+    private func step(_ L: Layer, _ x: inout [Float], tiles: Int, n: Int, shouldStop: () -> Bool) -> Bool {
         let h = hidden, rows = tiles * n
         let heads = config.visionConfig.numAttentionHeads, ffn = config.visionConfig.intermediateSize
         let eps = Float(config.visionConfig.layerNormEps)
@@ -137,8 +159,10 @@ public final class InternVision: @unchecked Sendable {
         var qkv = [Float](repeating: 0, count: rows * 3 * h)
         var att = [Float](repeating: 0, count: rows * h)
         var o = [Float](repeating: 0, count: rows * h)
+        if shouldStop() { return false }
         layerNorm(x, L.norm1w, L.norm1b, &xn, n: h, t: rows, eps: eps)
         matmul(L.qkv, xn, rows, &qkv, scratch: &weightBlock)
+        if shouldStop() { return false }
         addBias(&qkv, L.qkvBias, n: 3 * h, t: rows)
         qkv.withUnsafeBufferPointer { b in
             att.withUnsafeMutableBufferPointer { a in
@@ -149,17 +173,21 @@ public final class InternVision: @unchecked Sendable {
                 }
             }
         }
+        if shouldStop() { return false }
         matmul(L.proj, att, rows, &o, scratch: &weightBlock)
         addBias(&o, L.projBias, n: h, t: rows)
         for r in 0..<rows { for i in 0..<h { x[r * h + i] += L.ls1[i] * o[r * h + i] } }
         layerNorm(x, L.norm2w, L.norm2b, &xn, n: h, t: rows, eps: eps)
+        if shouldStop() { return false }
         var mid = [Float](repeating: 0, count: rows * ffn)
         matmul(L.fc1, xn, rows, &mid, scratch: &weightBlock)
         addBias(&mid, L.fc1Bias, n: ffn, t: rows)
         gelu(&mid, n: rows * ffn)
+        if shouldStop() { return false }
         matmul(L.fc2, mid, rows, &o, scratch: &weightBlock)
         addBias(&o, L.fc2Bias, n: h, t: rows)
         for r in 0..<rows { for i in 0..<h { x[r * h + i] += L.ls2[i] * o[r * h + i] } }
+        return true
     }
 
     /// Drop the class token, pixel-shuffle by the downsample ratio, then mlp1.

@@ -1,0 +1,257 @@
+import Foundation
+import Imaging
+import Kernels
+import Model
+import Tokenizer
+
+/// The local inference session: it owns the engine, the conversation, the KV cache of the
+/// conversation so far and the vision tokens of every attached image, and does the least work
+/// per turn:
+/// - each turn templates the whole conversation (as the official chat() does) and prefills only
+///   what follows the longest prefix already in the cache;
+/// - an image is decoded and encoded once, when attached, and found again by content;
+/// - regenerate and edit truncate the cache instead of recomputing it.
+/// Results equal a recomputation from scratch. One exception is built in on purpose: past
+/// max_position_embeddings with dynamic NTK RoPE the official code re-prefills everything with a
+/// new base every turn, so the session does the same there.
+public actor ChatSession: ChatBackend {
+    public struct Turn: Sendable, Equatable {
+        /// The question as sent, placeholders included.
+        public var question: String
+        public var answer: String
+        public var imageIDs: [Int]
+        public var interrupted: Bool
+    }
+
+    struct EncodedImage {
+        let info: AttachedImage
+        let key: UInt64              // content + tiling + model
+        let tokens: [Float]          // [tiles * tokensPerTile, hidden]
+    }
+
+    public let engine: ChatEngine
+    public private(set) var turns: [Turn] = []
+    public private(set) var systemMessage: String
+    private var images: [Int: EncodedImage] = [:]
+    private var byKey: [UInt64: Int] = [:]
+    private let cache: KVCache
+    /// One signature per cached position: the token id, or for an image token the image's key
+    /// and the token's index in it (equal ids of two different images must not match).
+    private var cached: [UInt64] = []
+    private let cancelFlag = CancelFlag()
+    /// Prefill is cut into chunks this long, so that cancelling and progress are prompt.
+    public var prefillChunk = 64
+    /// Tests: raise the cancel flag once this many tokens are generated, 0 meaning as prefill
+    /// starts (as a UI would, but at a known point; a tiny model outruns any consumer).
+    var cancelAfterTokens: Int?
+
+    func setCancelAfterTokens(_ n: Int?) { cancelAfterTokens = n }
+
+    public init(engine: ChatEngine, systemMessage: String = ChatTemplate.defaultSystemMessage) {
+        self.engine = engine
+        self.systemMessage = systemMessage
+        cache = engine.model.makeCache()
+    }
+
+    public nonisolated func cancel() { cancelFlag.raise() }
+
+    public var cachedTokenCount: Int { cached.count }
+
+    // MARK: images
+
+    public func attach(path: String, maxTiles: Int?) async throws -> AttachedImage {
+        try attachNow(path: path, maxTiles: maxTiles, events: nil)
+    }
+
+    func attachNow(path: String, maxTiles: Int?, events: AsyncStream<ChatEvent>.Continuation?) throws -> AttachedImage {
+        let bytes: [UInt8]
+        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            _ = try ImageDecoder.decode(path: path)       // the precise error (missing, folder, permission)
+            throw error
+        }
+        let options = engine.tilingOptions(maxTiles: maxTiles)
+        let key = fnv1a(bytes, seed: fnv1a(Array("\(options.tileSize)/\(options.minTiles)/\(options.maxTiles)/\(options.useThumbnail)/\(engine.folder.path)".utf8)))
+        if let id = byKey[key], let e = images[id] { return e.info }
+        events?.yield(.phase(.decodingImage(name: path)))
+        let prepared = ImagePreprocessor.prepare(try ImageDecoder.decode(bytes: bytes, name: path), options: options)
+        cancelFlag.reset()
+        guard let tokens = engine.vision.encodeCancellable(pixels: prepared.pixels, tiles: prepared.tiles,
+                                                            shouldStop: { cancelFlag.isRaised },
+                                                            progress: { events?.yield(.phase(.encodingImage(layer: $0, of: $1))) })
+        else { throw CancellationError() }
+        let id = (images.keys.max() ?? 0) + 1
+        let info = AttachedImage(id: id, name: path, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
+                                 tokenCost: 2 + prepared.tiles * engine.vision.tokensPerTile)
+        images[id] = EncodedImage(info: info, key: key, tokens: tokens)
+        byKey[key] = id
+        return info
+    }
+
+    // MARK: turns
+
+    public func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+        let ids = images.map(\.id)
+        return stream { s, c in try s.runTurn(question: question, imageIDs: ids, parameters: parameters, events: c) }
+    }
+
+    public func regenerate(parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+        stream { s, c in
+            guard let last = s.turns.popLast() else { throw ChatError.invalidParameters("there is no answer to regenerate") }
+            do { try s.runTurn(question: last.question, imageIDs: last.imageIDs, parameters: parameters, events: c, placed: true) }
+            catch { s.turns.append(last); throw error }
+        }
+    }
+
+    public func editLast(_ question: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+        stream { s, c in
+            guard let last = s.turns.popLast() else { throw ChatError.invalidParameters("there is no question to edit") }
+            do { try s.runTurn(question: question, imageIDs: last.imageIDs, parameters: parameters, events: c) }
+            catch { s.turns.append(last); throw error }
+        }
+    }
+
+    public func newConversation() {
+        turns = []
+        cached = []
+        cache.truncate(to: 0)
+    }
+
+    public func setSystemMessage(_ text: String) {
+        systemMessage = text     // the next turn's prompt differs from its start: nothing is reused
+    }
+
+    /// Returns the event stream at once; `body` runs on the session right after, its errors
+    /// becoming `.failed` events (a cancel before any answer ends the stream quietly).
+    private func stream(_ body: @escaping @Sendable (isolated ChatSession, AsyncStream<ChatEvent>.Continuation) throws -> Void)
+        -> AsyncStream<ChatEvent> {
+        let (s, c) = AsyncStream<ChatEvent>.makeStream()
+        cancelFlag.reset()
+        Task { await self.execute(body, c) }
+        return s
+    }
+
+    private func execute(_ body: @Sendable (isolated ChatSession, AsyncStream<ChatEvent>.Continuation) throws -> Void,
+                         _ c: AsyncStream<ChatEvent>.Continuation) {
+        do { try body(self, c) } catch {
+            if !(error is CancellationError) {
+                c.yield(.failed((error as? LocalizedError)?.errorDescription ?? "\(error)"))
+            }
+        }
+        c.finish()
+    }
+
+    /// The prompt of the whole conversation plus `question`, with per-position signatures.
+    func buildPrompt(question: String, imageIDs: [Int], placed: Bool) throws -> (ids: [Int32], sigs: [UInt64], question: String, images: [EncodedImage]) {
+        for id in imageIDs where images[id] == nil { throw ChatError.invalidParameters("image \(id) is not attached") }
+        // Placeholders for this turn's images go into this question, so that later turns keep
+        // each image where it was asked about.
+        let q = placed ? question : ImagePrompt.withPlaceholders(question: question, history: [], imageCount: imageIDs.count)
+        let all = (turns.flatMap(\.imageIDs) + imageIDs).map { images[$0]! }
+        let ids = try engine.promptIDs(template: ChatTemplate(systemMessage: systemMessage),
+                                       history: turns.map { ($0.question, $0.answer) }, question: q,
+                                       tileCounts: all.map(\.info.tiles))
+        let ctx = engine.tokenizer.tokenID("<IMG_CONTEXT>")
+        let perImage = all.map { $0.info.tiles * engine.vision.tokensPerTile }
+        var sigs: [UInt64] = [], img = 0, k = 0
+        sigs.reserveCapacity(ids.count)
+        for id in ids {
+            if id == ctx, img < all.count {
+                sigs.append((all[img].key &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15) | (1 << 63))
+                k += 1
+                if k == perImage[img] { img += 1; k = 0 }
+            } else {
+                sigs.append(UInt64(UInt32(bitPattern: id)))
+            }
+        }
+        return (ids, sigs, q, all)
+    }
+
+    func runTurn(question: String, imageIDs: [Int], parameters: SamplingParameters,
+                 events: AsyncStream<ChatEvent>.Continuation, placed: Bool = false) throws {
+        if let p = parameters.problem { throw ChatError.invalidParameters(p) }
+        let start = Date()
+        let (ids, sigs, q, all) = try budgetChecked { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
+        var stats = TurnStats()
+        stats.promptTokens = ids.count
+
+        // Reuse the longest cached prefix; at least one position is prefilled for logits.
+        var reuse = zip(cached, sigs).prefix { $0 == $1 }.count
+        reuse = min(reuse, ids.count - 1)
+        if let rs = engine.configuration.llmConfig.ropeScaling, rs.type == "dynamic",
+           ids.count > engine.configuration.llmConfig.maxPositionEmbeddings {
+            reuse = 0      // the official re-prefill uses one NTK base for the whole prompt
+        }
+        cache.truncate(to: reuse)
+        cached = Array(cached.prefix(reuse))
+        stats.reusedTokens = reuse
+        stats.prefilledTokens = ids.count - reuse
+
+        // Prefill the rest: token embeddings, image rows from the cached vision tokens.
+        let t0 = Date()
+        let full = try engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens))
+        let n = ids.count - reuse
+        // One forward call (the RoPE base depends on the call's length), chunked inside it.
+        engine.model.prefillChunk = prefillChunk
+        events.yield(.phase(.prefill(done: 0, of: n)))
+        if cancelAfterTokens == 0 { cancelFlag.raise() }
+        var logits = engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: n, cache: cache,
+                                          shouldStop: { cancelFlag.isRaised },
+                                          progress: { events.yield(.phase(.prefill(done: $0, of: n))) })
+        if cancelFlag.isRaised { cached = Array(sigs.prefix(cache.count)); throw CancellationError() }
+        cached = sigs
+        stats.prefillSeconds = Date().timeIntervalSince(t0)
+
+        // Decode.
+        events.yield(.phase(.generating))
+        var sampler = Sampler(parameters)
+        var detok = StreamingDetokenizer(tokenizer: engine.tokenizer)
+        var seen = ids, out: [Int32] = []
+        let stops = engine.stopIDs
+        let t1 = Date()
+        while out.count < parameters.maxNewTokens {
+            if cancelFlag.isRaised { stats.interrupted = true; break }
+            let next = sampler.next(logits: logits, seen: seen)
+            if stops.contains(next) { break }
+            if out.isEmpty { stats.firstTokenSeconds = Date().timeIntervalSince(start) }
+            out.append(next); seen.append(next)
+            if let n = cancelAfterTokens, out.count == n { cancelFlag.raise() }
+            let text = detok.append(next)
+            if !text.isEmpty { events.yield(.text(text)) }
+            if out.count >= parameters.maxNewTokens || cache.count + 1 >= engine.contextLength { break }
+            var e = [Float](repeating: 0, count: engine.model.hidden)
+            engine.model.embed([next], into: &e)
+            logits = e.withUnsafeMutableBufferPointer { engine.model.forward(embeddings: $0.baseAddress!, count: 1, cache: cache) }
+            cached.append(UInt64(UInt32(bitPattern: next)))
+        }
+        let rest = detok.finish()
+        if !rest.isEmpty { events.yield(.text(rest)) }
+        stats.decodeSeconds = Date().timeIntervalSince(t1)
+        stats.generatedTokenIDs = out
+        stats.text = engine.tokenizer.chatResponse(out)
+        if stats.interrupted && out.isEmpty {
+            throw CancellationError()            // nothing to keep: the question is not recorded
+        }
+        turns.append(Turn(question: q, answer: stats.text, imageIDs: imageIDs, interrupted: stats.interrupted))
+        events.yield(.finished(stats))
+    }
+
+    /// Vision tokens and tile counts of attached images, in the given order.
+    public func tokens(of ids: [Int]) -> [Float] { ids.flatMap { images[$0]?.tokens ?? [] } }
+    public func tiles(of ids: [Int]) -> [Int] { ids.map { images[$0]?.info.tiles ?? 0 } }
+
+    /// Runs `build`, turning a too-long prompt into the precise budget message.
+    private func budgetChecked<T>(_ build: () throws -> T) throws -> T {
+        do { return try build() } catch ChatError.promptTooLong(let tokens, let context) {
+            let costs = turns.flatMap(\.imageIDs).compactMap { images[$0]?.info }
+            throw ChatError.contextBudget(tokens: tokens, context: context,
+                                          images: costs.map { "\($0.name): \($0.tokenCost) tokens (\($0.tiles) tiles)" })
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a content key for the image cache (not a security hash).
+func fnv1a(_ bytes: [UInt8], seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+    var h = seed
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    return h
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Chat
+
+/// The session's answers with prefix reuse equal a recomputation of the whole conversation from
+/// scratch (greedy ids), turn after turn: images in the first and a later turn, a text follow-up,
+/// regenerate, edit, and a turn after a cancel.
+struct ChatSessionTests {
+    struct Outcome { var text = ""; var stats: TurnStats?; var failure: String?; var phases: [ChatPhase] = [] }
+
+    static func collect(_ s: AsyncStream<ChatEvent>) async -> Outcome {
+        var o = Outcome()
+        for await e in s {
+            switch e {
+            case .text(let t):
+                o.text += t
+            case .finished(let st): o.stats = st
+            case .failed(let m): o.failure = m
+            case .phase(let p): o.phases.append(p)
+            }
+        }
+        return o
+    }
+
+    /// The same turn computed from nothing: template, tokens, a fresh cache.
+    static func recompute(_ engine: ChatEngine, _ session: ChatSession, question: String, images: [AttachedImage],
+                          placed: Bool = false, dropLast: Bool = false) async throws -> [Int32] {
+        var turns = await session.turns
+        if dropLast { turns.removeLast() }
+        let all = turns.flatMap(\.imageIDs) + images.map(\.id)
+        let tokens = try await session.tokens(of: all)
+        let q = placed ? question : ImagePrompt.withPlaceholders(question: question, history: [], imageCount: images.count)
+        let ids = try engine.promptIDs(template: ChatTemplate(), history: turns.map { ($0.question, $0.answer) }, question: q,
+                                       tileCounts: try await session.tiles(of: all))
+        return try engine.generate(prompt: ids, imageTokens: tokens, parameters: SamplingParameters(maxNewTokens: 12)).tokenIDs
+    }
+
+    @Test(arguments: ["tiny-b", "tiny-a"])
+    func reuseEqualsRecompute(model: String) async throws {
+        let engine = try ChatEngine(folder: TestData.url(model))
+        let session = ChatSession(engine: engine)
+        let p = SamplingParameters(maxNewTokens: 12)
+        let cat = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil)
+        let again = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil)
+        #expect(again == cat, "the same image is found by content, not encoded twice")
+
+        var want = try await Self.recompute(engine, session, question: "Describe.", images: [cat])
+        var o = await Self.collect(await session.send("Describe.", images: [cat], parameters: p))
+        #expect(o.failure == nil)
+        #expect(o.stats?.generatedTokenIDs == want)
+        #expect(o.text == o.stats?.text)
+
+        want = try await Self.recompute(engine, session, question: "And then?", images: [])
+        o = await Self.collect(await session.send("And then?", images: [], parameters: p))
+        #expect(o.stats?.generatedTokenIDs == want, "text follow-up")
+        let reused = o.stats?.reusedTokens ?? 0, prompt = o.stats?.promptTokens ?? 0
+        if prompt <= engine.configuration.llmConfig.maxPositionEmbeddings {
+            #expect(reused > prompt / 2, "follow-up reused \(reused) of \(prompt)")
+        }
+
+        let camera = try await session.attach(path: TestData.url("images/photo-camera.png").path, maxTiles: 4)
+        want = try await Self.recompute(engine, session, question: "Compare.", images: [camera])
+        o = await Self.collect(await session.send("Compare.", images: [camera], parameters: p))
+        #expect(o.stats?.generatedTokenIDs == want, "image in a later turn")
+        let firstAnswer = o.stats?.generatedTokenIDs
+
+        // Regenerate: the same question again over the truncated cache.
+        let lastQ = await session.turns.last!.question
+        want = try await Self.recompute(engine, session, question: lastQ, images: [camera], placed: true, dropLast: true)
+        o = await Self.collect(await session.regenerate(parameters: p))
+        #expect(o.stats?.generatedTokenIDs == want && want == firstAnswer, "regenerate")
+        if (o.stats?.promptTokens ?? 0) <= engine.configuration.llmConfig.maxPositionEmbeddings {
+            #expect((o.stats?.reusedTokens ?? 0) > 0)
+        }
+
+        // Edit the last question.
+        want = try await Self.recompute(engine, session, question: "Compare them now.", images: [camera], dropLast: true)
+        o = await Self.collect(await session.editLast("Compare them now.", parameters: p))
+        #expect(o.stats?.generatedTokenIDs == want, "edit")
+
+        // Cancel before the answer starts (during prefill): nothing is recorded.
+        let before = await session.turns
+        await session.setCancelAfterTokens(0)
+        o = await Self.collect(await session.send("Never mind.", images: [], parameters: p))
+        await session.setCancelAfterTokens(nil)
+        #expect(o.stats == nil && o.failure == nil)
+        #expect(o.phases.contains(.prefill(done: 0, of: o.phases.compactMap { if case .prefill(_, let n) = $0 { n } else { nil } }.first ?? -1)))
+        #expect(await session.turns == before)
+
+        // Cancel while answering: the partial answer is kept, marked interrupted.
+        await session.setCancelAfterTokens(3)
+        o = await Self.collect(await session.send("Tell me more.", images: [], parameters: SamplingParameters(maxNewTokens: 200)))
+        await session.setCancelAfterTokens(nil)
+        let last = await session.turns.last!
+        #expect(o.stats?.interrupted == true && last.interrupted && last.question == "Tell me more.")
+        #expect(o.stats?.generatedTokenIDs.count == 3)
+        want = try await Self.recompute(engine, session, question: "Go on.", images: [])
+        o = await Self.collect(await session.send("Go on.", images: [], parameters: p))
+        #expect(o.stats?.generatedTokenIDs == want, "after a cancel")
+    }
+
+    @Test func overlongTurnIsRefusedAndTheSessionGoesOn() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"), contextLength: 200)
+        let session = ChatSession(engine: engine)
+        let cat = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil)
+        let o = await Self.collect(await session.send(String(repeating: "very long ", count: 60), images: [cat],
+                                                      parameters: SamplingParameters(maxNewTokens: 4)))
+        #expect(o.failure?.contains("but the context holds 200") == true, "\(o.failure ?? "no failure")")
+        #expect(await session.turns.isEmpty)
+        let ok = await Self.collect(await session.send("Hi", images: [cat], parameters: SamplingParameters(maxNewTokens: 4)))
+        #expect(ok.failure == nil && ok.stats != nil)
+    }
+}
