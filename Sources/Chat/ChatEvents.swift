@@ -24,6 +24,8 @@ public struct TurnStats: Sendable, Equatable {
     /// Seconds from the request to the first generated token.
     public var firstTokenSeconds = 0.0
     public var promptTokens = 0
+    public var promptTokenIDs: [Int32] = []
+    public var stoppedAtStopToken = false
     /// Prompt positions whose keys and values came from the cache.
     public var reusedTokens = 0
     public var prefilledTokens = 0

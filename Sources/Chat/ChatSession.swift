@@ -41,11 +41,11 @@ public actor ChatSession: ChatBackend {
     private let cancelFlag = CancelFlag()
     /// Prefill is cut into chunks this long, so that cancelling and progress are prompt.
     public var prefillChunk = 64
-    /// Tests: raise the cancel flag once this many tokens are generated, 0 meaning as prefill
-    /// starts (as a UI would, but at a known point; a tiny model outruns any consumer).
-    var cancelAfterTokens: Int?
+    /// Scripted cancel (tests, `generate --turns`): raise the cancel flag once this many tokens
+    /// are generated, 0 meaning as prefill starts -- what a user's cancel does, at a known point.
+    public private(set) var cancelAfterTokens: Int?
 
-    func setCancelAfterTokens(_ n: Int?) { cancelAfterTokens = n }
+    public func setCancelAfterTokens(_ n: Int?) { cancelAfterTokens = n }
 
     public init(engine: ChatEngine, systemMessage: String = ChatTemplate.defaultSystemMessage) {
         self.engine = engine
@@ -107,6 +107,14 @@ public actor ChatSession: ChatBackend {
             guard let last = s.turns.popLast() else { throw ChatError.invalidParameters("there is no question to edit") }
             do { try s.runTurn(question: question, imageIDs: last.imageIDs, parameters: parameters, events: c) }
             catch { s.turns.append(last); throw error }
+        }
+    }
+
+    /// Starts from an existing conversation (as the official chat(history=...)): its turns are
+    /// prefilled with the next question. `imageIDs[k]` are the attached images turn k shows.
+    public func setHistory(_ pairs: [(String, String)], imageIDs: [[Int]] = []) {
+        turns = pairs.enumerated().map { k, p in
+            Turn(question: p.0, answer: p.1, imageIDs: k < imageIDs.count ? imageIDs[k] : [], interrupted: false)
         }
     }
 
@@ -173,6 +181,7 @@ public actor ChatSession: ChatBackend {
         let (ids, sigs, q, all) = try budgetChecked { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
         var stats = TurnStats()
         stats.promptTokens = ids.count
+        stats.promptTokenIDs = ids
 
         // Reuse the longest cached prefix; at least one position is prefilled for logits.
         var reuse = zip(cached, sigs).prefix { $0 == $1 }.count
@@ -211,7 +220,7 @@ public actor ChatSession: ChatBackend {
         while out.count < parameters.maxNewTokens {
             if cancelFlag.isRaised { stats.interrupted = true; break }
             let next = sampler.next(logits: logits, seen: seen)
-            if stops.contains(next) { break }
+            if stops.contains(next) { stats.stoppedAtStopToken = true; break }
             if out.isEmpty { stats.firstTokenSeconds = Date().timeIntervalSince(start) }
             out.append(next); seen.append(next)
             if let n = cancelAfterTokens, out.count == n { cancelFlag.raise() }

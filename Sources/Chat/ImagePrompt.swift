@@ -30,7 +30,7 @@ public enum ImagePrompt {
         return out + rest
     }
 
-    static func count(in s: String) -> Int {
+    public static func count(in s: String) -> Int {
         s.components(separatedBy: placeholder).count - 1
     }
 }

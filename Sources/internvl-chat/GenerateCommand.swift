@@ -46,26 +46,114 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var imageOptions: ImageOptions
     @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, tiles, timings.") var json = false
-    @Argument(help: "The question.") var prompt: String
+    @Argument(help: "The question.") var prompt: String?
+
+    @Option(help: "JSON file of turns to run in one process (see docs/cli.md); replaces PROMPT.") var turns: String?
+
+    func validate() throws {
+        if turns == nil && prompt == nil { throw ValidationError("missing PROMPT (or --turns FILE)") }
+        if turns != nil && (prompt != nil || history != nil || !imageOptions.image.isEmpty) {
+            throw ValidationError("--turns FILE carries its own questions and images: drop PROMPT, --history and --image")
+        }
+    }
 
     func run() throws {
         try reportingErrors {
             let engine = try ChatEngine(folder: try modelOptions.locate(), contextLength: sampling.context)
+            let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
+            if let turns {
+                try runTurns(session, try TurnScript.read(turns))
+                return
+            }
             let pairs = try history.map(Self.readHistory) ?? []
-            let template = ChatTemplate(systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             let v0 = Date()
-            let images = try imageOptions.image.map { try engine.prepareImage(path: $0, maxTiles: imageOptions.maxTiles) }
-            let ids = try engine.promptIDs(template: template, history: pairs, question: prompt, tileCounts: images.map(\.tiles))
-            let tokens = images.flatMap { engine.encodeImage($0) }
+            let maxTiles = imageOptions.maxTiles
+            let attached = try imageOptions.image.map { path in try blocking { try await session.attach(path: path, maxTiles: maxTiles) } }
             let visionSeconds = Date().timeIntervalSince(v0)
-            let result = try engine.generate(prompt: ids, imageTokens: tokens, parameters: sampling.parameters,
-                                             onText: { if !json { Output.write($0) } })
+            // Images fill the placeholders of the history first, in order; the rest belong to the
+            // question (placed before it when it has none).
+            var rest = attached[...]
+            var assigned: [[Int]] = []
+            for (q, _) in pairs {
+                let n = min(ImagePrompt.count(in: q), rest.count)
+                assigned.append(rest.prefix(n).map(\.id)); rest = rest.dropFirst(n)
+            }
+            let perTurn = assigned, current = Array(rest), question = prompt ?? "", params = sampling.parameters, quiet = json
+            let outcome = try blocking {
+                await session.setHistory(pairs, imageIDs: perTurn)
+                return await Self.consume(await session.send(question, images: current, parameters: params), stream: !quiet)
+            }
+            guard let stats = outcome.stats else { throw ChatError.invalidParameters(outcome.failure ?? "the turn produced no answer") }
             if json {
-                Output.write(try Self.encode(result, tiles: images.map(\.tiles), visionSeconds: visionSeconds) + "\n")
+                Output.write(try Self.encode(stats, engine: engine, tiles: attached.map(\.tiles), visionSeconds: visionSeconds) + "\n")
             } else {
                 Output.write("\n")
             }
         }
+    }
+
+    /// Runs a turn script, printing one JSON object per step.
+    func runTurns(_ session: ChatSession, _ steps: [TurnScript.Step]) throws {
+        var byPath: [String: AttachedImage] = [:]
+        for (k, step) in steps.enumerated() {
+            let v0 = Date()
+            let images = try step.images.map { path in
+                if let a = byPath[path] { return a }
+                let tiles = step.maxTiles ?? imageOptions.maxTiles
+                let a = try blocking { try await session.attach(path: path, maxTiles: tiles) }
+                byPath[path] = a
+                return a
+            }
+            let visionSeconds = Date().timeIntervalSince(v0)
+            var p = sampling.parameters
+            if let n = step.maxNewTokens { p.maxNewTokens = n }
+            let params = p
+            let outcome = try blocking { () async -> Outcome in
+                await session.setCancelAfterTokens(step.cancelAfterTokens)
+                let o: Outcome
+                switch step.action {
+                case .ask: o = await Self.consume(await session.send(step.question ?? "", images: images, parameters: params), stream: false)
+                case .regenerate: o = await Self.consume(await session.regenerate(parameters: params), stream: false)
+                case .edit: o = await Self.consume(await session.editLast(step.question ?? "", parameters: params), stream: false)
+                case .new: await session.newConversation(); o = Outcome()
+                }
+                await session.setCancelAfterTokens(nil)
+                return o
+            }
+            var obj: [String: Any] = ["turn": k, "action": step.action.rawValue]
+            if let f = outcome.failure { obj["error"] = f }
+            if let st = outcome.stats {
+                obj["text"] = st.text
+                obj["token_ids"] = st.generatedTokenIDs.map(Int.init)
+                obj["interrupted"] = st.interrupted
+                obj["prompt_tokens"] = st.promptTokens
+                obj["reused_tokens"] = st.reusedTokens
+                obj["prefilled_tokens"] = st.prefilledTokens
+                obj["tiles"] = images.map(\.tiles)
+                obj["timings"] = ["vision_s": visionSeconds, "prefill_s": st.prefillSeconds, "decode_s": st.decodeSeconds,
+                                  "first_token_s": st.firstTokenSeconds, "decode_tok_s": st.decodeTokensPerSecond]
+            } else if step.action != .new && outcome.failure == nil {
+                obj["cancelled"] = true
+            }
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
+            Output.write(String(decoding: data, as: UTF8.self) + "\n")
+        }
+    }
+
+    struct Outcome: Sendable { var stats: TurnStats?; var failure: String? }
+
+    /// Reads a turn's events: text to stdout when `stream`, the stats or the failure at the end.
+    static func consume(_ events: AsyncStream<ChatEvent>, stream: Bool) async -> Outcome {
+        var o = Outcome()
+        for await e in events {
+            switch e {
+            case .text(let t): if stream { Output.write(t) }
+            case .finished(let s): o.stats = s
+            case .failed(let m): o.failure = m
+            case .phase: break
+            }
+        }
+        return o
     }
 
     static func readHistory(_ path: String) throws -> [(String, String)] {
@@ -96,13 +184,14 @@ struct GenerateCommand: ParsableCommand {
         var timings: Timings
     }
 
-    static func encode(_ r: GenerationResult, tiles: [Int], visionSeconds: Double) throws -> String {
-        let t = r.timings
-        let j = JSONResult(text: r.text, token_ids: r.tokenIDs, prompt_token_ids: r.promptTokenIDs, tiles: tiles,
-                           stopped_at_stop_token: r.stoppedAtStopToken,
-                           timings: .init(load_s: t.load, vision_s: visionSeconds, prefill_s: t.prefill, decode_s: t.decode,
-                                          prefill_tok_s: t.prefillTokensPerSecond, decode_tok_s: t.decodeTokensPerSecond,
-                                          prompt_tokens: t.promptTokens, generated_tokens: t.generatedTokens))
+    static func encode(_ st: TurnStats, engine: ChatEngine, tiles: [Int], visionSeconds: Double) throws -> String {
+        let j = JSONResult(text: st.text, token_ids: st.generatedTokenIDs, prompt_token_ids: st.promptTokenIDs, tiles: tiles,
+                           stopped_at_stop_token: st.stoppedAtStopToken,
+                           timings: .init(load_s: engine.loadSeconds, vision_s: visionSeconds, prefill_s: st.prefillSeconds,
+                                          decode_s: st.decodeSeconds,
+                                          prefill_tok_s: st.prefillSeconds > 0 ? Double(st.prefilledTokens) / st.prefillSeconds : 0,
+                                          decode_tok_s: st.decodeTokensPerSecond,
+                                          prompt_tokens: st.promptTokens, generated_tokens: st.generatedTokenIDs.count))
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try enc.encode(j), as: UTF8.self)

@@ -60,6 +60,32 @@ struct CLITests {
         #expect(plain.out == (c["response"] as! String) + "\n")
     }
 
+    /// `generate --turns`: several turns over one session, one JSON object per step.
+    @Test func scriptedTurns() throws {
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("turns-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: script) }
+        let steps: [[String: Any]] = [
+            ["question": "Describe.", "images": [Self.img("photo-chelsea.png")]],
+            ["question": "And then?"],
+            ["action": "regenerate"],
+            ["question": "Long", "cancel_after_tokens": 2],
+            ["action": "bogus"],
+        ]
+        try JSONSerialization.data(withJSONObject: steps).write(to: script)
+        let bad = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
+        #expect(bad.status == 1 && bad.err.contains("turn 4: unknown action bogus"), "\(bad.err)")
+        try JSONSerialization.data(withJSONObject: Array(steps.dropLast())).write(to: script)
+        let r = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--max-new-tokens", "6", "--turns", script.path])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = try r.out.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(lines.count == 4)
+        #expect(lines[0]["tiles"] as? [Int] == [7] && lines[0]["reused_tokens"] as? Int == 0)
+        let prompt1 = lines[1]["prompt_tokens"] as! Int, reused1 = lines[1]["reused_tokens"] as! Int
+        #expect(reused1 > prompt1 / 2, "the follow-up reuses the first turn (\(reused1) of \(prompt1))")
+        #expect(TestData.ints(lines[2]["token_ids"]) == TestData.ints(lines[1]["token_ids"]), "greedy regenerate repeats")
+        #expect(lines[3]["interrupted"] as? Bool == true && TestData.ints(lines[3]["token_ids"]).count == 2)
+    }
+
     @Test func tokenizeModes() throws {
         let m = TestData.url("tiny-a").path
         let cases = try TestData.jsonl("tokenizer-cases.jsonl").prefix(40)
