@@ -229,7 +229,11 @@ public actor ChatSession: ChatBackend {
             if out.count >= parameters.maxNewTokens || cache.count + 1 >= engine.contextLength { break }
             var e = [Float](repeating: 0, count: engine.model.hidden)
             engine.model.embed([next], into: &e)
-            logits = e.withUnsafeMutableBufferPointer { engine.model.forward(embeddings: $0.baseAddress!, count: 1, cache: cache) }
+            // Polled between layers: one real-size step takes a few hundred milliseconds.
+            logits = e.withUnsafeMutableBufferPointer {
+                engine.model.forward(embeddings: $0.baseAddress!, count: 1, cache: cache, shouldStop: { cancelFlag.isRaised })
+            }
+            if logits.isEmpty { stats.interrupted = true; break }     // cancelled inside the step
             cached.append(UInt64(UInt32(bitPattern: next)))
         }
         let rest = detok.finish()
@@ -242,6 +246,30 @@ public actor ChatSession: ChatBackend {
         }
         turns.append(Turn(question: q, answer: stats.text, imageIDs: imageIDs, interrupted: stats.interrupted))
         events.yield(.finished(stats))
+    }
+
+    /// Prefills, ahead of the question, the part of the next turn's prompt that attaching
+    /// `images` already determines: everything up to the last `</img>` (text after it is
+    /// tokenised with the question). Call it while the user types; the turn then prefills only
+    /// the question. Returns the positions prefilled; cancel() stops it.
+    @discardableResult
+    public func prefillAhead(images: [AttachedImage]) -> Int {
+        guard !images.isEmpty, let end = engine.tokenizer.tokenID("</img>") else { return 0 }
+        cancelFlag.reset()
+        guard let (ids, sigs, _, all) = try? buildPrompt(question: "?", imageIDs: images.map(\.id), placed: false),
+              let last = ids.lastIndex(of: end) else { return 0 }
+        if let rs = engine.configuration.llmConfig.ropeScaling, rs.type == "dynamic",
+           ids.count > engine.configuration.llmConfig.maxPositionEmbeddings { return 0 }
+        let upTo = last + 1
+        let reuse = zip(cached, sigs).prefix { $0 == $1 }.count
+        guard reuse < upTo, let full = try? engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens)) else { return 0 }
+        cache.truncate(to: reuse)
+        cached = Array(cached.prefix(reuse))
+        engine.model.prefillChunk = prefillChunk
+        _ = engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: upTo - reuse, cache: cache,
+                                 logits: .none, shouldStop: { cancelFlag.isRaised })
+        cached = Array(sigs.prefix(cache.count))
+        return cache.count - reuse
     }
 
     /// Vision tokens and tile counts of attached images, in the given order.

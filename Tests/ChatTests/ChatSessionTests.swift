@@ -100,6 +100,21 @@ struct ChatSessionTests {
         #expect(o.stats?.generatedTokenIDs == want, "after a cancel")
     }
 
+    /// Prefilling ahead while the user types leaves only the question to prefill, and the answer
+    /// is the one a recomputation gives.
+    @Test func prefillAheadLeavesOnlyTheQuestion() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let session = ChatSession(engine: engine)
+        let cat = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil)
+        let ahead = await session.prefillAhead(images: [cat])
+        #expect(ahead > 7 * 4)
+        let want = try await Self.recompute(engine, session, question: "What is it?", images: [cat])
+        let o = await Self.collect(await session.send("What is it?", images: [cat], parameters: SamplingParameters(maxNewTokens: 12)))
+        #expect(o.stats?.generatedTokenIDs == want)
+        #expect(o.stats?.reusedTokens == ahead)
+        #expect((o.stats?.prefilledTokens ?? 99) < 20, "only the question: \(o.stats?.prefilledTokens ?? -1)")
+    }
+
     @Test func overlongTurnIsRefusedAndTheSessionGoesOn() async throws {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"), contextLength: 200)
         let session = ChatSession(engine: engine)
