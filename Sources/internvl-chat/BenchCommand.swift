@@ -21,6 +21,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Contexts at which decoding is timed.") var decodeAt: [Int] = [64, 2048]
     @Option(help: "Decode steps timed at each context.") var decodeSteps = 16
     @Option(help: "Tiles in the vision batch.") var visionBatch = 7
+    @Flag(help: "Measure the inference session instead: follow-up vs official time to first token, typed question, cancel latency.")
+    var session = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -30,6 +32,12 @@ struct BenchCommand: ParsableCommand {
             }
             let folder = try modelOptions.locate()
             var r: [String: Any] = ["weights": weights.rawValue, "model": folder.path]
+            if session {
+                let engine = try ChatEngine(folder: folder)
+                r.merge(try SessionBench.run(engine: engine, log: log)) { $1 }
+                print(json ? try jsonLine(r) : table(r))
+                return
+            }
             log("measuring read bandwidth…")
             var gbps = MachineProbe.readBandwidth()
             r["read_gbps"] = gbps
