@@ -3,6 +3,8 @@ import Foundation
 /// What a chat backend reports while it works on a turn.
 public enum ChatEvent: Sendable, Equatable {
     case phase(ChatPhase)
+    /// An image is decoded and encoded (`attachStreaming`).
+    case attached(AttachedImage)
     /// Stable text of the answer, in order; the chunks add up to the answer.
     case text(String)
     case finished(TurnStats)
@@ -63,6 +65,9 @@ public struct AttachedImage: Sendable, Equatable, Identifiable {
 /// The API the TUI and the CLI drive; a remote backend can stand in for the local one.
 public protocol ChatBackend: AnyObject, Sendable {
     func attach(path: String, maxTiles: Int?) async throws -> AttachedImage
+    /// As `attach`, with progress: phase events (decoding, encoding layer k of n over all tiles),
+    /// then `.attached`, or `.failed`.
+    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent>
     func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent>

@@ -63,6 +63,10 @@ public actor ChatSession: ChatBackend {
         try attachNow(path: path, maxTiles: maxTiles, events: nil)
     }
 
+    public func attachStreaming(path: String, maxTiles: Int?) -> AsyncStream<ChatEvent> {
+        stream { s, c in c.yield(.attached(try s.attachNow(path: path, maxTiles: maxTiles, events: c))) }
+    }
+
     func attachNow(path: String, maxTiles: Int?, events: AsyncStream<ChatEvent>.Continuation?) throws -> AttachedImage {
         let bytes: [UInt8]
         do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
@@ -74,7 +78,7 @@ public actor ChatSession: ChatBackend {
         if let id = byKey[key], let e = images[id] { return e.info }
         events?.yield(.phase(.decodingImage(name: path)))
         let prepared = ImagePreprocessor.prepare(try ImageDecoder.decode(bytes: bytes, name: path), options: options)
-        cancelFlag.reset()
+        if events == nil { cancelFlag.reset() }      // a stream has reset it already
         guard let tokens = engine.vision.encodeCancellable(pixels: prepared.pixels, tiles: prepared.tiles,
                                                             shouldStop: { cancelFlag.isRaised },
                                                             progress: { events?.yield(.phase(.encodingImage(layer: $0, of: $1))) })

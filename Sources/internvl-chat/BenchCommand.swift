@@ -23,6 +23,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Tiles in the vision batch.") var visionBatch = 7
     @Flag(help: "Measure the inference session instead: follow-up vs official time to first token, typed question, cancel latency.")
     var session = false
+    @Flag(help: "With --session: only the cancel-latency measurements.") var cancelOnly = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -34,7 +35,7 @@ struct BenchCommand: ParsableCommand {
             var r: [String: Any] = ["weights": weights.rawValue, "model": folder.path]
             if session {
                 let engine = try ChatEngine(folder: folder)
-                r.merge(try SessionBench.run(engine: engine, log: log)) { $1 }
+                r.merge(try SessionBench.run(engine: engine, cancelOnly: cancelOnly, log: log)) { $1 }
                 print(json ? try jsonLine(r) : table(r))
                 return
             }

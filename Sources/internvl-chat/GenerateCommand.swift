@@ -48,7 +48,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, tiles, timings.") var json = false
     @Argument(help: "The question.") var prompt: String?
 
-    @Option(help: "JSON file of turns to run in one process (see docs/cli.md); replaces PROMPT.") var turns: String?
+    @Option(help: "JSON file of turns to run over one session (format: docs/cli.md); replaces PROMPT.") var turns: String?
 
     func validate() throws {
         if turns == nil && prompt == nil { throw ValidationError("missing PROMPT (or --turns FILE)") }
@@ -150,7 +150,7 @@ struct GenerateCommand: ParsableCommand {
             case .text(let t): if stream { Output.write(t) }
             case .finished(let s): o.stats = s
             case .failed(let m): o.failure = m
-            case .phase: break
+            case .phase, .attached: break
             }
         }
         return o

@@ -10,7 +10,7 @@ import Kernels
 /// - time from cancel() to control back, during vision encoding, prefill and decoding, and
 ///   whether the next turn then completes.
 enum SessionBench {
-    static func run(engine: ChatEngine, log: (String) -> Void) throws -> [String: Any] {
+    static func run(engine: ChatEngine, cancelOnly: Bool = false, log: (String) -> Void) throws -> [String: Any] {
         var r: [String: Any] = [:]
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("internvl-bench-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -21,10 +21,13 @@ enum SessionBench {
         var follow: [String: Double] = [:], official: [String: Double] = [:], speedup: [String: Double] = [:]
         let q1 = SamplingParameters(maxNewTokens: 4), q2 = SamplingParameters(maxNewTokens: 1)
         var paths: [Int: String] = [:]
-        for (tiles, w, h, maxTiles) in shapes {
+        for (tiles, w, h, _) in shapes {
             let path = dir.appendingPathComponent("img\(tiles).jpg").path
             try Data(JPEGEncoder.encode(photo(w, h))!).write(to: URL(fileURLWithPath: path))
             paths[tiles] = path
+        }
+        for (tiles, _, _, maxTiles) in shapes where !cancelOnly {
+            let path = paths[tiles]!
             log("session, \(tiles)-tile image: first turn…")
             let session = ChatSession(engine: engine)
             let img = try blocking { try await session.attach(path: path, maxTiles: maxTiles) }
@@ -45,6 +48,7 @@ enum SessionBench {
             speedup[String(tiles)] = official[String(tiles)]! / max(f.firstTokenSeconds, 1e-9)
         }
         let path7 = paths[7]!, path3 = paths[3]!
+        if !cancelOnly {
         r["follow_up_ttft_s"] = follow
         r["official_follow_up_ttft_s"] = official
         r["follow_up_speedup"] = speedup
@@ -58,6 +62,7 @@ enum SessionBench {
         r["typed_question_prefilled_tokens"] = t.prefilledTokens
         r["typed_question_prefill_s"] = t.prefillSeconds
         r["prefilled_ahead_tokens"] = ahead
+        }
 
         // Cancel latency: from cancel() to the call or the stream returning.
         var cancel: [String: Double] = [:], after: [String: Bool] = [:]
@@ -78,22 +83,28 @@ enum SessionBench {
         if ended >= v0 { cancel["vision"] = (ended - v0) * 1000 }      // else it finished before the cancel
         let img = try blocking { try await c.attach(path: path3, maxTiles: 2) }
         for phase in ["prefill", "decode"] {
-            log("cancel during \(phase)…")
-            let ms = try blocking { () async -> Double in
-                let stream = await c.send("Describe this image in detail.", images: [img], parameters: SamplingParameters(maxNewTokens: 64))
-                var t0 = 0.0
-                for await e in stream {
-                    if t0 == 0, phase == "prefill", case .phase(.prefill(let d, _)) = e, d > 0 {
-                        t0 = Date().timeIntervalSinceReferenceDate; c.cancel()
+            // A random model may end its answer by itself; a measurement counts only when the
+            // cancel really interrupted the turn (up to three questions are tried).
+            for question in ["Describe this image in detail.", "List everything you see.", "Write a long story about it."] {
+                log("cancel during \(phase)…")
+                let (ms, interrupted) = try blocking { () async -> (Double, Bool) in
+                    let stream = await c.send(question, images: [img], parameters: SamplingParameters(maxNewTokens: 200))
+                    var t0 = 0.0, stats: TurnStats? = nil
+                    for await e in stream {
+                        if t0 == 0, phase == "prefill", case .phase(.prefill(let d, _)) = e, d > 0 {
+                            t0 = Date().timeIntervalSinceReferenceDate; c.cancel()
+                        }
+                        if t0 == 0, phase == "decode", case .phase(.generating) = e {
+                            try? await Task.sleep(nanoseconds: 1_000_000_000)       // a few tokens in
+                            t0 = Date().timeIntervalSinceReferenceDate; c.cancel()
+                        }
+                        if case .finished(let st) = e { stats = st }
                     }
-                    if t0 == 0, phase == "decode", case .text = e {
-                        try? await Task.sleep(nanoseconds: 300_000_000)
-                        t0 = Date().timeIntervalSinceReferenceDate; c.cancel()
-                    }
+                    let ms = (Date().timeIntervalSinceReferenceDate - t0) * 1000
+                    return (ms, phase == "prefill" ? stats == nil : stats?.interrupted == true)
                 }
-                return (Date().timeIntervalSinceReferenceDate - t0) * 1000
+                if interrupted { cancel[phase] = ms; break }
             }
-            cancel[phase] = ms
             let next = try blocking { await collect(await c.send("Short answer?", images: [], parameters: q2)) }
             after[phase] = next.stats != nil
         }

@@ -18,6 +18,7 @@ struct ChatSessionTests {
             case .finished(let st): o.stats = st
             case .failed(let m): o.failure = m
             case .phase(let p): o.phases.append(p)
+            case .attached: break
             }
         }
         return o
@@ -113,6 +114,27 @@ struct ChatSessionTests {
         #expect(o.stats?.generatedTokenIDs == want)
         #expect(o.stats?.reusedTokens == ahead)
         #expect((o.stats?.prefilledTokens ?? 99) < 20, "only the question: \(o.stats?.prefilledTokens ?? -1)")
+    }
+
+    @Test func attachingReportsProgress() async throws {
+        let session = ChatSession(engine: try ChatEngine(folder: TestData.url("tiny-c")))
+        var phases: [ChatPhase] = [], attached: AttachedImage?, failure: String?
+        for await e in await session.attachStreaming(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil) {
+            switch e {
+            case .phase(let p): phases.append(p)
+            case .attached(let a): attached = a
+            case .failed(let m): failure = m
+            default: break
+            }
+        }
+        #expect(failure == nil && attached?.tiles == 7)
+        // tiny-c runs 2 of its 3 vision layers (select_layer -2): 7 tiles x 2 layer steps.
+        let encoding = phases.compactMap { if case .encodingImage(let k, let n) = $0 { (k, n) } else { nil } }
+        #expect(encoding.count == 14 && encoding.last! == (14, 14))
+        for await e in await session.attachStreaming(path: TestData.url("images/empty.png").path, maxTiles: nil) {
+            if case .failed(let m) = e { failure = m }
+        }
+        #expect(failure?.contains("empty.png is empty") == true)
     }
 
     @Test func overlongTurnIsRefusedAndTheSessionGoesOn() async throws {
