@@ -110,20 +110,33 @@ struct CLITests {
     /// A file the process may not read. Root reads anything, so as root the binary runs as
     /// `nobody` through setpriv.
     @Test func unreadableImageIsAClearError() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unreadable-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("unreadable-\(UUID())")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
         let f = dir.appendingPathComponent("secret.png")
-        try FileManager.default.copyItem(atPath: Self.img("png-rgb.png"), toPath: f.path)
-        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: f.path)
-        var args = ["generate", "--model", TestData.url("tiny-a").path, "--image", f.path, "x"]
+        try fm.copyItem(atPath: Self.img("png-rgb.png"), toPath: f.path)
+        try fm.setAttributes([.posixPermissions: 0o000], ofItemAtPath: f.path)
+        var binary = Self.binary, model = TestData.url("tiny-a")
+        var args: [String] = []
         if getuid() == 0 {
-            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            guard fm.isExecutableFile(atPath: "/usr/bin/setpriv") else {
                 Issue.record("running as root without setpriv: cannot make a file unreadable"); return
             }
-            args = ["--reuid=65534", "--regid=65534", "--clear-groups", Self.binary.path] + args
+            // nobody may not reach the checkout (a clone under /root): use world-readable copies.
+            let bin = dir.appendingPathComponent("internvl-chat"), m = dir.appendingPathComponent("model")
+            try fm.copyItem(at: binary, to: bin)
+            try fm.copyItem(at: model, to: m)
+            try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin.path)
+            try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: m.path)
+            for name in try fm.contentsOfDirectory(atPath: m.path) {
+                try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: m.appendingPathComponent(name).path)
+            }
+            binary = bin; model = m
+            args = ["--reuid=65534", "--regid=65534", "--clear-groups", binary.path]
         }
+        args += ["generate", "--model", model.path, "--image", f.path, "x"]
         let r = getuid() == 0 ? try Self.run(args, executable: URL(fileURLWithPath: "/usr/bin/setpriv")) : try Self.run(args)
         #expect(r.status == 1, "\(r.err)")
         #expect(r.err.hasPrefix("error: Cannot read \(f.path)") && r.err.lowercased().contains("permission"), "\(r.err)")
