@@ -46,6 +46,9 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: hot),
         // Prompt template, sampling, generation loop.
         .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: hot),
+        // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
+        // It talks to a ChatBackend only: no Model, no Kernels.
+        .target(name: "TUI", dependencies: ["Chat"], swiftSettings: release),
         .executableTarget(
             name: "internvl-chat",
             dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging",
@@ -60,6 +63,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "TUITests", dependencies: ["TUI", "Chat", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
     ]
 )

@@ -60,6 +60,10 @@ public struct AttachedImage: Sendable, Equatable, Identifiable {
     public let tiles: Int
     /// Prompt tokens it costs: <img> + tiles x tokens per tile + </img>.
     public let tokenCost: Int
+
+    public init(id: Int, name: String, width: Int, height: Int, tiles: Int, tokenCost: Int) {
+        self.id = id; self.name = name; self.width = width; self.height = height; self.tiles = tiles; self.tokenCost = tokenCost
+    }
 }
 
 /// The API the TUI and the CLI drive; a remote backend can stand in for the local one.

@@ -1,0 +1,68 @@
+/// What a cell means; themes map roles to colours (the grid never holds raw colours).
+public enum Role: String, Sendable, CaseIterable, Codable {
+    case text, dim, user, assistant, error, status, border, title, input, selection, phase
+}
+
+/// A screen-sized grid of cells: render functions fill it, a backend diffs it to the terminal,
+/// tests read it as text.
+public struct CellGrid: Equatable, Sendable {
+    public struct Cell: Equatable, Sendable {
+        public var char: Character = " "
+        public var role: Role = .text
+        /// The right half of a two-cell character (drawn by the cell to its left).
+        public var continuation = false
+    }
+
+    public let width: Int
+    public let height: Int
+    public private(set) var cells: [Cell]
+
+    public init(width: Int, height: Int) {
+        self.width = max(width, 0)
+        self.height = max(height, 0)
+        cells = Array(repeating: Cell(), count: self.width * self.height)
+    }
+
+    public subscript(x: Int, y: Int) -> Cell { cells[y * width + x] }
+
+    /// Writes `text` (made inert first) from (x, y), at most `limit` cells; returns the cells
+    /// used. A wide character that does not fit whole is not split.
+    @discardableResult
+    public mutating func put(_ text: String, x: Int, y: Int, role: Role = .text, limit: Int? = nil) -> Int {
+        guard y >= 0, y < height, x >= 0 else { return 0 }
+        let maxX = min(width, x + (limit ?? width))
+        var cx = x
+        for ch in Inert.text(text) where ch != "\n" {
+            let w = TextWidth.of(character: ch)
+            if w == 0 { continue }
+            if cx + w > maxX { break }
+            cells[y * width + cx] = Cell(char: ch, role: role)
+            if w == 2 { cells[y * width + cx + 1] = Cell(char: " ", role: role, continuation: true) }
+            cx += w
+        }
+        return cx - x
+    }
+
+    public mutating func fill(_ r: Rect, char: Character = " ", role: Role = .text) {
+        for y in r.y..<min(r.y + r.height, height) { for x in r.x..<min(r.x + r.width, width) {
+            cells[y * width + x] = Cell(char: char, role: role)
+        } }
+    }
+
+    /// The screen as text, one line per row, trailing blanks kept (for snapshot tests).
+    public var text: String {
+        (0..<height).map { y in
+            String((0..<width).compactMap { x -> Character? in
+                let c = cells[y * width + x]
+                return c.continuation ? nil : c.char
+            })
+        }.joined(separator: "\n")
+    }
+}
+
+public struct Rect: Equatable, Sendable {
+    public var x, y, width, height: Int
+    public init(x: Int, y: Int, width: Int, height: Int) {
+        self.x = x; self.y = y; self.width = max(width, 0); self.height = max(height, 0)
+    }
+}

@@ -1,0 +1,70 @@
+/// Terminal display width of text, without the C library's locale-dependent wcwidth:
+/// East Asian wide and fullwidth characters and emoji take two cells, combining marks, zero-width
+/// joiners and variation selectors none, everything else one. Control characters never reach a
+/// width computation: `Inert.text` replaces them first.
+public enum TextWidth {
+    public static func of(_ s: Unicode.Scalar) -> Int {
+        let v = s.value
+        if v == 0x200B || v == 0x200C || v == 0x200D || v == 0x2060 || (0xFE00...0xFE0F).contains(v) || (0xE0100...0xE01EF).contains(v) {
+            return 0
+        }
+        switch s.properties.generalCategory {
+        case .nonspacingMark, .enclosingMark: return 0
+        default: break
+        }
+        return isWide(v) ? 2 : 1
+    }
+
+    static func isWide(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
+             0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6,
+             0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x1FA70...0x1FAFF, 0x1F680...0x1F6FF, 0x1F1E6...0x1F1FF,
+             0x20000...0x2FFFD, 0x30000...0x3FFFD:
+            return true
+        case 0x2600...0x27BF:
+            return isEmojiPresentation(v)
+        default:
+            return false
+        }
+    }
+
+    static func isEmojiPresentation(_ v: UInt32) -> Bool {
+        Unicode.Scalar(v)?.properties.isEmojiPresentation ?? false
+    }
+
+    /// Cells taken by `s` (a grapheme's scalars add up; a ZWJ sequence counts its first emoji).
+    public static func of(_ s: String) -> Int {
+        var w = 0
+        for ch in s {
+            w += of(character: ch)
+        }
+        return w
+    }
+
+    public static func of(character ch: Character) -> Int {
+        // One grapheme occupies the width of its widest scalar (ZWJ sequences, flags, modifiers).
+        ch.unicodeScalars.map { of($0) }.max() ?? 0
+    }
+}
+
+/// Text from a model, a file or a file name, made inert for the screen: control characters
+/// (C0, DEL, C1), escape and OSC sequences, and bidirectional overrides become visible symbols or
+/// disappear; nothing can move the cursor, change colours or reorder text.
+public enum Inert {
+    public static func text(_ s: String) -> String {
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            switch u.value {
+            case 0x0A: out.append(u)
+            case 0x09: out.append(contentsOf: "    ".unicodeScalars)
+            case 0x00...0x1F: out.append(Unicode.Scalar(0x2400 + u.value)!)
+            case 0x7F: out.append("\u{2421}")
+            case 0x80...0x9F: out.append("\u{FFFD}")
+            case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: continue   // bidi controls
+            default: out.append(u)
+            }
+        }
+        return String(out)
+    }
+}
