@@ -48,10 +48,10 @@ let package = Package(
         .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: hot),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
-        .target(name: "TUI", dependencies: ["Chat"], swiftSettings: release),
+        .target(name: "TUI", dependencies: ["Chat", "CNcursesw"], swiftSettings: release),
         .executableTarget(
             name: "internvl-chat",
-            dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging",
+            dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
 

@@ -15,4 +15,8 @@ static inline int shim_A_UNDERLINE(void) { return (int)A_UNDERLINE; }
 static inline int shim_A_DIM(void) { return (int)A_DIM; }
 static inline int shim_KEY_F(int n) { return KEY_F(n); }
 static inline WINDOW *shim_stdscr(void) { return stdscr; }
+static inline int shim_LINES(void) { return LINES; }
+static inline int shim_COLS(void) { return COLS; }
+static inline int shim_COLOR_PAIR(int n) { return (int)COLOR_PAIR(n); }
+static inline void shim_set_escdelay(int ms) { set_escdelay(ms); }
 #endif

@@ -53,8 +53,10 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         return submit(&s)
     case .attached(let img):
         s.pending.append(img)
+        if !s.busy { s.phase = nil }
     case .attachFailed(let m):
         s.messages.append(.init(kind: .error, text: m))
+        if !s.busy { s.phase = nil }
     case .event(let e):
         apply(&s, e)
     }

@@ -1,14 +1,16 @@
 import ArgumentParser
 import Chat
 import Foundation
+import TUI
 
 /// A plain line-mode chat (the full-screen app replaces it as the default later).
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
-        abstract: "Chat in the terminal, line by line.",
+        abstract: "Chat in the terminal: the full-screen app, or line by line with --plain (or when piped).",
         discussion: """
-        /image PATH attaches an image to the next question, /new starts over, /quit or Ctrl-D leaves.
+        Full-screen app: Enter sends, Alt-Enter/Ctrl-J adds a line, Esc stops an answer, /help lists commands.
+        Line mode: /image PATH attaches an image to the next question, /new starts over, /quit or Ctrl-D leaves.
         As in the official chat(), every turn re-reads the whole conversation; images are encoded once.
         """)
 
@@ -16,10 +18,21 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "System message (default: the model's own).") var system: String?
     @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
     @OptionGroup var sampling: SamplingOptions
+    @Flag(help: "Line mode instead of the full-screen app.") var plain = false
 
     func run() throws {
         try reportingErrors {
             let folder = try modelOptions.locate()
+            if !plain && isatty(0) != 0 && isatty(1) != 0 {
+                FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
+                let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
+                let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
+                let app = App(backend: session, modelName: folder.lastPathComponent, contextSize: sampling.context,
+                              parameters: sampling.parameters)
+                app.maxTiles = maxTiles
+                app.run()
+                return
+            }
             FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
             let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
             let template = ChatTemplate(systemMessage: system ?? ChatTemplate.defaultSystemMessage)
