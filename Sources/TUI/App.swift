@@ -32,8 +32,10 @@ public final class App: @unchecked Sendable {
         func take() -> [Action] { lock.lock(); defer { lock.unlock() }; let t = items; items = []; return t }
     }
 
+    public var theme: Theme = .dark
+
     public func run() {
-        let term = Terminal()
+        let term = Terminal(theme: theme)
         defer { term.close() }
         while !state.quitRequested {
             for a in inbox.take() { perform(reduce(&state, a)) }

@@ -8,7 +8,7 @@ public final class Terminal: @unchecked Sendable {
     private var attrs: [Role: Int32] = [:]
     nonisolated(unsafe) static var active = false
 
-    public init() {
+    public init(theme: Theme = .dark) {
         setlocale(LC_ALL, "")
         initscr()
         Terminal.active = true
@@ -17,15 +17,18 @@ public final class Terminal: @unchecked Sendable {
         timeout(30)
         let colour = has_colors() && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         if colour { start_color(); use_default_colors() }
-        let pairs: [(Role, Int16, Int32)] = [
-            (.text, -1, 0), (.dim, -1, shim_A_DIM()), (.user, Int16(COLOR_CYAN), shim_A_BOLD()),
-            (.assistant, Int16(COLOR_GREEN), shim_A_BOLD()), (.error, Int16(COLOR_RED), shim_A_BOLD()),
-            (.status, -1, shim_A_REVERSE()), (.border, -1, shim_A_DIM()), (.title, -1, shim_A_BOLD()),
-            (.input, -1, 0), (.selection, -1, shim_A_REVERSE()), (.phase, Int16(COLOR_YELLOW), 0),
-        ]
-        for (i, (role, fg, extra)) in pairs.enumerated() {
-            if colour && fg >= 0 { init_pair(Int16(i + 1), fg, -1); attrs[role] = shim_COLOR_PAIR(Int32(i + 1)) | extra }
-            else { attrs[role] = extra }
+        let codes: [String: Int16] = ["black": Int16(COLOR_BLACK), "red": Int16(COLOR_RED), "green": Int16(COLOR_GREEN),
+                                      "yellow": Int16(COLOR_YELLOW), "blue": Int16(COLOR_BLUE), "magenta": Int16(COLOR_MAGENTA),
+                                      "cyan": Int16(COLOR_CYAN), "white": Int16(COLOR_WHITE)]
+        for (i, role) in Role.allCases.enumerated() {
+            let st = theme.style(role)
+            var a: Int32 = 0
+            if st.bold == true { a |= shim_A_BOLD() }
+            if st.dim == true { a |= shim_A_DIM() }
+            if st.reverse == true { a |= shim_A_REVERSE() }
+            if st.underline == true { a |= shim_A_UNDERLINE() }
+            if colour, let fg = st.fg.flatMap({ codes[$0] }) { init_pair(Int16(i + 1), fg, -1); a |= shim_COLOR_PAIR(Int32(i + 1)) }
+            attrs[role] = a
         }
         Terminal.installSignalHandlers()
     }

@@ -19,17 +19,21 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
     @OptionGroup var sampling: SamplingOptions
     @Flag(help: "Line mode instead of the full-screen app.") var plain = false
+    @Option(help: "Theme: dark, light, high-contrast, a file, or NAME.json in $XDG_CONFIG_HOME/internvl-chat/themes.")
+    var theme = "dark"
 
     func run() throws {
         try reportingErrors {
             let folder = try modelOptions.locate()
             if !plain && isatty(0) != 0 && isatty(1) != 0 {
+                let chosen = try Theme.load(theme)
                 FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
                 let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
                 let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
                 let app = App(backend: session, modelName: folder.lastPathComponent, contextSize: sampling.context,
                               parameters: sampling.parameters)
                 app.maxTiles = maxTiles
+                app.theme = chosen
                 app.run()
                 return
             }

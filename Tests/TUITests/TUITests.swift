@@ -131,3 +131,32 @@ struct RenderTests {
         try assertSnapshot(render(conversationState(), width: 30, height: 8), "too-small-30x8")
     }
 }
+
+struct ThemeTests {
+    /// The files in themes/ are exactly the built-in themes (users copy and edit them).
+    @Test func shippedThemeFilesMatchTheBuiltIns() throws {
+        for t in Theme.builtIn {
+            let file = TestData.packageRoot.appendingPathComponent("themes/\(t.name).json").path
+            #expect(try Theme.read(file) == t, "themes/\(t.name).json")
+            #expect(Role.allCases.allSatisfy { t.roles[$0.rawValue] != nil }, "\(t.name) names every role")
+        }
+    }
+
+    @Test func userThemesAndErrors() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("theme-\(UUID())")
+        let folder = home.appendingPathComponent("internvl-chat/themes")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: home) }
+        let env = ["XDG_CONFIG_HOME": home.path]
+        try Data(#"{"name": "mine", "roles": {"user": {"fg": "magenta"}}}"#.utf8).write(to: folder.appendingPathComponent("mine.json"))
+        #expect(try Theme.load("mine", environment: env).style(.user).fg == "magenta")
+        #expect(try Theme.load("light", environment: env) == Theme.light)
+        #expect(throws: Theme.LoadError.self) { try Theme.load("nope", environment: env) }
+        try Data(#"{"name": "bad", "roles": {"user": {"fg": "pink"}}}"#.utf8).write(to: folder.appendingPathComponent("bad.json"))
+        do { _ = try Theme.load("bad", environment: env); Issue.record("should fail") } catch {
+            #expect((error as? LocalizedError)?.errorDescription?.contains("unknown colour pink") == true)
+        }
+        try Data(#"{"name": "bad2", "roles": {"headline": {}}}"#.utf8).write(to: folder.appendingPathComponent("bad2.json"))
+        #expect(throws: Theme.LoadError.self) { try Theme.load("bad2", environment: env) }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+/// Colours and attributes per semantic role. Files (themes/*.json, or the user's in
+/// $XDG_CONFIG_HOME/internvl-chat/themes/) name roles, never screen positions:
+/// `{"name": "dark", "roles": {"user": {"fg": "cyan", "bold": true}, ...}}`.
+public struct Theme: Codable, Equatable, Sendable {
+    public struct Style: Codable, Equatable, Sendable {
+        public var fg: String?          // black red green yellow blue magenta cyan white, or absent: default
+        public var bold: Bool?
+        public var dim: Bool?
+        public var reverse: Bool?
+        public var underline: Bool?
+        public init(fg: String? = nil, bold: Bool? = nil, dim: Bool? = nil, reverse: Bool? = nil, underline: Bool? = nil) {
+            self.fg = fg; self.bold = bold; self.dim = dim; self.reverse = reverse; self.underline = underline
+        }
+    }
+
+    public var name: String
+    public var roles: [String: Style]
+
+    public static let colourNames = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"]
+
+    public func style(_ r: Role) -> Style { roles[r.rawValue] ?? Style() }
+
+    public static let dark = Theme(name: "dark", roles: [
+        "text": Style(), "dim": Style(dim: true), "user": Style(fg: "cyan", bold: true),
+        "assistant": Style(fg: "green", bold: true), "error": Style(fg: "red", bold: true),
+        "status": Style(reverse: true), "border": Style(dim: true), "title": Style(bold: true),
+        "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "yellow"),
+    ])
+    public static let light = Theme(name: "light", roles: [
+        "text": Style(), "dim": Style(fg: "blue"), "user": Style(fg: "blue", bold: true),
+        "assistant": Style(fg: "magenta", bold: true), "error": Style(fg: "red", bold: true),
+        "status": Style(reverse: true), "border": Style(fg: "blue"), "title": Style(bold: true),
+        "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "red"),
+    ])
+    public static let highContrast = Theme(name: "high-contrast", roles: [
+        "text": Style(fg: "white", bold: true), "dim": Style(fg: "white"), "user": Style(fg: "yellow", bold: true, underline: true),
+        "assistant": Style(fg: "cyan", bold: true), "error": Style(fg: "red", bold: true, reverse: true),
+        "status": Style(bold: true, reverse: true), "border": Style(fg: "white", bold: true), "title": Style(bold: true, underline: true),
+        "input": Style(fg: "white", bold: true), "selection": Style(reverse: true), "phase": Style(fg: "yellow", bold: true),
+    ])
+    public static let builtIn = [dark, light, highContrast]
+
+    public enum LoadError: LocalizedError {
+        case notFound(String, searched: [String])
+        case invalid(String, reason: String)
+        public var errorDescription: String? {
+            switch self {
+            case .notFound(let n, let s):
+                return "No theme \(n): built in are dark, light and high-contrast; also looked in \(s.joined(separator: ", "))."
+            case .invalid(let p, let r): return "\(p) is not a valid theme: \(r)."
+            }
+        }
+    }
+
+    /// A built-in name, a file path, or NAME.json in the user's theme folder.
+    public static func load(_ nameOrPath: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Theme {
+        if let t = builtIn.first(where: { $0.name == nameOrPath }), !nameOrPath.contains("/") {
+            let user = userFolder(environment) + "/\(nameOrPath).json"
+            return FileManager.default.fileExists(atPath: user) ? try read(user) : t
+        }
+        if nameOrPath.contains("/") || nameOrPath.hasSuffix(".json") { return try read(nameOrPath) }
+        let user = userFolder(environment) + "/\(nameOrPath).json"
+        guard FileManager.default.fileExists(atPath: user) else { throw LoadError.notFound(nameOrPath, searched: [user]) }
+        return try read(user)
+    }
+
+    static func userFolder(_ env: [String: String]) -> String {
+        let base = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.config")
+        return base + "/internvl-chat/themes"
+    }
+
+    public static func read(_ path: String) throws -> Theme {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LoadError.notFound(path, searched: [path])
+        }
+        let t: Theme
+        do { t = try JSONDecoder().decode(Theme.self, from: data) } catch {
+            throw LoadError.invalid(path, reason: "expected {\"name\": ..., \"roles\": {ROLE: {\"fg\": COLOUR, \"bold\": true, ...}}}")
+        }
+        for (role, style) in t.roles {
+            guard Role(rawValue: role) != nil else {
+                throw LoadError.invalid(path, reason: "unknown role \(role) (roles: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if let fg = style.fg, !colourNames.contains(fg) {
+                throw LoadError.invalid(path, reason: "role \(role): unknown colour \(fg) (\(colourNames.joined(separator: ", ")))")
+            }
+        }
+        return t
+    }
+}
