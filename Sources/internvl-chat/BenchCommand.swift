@@ -94,7 +94,7 @@ struct BenchCommand: ParsableCommand {
             r["prefill_vs_sgemm"] = (prefillGF[String(prefill.min() ?? 256)] ?? 0) / max(vit, pre)
             // Preprocessing: a 4000x3000 JPEG (made here) decoded, tiled into 12 + thumbnail, normalised.
             log("preprocessing a 4000x3000 JPEG…")
-            let photo = syntheticPhoto(width: 4000, height: 3000)
+            let photo = SessionBench.photo(4000, 3000)
             guard let jpeg = JPEGEncoder.encode(photo) else { throw ValidationError("TurboJPEG could not encode the test image") }
             let p0 = Date()
             let decoded = try ImageDecoder.decode(bytes: jpeg, name: "bench.jpg")
@@ -136,21 +136,6 @@ struct BenchCommand: ParsableCommand {
         let l = Double(v.outputSize), t = Double(v.tokensPerTile)
         let mlp = t * (4 * h * l + l * l)
         return 2 * (Double(v.layersToRunCount) * layer + embed + mlp)
-    }
-
-    /// A photo-like test image: gradients, an edge pattern and mild noise.
-    func syntheticPhoto(width w: Int, height h: Int) -> RGBImage {
-        var px = [UInt8](repeating: 0, count: w * h * 3)
-        var state: UInt32 = 12345
-        for y in 0..<h { for x in 0..<w {
-            state = state &* 1664525 &+ 1013904223
-            let n = Int(state >> 28) - 8
-            let i = (y * w + x) * 3
-            px[i] = UInt8(clamping: x * 255 / w + n)
-            px[i + 1] = UInt8(clamping: y * 255 / h + n)
-            px[i + 2] = UInt8(clamping: ((x / 40 + y / 30) % 2) * 180 + 40 + n)
-        } }
-        return RGBImage(width: w, height: h, pixels: px)
     }
 
     func log(_ s: String) { FileHandle.standardError.write(Data(("bench: " + s + "\n").utf8)) }

@@ -129,7 +129,7 @@ enum SessionBench {
         return s
     }
 
-    /// A photo-like picture: gradients, edges, mild noise.
+    /// A photo-like test picture (bench inputs): gradients, an edge pattern, mild noise.
     static func photo(_ w: Int, _ h: Int) -> RGBImage {
         var px = [UInt8](repeating: 0, count: w * h * 3)
         var state: UInt32 = 99
