@@ -73,6 +73,9 @@ public protocol ChatBackend: AnyObject, Sendable {
     /// then `.attached`, or `.failed`.
     func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent>
     func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
+    /// Prefills what the attached images already determine of the next prompt (while the user
+    /// types); returns the positions prefilled.
+    func prefillAhead(images: [AttachedImage]) async -> Int
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func newConversation() async

@@ -111,6 +111,7 @@ public final class App: @unchecked Sendable {
                         }
                     }
                 }
+            case .prefillAhead(let images): Task { _ = await backend.prefillAhead(images: images) }
             case .cancel: backend.cancel()
             case .regenerate:
                 Task { for await ev in await backend.regenerate(parameters: p) { inbox.post(.event(ev)) } }

@@ -51,6 +51,8 @@ public enum Action: Sendable, Equatable {
 public enum Effect: Sendable, Equatable {
     case send(question: String, images: [AttachedImage])
     case attach(path: String, maxTiles: Int?)
+    /// Prefill the next prompt up to these images while the user types.
+    case prefillAhead([AttachedImage])
     case cancel
     case regenerate
     case edit(String)

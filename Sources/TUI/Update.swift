@@ -53,7 +53,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         return submit(&s)
     case .attached(let img):
         s.pending.append(img)
-        if !s.busy { s.phase = nil }
+        if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
     case .attachFailed(let m):
         s.messages.append(.init(kind: .error, text: m))
         if !s.busy { s.phase = nil }
@@ -93,6 +93,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
             s.messages.append(.init(kind: .error, text: "Usage: /detach N, with N from 1 to \(s.pending.count)")); return []
         }
         s.pending.remove(at: n - 1)
+        if !s.pending.isEmpty && !s.busy { return [.prefillAhead(s.pending)] }
     case "/tiles":
         guard let n = Int(arg), (1...40).contains(n) else {
             s.messages.append(.init(kind: .error, text: "Usage: /tiles N, N from 1 to 40")); return []

@@ -57,7 +57,7 @@ struct UpdateTests {
 
     @Test func sendingStreamingAndCancelling() {
         var s = AppState()
-        _ = reduce(&s, .attached(cat))
+        #expect(reduce(&s, .attached(cat)) == [.prefillAhead([cat])], "an attached image starts the prefill ahead")
         _ = reduce(&s, .type("Describe."))
         #expect(reduce(&s, .enter) == [.send(question: "Describe.", images: [cat])])
         #expect(s.busy && s.pending.isEmpty && s.messages.last?.kind == .assistant)
