@@ -182,7 +182,7 @@ public actor ChatSession: ChatBackend {
                  events: AsyncStream<ChatEvent>.Continuation, placed: Bool = false) throws {
         if let p = parameters.problem { throw ChatError.invalidParameters(p) }
         let start = Date()
-        let (ids, sigs, q, all) = try budgetChecked { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
+        let (ids, sigs, q, all) = try budgetChecked(imageIDs) { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
         var stats = TurnStats()
         stats.promptTokens = ids.count
         stats.promptTokenIDs = ids
@@ -280,10 +280,11 @@ public actor ChatSession: ChatBackend {
     public func tokens(of ids: [Int]) -> [Float] { ids.flatMap { images[$0]?.tokens ?? [] } }
     public func tiles(of ids: [Int]) -> [Int] { ids.map { images[$0]?.info.tiles ?? 0 } }
 
-    /// Runs `build`, turning a too-long prompt into the precise budget message.
-    private func budgetChecked<T>(_ build: () throws -> T) throws -> T {
+    /// Runs `build`, turning a too-long prompt into the precise budget message, which names
+    /// every image of the conversation, this turn's `imageIDs` included, with its cost.
+    private func budgetChecked<T>(_ imageIDs: [Int], _ build: () throws -> T) throws -> T {
         do { return try build() } catch ChatError.promptTooLong(let tokens, let context) {
-            let costs = turns.flatMap(\.imageIDs).compactMap { images[$0]?.info }
+            let costs = (turns.flatMap(\.imageIDs) + imageIDs).compactMap { images[$0]?.info }
             throw ChatError.contextBudget(tokens: tokens, context: context,
                                           images: costs.map { "\($0.name): \($0.tokenCost) tokens (\($0.tiles) tiles)" })
         }

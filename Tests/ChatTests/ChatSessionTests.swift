@@ -144,6 +144,7 @@ struct ChatSessionTests {
         let o = await Self.collect(await session.send(String(repeating: "very long ", count: 60), images: [cat],
                                                       parameters: SamplingParameters(maxNewTokens: 4)))
         #expect(o.failure?.contains("but the context holds 200") == true, "\(o.failure ?? "no failure")")
+        #expect(o.failure?.contains("photo-chelsea.png: \(cat.tokenCost) tokens (7 tiles)") == true, "the turn's own image is costed")
         #expect(await session.turns.isEmpty)
         let ok = await Self.collect(await session.send("Hi", images: [cat], parameters: SamplingParameters(maxNewTokens: 4)))
         #expect(ok.failure == nil && ok.stats != nil)
