@@ -138,7 +138,7 @@ public actor ChatSession: ChatBackend {
         -> AsyncStream<ChatEvent> {
         let (s, c) = AsyncStream<ChatEvent>.makeStream()
         cancelFlag.reset()
-        Task { await self.execute(body, c) }
+        Task { self.execute(body, c) }      // inherits the actor: runs on it, after this returns
         return s
     }
 
@@ -187,31 +187,18 @@ public actor ChatSession: ChatBackend {
         stats.promptTokens = ids.count
         stats.promptTokenIDs = ids
 
-        // Reuse the longest cached prefix; at least one position is prefilled for logits.
-        var reuse = zip(cached, sigs).prefix { $0 == $1 }.count
-        reuse = min(reuse, ids.count - 1)
-        if let rs = engine.configuration.llmConfig.ropeScaling, rs.type == "dynamic",
-           ids.count > engine.configuration.llmConfig.maxPositionEmbeddings {
-            reuse = 0      // the official re-prefill uses one NTK base for the whole prompt
+        // Reuse the longest cached prefix (at least one position is prefilled, for logits), then
+        // prefill the rest: token embeddings, image rows from the cached vision tokens.
+        let t0 = Date()
+        let (reuse, prefillLogits) = try prefill(ids: ids, sigs: sigs, images: all, upTo: ids.count,
+                                          maxReuse: wholePromptAgain(ids.count) ? 0 : ids.count - 1, logits: .last) { d, n in
+            events.yield(.phase(.prefill(done: d, of: n)))
+            if d == 0 && cancelAfterTokens == 0 { cancelFlag.raise() }
         }
-        cache.truncate(to: reuse)
-        cached = Array(cached.prefix(reuse))
         stats.reusedTokens = reuse
         stats.prefilledTokens = ids.count - reuse
-
-        // Prefill the rest: token embeddings, image rows from the cached vision tokens.
-        let t0 = Date()
-        let full = try engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens))
-        let n = ids.count - reuse
-        // One forward call (the RoPE base depends on the call's length), chunked inside it.
-        engine.model.prefillChunk = prefillChunk
-        events.yield(.phase(.prefill(done: 0, of: n)))
-        if cancelAfterTokens == 0 { cancelFlag.raise() }
-        var logits = engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: n, cache: cache,
-                                          shouldStop: { cancelFlag.isRaised },
-                                          progress: { events.yield(.phase(.prefill(done: $0, of: n))) })
-        if cancelFlag.isRaised { cached = Array(sigs.prefix(cache.count)); throw CancellationError() }
-        cached = sigs
+        if cancelFlag.isRaised { throw CancellationError() }
+        var logits = prefillLogits
         stats.prefillSeconds = Date().timeIntervalSince(t0)
 
         // Decode.
@@ -261,19 +248,39 @@ public actor ChatSession: ChatBackend {
         guard !images.isEmpty, let end = engine.tokenizer.tokenID("</img>") else { return 0 }
         cancelFlag.reset()
         guard let (ids, sigs, _, all) = try? buildPrompt(question: "?", imageIDs: images.map(\.id), placed: false),
-              let last = ids.lastIndex(of: end) else { return 0 }
-        if let rs = engine.configuration.llmConfig.ropeScaling, rs.type == "dynamic",
-           ids.count > engine.configuration.llmConfig.maxPositionEmbeddings { return 0 }
-        let upTo = last + 1
-        let reuse = zip(cached, sigs).prefix { $0 == $1 }.count
-        guard reuse < upTo, let full = try? engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens)) else { return 0 }
+              let last = ids.lastIndex(of: end), !wholePromptAgain(ids.count) else { return 0 }
+        guard let (reuse, _) = try? prefill(ids: ids, sigs: sigs, images: all, upTo: last + 1, maxReuse: last + 1,
+                                            logits: .none, progress: { _, _ in }) else { return 0 }
+        return cache.count - reuse
+    }
+
+    /// With dynamic NTK RoPE past max_position_embeddings the official code re-prefills the
+    /// whole prompt with one new base, so nothing cached may be reused.
+    func wholePromptAgain(_ promptLength: Int) -> Bool {
+        let l = engine.configuration.llmConfig
+        guard let rs = l.ropeScaling, rs.type == "dynamic" else { return false }
+        return promptLength > l.maxPositionEmbeddings
+    }
+
+    /// Makes the cache hold positions `0..<upTo` of the prompt: keeps the longest cached prefix
+    /// (at most `maxReuse` positions) and prefills the rest in one forward call (the RoPE base
+    /// depends on the call's length), chunked inside it. `progress(done, of)` starts at 0.
+    /// On cancel the cache keeps whole chunks only. Returns the positions reused and the logits.
+    private func prefill(ids: [Int32], sigs: [UInt64], images all: [EncodedImage], upTo: Int, maxReuse: Int,
+                         logits wanted: InternLM2.LogitsWanted, progress: (Int, Int) -> Void) throws -> (Int, [Float]) {
+        let reuse = min(zip(cached, sigs).prefix { $0 == $1 }.count, maxReuse)
+        let n = upTo - reuse
+        guard n > 0 else { return (reuse, []) }      // already cached: nothing is dropped
         cache.truncate(to: reuse)
         cached = Array(cached.prefix(reuse))
+        let full = try engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens))
         engine.model.prefillChunk = prefillChunk
-        _ = engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: upTo - reuse, cache: cache,
-                                 logits: .none, shouldStop: { cancelFlag.isRaised })
+        progress(0, n)
+        let logits = engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: n, cache: cache,
+                                          logits: wanted, shouldStop: { cancelFlag.isRaised },
+                                          progress: { progress($0, n) })
         cached = Array(sigs.prefix(cache.count))
-        return cache.count - reuse
+        return (reuse, logits)
     }
 
     /// Vision tokens and tile counts of attached images, in the given order.
