@@ -25,11 +25,11 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let folder = try modelOptions.locate()
+            FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
+            let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
+            let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             if !plain && isatty(0) != 0 && isatty(1) != 0 {
                 let chosen = try Theme.load(theme)
-                FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
-                let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
-                let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
                 let app = App(backend: session, modelName: folder.lastPathComponent, contextSize: sampling.context,
                               parameters: sampling.parameters)
                 app.maxTiles = maxTiles
@@ -37,12 +37,8 @@ struct ChatCommand: ParsableCommand {
                 app.run()
                 return
             }
-            FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
-            let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
-            let template = ChatTemplate(systemMessage: system ?? ChatTemplate.defaultSystemMessage)
-            var history: [(String, String)] = []
-            var images: [(tiles: Int, tokens: [Float])] = []     // of the conversation, in order
-            var pending: [(tiles: Int, tokens: [Float])] = []    // for the next question
+            var pending: [AttachedImage] = []    // for the next question
+            let params = sampling.parameters, tiles = maxTiles
             FileHandle.standardError.write(Data(String(format: "Ready in %.1f s. Ask a question.\n", engine.loadSeconds).utf8))
             while true {
                 Output.write("\n> ")
@@ -50,28 +46,28 @@ struct ChatCommand: ParsableCommand {
                 let q = line.trimmingCharacters(in: .whitespaces)
                 if q.isEmpty { continue }
                 if q == "/quit" { return }
-                if q == "/new" { history = []; images = []; pending = []; Output.write("(new conversation)\n"); continue }
                 do {
-                    if q.hasPrefix("/image ") {
-                        let path = String(q.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-                        let p = try engine.prepareImage(path: (path as NSString).expandingTildeInPath, maxTiles: maxTiles)
-                        let t0 = Date()
-                        pending.append((p.tiles, engine.encodeImage(p)))
-                        Output.write(String(format: "(attached %dx%d, %d tiles, encoded in %.1f s)\n",
-                                            p.width, p.height, p.tiles, Date().timeIntervalSince(t0)))
+                    if q == "/new" {
+                        try blocking { await session.newConversation() }
+                        pending = []
+                        Output.write("(new conversation)\n")
                         continue
                     }
-                    // Placeholders for this turn's images go into this question, so that later
-                    // turns keep each image where it was asked about.
-                    let question = ImagePrompt.withPlaceholders(question: q, history: [], imageCount: pending.count)
-                    let all = images + pending
-                    let ids = try engine.promptIDs(template: template, history: history, question: question,
-                                                   tileCounts: all.map(\.tiles))
-                    let r = try engine.generate(prompt: ids, imageTokens: all.flatMap(\.tokens),
-                                                parameters: sampling.parameters, onText: Output.write)
-                    Output.write(String(format: "\n[%d tokens, %.1f tok/s]\n", r.tokenIDs.count, r.timings.decodeTokensPerSecond))
-                    history.append((question, r.text))
-                    images = all
+                    if q.hasPrefix("/image ") {
+                        let path = (String(q.dropFirst(7)).trimmingCharacters(in: .whitespaces) as NSString).expandingTildeInPath
+                        let t0 = Date()
+                        let img = try blocking { try await session.attach(path: path, maxTiles: tiles) }
+                        pending.append(img)
+                        Output.write(String(format: "(attached %dx%d, %d tiles, encoded in %.1f s)\n",
+                                            img.width, img.height, img.tiles, Date().timeIntervalSince(t0)))
+                        continue
+                    }
+                    let images = pending
+                    let o = try blocking {
+                        await GenerateCommand.consume(await session.send(q, images: images, parameters: params), stream: true)
+                    }
+                    guard let st = o.stats else { throw GenerateCommand.TurnFailed(o.failure) }
+                    Output.write(String(format: "\n[%d tokens, %.1f tok/s]\n", st.generatedTokenIDs.count, st.decodeTokensPerSecond))
                     pending = []
                 } catch {
                     printError(error)

@@ -83,7 +83,7 @@ struct GenerateCommand: ParsableCommand {
                 await session.setHistory(pairs, imageIDs: perTurn)
                 return await Self.consume(await session.send(question, images: current, parameters: params), stream: !quiet)
             }
-            guard let stats = outcome.stats else { throw ChatError.invalidParameters(outcome.failure ?? "the turn produced no answer") }
+            guard let stats = outcome.stats else { throw TurnFailed(outcome.failure) }
             if json {
                 Output.write(try Self.encode(stats, engine: engine, tiles: attached.map(\.tiles), visionSeconds: visionSeconds) + "\n")
             } else {
@@ -141,6 +141,13 @@ struct GenerateCommand: ParsableCommand {
     }
 
     struct Outcome: Sendable { var stats: TurnStats?; var failure: String? }
+
+    /// A turn that ended without an answer: the session's own message, as it is.
+    struct TurnFailed: LocalizedError {
+        let message: String?
+        init(_ message: String?) { self.message = message }
+        var errorDescription: String? { message ?? "The turn was cancelled before any answer." }
+    }
 
     /// Reads a turn's events: text to stdout when `stream`, the stats or the failure at the end.
     static func consume(_ events: AsyncStream<ChatEvent>, stream: Bool) async -> Outcome {
