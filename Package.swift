@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C system libraries (Debian -dev packages; see README).
@@ -48,10 +49,12 @@ let package = Package(
         .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: hot),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
-        .target(name: "TUI", dependencies: ["Chat", "CNcursesw"], swiftSettings: release),
+        .target(name: "TUI", dependencies: ["Chat", "Imaging", "CNcursesw", "CSixel",
+                                           .product(name: "Logging", package: "swift-log")], swiftSettings: release),
         .executableTarget(
             name: "internvl-chat",
             dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
+                           .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
 
@@ -63,7 +66,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
-        .testTarget(name: "TUITests", dependencies: ["TUI", "Chat", "TestSupport"], exclude: ["__Snapshots__"]),
+        .testTarget(name: "TUITests", dependencies: ["TUI", "Chat", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
     ]
 )

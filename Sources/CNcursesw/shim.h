@@ -19,4 +19,7 @@ static inline int shim_LINES(void) { return LINES; }
 static inline int shim_COLS(void) { return COLS; }
 static inline int shim_COLOR_PAIR(int n) { return (int)COLOR_PAIR(n); }
 static inline void shim_set_escdelay(int ms) { set_escdelay(ms); }
+static inline mmask_t shim_BUTTON4_PRESSED(void) { return BUTTON4_PRESSED; }
+static inline mmask_t shim_BUTTON5_PRESSED(void) { return BUTTON5_PRESSED; }
+static inline int shim_KEY_MAX(void) { return KEY_MAX; }
 #endif

@@ -77,7 +77,8 @@ public actor ChatSession: ChatBackend {
         let key = fnv1a(bytes, seed: fnv1a(Array("\(options.tileSize)/\(options.minTiles)/\(options.maxTiles)/\(options.useThumbnail)/\(engine.folder.path)".utf8)))
         if let id = byKey[key], let e = images[id] { return e.info }
         events?.yield(.phase(.decodingImage(name: path)))
-        let prepared = ImagePreprocessor.prepare(try ImageDecoder.decode(bytes: bytes, name: path), options: options)
+        let decoded = try ImageDecoder.decode(bytes: bytes, name: path)
+        let prepared = ImagePreprocessor.prepare(decoded, options: options)
         if events == nil { cancelFlag.reset() }      // a stream has reset it already
         guard let tokens = engine.vision.encodeCancellable(pixels: prepared.pixels, tiles: prepared.tiles,
                                                             shouldStop: { cancelFlag.isRaised },
@@ -85,7 +86,9 @@ public actor ChatSession: ChatBackend {
         else { throw CancellationError() }
         let id = (images.keys.max() ?? 0) + 1
         let info = AttachedImage(id: id, name: path, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
-                                 tokenCost: 2 + prepared.tiles * engine.vision.tokensPerTile)
+                                 tokenCost: 2 + prepared.tiles * engine.vision.tokensPerTile,
+                                 grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
+                                 tokensPerTile: engine.vision.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256))
         images[id] = EncodedImage(info: info, key: key, tokens: tokens)
         byKey[key] = id
         return info

@@ -89,6 +89,9 @@ public final class ChatEngine: @unchecked Sendable {
         loadSeconds = Date().timeIntervalSince(start)
     }
 
+    /// How the language model's weights are held in memory ("bf16", "f16", "f32").
+    public var weightFormat: String { model.weightFormat.rawValue.lowercased() }
+
     public var stopIDs: Set<Int32> { [tokenizer.tokenID("<|im_end|>")!, tokenizer.eosID] }
 
     /// Tiling from config.json (tile size, min/max tiles, thumbnail); `maxTiles` overrides

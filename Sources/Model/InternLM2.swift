@@ -23,6 +23,7 @@ public final class InternLM2: @unchecked Sendable {
     let layers: [Layer]
     let norm: [Float]                   // [hidden]
     let output: WeightMatrix            // [vocab, hidden]
+    public var weightFormat: DType { output.dtype }
     /// Prefill is processed this many positions at a time to bound activation memory.
     public var prefillChunk = 512
     private let scratch = Scratch()

@@ -1,27 +1,32 @@
 import Chat
-import CNcursesw
+@preconcurrency import CNcursesw
 import Foundation
+import Imaging
+import Logging
 
 /// The app loop: keys and backend events become actions, `reduce` changes the state and
 /// returns effects, the effects start backend work whose events come back through a queue,
-/// and each frame is rendered and diffed to the terminal. The loop never waits on the model.
+/// and a frame is rendered and diffed to the terminal whenever the state or the size changed.
+/// The loop never waits on the model.
 public final class App: @unchecked Sendable {
     let backend: ChatBackend
     var state: AppState
     let inbox = Inbox()
-    var parameters: SamplingParameters
+    let log = Logger(label: "app")
 
     public var maxTiles: Int? {
         get { state.maxTiles }
         set { state.maxTiles = newValue }
     }
 
-    public init(backend: ChatBackend, modelName: String, contextSize: Int, parameters: SamplingParameters) {
+    public init(backend: ChatBackend, modelName: String, contextSize: Int, parameters: SamplingParameters,
+                weightFormat: String = "bf16") {
         self.backend = backend
-        self.parameters = parameters
         state = AppState()
         state.modelName = modelName
         state.contextSize = contextSize
+        state.parameters = parameters
+        state.weightFormat = weightFormat
     }
 
     /// Actions delivered from other threads.
@@ -34,21 +39,45 @@ public final class App: @unchecked Sendable {
 
     public var theme: Theme = .dark
 
-    public func run() {
-        let term = Terminal(theme: theme)
+    static func now() -> Double { ProcessInfo.processInfo.systemUptime }
+
+    /// Runs until the user quits. `graphics` comes from `GraphicsProbe.detect`, called before.
+    public func run(graphics: GraphicsSupport) {
+        state.graphics = graphics.mode
+        let term = Terminal(theme: theme, graphics: graphics)
         defer { term.close() }
+        var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
-            for a in inbox.take() { perform(reduce(&state, a)) }
+            for a in inbox.take() { dispatch(a); dirty = true }
             let (w, h) = term.size
-            let grid = render(state, width: w, height: h)
-            term.draw(grid, cursor: cursorPosition(width: w, height: h))
-            switch term.key() {
+            if (w, h) != lastSize { lastSize = (w, h); dirty = true }
+            if dirty {
+                let grid = render(state, width: w, height: h)
+                let images = imagesByID()
+                term.draw(grid, cursor: cursorPosition(width: w, height: h), images: { images[$0] })
+                dirty = false
+            }
+            let k = term.key()
+            switch k {
             case .none: continue
             case .char(let c): handle(char: c)
-            case .alt(let c): if c == "\r" || c == "\n" { perform(reduce(&state, .newline)) }
-            case .code(let k): handle(code: k)
+            case .alt(let c): if c == "\r" || c == "\n" { dispatch(.newline) }
+            case .code(let code): handle(code: code)
+            case .paste(let text): paste(text)
+            case .wheel(let n): dispatch(.scroll(n))
             }
+            dirty = true
         }
+        log.info("quit")
+    }
+
+    func dispatch(_ a: Action) { perform(reduce(&state, a)) }
+
+    func imagesByID() -> [Int: RGBImage] {
+        var out: [Int: RGBImage] = [:]
+        for i in state.pending { out[i.id] = i.thumbnail }
+        for m in state.messages { for i in m.images { out[i.id] = i.thumbnail } }
+        return out
     }
 
     func cursorPosition(width: Int, height: Int) -> (x: Int, y: Int)? {
@@ -58,38 +87,55 @@ public final class App: @unchecked Sendable {
         return (min(width - 1, 2 + TextWidth.of(lastLine) % max(width - 2, 1)), L.input.y + 1)
     }
 
+    /// Pasted (or dropped) text: image files are attached, anything else goes into the input.
+    func paste(_ text: String) {
+        if let paths = PathInput.split(text), paths.allSatisfy({ isFile($0) }) {
+            log.info("pasted \(paths.count) path(s): attaching")
+            dispatch(.attachPaths(paths))
+        } else {
+            dispatch(.type(text))
+        }
+    }
+
+    func isFile(_ p: String) -> Bool {
+        var d: ObjCBool = false
+        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && !d.boolValue
+    }
+
     func handle(char c: String) {
         switch c {
-        case "\r", "\n": perform(reduce(&state, .enter))
-        case "\u{01}": perform(reduce(&state, .home))
-        case "\u{05}": perform(reduce(&state, .end))
-        case "\u{0B}": perform(reduce(&state, .killToEnd))
-        case "\u{15}": perform(reduce(&state, .killToStart))
-        case "\u{17}": perform(reduce(&state, .killWord))
-        case "\u{0A}": perform(reduce(&state, .newline))
-        case "\u{03}": perform(reduce(&state, .cancel))
-        case "\u{04}": perform(reduce(&state, .quit))
-        case "\u{7F}", "\u{08}": perform(reduce(&state, .backspace))
+        case "\r": dispatch(.enter)
+        case "\u{01}": dispatch(.home)
+        case "\u{05}": dispatch(.end)
+        case "\u{0B}": dispatch(.killToEnd)
+        case "\u{15}": dispatch(.killToStart)
+        case "\u{17}": dispatch(.killWord)
+        case "\n": dispatch(.newline)          // Ctrl-J (nonl: Enter arrives as \r)
+        case "\t":
+            if let (input, hint) = PathInput.complete(state.input) { dispatch(.setInput(input, hint: hint)) }
+        case "\u{03}": dispatch(.cancel)
+        case "\u{04}": dispatch(.quit)
+        case "\u{7F}", "\u{08}": dispatch(.backspace)
         default:
-            if let s = c.unicodeScalars.first, s.value >= 0x20 { perform(reduce(&state, .type(c))) }
+            if let s = c.unicodeScalars.first, s.value >= 0x20 { dispatch(.type(c)) }
         }
     }
 
     func handle(code k: Int32) {
         switch k {
-        case 27: perform(reduce(&state, .cancel))
-        case KEY_BACKSPACE: perform(reduce(&state, .backspace))
-        case KEY_DC: perform(reduce(&state, .delete))
-        case KEY_LEFT: perform(reduce(&state, .left))
-        case KEY_RIGHT: perform(reduce(&state, .right))
-        case KEY_HOME: perform(reduce(&state, .home))
-        case KEY_END: perform(reduce(&state, .end))
-        case KEY_UP: perform(reduce(&state, .up))
-        case KEY_DOWN: perform(reduce(&state, .down))
-        case KEY_PPAGE: perform(reduce(&state, .pageUp))
-        case KEY_NPAGE: perform(reduce(&state, .pageDown))
-        case KEY_ENTER: perform(reduce(&state, .enter))
-        case shim_KEY_F(1): perform(reduce(&state, .type("/help"))); perform(reduce(&state, .enter))
+        case 27: dispatch(.cancel)
+        case KEY_BACKSPACE: dispatch(.backspace)
+        case KEY_DC: dispatch(.delete)
+        case KEY_LEFT: dispatch(.left)
+        case KEY_RIGHT: dispatch(.right)
+        case KEY_HOME: dispatch(.home)
+        case KEY_END: dispatch(.end)
+        case KEY_UP: dispatch(.up)
+        case KEY_DOWN: dispatch(.down)
+        case KEY_PPAGE: dispatch(.pageUp)
+        case KEY_NPAGE: dispatch(.pageDown)
+        case KEY_ENTER: dispatch(.enter)
+        case shim_KEY_F(1): dispatch(.type("/help")); dispatch(.enter)
         default: break      // KEY_RESIZE: the next frame is rendered at the new size
         }
     }
@@ -97,26 +143,39 @@ public final class App: @unchecked Sendable {
     /// Starts the work an effect asks for; results come back as actions through the inbox.
     func perform(_ effects: [Effect]) {
         for e in effects {
-            let backend = self.backend, inbox = self.inbox, p = parameters
+            let backend = self.backend, inbox = self.inbox, p = state.parameters
+            let forward: @Sendable (AsyncStream<ChatEvent>) async -> Void = { stream in
+                for await ev in stream { inbox.post(.event(ev, at: App.now())) }
+            }
             switch e {
             case .send(let q, let images):
-                Task { for await ev in await backend.send(q, images: images, parameters: p) { inbox.post(.event(ev)) } }
+                log.info("send: \(q.count) characters, \(images.count) image(s)")
+                Task { await forward(await backend.send(q, images: images, parameters: p)) }
             case .attach(let path, let maxTiles):
+                log.info("attach \(path)")
                 Task {
                     for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
                         switch ev {
                         case .attached(let a): inbox.post(.attached(a))
                         case .failed(let m): inbox.post(.attachFailed(m))
-                        default: inbox.post(.event(ev))
+                        default: inbox.post(.event(ev, at: App.now()))
+                        }
+                    }
+                }
+            case .retile(let old, let path, let maxTiles):
+                Task {
+                    for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
+                        switch ev {
+                        case .attached(let a): inbox.post(.retiled(oldID: old, a))
+                        case .failed(let m): inbox.post(.retileFailed(oldID: old, m))
+                        default: inbox.post(.event(ev, at: App.now()))
                         }
                     }
                 }
             case .prefillAhead(let images): Task { _ = await backend.prefillAhead(images: images) }
             case .cancel: backend.cancel()
-            case .regenerate:
-                Task { for await ev in await backend.regenerate(parameters: p) { inbox.post(.event(ev)) } }
-            case .edit(let q):
-                Task { for await ev in await backend.editLast(q, parameters: p) { inbox.post(.event(ev)) } }
+            case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }
+            case .edit(let q): Task { await forward(await backend.editLast(q, parameters: p)) }
             case .newConversation: Task { await backend.newConversation() }
             case .setSystem(let t): Task { await backend.setSystemMessage(t) }
             case .quit: backend.cancel()

@@ -1,4 +1,5 @@
 import Chat
+import Imaging
 
 /// Everything the screen shows; changed only by `reduce`.
 public struct AppState: Sendable, Equatable {
@@ -28,8 +29,42 @@ public struct AppState: Sendable, Equatable {
     public var quitRequested = false
     public var confirmQuit = false
     public var maxTiles: Int?
+    /// How thumbnails are drawn (chosen from the terminal before the app starts).
+    public var graphics: GraphicsMode = .blocks
+    public var parameters = SamplingParameters()
+    public var weightFormat = "bf16"
+    /// Pending images being re-cut with another tile count: the plan shown until it is ready.
+    public var retiling: [Int: TilePlan] = [:]
+    /// A one-line hint under the input (completions); cleared by the next key.
+    public var hint: String?
+    /// When the current phase's progress started and from where, for its ETA.
+    public var phaseClock: PhaseClock?
 
     public init() {}
+
+    /// Images of the conversation, newest first, each once.
+    public var conversationImages: [AttachedImage] {
+        var seen = Set<Int>(), out: [AttachedImage] = []
+        for m in messages.reversed() { for i in m.images where !seen.contains(i.id) { seen.insert(i.id); out.append(i) } }
+        return out
+    }
+}
+
+public enum GraphicsMode: String, Sendable, Equatable, CaseIterable {
+    case sixel, blocks, none
+}
+
+/// Progress of a phase over time: the first report of a phase and the latest.
+public struct PhaseClock: Sendable, Equatable {
+    public var kind: Int
+    public var startTime: Double, startDone: Int
+    public var time: Double, done: Int, total: Int
+
+    /// Seconds left at the rate so far; nil until there is a rate.
+    public var eta: Double? {
+        guard done > startDone, time > startTime else { return nil }
+        return Double(total - done) * (time - startTime) / Double(done - startDone)
+    }
 }
 
 /// What can happen: keys, the backend's events, the terminal.
@@ -42,15 +77,24 @@ public enum Action: Sendable, Equatable {
     case up, down, pageUp, pageDown
     case cancel                    // Esc / Ctrl-C
     case quit                      // Ctrl-D
-    case event(ChatEvent)
+    case event(ChatEvent, at: Double = 0)     // at: seconds on any steady clock (for ETAs)
     case attached(AttachedImage)
     case attachFailed(String)
+    /// Pasted text that named image files (already checked to exist): attach them.
+    case attachPaths([String])
+    case retiled(oldID: Int, AttachedImage)
+    case retileFailed(oldID: Int, String)
+    /// The input replaced (path completion), with an optional hint line.
+    case setInput(String, hint: String?)
+    case scroll(Int)                          // mouse wheel: lines, positive = back in time
 }
 
 /// What the app loop must do for an action; `reduce` itself does nothing outside the state.
 public enum Effect: Sendable, Equatable {
     case send(question: String, images: [AttachedImage])
     case attach(path: String, maxTiles: Int?)
+    /// Cut a pending image again with another tile count.
+    case retile(oldID: Int, path: String, maxTiles: Int)
     /// Prefill the next prompt up to these images while the user types.
     case prefillAhead([AttachedImage])
     case cancel

@@ -11,11 +11,15 @@ public struct CellGrid: Equatable, Sendable {
         public var role: Role = .text
         /// The right half of a two-cell character (drawn by the cell to its left).
         public var continuation = false
+        /// A half-block picture cell: `▀` in the top colour over the bottom colour.
+        public var pixels: PixelPair?
     }
 
     public let width: Int
     public let height: Int
     public private(set) var cells: [Cell]
+    /// Rectangles where the terminal draws an image itself (sixel); their cells stay blank.
+    public var placements: [ImagePlacement] = []
 
     public init(width: Int, height: Int) {
         self.width = max(width, 0)
@@ -43,6 +47,11 @@ public struct CellGrid: Equatable, Sendable {
         return cx - x
     }
 
+    public mutating func setPixels(x: Int, y: Int, _ p: PixelPair) {
+        guard x >= 0, y >= 0, x < width, y < height else { return }
+        cells[y * width + x] = Cell(char: "▀", role: .text, pixels: p)
+    }
+
     public mutating func fill(_ r: Rect, char: Character = " ", role: Role = .text) {
         for y in r.y..<min(r.y + r.height, height) { for x in r.x..<min(r.x + r.width, width) {
             cells[y * width + x] = Cell(char: char, role: role)
@@ -60,9 +69,24 @@ public struct CellGrid: Equatable, Sendable {
     }
 }
 
-public struct Rect: Equatable, Sendable {
+public struct Rect: Hashable, Sendable {
     public var x, y, width, height: Int
     public init(x: Int, y: Int, width: Int, height: Int) {
         self.x = x; self.y = y; self.width = max(width, 0); self.height = max(height, 0)
     }
+}
+
+public struct RGB: Hashable, Sendable {
+    public var r, g, b: UInt8
+    public init(_ r: UInt8, _ g: UInt8, _ b: UInt8) { self.r = r; self.g = g; self.b = b }
+}
+
+public struct PixelPair: Hashable, Sendable {
+    public var top, bottom: RGB
+}
+
+/// An image the terminal draws over a cell rectangle.
+public struct ImagePlacement: Hashable, Sendable {
+    public var imageID: Int
+    public var rect: Rect
 }

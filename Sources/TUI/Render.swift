@@ -1,5 +1,6 @@
 import Chat
 import Foundation
+import Imaging
 
 /// The whole screen for a state and a size: a pure function, tested on text snapshots.
 public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
@@ -16,61 +17,152 @@ public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
     return g
 }
 
-/// Conversation lines (role, text) at `width`.
-func conversationLines(_ s: AppState, width: Int) -> [(Role, String)] {
-    var out: [(Role, String)] = []
+/// One row of the conversation: text from column `x` (relative to the pane), and maybe one row
+/// of an inline thumbnail at column 2.
+struct ConversationLine {
+    var role: Role
+    var text: String
+    var x = 0
+    var image: ImageRow?
+}
+
+/// Row `row` of an image thumbnail `cols` x `rows` cells.
+struct ImageRow {
+    var image: AttachedImage
+    var row: Int, rows: Int, cols: Int
+}
+
+/// Conversation lines at `width`.
+func conversationLines(_ s: AppState, width: Int) -> [ConversationLine] {
+    var out: [ConversationLine] = []
     for m in s.messages {
         switch m.kind {
         case .user:
-            out.append((.user, "You"))
-            for img in m.images { out.append((.dim, "  [image \(imageLabel(img))]")) }
-        case .assistant: out.append((.assistant, "InternVL"))
+            out.append(.init(role: .user, text: "You"))
+            for img in m.images { out += imageLines(img, s.graphics, width: width) }
+        case .assistant: out.append(.init(role: .assistant, text: "InternVL"))
         case .error, .info: break
         }
         let role: Role = m.kind == .error ? .error : (m.kind == .info ? .dim : .text)
         let body = m.kind == .assistant && m.text.isEmpty && s.busy ? "…" : m.text
-        for l in Wrap.lines(body, width: max(width - 2, 1)) { out.append((role, "  " + l)) }
-        if m.interrupted { out.append((.dim, "  (interrupted)")) }
-        out.append((.text, ""))
+        for l in Wrap.lines(body, width: max(width - 2, 1)) { out.append(.init(role: role, text: "  " + l)) }
+        if m.interrupted { out.append(.init(role: .dim, text: "  (interrupted)")) }
+        out.append(.init(role: .text, text: ""))
     }
     return out
+}
+
+/// An image in a user turn: a thumbnail (when the terminal can show one) with its label beside it.
+func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [ConversationLine] {
+    let label = ["[\(fileName(img))]", "\(img.width)x\(img.height), \(img.tiles) tiles, \(img.tokenCost) tokens"]
+    guard mode != .none, img.thumbnail != nil, width >= 30 else {
+        return [.init(role: .dim, text: "  [image \(imageLabel(img))]")]
+    }
+    let fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(16, width / 3), maxRows: 4)
+    return (0..<max(fit.rows, label.count)).map { r in
+        ConversationLine(role: .dim, text: r < label.count ? label[r] : "", x: 2 + fit.cols + 1,
+                         image: r < fit.rows ? ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols) : nil)
+    }
 }
 
 func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     let lines = conversationLines(s, width: r.width)
     let end = max(0, lines.count - s.scroll)
     let start = max(0, end - r.height)
-    for (i, (role, text)) in lines[start..<end].enumerated() {
-        g.put(text, x: r.x, y: r.y + i, role: role, limit: r.width)
+    for (i, line) in lines[start..<end].enumerated() {
+        let y = r.y + i
+        g.put(line.text, x: r.x + line.x, y: y, role: line.role, limit: max(0, r.width - line.x))
+        guard let im = line.image else { continue }
+        // A sixel image is placed only when it is wholly in view; half-blocks draw row by row.
+        let whole = start + i - im.row >= start && start + i - im.row + im.rows <= end
+        drawThumbnailRow(im, x: r.x + 2, y: y, mode: s.graphics, placeSixel: im.row == 0 && whole, &g)
     }
     if s.scroll > 0 { g.put("↓ \(s.scroll) more", x: r.x + max(0, r.width - 12), y: r.y + r.height - 1, role: .dim, limit: 12) }
 }
 
+/// Row `im.row` of a thumbnail at (x, y): half-block cells, or (at the top row) a sixel placement.
+func drawThumbnailRow(_ im: ImageRow, x: Int, y: Int, mode: GraphicsMode, placeSixel: Bool, _ g: inout CellGrid) {
+    guard let thumb = im.image.thumbnail else { return }
+    switch mode {
+    case .blocks:
+        let cells = Thumbnails.halfBlocks(thumb, id: im.image.id, cols: im.cols, rows: im.rows)
+        for c in 0..<im.cols { g.setPixels(x: x + c, y: y, cells[im.row * im.cols + c]) }
+    case .sixel:
+        if placeSixel { g.placements.append(ImagePlacement(imageID: im.image.id, rect: Rect(x: x, y: y, width: im.cols, height: im.rows))) }
+    case .none: break
+    }
+}
+
+func fileName(_ i: AttachedImage) -> String { (i.name as NSString).lastPathComponent }
+
 func imageLabel(_ i: AttachedImage) -> String {
-    let name = (i.name as NSString).lastPathComponent
-    return "\(name) \(i.width)x\(i.height), \(i.tiles) tiles, \(i.tokenCost) tokens"
+    "\(fileName(i)) \(i.width)x\(i.height), \(i.tiles) tiles, \(i.tokenCost) tokens"
 }
 
 func renderImages(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     if r.height == 1 {
         let text = s.pending.isEmpty ? "No images attached (/attach PATH)" :
-            s.pending.enumerated().map { "\($0.offset + 1): \(imageLabel($0.element))" }.joined(separator: "  ")
+            s.pending.enumerated().map { i, img in
+                if let p = s.retiling[img.id] { return "\(i + 1): \(fileName(img)) → \(p.tiles) tiles, \(p.tokenCost) tokens (cutting…)" }
+                return "\(i + 1): \(imageLabel(img))"
+            }.joined(separator: "  ")
         g.put(text, x: r.x, y: r.y, role: .dim, limit: r.width)
         return
     }
     for y in r.y..<(r.y + r.height) { g.put("│", x: r.x - 1 >= 0 ? r.x - 1 : r.x, y: y, role: .border) }
-    g.put("Images", x: r.x + 1, y: r.y, role: .title, limit: r.width - 1)
-    var y = r.y + 2
-    if s.pending.isEmpty { g.put("none (/attach PATH)", x: r.x + 1, y: y, role: .dim, limit: r.width - 1) }
-    for (i, img) in s.pending.enumerated() where y + 1 < r.y + r.height {
-        g.put("\(i + 1). \((img.name as NSString).lastPathComponent)", x: r.x + 1, y: y, role: .text, limit: r.width - 1)
-        g.put("   \(img.width)x\(img.height), \(img.tiles) tiles, \(img.tokenCost) tok", x: r.x + 1, y: y + 1, role: .dim, limit: r.width - 1)
-        y += 3
+    let bottom = r.y + r.height
+    var y = r.y
+    func section(_ title: String, _ images: [AttachedImage], numbered: Bool, empty: String) {
+        guard y < bottom else { return }
+        g.put(title, x: r.x + 1, y: y, role: .title, limit: r.width - 1)
+        y += 1
+        if images.isEmpty, y < bottom { g.put(empty, x: r.x + 1, y: y, role: .dim, limit: r.width - 1); y += 2; return }
+        for (i, img) in images.enumerated() {
+            let h = panelEntry(s, img, number: numbered ? i + 1 : nil, x: r.x + 1, y: y, width: r.width - 1, bottom: bottom, &g)
+            if h == 0 {
+                if y < bottom { g.put("+\(images.count - i) more", x: r.x + 1, y: y, role: .dim, limit: r.width - 1); y += 1 }
+                return
+            }
+            y += h + 1
+        }
     }
+    section("Next message", s.pending, numbered: true, empty: "none (/attach PATH)")
+    let earlier = s.conversationImages
+    if !earlier.isEmpty { section("In this conversation", earlier, numbered: false, empty: "") }
+}
+
+/// One image in the side panel: its name on a line, then the thumbnail with size, grid and
+/// cost beside it. Returns the rows used, 0 when it does not fit above `bottom`.
+func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: Int, width: Int, bottom: Int,
+                _ g: inout CellGrid) -> Int {
+    var fit = (cols: 0, rows: 0)
+    if s.graphics != .none, img.thumbnail != nil {
+        fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(12, width / 3), maxRows: 4)
+    }
+    var text = ["\(img.width)x\(img.height)", shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"]
+    if let p = s.retiling[img.id] { text += ["→ \(shortGrid(p.grid, tiles: p.tiles))", "  \(p.tokenCost) tok (cutting…)"] }
+    let h = 1 + max(fit.rows, text.count)
+    guard y + h <= bottom else { return 0 }
+    g.put("\(number.map { "\($0). " } ?? "")\(fileName(img))", x: x, y: y, role: .text, limit: width)
+    for r in 0..<fit.rows {
+        drawThumbnailRow(ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols), x: x, y: y + 1 + r, mode: s.graphics,
+                         placeSixel: r == 0, &g)
+    }
+    let tx = fit.cols > 0 ? x + fit.cols + 1 : x + 2
+    for (i, t) in text.enumerated() {
+        g.put(t, x: tx, y: y + 1 + i, role: i >= 3 ? .phase : .dim, limit: max(0, width - (tx - x)))
+    }
+    return h
+}
+
+/// "3x2+1 = 7 tiles" (the +1 is the thumbnail tile).
+func shortGrid(_ g: TileGrid, tiles: Int) -> String {
+    "\(g.cols)x\(g.rows)\(tiles > g.cols * g.rows ? "+1" : "") = \(tiles) tile\(tiles == 1 ? "" : "s")"
 }
 
 func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     g.put(String(repeating: "─", count: r.width), x: r.x, y: r.y, role: .border)
+    if let h = s.hint { g.put(" " + h + " ", x: r.x + 2, y: r.y, role: .dim, limit: r.width - 4) }
     let lines = Wrap.lines(s.input, width: max(r.width - 2, 1))
     for (i, l) in lines.suffix(r.height - 1).enumerated() {
         g.put((i == 0 ? "> " : "  ") + l, x: r.x, y: r.y + 1 + i, role: .input, limit: r.width)
@@ -79,16 +171,24 @@ func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
 }
 
 func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
-    var parts = [s.modelName, "context \(s.contextUsed)/\(s.contextSize)"]
+    let pendingCost = s.pending.reduce(0) { $0 + (s.retiling[$1.id]?.tokenCost ?? $1.tokenCost) }
+    var parts = ["context \(s.contextUsed)\(pendingCost > 0 ? "+\(pendingCost)" : "")/\(s.contextSize)"]
     if let t = s.lastTokensPerSecond { parts.append(String(format: "%.1f tok/s", t)) }
     if let p = s.phase {
+        var text: String
         switch p {
-        case .decodingImage(let n): parts.append("decoding \((n as NSString).lastPathComponent)")
-        case .encodingImage(let k, let n): parts.append("encoding image \(k)/\(n)")
-        case .prefill(let d, let n): parts.append("reading prompt \(d)/\(n)")
-        case .generating: parts.append("answering… (Esc stops)")
+        case .decodingImage(let n): text = "decoding \((n as NSString).lastPathComponent)"
+        case .encodingImage(let k, let n): text = "encoding image \(100 * k / max(n, 1))%"
+        case .prefill(let d, let n): text = "reading prompt \(d)/\(n)"
+        case .generating: text = "answering… (Esc stops)"
         }
+        if let eta = s.phaseClock?.eta { text += eta < 60 ? String(format: ", %.0f s left", eta.rounded(.up)) : String(format: ", %d min left", Int(eta / 60) + 1) }
+        parts.append(text)
     }
+    // The model's name goes first when it fits; the phase and its ETA matter more.
+    let model = "\(s.modelName) (\(s.weightFormat))"
+    var line = ([model] + parts).joined(separator: " │ ")
+    if TextWidth.of(line) > r.width { line = (["(\(s.weightFormat))"] + parts).joined(separator: " │ ") }
     g.fill(r, role: .status)
-    g.put(parts.joined(separator: " │ "), x: r.x, y: r.y, role: .status, limit: r.width)
+    g.put(line, x: r.x, y: r.y, role: .status, limit: r.width)
 }

@@ -1,22 +1,46 @@
-import CNcursesw
+@preconcurrency import CNcursesw
 import Foundation
+import Imaging
+import Logging
 
 /// The only code that touches the terminal: ncurses set-up, semantic colours, drawing only the
-/// cells that changed, keys, and restoring the terminal on every exit path.
+/// cells that changed, half-block pixels, sixel images over reserved cells, keys (bracketed
+/// paste, mouse wheel), and restoring the terminal on every exit path.
 public final class Terminal: @unchecked Sendable {
     private var previous: CellGrid?
     private var attrs: [Role: Int32] = [:]
+    private let colour: Bool
+    private let graphics: GraphicsSupport
     nonisolated(unsafe) static var active = false
+    let log = Logger(label: "terminal")
 
-    public init(theme: Theme = .dark) {
+    /// Colour pairs for half-block pixels, after the roles' pairs.
+    private var pixelPairs: [PixelPairKey: Int32] = [:]
+    private let firstPixelPair = Int32(Role.allCases.count + 1)
+    private var nextPixelPair: Int32
+    private let maxPairs: Int32
+    private let palette256: Bool
+
+    /// Sixel placements on screen now, and encoded images by (id, pixel size).
+    private var shown: Set<ImagePlacement> = []
+    private var sixelCache: [SixelKey: [UInt8]] = [:]
+
+    static let pasteStart = shim_KEY_MAX() + 1, pasteEnd = shim_KEY_MAX() + 2
+
+    public init(theme: Theme = .dark, graphics: GraphicsSupport) {
+        self.graphics = graphics
         setlocale(LC_ALL, "")
+        if String(cString: nl_langinfo(nl_item(CODESET))) != "UTF-8" { setlocale(LC_ALL, "C.UTF-8") }
         initscr()
         Terminal.active = true
         raw(); noecho(); keypad(shim_stdscr(), true); nonl()
         shim_set_escdelay(25)
         timeout(30)
-        let colour = has_colors() && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        colour = has_colors() && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         if colour { start_color(); use_default_colors() }
+        palette256 = colour && COLORS >= 256
+        maxPairs = colour ? min(Int32(COLOR_PAIRS) - 1, 32767) : 0
+        nextPixelPair = Int32(Role.allCases.count + 1)
         let codes: [String: Int16] = ["black": Int16(COLOR_BLACK), "red": Int16(COLOR_RED), "green": Int16(COLOR_GREEN),
                                       "yellow": Int16(COLOR_YELLOW), "blue": Int16(COLOR_BLUE), "magenta": Int16(COLOR_MAGENTA),
                                       "cyan": Int16(COLOR_CYAN), "white": Int16(COLOR_WHITE)]
@@ -30,7 +54,14 @@ public final class Terminal: @unchecked Sendable {
             if colour, let fg = st.fg.flatMap({ codes[$0] }) { init_pair(Int16(i + 1), fg, -1); a |= shim_COLOR_PAIR(Int32(i + 1)) }
             attrs[role] = a
         }
+        // Pasted text arrives between ESC[200~ and ESC[201~ (bracketed paste, switched on below).
+        define_key("\u{1b}[200~", Terminal.pasteStart)
+        define_key("\u{1b}[201~", Terminal.pasteEnd)
+        mousemask(shim_BUTTON4_PRESSED() | shim_BUTTON5_PRESSED(), nil)
+        mouseinterval(0)
+        Terminal.emit("\u{1b}[?2004h")
         Terminal.installSignalHandlers()
+        log.info("terminal \(COLS)x\(LINES), colours \(COLORS), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
     }
 
     /// Restores the terminal; safe to call more than once.
@@ -39,7 +70,18 @@ public final class Terminal: @unchecked Sendable {
     static func restore() {
         guard active else { return }
         active = false
+        emit("\u{1b}[?2004l")
         endwin()
+    }
+
+    static func emit(_ s: String) { emit(Array(s.utf8)) }
+    static func emit(_ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if n <= 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
     }
 
     static func installSignalHandlers() {
@@ -55,16 +97,29 @@ public final class Terminal: @unchecked Sendable {
 
     public var size: (width: Int, height: Int) { (Int(shim_COLS()), Int(shim_LINES())) }
 
-    /// Draws `grid`, only the cells that differ from the last frame; puts the cursor at (cx, cy).
-    public func draw(_ grid: CellGrid, cursor: (x: Int, y: Int)?) {
+    /// Draws `grid`, only the cells that differ from the last frame; puts the cursor at (cx, cy);
+    /// then draws the sixel images whose cells ncurses may have painted over. `images` gives the
+    /// pixels of each placement's image.
+    public func draw(_ grid: CellGrid, cursor: (x: Int, y: Int)?, images: (Int) -> RGBImage? = { _ in nil }) {
         let full = previous == nil || previous!.width != grid.width || previous!.height != grid.height
         if full { erase() }
+        let now = Set(grid.placements)
+        var dirtyRows = Set<Int>()
+        // An image that moved or went away: have ncurses repaint its rows whole, which erases its pixels.
+        for p in shown where !now.contains(p) {
+            let rows = max(0, p.rect.y)..<min(grid.height, p.rect.y + p.rect.height)
+            if !rows.isEmpty { wredrawln(shim_stdscr(), Int32(rows.lowerBound), Int32(rows.count)) }
+            dirtyRows.formUnion(rows)
+        }
+        if full { dirtyRows.formUnion(0..<grid.height) }
         for y in 0..<grid.height {
             for x in 0..<grid.width {
                 let c = grid[x, y]
                 if c.continuation { continue }
                 if !full, let p = previous, p[x, y] == c { continue }
-                let a = attrs[c.role] ?? 0
+                dirtyRows.insert(y)
+                var a = attrs[c.role] ?? 0
+                if let px = c.pixels { a = pixelAttribute(px) }
                 attron(a)
                 var w: [wchar_t] = c.char.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
                 _ = mvaddwstr(Int32(y), Int32(x), &w)
@@ -74,16 +129,76 @@ public final class Terminal: @unchecked Sendable {
         previous = grid
         if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); curs_set(1) } else { curs_set(0) }
         refresh()
+        guard graphics.mode == .sixel else { shown = now; return }
+        for p in grid.placements {
+            let rows = p.rect.y..<(p.rect.y + p.rect.height)
+            guard !shown.contains(p) || rows.contains(where: dirtyRows.contains) else { continue }
+            guard let image = images(p.imageID) else { continue }
+            drawSixel(image, p, gridHeight: grid.height)
+        }
+        shown = now
+        if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); refresh() }
     }
 
-    public enum Key: Equatable { case char(String), code(Int32), alt(String), none }
+    /// Forget what is on screen: the next draw repaints everything (after a resize or a pair reset).
+    public func invalidate() { previous = nil; clearok(shim_stdscr(), true) }
+
+    private func drawSixel(_ image: RGBImage, _ p: ImagePlacement, gridHeight: Int) {
+        guard p.rect.y + p.rect.height < gridHeight else { return }     // never touch the last row: no scrolling
+        let (w, h) = Sixel.pixelSize(width: image.width, height: image.height, cols: p.rect.width, rows: p.rect.height,
+                                     cw: graphics.cellWidth, ch: graphics.cellHeight)
+        let key = SixelKey(id: p.imageID, w: w, h: h)
+        if sixelCache[key] == nil {
+            if sixelCache.count > 32 { sixelCache = [:] }
+            sixelCache[key] = Sixel.encode(image.resized(toWidth: w, height: h))
+        }
+        guard let bytes = sixelCache[key] else { return }
+        // Save the cursor, go to the cell, draw, restore: ncurses never learns the cursor moved.
+        Terminal.emit(Array("\u{1b}7\u{1b}[\(p.rect.y + 1);\(p.rect.x + 1)H".utf8) + bytes + Array("\u{1b}8".utf8))
+        log.debug("sixel image \(p.imageID) at cell \(p.rect.x),\(p.rect.y) size \(p.rect.width)x\(p.rect.height) cells, \(w)x\(h) px, cell \(graphics.cellWidth)x\(graphics.cellHeight) px")
+    }
+
+    private struct SixelKey: Hashable { var id, w, h: Int }
+    private struct PixelPairKey: Hashable { var fg, bg: Int16 }
+
+    /// The colour pair for a half-block cell (256-colour cube, or the 8 basic colours).
+    private func pixelAttribute(_ p: PixelPair) -> Int32 {
+        guard colour else { return 0 }
+        let key = PixelPairKey(fg: colourIndex(p.top), bg: colourIndex(p.bottom))
+        if let n = pixelPairs[key] { return shim_COLOR_PAIR(n) }
+        if nextPixelPair > maxPairs {             // out of pairs: start over; cells drawn before keep theirs until redrawn
+            pixelPairs = [:]; nextPixelPair = firstPixelPair
+        }
+        let n = nextPixelPair
+        nextPixelPair += 1
+        init_pair(Int16(n), key.fg, key.bg)
+        pixelPairs[key] = n
+        return shim_COLOR_PAIR(n)
+    }
+
+    private func colourIndex(_ c: RGB) -> Int16 {
+        palette256 ? Int16(Palette.xterm256(c)) : Int16(Palette.basic8(c))
+    }
+
+    public enum Key: Equatable { case char(String), code(Int32), alt(String), paste(String), wheel(Int), none }
 
     /// The next key, or `.none` after the 30 ms timeout.
     public func key() -> Key {
         var ch: wint_t = 0
         let r = get_wch(&ch)
         if r == ERR { return .none }
-        if r == KEY_CODE_YES { return .code(Int32(ch)) }
+        if r == KEY_CODE_YES {
+            let code = Int32(ch)
+            if code == Terminal.pasteStart { return .paste(readPaste()) }
+            if code == KEY_MOUSE {
+                var e = MEVENT()
+                guard getmouse(&e) == OK else { return .none }
+                if e.bstate & shim_BUTTON4_PRESSED() != 0 { return .wheel(3) }
+                if e.bstate & shim_BUTTON5_PRESSED() != 0 { return .wheel(-3) }
+                return .none
+            }
+            return .code(code)
+        }
         if ch == 27 {                                 // Esc, or Alt + key
             var next: wint_t = 0
             timeout(0)
@@ -93,5 +208,50 @@ public final class Terminal: @unchecked Sendable {
             return .alt(String(UnicodeScalar(UInt32(next)).map(Character.init) ?? " "))
         }
         return .char(String(UnicodeScalar(UInt32(ch)).map(Character.init) ?? " "))
+    }
+
+    /// Characters up to the end-of-paste marker (or a pause of a second: a lost marker must not hang).
+    private func readPaste() -> String {
+        var out = ""
+        timeout(1000)
+        defer { timeout(30) }
+        while out.unicodeScalars.count < 1_000_000 {
+            var ch: wint_t = 0
+            let r = get_wch(&ch)
+            if r == ERR { break }
+            if r == KEY_CODE_YES { if Int32(ch) == Terminal.pasteEnd { break }; continue }
+            if let u = UnicodeScalar(UInt32(ch)) { out.unicodeScalars.append(u == "\r" ? "\n" : u) }
+        }
+        return out
+    }
+}
+
+/// Nearest terminal palette colours.
+public enum Palette {
+    /// xterm's 256 colours: the 6x6x6 cube (16...231) or the grey ramp (232...255), whichever is nearer.
+    public static func xterm256(_ c: RGB) -> Int {
+        let levels = [0, 95, 135, 175, 215, 255]
+        func nearestLevel(_ v: UInt8) -> Int {
+            var best = 0
+            for i in 1..<6 where abs(levels[i] - Int(v)) < abs(levels[best] - Int(v)) { best = i }
+            return best
+        }
+        let (r, g, b) = (nearestLevel(c.r), nearestLevel(c.g), nearestLevel(c.b))
+        let cube = 16 + 36 * r + 6 * g + b
+        let cubeErr = dist(c, levels[r], levels[g], levels[b])
+        let avg = (Int(c.r) + Int(c.g) + Int(c.b)) / 3
+        let gi = max(0, min(23, (avg - 8 + 5) / 10))
+        let grey = 8 + 10 * gi
+        return dist(c, grey, grey, grey) < cubeErr ? 232 + gi : cube
+    }
+
+    /// The 8 ANSI colours (black, red, green, yellow, blue, magenta, cyan, white).
+    public static func basic8(_ c: RGB) -> Int {
+        (c.r > 127 ? 1 : 0) | (c.g > 127 ? 2 : 0) | (c.b > 127 ? 4 : 0)
+    }
+
+    static func dist(_ c: RGB, _ r: Int, _ g: Int, _ b: Int) -> Int {
+        let dr = Int(c.r) - r, dg = Int(c.g) - g, db = Int(c.b) - b
+        return dr * dr + dg * dg + db * db
     }
 }

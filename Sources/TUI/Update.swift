@@ -10,6 +10,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         s.messages.append(.init(kind: .info, text: "Not quitting."))
         return []
     }
+    if case .setInput = action {} else { s.hint = nil }
     switch action {
     case .type(let t):
         let chars = Array(s.input)
@@ -43,6 +44,19 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         s.cursor = s.input.count
     case .pageUp: s.scroll += 10
     case .pageDown: s.scroll = max(0, s.scroll - 10)
+    case .scroll(let n): s.scroll = max(0, s.scroll + n)
+    case .setInput(let text, let hint):
+        s.input = text; s.cursor = text.count; s.hint = hint
+    case .attachPaths(let paths):
+        return paths.map { .attach(path: $0, maxTiles: s.maxTiles) }
+    case .retiled(let old, let img):
+        s.retiling[old] = nil
+        if let i = s.pending.firstIndex(where: { $0.id == old }) { s.pending[i] = img } else { s.pending.append(img) }
+        if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
+    case .retileFailed(let old, let m):
+        s.retiling[old] = nil
+        s.messages.append(.init(kind: .error, text: m))
+        if !s.busy { s.phase = nil }
     case .cancel:
         if s.busy { return [.cancel] }
         s.confirmQuit = true
@@ -57,8 +71,8 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .attachFailed(let m):
         s.messages.append(.init(kind: .error, text: m))
         if !s.busy { s.phase = nil }
-    case .event(let e):
-        apply(&s, e)
+    case .event(let e, let at):
+        apply(&s, e, at: at)
     }
     return []
 }
@@ -71,6 +85,11 @@ private func submit(_ s: inout AppState) -> [Effect] {
     if line.hasPrefix("/") { return command(&s, line) }
     guard !s.busy else {
         s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first."))
+        return []
+    }
+    guard s.retiling.isEmpty else {
+        s.messages.append(.init(kind: .error, text: "An image is still being cut into its new tiles; send again when the panel shows it ready."))
+        s.input = line; s.cursor = line.count
         return []
     }
     s.messages.append(.init(kind: .user, text: line, images: s.pending))
@@ -95,11 +114,11 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.pending.remove(at: n - 1)
         if !s.pending.isEmpty && !s.busy { return [.prefillAhead(s.pending)] }
     case "/tiles":
-        guard let n = Int(arg), (1...40).contains(n) else {
-            s.messages.append(.init(kind: .error, text: "Usage: /tiles N, N from 1 to 40")); return []
-        }
-        s.maxTiles = n
-        s.messages.append(.init(kind: .info, text: "Images attached from now on use at most \(n) tiles."))
+        return tiles(&s, arg)
+    case "/set":
+        setParameter(&s, arg)
+    case "/save", "/load":
+        s.messages.append(.init(kind: .error, text: "\(parts[0]) is not available yet: saving conversations is not built."))
     case "/new":
         s.messages = []; s.pending = []; s.scroll = 0
         return [.newConversation]
@@ -128,6 +147,64 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     return []
 }
 
+/// `/tiles N` (every pending image and the images attached from now on) or `/tiles K N` (pending
+/// image K): the new grid and cost are shown at once, the image is re-cut in the background.
+private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
+    let nums = arg.split(separator: " ").compactMap { Int($0) }
+    let usage = "Usage: /tiles N (all images) or /tiles K N (image K), N from 1 to 40"
+    guard (nums.count == 1 || nums.count == 2), let n = nums.last, (1...40).contains(n) else {
+        s.messages.append(.init(kind: .error, text: usage)); return []
+    }
+    var targets = s.pending
+    if nums.count == 2 {
+        guard nums[0] >= 1, nums[0] <= s.pending.count else {
+            s.messages.append(.init(kind: .error, text: s.pending.isEmpty ? "No image is attached to the next message." :
+                                        "There is no image \(nums[0]); images 1 to \(s.pending.count) are attached.")); return []
+        }
+        targets = [s.pending[nums[0] - 1]]
+    } else {
+        s.maxTiles = n
+    }
+    var effects: [Effect] = []
+    var notes: [String] = []
+    for img in targets {
+        let plan = img.plan(maxTiles: n)
+        guard plan.grid != img.grid || plan.tiles != img.tiles else { continue }
+        s.retiling[img.id] = plan
+        effects.append(.retile(oldID: img.id, path: img.name, maxTiles: n))
+        notes.append("\((img.name as NSString).lastPathComponent): \(gridText(plan.grid, tiles: plan.tiles)), \(plan.tokenCost) tokens")
+    }
+    var text = nums.count == 1 ? "Images attached from now on use at most \(n) tiles." : "Image \(nums[0]) uses at most \(n) tiles."
+    if !notes.isEmpty { text += " Re-cutting " + notes.joined(separator: "; ") + "." }
+    else if !targets.isEmpty { text += " The attached image\(targets.count > 1 ? "s keep their" : " keeps its") grid." }
+    s.messages.append(.init(kind: .info, text: text))
+    return effects
+}
+
+/// "3x2 + thumbnail = 7 tiles"
+func gridText(_ g: TileGrid, tiles: Int) -> String {
+    tiles > g.cols * g.rows ? "\(g.cols)x\(g.rows) + thumbnail = \(tiles) tiles" : "\(g.cols)x\(g.rows) = \(tiles) tile\(tiles == 1 ? "" : "s")"
+}
+
+private func setParameter(_ s: inout AppState, _ arg: String) {
+    let kv = arg.split(separator: " ").map(String.init)
+    let usage = "Usage: /set temperature|top_p|top_k|max_tokens|seed VALUE"
+    guard kv.count == 2 else { s.messages.append(.init(kind: .error, text: usage)); return }
+    var p = s.parameters
+    let v = kv[1]
+    switch kv[0] {
+    case "temperature": guard let x = Float(v), x >= 0, x <= 5 else { return bad("temperature is a number from 0 to 5") }; p.temperature = x
+    case "top_p": guard let x = Float(v), x > 0, x <= 1 else { return bad("top_p is a number above 0, at most 1") }; p.topP = x
+    case "top_k": guard let x = Int(v), x >= 0 else { return bad("top_k is a whole number, 0 for no limit") }; p.topK = x
+    case "max_tokens": guard let x = Int(v), x >= 1 else { return bad("max_tokens is a whole number from 1") }; p.maxNewTokens = x
+    case "seed": guard let x = UInt64(v) else { return bad("seed is a whole number from 0") }; p.seed = x
+    default: return bad(usage)
+    }
+    s.parameters = p
+    s.messages.append(.init(kind: .info, text: "\(kv[0]) = \(v)"))
+    func bad(_ m: String) { s.messages.append(.init(kind: .error, text: m)) }
+}
+
 /// A pasted or dropped path: quotes, backslash-escaped spaces and file:// URLs.
 public func unquotePath(_ p: String) -> String {
     var t = p.trimmingCharacters(in: .whitespaces)
@@ -136,18 +213,30 @@ public func unquotePath(_ p: String) -> String {
     return t.replacingOccurrences(of: "\\ ", with: " ")
 }
 
-private func apply(_ s: inout AppState, _ e: ChatEvent) {
+private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
     switch e {
-    case .phase(let p): s.phase = p
+    case .phase(let p):
+        s.phase = p
+        let (kind, done, total): (Int, Int, Int) = switch p {
+        case .decodingImage: (0, 0, 0)
+        case .encodingImage(let k, let n): (1, k, n)
+        case .prefill(let d, let n): (2, d, n)
+        case .generating: (3, 0, 0)
+        }
+        if var c = s.phaseClock, c.kind == kind, c.total == total, done >= c.done {
+            c.time = at; c.done = done; s.phaseClock = c
+        } else {
+            s.phaseClock = PhaseClock(kind: kind, startTime: at, startDone: done, time: at, done: done, total: total)
+        }
     case .text(let t):
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].text += t }
     case .finished(let st):
-        s.busy = false; s.phase = nil
+        s.busy = false; s.phase = nil; s.phaseClock = nil
         s.lastTokensPerSecond = st.decodeTokensPerSecond
         s.contextUsed = st.promptTokens + st.generatedTokenIDs.count
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].interrupted = st.interrupted }
     case .failed(let m):
-        s.busy = false; s.phase = nil
+        s.busy = false; s.phase = nil; s.phaseClock = nil
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }), s.messages[i].text.isEmpty { s.messages.remove(at: i) }
         s.messages.append(.init(kind: .error, text: m))
     case .attached(let img): s.pending.append(img)
@@ -156,5 +245,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent) {
 
 let helpText = """
 Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, PgUp/PgDn scroll, Ctrl-D quits.
-/attach PATH  /detach N  /tiles N  /new  /system TEXT  /regen  /edit TEXT  /help  /quit
+Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
+/attach PATH  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
+/set temperature|top_p|top_k|max_tokens|seed VALUE  /help (F1)  /quit (Ctrl-D)
 """

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Chat
 import Foundation
+import Logging
 import TUI
 
 /// A plain line-mode chat (the full-screen app replaces it as the default later).
@@ -21,6 +22,8 @@ struct ChatCommand: ParsableCommand {
     @Flag(help: "Line mode instead of the full-screen app.") var plain = false
     @Option(help: "Theme: dark, light, high-contrast, a file, or NAME.json in $XDG_CONFIG_HOME/internvl-chat/themes.")
     var theme = "dark"
+    @Option(help: "Thumbnails: auto (sixel when the terminal answers it has it, else colour half-blocks), sixel, blocks or none.")
+    var graphics: GraphicsChoice = .auto
 
     func run() throws {
         try reportingErrors {
@@ -30,11 +33,15 @@ struct ChatCommand: ParsableCommand {
             let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             if !plain && isatty(0) != 0 && isatty(1) != 0 {
                 let chosen = try Theme.load(theme)
+                let logPath = FileLog.defaultPath()
+                FileLog.bootstrap(path: logPath)
                 let app = App(backend: session, modelName: folder.lastPathComponent, contextSize: sampling.context,
-                              parameters: sampling.parameters)
+                              parameters: sampling.parameters, weightFormat: engine.weightFormat)
                 app.maxTiles = maxTiles
                 app.theme = chosen
-                app.run()
+                let support = GraphicsProbe.detect(requested: graphics.mode)
+                Logger(label: "chat").info("model \(folder.path), loaded in \(engine.loadSeconds) s; log \(logPath)")
+                app.run(graphics: support)
                 return
             }
             var pending: [AttachedImage] = []    // for the next question
@@ -75,4 +82,9 @@ struct ChatCommand: ParsableCommand {
             }
         }
     }
+}
+
+enum GraphicsChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, sixel, blocks, none
+    var mode: GraphicsMode? { self == .auto ? nil : GraphicsMode(rawValue: rawValue) }
 }

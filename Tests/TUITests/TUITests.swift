@@ -1,5 +1,6 @@
 import Chat
 import Foundation
+import Imaging
 import Testing
 import TestSupport
 @testable import TUI
@@ -19,7 +20,19 @@ func assertSnapshot(_ grid: CellGrid, _ name: String, sourceLocation: SourceLoca
     #expect(text == want, "snapshot \(name) differs:\n\(text)", sourceLocation: sourceLocation)
 }
 
-let cat = AttachedImage(id: 1, name: "/home/u/Pictures/cat photo.jpg", width: 640, height: 427, tiles: 7, tokenCost: 1794)
+/// Top half red, bottom half blue: half-block cells and sixel placements can be checked by colour.
+func twoColour(width: Int, height: Int) -> RGBImage {
+    var px = [UInt8](repeating: 0, count: width * height * 3)
+    for y in 0..<height { for x in 0..<width {
+        let o = (y * width + x) * 3
+        if y < height / 2 { px[o] = 230; px[o + 1] = 20; px[o + 2] = 20 } else { px[o] = 20; px[o + 1] = 20; px[o + 2] = 230 }
+    } }
+    return RGBImage(width: width, height: height, pixels: px)
+}
+
+let cat = AttachedImage(id: 1, name: "/home/u/Pictures/cat photo.jpg", width: 640, height: 427, tiles: 7, tokenCost: 1794,
+                        grid: TileGrid(cols: 3, rows: 2), tiling: TilingOptions(maxTiles: 12), tokensPerTile: 256,
+                        thumbnail: twoColour(width: 240, height: 160))
 
 func conversationState() -> AppState {
     var s = AppState()
@@ -82,6 +95,10 @@ struct UpdateTests {
         func run(_ line: String) -> [Effect] { _ = reduce(&s, .type(line)); return reduce(&s, .enter) }
         #expect(run("/attach '/tmp/my cat.jpg'") == [.attach(path: "/tmp/my cat.jpg", maxTiles: nil)])
         #expect(run("/tiles 6").isEmpty && s.maxTiles == 6)
+        #expect(run("/set temperature 0.7").isEmpty && s.parameters.temperature == 0.7)
+        #expect(run("/set top_k 40").isEmpty && s.parameters.topK == 40)
+        #expect(run("/set max_tokens 0").isEmpty && s.messages.last?.kind == .error && s.parameters.maxNewTokens == 1024)
+        #expect(run("/set colour red").isEmpty && s.messages.last?.text.hasPrefix("Usage: /set") == true)
         #expect(run("/attach /tmp/my\\ cat.jpg") == [.attach(path: "/tmp/my cat.jpg", maxTiles: 6)])
         #expect(run("/attach file:///tmp/my%20cat.jpg") == [.attach(path: "/tmp/my cat.jpg", maxTiles: 6)])
         _ = reduce(&s, .attached(cat))
@@ -93,6 +110,167 @@ struct UpdateTests {
         // History recall.
         _ = reduce(&s, .up)
         #expect(s.input == "/new")
+    }
+}
+
+struct TilesAndPasteTests {
+    @Test func tilesPreviewTheNewGridAndCostBeforeReEncoding() {
+        var s = AppState()
+        _ = reduce(&s, .attached(cat))
+        func run(_ line: String) -> [Effect] { _ = reduce(&s, .type(line)); return reduce(&s, .enter) }
+        // 640x427 (aspect 1.499) with one tile at most: 1x1, no thumbnail tile, 2 + 256 tokens.
+        #expect(run("/tiles 1 1") == [.retile(oldID: 1, path: cat.name, maxTiles: 1)])
+        #expect(s.retiling[1] == TilePlan(width: 640, height: 427, tiling: cat.tiling, maxTiles: 1, tokensPerTile: 256))
+        #expect(s.retiling[1]?.grid == TileGrid(cols: 1, rows: 1) && s.retiling[1]?.tiles == 1 && s.retiling[1]?.tokenCost == 258)
+        // With 4: the 1x1 and 2x2 grids tie (|1.499 - 1|) and the image is too small for 2x2, so 1x1 again.
+        #expect(cat.plan(maxTiles: 4).grid == TileGrid(cols: 1, rows: 1))
+        #expect(cat.plan(maxTiles: 6) == TilePlan(width: 640, height: 427, tiling: cat.tiling, maxTiles: 12, tokensPerTile: 256))
+        #expect(s.maxTiles == nil, "/tiles K N changes image K only")
+        let panel = render(s, width: 120, height: 30).text
+        #expect(panel.contains("→ 1x1 = 1 tile") && panel.contains("258 tok (cutting…)"), "\(panel)")
+        // Sending waits for the re-cut image, keeping the question.
+        #expect(run("Describe it").isEmpty && s.input == "Describe it" && s.messages.last?.kind == .error)
+        _ = reduce(&s, .killToStart)
+        let recut = AttachedImage(id: 4, name: cat.name, width: 640, height: 427, tiles: 1, tokenCost: 258, grid: TileGrid(cols: 1, rows: 1))
+        #expect(reduce(&s, .retiled(oldID: 1, recut)) == [.prefillAhead([recut])])
+        #expect(s.pending == [recut] && s.retiling.isEmpty)
+        // The same count again changes nothing; a bad index is refused.
+        #expect(run("/tiles 1 1").isEmpty)
+        #expect(run("/tiles 3 2").isEmpty && s.messages.last?.text.contains("no image 3") == true)
+        #expect(run("/tiles 99").isEmpty && s.messages.last?.text.hasPrefix("Usage: /tiles") == true)
+    }
+
+    @Test func pastedTextThatNamesFiles() {
+        #expect(PathInput.split("'/tmp/my cat.jpg'") == ["/tmp/my cat.jpg"])
+        #expect(PathInput.split("/tmp/my\\ cat.jpg /tmp/b.png\n") == ["/tmp/my cat.jpg", "/tmp/b.png"])
+        #expect(PathInput.split("file:///tmp/my%20cat.jpg file://localhost/tmp/x.png") == ["/tmp/my cat.jpg", "/tmp/x.png"])
+        #expect(PathInput.split("\"/tmp/a b.png\"") == ["/tmp/a b.png"])
+        #expect(PathInput.split("What is in /tmp/x.png?") == nil, "a sentence is text, not paths")
+        #expect(PathInput.split("'/tmp/unclosed") == nil)
+        #expect(PathInput.split("") == nil)
+    }
+
+    @Test func tabCompletesPathsAfterAttach() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("complete-\(UUID())")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("photos"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for f in ["cat one.jpg", "cat two.jpg", "dog.png", ".hidden.png"] {
+            FileManager.default.createFile(atPath: dir.appendingPathComponent(f).path, contents: Data())
+        }
+        let base = "/attach " + dir.path + "/"
+        #expect(PathInput.complete(base + "d")?.input == base + "dog.png")
+        #expect(PathInput.complete(base + "ph")?.input == base + "photos/")
+        let two = PathInput.complete(base + "c")
+        #expect(two?.input == base + "cat " && two?.hint == "cat one.jpg  cat two.jpg")
+        #expect(PathInput.complete(base + "z")?.hint == "no match")
+        #expect(PathInput.complete(base)?.hint?.contains(".hidden") == false)
+        #expect(PathInput.complete("hello") == nil)
+        // Through the update: the input and the hint line.
+        var s = AppState()
+        _ = reduce(&s, .setInput(two!.input, hint: two!.hint))
+        #expect(s.input == base + "cat " && s.cursor == s.input.count)
+        #expect(render(s, width: 100, height: 20).text.contains("cat one.jpg  cat two.jpg"))
+        _ = reduce(&s, .type("o"))
+        #expect(s.hint == nil, "the next key clears the hint")
+    }
+
+    @Test func phaseETA() {
+        var s = AppState()
+        _ = reduce(&s, .attached(cat))
+        _ = reduce(&s, .type("q")); _ = reduce(&s, .enter)
+        _ = reduce(&s, .event(.phase(.prefill(done: 0, of: 1000)), at: 100))
+        _ = reduce(&s, .event(.phase(.prefill(done: 250, of: 1000)), at: 105))
+        #expect(s.phaseClock?.eta == 15)
+        #expect(render(s, width: 100, height: 20).text.contains("reading prompt 250/1000, 15 s left"))
+        _ = reduce(&s, .event(.phase(.generating), at: 120))
+        #expect(s.phaseClock?.eta == nil)
+    }
+}
+
+struct ImageDisplayTests {
+    @Test func fitKeepsTheAspectInSquarePixels() {
+        #expect(Thumbnails.fit(width: 640, height: 427, maxCols: 12, maxRows: 4) == (12, 4))
+        #expect(Thumbnails.fit(width: 200, height: 800, maxCols: 12, maxRows: 4) == (2, 4))
+        #expect(Thumbnails.fit(width: 1000, height: 100, maxCols: 16, maxRows: 4) == (16, 1))
+        #expect(Thumbnails.fit(width: 0, height: 10, maxCols: 16, maxRows: 4) == (0, 0))
+    }
+
+    @Test func halfBlocksCarryTheUpperAndLowerPixels() {
+        let cells = Thumbnails.halfBlocks(twoColour(width: 40, height: 40), id: 77, cols: 4, rows: 2)
+        #expect(cells.count == 8)
+        // Row 0 is wholly in the red half, row 1 wholly in the blue half.
+        for c in cells[0..<4] { #expect(c.top.r > 200 && c.top.b < 60 && c.bottom.r > 200) }
+        for c in cells[4..<8] { #expect(c.top.b > 200 && c.top.r < 60 && c.bottom.b > 200) }
+    }
+
+    @Test func paletteMatchesANaiveNearestSearch() {
+        // xterm's 256-colour table, built independently.
+        var table: [(Int, Int, Int)] = []
+        let lv = [0, 95, 135, 175, 215, 255]
+        for r in 0..<6 { for g in 0..<6 { for b in 0..<6 { table.append((lv[r], lv[g], lv[b])) } } }
+        for i in 0..<24 { table.append((8 + 10 * i, 8 + 10 * i, 8 + 10 * i)) }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let c = RGB(UInt8.random(in: 0...255, using: &rng), UInt8.random(in: 0...255, using: &rng), UInt8.random(in: 0...255, using: &rng))
+            func d(_ t: (Int, Int, Int)) -> Int { let a = Int(c.r) - t.0, b = Int(c.g) - t.1, e = Int(c.b) - t.2; return a * a + b * b + e * e }
+            let best = table.map(d).min()!
+            let got = Palette.xterm256(c)
+            // The cube pick is per channel, so it is within the nearest cube colour; never farther than
+            // twice the true nearest distance.
+            #expect(got >= 16 && got <= 255 && d(table[got - 16]) <= max(2 * best, best + 300), "\(c) -> \(got)")
+        }
+        #expect(Palette.xterm256(RGB(255, 0, 0)) == 196 && Palette.xterm256(RGB(128, 128, 128)) == 244)
+        #expect(Palette.basic8(RGB(200, 10, 10)) == 1 && Palette.basic8(RGB(10, 10, 200)) == 4)
+    }
+
+    @Test func sixelModeReservesBlankCellsAndPlacesTheImage() {
+        var s = AppState()
+        s.graphics = .sixel
+        _ = reduce(&s, .attached(cat))
+        var g = render(s, width: 120, height: 30)
+        // The panel: name on its row, the thumbnail rectangle below it, cells blank.
+        #expect(g.placements.count == 1)
+        let p = g.placements[0]
+        #expect(p.imageID == 1 && p.rect.width == 11 && p.rect.height == 4)   // 35-cell panel: a third of it
+        #expect(g.text.split(separator: "\n", omittingEmptySubsequences: false)[p.rect.y - 1].contains("1. cat photo.jpg"))
+        for y in p.rect.y..<(p.rect.y + p.rect.height) { for x in p.rect.x..<(p.rect.x + p.rect.width) { #expect(g[x, y].char == " ") } }
+        // Sent: it moves to "In this conversation" and appears inline by the user turn.
+        _ = reduce(&s, .type("Describe it.")); _ = reduce(&s, .enter)
+        g = render(s, width: 120, height: 30)
+        #expect(g.placements.count == 2 && Set(g.placements.map(\.imageID)) == [1])
+        // Scrolled so that the inline thumbnail is only partly in view: it is not placed (no stray halves).
+        let inline = g.placements.first { $0.rect.x == 2 }!
+        s.scroll = 30 - 4 - inline.rect.y - 2
+        let lines = conversationLines(s, width: Layout(width: 120, height: 30)!.conversation.width)
+        s.scroll = max(0, lines.count - (inline.rect.y + 2))
+        let g2 = render(s, width: 120, height: 30)
+        #expect(!g2.placements.contains { $0.rect.x == 2 }, "\(g2.text)")
+        // In half-block mode the same cells hold coloured pixels instead; with none, only text.
+        s.scroll = 0; s.graphics = .blocks
+        let g3 = render(s, width: 120, height: 30)
+        #expect(g3.placements.isEmpty && g3[p.rect.x, p.rect.y + 4].pixels != nil || g3.cells.contains { $0.pixels != nil })
+        s.graphics = .none
+        #expect(!render(s, width: 120, height: 30).cells.contains { $0.pixels != nil })
+    }
+
+    @Test func sixelEncodingAndSizes() throws {
+        let (w, h) = Sixel.pixelSize(width: 640, height: 427, cols: 12, rows: 4, cw: 11, ch: 22)
+        #expect(w <= 132 && h <= 88 && h % 6 == 0 && abs(Double(w) / Double(h) - 640.0 / 427.0) < 0.15)
+        let bytes = try #require(Sixel.encode(twoColour(width: 24, height: 12)))
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("\u{1b}P") && text.hasSuffix("\u{1b}\\") && text.contains("\"1;1;24;12"))
+    }
+
+    @Test func terminalRepliesAreParsed() {
+        #expect(GraphicsProbe.hasSixel("\u{1b}[?63;1;2;4;6;9;15;16;22;28c"))
+        #expect(!GraphicsProbe.hasSixel("\u{1b}[?64;1;2;6;9;15;16;17;18;21;22;28c"))
+        #expect(!GraphicsProbe.hasSixel("\u{1b}[?1;2c") && !GraphicsProbe.hasSixel("\u{1b}[?14;2c"))
+        #expect(GraphicsProbe.cellSize(fromReply: "\u{1b}[6;22;11t")! == (11, 22))
+        #expect(GraphicsProbe.cellSize(fromReply: "garbage") == nil)
+        let tmux = GraphicsProbe.detect(requested: nil, environment: ["TMUX": "/tmp/x", "TERM": "tmux-256color"])
+        #expect(tmux.mode == .blocks)
+        #expect(GraphicsProbe.detect(requested: nil, environment: ["TMUX": "/tmp/x", "NO_COLOR": "1"]).mode == .none)
+        #expect(GraphicsProbe.detect(requested: .blocks, environment: [:]).mode == .blocks)
     }
 }
 
@@ -122,8 +300,15 @@ struct RenderTests {
 
     @Test func snapshots() throws {
         try assertSnapshot(render(conversationState(), width: 80, height: 24), "conversation-80x24")
+        var plain = conversationState()
+        plain.graphics = .none
+        try assertSnapshot(render(plain, width: 80, height: 24), "conversation-no-graphics-80x24")
+        var failed = conversationState()
+        _ = reduce(&failed, .event(.failed("The image is too big: 30000x30000 pixels is more than 178956970.")))
+        try assertSnapshot(render(failed, width: 40, height: 10), "error-40x10")
         var wide = conversationState()
-        _ = reduce(&wide, .attached(AttachedImage(id: 3, name: "chart.png", width: 1200, height: 800, tiles: 7, tokenCost: 1794)))
+        _ = reduce(&wide, .attached(AttachedImage(id: 3, name: "chart.png", width: 1200, height: 800, tiles: 7, tokenCost: 1794,
+                                                          grid: TileGrid(cols: 3, rows: 2), thumbnail: twoColour(width: 120, height: 80))))
         try assertSnapshot(render(wide, width: 120, height: 40), "conversation-120x40")
         var scrolled = conversationState()
         _ = reduce(&scrolled, .pageUp)

@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+
+/// Log lines go to a file while curses owns the screen: `$XDG_STATE_HOME/internvl-chat/internvl-chat.log`
+/// (default `~/.local/state/...`), or `$INTERNVL_CHAT_LOG`. Lines are made inert (no escape
+/// sequences from file names or model text reach a terminal that `cat`s the log).
+public enum FileLog {
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let p = environment["INTERNVL_CHAT_LOG"], !p.isEmpty { return p }
+        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/state")
+        return (base as NSString).appendingPathComponent("internvl-chat/internvl-chat.log")
+    }
+
+    /// Sends swift-log output to `path` (created with its folder); returns false when it cannot
+    /// be opened (logging then goes nowhere rather than onto the screen).
+    @discardableResult
+    public static func bootstrap(path: String, level: Logger.Level = .info) -> Bool {
+        let sink = FileSink(path: path)
+        LoggingSystem.bootstrap { label in
+            guard let sink else { return SwiftLogNoOpLogHandler() }
+            var h = FileLogHandler(label: label, sink: sink)
+            h.logLevel = level
+            return h
+        }
+        return sink != nil
+    }
+}
+
+final class FileSink: @unchecked Sendable {
+    private let lock = NSLock()
+    private let handle: FileHandle
+
+    init?(path: String) {
+        let dir = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { return nil }
+        h.seekToEndOfFile()
+        handle = h
+    }
+
+    func write(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        handle.write(Data(line.utf8))
+    }
+}
+
+struct FileLogHandler: LogHandler {
+    let label: String
+    let sink: FileSink
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current,
+                                                formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+        sink.write("\(stamp) \(level) \(label): \(Inert.text(message.description))\n")
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+
+/// Paths typed, pasted or dropped into the input: unquoting, splitting a paste into paths, and
+/// Tab completion.
+public enum PathInput {
+    /// The paths in pasted text, or nil when it does not read as paths: each separated by
+    /// whitespace or newlines, optionally quoted ('...' or "..."), spaces escaped with a
+    /// backslash, or `file://` URLs (percent-decoded), `~` expanded.
+    public static func split(_ text: String) -> [String]? {
+        var out: [String] = []
+        var cur = "", quote: Character?, escaped = false, any = false
+        func flush() { if any { out.append(cur) }; cur = ""; any = false }
+        for ch in text.trimmingCharacters(in: .whitespacesAndNewlines) {
+            if escaped { cur.append(ch); escaped = false; any = true; continue }
+            if let q = quote { if ch == q { quote = nil } else { cur.append(ch) }; any = true; continue }
+            switch ch {
+            case "\\": escaped = true
+            case "'", "\"": quote = ch; any = true
+            case " ", "\t", "\n", "\r": flush()
+            default: cur.append(ch); any = true
+            }
+        }
+        if quote != nil { return nil }
+        flush()
+        let paths = out.map(normalise)
+        guard !paths.isEmpty, paths.allSatisfy({ $0.hasPrefix("/") || $0.hasPrefix("./") || $0.hasPrefix("../") }) else { return nil }
+        return paths
+    }
+
+    static func normalise(_ p: String) -> String {
+        var t = p
+        if t.hasPrefix("file://") {
+            t = String(t.dropFirst(7))
+            if !t.hasPrefix("/"), let slash = t.firstIndex(of: "/") { t = String(t[slash...]) }   // file://host/path
+            t = t.removingPercentEncoding ?? t
+        }
+        return (t as NSString).expandingTildeInPath
+    }
+
+    /// Tab completion of the path after `/attach ` (or `/load `): the new input and a hint listing
+    /// the choices when there are several; nil when there is nothing to complete.
+    public static func complete(_ input: String, fileManager: FileManager = .default) -> (input: String, hint: String?)? {
+        guard let cmd = ["/attach "].first(where: { input.hasPrefix($0) }) else { return nil }
+        let typed = String(input.dropFirst(cmd.count))
+        let expanded = (typed as NSString).expandingTildeInPath
+        let dir: String, stem: String
+        if typed.isEmpty || typed.hasSuffix("/") { dir = typed.isEmpty ? "." : expanded; stem = "" }
+        else { dir = (expanded as NSString).deletingLastPathComponent.isEmpty ? "." : (expanded as NSString).deletingLastPathComponent
+               stem = (expanded as NSString).lastPathComponent }
+        guard let names = try? fileManager.contentsOfDirectory(atPath: dir) else { return nil }
+        let matches = names.filter { $0.hasPrefix(stem) && (stem.hasPrefix(".") || !$0.hasPrefix(".")) }.sorted()
+        guard !matches.isEmpty else { return (input, "no match") }
+        func isDir(_ n: String) -> Bool {
+            var d: ObjCBool = false
+            return fileManager.fileExists(atPath: (dir as NSString).appendingPathComponent(n), isDirectory: &d) && d.boolValue
+        }
+        var common = matches[0]
+        for m in matches.dropFirst() { while !m.hasPrefix(common) { common.removeLast() } }
+        let typedDir = typed.isEmpty ? "" : (typed.hasSuffix("/") ? typed : String(typed.dropLast(stem.count)))
+        var completed = typedDir + common
+        if matches.count == 1 && isDir(common) { completed += "/" }
+        let hint = matches.count > 1 ? matches.prefix(12).map { isDir($0) ? $0 + "/" : $0 }.joined(separator: "  ")
+            + (matches.count > 12 ? "  … (\(matches.count))" : "") : nil
+        return (cmd + completed, hint)
+    }
+}
