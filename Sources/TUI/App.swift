@@ -52,6 +52,7 @@ public final class App: @unchecked Sendable {
             let (w, h) = term.size
             if (w, h) != lastSize { lastSize = (w, h); dirty = true }
             if dirty {
+                state.scroll = clampedScroll(state, width: w, height: h)
                 let grid = render(state, width: w, height: h)
                 let images = imagesByID()
                 term.draw(grid, cursor: cursorPosition(width: w, height: h), images: { images[$0] })
@@ -71,7 +72,16 @@ public final class App: @unchecked Sendable {
         log.info("quit")
     }
 
-    func dispatch(_ a: Action) { perform(reduce(&state, a)) }
+    func dispatch(_ a: Action) {
+        switch a {
+        case .event(.finished(let st), _):
+            log.info("turn finished: \(st.generatedTokenIDs.count) tokens, \(st.promptTokens) prompt tokens (\(st.reusedTokens) reused), first token \(st.firstTokenSeconds) s\(st.interrupted ? ", interrupted" : "")")
+        case .event(.failed(let m), _), .attachFailed(let m): log.notice("failed: \(m)")
+        case .attached(let i): log.info("attached \(i.name): \(i.width)x\(i.height), \(i.tiles) tiles")
+        default: break
+        }
+        perform(reduce(&state, a))
+    }
 
     func imagesByID() -> [Int: RGBImage] {
         var out: [Int: RGBImage] = [:]

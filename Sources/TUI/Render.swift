@@ -65,9 +65,15 @@ func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [Conv
     }
 }
 
+/// The scroll position that keeps the conversation pane full (PgUp stops at the first line).
+public func clampedScroll(_ s: AppState, width: Int, height: Int) -> Int {
+    guard let L = Layout(width: width, height: height) else { return s.scroll }
+    return min(s.scroll, max(0, conversationLines(s, width: L.conversation.width).count - L.conversation.height))
+}
+
 func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     let lines = conversationLines(s, width: r.width)
-    let end = max(0, lines.count - s.scroll)
+    let end = max(0, lines.count - min(s.scroll, max(0, lines.count - r.height)))
     let start = max(0, end - r.height)
     for (i, line) in lines[start..<end].enumerated() {
         let y = r.y + i
@@ -77,7 +83,7 @@ func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
         let whole = start + i - im.row >= start && start + i - im.row + im.rows <= end
         drawThumbnailRow(im, x: r.x + 2, y: y, mode: s.graphics, placeSixel: im.row == 0 && whole, &g)
     }
-    if s.scroll > 0 { g.put("↓ \(s.scroll) more", x: r.x + max(0, r.width - 12), y: r.y + r.height - 1, role: .dim, limit: 12) }
+    if lines.count - end > 0 { g.put("↓ \(lines.count - end) more", x: r.x + max(0, r.width - 12), y: r.y + r.height - 1, role: .dim, limit: 12) }
 }
 
 /// Row `im.row` of a thumbnail at (x, y): half-block cells, or (at the top row) a sixel placement.

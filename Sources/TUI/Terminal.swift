@@ -130,6 +130,7 @@ public final class Terminal: @unchecked Sendable {
         if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); curs_set(1) } else { curs_set(0) }
         refresh()
         guard graphics.mode == .sixel else { shown = now; return }
+        if now != shown { logPlacements(grid.placements, images: images) }
         for p in grid.placements {
             let rows = p.rect.y..<(p.rect.y + p.rect.height)
             guard !shown.contains(p) || rows.contains(where: dirtyRows.contains) else { continue }
@@ -156,6 +157,16 @@ public final class Terminal: @unchecked Sendable {
         // Save the cursor, go to the cell, draw, restore: ncurses never learns the cursor moved.
         Terminal.emit(Array("\u{1b}7\u{1b}[\(p.rect.y + 1);\(p.rect.x + 1)H".utf8) + bytes + Array("\u{1b}8".utf8))
         log.debug("sixel image \(p.imageID) at cell \(p.rect.x),\(p.rect.y) size \(p.rect.width)x\(p.rect.height) cells, \(w)x\(h) px, cell \(graphics.cellWidth)x\(graphics.cellHeight) px")
+    }
+
+    /// One line per change of what is on screen (the sixel screenshot test reads it).
+    private func logPlacements(_ ps: [ImagePlacement], images: (Int) -> RGBImage?) {
+        let items = ps.map { p -> String in
+            let px = images(p.imageID).map { Sixel.pixelSize(width: $0.width, height: $0.height, cols: p.rect.width, rows: p.rect.height,
+                                                             cw: graphics.cellWidth, ch: graphics.cellHeight) } ?? (0, 0)
+            return "\(p.imageID)@\(p.rect.x),\(p.rect.y),\(p.rect.width)x\(p.rect.height)=\(px.0)x\(px.1)"
+        }
+        log.info("sixel placements (cell \(graphics.cellWidth)x\(graphics.cellHeight)): [\(items.joined(separator: " "))]")
     }
 
     private struct SixelKey: Hashable { var id, w, h: Int }

@@ -52,6 +52,9 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .retiled(let old, let img):
         s.retiling[old] = nil
         if let i = s.pending.firstIndex(where: { $0.id == old }) { s.pending[i] = img } else { s.pending.append(img) }
+        if s.pending.filter({ $0.id == img.id }).count > 1, let last = s.pending.lastIndex(where: { $0.id == img.id }) {
+            s.pending.remove(at: last)                           // re-cut into a copy of another attached image
+        }
         if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
     case .retileFailed(let old, let m):
         s.retiling[old] = nil
@@ -66,6 +69,11 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .enter:
         return submit(&s)
     case .attached(let img):
+        if s.pending.contains(where: { $0.id == img.id }) {      // the same content, cut the same way
+            s.messages.append(.init(kind: .info, text: "\(fileName(img)) is already attached to the next message."))
+            if !s.busy { s.phase = nil }
+            return []
+        }
         s.pending.append(img)
         if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
     case .attachFailed(let m):
@@ -174,7 +182,8 @@ private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
         effects.append(.retile(oldID: img.id, path: img.name, maxTiles: n))
         notes.append("\((img.name as NSString).lastPathComponent): \(gridText(plan.grid, tiles: plan.tiles)), \(plan.tokenCost) tokens")
     }
-    var text = nums.count == 1 ? "Images attached from now on use at most \(n) tiles." : "Image \(nums[0]) uses at most \(n) tiles."
+    let most = "at most \(n) tile\(n == 1 ? "" : "s")"
+    var text = nums.count == 1 ? "Images attached from now on use \(most)." : "Image \(nums[0]) uses \(most)."
     if !notes.isEmpty { text += " Re-cutting " + notes.joined(separator: "; ") + "." }
     else if !targets.isEmpty { text += " The attached image\(targets.count > 1 ? "s keep their" : " keeps its") grid." }
     s.messages.append(.init(kind: .info, text: text))

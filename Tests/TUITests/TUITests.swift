@@ -238,13 +238,19 @@ struct ImageDisplayTests {
         _ = reduce(&s, .type("Describe it.")); _ = reduce(&s, .enter)
         g = render(s, width: 120, height: 30)
         #expect(g.placements.count == 2 && Set(g.placements.map(\.imageID)) == [1])
-        // Scrolled so that the inline thumbnail is only partly in view: it is not placed (no stray halves).
-        let inline = g.placements.first { $0.rect.x == 2 }!
-        s.scroll = 30 - 4 - inline.rect.y - 2
-        let lines = conversationLines(s, width: Layout(width: 120, height: 30)!.conversation.width)
-        s.scroll = max(0, lines.count - (inline.rect.y + 2))
+        // A long answer, scrolled so that the inline thumbnail (lines 1-4) is only partly in view
+        // (the pane starts at line 2): it is not placed, so no half image is drawn.
+        _ = reduce(&s, .event(.text(String(repeating: "word ", count: 400))))
+        let L = Layout(width: 120, height: 30)!
+        let count = conversationLines(s, width: L.conversation.width).count
+        s.scroll = count - L.conversation.height - 2
+        #expect(clampedScroll(s, width: 120, height: 30) == s.scroll)
         let g2 = render(s, width: 120, height: 30)
-        #expect(!g2.placements.contains { $0.rect.x == 2 }, "\(g2.text)")
+        #expect(!g2.placements.contains { $0.rect.x == 2 } && g2.placements.count == 1, "\(g2.text)")
+        s.scroll = count - L.conversation.height
+        #expect(render(s, width: 120, height: 30).placements.contains { $0.rect == Rect(x: 2, y: 1, width: 12, height: 4) })
+        s.scroll = 10_000
+        #expect(clampedScroll(s, width: 120, height: 30) == count - L.conversation.height, "PgUp stops at the first line")
         // In half-block mode the same cells hold coloured pixels instead; with none, only text.
         s.scroll = 0; s.graphics = .blocks
         let g3 = render(s, width: 120, height: 30)

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end test of the full-screen app in tmux with a tiny model: start, type a question, see
-# the answer stream in, attach an image by path and by pasted quoted path, resize (side panel ->
+# the answer stream in, attach an image by path and by a bracketed paste of a quoted path, re-cut
+# one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored).
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
 S=tuitest-$$; SOCK=(-L "tuitest-$$")
+WORK=$(mktemp -d); LOG=$WORK/app.log
 export LANG=C.UTF-8
-trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true' EXIT
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
-  "env TERM=tmux-256color $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
+  "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "tui e2e: 0 passed, 1 failed"; exit 1; }
 wait_for() {  # wait_for REGEX [timeout_s]
   local re=$1 t=${2:-20} i
@@ -26,16 +28,34 @@ wait_for '^InternVL'
 wait_for 'tok/s'
 keys -l "/attach $IMG"; keys Enter
 wait_for '1\. photo-chelsea\.png'
-keys -l "/attach '$IMG'"; keys Enter                   # a pasted, quoted path: same content, found again
-wait_for '2\. photo-chelsea\.png'
+keys -l "/attach $IMG"; keys Enter                     # the same image again: not attached twice
+wait_for 'photo-chelsea\.png is already attached'
+cp testdata/images/photo-coffee.png "$WORK/my coffee.png"
+tmux "${SOCK[@]}" set-buffer -- "'$WORK/my coffee.png'"   # a pasted, quoted path (bracketed paste): attached
+tmux "${SOCK[@]}" paste-buffer -p -t "$S"
+wait_for '2\. my coffee\.png'
+keys -l '/tiles 2 1'; keys Enter                       # image 2 re-cut to one tile: preview, then the new grid
+wait_for 'Re-cutting my coffee\.png: 1x1 = 1'
+wait_for '^2\. my coffee\.png|1x1 = 1 tile *$'
 keys -l '/tiles 2'; keys Enter
 wait_for 'at most 2 tiles'
+keys -l "/attach $PWD/testdata/images/photo-chel"; keys Tab   # Tab completes the path (two matches: a hint line)
+wait_for '> /attach .*photo-chelsea\.'
+keys C-u
+keys -l '/set max_tokens 100000'; keys Enter
+wait_for 'max_tokens = 100000'
+keys -l 'Tell me a long story'; keys Enter             # a long answer, stopped with Esc
+wait_for 'answering'
+keys Escape
+wait_for '\(interrupted\)'
+grep -q 'turn finished: .*interrupted' "$LOG" || fail "the log should record the interrupted turn"
 tmux "${SOCK[@]}" resize-window -t "$S" -x 70 -y 20    # narrower: the image list becomes one line
-wait_for '1: photo-chelsea\.png 451x300'
+wait_for 'No images attached'                        # (sent with the story)
+wait_for '600x400, 1 tiles, 6 tokens'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 30 -y 8
 wait_for 'Terminal too small \(30x8\)'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 100 -y 30
-wait_for 'Images'
+wait_for 'Next message'
 keys C-d
 wait_for 'EXIT=0'
 wait_for 'SANE' 5

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The app in a real sixel terminal: xterm -ti vt340 under Xvfb, driven with xdotool, screenshots
+# taken with ImageMagick's import. The app logs where it placed each sixel image (cell rectangle
+# and pixel size); Tests/e2e/check-sixel.py checks every screenshot against that log: the image's
+# four colour quadrants are where the panel says, and none of their colours appear anywhere else
+# (no stray pixels after the image is detached, after it moves when sent, after the conversation
+# scrolls it out of view, and after /new).
+set -euo pipefail
+BIN=${BIN:-$PWD/.build/debug/internvl-chat}; MODEL=${MODEL:-$PWD/testdata/tiny-b}
+WORK=$(mktemp -d); trap 'cleanup' EXIT
+LOG=$WORK/app.log; IMG=$WORK/quadrants.png
+DISP=:$((90 + RANDOM % 100))
+cleanup() {
+  [ -n "${XT:-}" ] && kill "$XT" 2>/dev/null || true
+  [ -n "${XVFB:-}" ] && kill "$XVFB" 2>/dev/null || true
+  [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "sixel e2e: 0 passed, 1 failed"; KEEP=1; exit 1; }
+python3 Tests/e2e/check-sixel.py make-image "$IMG"
+
+Xvfb "$DISP" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & XVFB=$!
+export DISPLAY=$DISP
+for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
+xdpyinfo >/dev/null 2>&1 || fail "Xvfb did not start"
+xterm -ti vt340 -xrm 'XTerm*numColorRegisters: 256' -xrm 'XTerm*sixelScrolling: true' \
+  -xrm 'XTerm*allowWindowOps: true' -geometry 100x18+0+0 -fa Monospace -fs 11 -title sixeltest \
+  -e env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" "$BIN" chat --model "$MODEL" --max-new-tokens 6 & XT=$!
+for _ in $(seq 100); do xdotool search --name sixeltest >/dev/null 2>&1 && break; sleep 0.1; done
+xdotool mousemove 300 300                       # no window manager: focus follows the pointer
+
+wait_log() {  # wait_log REGEX [timeout_s]: a log line matching REGEX appears
+  local i
+  for ((i = 0; i < ${2:-20} * 10; i++)); do grep -qE -- "$1" "$LOG" 2>/dev/null && return 0; sleep 0.1; done
+  fail "timeout waiting for log: $1"
+}
+wait_count() {  # wait_count REGEX N: at least N log lines match
+  local i
+  for ((i = 0; i < 200; i++)); do [ "$(count "$1")" -ge "$2" ] && return 0; sleep 0.1; done
+  fail "timeout waiting for $2 x log: $1"
+}
+count() { grep -cE -- "$1" "$LOG" 2>/dev/null || true; }
+type_line() { xdotool type --delay 2 -- "$1"; xdotool key Return; }
+shot() {  # shot NAME: screenshot after the last frame settled, checked against the last placements line
+  sleep 0.8
+  import -window root "$WORK/$1.png"
+  python3 Tests/e2e/check-sixel.py check "$WORK/$1.png" "$LOG" "$1" || fail "screenshot $1"
+}
+
+wait_log 'graphics sixel'
+grep -q 'cell 11x22 px from TIOCGWINSZ' "$LOG" || fail "cell size not found from TIOCGWINSZ"
+
+n=$(count 'sixel placements'); type_line "/attach $IMG"
+wait_log "attached .*quadrants"; shot attached
+grep 'sixel placements' "$LOG" | tail -1 | grep -qE '\[1@[0-9]+,[0-9]+,[0-9]+x[0-9]+=[0-9]+x[0-9]+\]' || fail "one placement expected"
+
+type_line "/detach 1"; sleep 0.3; shot detached
+grep 'sixel placements' "$LOG" | tail -1 | grep -q '\[\]' || fail "no placement expected after /detach"
+
+type_line "/attach $IMG"; wait_log "placements .*\[1@"
+type_line "Describe the picture."; wait_log 'turn finished'; shot sent
+[ "$(grep 'sixel placements' "$LOG" | tail -1 | grep -o '1@' | wc -l)" = 2 ] || fail "panel and inline placements expected"
+type_line "And the colours?"; wait_count 'turn finished' 2
+type_line "And the shapes?"; wait_count 'turn finished' 3
+
+# PgUp: the inline image comes back into view at the top; PgDn: it leaves again.
+grep 'sixel placements' "$LOG" | tail -1 | grep -q '1@2,' && fail "the inline image should have scrolled out of view"
+for _ in 1 2 3; do xdotool key Prior; done
+sleep 0.3; shot scrolled
+grep 'sixel placements' "$LOG" | tail -1 | grep -q '1@2,' || fail "PgUp should bring the inline image back"
+for _ in 1 2 3; do xdotool key Next; done
+sleep 0.3; shot back
+
+type_line "/new"; sleep 0.3; shot new
+grep 'sixel placements' "$LOG" | tail -1 | grep -q '\[\]' || fail "no placement expected after /new"
+xdotool key ctrl+d
+for _ in $(seq 50); do kill -0 "$XT" 2>/dev/null || break; sleep 0.1; done
+echo "sixel e2e: 1 passed, 0 failed"
