@@ -1,6 +1,6 @@
 /// What a cell means; themes map roles to colours (the grid never holds raw colours).
 public enum Role: String, Sendable, CaseIterable, Codable {
-    case text, dim, user, assistant, error, status, border, title, input, selection, phase
+    case text, dim, user, assistant, error, status, border, title, input, selection, phase, code
 }
 
 /// A screen-sized grid of cells: render functions fill it, a backend diffs it to the terminal,

@@ -45,7 +45,7 @@ func conversationLines(_ s: AppState, width: Int) -> [ConversationLine] {
         }
         let role: Role = m.kind == .error ? .error : (m.kind == .info ? .dim : .text)
         let body = m.kind == .assistant && m.text.isEmpty && s.busy ? "…" : m.text
-        for l in Wrap.lines(body, width: max(width - 2, 1)) { out.append(.init(role: role, text: "  " + l)) }
+        for (r, l) in MessageLayout.lines(body, width: max(width - 2, 1), role: role) { out.append(.init(role: r, text: "  " + l)) }
         if m.interrupted { out.append(.init(role: .dim, text: "  (interrupted)")) }
         out.append(.init(role: .text, text: ""))
     }

@@ -26,19 +26,20 @@ public struct Theme: Codable, Equatable, Sendable {
         "text": Style(), "dim": Style(dim: true), "user": Style(fg: "cyan", bold: true),
         "assistant": Style(fg: "green", bold: true), "error": Style(fg: "red", bold: true),
         "status": Style(reverse: true), "border": Style(dim: true), "title": Style(bold: true),
-        "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "yellow"),
+        "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "yellow"), "code": Style(fg: "magenta"),
     ])
     public static let light = Theme(name: "light", roles: [
         "text": Style(), "dim": Style(fg: "blue"), "user": Style(fg: "blue", bold: true),
         "assistant": Style(fg: "magenta", bold: true), "error": Style(fg: "red", bold: true),
         "status": Style(reverse: true), "border": Style(fg: "blue"), "title": Style(bold: true),
-        "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "red"),
+        "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "red"), "code": Style(fg: "green"),
     ])
     public static let highContrast = Theme(name: "high-contrast", roles: [
         "text": Style(fg: "white", bold: true), "dim": Style(fg: "white"), "user": Style(fg: "yellow", bold: true, underline: true),
         "assistant": Style(fg: "cyan", bold: true), "error": Style(fg: "red", bold: true, reverse: true),
         "status": Style(bold: true, reverse: true), "border": Style(fg: "white", bold: true), "title": Style(bold: true, underline: true),
         "input": Style(fg: "white", bold: true), "selection": Style(reverse: true), "phase": Style(fg: "yellow", bold: true),
+        "code": Style(fg: "green", bold: true),
     ])
     public static let builtIn = [dark, light, highContrast]
 

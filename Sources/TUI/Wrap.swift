@@ -41,3 +41,59 @@ public enum Wrap {
         return t
     }
 }
+
+/// A message body laid out for reading: code between ``` fences keeps its lines and indentation
+/// (long lines broken, not re-flowed) in the code role; list items (`- `, `* `, `+ `, `1. `, `1) `)
+/// wrap under their text, not under the marker; other paragraphs word-wrap.
+public enum MessageLayout {
+    public static func lines(_ text: String, width: Int, role: Role = .text) -> [(Role, String)] {
+        guard width > 0 else { return [] }
+        var out: [(Role, String)] = []
+        var inCode = false
+        for raw in Inert.text(text).split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            let trimmed = raw.drop(while: { $0 == " " })
+            if trimmed.hasPrefix("```") {
+                inCode.toggle()
+                out.append((.dim, String(raw.prefix(width))))
+                continue
+            }
+            if inCode {
+                out += hardBreak(raw, width: width).map { (.code, $0) }
+                continue
+            }
+            if let m = listMarker(raw), m < width - 4 {
+                let body = Wrap.lines(String(raw.dropFirst(m)), width: width - m)
+                let lead = String(raw.prefix(m)), pad = String(repeating: " ", count: m)
+                for (i, l) in body.enumerated() { out.append((role, (i == 0 ? lead : pad) + l)) }
+                continue
+            }
+            out += Wrap.lines(raw, width: width).map { (role, $0) }
+        }
+        return out
+    }
+
+    /// Width of a list item's marker and indentation ("  - ", "12. "), or nil.
+    static func listMarker(_ line: String) -> Int? {
+        let chars = Array(line)
+        var i = 0
+        while i < chars.count, chars[i] == " " { i += 1 }
+        guard i < chars.count else { return nil }
+        if "-*+".contains(chars[i]), i + 1 < chars.count, chars[i + 1] == " " { return i + 2 }
+        var j = i
+        while j < chars.count, chars[j].isASCII, chars[j].isNumber { j += 1 }
+        if j > i, j - i <= 3, j + 1 < chars.count, chars[j] == "." || chars[j] == ")", chars[j + 1] == " " { return j + 2 }
+        return nil
+    }
+
+    /// A code line cut every `width` cells, wide characters kept whole.
+    static func hardBreak(_ line: String, width: Int) -> [String] {
+        var out: [String] = [], cur = "", w = 0
+        for ch in line {
+            let cw = TextWidth.of(character: ch)
+            if w + cw > width { out.append(cur); cur = ""; w = 0 }
+            cur.append(ch); w += cw
+        }
+        out.append(cur)
+        return out
+    }
+}

@@ -292,6 +292,25 @@ struct RenderTests {
         #expect(TextWidth.of("你好") == 4 && TextWidth.of("e\u{301}") == 1 && TextWidth.of("👨‍👩‍👧") == 2)
     }
 
+    @Test func codeBlocksAndListsStayReadable() {
+        let text = "Steps:\n- first a rather long item that wraps\n12. numbered item that also wraps\n```swift\n    let x = [1, 2, 3].map { $0 * 2 }\n```\nDone."
+        let lines = MessageLayout.lines(text, width: 24)
+        #expect(lines.map(\.1) == [
+            "Steps:",
+            "- first a rather long",
+            "  item that wraps",
+            "12. numbered item that",
+            "    also wraps",
+            "```swift",
+            "    let x = [1, 2, 3].ma",
+            "p { $0 * 2 }",
+            "```",
+            "Done.",
+        ])
+        #expect(lines[6].0 == .code && lines[7].0 == .code && lines[5].0 == .dim && lines[9].0 == .text)
+        for (_, l) in lines { #expect(TextWidth.of(l) <= 24) }
+    }
+
     @Test func hostileTextIsInert() {
         var s = AppState()
         let evil = "ok\u{1b}[2J\u{1b}]0;pwned\u{07}\u{08}\u{202E}gnp.exe\u{9b}31m"

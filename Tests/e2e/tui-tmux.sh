@@ -3,7 +3,7 @@
 # the answer stream in, attach an image by path and by a bracketed paste of a quoted path, re-cut
 # one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
-# is sane afterwards (canonical mode and echo restored).
+# is sane afterwards (canonical mode and echo restored); the same after SIGTERM and SIGSEGV.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
@@ -59,4 +59,21 @@ wait_for 'Next message'
 keys C-d
 wait_for 'EXIT=0'
 wait_for 'SANE' 5
+
+# Killed by SIGTERM, or crashing (SIGSEGV), after a turn: the terminal is restored too.
+killed() {  # killed SIGNAL EXIT_STATUS
+  tmux "${SOCK[@]}" kill-session -t "$S"
+  S=$S-$1
+  tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
+    "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
+  wait_for 'context 0/8192'
+  keys -l 'Hello'; keys Enter
+  wait_for 'tok/s'
+  local app; app=$(pgrep -P "$(tmux "${SOCK[@]}" display-message -p -t "$S" '#{pane_pid}')" -f internvl-chat)
+  kill "-$1" "$app"
+  wait_for "EXIT=$2"
+  wait_for 'SANE' 5
+}
+killed TERM 143
+killed SEGV 139
 echo "tui e2e: 1 passed, 0 failed"
