@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
     ],
     targets: [
         // C system libraries (Debian -dev packages; see README).
@@ -46,14 +47,18 @@ let package = Package(
         // The networks: InternLM2 (and, next, InternViT + projector).
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: hot),
         // Prompt template, sampling, generation loop.
-        .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging"], swiftSettings: hot),
+        .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging",
+                                            .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hot),
+        // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
+        .target(name: "Conversations", dependencies: ["Chat", "Imaging", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: release),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
-        .target(name: "TUI", dependencies: ["Chat", "Imaging", "CNcursesw", "CSixel",
+        .target(name: "TUI", dependencies: ["Chat", "Conversations", "Imaging", "CNcursesw", "CSixel",
                                            .product(name: "Logging", package: "swift-log")], swiftSettings: release),
         .executableTarget(
             name: "internvl-chat",
-            dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
+            dependencies: ["Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
@@ -66,6 +71,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "ConversationsTests", dependencies: ["Conversations", "Chat", "Imaging", "TestSupport"]),
         .testTarget(name: "TUITests", dependencies: ["TUI", "Chat", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
     ]

@@ -11,6 +11,8 @@ public enum ChatEvent: Sendable, Equatable {
     case finished(TurnStats)
     /// The turn failed; the session stays usable and unchanged.
     case failed(String)
+    /// A saved conversation is back in the session: its images as attached now, in order.
+    case restored([AttachedImage])
 }
 
 public enum ChatPhase: Sendable, Equatable {
@@ -69,13 +71,15 @@ public struct AttachedImage: Sendable, Equatable, Identifiable {
     public var tokensPerTile: Int
     /// A small copy (fits 256 x 256) for the terminal to show.
     public var thumbnail: RGBImage?
+    /// SHA-256 of the file's bytes (how a saved conversation stores it).
+    public var sha256: String
 
     public init(id: Int, name: String, width: Int, height: Int, tiles: Int, tokenCost: Int,
                 grid: TileGrid? = nil, tiling: TilingOptions = TilingOptions(), tokensPerTile: Int = 256,
-                thumbnail: RGBImage? = nil) {
+                thumbnail: RGBImage? = nil, sha256: String = "") {
         self.id = id; self.name = name; self.width = width; self.height = height; self.tiles = tiles; self.tokenCost = tokenCost
         self.grid = grid ?? TileGrid(cols: tiles, rows: 1)
-        self.tiling = tiling; self.tokensPerTile = tokensPerTile; self.thumbnail = thumbnail
+        self.tiling = tiling; self.tokensPerTile = tokensPerTile; self.thumbnail = thumbnail; self.sha256 = sha256
     }
 
     /// What this image would cost cut with at most `maxTiles` tiles (shown before re-encoding).
@@ -120,6 +124,11 @@ public protocol ChatBackend: AnyObject, Sendable {
     func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func newConversation() async
     func setSystemMessage(_ text: String) async
+    /// The conversation as it stands, to save it.
+    func snapshot() async -> SessionSnapshot
+    /// Replaces the conversation with a saved one: progress events, then `.restored` or `.failed`.
+    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent>
+    var modelIdentity: ModelIdentity { get async }
     /// Stops the running work as soon as possible; safe from any thread.
     func cancel()
 }

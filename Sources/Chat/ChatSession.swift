@@ -15,18 +15,13 @@ import Tokenizer
 /// max_position_embeddings with dynamic NTK RoPE the official code re-prefills everything with a
 /// new base every turn, so the session does the same there.
 public actor ChatSession: ChatBackend {
-    public struct Turn: Sendable, Equatable {
-        /// The question as sent, placeholders included.
-        public var question: String
-        public var answer: String
-        public var imageIDs: [Int]
-        public var interrupted: Bool
-    }
+    public typealias Turn = ChatTurn
 
     struct EncodedImage {
         let info: AttachedImage
         let key: UInt64              // content + tiling + model
         let tokens: [Float]          // [tiles * tokensPerTile, hidden]
+        let bytes: [UInt8]           // the file as read (saved with the conversation)
     }
 
     public let engine: ChatEngine
@@ -73,38 +68,95 @@ public actor ChatSession: ChatBackend {
             _ = try ImageDecoder.decode(path: path)       // the precise error (missing, folder, permission)
             throw error
         }
+        return try attach(bytes: bytes, name: path, maxTiles: maxTiles, tokens: nil, events: events)
+    }
+
+    /// Decodes, tiles and encodes `bytes` (or takes `tokens`, vision tokens computed before for
+    /// the same content, tiling and model); found again by content when attached before.
+    func attach(bytes: [UInt8], name: String, maxTiles: Int?, tokens known: [Float]?,
+                events: AsyncStream<ChatEvent>.Continuation?) throws -> AttachedImage {
         let options = engine.tilingOptions(maxTiles: maxTiles)
         let key = fnv1a(bytes, seed: fnv1a(Array("\(options.tileSize)/\(options.minTiles)/\(options.maxTiles)/\(options.useThumbnail)/\(engine.folder.path)".utf8)))
         if let id = byKey[key], let e = images[id] { return e.info }
-        events?.yield(.phase(.decodingImage(name: path)))
-        let decoded = try ImageDecoder.decode(bytes: bytes, name: path)
+        events?.yield(.phase(.decodingImage(name: name)))
+        let decoded = try ImageDecoder.decode(bytes: bytes, name: name)
         let prepared = ImagePreprocessor.prepare(decoded, options: options)
-        if events == nil { cancelFlag.reset() }      // a stream has reset it already
-        guard let tokens = engine.vision.encodeCancellable(pixels: prepared.pixels, tiles: prepared.tiles,
-                                                            shouldStop: { cancelFlag.isRaised },
-                                                            progress: { events?.yield(.phase(.encodingImage(layer: $0, of: $1))) })
-        else { throw CancellationError() }
+        let expected = prepared.tiles * engine.vision.tokensPerTile * engine.model.hidden
+        let tokens: [Float]
+        if let known, known.count == expected {
+            tokens = known
+        } else {
+            if events == nil { cancelFlag.reset() }      // a stream has reset it already
+            guard let t = engine.vision.encodeCancellable(pixels: prepared.pixels, tiles: prepared.tiles,
+                                                           shouldStop: { cancelFlag.isRaised },
+                                                           progress: { events?.yield(.phase(.encodingImage(layer: $0, of: $1))) })
+            else { throw CancellationError() }
+            tokens = t
+        }
         let id = (images.keys.max() ?? 0) + 1
-        let info = AttachedImage(id: id, name: path, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
+        let info = AttachedImage(id: id, name: name, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
                                  tokenCost: 2 + prepared.tiles * engine.vision.tokensPerTile,
                                  grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
-                                 tokensPerTile: engine.vision.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256))
-        images[id] = EncodedImage(info: info, key: key, tokens: tokens)
+                                 tokensPerTile: engine.vision.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256),
+                                 sha256: ContentHash.sha256(bytes))
+        images[id] = EncodedImage(info: info, key: key, tokens: tokens, bytes: bytes)
         byKey[key] = id
         return info
+    }
+
+    // MARK: saving and restoring
+
+    public var modelIdentity: ModelIdentity { engine.identity }
+
+    /// The conversation as it stands: system message, turns with their records, the images the
+    /// turns show (bytes and vision tokens).
+    public func snapshot() -> SessionSnapshot {
+        var seen = Set<Int>(), used: [SessionSnapshot.Image] = []
+        for id in turns.flatMap(\.imageIDs) where !seen.contains(id) {
+            seen.insert(id)
+            if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes, tokens: e.tokens)) }
+        }
+        return SessionSnapshot(systemMessage: systemMessage, turns: turns, images: used, model: engine.identity)
+    }
+
+    /// Replaces the conversation with `snapshot`'s: images attached again (their stored vision
+    /// tokens used when given, else encoded, with progress), then the turns. Ends with
+    /// `.restored` (the images, in the snapshot's order, as attached now) or `.failed`; on
+    /// failure or cancel the session is left empty.
+    public func restore(_ snapshot: SessionSnapshot) -> AsyncStream<ChatEvent> {
+        stream { s, c in
+            s.turns = []; s.cached = []; s.cache.truncate(to: 0)
+            s.systemMessage = snapshot.systemMessage
+            var map: [Int: Int] = [:], now: [AttachedImage] = []
+            for img in snapshot.images {
+                let a = try s.attach(bytes: img.bytes, name: img.info.name, maxTiles: img.info.tiling.maxTiles,
+                                     tokens: img.tokens, events: c)
+                map[img.info.id] = a.id
+                now.append(a)
+            }
+            s.turns = try snapshot.turns.map { t in
+                var t = t
+                t.imageIDs = try t.imageIDs.map { id in
+                    guard let n = map[id] else { throw ChatError.invalidParameters("a turn shows image \(id), which the conversation does not hold") }
+                    return n
+                }
+                return t
+            }
+            c.yield(.restored(now))
+        }
     }
 
     // MARK: turns
 
     public func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         let ids = images.map(\.id)
-        return stream { s, c in try s.runTurn(question: question, imageIDs: ids, parameters: parameters, events: c) }
+        return stream { s, c in try s.runTurn(question: question, typed: question, imageIDs: ids, parameters: parameters, events: c) }
     }
 
     public func regenerate(parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         stream { s, c in
             guard let last = s.turns.popLast() else { throw ChatError.invalidParameters("there is no answer to regenerate") }
-            do { try s.runTurn(question: last.question, imageIDs: last.imageIDs, parameters: parameters, events: c, placed: true) }
+            do { try s.runTurn(question: last.question, typed: last.typed, imageIDs: last.imageIDs, parameters: parameters, events: c, placed: true) }
             catch { s.turns.append(last); throw error }
         }
     }
@@ -112,7 +164,7 @@ public actor ChatSession: ChatBackend {
     public func editLast(_ question: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         stream { s, c in
             guard let last = s.turns.popLast() else { throw ChatError.invalidParameters("there is no question to edit") }
-            do { try s.runTurn(question: question, imageIDs: last.imageIDs, parameters: parameters, events: c) }
+            do { try s.runTurn(question: question, typed: question, imageIDs: last.imageIDs, parameters: parameters, events: c) }
             catch { s.turns.append(last); throw error }
         }
     }
@@ -121,7 +173,7 @@ public actor ChatSession: ChatBackend {
     /// prefilled with the next question. `imageIDs[k]` are the attached images turn k shows.
     public func setHistory(_ pairs: [(String, String)], imageIDs: [[Int]] = []) {
         turns = pairs.enumerated().map { k, p in
-            Turn(question: p.0, answer: p.1, imageIDs: k < imageIDs.count ? imageIDs[k] : [], interrupted: false)
+            Turn(question: p.0, answer: p.1, imageIDs: k < imageIDs.count ? imageIDs[k] : [], interrupted: false, record: nil)
         }
     }
 
@@ -181,7 +233,7 @@ public actor ChatSession: ChatBackend {
         return (ids, sigs, q, all)
     }
 
-    func runTurn(question: String, imageIDs: [Int], parameters: SamplingParameters,
+    func runTurn(question: String, typed: String, imageIDs: [Int], parameters: SamplingParameters,
                  events: AsyncStream<ChatEvent>.Continuation, placed: Bool = false) throws {
         if let p = parameters.problem { throw ChatError.invalidParameters(p) }
         let start = Date()
@@ -238,7 +290,8 @@ public actor ChatSession: ChatBackend {
         if stats.interrupted && out.isEmpty {
             throw CancellationError()            // nothing to keep: the question is not recorded
         }
-        turns.append(Turn(question: q, answer: stats.text, imageIDs: imageIDs, interrupted: stats.interrupted))
+        turns.append(Turn(question: q, typed: typed, answer: stats.text, imageIDs: imageIDs, interrupted: stats.interrupted,
+                          record: GenerationRecord(parameters: parameters, model: engine.identity, stats: stats)))
         events.yield(.finished(stats))
     }
 

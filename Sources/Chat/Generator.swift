@@ -72,6 +72,7 @@ public final class ChatEngine: @unchecked Sendable {
             throw CheckpointError.folderMissing(folder.path)
         }
         configuration = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
+        configSHA256 = ContentHash.sha256((try? Data(contentsOf: folder.appendingPathComponent("config.json"))) ?? Data())
         let weights = try CheckpointWeights(folder: folder, config: configuration)
         model = try InternLM2(weights: weights, config: configuration.llmConfig)
         vision = try InternVision(weights: weights, config: configuration)
@@ -88,6 +89,12 @@ public final class ChatEngine: @unchecked Sendable {
         self.contextLength = contextLength
         loadSeconds = Date().timeIntervalSince(start)
     }
+
+    /// The model folder, its config.json's hash and the weight format.
+    public var identity: ModelIdentity {
+        ModelIdentity(name: folder.lastPathComponent, configSHA256: configSHA256, weightFormat: weightFormat)
+    }
+    private let configSHA256: String
 
     /// How the language model's weights are held in memory ("bf16", "f16", "f32").
     public var weightFormat: String { model.weightFormat.rawValue.lowercased() }

@@ -1,5 +1,6 @@
 import Chat
 @preconcurrency import CNcursesw
+import Conversations
 import Foundation
 import Imaging
 import Logging
@@ -38,14 +39,21 @@ public final class App: @unchecked Sendable {
     }
 
     public var theme: Theme = .dark
+    /// Where conversations are saved (nil: not saved).
+    public var store: ConversationStore?
+    /// The saved conversation this app writes to, created at the first save.
+    private let handle = Locked<ConversationStore.Handle?>(nil)
+    /// Saves run one after another, each after the one before.
+    private var lastSave: Task<Void, Never>?
 
     static func now() -> Double { ProcessInfo.processInfo.systemUptime }
 
     /// Runs until the user quits. `graphics` comes from `GraphicsProbe.detect`, called before.
-    public func run(graphics: GraphicsSupport) {
+    public func run(graphics: GraphicsSupport, resume: String? = nil) {
         state.graphics = graphics.mode
         let term = Terminal(theme: theme, graphics: graphics)
         defer { term.close() }
+        if let r = resume { dispatch(.type("/load \(r)")); dispatch(.enter) }
         var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
             for a in inbox.take() { dispatch(a); dirty = true }
@@ -69,7 +77,17 @@ public final class App: @unchecked Sendable {
             }
             dirty = true
         }
+        finishSaving()
+        handle.value?.close()
         log.info("quit")
+    }
+
+    /// Waits (at most 30 s) for the saves already started, the one on quit included.
+    func finishSaving() {
+        guard let last = lastSave else { return }
+        let done = DispatchSemaphore(value: 0)
+        Task { await last.value; done.signal() }
+        if done.wait(timeout: .now() + 30) == .timedOut { log.error("quit before the last save finished") }
     }
 
     func dispatch(_ a: Action) {
@@ -150,6 +168,104 @@ public final class App: @unchecked Sendable {
         }
     }
 
+    // MARK: conversations
+
+    /// Saves the session's conversation (after the saves before it); errors come back as messages.
+    func save(name: String?, explicit: Bool) {
+        guard let store else {
+            if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
+            return
+        }
+        let backend = self.backend, inbox = self.inbox, handle = self.handle, log = self.log, previous = lastSave
+        lastSave = Task {
+            await previous?.value
+            let snap = await backend.snapshot()
+            if snap.turns.isEmpty {
+                if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
+                return
+            }
+            do {
+                let h = try handle.value ?? store.create()
+                handle.value = h
+                if let n = name { try store.rename(h, to: n) }
+                try store.save(snap, to: h)
+                log.info("saved \(h.id) (\(snap.turns.count) turns)")
+                inbox.post(.saved(label: h.label, explicit: explicit))
+            } catch {
+                log.error("save failed: \(error)")
+                inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true))
+            }
+        }
+    }
+
+    /// Opens a saved conversation into the session (its images restored, from stored vision
+    /// tokens when they fit this model) and onto the screen.
+    func load(_ target: String) {
+        guard let store else { inbox.post(.loadFailed("Saving is off (no conversation folder).", reset: false)); return }
+        let backend = self.backend, inbox = self.inbox, handle = self.handle, log = self.log, previous = lastSave
+        Task {
+            await previous?.value                       // the conversation on screen is saved first
+            let (h, f): (ConversationStore.Handle, ConversationFile)
+            do {
+                let id = try store.resolve(target)
+                if id == handle.value?.id { inbox.post(.loadFailed("\(handle.value!.label) is the conversation already open.", reset: false)); return }
+                (h, f) = try store.open(id)
+            } catch {
+                inbox.post(.loadFailed((error as? LocalizedError)?.errorDescription ?? "\(error)", reset: false)); return
+            }
+            let loaded = store.load(f, model: await backend.modelIdentity)
+            var restored: [AttachedImage]?, failure = "Loading was cancelled."
+            for await ev in await backend.restore(loaded.snapshot) {
+                switch ev {
+                case .restored(let r): restored = r
+                case .failed(let m): failure = m
+                default: inbox.post(.event(ev, at: App.now()))
+                }
+            }
+            guard let restored else {
+                h.close()
+                handle.take()?.close()
+                inbox.post(.loadFailed("Could not load \(h.label): \(failure)", reset: true)); return
+            }
+            var byID: [Int: AttachedImage] = [:]
+            for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
+            var messages: [AppState.Message] = []
+            for t in loaded.snapshot.turns {
+                messages.append(.init(kind: .user, text: t.typed, images: t.imageIDs.compactMap { byID[$0] }))
+                messages.append(.init(kind: .assistant, text: t.answer, interrupted: t.interrupted))
+            }
+            handle.take()?.close()
+            handle.value = h
+            log.info("loaded \(h.id): \(f.turns.count) turns, \(loaded.cachedVision)/\(f.images.count) images from stored vision tokens")
+            inbox.post(.loaded(messages: messages, label: h.label, problems: loaded.problems))
+        }
+    }
+
+    /// Lists (or searches) saved conversations, after the saves already started.
+    func list(_ text: String) {
+        guard let store else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
+        let inbox = self.inbox, previous = lastSave
+        Task {
+            await previous?.value
+            inbox.post(App.listing(store, text))
+        }
+    }
+
+    static func listing(_ store: ConversationStore, _ text: String) -> Action {
+        let all = text.isEmpty ? store.list() : store.search(text)
+        guard !all.isEmpty else {
+            return .notice(text.isEmpty ? "No saved conversations yet (in \(store.root.path))." : "No conversation mentions \(text).", error: false)
+        }
+        let df = DateFormatter(); df.dateFormat = "yyyy-MM-dd HH:mm"
+        let lines = all.prefix(20).map { s in
+            s.problem.map { "\(s.id)  unreadable: \($0)" }
+                ?? "\(s.label)  \(df.string(from: s.updated))  \(s.turns) turns, \(s.images) images  \(s.title)"
+        }
+        let more = all.count > 20 ? "\n… \(all.count - 20) more" : ""
+        return .notice((text.isEmpty ? "Saved conversations (/load NAME):\n" : "Conversations mentioning \(text):\n")
+                       + lines.joined(separator: "\n") + more, error: false)
+    }
+
     /// Starts the work an effect asks for; results come back as actions through the inbox.
     func perform(_ effects: [Effect]) {
         for e in effects {
@@ -186,10 +302,39 @@ public final class App: @unchecked Sendable {
             case .cancel: backend.cancel()
             case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }
             case .edit(let q): Task { await forward(await backend.editLast(q, parameters: p)) }
-            case .newConversation: Task { await backend.newConversation() }
+            case .newConversation:
+                let old = handle.take()
+                let previous = lastSave
+                lastSave = Task { await previous?.value; old?.close() }
+                Task { await backend.newConversation() }
             case .setSystem(let t): Task { await backend.setSystemMessage(t) }
-            case .quit: backend.cancel()
+            case .save(let name, let explicit): save(name: name, explicit: explicit)
+            case .load(let target): load(target)
+            case .list(let text): list(text)
+            case .quit:
+                backend.cancel()
+                save(name: nil, explicit: false)
             }
         }
+    }
+}
+
+/// A value shared between the loop and tasks.
+final class Locked<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: T
+    init(_ v: T) { self.v = v }
+    var value: T {
+        get { lock.lock(); defer { lock.unlock() }; return v }
+        set { lock.lock(); v = newValue; lock.unlock() }
+    }
+}
+
+extension Locked {
+    /// The value, leaving nil behind.
+    @discardableResult
+    func take<W>() -> W? where T == W? {
+        lock.lock(); defer { lock.unlock() }
+        let t = v; v = nil; return t
     }
 }

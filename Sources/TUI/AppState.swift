@@ -9,6 +9,9 @@ public struct AppState: Sendable, Equatable {
         public var text: String
         public var images: [AttachedImage] = []
         public var interrupted = false
+        public init(kind: Kind, text: String, images: [AttachedImage] = [], interrupted: Bool = false) {
+            self.kind = kind; self.text = text; self.images = images; self.interrupted = interrupted
+        }
     }
 
     public var messages: [Message] = []
@@ -39,6 +42,8 @@ public struct AppState: Sendable, Equatable {
     public var hint: String?
     /// When the current phase's progress started and from where, for its ETA.
     public var phaseClock: PhaseClock?
+    /// The saved conversation's name or id, once saved or loaded.
+    public var conversationLabel: String?
 
     public init() {}
 
@@ -87,6 +92,13 @@ public enum Action: Sendable, Equatable {
     /// The input replaced (path completion), with an optional hint line.
     case setInput(String, hint: String?)
     case scroll(Int)                          // mouse wheel: lines, positive = back in time
+    /// A message from work the app did (saving, listing): shown as info or error.
+    case notice(String, error: Bool)
+    /// A saved conversation is loaded: its messages replace the screen's.
+    case loaded(messages: [AppState.Message], label: String, problems: [String])
+    case saved(label: String, explicit: Bool)
+    /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
+    case loadFailed(String, reset: Bool)
 }
 
 /// What the app loop must do for an action; `reduce` itself does nothing outside the state.
@@ -102,5 +114,9 @@ public enum Effect: Sendable, Equatable {
     case edit(String)
     case newConversation
     case setSystem(String)
+    /// Save the conversation (after each turn, on quit, and /save [NAME]).
+    case save(name: String?, explicit: Bool)
+    case load(String)
+    case list(String)
     case quit
 }

@@ -192,7 +192,7 @@ func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
         parts.append(text)
     }
     // The model's name goes first when it fits; the phase and its ETA matter more.
-    let model = "\(s.modelName) (\(s.weightFormat))"
+    let model = "\(s.modelName) (\(s.weightFormat))" + (s.conversationLabel.map { " │ \($0)" } ?? "")
     var line = ([model] + parts).joined(separator: " │ ")
     if TextWidth.of(line) > r.width { line = (["(\(s.weightFormat))"] + parts).joined(separator: " │ ") }
     g.fill(r, role: .status)

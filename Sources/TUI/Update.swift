@@ -81,6 +81,22 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         if !s.busy { s.phase = nil }
     case .event(let e, let at):
         apply(&s, e, at: at)
+        if case .finished = e { return [.save(name: nil, explicit: false)] }
+    case .notice(let m, let error):
+        s.messages.append(.init(kind: error ? .error : .info, text: m))
+        if error, !s.busy { s.phase = nil }
+    case .loaded(let messages, let label, let problems):
+        s.messages = messages + problems.map { .init(kind: .error, text: $0) }
+        s.messages.append(.init(kind: .info, text: "Loaded \(label): \(messages.filter { $0.kind == .user }.count) turns."))
+        s.pending = []; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
+        s.conversationLabel = label
+    case .loadFailed(let m, let reset):
+        s.busy = false; s.phase = nil; s.phaseClock = nil
+        if reset { s.messages = []; s.pending = []; s.conversationLabel = nil; s.contextUsed = 0 }
+        s.messages.append(.init(kind: .error, text: m))
+    case .saved(let label, let explicit):
+        s.conversationLabel = label
+        if explicit { s.messages.append(.init(kind: .info, text: "Saved as \(label).")) }
     }
     return []
 }
@@ -125,10 +141,17 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         return tiles(&s, arg)
     case "/set":
         setParameter(&s, arg)
-    case "/save", "/load":
-        s.messages.append(.init(kind: .error, text: "\(parts[0]) is not available yet: saving conversations is not built."))
+    case "/save":
+        return [.save(name: arg.isEmpty ? nil : arg, explicit: true)]
+    case "/load":
+        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+        s.busy = true
+        s.messages.append(.init(kind: .info, text: "Loading \(arg.isEmpty ? "the most recent conversation" : arg)…"))
+        return [.load(arg)]
+    case "/list":
+        return [.list(arg)]
     case "/new":
-        s.messages = []; s.pending = []; s.scroll = 0
+        s.messages = []; s.pending = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
         return [.newConversation]
     case "/system":
         s.messages.append(.init(kind: .info, text: "System message set."))
@@ -249,6 +272,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }), s.messages[i].text.isEmpty { s.messages.remove(at: i) }
         s.messages.append(.init(kind: .error, text: m))
     case .attached(let img): s.pending.append(img)
+    case .restored: break
     }
 }
 
@@ -257,4 +281,6 @@ Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, PgUp/PgDn scr
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
 /set temperature|top_p|top_k|max_tokens|seed VALUE  /help (F1)  /quit (Ctrl-D)
+/save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)
+Conversations are saved after every answer and on quit.
 """

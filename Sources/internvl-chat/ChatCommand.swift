@@ -3,6 +3,7 @@ import Chat
 import Foundation
 import Logging
 import TUI
+import Conversations
 
 /// A plain line-mode chat (the full-screen app replaces it as the default later).
 struct ChatCommand: ParsableCommand {
@@ -22,6 +23,9 @@ struct ChatCommand: ParsableCommand {
     @Flag(help: "Line mode instead of the full-screen app.") var plain = false
     @Option(help: "Theme: dark, light, high-contrast, a file, or NAME.json in $XDG_CONFIG_HOME/internvl-chat/themes.")
     var theme = "dark"
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Reopen a saved conversation: its name or id; without one, the most recent.") var resume: String?
+    @Flag(help: "Do not save the conversation.") var noSave = false
     @Option(help: "Thumbnails: auto (sixel when the terminal answers it has it, else colour half-blocks), sixel, blocks or none.")
     var graphics: GraphicsChoice = .auto
 
@@ -39,9 +43,10 @@ struct ChatCommand: ParsableCommand {
                               parameters: sampling.parameters, weightFormat: engine.weightFormat)
                 app.maxTiles = maxTiles
                 app.theme = chosen
+                if !noSave { app.store = storeOptions.store }
                 let support = GraphicsProbe.detect(requested: graphics.mode)
                 Logger(label: "chat").info("model \(folder.path), loaded in \(engine.loadSeconds) s; log \(logPath)")
-                app.run(graphics: support)
+                app.run(graphics: support, resume: resume)
                 return
             }
             var pending: [AttachedImage] = []    // for the next question

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import Conversations
 import Foundation
 
 /// Shared by `generate` and `chat`.
@@ -49,12 +50,16 @@ struct GenerateCommand: ParsableCommand {
     @Argument(help: "The question.") var prompt: String?
 
     @Option(help: "JSON file of turns to run over one session (format: docs/cli.md); replaces PROMPT.") var turns: String?
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "With --turns: start from this saved conversation (name or id).") var resume: String?
+    @Option(help: "With --turns: save the conversation under this name afterwards (replacing one of that name).") var save: String?
 
     func validate() throws {
         if turns == nil && prompt == nil { throw ValidationError("missing PROMPT (or --turns FILE)") }
         if turns != nil && (prompt != nil || history != nil || !imageOptions.image.isEmpty) {
             throw ValidationError("--turns FILE carries its own questions and images: drop PROMPT, --history and --image")
         }
+        if turns == nil && (resume != nil || save != nil) { throw ValidationError("--resume and --save go with --turns FILE") }
     }
 
     func run() throws {
@@ -62,7 +67,36 @@ struct GenerateCommand: ParsableCommand {
             let engine = try ChatEngine(folder: try modelOptions.locate(), contextLength: sampling.context)
             let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             if let turns {
+                let store = storeOptions.store
+                var handle: ConversationStore.Handle?
+                if let resume {
+                    let (h, f) = try store.open(try store.resolve(resume))
+                    handle = h
+                    let loaded = store.load(f, model: engine.identity)
+                    for p in loaded.problems { FileHandle.standardError.write(Data("warning: \(TerminalText.sanitize(p))\n".utf8)) }
+                    let snapshot = loaded.snapshot
+                    let failure: String? = try blocking {
+                        var failure: String? = "the restore ended early"
+                        for await e in await session.restore(snapshot) {
+                            if case .restored = e { failure = nil }
+                            if case .failed(let m) = e { failure = m }
+                        }
+                        return failure
+                    }
+                    if let failure { throw GenerateCommand.TurnFailed("Could not restore \(resume): \(failure)") }
+                }
                 try runTurns(session, try TurnScript.read(turns))
+                if let save {
+                    if handle?.name != save {
+                        handle?.close()
+                        let existing = store.list().first { $0.name == save }
+                        handle = try existing.map { try store.open($0.id).0 } ?? store.create()
+                        try store.rename(handle!, to: save)
+                    }
+                    let snap = try blocking { await session.snapshot() }
+                    try store.save(snap, to: handle!)
+                }
+                handle?.close()
                 return
             }
             let pairs = try history.map(Self.readHistory) ?? []
@@ -157,7 +191,7 @@ struct GenerateCommand: ParsableCommand {
             case .text(let t): if stream { Output.write(t) }
             case .finished(let s): o.stats = s
             case .failed(let m): o.failure = m
-            case .phase, .attached: break
+            case .phase, .attached, .restored: break
             }
         }
         return o

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Chat
 import Checkpoint
+import Conversations
 import Foundation
 
 @main
@@ -12,8 +13,18 @@ struct InternVLChat: ParsableCommand {
         Without --model the checkpoint is looked for in $INTERNVL_CHAT_MODEL, the "model" entry of \
         $XDG_CONFIG_HOME/internvl-chat/config.json, and the Hugging Face cache.
         """,
-        subcommands: [ChatCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self, DumpVisionCommand.self],
+        subcommands: [ChatCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self, DumpVisionCommand.self,
+                      ConversationsCommand.self, ExportCommand.self, ImportCommand.self],
         defaultSubcommand: ChatCommand.self)
+
+    /// `--resume` may come without a name: it then means the most recent conversation.
+    static func main() {
+        var args = Array(CommandLine.arguments.dropFirst())
+        if let i = args.firstIndex(of: "--resume"), i + 1 == args.count || args[i + 1].hasPrefix("-") {
+            args.insert(ConversationStore.latest, at: i + 1)
+        }
+        main(args)
+    }
 }
 
 /// Where the model is.

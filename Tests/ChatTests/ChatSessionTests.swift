@@ -18,7 +18,7 @@ struct ChatSessionTests {
             case .finished(let st): o.stats = st
             case .failed(let m): o.failure = m
             case .phase(let p): o.phases.append(p)
-            case .attached: break
+            case .attached, .restored: break
             }
         }
         return o

@@ -24,7 +24,7 @@ for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 xdpyinfo >/dev/null 2>&1 || fail "Xvfb did not start"
 xterm -ti vt340 -xrm 'XTerm*numColorRegisters: 256' -xrm 'XTerm*sixelScrolling: true' \
   -xrm 'XTerm*allowWindowOps: true' -geometry 100x18+0+0 -fa Monospace -fs 11 -title sixeltest \
-  -e env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" "$BIN" chat --model "$MODEL" --max-new-tokens 6 & XT=$!
+  -e env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" "$BIN" chat --model "$MODEL" --max-new-tokens 6 & XT=$!
 for _ in $(seq 100); do xdotool search --name sixeltest >/dev/null 2>&1 && break; sleep 0.1; done
 xdotool mousemove 300 300                       # no window manager: focus follows the pointer
 

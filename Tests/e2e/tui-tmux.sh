@@ -3,7 +3,8 @@
 # the answer stream in, attach an image by path and by a bracketed paste of a quoted path, re-cut
 # one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
-# is sane afterwards (canonical mode and echo restored); the same after SIGTERM and SIGSEGV.
+# is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
+# also restored after SIGTERM and SIGSEGV.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
@@ -12,7 +13,7 @@ WORK=$(mktemp -d); LOG=$WORK/app.log
 export LANG=C.UTF-8
 trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
-  "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
+  "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "tui e2e: 0 passed, 1 failed"; exit 1; }
 wait_for() {  # wait_for REGEX [timeout_s]
   local re=$1 t=${2:-20} i
@@ -60,12 +61,30 @@ keys C-d
 wait_for 'EXIT=0'
 wait_for 'SANE' 5
 
+# Saved after every answer: --resume brings the conversation back, images included, and goes on.
+tmux "${SOCK[@]}" kill-session -t "$S"
+S=$S-resume
+tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
+  "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --resume --model $MODEL --max-new-tokens 8; sleep 30"
+wait_for 'Loaded 2026|Loaded [0-9]{8}-'
+wait_for 'Hello there'
+wait_for '\[my coffee\.png\]'
+wait_for '\(interrupted\)'
+keys -l '/save coffee chat'; keys Enter
+wait_for 'Saved as coffee chat'
+keys -l 'And then?'; keys Enter
+for _ in $(seq 100); do grep -q 'saved .*(3 turns)' "$LOG" && break; sleep 0.1; done
+grep -q 'saved .*(3 turns)' "$LOG" || fail "the answer after --resume should be saved (log)"
+keys -l '/list'; keys Enter
+wait_for 'coffee chat .* 3 turns, 2 images'
+keys C-d
+
 # Killed by SIGTERM, or crashing (SIGSEGV), after a turn: the terminal is restored too.
 killed() {  # killed SIGNAL EXIT_STATUS
   tmux "${SOCK[@]}" kill-session -t "$S"
   S=$S-$1
   tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
-    "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
+    "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
   wait_for 'context 0/8192'
   keys -l 'Hello'; keys Enter
   wait_for 'tok/s'

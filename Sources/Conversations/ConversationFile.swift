@@ -1,0 +1,120 @@
+import Chat
+import Foundation
+import Imaging
+
+/// `conversation.json`, format version 1 (docs/conversation-format.md). Images are listed once
+/// per (content, tiling) and referred to by index; their bytes live beside the file, named by
+/// their SHA-256, so the file holds no paths at all.
+public struct ConversationFile: Codable, Sendable, Equatable {
+    public static let formatName = "internvl-chat conversation"
+    public static let currentVersion = 1
+
+    public var format: String
+    public var version: Int
+    public var id: String
+    public var name: String?
+    public var title: String
+    public var created: Date
+    public var updated: Date
+    public var system: String
+    public var model: ModelIdentity
+    public var images: [ImageEntry]
+    public var turns: [Turn]
+
+    public struct ImageEntry: Codable, Sendable, Equatable {
+        public var sha256: String
+        /// The original file's name, without its folder (shown; never used as a path).
+        public var name: String
+        public var bytes: Int
+        public var format: String          // jpeg, png or webp: the stored file's extension
+        public var width: Int
+        public var height: Int
+        public var tiling: TilingOptions
+        public var grid: TileGrid
+        public var tiles: Int
+        public var tokenCost: Int
+        public var tokensPerTile: Int
+    }
+
+    public struct Turn: Codable, Sendable, Equatable {
+        /// As sent to the model, image placeholders included.
+        public var question: String
+        /// As the user typed it.
+        public var typed: String
+        public var answer: String
+        /// Indices into `images`.
+        public var images: [Int]
+        public var interrupted: Bool
+        public var record: GenerationRecord?
+    }
+
+    /// Turn count, image count and a one-line summary for lists.
+    public var imageCount: Int { Set(images.map(\.sha256)).count }
+}
+
+/// Why a conversation file cannot be used (each names the file and the problem).
+public enum ConversationError: LocalizedError, Equatable {
+    case notFound(String, store: String)
+    case ambiguous(String, matches: [String])
+    case unreadable(String, reason: String)
+    case invalid(String, reason: String)
+    case futureVersion(String, version: Int)
+    case locked(String, by: String)
+    case nameTaken(String, id: String)
+    case badName(String)
+    case saveFailed(String, reason: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case .notFound(let n, let store): return "No saved conversation \(n) in \(store) (/list shows them)."
+        case .ambiguous(let n, let m): return "\(n) matches several conversations: \(m.joined(separator: ", "))."
+        case .unreadable(let p, let r): return "Cannot read \(p): \(r)."
+        case .invalid(let p, let r): return "\(p) is not a valid conversation: \(r). It was left as it is."
+        case .futureVersion(let p, let v):
+            return "\(p) was written by a newer internvl-chat (format version \(v)); this one reads version \(ConversationFile.currentVersion). It was left as it is."
+        case .locked(let n, let by): return "Conversation \(n) is open in another internvl-chat (\(by)); close it there first."
+        case .nameTaken(let n, let id): return "A conversation named \(n) exists already (\(id))."
+        case .badName(let n): return "\(n) cannot be a conversation name: use letters, digits, spaces, - _ . (at most 80)."
+        case .saveFailed(let p, let r): return "Could not save \(p): \(r). The previous save is intact."
+        }
+    }
+}
+
+enum Limits {
+    static let conversationFileBytes = 64 << 20
+    static let imageBytes = 256 << 20
+    static let textCharacters = 4 << 20
+    static let turns = 100_000
+    static let visionFileBytes = 2 << 30
+}
+
+extension ConversationFile {
+    /// Checks everything a hand edit could break; `path` names the file in messages.
+    func validate(path: String) throws {
+        func bad(_ r: String) -> ConversationError { .invalid(path, reason: r) }
+        guard format == Self.formatName else { throw bad("its format is \"\(format)\", not \"\(Self.formatName)\"") }
+        guard version >= 1 else { throw bad("version \(version)") }
+        guard version <= Self.currentVersion else { throw ConversationError.futureVersion(path, version: version) }
+        guard ConversationStore.isValidID(id) else { throw bad("its id \"\(id)\" is not one this program makes") }
+        if let n = name { guard ConversationStore.isValidName(n) else { throw bad("its name \"\(n)\" is not allowed") } }
+        guard turns.count <= Limits.turns else { throw bad("\(turns.count) turns") }
+        for (i, e) in images.enumerated() {
+            let at = "image \(i + 1)"
+            guard e.sha256.count == 64, e.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                throw bad("\(at) has \"\(e.sha256.prefix(80))\" where a SHA-256 (64 hex digits) belongs")
+            }
+            guard ["jpeg", "png", "webp"].contains(e.format) else { throw bad("\(at) has format \"\(e.format.prefix(20))\"") }
+            guard e.bytes > 0, e.bytes <= Limits.imageBytes else { throw bad("\(at) claims \(e.bytes) bytes (at most \(Limits.imageBytes))") }
+            guard e.width > 0, e.height > 0, e.width * e.height <= ImageDecoder.maxPixels else { throw bad("\(at) claims \(e.width)x\(e.height) pixels") }
+            guard (1...40).contains(e.tiling.maxTiles), (1...40).contains(e.tiling.minTiles), e.tiling.tileSize > 0,
+                  e.tiles >= 1, e.tiles <= 41, e.tokensPerTile > 0 else { throw bad("\(at) has an impossible tiling") }
+        }
+        for (k, t) in turns.enumerated() {
+            for i in t.images where i < 0 || i >= images.count {
+                throw bad("turn \(k + 1) shows image \(i + 1), but there are \(images.count)")
+            }
+            guard t.question.count <= Limits.textCharacters, t.answer.count <= Limits.textCharacters,
+                  t.typed.count <= Limits.textCharacters else { throw bad("turn \(k + 1) is longer than \(Limits.textCharacters) characters") }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+import Chat
+import Foundation
+import Imaging
+
+/// The folder of saved conversations: one sub-folder per conversation,
+///
+///     <root>/<id>/conversation.json      the conversation (replaced atomically)
+///     <root>/<id>/images/<sha256>.<ext>  each image once, by content
+///     <root>/<id>/vision/<sha256>-<tiling>.f32  vision tokens, with the model they belong to
+///     <root>/<id>/.lock                  held while an app has it open
+///
+/// Saving writes new image and vision files first, then a complete new conversation.json to a
+/// temporary file, fsyncs it, renames it over the old one and fsyncs the folder: a crash at any
+/// point leaves the previous conversation.json, whose files are all still there.
+public final class ConversationStore: @unchecked Sendable {
+    public let root: URL
+
+    public init(root: URL) { self.root = root }
+
+    /// `$INTERNVL_CHAT_CONVERSATIONS`, else `$XDG_DATA_HOME/internvl-chat/conversations`
+    /// (`~/.local/share/...`).
+    public static func defaultRoot(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let p = environment["INTERNVL_CHAT_CONVERSATIONS"], !p.isEmpty { return URL(fileURLWithPath: p) }
+        let base = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/share")
+        return URL(fileURLWithPath: base).appendingPathComponent("internvl-chat/conversations")
+    }
+
+    // MARK: names
+
+    /// Ids look like 20261127-105603-3fa2: sortable by time, unique by the random tail.
+    public static func isValidID(_ s: String) -> Bool {
+        s.count == 20 && s.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "-" || ("a"..."f").contains($0)) }
+    }
+
+    public static func isValidName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 80 && s.first != "." && s.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || " -_.".unicodeScalars.contains($0)
+        } && s.trimmingCharacters(in: .whitespaces) == s
+    }
+
+    static func newID(_ now: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC"); f.dateFormat = "yyyyMMdd-HHmmss"
+        return f.string(from: now) + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+    }
+
+    func folder(_ id: String) -> URL { root.appendingPathComponent(id) }
+    func fileURL(_ id: String) -> URL { folder(id).appendingPathComponent("conversation.json") }
+
+    // MARK: listing
+
+    public struct Summary: Sendable, Equatable {
+        public var id: String
+        public var name: String?
+        public var title: String
+        public var updated: Date
+        public var turns: Int
+        public var images: Int
+        /// Set when the folder's conversation.json cannot be read (the entry is listed anyway).
+        public var problem: String?
+        public var label: String { name ?? id }
+    }
+
+    /// Every conversation, most recently updated first; unreadable ones last, with their problem.
+    public func list() -> [Summary] {
+        // A folder with no conversation.json and no images is one being created (or never saved): not listed.
+        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter(Self.isValidID).filter {
+            FileManager.default.fileExists(atPath: fileURL($0).path)
+                || FileManager.default.fileExists(atPath: folder($0).appendingPathComponent("images").path)
+        }
+        var good: [Summary] = [], broken: [Summary] = []
+        for id in ids {
+            do {
+                let f = try read(id)
+                good.append(Summary(id: id, name: f.name, title: f.title, updated: f.updated, turns: f.turns.count, images: f.imageCount))
+            } catch {
+                broken.append(Summary(id: id, name: nil, title: "", updated: .distantPast, turns: 0, images: 0,
+                                      problem: (error as? LocalizedError)?.errorDescription ?? "\(error)"))
+            }
+        }
+        return good.sorted { $0.updated > $1.updated } + broken.sorted { $0.id > $1.id }
+    }
+
+    /// Conversations whose title, name, system message, questions or answers contain `text`
+    /// (case and diacritics ignored), most recent first.
+    public func search(_ text: String) -> [Summary] {
+        list().filter { s in
+            guard s.problem == nil, let f = try? read(s.id) else { return false }
+            let hay = [f.title, f.name ?? "", f.system] + f.turns.flatMap { [$0.typed, $0.answer] }
+            return hay.contains { $0.range(of: text, options: [.caseInsensitive, .diacriticInsensitive]) != nil }
+        }
+    }
+
+    /// What `--resume` without a name stands for: the most recent conversation.
+    public static let latest = "@latest"
+
+    /// The id for a name, an id, or a unique id prefix; "" or `latest` means the most recent.
+    public func resolve(_ target: String) throws -> String {
+        let nameOrID = target == Self.latest ? "" : target
+        let all = list().filter { $0.problem == nil || $0.id.hasPrefix(nameOrID) }
+        if nameOrID.isEmpty {
+            guard let first = all.first(where: { $0.problem == nil }) else { throw ConversationError.notFound("(none saved yet)", store: root.path) }
+            return first.id
+        }
+        if let s = all.first(where: { $0.name == nameOrID || $0.id == nameOrID }) { return s.id }
+        let prefixed = all.filter { $0.id.hasPrefix(nameOrID) }
+        if prefixed.count == 1 { return prefixed[0].id }
+        if prefixed.count > 1 { throw ConversationError.ambiguous(nameOrID, matches: prefixed.map(\.id)) }
+        throw ConversationError.notFound(nameOrID, store: root.path)
+    }
+
+    /// Reads and validates `conversation.json` of `id`.
+    public func read(_ id: String) throws -> ConversationFile {
+        let url = fileURL(id)
+        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
+        guard let size = attrs?[.size] as? Int else { throw ConversationError.unreadable(url.path, reason: "it does not exist") }
+        guard size <= Limits.conversationFileBytes else {
+            throw ConversationError.invalid(url.path, reason: "it is \(size) bytes, more than \(Limits.conversationFileBytes)")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw ConversationError.unreadable(url.path, reason: error.localizedDescription) }
+        let f = try Self.decode(data, path: url.path)
+        guard f.id == id else { throw ConversationError.invalid(url.path, reason: "it says it is \(f.id), but its folder is \(id)") }
+        return f
+    }
+
+    static func decode(_ data: Data, path: String) throws -> ConversationFile {
+        // The version first, so that a newer file gets the right message rather than a field error.
+        struct Head: Decodable { var format: String?; var version: Int? }
+        let head: Head
+        do { head = try JSONDecoder().decode(Head.self, from: data) } catch {
+            throw ConversationError.invalid(path, reason: "it is not complete JSON (\(Self.describe(error)))")
+        }
+        if let v = head.version, v > ConversationFile.currentVersion, head.format == ConversationFile.formatName {
+            throw ConversationError.futureVersion(path, version: v)
+        }
+        let f: ConversationFile
+        do { f = try decoder.decode(ConversationFile.self, from: data) } catch {
+            throw ConversationError.invalid(path, reason: Self.describe(error))
+        }
+        try f.validate(path: path)
+        return f
+    }
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601; return d
+    }()
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder(); e.dateEncodingStrategy = .iso8601;
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]; return e
+    }()
+
+    static func describe(_ error: Error) -> String {
+        guard let e = error as? DecodingError else { return "\(error)" }
+        func at(_ c: DecodingError.Context) -> String {
+            let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return p.isEmpty ? "" : " at \(p.hasPrefix(".") ? String(p.dropFirst()) : p)"
+        }
+        switch e {
+        case .keyNotFound(let k, let c): return "the field \(k.stringValue) is missing\(at(c))"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c): return "a value has the wrong type\(at(c))"
+        case .dataCorrupted(let c): return "\(c.debugDescription.prefix(120))\(at(c))"
+        @unknown default: return "\(e)"
+        }
+    }
+
+    // MARK: opening, saving
+
+    /// A conversation this process has open for writing (its lock is held until `close`).
+    public final class Handle: @unchecked Sendable {
+        public let id: String
+        public fileprivate(set) var name: String?
+        fileprivate var created: Date?
+        fileprivate var lockFD: Int32
+        fileprivate let folder: URL
+        fileprivate init(id: String, name: String?, created: Date?, lockFD: Int32, folder: URL) {
+            self.id = id; self.name = name; self.created = created; self.lockFD = lockFD; self.folder = folder
+        }
+        public var label: String { name ?? id }
+        /// Releases the lock; a conversation never saved leaves no folder behind.
+        public func close() {
+            guard lockFD >= 0 else { return }
+            if created == nil, !FileManager.default.fileExists(atPath: folder.appendingPathComponent("conversation.json").path) {
+                try? FileManager.default.removeItem(at: folder)
+            }
+            Glibc.close(lockFD)
+            lockFD = -1
+        }
+        deinit { close() }
+    }
+
+    /// Takes the lock of `id` (creating its folder when new).
+    func lock(_ id: String) throws -> Int32 {
+        let dir = folder(id)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ConversationError.saveFailed(dir.path, reason: error.localizedDescription)
+        }
+        let path = dir.appendingPathComponent(".lock").path
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            var buf = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buf, 32, 0)
+            Glibc.close(fd)
+            let pid = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            throw ConversationError.locked(id, by: "process \(pid)")
+        }
+        let me = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0); _ = pwrite(fd, me, me.count, 0)
+        return fd
+    }
+
+    /// A new, empty conversation (nothing is written until the first save).
+    public func create(now: Date = Date()) throws -> Handle {
+        let id = Self.newID(now)
+        return Handle(id: id, name: nil, created: nil, lockFD: try lock(id), folder: folder(id))
+    }
+
+    /// Opens a saved conversation for writing: the lock first, then the file (refused files are
+    /// never written to).
+    public func open(_ id: String) throws -> (Handle, ConversationFile) {
+        let fd = try lock(id)
+        do {
+            let f = try read(id)
+            return (Handle(id: id, name: f.name, created: f.created, lockFD: fd, folder: folder(id)), f)
+        } catch { Glibc.close(fd); throw error }
+    }
+
+    /// Gives the open conversation a name (unique in the store).
+    public func rename(_ h: Handle, to name: String) throws {
+        guard Self.isValidName(name) else { throw ConversationError.badName(name) }
+        if let other = list().first(where: { $0.name == name && $0.id != h.id }) { throw ConversationError.nameTaken(name, id: other.id) }
+        h.name = name
+    }
+
+    /// Saves `snapshot` as conversation `h`, crash-safely (see the type's comment).
+    public func save(_ snapshot: SessionSnapshot, to h: Handle, now: Date = Date()) throws {
+        let dir = folder(h.id)
+        var entries: [ConversationFile.ImageEntry] = []
+        var index: [Int: Int] = [:]
+        do {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("vision"), withIntermediateDirectories: true)
+            for img in snapshot.images {
+                let sha = img.info.sha256.isEmpty ? ContentHash.sha256(img.bytes) : img.info.sha256
+                let format = Self.format(of: img.bytes)
+                let entry = ConversationFile.ImageEntry(
+                    sha256: sha, name: Self.displayName(img.info.name), bytes: img.bytes.count, format: format,
+                    width: img.info.width, height: img.info.height, tiling: img.info.tiling, grid: img.info.grid,
+                    tiles: img.info.tiles, tokenCost: img.info.tokenCost, tokensPerTile: img.info.tokensPerTile)
+                if let same = entries.firstIndex(where: { $0.sha256 == sha && $0.tiling == entry.tiling }) {
+                    index[img.info.id] = same; continue
+                }
+                index[img.info.id] = entries.count
+                entries.append(entry)
+                let file = dir.appendingPathComponent("images/\(sha).\(format)")
+                if (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) != img.bytes.count {
+                    try AtomicFile.write(Data(img.bytes), to: file)
+                }
+                if let tokens = img.tokens {
+                    let v = dir.appendingPathComponent("vision/\(Self.visionName(sha, entry.tiling))")
+                    if !FileManager.default.fileExists(atPath: v.path) {
+                        try AtomicFile.write(VisionTokens.encode(tokens, model: snapshot.model), to: v)
+                    }
+                }
+            }
+            let turns = snapshot.turns.map { t in
+                ConversationFile.Turn(question: t.question, typed: t.typed, answer: t.answer,
+                                      images: t.imageIDs.compactMap { index[$0] }, interrupted: t.interrupted, record: t.record)
+            }
+            let title = turns.first.map { Self.titleLine($0.typed) } ?? "(empty)"
+            let file = ConversationFile(format: ConversationFile.formatName, version: ConversationFile.currentVersion,
+                                        id: h.id, name: h.name, title: title, created: h.created ?? now, updated: now,
+                                        system: snapshot.systemMessage, model: snapshot.model, images: entries, turns: turns)
+            try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id))
+            h.created = file.created
+            prune(dir, keep: file)
+        } catch let e as ConversationError {
+            throw e
+        } catch {
+            throw ConversationError.saveFailed(fileURL(h.id).path, reason: AtomicFile.reason(error))
+        }
+    }
+
+    /// Removes image and vision files the saved conversation no longer names (after a successful save).
+    func prune(_ dir: URL, keep f: ConversationFile) {
+        let images = Set(f.images.map { "\($0.sha256).\($0.format)" })
+        let vision = Set(f.images.map { Self.visionName($0.sha256, $0.tiling) })
+        for (sub, keep) in [("images", images), ("vision", vision)] {
+            for n in (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(sub).path)) ?? [] where !keep.contains(n) {
+                try? FileManager.default.removeItem(at: dir.appendingPathComponent("\(sub)/\(n)"))
+            }
+        }
+    }
+
+    // MARK: loading into a session
+
+    public struct Loaded: Sendable {
+        public var file: ConversationFile
+        /// What the session needs; images that are missing or altered are left out (their turns
+        /// keep their text).
+        public var snapshot: SessionSnapshot
+        /// Problems found, one sentence each (shown to the user; the conversation still loads).
+        public var problems: [String]
+        /// Images whose stored vision tokens fit the current model.
+        public var cachedVision: Int
+    }
+
+    /// The session state of a saved conversation, for `model` (stored vision tokens are used
+    /// only when they were computed by the same model).
+    public func load(_ f: ConversationFile, model: ModelIdentity) -> Loaded {
+        let dir = folder(f.id)
+        var problems: [String] = [], images: [SessionSnapshot.Image] = [], ok = Set<Int>(), cached = 0
+        for (i, e) in f.images.enumerated() {
+            let path = dir.appendingPathComponent("images/\(e.sha256).\(e.format)")
+            let label = "Image \(i + 1) (\(e.name))"
+            guard let data = try? Data(contentsOf: path) else { problems.append("\(label) is missing from \(path.path); its turns keep their text only."); continue }
+            guard data.count == e.bytes, ContentHash.sha256(data) == e.sha256 else {
+                problems.append("\(label) was altered on disk (\(path.path)); its turns keep their text only."); continue
+            }
+            var tokens: [Float]?
+            let v = dir.appendingPathComponent("vision/\(Self.visionName(e.sha256, e.tiling))")
+            if let (m, t) = try? VisionTokens.decode(Data(contentsOf: v)), m.sameModel(as: model) { tokens = t; cached += 1 }
+            let info = AttachedImage(id: i + 1, name: e.name, width: e.width, height: e.height, tiles: e.tiles, tokenCost: e.tokenCost,
+                                     grid: e.grid, tiling: e.tiling, tokensPerTile: e.tokensPerTile, sha256: e.sha256)
+            images.append(.init(info: info, bytes: [UInt8](data), tokens: tokens))
+            ok.insert(i)
+        }
+        let turns = f.turns.map { t -> ChatTurn in
+            let lost = t.images.contains { !ok.contains($0) }
+            return ChatTurn(question: lost ? t.typed : t.question, typed: t.typed, answer: t.answer,
+                            imageIDs: lost ? [] : t.images.map { $0 + 1 }, interrupted: t.interrupted, record: t.record)
+        }
+        return Loaded(file: f, snapshot: SessionSnapshot(systemMessage: f.system, turns: turns, images: images, model: f.model),
+                      problems: problems, cachedVision: cached)
+    }
+
+    // MARK: helpers
+
+    static func format(of b: [UInt8]) -> String {
+        if b.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "png" }
+        if b.count >= 12, b.starts(with: Array("RIFF".utf8)), Array(b[8..<12]) == Array("WEBP".utf8) { return "webp" }
+        return "jpeg"
+    }
+
+    static func displayName(_ path: String) -> String {
+        let n = (path as NSString).lastPathComponent
+        return String(n.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(200).map(Character.init))
+    }
+
+    static func titleLine(_ s: String) -> String {
+        let line = s.split(separator: "\n").first.map(String.init) ?? s
+        return line.count > 60 ? String(line.prefix(59)) + "…" : line
+    }
+
+    static func visionName(_ sha: String, _ t: TilingOptions) -> String {
+        "\(sha)-\(t.tileSize)-\(t.minTiles)-\(t.maxTiles)-\(t.useThumbnail ? 1 : 0).f32"
+    }
+}

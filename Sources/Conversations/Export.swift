@@ -1,0 +1,112 @@
+import Chat
+import Foundation
+
+/// Export to Markdown (a file plus its images beside it) or to one self-contained JSON file,
+/// and import of that JSON.
+extension ConversationStore {
+    /// The single-file export: the conversation and its images, base64.
+    public struct Export: Codable, Sendable {
+        public var conversation: ConversationFile
+        /// sha256 -> base64 bytes.
+        public var images: [String: String]
+    }
+
+    /// Writes `<out>/<base>.md` and `<out>/<base>-images/`; returns the Markdown file's path.
+    public func exportMarkdown(_ id: String, to out: URL) throws -> URL {
+        let f = try read(id)
+        let base = f.name ?? f.id
+        let imagesDir = out.appendingPathComponent("\(base)-images")
+        try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true)
+        for e in f.images {
+            let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
+            let dst = imagesDir.appendingPathComponent("\(e.sha256).\(e.format)")
+            guard let data = try? Data(contentsOf: src) else {
+                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation")
+            }
+            try AtomicFile.write(data, to: dst)
+        }
+        let df = ISO8601DateFormatter()
+        var md = "# \(Self.markdownText(f.title))\n\n"
+        md += "_Saved by internvl-chat \(df.string(from: f.updated)) · model \(f.model.name) (\(f.model.weightFormat)) · \(f.turns.count) turns_\n\n"
+        if !f.system.isEmpty { md += "> **System:** \(Self.markdownText(f.system).replacingOccurrences(of: "\n", with: "\n> "))\n\n" }
+        for (k, t) in f.turns.enumerated() {
+            md += "## \(k + 1). You\n\n"
+            for i in t.images {
+                let e = f.images[i]
+                let alt = Self.markdownText(e.name).replacingOccurrences(of: "]", with: "\\]")
+                let link = "\(base)-images/\(e.sha256).\(e.format)".addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
+                md += "![\(alt)](\(link))\n\n_\(e.width)x\(e.height), \(e.tiles) tiles, \(e.tokenCost) tokens_\n\n"
+            }
+            md += Self.markdownText(t.typed) + "\n\n### InternVL\n\n" + Self.markdownText(t.answer) + "\n\n"
+            if t.interrupted { md += "_(interrupted)_\n\n" }
+            if let r = t.record {
+                md += String(format: "<sub>temperature %g, top-p %g, top-k %d, seed %llu · %d prompt tokens · %d tokens in %.1f s</sub>\n\n",
+                             Double(r.parameters.temperature), Double(r.parameters.topP), r.parameters.topK, r.parameters.seed,
+                             r.promptTokens, r.generatedTokens, r.decodeSeconds)
+            }
+        }
+        let url = out.appendingPathComponent("\(base).md")
+        try AtomicFile.write(Data(md.utf8), to: url)
+        return url
+    }
+
+    /// Text as it goes into Markdown: control characters dropped (no escape sequence survives),
+    /// raw HTML tags neutralised.
+    static func markdownText(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.filter { $0 == "\n" || $0 == "\t" || ($0.value >= 0x20 && !(0x7F...0x9F).contains($0.value)) }))
+            .replacingOccurrences(of: "<", with: "&lt;")
+    }
+
+    public func exportJSON(_ id: String, to url: URL) throws {
+        let f = try read(id)
+        var images: [String: String] = [:]
+        for e in f.images where images[e.sha256] == nil {
+            let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
+            guard let data = try? Data(contentsOf: src) else {
+                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation")
+            }
+            images[e.sha256] = data.base64EncodedString()
+        }
+        try AtomicFile.write(try Self.encoder.encode(Export(conversation: f, images: images)), to: url)
+    }
+
+    /// Reads a JSON export into the store as a new conversation; returns its id.
+    public func importJSON(_ url: URL, name: String? = nil, now: Date = Date()) throws -> String {
+        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
+        guard let size = attrs?[.size] as? Int else { throw ConversationError.unreadable(url.path, reason: "it does not exist") }
+        guard size <= 4 * Limits.conversationFileBytes + 2 * Limits.imageBytes else {
+            throw ConversationError.invalid(url.path, reason: "it is \(size) bytes")
+        }
+        let data = try Data(contentsOf: url)
+        let export: Export
+        do { export = try Self.decoder.decode(Export.self, from: data) } catch {
+            throw ConversationError.invalid(url.path, reason: Self.describe(error))
+        }
+        var f = export.conversation
+        try f.validate(path: url.path)
+        var bytes: [String: Data] = [:]
+        for e in f.images {
+            guard let b64 = export.images[e.sha256], let d = Data(base64Encoded: b64) else {
+                throw ConversationError.invalid(url.path, reason: "image \(e.name) has no data")
+            }
+            guard d.count == e.bytes, ContentHash.sha256(d) == e.sha256 else {
+                throw ConversationError.invalid(url.path, reason: "image \(e.name) does not match its SHA-256")
+            }
+            bytes[e.sha256] = d
+        }
+        let h = try create(now: now)
+        defer { h.close() }
+        if let n = name ?? f.name { try rename(h, to: n) }
+        f.id = h.id; f.name = h.name
+        let dir = folder(h.id)
+        do {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
+            for e in f.images { try AtomicFile.write(bytes[e.sha256]!, to: dir.appendingPathComponent("images/\(e.sha256).\(e.format)")) }
+            try AtomicFile.write(try Self.encoder.encode(f), to: fileURL(h.id))
+        } catch {
+            try? FileManager.default.removeItem(at: dir)       // nothing half-imported stays behind
+            throw ConversationError.saveFailed(fileURL(h.id).path, reason: AtomicFile.reason(error))
+        }
+        return h.id
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Chat
+import Conversations
+import Foundation
+
+/// Where saved conversations live.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .customLong("conversations"),
+            help: "Folder of saved conversations (default: $INTERNVL_CHAT_CONVERSATIONS, else $XDG_DATA_HOME/internvl-chat/conversations).")
+    var folder: String?
+
+    var store: ConversationStore {
+        ConversationStore(root: folder.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ConversationStore.defaultRoot())
+    }
+}
+
+struct ConversationsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conversations",
+        abstract: "List saved conversations, most recent first, or those that mention TEXT.")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "Text to search for in titles, names, questions and answers.") var text: String?
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let store = storeOptions.store
+            let all = text.map { store.search($0) } ?? store.list()
+            let df = ISO8601DateFormatter()
+            for s in all {
+                if json {
+                    var o: [String: Any] = ["id": s.id, "title": s.title, "updated": df.string(from: s.updated), "turns": s.turns, "images": s.images]
+                    if let n = s.name { o["name"] = n }
+                    if let p = s.problem { o["problem"] = p }
+                    let d = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
+                    Output.write(String(decoding: d, as: UTF8.self) + "\n")
+                } else if let p = s.problem {
+                    Output.write("\(s.id)  unreadable: \(p)\n")
+                } else {
+                    Output.write("\(s.label)  \(df.string(from: s.updated))  \(s.turns) turns, \(s.images) images  \(s.title)\n")
+                }
+            }
+            if all.isEmpty && !json { FileHandle.standardError.write(Data("No conversations in \(TerminalText.sanitize(store.root.path)).\n".utf8)) }
+        }
+    }
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a saved conversation as Markdown (a .md file and its images) or as one JSON file.")
+
+    enum Format: String, ExpressibleByArgument { case markdown, json }
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The conversation's name, id or id prefix.") var name: String
+    @Option(help: "markdown or json.") var format: Format = .markdown
+    @Option(help: "Folder for Markdown (default: the current one); file for JSON (default: NAME.json).") var out: String?
+
+    func run() throws {
+        try reportingErrors {
+            let store = storeOptions.store
+            let id = try store.resolve(name)
+            switch format {
+            case .markdown:
+                let url = try store.exportMarkdown(id, to: URL(fileURLWithPath: out ?? FileManager.default.currentDirectoryPath))
+                Output.write(url.path + "\n")
+            case .json:
+                let label = try store.read(id).name ?? id
+                let url = URL(fileURLWithPath: out ?? "\(label).json")
+                try store.exportJSON(id, to: url)
+                Output.write(url.path + "\n")
+            }
+        }
+    }
+}
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Read a JSON export into the saved conversations (as a new conversation).")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The JSON file written by `export --format json`.") var file: String
+    @Option(help: "Name for the imported conversation (default: the exported name).") var name: String?
+
+    func run() throws {
+        try reportingErrors {
+            let id = try storeOptions.store.importJSON(URL(fileURLWithPath: file), name: name)
+            Output.write(id + "\n")
+        }
+    }
+}
