@@ -71,7 +71,11 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
-        .testTarget(name: "ConversationsTests", dependencies: ["Conversations", "Chat", "Imaging", "TestSupport"]),
+        // Saves a conversation over and over, for the SIGKILL and disk-full tests.
+        .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "Chat", "Imaging"],
+                          path: "Tests/Tools/conversation-writer"),
+        .testTarget(name: "ConversationsTests",
+                    dependencies: ["Conversations", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
         .testTarget(name: "TUITests", dependencies: ["TUI", "Chat", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
     ]

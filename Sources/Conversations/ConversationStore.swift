@@ -259,7 +259,7 @@ public final class ConversationStore: @unchecked Sendable {
                     try AtomicFile.write(Data(img.bytes), to: file)
                 }
                 if let tokens = img.tokens {
-                    let v = dir.appendingPathComponent("vision/\(Self.visionName(sha, entry.tiling))")
+                    let v = dir.appendingPathComponent("vision/\(Self.visionName(sha, entry.tiling, snapshot.model))")
                     if !FileManager.default.fileExists(atPath: v.path) {
                         try AtomicFile.write(VisionTokens.encode(tokens, model: snapshot.model), to: v)
                     }
@@ -283,10 +283,11 @@ public final class ConversationStore: @unchecked Sendable {
         }
     }
 
-    /// Removes image and vision files the saved conversation no longer names (after a successful save).
+    /// Removes image files the saved conversation no longer names, and vision files of other
+    /// images or other models (after a successful save).
     func prune(_ dir: URL, keep f: ConversationFile) {
         let images = Set(f.images.map { "\($0.sha256).\($0.format)" })
-        let vision = Set(f.images.map { Self.visionName($0.sha256, $0.tiling) })
+        let vision = Set(f.images.map { Self.visionName($0.sha256, $0.tiling, f.model) })
         for (sub, keep) in [("images", images), ("vision", vision)] {
             for n in (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(sub).path)) ?? [] where !keep.contains(n) {
                 try? FileManager.default.removeItem(at: dir.appendingPathComponent("\(sub)/\(n)"))
@@ -320,7 +321,7 @@ public final class ConversationStore: @unchecked Sendable {
                 problems.append("\(label) was altered on disk (\(path.path)); its turns keep their text only."); continue
             }
             var tokens: [Float]?
-            let v = dir.appendingPathComponent("vision/\(Self.visionName(e.sha256, e.tiling))")
+            let v = dir.appendingPathComponent("vision/\(Self.visionName(e.sha256, e.tiling, model))")
             if let (m, t) = try? VisionTokens.decode(Data(contentsOf: v)), m.sameModel(as: model) { tokens = t; cached += 1 }
             let info = AttachedImage(id: i + 1, name: e.name, width: e.width, height: e.height, tiles: e.tiles, tokenCost: e.tokenCost,
                                      grid: e.grid, tiling: e.tiling, tokensPerTile: e.tokensPerTile, sha256: e.sha256)
@@ -354,7 +355,9 @@ public final class ConversationStore: @unchecked Sendable {
         return line.count > 60 ? String(line.prefix(59)) + "…" : line
     }
 
-    static func visionName(_ sha: String, _ t: TilingOptions) -> String {
-        "\(sha)-\(t.tileSize)-\(t.minTiles)-\(t.maxTiles)-\(t.useThumbnail ? 1 : 0).f32"
+    /// The vision tokens of an image cut one way by one model (the model is in the name, so a
+    /// file is never stale: another model writes its own).
+    static func visionName(_ sha: String, _ t: TilingOptions, _ m: ModelIdentity) -> String {
+        "\(sha)-\(t.tileSize)-\(t.minTiles)-\(t.maxTiles)-\(t.useThumbnail ? 1 : 0)-\(m.configSHA256.prefix(16))-\(m.weightFormat).f32"
     }
 }

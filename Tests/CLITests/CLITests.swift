@@ -190,4 +190,53 @@ struct CLITests {
         let bad = try Self.run(["generate", "--model", tiny, "--top-p", "0", "hi"])
         #expect(bad.status != 0 && bad.err.contains("top-p"))
     }
+
+    /// Saved by one process, resumed by another: the follow-up equals the one asked without the
+    /// break; the conversation commands list, search, export and import it.
+    @Test func saveResumeExportImportAcrossProcesses() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-conv-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let img = TestData.url("images/photo-chelsea.png").path
+        func script(_ name: String, _ steps: [[String: Any]]) throws -> String {
+            let u = dir.appendingPathComponent(name)
+            try JSONSerialization.data(withJSONObject: steps).write(to: u)
+            return u.path
+        }
+        let first: [[String: Any]] = [["question": "Describe this image.", "images": [img], "max_tiles": 4], ["question": "And the colours?"]]
+        let last: [[String: Any]] = [["question": "What else?"]]
+        let common = ["generate", "--model", TestData.url("tiny-b").path, "--max-new-tokens", "12", "--conversations", dir.appendingPathComponent("store").path]
+        let whole = try Self.run(common + ["--turns", try script("all.json", first + last)])
+        #expect(whole.status == 0, "\(whole.err)")
+        let a = try Self.run(common + ["--turns", try script("first.json", first), "--save", "cat chat"])
+        #expect(a.status == 0, "\(a.err)")
+        let b = try Self.run(common + ["--turns", try script("last.json", last), "--resume", "cat chat", "--save", "cat chat"])
+        #expect(b.status == 0, "\(b.err)")
+        let want = try Self.lastJSON(whole.out), got = try Self.lastJSON(b.out)
+        #expect(got["token_ids"] as? [Int] == want["token_ids"] as? [Int] && got["text"] as? String == want["text"] as? String)
+        #expect(got["prompt_token_ids"] as? [Int] == want["prompt_token_ids"] as? [Int])
+        #expect(((got["timings"] as? [String: Any])?["vision_s"] as? Double ?? 1) < 0.01, "the image came back from stored vision tokens")
+
+        let store = ["--conversations", dir.appendingPathComponent("store").path]
+        let list = try Self.run(["conversations"] + store)
+        #expect(list.status == 0 && list.out.hasPrefix("cat chat ") && list.out.contains("3 turns, 1 images  Describe this image."), "\(list.out)")
+        #expect(try Self.run(["conversations", "COLOURS"] + store).out.contains("cat chat"))
+        #expect(try Self.run(["conversations", "zebra"] + store).out.isEmpty)
+        let md = try Self.run(["export", "cat chat", "--out", dir.appendingPathComponent("md").path] + store)
+        #expect(md.status == 0 && FileManager.default.fileExists(atPath: dir.appendingPathComponent("md/cat chat.md").path))
+        let js = try Self.run(["export", "cat chat", "--format", "json", "--out", dir.appendingPathComponent("x.json").path] + store)
+        #expect(js.status == 0)
+        let imp = try Self.run(["import", dir.appendingPathComponent("x.json").path, "--name", "copy"] + store)
+        let after = try Self.run(["conversations"] + store)
+        #expect(imp.status == 0 && after.out.contains("copy "))
+        // Errors: one line, status 1.
+        let missing = try Self.run(["export", "nope"] + store)
+        #expect(missing.status == 1 && missing.err.hasPrefix("error: No saved conversation nope"))
+        let taken = try Self.run(["import", dir.appendingPathComponent("x.json").path, "--name", "copy"] + store)
+        #expect(taken.status == 1 && taken.err.contains("A conversation named copy exists already"))
+        let garbage = dir.appendingPathComponent("garbage.json")
+        try Data("{\"conversation\": 1".utf8).write(to: garbage)
+        let g = try Self.run(["import", garbage.path] + store)
+        #expect(g.status == 1 && g.err.contains("is not a valid conversation"), "\(g.err)")
+    }
 }
