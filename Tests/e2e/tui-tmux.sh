@@ -77,6 +77,11 @@ for _ in $(seq 100); do grep -q 'saved .*(3 turns)' "$LOG" && break; sleep 0.1; 
 grep -q 'saved .*(3 turns)' "$LOG" || fail "the answer after --resume should be saved (log)"
 keys -l '/list'; keys Enter
 wait_for 'coffee chat .* 3 turns, 2 images'
+mkdir -p "$WORK/conversations/20260101-000000-abcd"            # a damaged conversation: refused, the app goes on
+printf '{"format": "internvl-chat conversation", "version": 1, "turns": [' > "$WORK/conversations/20260101-000000-abcd/conversation.json"
+keys -l '/load 20260101-000000-abcd'; keys Enter
+wait_for 'not complete JSON'
+wait_for 'coffee chat │'
 keys C-d
 
 # Killed by SIGTERM, or crashing (SIGSEGV), after a turn: the terminal is restored too.
