@@ -36,8 +36,11 @@ let package = Package(
         .systemLibrary(name: "CWebP", path: "Sources/CWebP",
                        pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
 
+        // The decode step's hot loops in C: bf16 / int8 / 4-bit matrix-vector products (AVX2 chosen at
+        // run time) and a pool of worker threads kept hot within a step.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor kernels: bf16/f16 conversion, matrix-vector, GEMM through OpenBLAS, norms, RoPE.
-        .target(name: "Kernels", dependencies: ["COpenBLAS"], swiftSettings: hot),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: hot),
         // Images: decoding as Pillow, Pillow's bicubic resize, InternVL's dynamic tiling.
         .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng", "CWebP"], swiftSettings: hot),
         // The checkpoint a user downloads: config.json, safetensors (single or sharded).
@@ -65,12 +68,12 @@ let package = Package(
 
         // Fixture paths and helpers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
         // Saves a conversation over and over, for the SIGKILL and disk-full tests.
         .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "Chat", "Imaging"],
                           path: "Tests/Tools/conversation-writer"),

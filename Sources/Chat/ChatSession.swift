@@ -35,7 +35,7 @@ public actor ChatSession: ChatBackend {
     private var cached: [UInt64] = []
     private let cancelFlag = CancelFlag()
     /// Prefill is cut into chunks this long, so that cancelling and progress are prompt.
-    public var prefillChunk = 64
+    public var prefillChunk = 256
     /// Scripted cancel (tests, `generate --turns`): raise the cancel flag once this many tokens
     /// are generated, 0 meaning as prefill starts -- what a user's cancel does, at a known point.
     public private(set) var cancelAfterTokens: Int?

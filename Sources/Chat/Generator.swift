@@ -65,7 +65,9 @@ public final class ChatEngine: @unchecked Sendable {
     public let loadSeconds: Double
 
     /// Loads config.json, the weights (memory-mapped, validated) and the tokenizer of `folder`.
-    public init(folder: URL, contextLength: Int = 8192) throws {
+    /// `weights`: quantize the language model's layer matrices at load (int8 or q4), through
+    /// the quantized-weight cache when one is given.
+    public init(folder: URL, contextLength: Int = 8192, weights quantization: Quantization? = nil, cache: QuantCache? = nil) throws {
         let start = Date()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
@@ -87,6 +89,10 @@ public final class ChatEngine: @unchecked Sendable {
         }
         self.folder = folder
         self.contextLength = contextLength
+        if let q = quantization {
+            if let cache { try cache.quantize(model, as: q, folder: folder, configSHA256: configSHA256) }
+            else { model.quantize(as: q) }
+        }
         loadSeconds = Date().timeIntervalSince(start)
     }
 
@@ -97,7 +103,7 @@ public final class ChatEngine: @unchecked Sendable {
     private let configSHA256: String
 
     /// How the language model's weights are held in memory ("bf16", "f16", "f32").
-    public var weightFormat: String { model.weightFormat.rawValue.lowercased() }
+    public var weightFormat: String { model.weightFormat }
 
     public var stopIDs: Set<Int32> { [tokenizer.tokenID("<|im_end|>")!, tokenizer.eosID] }
 

@@ -5,35 +5,19 @@ import Foundation
 /// The machine's ceilings, measured in the same process as the engine so that ratios compare
 /// like with like: sustained read bandwidth and OpenBLAS SGEMM throughput.
 public enum MachineProbe {
-    /// GB/s of a streaming sum over `bytes` (much larger than the caches) with `threads` threads.
-    /// Best of `repeats` passes (the machines are shared: the best pass is the ceiling).
-    public static func readBandwidth(bytes: Int = 1 << 30, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                                     repeats: Int = 4) -> Double {
-        let n = bytes / 4
-        let storage = FloatBuffer(count: n)              // zero-filled: every page is touched
-        let partial = FloatBuffer(count: threads)
+    /// GB/s of a streaming sum over `bytes` by the decode kernels' own thread pool (AVX2 loads,
+    /// threads kept hot): best of `repeats` passes.
+    public static func poolReadBandwidth(bytes: Int = 1 << 30, pool: ThreadPool = .shared, repeats: Int = 5) -> Double {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        defer { p.deallocate() }
+        p.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
         var best = 0.0
         for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            DispatchQueue.concurrentPerform(iterations: threads) { k in
-                let buf = storage.data
-                let lo = n / threads * k, hi = k == threads - 1 ? n : n / threads * (k + 1)
-                var a0 = SIMD8<Float>(repeating: 0), a1 = a0, a2 = a0, a3 = a0
-                var i = lo
-                while i + 32 <= hi {
-                    let p = UnsafeRawPointer(buf + i)
-                    a0 += p.loadUnaligned(as: SIMD8<Float>.self)
-                    a1 += p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                    a2 += p.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
-                    a3 += p.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
-                    i += 32
-                }
-                var s = (a0 + a1 + a2 + a3).sum()
-                while i < hi { s += buf[i]; i += 1 }
-                partial[k] = s
-            }
+            let s = pool.read(UnsafeRawPointer(p), bytes)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            best = max(best, Double(n * 4) / dt / 1e9)
+            precondition(s == UInt64(bytes / 8) &* 0x0101_0101_0101_0101, "the read probe summed wrongly")
+            best = max(best, Double(bytes) / dt / 1e9)
         }
         return best
     }

@@ -1,45 +1,46 @@
+import CKernels
 import COpenBLAS
 
-/// y[r] = sum_c W[r, c] * x[c] for one vector: the decode step's kernel. Streams W once,
-/// converting bf16 to Float in SIMD registers.
+/// y[r] = sum_c W[r, c] * x[c] for one vector: the decode step's kernel. Streams W once with
+/// every thread of `pool`: bf16 converted in registers; int8 and 4-bit weights multiplied with x
+/// quantized to int8 blocks of 32 (integer dot products, CKernels).
 /// - x: [W.cols], y: [W.rows]
-public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                   pool: ThreadPool = .shared) {
+    if let q = w.quantization {
+        withQ8Blocks(x, w.cols) { xq in
+            switch q {
+            case .q8:
+                ck_pool_matvec_q8(pool.raw, w.base.assumingMemoryBound(to: Int8.self),
+                                  (w.base + w.rows * w.cols).assumingMemoryBound(to: Float.self), xq, y, Int32(w.rows), Int32(w.cols))
+            case .q4:
+                ck_pool_matvec_q4(pool.raw, w.base.assumingMemoryBound(to: ck_block_q4.self), xq, y, Int32(w.rows), Int32(w.cols))
+            }
+        }
+        return
+    }
+    if w.dtype == .bf16 {
+        ck_pool_matvec_bf16(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(w.rows), Int32(w.cols))
+        return
+    }
     matvecRows(w, x, y, 0, w.rows)
 }
 
-/// The rows r0..<r1 of `matvec` (so that callers can split the work).
+/// The rows r0..<r1 of `matvec`, on the calling thread alone (dense types; the tests' twin
+/// for the pooled kernels is the naive loop in KernelTests).
 public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                        _ r0: Int, _ r1: Int) {
     let n = w.cols
-    switch w.dtype {
-    case .bf16:
-        let base = w.base.assumingMemoryBound(to: UInt16.self)
-        let n16 = n & ~15
+    if w.dtype == .bf16 && w.quantization == nil {
+        ck_matvec_bf16(w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(n), Int32(r0), Int32(r1))
+        return
+    }
+    var row = [Float](repeating: 0, count: n)
+    row.withUnsafeMutableBufferPointer { f in
         for r in r0..<r1 {
-            let row = base + r * n
-            var acc0 = SIMD8<Float>(repeating: 0)
-            var acc1 = SIMD8<Float>(repeating: 0)
-            var c = 0
-            while c < n16 {
-                let raw = UnsafeRawPointer(row + c)
-                let b0 = raw.loadUnaligned(as: SIMD8<UInt16>.self)
-                let b1 = raw.loadUnaligned(fromByteOffset: 16, as: SIMD8<UInt16>.self)
-                let f0 = unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: b0) &<< 16, to: SIMD8<Float>.self)
-                let f1 = unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: b1) &<< 16, to: SIMD8<Float>.self)
-                let x0 = UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self)
-                let x1 = UnsafeRawPointer(x + c + 8).loadUnaligned(as: SIMD8<Float>.self)
-                acc0 += f0 * x0
-                acc1 += f1 * x1
-                c += 16
-            }
-            var s = (acc0 + acc1).sum()
-            while c < n { s += bf16ToFloat(row[c]) * x[c]; c += 1 }
-            y[r] = s
-        }
-    case .f16, .f32:
-        for r in r0..<r1 {
+            w.convertRows(r, r + 1, into: f.baseAddress!)
             var s: Float = 0
-            for c in 0..<n { s += w.value(r, c) * x[c] }
+            for c in 0..<n { s += f[c] * x[c] }
             y[r] = s
         }
     }
@@ -60,8 +61,12 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
         while r0 < w.rows {
             let r1 = min(w.rows, r0 + blockRows)
             let wb: UnsafePointer<Float>
-            if w.dtype == .f32 {
+            if w.dtype == .f32 && w.quantization == nil {
                 wb = w.base.assumingMemoryBound(to: Float.self) + r0 * w.cols
+            } else if w.dtype == .bf16 && w.quantization == nil {
+                ck_pool_convert_bf16(ThreadPool.shared.raw, w.base.assumingMemoryBound(to: UInt16.self) + r0 * w.cols, tmp,
+                                     (r1 - r0) * w.cols)
+                wb = UnsafePointer(tmp)
             } else {
                 w.convertRows(r0, r1, into: tmp)
                 wb = UnsafePointer(tmp)

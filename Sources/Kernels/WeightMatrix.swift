@@ -1,21 +1,36 @@
+import CKernels
+
 /// A read-only view of a row-major matrix `[rows, cols]` in its stored type (usually bf16 inside a
 /// memory-mapped checkpoint). `y = W x` means `y[r] = sum_c W[r, c] * x[c]` (PyTorch's Linear).
 public struct WeightMatrix: @unchecked Sendable {
     public let base: UnsafeRawPointer
+    /// The checkpoint's element type (for a quantized matrix: the type it was made from).
     public let dtype: DType
     public let rows: Int
     public let cols: Int
+    /// Set when `base` holds quantized weights (Quantized.swift for the layouts).
+    public let quantization: Quantization?
 
     public init(base: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int) {
         self.base = base
         self.dtype = dtype
         self.rows = rows
         self.cols = cols
+        quantization = nil
+    }
+
+    public init(quantized q: Quantization, base: UnsafeRawPointer, rows: Int, cols: Int) {
+        self.base = base
+        dtype = .bf16
+        self.rows = rows
+        self.cols = cols
+        quantization = q
     }
 
     /// Element (r, c) as Float (slow path: tests, embedding lookups).
     @inline(__always)
     public func value(_ r: Int, _ c: Int) -> Float {
+        if quantization != nil { return dequantizedRow(r)[c] }
         let i = r * cols + c
         switch dtype {
         case .bf16: return bf16ToFloat(base.load(fromByteOffset: 2 * i, as: UInt16.self))
@@ -26,6 +41,10 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Converts rows `r0..<r1` into `out` (row-major, `cols` floats per row).
     public func convertRows(_ r0: Int, _ r1: Int, into out: UnsafeMutablePointer<Float>) {
+        if let q = quantization {
+            for r in r0..<r1 { dequantize(q, r, out + (r - r0) * cols) }
+            return
+        }
         let n = (r1 - r0) * cols
         let start = r0 * cols
         switch dtype {
@@ -39,6 +58,33 @@ public struct WeightMatrix: @unchecked Sendable {
         case .f32:
             out.update(from: base.assumingMemoryBound(to: Float.self) + start, count: n)
         }
+    }
+
+    /// Row `r` of a quantized matrix as Float: q8 value x row scale; q4 (nibble - 8) x block scale.
+    func dequantize(_ q: Quantization, _ r: Int, _ out: UnsafeMutablePointer<Float>) {
+        switch q {
+        case .q8:
+            let ints = base.assumingMemoryBound(to: Int8.self) + r * cols
+            let scale = (base + rows * cols).assumingMemoryBound(to: Float.self)[r]
+            for c in 0..<cols { out[c] = Float(ints[c]) * scale }
+        case .q4:
+            let blocks = base.assumingMemoryBound(to: ck_block_q4.self) + r * (cols / 32)
+            for b in 0..<(cols / 32) {
+                let d = ck_fp16_to_fp32(blocks[b].d)
+                withUnsafeBytes(of: blocks[b].qs) { qs in
+                    for i in 0..<16 {
+                        out[b * 32 + i] = Float(Int(qs[i] & 0x0F) - 8) * d
+                        out[b * 32 + i + 16] = Float(Int(qs[i] >> 4) - 8) * d
+                    }
+                }
+            }
+        }
+    }
+
+    func dequantizedRow(_ r: Int) -> [Float] {
+        var a = [Float](repeating: 0, count: cols)
+        a.withUnsafeMutableBufferPointer { convertRows(r, r + 1, into: $0.baseAddress!) }
+        return a
     }
 
     /// The whole matrix as Float (only for small tensors: norms, biases, tests).

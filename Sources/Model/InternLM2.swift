@@ -20,10 +20,16 @@ public final class InternLM2: @unchecked Sendable {
 
     public let config: LLMConfiguration
     let embeddings: WeightMatrix        // [vocab, hidden]
-    let layers: [Layer]
+    private(set) var layers: [Layer]
     let norm: [Float]                   // [hidden]
-    let output: WeightMatrix            // [vocab, hidden]
-    public var weightFormat: DType { output.dtype }
+    private(set) var output: WeightMatrix   // [vocab, hidden]
+    /// "bf16" (as stored), or "int8" / "q4" once the layer matrices are quantized.
+    public var weightFormat: String { quantizedAs?.rawValue ?? output.dtype.rawValue.lowercased() }
+    /// The format `quantize(as:)` was called with.
+    public private(set) var quantizedAs: Quantization?
+    /// Memory the quantized matrices live in.
+    private var quantStorage: QuantStorage?
+    public var quantizedStorage: QuantStorage? { quantStorage }
     /// Prefill is processed this many positions at a time to bound activation memory.
     public var prefillChunk = 512
     private let scratch = Scratch()
@@ -57,6 +63,58 @@ public final class InternLM2: @unchecked Sendable {
         output = config.tieWordEmbeddings == true ? embeddings : try t("output.weight").matrix
     }
 
+    /// The matrices `quantize` replaces, in its layout order, with the format each gets: the
+    /// layers' in the chosen one, the output head in int8 (OCR-like answers suffer first from a
+    /// coarse head, so it never goes below 8 bits).
+    /// A matrix whose rows are not a multiple of 32 long (only in tiny test models) stays as stored.
+    func quantizationPlan(_ q: Quantization) -> [(WeightMatrix, Quantization?)] {
+        let all = layers.flatMap { [$0.wqkv, $0.wo, $0.w1, $0.w3, $0.w2] }.map { ($0, q) } + [(output, Quantization.q8)]
+        return all.map { ($0.0, $0.0.cols % 32 == 0 ? $0.1 : nil) }
+    }
+
+    /// Bytes `quantize(as:)` needs.
+    public func quantizedBytes(_ q: Quantization) -> Int {
+        quantizationPlan(q).reduce(0) { sum, item in
+            sum + (item.1.map { WeightMatrix.quantizedBytes(rows: item.0.rows, cols: item.0.cols, $0) } ?? 0)
+        }
+    }
+
+    /// Replaces every decoder layer's matrices with `q` versions (the embeddings and the output
+    /// head stay as stored). With `storage` given (a cache file already holding them, in
+    /// `quantizedBytes` bytes), the matrices are taken from it as they are; otherwise they are
+    /// computed into new memory, matrices in parallel.
+    public func quantize(as q: Quantization, storage given: QuantStorage? = nil) {
+        let plan = quantizationPlan(q)
+        let mats = plan.map(\.0), kinds = plan.map(\.1)
+        var offsets: [Int] = [], total = 0
+        for (m, k) in plan { offsets.append(total); total += k.map { WeightMatrix.quantizedBytes(rows: m.rows, cols: m.cols, $0) } ?? 0 }
+        let storage = given ?? QuantStorage(bytes: total)
+        precondition(storage.count >= total, "the quantized weights do not fit their storage")
+        let results = UnsafeMutableBufferPointer<WeightMatrix>.allocate(capacity: mats.count)
+        defer { results.deallocate() }
+        let base = storage.base
+        if given != nil {
+            for (i, m) in mats.enumerated() {
+                results.baseAddress!.advanced(by: i).initialize(to: kinds[i].map { WeightMatrix(quantized: $0, base: UnsafeRawPointer(base + offsets[i]), rows: m.rows, cols: m.cols) } ?? m)
+            }
+        } else {
+            let out = SendablePointer(results.baseAddress!), dst = SendablePointer(base), offs = offsets
+            DispatchQueue.concurrentPerform(iterations: mats.count) { i in
+                out.p.advanced(by: i).initialize(to: kinds[i].map { mats[i].quantized(as: $0, into: dst.p + offs[i]) } ?? mats[i])
+            }
+        }
+        var k = 0
+        for l in layers.indices {
+            let old = layers[l]
+            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: results[k], wo: results[k + 1], ffnNorm: old.ffnNorm,
+                              w1: results[k + 2], w3: results[k + 3], w2: results[k + 4])
+            k += 5
+        }
+        output = results[k]
+        quantStorage = storage
+        quantizedAs = q
+    }
+
     public func makeCache(initialCapacity: Int = 256) -> KVCache {
         KVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
                 initialCapacity: initialCapacity)
@@ -65,7 +123,7 @@ public final class InternLM2: @unchecked Sendable {
     /// Bytes of language-model weights read per decoded token (every matrix once).
     public var weightBytesPerToken: Int {
         let mats = layers.flatMap { [$0.wqkv, $0.wo, $0.w1, $0.w3, $0.w2] } + [output]
-        return mats.reduce(0) { $0 + $1.rows * $1.cols * $1.dtype.size } + hidden * embeddings.dtype.size
+        return mats.reduce(0) { $0 + $1.storageBytes } + hidden * embeddings.dtype.size
     }
 
     /// Embedding rows for `ids` into `out` ([ids.count, hidden]).
@@ -119,6 +177,17 @@ public final class InternLM2: @unchecked Sendable {
         case .last: return project(x + (t - 1) * hidden, 1)
         case .all: return project(x, t)
         }
+    }
+
+    /// The last decoder layer's output `[t, hidden]` and the logits `[t, vocab]` of every position
+    /// of `ids` from an empty cache (the quantization quality measurement).
+    public func hiddenAndLogits(_ ids: [Int32]) -> (hidden: [Float], logits: [Float]) {
+        let x = FloatBuffer(count: ids.count * hidden)
+        embed(ids, into: x.data)
+        let cache = makeCache(initialCapacity: ids.count)
+        _ = forward(embeddings: x.data, count: ids.count, cache: cache, logits: .none)
+        let h = Array(UnsafeBufferPointer(start: x.data, count: ids.count * hidden))
+        return (h, project(x.data, ids.count))
     }
 
     /// Final RMSNorm and the output head for `n` rows.
@@ -232,3 +301,6 @@ final class Scratch: @unchecked Sendable {
         return b.data
     }
 }
+
+/// A pointer handed to concurrentPerform's workers, each writing its own slot.
+struct SendablePointer<P>: @unchecked Sendable { let p: P; init(_ p: P) { self.p = p } }

@@ -17,6 +17,7 @@ struct ChatCommand: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var weightOptions: WeightOptions
     @Option(help: "System message (default: the model's own).") var system: String?
     @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
     @OptionGroup var sampling: SamplingOptions
@@ -33,7 +34,7 @@ struct ChatCommand: ParsableCommand {
         try reportingErrors {
             let folder = try modelOptions.locate()
             FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
-            let engine = try ChatEngine(folder: folder, contextLength: sampling.context)
+            let engine = try weightOptions.engine(folder, context: sampling.context)
             let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             if !plain && isatty(0) != 0 && isatty(1) != 0 {
                 let chosen = try Theme.load(theme)

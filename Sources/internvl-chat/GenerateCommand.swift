@@ -41,6 +41,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Answer one prompt and exit (streams the answer, or prints JSON with --json).")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var weightOptions: WeightOptions
     @Option(help: "System message (default: the model's own).") var system: String?
     @Option(help: "JSON file: an array of [question, answer] pairs, as the official chat(history=...).")
     var history: String?
@@ -64,7 +65,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let engine = try ChatEngine(folder: try modelOptions.locate(), contextLength: sampling.context)
+            let engine = try weightOptions.engine(try modelOptions.locate(), context: sampling.context)
             let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             if let turns {
                 let store = storeOptions.store

@@ -3,6 +3,7 @@ import Chat
 import Checkpoint
 import Conversations
 import Foundation
+import Kernels
 
 @main
 struct InternVLChat: ParsableCommand {
@@ -34,6 +35,24 @@ struct ModelOptions: ParsableArguments {
 
     func locate() throws -> URL {
         try ModelLocator().locate(explicit: model)
+    }
+}
+
+/// How the language model's weights are held: as stored (bf16) or quantized at load.
+struct WeightOptions: ParsableArguments {
+    enum Format: String, ExpressibleByArgument, CaseIterable { case bf16, int8, q4 }
+    @Option(help: "Language-model weights: bf16 (as stored), int8 or q4 (quantized at load; vision and output head stay bf16).")
+    var weights: Format = .bf16
+    @Flag(help: "Quantize at every start instead of keeping the result in the cache ($XDG_CACHE_HOME/internvl-chat/quantized).")
+    var noWeightCache = false
+
+    var quantization: Quantization? {
+        switch weights { case .bf16: return nil; case .int8: return .q8; case .q4: return .q4 }
+    }
+
+    func engine(_ folder: URL, context: Int) throws -> ChatEngine {
+        try ChatEngine(folder: folder, contextLength: context, weights: quantization,
+                       cache: noWeightCache ? nil : QuantCache(directory: QuantCache.defaultDirectory()))
     }
 }
 

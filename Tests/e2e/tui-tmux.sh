@@ -50,9 +50,10 @@ wait_for 'answering'
 keys Escape
 wait_for '\(interrupted\)'
 grep -q 'turn finished: .*interrupted' "$LOG" || fail "the log should record the interrupted turn"
+keys -l "/attach $IMG"; keys Enter                     # (the others went with the story)
+wait_for '1\. photo-chelsea\.png'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 70 -y 20    # narrower: the image list becomes one line
-wait_for 'No images attached'                        # (sent with the story)
-wait_for '600x400, 1 tiles, 6 tokens'
+wait_for '1: photo-chelsea\.png 451x300, 3 tiles'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 30 -y 8
 wait_for 'Terminal too small \(30x8\)'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 100 -y 30

@@ -1,0 +1,58 @@
+// Hot loops of the decode step in C (AVX2 + FMA with a portable fallback chosen at run time),
+// and a pool of worker threads that stay hot (spinning) between the ~170 matrix-vector products
+// of one decode step, then park. Called from Swift (Kernels/QuantKernels.swift).
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include <stdint.h>
+#include <stddef.h>
+
+// Quantized formats. Q8: int8 weights, one float scale per row. Q4: blocks of 32 weights,
+// a float16 scale and 16 bytes of 4-bit values (v - 8) * scale, low nibbles first.
+#define CK_QK 32
+typedef struct { uint16_t d; uint8_t qs[16]; } ck_block_q4;      // 18 bytes
+// Activations for the integer kernels: blocks of 32 int8 with a float scale each.
+typedef struct { float d; int8_t qs[32]; } ck_block_q8;          // 36 bytes
+
+int ck_has_avx2(void);
+
+// y[r] = dot(W[r], x) for r in [r0, r1).
+void ck_matvec_bf16(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
+void ck_matvec_q8(const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
+void ck_matvec_q4(const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
+
+// x (n floats, n a multiple of 32) to q8 blocks: scale = max|x| / 127, q = round(x / scale).
+void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n);
+// Row quantizers for weights (from float rows).
+void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n);
+void ck_quantize_row_q4(const float *x, ck_block_q4 *out, int n);
+
+// Naive references (the tests' twins): dequantize then multiply, in float.
+float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
+float ck_dot_q4_ref(const ck_block_q4 *w, const ck_block_q8 *xq, int cols);
+
+float ck_fp16_to_fp32(uint16_t h);
+uint16_t ck_fp32_to_fp16(float f);
+
+// The pool. ck_pool_matvec_* split rows over all threads (the caller's included) and return
+// when every row is done. Workers spin for `spin_us` microseconds after a job before parking.
+typedef struct ck_pool ck_pool;
+ck_pool *ck_pool_create(int threads, int spin_us);
+void ck_pool_destroy(ck_pool *p);
+int ck_pool_threads(const ck_pool *p);
+void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols);
+void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int rows, int cols);
+void ck_pool_matvec_q4(ck_pool *p, const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int rows, int cols);
+
+// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), with every thread.
+// causal_base >= 0: row i sees its first min(n, causal_base + i + 1) values, the rest become 0.
+void ck_pool_softmax(ck_pool *p, float *s, int rows, int n, int ld, int causal_base);
+// bf16 -> float for n values, with every thread (GEMM's weight blocks).
+void ck_pool_convert_bf16(ck_pool *p, const uint16_t *src, float *dst, size_t n);
+// One row's softmax on the calling thread (the test twin compares it with a Double loop).
+void ck_softmax_row(float *x, int n);
+
+// A streaming read of n bytes with all pool threads (the bandwidth probe): returns a checksum.
+uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n);
+// A cheap 64-bit checksum of a buffer (quantized-weight cache files).
+uint64_t ck_checksum(const uint8_t *buf, size_t n);
+#endif

@@ -1,0 +1,109 @@
+import CKernels
+import Foundation
+
+/// In-memory formats of a weight matrix besides the checkpoint's dense types.
+public enum Quantization: String, Sendable, CaseIterable {
+    /// int8, one Float scale per row (`scales`).
+    case q8 = "int8"
+    /// Blocks of 32: a float16 scale and 32 four-bit values (18 bytes, 4.5 bits per weight).
+    case q4
+
+    /// Bytes of one row of `cols` weights (scales included).
+    public func rowBytes(_ cols: Int) -> Int {
+        switch self {
+        case .q8: return cols + 4
+        case .q4: return cols / 32 * 18
+        }
+    }
+}
+
+/// The worker threads of the decode step (all cores by default; `INTERNVL_CHAT_THREADS`
+/// overrides). They spin for 2 ms after each product so that the next one of the same step
+/// starts at once, then park.
+public final class ThreadPool: @unchecked Sendable {
+    let raw: OpaquePointer
+    public let threads: Int
+
+    public init(threads: Int, spinMicroseconds: Int = 2000) {
+        raw = ck_pool_create(Int32(threads), Int32(spinMicroseconds))
+        self.threads = Int(ck_pool_threads(raw))
+    }
+
+    deinit { ck_pool_destroy(raw) }
+
+    public static let shared: ThreadPool = {
+        let env = ProcessInfo.processInfo.environment["INTERNVL_CHAT_THREADS"].flatMap { Int($0) }
+        return ThreadPool(threads: env ?? ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Sums `n` bytes of `buf` with every thread (the memory-bandwidth probe).
+    public func read(_ buf: UnsafeRawPointer, _ n: Int) -> UInt64 {
+        ck_pool_read(raw, buf.assumingMemoryBound(to: UInt8.self), n)
+    }
+}
+
+/// Memory that quantized weights live in: allocated here, or a mapped cache file.
+public final class QuantStorage: @unchecked Sendable {
+    public let base: UnsafeMutableRawPointer
+    public let count: Int
+    private let release: () -> Void
+
+    public init(bytes: Int) {
+        count = bytes
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+        base = p
+        release = { p.deallocate() }
+    }
+
+    public init(base: UnsafeMutableRawPointer, count: Int, release: @escaping () -> Void) {
+        self.base = base; self.count = count; self.release = release
+    }
+
+    deinit { release() }
+}
+
+extension WeightMatrix {
+    /// Bytes this matrix occupies as stored (what one matrix-vector product reads).
+    public var storageBytes: Int {
+        if let q = quantization { return rows * q.rowBytes(cols) }
+        return rows * cols * dtype.size
+    }
+
+    /// Bytes `quantized(as:)` writes.
+    public static func quantizedBytes(rows: Int, cols: Int, _ q: Quantization) -> Int { rows * q.rowBytes(cols) }
+
+    /// This matrix quantized into `dst` (`quantizedBytes` long): q8 is the int8 rows then the
+    /// Float row scales; q4 the blocks row by row. `cols` must be a multiple of 32.
+    public func quantized(as q: Quantization, into dst: UnsafeMutableRawPointer) -> WeightMatrix {
+        precondition(cols % 32 == 0, "quantized rows must be a multiple of 32 long")
+        var row = [Float](repeating: 0, count: cols)
+        row.withUnsafeMutableBufferPointer { buf in
+            let f = buf.baseAddress!
+            switch q {
+            case .q8:
+                let ints = dst.assumingMemoryBound(to: Int8.self)
+                let scales = (dst + rows * cols).assumingMemoryBound(to: Float.self)
+                for r in 0..<rows {
+                    convertRows(r, r + 1, into: f)
+                    ck_quantize_row_q8(f, ints + r * cols, scales + r, Int32(cols))
+                }
+            case .q4:
+                let blocks = dst.assumingMemoryBound(to: ck_block_q4.self)
+                for r in 0..<rows {
+                    convertRows(r, r + 1, into: f)
+                    ck_quantize_row_q4(f, blocks + r * (cols / 32), Int32(cols))
+                }
+            }
+        }
+        return WeightMatrix(quantized: q, base: UnsafeRawPointer(dst), rows: rows, cols: cols)
+    }
+}
+
+/// Activations quantized to int8 blocks of 32 (for the integer kernels).
+@inline(__always)
+func withQ8Blocks<R>(_ x: UnsafePointer<Float>, _ n: Int, _ body: (UnsafePointer<ck_block_q8>) -> R) -> R {
+    withUnsafeTemporaryAllocation(of: ck_block_q8.self, capacity: n / 32) { buf in
+        ck_quantize_q8_blocks(x, buf.baseAddress!, Int32(n))
+        return body(UnsafePointer(buf.baseAddress!))
+    }
+}

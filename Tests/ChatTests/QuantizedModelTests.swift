@@ -1,0 +1,57 @@
+import Foundation
+import Kernels
+import Model
+import Testing
+import TestSupport
+@testable import Chat
+
+/// int8 / q4 weights on a tiny model: close to bf16, identical with and without the cache, and a
+/// corrupt or stale cache file is detected and rebuilt.
+struct QuantizedModelTests {
+    static func logits(_ e: ChatEngine, _ ids: [Int32]) -> [Float] { e.model.forward(ids, cache: e.model.makeCache(), logits: .last) }
+
+    @Test(arguments: [Quantization.q8, .q4])
+    func quantizedWeightsStayCloseAndTheCacheRoundTrips(q: Quantization) throws {
+        let folder = TestData.url("tiny-b")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quant-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ids: [Int32] = [1, 333, 444, 555, 666, 777, 888, 999, 1000]
+        let dense = try ChatEngine(folder: folder)
+        let want = Self.logits(dense, ids)
+
+        let cache = QuantCache(directory: dir)
+        let built = try ChatEngine(folder: folder, weights: q, cache: cache)
+        #expect(cache.lastEvent.hasPrefix("built "), "\(cache.lastEvent)")
+        #expect(built.weightFormat == q.rawValue && built.identity.weightFormat == q.rawValue)
+        let got = Self.logits(built, ids)
+        let scale = want.map(abs).max()!
+        let err = zip(got, want).map { abs($0 - $1) }.max()! / scale
+        #expect(err < (q == .q8 ? 0.05 : 0.3), "\(q): max logit error \(err) of the largest")
+        // The tiny model is mostly its output head, int8 in both formats: about half the bf16 bytes.
+        #expect(built.model.weightBytesPerToken < dense.model.weightBytesPerToken * 6 / 10)
+
+        // Second start: the file is mapped, and the model computes exactly the same.
+        let mapped = try ChatEngine(folder: folder, weights: q, cache: cache)
+        #expect(cache.lastEvent.hasPrefix("mapped "), "\(cache.lastEvent)")
+        #expect(Self.logits(mapped, ids) == got)
+
+        // A flipped byte in the payload, a truncated file, a file of another version: rebuilt.
+        let file = try cache.file(for: folder, configSHA256: dense.identity.configSHA256, q)
+        var data = try Data(contentsOf: file)
+        data[data.count - 100] ^= 0x5A
+        try data.write(to: file)
+        _ = try ChatEngine(folder: folder, weights: q, cache: cache)
+        #expect(cache.lastEvent.hasPrefix("rebuilt "), "corrupt: \(cache.lastEvent)")
+        try Data(try Data(contentsOf: file).prefix(5000)).write(to: file)
+        let again = try ChatEngine(folder: folder, weights: q, cache: cache)
+        #expect(cache.lastEvent.hasPrefix("rebuilt "), "truncated: \(cache.lastEvent)")
+        #expect(Self.logits(again, ids) == got)
+        data = try Data(contentsOf: file)
+        data[4] = 99                                                     // header version
+        try data.write(to: file)
+        _ = try ChatEngine(folder: folder, weights: q, cache: cache)
+        #expect(cache.lastEvent.hasPrefix("rebuilt "), "other version: \(cache.lastEvent)")
+        _ = try ChatEngine(folder: folder, weights: q, cache: cache)
+        #expect(cache.lastEvent.hasPrefix("mapped "))
+    }
+}

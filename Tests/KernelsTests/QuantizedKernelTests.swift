@@ -1,0 +1,98 @@
+import CKernels
+import Foundation
+import Testing
+import TestSupport
+@testable import Kernels
+
+/// The decode kernels of CKernels: the pooled bf16 product against a naive Double loop, and the
+/// int8 / 4-bit products bit for bit against their dequantize-then-multiply references.
+struct QuantizedKernelTests {
+    static let shapes = [(1, 32), (7, 64), (33, 96), (300, 512), (2048, 2048), (257, 8192)]
+
+    @Test(arguments: shapes)
+    func bf16MatvecWithAllThreadsMatchesNaiveLoop(rows: Int, cols: Int) {
+        var rng = SeededRandom(seed: UInt64(rows * 7 + cols))
+        let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        let x = KernelTests.randomFloats(cols, &rng)
+        let want = KernelTests.naive(values, x, rows: rows, cols: cols, t: 1)
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool(threads: threads)
+            var y = [Float](repeating: .nan, count: rows)
+            storage.withUnsafeBytes { raw in
+                matvec(WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols), x, &y, pool: pool)
+            }
+            let scale = want.map(abs).max()! + 1e-30
+            #expect(KernelTests.maxError(y, want) / scale < 1e-5, "\(rows)x\(cols), \(threads) threads")
+        }
+    }
+
+    /// Quantizes a random bf16 matrix, runs the pooled kernel, and compares every row with the
+    /// reference dot product of CKernels (same integer sums, same float order).
+    @Test(arguments: shapes)
+    func quantizedMatvecEqualsItsReferenceBitForBit(rows: Int, cols: Int) {
+        var rng = SeededRandom(seed: UInt64(rows * 13 + cols))
+        let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        let x = KernelTests.randomFloats(cols, &rng, scale: 3)
+        let exact = KernelTests.naive(values, x, rows: rows, cols: cols, t: 1)
+        var xq = [ck_block_q8](repeating: ck_block_q8(), count: cols / 32)
+        ck_quantize_q8_blocks(x, &xq, Int32(cols))
+        storage.withUnsafeBytes { raw in
+            let dense = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols)
+            for q in Quantization.allCases {
+                let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q))
+                let w = dense.quantized(as: q, into: store.base)
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: rows)
+                    matvec(w, x, &y, pool: ThreadPool(threads: threads))
+                    var ref = [Float](repeating: 0, count: rows)
+                    for r in 0..<rows {
+                        switch q {
+                        case .q8:
+                            ref[r] = ck_dot_q8_ref(w.base.assumingMemoryBound(to: Int8.self) + r * cols,
+                                                   (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r], xq, Int32(cols))
+                        case .q4:
+                            ref[r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: ck_block_q4.self) + r * (cols / 32), xq, Int32(cols))
+                        }
+                    }
+                    #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(q) \(rows)x\(cols), \(threads) threads")
+                }
+                // And the reference is a faithful product: close to the exact one (quantization error only).
+                var y = [Float](repeating: 0, count: rows)
+                matvec(w, x, &y)
+                let scale = exact.map(abs).max()! + 1e-30
+                let bound = q == .q8 ? 0.03 : 0.25
+                #expect(KernelTests.maxError(y, exact) / scale < bound, "\(q) \(rows)x\(cols) error")
+            }
+        }
+    }
+
+    @Test func quantizersRoundTrip() {
+        var rng = SeededRandom(seed: 5)
+        let x = KernelTests.randomFloats(256, &rng, scale: 2)
+        // q8 rows: every value within half a step of its original.
+        var q = [Int8](repeating: 0, count: 256); var scale: Float = 0
+        ck_quantize_row_q8(x, &q, &scale, 256)
+        #expect(scale == x.map(abs).max()! / 127)
+        for i in 0..<256 { #expect(abs(Float(q[i]) * scale - x[i]) <= scale / 2 * 1.0001) }
+        // q4 blocks: values (v - 8) x d with d = -(the largest-magnitude value) / 8, so that value is
+        // exact, values on its side are within half a step, and those on the other side beyond -7|d|
+        // are clamped (at most one step off), as llama.cpp's q4_0.
+        var blocks = [ck_block_q4](repeating: ck_block_q4(), count: 8)
+        ck_quantize_row_q4(x, &blocks, 256)
+        let w = blocks.withUnsafeBytes { WeightMatrix(quantized: .q4, base: $0.baseAddress!, rows: 1, cols: 256).dequantizedRow(0) }
+        for b in 0..<8 {
+            let d = abs(ck_fp16_to_fp32(blocks[b].d))
+            for i in 0..<32 {
+                let v = x[b * 32 + i], inRange = abs(v) <= 7 * d
+                #expect(abs(w[b * 32 + i] - v) <= (inRange ? d * 0.5 : d) * 1.001 + 1e-6, "block \(b)")
+            }
+        }
+        // float16 conversions agree with Swift's Float16 on every bit pattern's round trip.
+        for bits in stride(from: 0, to: 65536, by: 7) {
+            let h = UInt16(bits), f = ck_fp16_to_fp32(h)
+            if f.isNaN { continue }
+            #expect(f == Float(Float16(bitPattern: h)) && ck_fp32_to_fp16(f) == h)
+        }
+        for _ in 0..<2000 { let v = Float.random(in: -70000...70000, using: &rng); #expect(ck_fp32_to_fp16(v) == Float16(v).bitPattern) }
+    }
+}
