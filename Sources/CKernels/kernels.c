@@ -393,7 +393,7 @@ static void convert_part(const uint16_t *src, float *dst, size_t n) {
 // ---------------------------------------------------------------------------------------------
 // The pool
 
-enum { JOB_BF16, JOB_Q8, JOB_Q4, JOB_READ, JOB_SOFTMAX, JOB_CONVERT };
+enum { JOB_BF16, JOB_Q8, JOB_Q4, JOB_READ };
 
 struct ck_pool {
     int threads, spin_us;
@@ -411,8 +411,6 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
-    float *s; int ld, causal;     // softmax
-    const uint16_t *src; float *dst;   // conversion
 };
 
 static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
@@ -424,21 +422,6 @@ static inline void cpu_relax(void) {
 }
 
 static void run_chunks(ck_pool *p, int self) {
-    if (p->kind == JOB_SOFTMAX) {
-        int r0 = (int)((long)p->rows * self / p->threads), r1 = (int)((long)p->rows * (self + 1) / p->threads);
-        for (int i = r0; i < r1; i++) {
-            float *row = p->s + (size_t)i * p->ld;
-            int visible = p->causal >= 0 ? (p->causal + i + 1 < p->cols ? p->causal + i + 1 : p->cols) : p->cols;
-            ck_softmax_row(row, visible);
-            for (int j = visible; j < p->cols; j++) row[j] = 0;
-        }
-        return;
-    }
-    if (p->kind == JOB_CONVERT) {
-        size_t per = p->n / p->threads, start = per * (size_t)self;
-        convert_part(p->src + start, p->dst + start, self == p->threads - 1 ? p->n - start : per);
-        return;
-    }
     if (p->kind == JOB_READ) {
         size_t per = (p->n / p->threads) & ~(size_t)127, start = per * (size_t)self;
         size_t len = self == p->threads - 1 ? p->n - start : per;
@@ -461,13 +444,6 @@ static void run_chunks(ck_pool *p, int self) {
 }
 
 typedef struct { ck_pool *p; int index; } worker_arg;
-
-static void run_chunks_single(ck_pool *p) {     // a job on the calling thread only
-    int t = p->threads;
-    p->threads = 1;
-    run_chunks(p, 0);
-    p->threads = t;
-}
 
 static void *worker(void *a) {
     worker_arg wa = *(worker_arg *)a;
@@ -577,17 +553,14 @@ uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n) {
     return t;
 }
 
-void ck_pool_softmax(ck_pool *p, float *s, int rows, int n, int ld, int causal_base) {
-    pthread_mutex_lock(&p->job);
-    p->kind = JOB_SOFTMAX; p->s = s; p->rows = rows; p->cols = n; p->ld = ld; p->causal = causal_base;
-    if (p->threads == 1 || rows < 4) run_chunks_single(p); else dispatch(p);
-    pthread_mutex_unlock(&p->job);
+
+void ck_softmax_rows(float *s, int rows, int n, int ld, int causal_base) {
+    for (int i = 0; i < rows; i++) {
+        float *row = s + (size_t)i * ld;
+        int visible = causal_base >= 0 ? (causal_base + i + 1 < n ? causal_base + i + 1 : n) : n;
+        ck_softmax_row(row, visible);
+        for (int j = visible; j < n; j++) row[j] = 0;
+    }
 }
 
-void ck_pool_convert_bf16(ck_pool *p, const uint16_t *src, float *dst, size_t n) {
-    if (p->threads == 1 || n < 65536) { convert_part(src, dst, n); return; }
-    pthread_mutex_lock(&p->job);
-    p->kind = JOB_CONVERT; p->src = src; p->dst = dst; p->n = n;
-    dispatch(p);
-    pthread_mutex_unlock(&p->job);
-}
+void ck_convert_bf16(const uint16_t *src, float *dst, size_t n) { convert_part(src, dst, n); }

@@ -9,7 +9,8 @@ import Model
 /// One file per checkpoint and format: `<dir>/<fingerprint>-<format>.bin`, where the fingerprint
 /// is a SHA-256 of config.json and, for every safetensors file, its name, size, header and 16
 /// samples of 4 KB spread over it. The file is a 4 KiB header (`IVQW`, version, format, payload
-/// length, fingerprint, a 64-bit sum of the payload) followed by the payload, mapped read-only.
+/// length, fingerprint, a 64-bit sum of the payload) followed by the payload, mapped read-only,
+/// checked, and copied into huge-page memory.
 /// A file whose header or sum does not match is rebuilt.
 public final class QuantCache: @unchecked Sendable {
     public let directory: URL
@@ -102,7 +103,11 @@ public final class QuantCache: @unchecked Sendable {
         guard head == expected, ThreadPool.shared.read(UnsafeRawPointer(p + headerSize), length) == UInt64(littleEndian: sum) else {
             munmap(p, total); return nil
         }
-        return QuantStorage(base: p + headerSize, count: length, release: { munmap(p, total) })
+        // Copied into huge-page memory: page-cache pages are 4 KiB, and decoding streams these
+        // bytes once per token.
+        let storage = QuantStorage(copying: UnsafeRawPointer(p + headerSize), bytes: length)
+        munmap(p, total)
+        return storage
     }
 
     func write(_ model: InternLM2, _ q: Quantization, to url: URL, fingerprint: String, length: Int) throws {

@@ -22,8 +22,8 @@ public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
             // S[t, total] = scale * Q_h K_g^T
             sgemmNT(m: t, n: total, k: dim, a: q + h * dim, lda: qStride, b: k + g * dim, ldb: kvStride,
                     c: s, ldc: total, alpha: scale)
-            // Row i sees keys 0...past+i; softmax on every thread of the pool.
-            ck_pool_softmax(ThreadPool.shared.raw, s, Int32(t), Int32(total), Int32(total), Int32(past))
+            // Row i sees keys 0...past+i.
+            ck_softmax_rows(s, Int32(t), Int32(total), Int32(total), Int32(past))
             // O_h[t, dim] = S V_g
             sgemmNN(m: t, n: dim, k: total, a: s, lda: total, b: v + g * dim, ldb: kvStride,
                     c: out + h * dim, ldc: qStride)
@@ -42,7 +42,7 @@ public func fullAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: U
         let s = sbuf.baseAddress!
         for h in 0..<heads {
             sgemmNT(m: n, n: n, k: dim, a: q + h * dim, lda: stride, b: k + h * dim, ldb: stride, c: s, ldc: n, alpha: scale)
-            ck_pool_softmax(ThreadPool.shared.raw, s, Int32(n), Int32(n), Int32(n), -1)
+            ck_softmax_rows(s, Int32(n), Int32(n), Int32(n), -1)
             sgemmNN(m: n, n: dim, k: n, a: s, lda: n, b: v + h * dim, ldb: stride, c: out + h * dim, ldc: heads * dim)
         }
     }

@@ -64,8 +64,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
             if w.dtype == .f32 && w.quantization == nil {
                 wb = w.base.assumingMemoryBound(to: Float.self) + r0 * w.cols
             } else if w.dtype == .bf16 && w.quantization == nil {
-                ck_pool_convert_bf16(ThreadPool.shared.raw, w.base.assumingMemoryBound(to: UInt16.self) + r0 * w.cols, tmp,
-                                     (r1 - r0) * w.cols)
+                ck_convert_bf16(w.base.assumingMemoryBound(to: UInt16.self) + r0 * w.cols, tmp, (r1 - r0) * w.cols)
                 wb = UnsafePointer(tmp)
             } else {
                 w.convertRows(r0, r1, into: tmp)

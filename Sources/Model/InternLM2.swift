@@ -72,6 +72,51 @@ public final class InternLM2: @unchecked Sendable {
         return all.map { ($0.0, $0.0.cols % 32 == 0 ? $0.1 : nil) }
     }
 
+    /// Copies the decoder layers' matrices and the output head, as stored (bf16), out of the
+    /// memory-mapped checkpoint into huge-page memory, releasing the mapped pages as it goes: the
+    /// decode step streams them once per token, and 4 KiB page-cache pages cost it ~25% of the
+    /// bandwidth in TLB misses. Resident memory stays the size of the weights.
+    public func moveToHugePages() {
+        guard quantStorage == nil else { return }
+        let mats = layers.flatMap { [$0.wqkv, $0.wo, $0.w1, $0.w3, $0.w2] } + [output]
+        var offsets: [Int] = [], total = 0
+        for m in mats { offsets.append(total); total += (m.storageBytes + 63) & ~63 }
+        let storage = QuantStorage(bytes: total)
+        var moved: [WeightMatrix] = []
+        for (i, m) in mats.enumerated() {
+            let dst = storage.base + offsets[i]
+            prefault(m.base, m.storageBytes)
+            dst.copyMemory(from: m.base, byteCount: m.storageBytes)
+            releaseMappedPages(m.base, m.storageBytes)
+            moved.append(WeightMatrix(base: UnsafeRawPointer(dst), dtype: m.dtype, rows: m.rows, cols: m.cols))
+        }
+        var k = 0
+        for l in layers.indices {
+            let old = layers[l]
+            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: moved[k], wo: moved[k + 1], ffnNorm: old.ffnNorm,
+                              w1: moved[k + 2], w3: moved[k + 3], w2: moved[k + 4])
+            k += 5
+        }
+        output = moved[k]
+        quantStorage = storage
+    }
+
+    /// Maps a range's pages in one call (MADV_POPULATE_READ, Linux 5.14+) instead of one fault
+    /// per 4 KiB page; harmless where unsupported.
+    func prefault(_ p: UnsafeRawPointer, _ n: Int) {
+        let page = Int(getpagesize())
+        let start = Int(bitPattern: p) & ~(page - 1)
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(bitPattern: p) + n - start, 22 /* MADV_POPULATE_READ */)
+    }
+
+    /// Drops the whole pages of a mapped range from this process's resident set (the file stays
+    /// in the page cache).
+    func releaseMappedPages(_ p: UnsafeRawPointer, _ n: Int) {
+        let page = Int(getpagesize())
+        let start = (Int(bitPattern: p) + page - 1) & ~(page - 1), end = (Int(bitPattern: p) + n) & ~(page - 1)
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
+
     /// Bytes `quantize(as:)` needs.
     public func quantizedBytes(_ q: Quantization) -> Int {
         quantizationPlan(q).reduce(0) { sum, item in
@@ -111,6 +156,7 @@ public final class InternLM2: @unchecked Sendable {
             k += 5
         }
         output = results[k]
+        for (m, kind) in zip(mats, kinds) where kind != nil { releaseMappedPages(m.base, m.storageBytes) }
         quantStorage = storage
         quantizedAs = q
     }

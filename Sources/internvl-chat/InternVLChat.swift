@@ -45,6 +45,8 @@ struct WeightOptions: ParsableArguments {
     var weights: Format = .bf16
     @Flag(help: "Quantize at every start instead of keeping the result in the cache ($XDG_CACHE_HOME/internvl-chat/quantized).")
     var noWeightCache = false
+    @Flag(help: "bf16: read the weights from the mapped file instead of copying them into huge pages (faster start, slower decoding).")
+    var mappedWeights = false
 
     var quantization: Quantization? {
         switch weights { case .bf16: return nil; case .int8: return .q8; case .q4: return .q4 }
@@ -52,7 +54,8 @@ struct WeightOptions: ParsableArguments {
 
     func engine(_ folder: URL, context: Int) throws -> ChatEngine {
         try ChatEngine(folder: folder, contextLength: context, weights: quantization,
-                       cache: noWeightCache ? nil : QuantCache(directory: QuantCache.defaultDirectory()))
+                       cache: noWeightCache ? nil : QuantCache(directory: QuantCache.defaultDirectory()),
+                       moveWeights: !mappedWeights)
     }
 }
 

@@ -43,11 +43,13 @@ void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y
 void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int rows, int cols);
 void ck_pool_matvec_q4(ck_pool *p, const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int rows, int cols);
 
-// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), with every thread.
-// causal_base >= 0: row i sees its first min(n, causal_base + i + 1) values, the rest become 0.
-void ck_pool_softmax(ck_pool *p, float *s, int rows, int n, int ld, int causal_base);
-// bf16 -> float for n values, with every thread (GEMM's weight blocks).
-void ck_pool_convert_bf16(ck_pool *p, const uint16_t *src, float *dst, size_t n);
+// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
+// thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
+// compete with them). causal_base >= 0: row i sees its first min(n, causal_base + i + 1) values,
+// the rest become 0.
+void ck_softmax_rows(float *s, int rows, int n, int ld, int causal_base);
+// bf16 -> float for n values, on the calling thread (GEMM's weight blocks).
+void ck_convert_bf16(const uint16_t *src, float *dst, size_t n);
 // One row's softmax on the calling thread (the test twin compares it with a Double loop).
 void ck_softmax_row(float *x, int n);
 
