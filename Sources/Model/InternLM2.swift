@@ -90,15 +90,18 @@ public final class InternLM2: @unchecked Sendable {
             releaseMappedPages(m.base, m.storageBytes)
             moved.append(WeightMatrix(base: UnsafeRawPointer(dst), dtype: m.dtype, rows: m.rows, cols: m.cols))
         }
-        var k = 0
-        for l in layers.indices {
-            let old = layers[l]
-            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: moved[k], wo: moved[k + 1], ffnNorm: old.ffnNorm,
-                              w1: moved[k + 2], w3: moved[k + 3], w2: moved[k + 4])
-            k += 5
-        }
-        output = moved[k]
+        rebind(moved)
         quantStorage = storage
+    }
+
+    /// Sets the layers' matrices and the output head from `m`, in `quantizationPlan`'s order.
+    private func rebind(_ m: [WeightMatrix]) {
+        for l in layers.indices {
+            let old = layers[l], k = 5 * l
+            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: m[k], wo: m[k + 1], ffnNorm: old.ffnNorm,
+                              w1: m[k + 2], w3: m[k + 3], w2: m[k + 4])
+        }
+        output = m[5 * layers.count]
     }
 
     /// Maps a range's pages in one call (MADV_POPULATE_READ, Linux 5.14+) instead of one fault
@@ -148,14 +151,7 @@ public final class InternLM2: @unchecked Sendable {
                 out.p.advanced(by: i).initialize(to: kinds[i].map { mats[i].quantized(as: $0, into: dst.p + offs[i]) } ?? mats[i])
             }
         }
-        var k = 0
-        for l in layers.indices {
-            let old = layers[l]
-            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: results[k], wo: results[k + 1], ffnNorm: old.ffnNorm,
-                              w1: results[k + 2], w3: results[k + 3], w2: results[k + 4])
-            k += 5
-        }
-        output = results[k]
+        rebind(Array(results))
         for (m, kind) in zip(mats, kinds) where kind != nil { releaseMappedPages(m.base, m.storageBytes) }
         quantStorage = storage
         quantizedAs = q
