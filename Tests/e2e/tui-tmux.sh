@@ -45,6 +45,8 @@ wait_for '> /attach .*photo-chelsea\.'
 keys C-u
 keys -l '/set max_tokens 100000'; keys Enter
 wait_for 'max_tokens = 100000'
+keys -l '/set temperature 1'; keys Enter                # sampled: no early stop token, seconds of answer to stop
+wait_for 'temperature = 1'
 keys -l 'Tell me a long story'; keys Enter             # a long answer, stopped with Esc
 wait_for 'answering'
 keys Escape
@@ -68,9 +70,13 @@ S=$S-resume
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --resume --model $MODEL --max-new-tokens 8; sleep 30"
 wait_for 'Loaded 2026|Loaded [0-9]{8}-'
+wait_for '\(interrupted\)'                          # the tail: the stopped story
+for _ in $(seq 100); do grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" && break; sleep 0.1; done
+grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" || fail "the images should come back from the stored vision tokens (log)"
+for _ in 1 2 3 4 5 6; do keys PPage; done              # the top: the first question and both images
 wait_for 'Hello there'
 wait_for '\[my coffee\.png\]'
-wait_for '\(interrupted\)'
+for _ in 1 2 3 4 5 6; do keys NPage; done
 keys -l '/save coffee chat'; keys Enter
 wait_for 'Saved as coffee chat'
 keys -l 'And then?'; keys Enter
