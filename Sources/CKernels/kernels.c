@@ -102,6 +102,29 @@ void ck_quantize_row_q4(const float *x, ck_block_q4 *out, int n) {
     }
 }
 
+void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out) {
+    for (int r = r0; r < r1; r++) {
+        const int8_t *row = w + (size_t)r * cols;
+        float d = wscale[r], *o = out + (size_t)(r - r0) * cols;
+        for (int c = 0; c < cols; c++) o[c] = (float)row[c] * d;
+    }
+}
+
+void ck_dequantize_q4(const ck_block_q4 *w, int cols, int r0, int r1, float *out) {
+    int nb = cols / CK_QK;
+    for (int r = r0; r < r1; r++) {
+        const ck_block_q4 *row = w + (size_t)r * nb;
+        float *o = out + (size_t)(r - r0) * cols;
+        for (int b = 0; b < nb; b++) {
+            float d = ck_fp16_to_fp32(row[b].d);
+            for (int i = 0; i < 16; i++) {
+                o[b * CK_QK + i] = (float)((int)(row[b].qs[i] & 0x0F) - 8) * d;
+                o[b * CK_QK + i + 16] = (float)((int)(row[b].qs[i] >> 4) - 8) * d;
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // References: dequantize, then multiply in float, summing block by block in order.
 
@@ -240,26 +263,37 @@ AVX2 static void matvec_q8_avx2(const int8_t *w, const float *ws, const ck_block
     }
 }
 
-AVX2 static inline __m256i unpack_q4(const uint8_t *qs) {
+// The 32 nibbles of a q4 block as unsigned bytes 0..15 (low nibbles are elements 0..15).
+AVX2 static inline __m256i nibbles(const uint8_t *qs) {
     __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+// sum (n_i - 8) x_i = sum n_i x_i - 8 sum x_i: the nibbles are unsigned, which is what maddubs
+// wants, so no sign juggling; the x block sums are computed once per call.
+AVX2 static inline __m256i dot_u4(const uint8_t *qs, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(qs), x), _mm256_set1_epi16(1));
 }
 
 AVX2 static void matvec_q4_avx2(const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
     int nb = cols / CK_QK;
     if (nb % 4) { matvec_q4_c(w, xq, y, cols, r0, r1); return; }
+    int32_t *xs = malloc((size_t)nb * sizeof(int32_t));
+    float *xd = malloc((size_t)nb * sizeof(float));
+    for (int b = 0; b < nb; b++) { int32_t t = 0; for (int i = 0; i < CK_QK; i++) t += xq[b].qs[i]; xs[b] = t; xd[b] = xq[b].d; }
     for (int r = r0; r < r1; r++) {
         const ck_block_q4 *row = w + (size_t)r * nb;
         __m128 c = _mm_setzero_ps();
         for (int b = 0; b < nb; b += 4) {
-            __m128i s4 = sum4(dot32(unpack_q4(row[b].qs), XQ(b)), dot32(unpack_q4(row[b + 1].qs), XQ(b + 1)),
-                              dot32(unpack_q4(row[b + 2].qs), XQ(b + 2)), dot32(unpack_q4(row[b + 3].qs), XQ(b + 3)));
+            __m128i s4 = sum4(dot_u4(row[b].qs, XQ(b)), dot_u4(row[b + 1].qs, XQ(b + 1)),
+                              dot_u4(row[b + 2].qs, XQ(b + 2)), dot_u4(row[b + 3].qs, XQ(b + 3)));
+            s4 = _mm_sub_epi32(s4, _mm_slli_epi32(_mm_loadu_si128((const __m128i *)(xs + b)), 3));
             __m128 wd = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, (short)row[b + 3].d, (short)row[b + 2].d, (short)row[b + 1].d, (short)row[b].d));
-            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_mul_ps(wd, XD4(b)), c);
+            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_mul_ps(wd, _mm_loadu_ps(xd + b)), c);
         }
         y[r] = finish4(c);
     }
+    free(xs); free(xd);
 }
 
 AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {

@@ -42,7 +42,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Converts rows `r0..<r1` into `out` (row-major, `cols` floats per row).
     public func convertRows(_ r0: Int, _ r1: Int, into out: UnsafeMutablePointer<Float>) {
         if let q = quantization {
-            for r in r0..<r1 { dequantize(q, r, out + (r - r0) * cols) }
+            dequantizeRows(q, r0, r1, out)
             return
         }
         let n = (r1 - r0) * cols
@@ -62,22 +62,17 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Row `r` of a quantized matrix as Float: q8 value x row scale; q4 (nibble - 8) x block scale.
     func dequantize(_ q: Quantization, _ r: Int, _ out: UnsafeMutablePointer<Float>) {
+        dequantizeRows(q, r, r + 1, out)
+    }
+
+    /// Rows r0..<r1 of a quantized matrix as Float (CKernels; the test twin is the reference dot product).
+    func dequantizeRows(_ q: Quantization, _ r0: Int, _ r1: Int, _ out: UnsafeMutablePointer<Float>) {
         switch q {
         case .q8:
-            let ints = base.assumingMemoryBound(to: Int8.self) + r * cols
-            let scale = (base + rows * cols).assumingMemoryBound(to: Float.self)[r]
-            for c in 0..<cols { out[c] = Float(ints[c]) * scale }
+            ck_dequantize_q8(base.assumingMemoryBound(to: Int8.self), (base + rows * cols).assumingMemoryBound(to: Float.self),
+                             Int32(cols), Int32(r0), Int32(r1), out)
         case .q4:
-            let blocks = base.assumingMemoryBound(to: ck_block_q4.self) + r * (cols / 32)
-            for b in 0..<(cols / 32) {
-                let d = ck_fp16_to_fp32(blocks[b].d)
-                withUnsafeBytes(of: blocks[b].qs) { qs in
-                    for i in 0..<16 {
-                        out[b * 32 + i] = Float(Int(qs[i] & 0x0F) - 8) * d
-                        out[b * 32 + i + 16] = Float(Int(qs[i] >> 4) - 8) * d
-                    }
-                }
-            }
+            ck_dequantize_q4(base.assumingMemoryBound(to: ck_block_q4.self), Int32(cols), Int32(r0), Int32(r1), out)
         }
     }
 

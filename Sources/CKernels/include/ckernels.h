@@ -26,6 +26,11 @@ void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n);
 void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n);
 void ck_quantize_row_q4(const float *x, ck_block_q4 *out, int n);
 
+// Rows r0..<r1 of a quantized matrix as floats (GEMM's weight blocks): q8 value x row scale,
+// q4 (nibble - 8) x block scale; out is (r1 - r0) x cols.
+void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out);
+void ck_dequantize_q4(const ck_block_q4 *w, int cols, int r0, int r1, float *out);
+
 // Naive references (the tests' twins): dequantize then multiply, in float.
 float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
 float ck_dot_q4_ref(const ck_block_q4 *w, const ck_block_q8 *xq, int cols);
