@@ -352,14 +352,6 @@ static uint64_t read_part(const uint8_t *buf, size_t n) {
     return t;
 }
 
-uint64_t ck_checksum(const uint8_t *buf, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull, a = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) { uint64_t v; memcpy(&v, buf + i, 8); a += v; h = (h ^ v) * 0x100000001B3ull; }
-    for (; i < n; i++) { h = (h ^ buf[i]) * 0x100000001B3ull; }
-    return h ^ (a * 0xBF58476D1CE4E5B9ull) ^ n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Softmax and conversion
 

@@ -20,17 +20,6 @@ public func siluMul(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>,
     }
 }
 
-/// In-place softmax over `n` elements (max-subtracted, Float accumulation).
-public func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
-    guard n > 0 else { return }
-    var m = -Float.infinity
-    for i in 0..<n where x[i] > m { m = x[i] }
-    var s: Float = 0
-    for i in 0..<n { let e = Foundation.exp(x[i] - m); x[i] = e; s += e }
-    let inv = 1 / s
-    for i in 0..<n { x[i] *= inv }
-}
-
 /// Rotate-half RoPE on `heads` vectors of size `dim` at `pos`: pairs dimension i with i + dim/2.
 /// cos/sin: [dim/2] for this position.
 public func applyRoPE(_ x: UnsafeMutablePointer<Float>, heads: Int, dim: Int, stride: Int,

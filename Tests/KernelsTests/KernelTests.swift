@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 import TestSupport
@@ -114,8 +115,25 @@ struct KernelTests {
         siluMul(&a, b, n: 3)
         let silu = { (g: Double) in g / (1 + exp(-g)) }
         #expect(abs(Double(a[0]) - silu(1) * 2) < 1e-6 && abs(Double(a[1]) - silu(-2) * 3) < 1e-6)
-        var p: [Float] = [1000, 1001, 999]
-        softmax(&p, n: 3)
-        #expect(abs(p.reduce(0, +) - 1) < 1e-6 && p[1] > p[0] && p[0] > p[2])
+    }
+
+    /// The attention softmax (CKernels, AVX2 exp) against a Double loop, including large inputs,
+    /// lengths around the vector width and the causal masking of ck_softmax_rows.
+    @Test func softmaxMatchesNaiveLoop() {
+        var rng = SeededRandom(seed: 11)
+        for n in [1, 3, 7, 8, 9, 31, 64, 1025] {
+            var x = Self.randomFloats(n, &rng, scale: 30)
+            if n == 3 { x = [1000, 1001, 999] }
+            let m = x.map(Double.init).max()!
+            let e = x.map { exp(Double($0) - m) }, sum = e.reduce(0, +)
+            ck_softmax_row(&x, Int32(n))
+            for i in 0..<n { #expect(abs(Double(x[i]) - e[i] / sum) <= 1e-6 * max(1, e[i] / sum * 10), "n \(n) i \(i)") }
+        }
+        // Causal rows: row i keeps its first base + i + 1 values, the rest become 0.
+        var s = [Float](repeating: 1, count: 3 * 5)
+        ck_softmax_rows(&s, 3, 5, 5, 1)
+        #expect(Array(s[0..<5]) == [0.5, 0.5, 0, 0, 0])
+        #expect(abs(s[5] - 1.0 / 3) < 1e-7 && s[8] == 0 && s[9] == 0)
+        #expect(s[10..<14].allSatisfy { abs($0 - 0.25) < 1e-7 } && s[14] == 0)
     }
 }

@@ -60,6 +60,4 @@ void ck_softmax_row(float *x, int n);
 
 // A streaming read of n bytes with all pool threads (the bandwidth probe): returns a checksum.
 uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n);
-// A cheap 64-bit checksum of a buffer (quantized-weight cache files).
-uint64_t ck_checksum(const uint8_t *buf, size_t n);
 #endif
