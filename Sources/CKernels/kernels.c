@@ -419,7 +419,7 @@ static void convert_part(const uint16_t *src, float *dst, size_t n) {
 // ---------------------------------------------------------------------------------------------
 // The pool
 
-enum { JOB_BF16, JOB_Q8, JOB_Q4, JOB_READ };
+enum { JOB_BF16, JOB_Q8, JOB_Q4, JOB_READ, JOB_ATTN };
 
 struct ck_pool {
     int threads, spin_us;
@@ -437,6 +437,7 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
+    const float *aq, *ak, *av; float *aout; int atotal, aheads, akv, adim, astride; float ascale;   // decode attention
 };
 
 static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
@@ -447,7 +448,35 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+static void attention_heads(const ck_pool *p, int h0, int h1) {
+    float *sc = malloc((size_t)(p->atotal > 0 ? p->atotal : 1) * sizeof(float));
+    int groups = p->aheads / p->akv, dim = p->adim;
+    for (int h = h0; h < h1; h++) {
+        const float *q = p->aq + (size_t)h * dim;
+        int g = h / groups;
+        for (int j = 0; j < p->atotal; j++) {
+            const float *kj = p->ak + (size_t)j * p->astride + (size_t)g * dim;
+            float s = 0;
+            for (int d = 0; d < dim; d++) s += q[d] * kj[d];
+            sc[j] = s * p->ascale;
+        }
+        ck_softmax_row(sc, p->atotal);
+        float *o = p->aout + (size_t)h * dim;
+        for (int d = 0; d < dim; d++) o[d] = 0;
+        for (int j = 0; j < p->atotal; j++) {
+            const float *vj = p->av + (size_t)j * p->astride + (size_t)g * dim;
+            float w = sc[j];
+            for (int d = 0; d < dim; d++) o[d] += w * vj[d];
+        }
+    }
+    free(sc);
+}
+
 static void run_chunks(ck_pool *p, int self) {
+    if (p->kind == JOB_ATTN) {
+        attention_heads(p, p->aheads * self / p->threads, p->aheads * (self + 1) / p->threads);
+        return;
+    }
     if (p->kind == JOB_READ) {
         size_t per = (p->n / p->threads) & ~(size_t)127, start = per * (size_t)self;
         size_t len = self == p->threads - 1 ? p->n - start : per;
@@ -590,3 +619,12 @@ void ck_softmax_rows(float *s, int rows, int n, int ld, int causal_base) {
 }
 
 void ck_convert_bf16(const uint16_t *src, float *dst, size_t n) { convert_part(src, dst, n); }
+
+void ck_pool_attention_decode(ck_pool *p, const float *q, const float *k, const float *v, float *out,
+                              int total, int heads, int kv_heads, int dim, int kv_stride, float scale) {
+    pthread_mutex_lock(&p->job);
+    p->kind = JOB_ATTN; p->aq = q; p->ak = k; p->av = v; p->aout = out; p->atotal = total; p->aheads = heads;
+    p->akv = kv_heads; p->adim = dim; p->astride = kv_stride; p->ascale = scale;
+    if (p->threads == 1 || heads < 2) attention_heads(p, 0, heads); else dispatch(p);
+    pthread_mutex_unlock(&p->job);
+}

@@ -13,6 +13,11 @@ public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
     let total = past + t
     let groups = heads / kvHeads
     let qStride = heads * dim, kvStride = kvHeads * dim
+    if t == 1 {      // the decode step: heads over the pool's threads, no GEMM with one row
+        ck_pool_attention_decode(ThreadPool.shared.raw, q, k, v, out, Int32(total), Int32(heads), Int32(kvHeads), Int32(dim),
+                                 Int32(kvStride), 1 / Float(dim).squareRoot())
+        return
+    }
     if scores.count < t * total { scores = [Float](repeating: 0, count: t * total) }
     let scale = 1 / Float(dim).squareRoot()
     scores.withUnsafeMutableBufferPointer { sbuf in

@@ -66,9 +66,10 @@ struct KernelTests {
         }
     }
 
-    @Test func attentionMatchesNaiveLoop() {
-        var rng = SeededRandom(seed: 5)
-        let heads = 6, kvHeads = 2, dim = 8, past = 5, t = 4, total = past + t
+    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128)])
+    func attentionMatchesNaiveLoop(t: Int, past: Int, dim: Int) {
+        var rng = SeededRandom(seed: UInt64(5 + t * 100 + past + dim))
+        let heads = 6, kvHeads = 2, total = past + t
         let q = Self.randomFloats(t * heads * dim, &rng), k = Self.randomFloats(total * kvHeads * dim, &rng)
         let v = Self.randomFloats(total * kvHeads * dim, &rng)
         var out = [Float](repeating: .nan, count: t * heads * dim)

@@ -58,6 +58,12 @@ void ck_convert_bf16(const uint16_t *src, float *dst, size_t n);
 // One row's softmax on the calling thread (the test twin compares it with a Double loop).
 void ck_softmax_row(float *x, int n);
 
+// Attention of one new query (the decode step) against `total` cached keys and values, heads
+// split over the pool's threads: out_h = softmax(scale * q_h K_g^T) V_g, g = h / (heads / kv_heads).
+// q: heads x dim; k, v: total rows of kv_stride floats (kv head g at g * dim); out: heads x dim.
+void ck_pool_attention_decode(ck_pool *p, const float *q, const float *k, const float *v, float *out,
+                              int total, int heads, int kv_heads, int dim, int kv_stride, float scale);
+
 // A streaming read of n bytes with all pool threads (the bandwidth probe): returns a checksum.
 uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n);
 #endif
