@@ -428,12 +428,11 @@ struct ck_pool {
     pthread_cond_t cv;
     pthread_mutex_t job;      // one caller at a time (tests run concurrently)
     atomic_uint gen;          // bumped for every job
-    atomic_int next;          // next chunk to take
     atomic_int done;          // workers finished with this job
     atomic_int stop;
     int sleepers;
     // the job
-    int kind, rows, cols, chunk;
+    int kind, rows, cols;
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
@@ -472,7 +471,20 @@ static void attention_heads(const ck_pool *p, int h0, int h1) {
     free(sc);
 }
 
-static void run_chunks(ck_pool *p, int self) {
+// Rows r0..<r1 of the current matrix-vector job (bf16 uses the job's de-interleaved x).
+static void matvec_range(const ck_pool *p, int r0, int r1) {
+    switch (p->kind) {
+    case JOB_BF16:
+#if defined(__x86_64__)
+        if (ck_has_avx2()) { bf16_rows_avx2((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
+#endif
+        matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
+    case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+    case JOB_Q4: ck_matvec_q4((const ck_block_q4 *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+    }
+}
+
+static void run_share(ck_pool *p, int self) {
     if (p->kind == JOB_ATTN) {
         attention_heads(p, p->aheads * self / p->threads, p->aheads * (self + 1) / p->threads);
         return;
@@ -486,16 +498,7 @@ static void run_chunks(ck_pool *p, int self) {
     // One contiguous share of rows per thread: a single long stream each suits the prefetchers
     // (chunks handed out in turn halved the rate of two threads).
     int r0 = (int)((long)p->rows * self / p->threads), r1 = (int)((long)p->rows * (self + 1) / p->threads);
-    if (r0 >= r1) return;
-    switch (p->kind) {
-    case JOB_BF16:
-#if defined(__x86_64__)
-        if (ck_has_avx2()) { bf16_rows_avx2((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
-#endif
-        matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_Q4: ck_matvec_q4((const ck_block_q4 *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
-    }
+    if (r0 < r1) matvec_range(p, r0, r1);
 }
 
 typedef struct { ck_pool *p; int index; } worker_arg;
@@ -522,7 +525,7 @@ static void *worker(void *a) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        run_chunks(p, wa.index);
+        run_share(p, wa.index);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
 }
@@ -555,7 +558,6 @@ void ck_pool_destroy(ck_pool *p) {
 int ck_pool_threads(const ck_pool *p) { return p->threads; }
 
 static void dispatch(ck_pool *p) {
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     if (p->threads > 1) {
@@ -563,27 +565,20 @@ static void dispatch(ck_pool *p) {
         if (p->sleepers > 0) pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    run_chunks(p, 0);
+    run_share(p, 0);
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
 }
 
 static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
     p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
-    // Chunks of ~16 KB of weights, at least 4 rows: small enough to balance, big enough to stream.
-    int bytes_per_row = kind == JOB_BF16 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
-    int c = 16384 / (bytes_per_row > 0 ? bytes_per_row : 1);
-    p->chunk = c < 4 ? 4 : c;
     if (kind == JOB_BF16) {
         if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
         deinterleave(x, cols, p->xe, p->xo);
     }
-    if (p->threads == 1 || rows < 2 * p->chunk) {
-        switch (kind) {
-        case JOB_BF16: ck_matvec_bf16(w, x, y, cols, 0, rows); return;
-        case JOB_Q8: ck_matvec_q8(w, ws, x, y, cols, 0, rows); return;
-        case JOB_Q4: ck_matvec_q4(w, x, y, cols, 0, rows); return;
-        }
-    }
+    // Under ~32 KB of weights (at least 8 rows) waking the workers costs more than it saves.
+    int bytes_per_row = kind == JOB_BF16 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
+    int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
+    if (p->threads == 1 || rows < (small < 8 ? 8 : small)) { matvec_range(p, 0, rows); return; }
     dispatch(p);
 }
 
