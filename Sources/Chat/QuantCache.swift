@@ -31,13 +31,17 @@ public final class QuantCache: @unchecked Sendable {
 
     /// The cache file for `folder`'s checkpoint in format `q`.
     public func file(for folder: URL, configSHA256: String, _ q: Quantization) throws -> URL {
-        directory.appendingPathComponent("\(try Self.fingerprint(folder, configSHA256: configSHA256).prefix(32))-\(q.rawValue).bin")
+        url(try Self.fingerprint(folder, configSHA256: configSHA256), q)
+    }
+
+    func url(_ fingerprint: String, _ q: Quantization) -> URL {
+        directory.appendingPathComponent("\(fingerprint.prefix(32))-\(q.rawValue).bin")
     }
 
     /// Quantizes `model` as `q`: from the cache file when it is valid, else computed and written.
     public func quantize(_ model: InternLM2, as q: Quantization, folder: URL, configSHA256: String) throws {
         let fp = try Self.fingerprint(folder, configSHA256: configSHA256)
-        let url = directory.appendingPathComponent("\(fp.prefix(32))-\(q.rawValue).bin")
+        let url = self.url(fp, q)
         let need = model.quantizedBytes(q)
         if let storage = Self.map(url, format: q, length: need, fingerprint: fp) {
             model.quantize(as: q, storage: storage)

@@ -168,6 +168,22 @@ public final class App: @unchecked Sendable {
         }
     }
 
+    /// Attaches `path` in the background: progress goes to the status line, the result becomes
+    /// `done(image)` or `failed(message)`.
+    func attach(_ path: String, _ maxTiles: Int?, done: @escaping @Sendable (AttachedImage) -> Action,
+                failed: @escaping @Sendable (String) -> Action) {
+        let backend = self.backend, inbox = self.inbox
+        Task {
+            for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
+                switch ev {
+                case .attached(let a): inbox.post(done(a))
+                case .failed(let m): inbox.post(failed(m))
+                default: inbox.post(.event(ev, at: App.now()))
+                }
+            }
+        }
+    }
+
     // MARK: conversations
 
     /// Saves the session's conversation (after the saves before it); errors come back as messages.
@@ -279,25 +295,9 @@ public final class App: @unchecked Sendable {
                 Task { await forward(await backend.send(q, images: images, parameters: p)) }
             case .attach(let path, let maxTiles):
                 log.info("attach \(path)")
-                Task {
-                    for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
-                        switch ev {
-                        case .attached(let a): inbox.post(.attached(a))
-                        case .failed(let m): inbox.post(.attachFailed(m))
-                        default: inbox.post(.event(ev, at: App.now()))
-                        }
-                    }
-                }
+                attach(path, maxTiles, done: { .attached($0) }, failed: { .attachFailed($0) })
             case .retile(let old, let path, let maxTiles):
-                Task {
-                    for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
-                        switch ev {
-                        case .attached(let a): inbox.post(.retiled(oldID: old, a))
-                        case .failed(let m): inbox.post(.retileFailed(oldID: old, m))
-                        default: inbox.post(.event(ev, at: App.now()))
-                        }
-                    }
-                }
+                attach(path, maxTiles, done: { .retiled(oldID: old, $0) }, failed: { .retileFailed(oldID: old, $0) })
             case .prefillAhead(let images): Task { _ = await backend.prefillAhead(images: images) }
             case .cancel: backend.cancel()
             case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }

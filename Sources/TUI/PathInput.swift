@@ -28,13 +28,15 @@ public enum PathInput {
     }
 
     static func normalise(_ p: String) -> String {
-        var t = p
-        if t.hasPrefix("file://") {
-            t = String(t.dropFirst(7))
-            if !t.hasPrefix("/"), let slash = t.firstIndex(of: "/") { t = String(t[slash...]) }   // file://host/path
-            t = t.removingPercentEncoding ?? t
-        }
-        return (t as NSString).expandingTildeInPath
+        (fromFileURL(p) as NSString).expandingTildeInPath
+    }
+
+    /// `file:///a%20b` (or `file://host/a%20b`) as `/a b`; anything else as it is.
+    static func fromFileURL(_ p: String) -> String {
+        guard p.hasPrefix("file://") else { return p }
+        var t = String(p.dropFirst(7))
+        if !t.hasPrefix("/"), let slash = t.firstIndex(of: "/") { t = String(t[slash...]) }   // file://host/path
+        return t.removingPercentEncoding ?? t
     }
 
     /// Tab completion of the path after `/attach ` (or `/load `): the new input and a hint listing

@@ -241,8 +241,7 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
 public func unquotePath(_ p: String) -> String {
     var t = p.trimmingCharacters(in: .whitespaces)
     if t.count >= 2, let f = t.first, f == t.last, f == "'" || f == "\"" { t = String(t.dropFirst().dropLast()) }
-    if t.hasPrefix("file://") { t = String(t.dropFirst(7)).removingPercentEncoding ?? String(t.dropFirst(7)) }
-    return t.replacingOccurrences(of: "\\ ", with: " ")
+    return PathInput.fromFileURL(t).replacingOccurrences(of: "\\ ", with: " ")
 }
 
 private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
