@@ -436,7 +436,7 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
-    const float *aq, *ak, *av; float *aout; int atotal, aheads, akv, adim, astride; float ascale;   // decode attention
+    const float *aq; const void *ak, *av; float *aout; int atotal, aheads, akv, adim, astride, af16; float ascale;   // decode attention
 };
 
 static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
@@ -447,27 +447,97 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void attention_heads(const ck_pool *p, int h0, int h1) {
-    float *sc = malloc((size_t)(p->atotal > 0 ? p->atotal : 1) * sizeof(float));
-    int groups = p->aheads / p->akv, dim = p->adim;
+// K/V element j of a cached row: float32 or float16 storage.
+static inline float kv_at(const void *base, int f16, size_t i) {
+    return f16 ? ck_fp16_to_fp32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void attention_heads_c(const ck_pool *p, int h0, int h1, float *sc) {
+    int groups = p->aheads / p->akv, dim = p->adim, f16 = p->af16;
     for (int h = h0; h < h1; h++) {
         const float *q = p->aq + (size_t)h * dim;
         int g = h / groups;
         for (int j = 0; j < p->atotal; j++) {
-            const float *kj = p->ak + (size_t)j * p->astride + (size_t)g * dim;
+            size_t base = (size_t)j * p->astride + (size_t)g * dim;
             float s = 0;
-            for (int d = 0; d < dim; d++) s += q[d] * kj[d];
+            for (int d = 0; d < dim; d++) s += q[d] * kv_at(p->ak, f16, base + d);
             sc[j] = s * p->ascale;
         }
         ck_softmax_row(sc, p->atotal);
         float *o = p->aout + (size_t)h * dim;
         for (int d = 0; d < dim; d++) o[d] = 0;
         for (int j = 0; j < p->atotal; j++) {
-            const float *vj = p->av + (size_t)j * p->astride + (size_t)g * dim;
-            float w = sc[j];
-            for (int d = 0; d < dim; d++) o[d] += w * vj[d];
+            size_t base = (size_t)j * p->astride + (size_t)g * dim;
+            for (int d = 0; d < dim; d++) o[d] += sc[j] * kv_at(p->av, f16, base + d);
         }
     }
+}
+
+#if defined(__x86_64__)
+// 8 cached values from float32 or float16 storage.
+AVX2 static inline __m256 kv8(const void *base, int f16, size_t i) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+// dim a multiple of 8. Scores: four keys at a time (four independent sums); output: 32 columns
+// at a time held in registers over all keys.
+AVX2 static void attention_heads_avx2(const ck_pool *p, int h0, int h1, float *sc) {
+    int groups = p->aheads / p->akv, dim = p->adim, f16 = p->af16, total = p->atotal;
+    size_t stride = (size_t)p->astride;
+    for (int h = h0; h < h1; h++) {
+        const float *q = p->aq + (size_t)h * dim;
+        size_t g0 = (size_t)(h / groups) * dim;
+        int j = 0;
+        for (; j + 4 <= total; j += 4) {
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int d = 0; d < dim; d += 8) {
+                __m256 qd = _mm256_loadu_ps(q + d);
+                s0 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 0) * stride + g0 + d), s0);
+                s1 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 1) * stride + g0 + d), s1);
+                s2 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 2) * stride + g0 + d), s2);
+                s3 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 3) * stride + g0 + d), s3);
+            }
+            sc[j] = hsum(s0) * p->ascale; sc[j + 1] = hsum(s1) * p->ascale;
+            sc[j + 2] = hsum(s2) * p->ascale; sc[j + 3] = hsum(s3) * p->ascale;
+        }
+        for (; j < total; j++) {
+            __m256 s0 = _mm256_setzero_ps();
+            for (int d = 0; d < dim; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv8(p->ak, f16, j * stride + g0 + d), s0);
+            sc[j] = hsum(s0) * p->ascale;
+        }
+        ck_softmax_row(sc, total);
+        float *o = p->aout + (size_t)h * dim;
+        int d = 0;
+        for (; d + 32 <= dim; d += 32) {
+            __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            for (int k = 0; k < total; k++) {
+                __m256 w = _mm256_broadcast_ss(sc + k);
+                size_t b = k * stride + g0 + d;
+                o0 = _mm256_fmadd_ps(w, kv8(p->av, f16, b), o0);
+                o1 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 8), o1);
+                o2 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 16), o2);
+                o3 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 24), o3);
+            }
+            _mm256_storeu_ps(o + d, o0); _mm256_storeu_ps(o + d + 8, o1);
+            _mm256_storeu_ps(o + d + 16, o2); _mm256_storeu_ps(o + d + 24, o3);
+        }
+        for (; d < dim; d += 8) {
+            __m256 o0 = _mm256_setzero_ps();
+            for (int k = 0; k < total; k++) o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), kv8(p->av, f16, k * stride + g0 + d), o0);
+            _mm256_storeu_ps(o + d, o0);
+        }
+    }
+}
+#endif
+
+static void attention_heads(const ck_pool *p, int h0, int h1) {
+    float *sc = malloc((size_t)(p->atotal > 0 ? p->atotal : 1) * sizeof(float));
+#if defined(__x86_64__)
+    if (ck_has_avx2() && p->adim % 8 == 0) attention_heads_avx2(p, h0, h1, sc);
+    else
+#endif
+    attention_heads_c(p, h0, h1, sc);
     free(sc);
 }
 
@@ -615,11 +685,40 @@ void ck_softmax_rows(float *s, int rows, int n, int ld, int causal_base) {
 
 void ck_convert_bf16(const uint16_t *src, float *dst, size_t n) { convert_part(src, dst, n); }
 
-void ck_pool_attention_decode(ck_pool *p, const float *q, const float *k, const float *v, float *out,
+void ck_pool_attention_decode(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out,
                               int total, int heads, int kv_heads, int dim, int kv_stride, float scale) {
     pthread_mutex_lock(&p->job);
-    p->kind = JOB_ATTN; p->aq = q; p->ak = k; p->av = v; p->aout = out; p->atotal = total; p->aheads = heads;
+    p->kind = JOB_ATTN; p->aq = q; p->ak = k; p->av = v; p->af16 = kv_f16; p->aout = out; p->atotal = total; p->aheads = heads;
     p->akv = kv_heads; p->adim = dim; p->astride = kv_stride; p->ascale = scale;
     if (p->threads == 1 || heads < 2) attention_heads(p, 0, heads); else dispatch(p);
     pthread_mutex_unlock(&p->job);
+}
+
+#if defined(__x86_64__)
+AVX2 static void f32_to_f16_avx2(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) dst[i] = ck_fp32_to_fp16(src[i]);
+}
+
+AVX2 static void f16_to_f32_avx2(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = ck_fp16_to_fp32(src[i]);
+}
+#endif
+
+void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { f32_to_f16_avx2(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = ck_fp32_to_fp16(src[i]);
+}
+
+void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { f16_to_f32_avx2(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = ck_fp16_to_fp32(src[i]);
 }

@@ -1,23 +1,73 @@
 import CKernels
 
+/// How the KV cache stores keys and values.
+public enum KVPrecision: String, Sendable, CaseIterable {
+    case float16 = "f16", float32 = "f32"
+    public var size: Int { self == .float16 ? 2 : 4 }
+}
+
+/// One layer's cached keys and values from position 0: rows of kvHeads * dim values in `precision`.
+public struct KVRows {
+    public let keys: UnsafeRawPointer
+    public let values: UnsafeRawPointer
+    public let precision: KVPrecision
+    public init(keys: UnsafeRawPointer, values: UnsafeRawPointer, precision: KVPrecision) {
+        self.keys = keys; self.values = values; self.precision = precision
+    }
+}
+
 /// Causal grouped-query attention of `t` new positions against a cache holding `past + t` keys.
 ///
 /// - q:   [t, heads * dim]            queries of the new positions (already rotated)
-/// - k,v: [past + t, kvHeads * dim]   cached keys / values, the new ones appended last
+/// - kv:  [past + t, kvHeads * dim]   cached keys / values, the new ones appended last
 /// - out: [t, heads * dim]
 /// Query head h reads kv head h / (heads / kvHeads) (repeat_kv). Scores are scaled by
-/// 1/sqrt(dim); position i may see keys 0...past+i. `scores` is scratch of t * (past + t).
+/// 1/sqrt(dim); position i may see keys 0...past+i. `scores` is scratch of t * (past + t);
+/// `kvFloats` holds float16 keys and values widened for the GEMMs of a prompt (t > 1); the
+/// decode step (t == 1) reads the stored form directly.
+public func causalAttention(q: UnsafePointer<Float>, kv: KVRows, out: UnsafeMutablePointer<Float>, t: Int, past: Int,
+                            heads: Int, kvHeads: Int, dim: Int, scores: inout [Float], kvFloats: inout [Float]) {
+    let total = past + t
+    let kvStride = kvHeads * dim
+    if t == 1 {      // the decode step: heads over the pool's threads, no GEMM with one row
+        ck_pool_attention_decode(ThreadPool.shared.raw, q, kv.keys, kv.values, kv.precision == .float16 ? 1 : 0, out,
+                                 Int32(total), Int32(heads), Int32(kvHeads), Int32(dim), Int32(kvStride),
+                                 1 / Float(dim).squareRoot())
+        return
+    }
+    switch kv.precision {
+    case .float32:
+        prefillAttention(q: q, k: kv.keys.assumingMemoryBound(to: Float.self), v: kv.values.assumingMemoryBound(to: Float.self),
+                         out: out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores)
+    case .float16:
+        let n = total * kvStride
+        if kvFloats.count < 2 * n { kvFloats = [Float](repeating: 0, count: 2 * n) }
+        kvFloats.withUnsafeMutableBufferPointer { f in
+            let k = f.baseAddress!, v = k + n
+            ck_f16_to_f32(kv.keys.assumingMemoryBound(to: UInt16.self), k, n)
+            ck_f16_to_f32(kv.values.assumingMemoryBound(to: UInt16.self), v, n)
+            prefillAttention(q: q, k: k, v: v, out: out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
+                             scores: &scores)
+        }
+    }
+}
+
+/// `causalAttention` over float32 keys and values.
 public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                             out: UnsafeMutablePointer<Float>, t: Int, past: Int,
                             heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
+    var unused: [Float] = []
+    causalAttention(q: q, kv: KVRows(keys: UnsafeRawPointer(k), values: UnsafeRawPointer(v), precision: .float32), out: out,
+                    t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores, kvFloats: &unused)
+}
+
+/// A prompt's attention by two SGEMMs per head around a row softmax.
+private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                              out: UnsafeMutablePointer<Float>, t: Int, past: Int,
+                              heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
     let total = past + t
     let groups = heads / kvHeads
     let qStride = heads * dim, kvStride = kvHeads * dim
-    if t == 1 {      // the decode step: heads over the pool's threads, no GEMM with one row
-        ck_pool_attention_decode(ThreadPool.shared.raw, q, k, v, out, Int32(total), Int32(heads), Int32(kvHeads), Int32(dim),
-                                 Int32(kvStride), 1 / Float(dim).squareRoot())
-        return
-    }
     if scores.count < t * total { scores = [Float](repeating: 0, count: t * total) }
     let scale = 1 / Float(dim).squareRoot()
     scores.withUnsafeMutableBufferPointer { sbuf in

@@ -32,6 +32,8 @@ public final class InternLM2: @unchecked Sendable {
     public var quantizedStorage: QuantStorage? { quantStorage }
     /// Prefill is processed this many positions at a time to bound activation memory.
     public var prefillChunk = 512
+    /// How new KV caches store keys and values (float16 unless asked otherwise).
+    public var kvPrecision: KVPrecision = .float16
     private let scratch = Scratch()
     // Keeps the mapped files alive as long as the views into them.
     private let weights: CheckpointWeights
@@ -157,9 +159,10 @@ public final class InternLM2: @unchecked Sendable {
         quantizedAs = q
     }
 
-    public func makeCache(initialCapacity: Int = 256) -> KVCache {
+    /// A cache in `precision` (default: the model's `kvPrecision`).
+    public func makeCache(initialCapacity: Int = 256, precision: KVPrecision? = nil) -> KVCache {
         KVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
-                initialCapacity: initialCapacity)
+                precision: precision ?? kvPrecision, initialCapacity: initialCapacity)
     }
 
     /// Bytes of language-model weights read per decoded token (every matrix once).
@@ -261,7 +264,7 @@ public final class InternLM2: @unchecked Sendable {
 
         // Unpack 'b q (h gs d) -> b q h gs d', gs = groups + 2: per kv head g, `groups` queries,
         // then its key, then its value. Query head g * groups + j reads kv head g.
-        let kRows = cache.keys[l] + pos0 * kvHeads * hd, vRows = cache.values[l] + pos0 * kvHeads * hd
+        let kRows = scratch.buffer(.keys, n * kvHeads * hd), vRows = scratch.buffer(.values, n * kvHeads * hd)
         for i in 0..<n {
             let src = qkv + i * qkvRows
             for g in 0..<kvHeads {
@@ -274,8 +277,9 @@ public final class InternLM2: @unchecked Sendable {
             applyRoPE(q + i * heads * hd, heads: heads, dim: hd, stride: hd, cos: rope.cos(r), sin: rope.sin(r))
             applyRoPE(kRows + i * kvHeads * hd, heads: kvHeads, dim: hd, stride: hd, cos: rope.cos(r), sin: rope.sin(r))
         }
-        causalAttention(q: q, k: cache.keys[l], v: cache.values[l], out: attn, t: n, past: pos0,
-                        heads: heads, kvHeads: kvHeads, dim: hd, scores: &scratch.scores)
+        cache.store(l, at: pos0, keys: kRows, values: vRows, count: n)
+        causalAttention(q: q, kv: cache.rows(l), out: attn, t: n, past: pos0, heads: heads, kvHeads: kvHeads, dim: hd,
+                        scores: &scratch.scores, kvFloats: &scratch.kvFloats)
         matmul(layer.wo, attn, n, o, scratch: &scratch.weightBlock)
         for i in 0..<(n * hidden) { h[i] += o[i] }
 
@@ -331,10 +335,11 @@ public final class InternLM2: @unchecked Sendable {
 
 /// Reusable activation buffers, grown on demand: no allocation per decoded token.
 final class Scratch: @unchecked Sendable {
-    enum Slot: Int, CaseIterable { case norm, qkv, query, attention, output, gate, up }
+    enum Slot: Int, CaseIterable { case norm, qkv, query, keys, values, attention, output, gate, up }
     private var buffers: [FloatBuffer?] = Array(repeating: nil, count: Slot.allCases.count)
     var weightBlock: [Float] = []
     var scores: [Float] = []
+    var kvFloats: [Float] = []
 
     func buffer(_ slot: Slot, _ n: Int) -> UnsafeMutablePointer<Float> {
         if let b = buffers[slot.rawValue], b.count >= n { return b.data }

@@ -57,6 +57,8 @@ struct BenchCommand: ParsableCommand {
             let model = engine.model
             let bytesPerToken = model.weightBytesPerToken
             r["weight_bytes_per_token"] = bytesPerToken
+            r["kv_cache"] = model.kvPrecision.rawValue
+            r["kv_bytes_per_position"] = model.makeCache(initialCapacity: 1).bytesPerPosition
 
             // Prompts of random ids drawn from ordinary text pieces (no special tokens).
             var rng = SystemRandomNumberGenerator()

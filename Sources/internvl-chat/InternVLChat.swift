@@ -47,17 +47,23 @@ struct WeightOptions: ParsableArguments {
     var noWeightCache = false
     @Flag(help: "bf16: read the weights from the mapped file instead of copying them into huge pages (faster start, slower decoding).")
     var mappedWeights = false
+    @Option(help: "KV cache storage: f16 (half the memory; keys and values rounded once) or f32.")
+    var kvCache: KVPrecision = .float16
 
     var quantization: Quantization? {
         switch weights { case .bf16: return nil; case .int8: return .q8; case .q4: return .q4 }
     }
 
     func engine(_ folder: URL, context: Int) throws -> ChatEngine {
-        try ChatEngine(folder: folder, contextLength: context, weights: quantization,
+        let e = try ChatEngine(folder: folder, contextLength: context, weights: quantization,
                        cache: noWeightCache ? nil : QuantCache(directory: QuantCache.defaultDirectory()),
                        moveWeights: !mappedWeights)
+        e.model.kvPrecision = kvCache
+        return e
     }
 }
+
+extension KVPrecision: ExpressibleByArgument {}
 
 /// Runs `body`, turning any error into one clean line on stderr and exit status 1.
 func reportingErrors(_ body: () throws -> Void) throws {

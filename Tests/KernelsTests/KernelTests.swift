@@ -66,15 +66,30 @@ struct KernelTests {
         }
     }
 
-    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128)])
-    func attentionMatchesNaiveLoop(t: Int, past: Int, dim: Int) {
+    /// Prompt (t > 1, SGEMMs) and decode (t == 1, the C kernel over the pool) against a Double
+    /// loop, with float32 and float16 KV storage (the loop reads the float16 values as stored);
+    /// dims 8 and 128 take the vector paths, 12 the portable one.
+    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40)],
+          KVPrecision.allCases)
+    func attentionMatchesNaiveLoop(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
+        let (t, past, dim) = shape
         var rng = SeededRandom(seed: UInt64(5 + t * 100 + past + dim))
         let heads = 6, kvHeads = 2, total = past + t
-        let q = Self.randomFloats(t * heads * dim, &rng), k = Self.randomFloats(total * kvHeads * dim, &rng)
-        let v = Self.randomFloats(total * kvHeads * dim, &rng)
+        let q = Self.randomFloats(t * heads * dim, &rng)
+        var k = Self.randomFloats(total * kvHeads * dim, &rng), v = Self.randomFloats(total * kvHeads * dim, &rng)
+        var k16 = [UInt16](repeating: 0, count: k.count), v16 = k16
+        if kv == .float16 {
+            ck_f32_to_f16(k, &k16, k.count); ck_f32_to_f16(v, &v16, v.count)
+            k = k16.map { ck_fp16_to_fp32($0) }; v = v16.map { ck_fp16_to_fp32($0) }
+        }
         var out = [Float](repeating: .nan, count: t * heads * dim)
-        var scores: [Float] = []
-        causalAttention(q: q, k: k, v: v, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores)
+        var scores: [Float] = [], floats: [Float] = []
+        k.withUnsafeBytes { kf in v.withUnsafeBytes { vf in k16.withUnsafeBytes { kh in v16.withUnsafeBytes { vh in
+            let rows = kv == .float16 ? KVRows(keys: kh.baseAddress!, values: vh.baseAddress!, precision: kv)
+                                      : KVRows(keys: kf.baseAddress!, values: vf.baseAddress!, precision: kv)
+            causalAttention(q: q, kv: rows, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
+                            scores: &scores, kvFloats: &floats)
+        } } } }
         var want = [Double](repeating: 0, count: out.count)
         for i in 0..<t { for h in 0..<heads {
             let g = h / (heads / kvHeads)
@@ -88,7 +103,31 @@ struct KernelTests {
                 want[(i * heads + h) * dim + e] = s.enumerated().reduce(0.0) { $0 + $1.element / z * Double(v[($1.offset * kvHeads + g) * dim + e]) }
             }
         } }
-        #expect(Self.maxError(out, want) < 1e-5)
+        #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv)")
+    }
+
+    /// The KV cache's conversions against the scalar float16 routines (themselves checked against
+    /// Swift's Float16): every float16 value widened, and floats of every range narrowed (ties,
+    /// subnormals, overflow to infinity, NaN), with lengths that leave a tail.
+    @Test func float16RowConversionsMatchScalar() {
+        let all = (0...0xFFFF).map { UInt16($0) }
+        var wide = [Float](repeating: 0, count: all.count)
+        ck_f16_to_f32(all, &wide, all.count)
+        #expect(zip(all, wide).allSatisfy { h, f in
+            let want = ck_fp16_to_fp32(h)
+            return want.isNaN ? f.isNaN : f.bitPattern == want.bitPattern
+        })
+        var rng = SeededRandom(seed: 16)
+        var xs: [Float] = [0, -0, 1, 1 + 1.0 / 2048, 1 + 3.0 / 2048, 65504, 65520, 1e6, -1e6, .infinity, -.infinity,
+                           6e-8, 3e-8, 1e-5, -1e-7]
+        for _ in 0..<5000 { xs.append(Float.random(in: -1...1, using: &rng) * pow(2, Float(Int.random(in: -26...17, using: &rng)))) }
+        var narrow = [UInt16](repeating: 0, count: xs.count)
+        ck_f32_to_f16(xs, &narrow, xs.count)
+        #expect(zip(xs, narrow).allSatisfy { ck_fp32_to_fp16($0) == $1 })
+        let nan = [Float](repeating: .nan, count: 9)
+        var nanOut = [UInt16](repeating: 0, count: 9)
+        ck_f32_to_f16(nan, &nanOut, 9)
+        #expect(nanOut.allSatisfy { ck_fp16_to_fp32($0).isNaN })
     }
 
     @Test func normsRopeAndActivations() {
