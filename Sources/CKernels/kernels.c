@@ -53,15 +53,35 @@ uint16_t ck_fp32_to_fp16(float f) {            // round to nearest even
 // ---------------------------------------------------------------------------------------------
 // CPU features
 
-int ck_has_avx2(void) {
+// The best instruction set of this CPU: 2 = AVX-512 with VNNI (avx512f/bw/vl/vnni), 1 = AVX2 + FMA
+// + F16C, 0 = portable C. Each thread may cap it (ck_set_isa_limit); pool jobs run at their
+// caller's level.
+static int isa_machine(void) {
 #if defined(__x86_64__)
     static int v = -1;
-    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"); }
+    if (v < 0) {
+        __builtin_cpu_init();
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+        v = avx512 ? 2 : (avx2 ? 1 : 0);
+        // INTERNVL_CHAT_ISA=c|avx2 caps the whole process (benchmarks compare the levels).
+        const char *e = getenv("INTERNVL_CHAT_ISA");
+        if (e && strcmp(e, "c") == 0) v = 0;
+        else if (e && strcmp(e, "avx2") == 0 && v > 1) v = 1;
+    }
     return v;
 #else
     return 0;
 #endif
 }
+
+static _Thread_local int isa_cap = 2;
+
+int ck_isa(void) { int m = isa_machine(); return m < isa_cap ? m : isa_cap; }
+void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
+int ck_has_avx2(void) { return ck_isa() >= 1; }
+static int has_avx512(void) { return ck_isa() >= 2; }
 
 // ---------------------------------------------------------------------------------------------
 // Quantizers
@@ -85,20 +105,36 @@ void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n) {
     for (int i = 0; i < n; i++) { long v = lrintf(x[i] * id); q[i] = (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v)); }
 }
 
-void ck_quantize_row_q4(const float *x, ck_block_q4 *out, int n) {
-    for (int b = 0; b < n / CK_QK; b++) {
+// Where block b of a q4 row of nb blocks keeps its scale and its 16 bytes of nibbles: blocks go
+// in groups of four (the last group of a row may hold fewer), each group its scales first.
+static inline size_t q4_group(int b) { return (size_t)(b / 4) * (4 * 18); }
+static inline int q4_group_size(int nb, int b) { int left = nb - b / 4 * 4; return left < 4 ? left : 4; }
+static inline uint16_t *q4_scale_at(uint8_t *row, int nb, int b) { return (uint16_t *)(row + q4_group(b) + 2 * (b % 4)); }
+static inline const uint8_t *q4_qs_at(const uint8_t *row, int nb, int b) {
+    return row + q4_group(b) + 2 * q4_group_size(nb, b) + 16 * (b % 4);
+}
+static inline float q4_scale(const uint8_t *row, int nb, int b) {
+    uint16_t d; memcpy(&d, row + q4_group(b) + 2 * (b % 4), 2); return ck_fp16_to_fp32(d);
+}
+
+float ck_q4_block_scale(const uint8_t *row, int cols, int b) { return q4_scale(row, cols / CK_QK, b); }
+
+void ck_quantize_row_q4(const float *x, uint8_t *row, int n) {
+    int nb = n / CK_QK;
+    for (int b = 0; b < nb; b++) {
         const float *v = x + b * CK_QK;
         float amax = 0, m = 0;
         for (int i = 0; i < CK_QK; i++) if (fabsf(v[i]) > amax) { amax = fabsf(v[i]); m = v[i]; }
         uint16_t d16 = ck_fp32_to_fp16(m / -8.0f);
         float d = ck_fp16_to_fp32(d16), id = d != 0 ? 1.0f / d : 0;
-        out[b].d = d16;
+        memcpy(q4_scale_at(row, nb, b), &d16, 2);
         uint8_t q[CK_QK];
         for (int i = 0; i < CK_QK; i++) {
             int t = (int)floorf(v[i] * id + 8.5f);
             q[i] = (uint8_t)(t < 0 ? 0 : (t > 15 ? 15 : t));
         }
-        for (int i = 0; i < 16; i++) out[b].qs[i] = (uint8_t)(q[i] | (q[i + 16] << 4));
+        uint8_t *qs = (uint8_t *)q4_qs_at(row, nb, b);
+        for (int i = 0; i < 16; i++) qs[i] = (uint8_t)(q[i] | (q[i + 16] << 4));
     }
 }
 
@@ -110,16 +146,17 @@ void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, in
     }
 }
 
-void ck_dequantize_q4(const ck_block_q4 *w, int cols, int r0, int r1, float *out) {
+void ck_dequantize_q4(const uint8_t *w, int cols, int r0, int r1, float *out) {
     int nb = cols / CK_QK;
     for (int r = r0; r < r1; r++) {
-        const ck_block_q4 *row = w + (size_t)r * nb;
+        const uint8_t *row = w + (size_t)r * nb * 18;
         float *o = out + (size_t)(r - r0) * cols;
         for (int b = 0; b < nb; b++) {
-            float d = ck_fp16_to_fp32(row[b].d);
+            float d = q4_scale(row, nb, b);
+            const uint8_t *qs = q4_qs_at(row, nb, b);
             for (int i = 0; i < 16; i++) {
-                o[b * CK_QK + i] = (float)((int)(row[b].qs[i] & 0x0F) - 8) * d;
-                o[b * CK_QK + i + 16] = (float)((int)(row[b].qs[i] >> 4) - 8) * d;
+                o[b * CK_QK + i] = (float)((int)(qs[i] & 0x0F) - 8) * d;
+                o[b * CK_QK + i + 16] = (float)((int)(qs[i] >> 4) - 8) * d;
             }
         }
     }
@@ -128,23 +165,30 @@ void ck_dequantize_q4(const ck_block_q4 *w, int cols, int r0, int r1, float *out
 // ---------------------------------------------------------------------------------------------
 // References: dequantize, then multiply in float, summing block by block in order.
 
-// Both the kernels and these references sum each block's products exactly in int32, then
-// accumulate block by block with fmaf into four chains (block index mod 4), combined at the end
-// as (c0 + c2) + (c1 + c3): the same float operations in the same order, so the kernels equal
-// the references bit for bit.
+// Both the kernels and these references sum products exactly in int32 and then do the same float
+// operations in the same order, so the kernels equal the references bit for bit. q8: each block's
+// sum, accumulated block by block with fmaf into four chains (block index mod 4), combined at the
+// end as (c0 + c2) + (c1 + c3). q4: see ck_dot_q4_ref.
 static inline int32_t idot_q8(const int8_t *w, const int8_t *x) {
     int32_t acc = 0;
     for (int i = 0; i < CK_QK; i++) acc += (int32_t)w[i] * x[i];
     return acc;
 }
 
-static inline int32_t idot_q4(const ck_block_q4 *w, const int8_t *x) {
+// sum over i in lane of (q_i - 8) x_i for a q4 block: its elements 4l..4l+3 and 16+4l..16+4l+3
+// (lane l = 0..3), or all 32 (l = -1).
+static inline int32_t idot_q4(const uint8_t *qs, const int8_t *x, int l) {
     int32_t acc = 0;
     for (int i = 0; i < 16; i++) {
-        acc += ((int32_t)(w->qs[i] & 0x0F) - 8) * x[i];
-        acc += ((int32_t)(w->qs[i] >> 4) - 8) * x[i + 16];
+        if (l >= 0 && i / 4 != l) continue;
+        acc += ((int32_t)(qs[i] & 0x0F) - 8) * x[i];
+        acc += ((int32_t)(qs[i] >> 4) - 8) * x[i + 16];
     }
     return acc;
+}
+
+static inline float hsum8_ref(const float a[8]) {    // the order of the AVX2 hsum
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
 float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols) {
@@ -153,11 +197,25 @@ float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int co
     return ((c[0] + c[2]) + (c[1] + c[3])) * wscale;
 }
 
-float ck_dot_q4_ref(const ck_block_q4 *w, const ck_block_q8 *xq, int cols) {
-    float c[4] = {0, 0, 0, 0};
-    for (int b = 0; b < cols / CK_QK; b++)
-        c[b & 3] = fmaf((float)idot_q4(&w[b], xq[b].qs), ck_fp16_to_fp32(w[b].d) * xq[b].d, c[b & 3]);
-    return (c[0] + c[2]) + (c[1] + c[3]);
+// q4: eight float lanes. Each group of four blocks gives, per block, four lane sums (lane l: its
+// elements 4l..4l+3 and 16+4l..16+4l+3); blocks 0-1 of the group feed lanes 0-3 / 4-7 first,
+// then blocks 2-3 the same lanes, each by fmaf with (block scale x activation scale). A row's
+// last group with fewer than four blocks adds its whole-block sums into one scalar chain, added
+// after the lanes are combined in the order of the AVX2 horizontal sum.
+float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
+    int nb = cols / CK_QK, full = nb / 4 * 4;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int b = 0; b < full; b += 4)
+        for (int half = 0; half < 2; half++)
+            for (int lane = 0; lane < 8; lane++) {
+                int blk = b + 2 * half + lane / 4;
+                float sc = q4_scale(row, nb, blk) * xq[blk].d;
+                acc[lane] = fmaf((float)idot_q4(q4_qs_at(row, nb, blk), xq[blk].qs, lane % 4), sc, acc[lane]);
+            }
+    float tail = 0;
+    for (int b = full; b < nb; b++)
+        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, nb, b) * xq[b].d, tail);
+    return hsum8_ref(acc) + tail;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,8 +234,8 @@ static void matvec_q8_c(const int8_t *w, const float *ws, const ck_block_q8 *xq,
     for (int r = r0; r < r1; r++) y[r] = ck_dot_q8_ref(w + (size_t)r * cols, ws[r], xq, cols);
 }
 
-static void matvec_q4_c(const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
-    for (int r = r0; r < r1; r++) y[r] = ck_dot_q4_ref(w + (size_t)r * (cols / CK_QK), xq, cols);
+static void matvec_q4_c(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+    for (int r = r0; r < r1; r++) y[r] = ck_dot_q4_ref(w + (size_t)r * (cols / CK_QK) * 18, xq, cols);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,6 +277,34 @@ AVX2 static void bf16_rows_avx2(const uint16_t *w, const float *xe, const float 
         for (int c = c32; c < cols; c++) { uint32_t ua = (uint32_t)a[c] << 16; float fa; memcpy(&fa, &ua, 4); s += fa * x[c]; }
         y[r] = s;
     }
+}
+
+// The same with 32 weights per 512-bit load (fewer instructions per byte: this loop is what keeps
+// the memory stream busy). Column tails beyond the last 64 in scalar code.
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+AVX512 static void bf16_rows_avx512(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y,
+                                    int cols, int r0, int r1) {
+    int c64 = cols & ~63;
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000);
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *a = w + (size_t)r * cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < c64; c += 64) {
+            __m512i v = _mm512_loadu_si512((const void *)(a + c)), u = _mm512_loadu_si512((const void *)(a + c + 32));
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(xe + c / 2), a0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), _mm512_loadu_ps(xo + c / 2), a1);
+            a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), _mm512_loadu_ps(xe + c / 2 + 16), a2);
+            a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(u, hi)), _mm512_loadu_ps(xo + c / 2 + 16), a3);
+        }
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        for (int c = c64; c < cols; c++) { uint32_t ua = (uint32_t)a[c] << 16; float fa; memcpy(&fa, &ua, 4); s += fa * x[c]; }
+        y[r] = s;
+    }
+}
+
+static void bf16_rows(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y, int cols, int r0, int r1) {
+    if (has_avx512()) bf16_rows_avx512(w, xe, xo, x, y, cols, r0, r1);
+    else bf16_rows_avx2(w, xe, xo, x, y, cols, r0, r1);
 }
 
 static void deinterleave(const float *x, int cols, float *xe, float *xo) {
@@ -263,37 +349,116 @@ AVX2 static void matvec_q8_avx2(const int8_t *w, const float *ws, const ck_block
     }
 }
 
-// The 32 nibbles of a q4 block as unsigned bytes 0..15 (low nibbles are elements 0..15).
-AVX2 static inline __m256i nibbles(const uint8_t *qs) {
-    __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+// AVX-512 VNNI (256-bit forms): vpdpbusd does maddubs + madd in one instruction without the int16
+// step; the integer sums, and so the results, are those of the AVX2 kernels bit for bit.
+AVX512 static inline __m256i dot32_vnni(__m256i w, __m256i x) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
 }
 
-// sum (n_i - 8) x_i = sum n_i x_i - 8 sum x_i: the nibbles are unsigned, which is what maddubs
-// wants, so no sign juggling; the x block sums are computed once per call.
-AVX2 static inline __m256i dot_u4(const uint8_t *qs, __m256i x) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(qs), x), _mm256_set1_epi16(1));
-}
-
-AVX2 static void matvec_q4_avx2(const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+AVX512 static void matvec_q8_vnni(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
     int nb = cols / CK_QK;
-    if (nb % 4) { matvec_q4_c(w, xq, y, cols, r0, r1); return; }
-    int32_t *xs = malloc((size_t)nb * sizeof(int32_t));
-    float *xd = malloc((size_t)nb * sizeof(float));
-    for (int b = 0; b < nb; b++) { int32_t t = 0; for (int i = 0; i < CK_QK; i++) t += xq[b].qs[i]; xs[b] = t; xd[b] = xq[b].d; }
     for (int r = r0; r < r1; r++) {
-        const ck_block_q4 *row = w + (size_t)r * nb;
+        const int8_t *row = w + (size_t)r * cols;
         __m128 c = _mm_setzero_ps();
         for (int b = 0; b < nb; b += 4) {
-            __m128i s4 = sum4(dot_u4(row[b].qs, XQ(b)), dot_u4(row[b + 1].qs, XQ(b + 1)),
-                              dot_u4(row[b + 2].qs, XQ(b + 2)), dot_u4(row[b + 3].qs, XQ(b + 3)));
-            s4 = _mm_sub_epi32(s4, _mm_slli_epi32(_mm_loadu_si128((const __m128i *)(xs + b)), 3));
-            __m128 wd = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, (short)row[b + 3].d, (short)row[b + 2].d, (short)row[b + 1].d, (short)row[b].d));
-            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_mul_ps(wd, _mm_loadu_ps(xd + b)), c);
+            const __m256i *q = (const __m256i *)(row + b * CK_QK);
+            __m128i s4 = sum4(dot32_vnni(_mm256_loadu_si256(q), XQ(b)), dot32_vnni(_mm256_loadu_si256(q + 1), XQ(b + 1)),
+                              dot32_vnni(_mm256_loadu_si256(q + 2), XQ(b + 2)), dot32_vnni(_mm256_loadu_si256(q + 3), XQ(b + 3)));
+            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), XD4(b), c);
         }
-        y[r] = finish4(c);
+        y[r] = finish4(c) * ws[r];
     }
-    free(xs); free(xd);
+}
+
+// q4, per call: activations of each pair of blocks b, b+1 (b even, in full groups) arranged as the
+// nibbles come out of one 32-byte load of the pair's 32 bytes: `lo` = elements 0..15 of b then of
+// b+1 (the low nibbles), `hi` = elements 16..31 of each; `corr` = 8 x the sum of the eight
+// activations each int32 lane of the dot product covers (the nibbles' offset of 8, subtracted).
+typedef struct { int8_t lo[32]; int8_t hi[32]; int32_t corr[8]; } q4_xpair;      // 96 bytes
+#define Q4_STACK_PAIRS 256                                                    // up to 16,384 columns
+
+static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xpair *xp, float *xd) {
+    for (int p = 0; p < full / 2; p++) {
+        const ck_block_q8 *a = xq + 2 * p, *b = a + 1;
+        memcpy(xp[p].lo, a->qs, 16); memcpy(xp[p].lo + 16, b->qs, 16);
+        memcpy(xp[p].hi, a->qs + 16, 16); memcpy(xp[p].hi + 16, b->qs + 16, 16);
+        for (int l = 0; l < 8; l++) {
+            int32_t t = 0;
+            for (int k = 0; k < 4; k++) t += xp[p].lo[4 * l + k] + xp[p].hi[4 * l + k];
+            xp[p].corr[l] = 8 * t;
+        }
+    }
+    for (int b = 0; b < full; b++) xd[b] = xq[b].d;
+}
+
+// The blocks after the last full group: whole-block sums into one chain (as the reference).
+static inline float q4_tail(const uint8_t *row, const ck_block_q8 *xq, int nb, int full) {
+    float tail = 0;
+    for (int b = full; b < nb; b++)
+        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, nb, b) * xq[b].d, tail);
+    return tail;
+}
+
+// One group of four blocks: two 32-byte loads of nibbles, each giving the low and high nibbles of
+// two blocks, multiplied with the matching activations (DOT: VNNI or AVX2 form), offsets
+// subtracted, scaled per lane.
+#define Q4_GROUP(DOT)                                                                                       \
+    const uint8_t *g = row + (size_t)s * 72;                                                               \
+    const q4_xpair *x0 = xp + 2 * s, *x1 = x0 + 1;                                                         \
+    __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g)),      \
+                                                  _mm_loadu_ps(xd + 4 * s)));                              \
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)(g + 8)), v1 = _mm256_loadu_si256((const __m256i *)(g + 40)); \
+    __m256i a = DOT(DOT(_mm256_setzero_si256(), _mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x0->lo)), \
+                    _mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x0->hi));   \
+    __m256i c = DOT(DOT(_mm256_setzero_si256(), _mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)x1->lo)), \
+                    _mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)x1->hi));   \
+    a = _mm256_sub_epi32(a, _mm256_loadu_si256((const __m256i *)x0->corr));                               \
+    c = _mm256_sub_epi32(c, _mm256_loadu_si256((const __m256i *)x1->corr));                               \
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, i01), acc);                  \
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, i23), acc);
+
+// acc + (unsigned nibbles . signed activations), four products per int32 lane.
+AVX2 static inline __m256i dot_u8s8_avx2(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+AVX512 static inline __m256i dot_u8s8_vnni(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+
+AVX2 static void q4_rows_avx2(const uint8_t *w, const ck_block_q8 *xq, const q4_xpair *xp, const float *xd,
+                              float *y, int nb, int r0, int r1) {
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
+    int groups = nb / 4;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * nb * 18;
+        __m256 acc = _mm256_setzero_ps();
+        for (int s = 0; s < groups; s++) { Q4_GROUP(dot_u8s8_avx2) }
+        y[r] = hsum(acc) + q4_tail(row, xq, nb, groups * 4);
+    }
+}
+
+AVX512 static void q4_rows_vnni(const uint8_t *w, const ck_block_q8 *xq, const q4_xpair *xp, const float *xd,
+                                float *y, int nb, int r0, int r1) {
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
+    int groups = nb / 4;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * nb * 18;
+        __m256 acc = _mm256_setzero_ps();
+        for (int s = 0; s < groups; s++) { Q4_GROUP(dot_u8s8_vnni) }
+        y[r] = hsum(acc) + q4_tail(row, xq, nb, groups * 4);
+    }
+}
+
+static void matvec_q4_simd(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+    int nb = cols / CK_QK, full = nb / 4 * 4;
+    q4_xpair xp_stack[Q4_STACK_PAIRS]; float xd_stack[2 * Q4_STACK_PAIRS];
+    int heap = full / 2 > Q4_STACK_PAIRS;
+    q4_xpair *xp = heap ? malloc((size_t)(full / 2) * sizeof(q4_xpair)) : xp_stack;
+    float *xd = heap ? malloc((size_t)full * sizeof(float)) : xd_stack;
+    q4_prepare_x(xq, full, xp, xd);
+    if (has_avx512()) q4_rows_vnni(w, xq, xp, xd, y, nb, r0, r1);
+    else q4_rows_avx2(w, xq, xp, xd, y, nb, r0, r1);
+    if (heap) { free(xp); free(xd); }
 }
 
 AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
@@ -318,7 +483,7 @@ void ck_matvec_bf16(const uint16_t *w, const float *x, float *y, int cols, int r
     if (ck_has_avx2()) {
         float *xe = malloc((size_t)(cols / 2 + 1) * 4), *xo = malloc((size_t)(cols / 2 + 1) * 4);
         deinterleave(x, cols, xe, xo);
-        bf16_rows_avx2(w, xe, xo, x, y, cols, r0, r1);
+        bf16_rows(w, xe, xo, x, y, cols, r0, r1);
         free(xe); free(xo);
         return;
     }
@@ -328,14 +493,15 @@ void ck_matvec_bf16(const uint16_t *w, const float *x, float *y, int cols, int r
 
 void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
 #if defined(__x86_64__)
+    if (cols % (4 * CK_QK) == 0 && has_avx512()) { matvec_q8_vnni(w, ws, xq, y, cols, r0, r1); return; }
     if (ck_has_avx2()) { matvec_q8_avx2(w, ws, xq, y, cols, r0, r1); return; }
 #endif
     matvec_q8_c(w, ws, xq, y, cols, r0, r1);
 }
 
-void ck_matvec_q4(const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+void ck_matvec_q4(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
 #if defined(__x86_64__)
-    if (ck_has_avx2()) { matvec_q4_avx2(w, xq, y, cols, r0, r1); return; }
+    if (cols >= 4 * CK_QK && ck_has_avx2()) { matvec_q4_simd(w, xq, y, cols, r0, r1); return; }
 #endif
     matvec_q4_c(w, xq, y, cols, r0, r1);
 }
@@ -432,7 +598,7 @@ struct ck_pool {
     atomic_int stop;
     int sleepers;
     // the job
-    int kind, rows, cols;
+    int kind, rows, cols, isa;    // isa: the caller's instruction-set level, used by every thread
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
@@ -546,11 +712,11 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
     switch (p->kind) {
     case JOB_BF16:
 #if defined(__x86_64__)
-        if (ck_has_avx2()) { bf16_rows_avx2((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
+        if (ck_has_avx2()) { bf16_rows((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
 #endif
         matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
     case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_Q4: ck_matvec_q4((const ck_block_q4 *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+    case JOB_Q4: ck_matvec_q4((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
     }
 }
 
@@ -595,6 +761,7 @@ static void *worker(void *a) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        isa_cap = p->isa;
         run_share(p, wa.index);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
@@ -628,6 +795,7 @@ void ck_pool_destroy(ck_pool *p) {
 int ck_pool_threads(const ck_pool *p) { return p->threads; }
 
 static void dispatch(ck_pool *p) {
+    p->isa = ck_isa();
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     if (p->threads > 1) {
@@ -660,7 +828,7 @@ static void locked_matvec(ck_pool *p, int kind, const void *w, const float *ws, 
 
 void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols); }
 void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols); }
-void ck_pool_matvec_q4(ck_pool *p, const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols); }
+void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols); }
 
 uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n) {
     if (p->threads == 1) return read_part(buf, n);

@@ -14,7 +14,7 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
                 ck_pool_matvec_q8(pool.raw, w.base.assumingMemoryBound(to: Int8.self),
                                   (w.base + w.rows * w.cols).assumingMemoryBound(to: Float.self), xq, y, Int32(w.rows), Int32(w.cols))
             case .q4:
-                ck_pool_matvec_q4(pool.raw, w.base.assumingMemoryBound(to: ck_block_q4.self), xq, y, Int32(w.rows), Int32(w.cols))
+                ck_pool_matvec_q4(pool.raw, w.base.assumingMemoryBound(to: UInt8.self), xq, y, Int32(w.rows), Int32(w.cols))
             }
         }
         return

@@ -98,10 +98,10 @@ extension WeightMatrix {
                     ck_quantize_row_q8(f, ints + r * cols, scales + r, Int32(cols))
                 }
             case .q4:
-                let blocks = dst.assumingMemoryBound(to: ck_block_q4.self)
+                let bytes = dst.assumingMemoryBound(to: UInt8.self)
                 for r in 0..<rows {
                     convertRows(r, r + 1, into: f)
-                    ck_quantize_row_q4(f, blocks + r * (cols / 32), Int32(cols))
+                    ck_quantize_row_q4(f, bytes + r * (cols / 32 * 18), Int32(cols))
                 }
             }
         }

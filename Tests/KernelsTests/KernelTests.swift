@@ -66,9 +66,9 @@ struct KernelTests {
         }
     }
 
-    /// Prompt (t > 1, SGEMMs) and decode (t == 1, the C kernel over the pool) against a Double
-    /// loop, with float32 and float16 KV storage (the loop reads the float16 values as stored);
-    /// dims 8 and 128 take the vector paths, 12 the portable one.
+    /// Prompt (t > 1, SGEMMs) and decode (t == 1, the C kernel over the pool, at every ISA level)
+    /// against a Double loop, with float32 and float16 KV storage (the loop reads the float16
+    /// values as stored); dims 8, 40 and 128 take the vector paths, 12 the portable one.
     @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40)],
           KVPrecision.allCases)
     func attentionMatchesNaiveLoop(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
@@ -82,15 +82,21 @@ struct KernelTests {
             ck_f32_to_f16(k, &k16, k.count); ck_f32_to_f16(v, &v16, v.count)
             k = k16.map { ck_fp16_to_fp32($0) }; v = v16.map { ck_fp16_to_fp32($0) }
         }
-        var out = [Float](repeating: .nan, count: t * heads * dim)
-        var scores: [Float] = [], floats: [Float] = []
-        k.withUnsafeBytes { kf in v.withUnsafeBytes { vf in k16.withUnsafeBytes { kh in v16.withUnsafeBytes { vh in
-            let rows = kv == .float16 ? KVRows(keys: kh.baseAddress!, values: vh.baseAddress!, precision: kv)
-                                      : KVRows(keys: kf.baseAddress!, values: vf.baseAddress!, precision: kv)
-            causalAttention(q: q, kv: rows, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
-                            scores: &scores, kvFloats: &floats)
-        } } } }
-        var want = [Double](repeating: 0, count: out.count)
+        var outs: [[Float]] = []
+        for level in QuantizedKernelTests.isaLevels {
+            var out = [Float](repeating: .nan, count: t * heads * dim)
+            var scores: [Float] = [], floats: [Float] = []
+            QuantizedKernelTests.atISA(level) {
+                k.withUnsafeBytes { kf in v.withUnsafeBytes { vf in k16.withUnsafeBytes { kh in v16.withUnsafeBytes { vh in
+                    let rows = kv == .float16 ? KVRows(keys: kh.baseAddress!, values: vh.baseAddress!, precision: kv)
+                                              : KVRows(keys: kf.baseAddress!, values: vf.baseAddress!, precision: kv)
+                    causalAttention(q: q, kv: rows, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
+                                    scores: &scores, kvFloats: &floats)
+                } } } }
+            }
+            outs.append(out)
+        }
+        var want = [Double](repeating: 0, count: t * heads * dim)
         for i in 0..<t { for h in 0..<heads {
             let g = h / (heads / kvHeads)
             var s = (0...(past + i)).map { j -> Double in
@@ -103,7 +109,9 @@ struct KernelTests {
                 want[(i * heads + h) * dim + e] = s.enumerated().reduce(0.0) { $0 + $1.element / z * Double(v[($1.offset * kvHeads + g) * dim + e]) }
             }
         } }
-        #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv)")
+        for (level, out) in outs.enumerated() {
+            #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv), ISA level \(level)")
+        }
     }
 
     /// The KV cache's conversions against the scalar float16 routines (themselves checked against

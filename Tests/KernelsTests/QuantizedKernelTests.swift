@@ -7,7 +7,18 @@ import TestSupport
 /// The decode kernels of CKernels: the pooled bf16 product against a naive Double loop, and the
 /// int8 / 4-bit products bit for bit against their dequantize-then-multiply references.
 struct QuantizedKernelTests {
-    static let shapes = [(1, 32), (7, 64), (33, 96), (300, 512), (2048, 2048), (257, 8192)]
+    static let shapes = [(1, 32), (7, 64), (33, 96), (9, 160), (5, 224), (300, 512), (2048, 2048), (257, 8192)]
+
+    /// Every instruction-set level this CPU has (0 portable, 1 AVX2, 2 AVX-512 VNNI), so that each
+    /// variant of a kernel meets the same twin.
+    static var isaLevels: [Int32] { Array(0...ck_isa()) }
+
+    /// Runs `body` with this thread's kernels (and the pool jobs it starts) capped at `level`.
+    static func atISA<T>(_ level: Int32, _ body: () -> T) -> T {
+        ck_set_isa_limit(level)
+        defer { ck_set_isa_limit(2) }
+        return body()
+    }
 
     @Test(arguments: shapes)
     func bf16MatvecWithAllThreadsMatchesNaiveLoop(rows: Int, cols: Int) {
@@ -15,15 +26,17 @@ struct QuantizedKernelTests {
         let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
         let x = KernelTests.randomFloats(cols, &rng)
         let want = KernelTests.naive(values, x, rows: rows, cols: cols, t: 1)
-        for threads in [1, 2, 3] {
+        for level in Self.isaLevels { for threads in [1, 2, 3] {
             let pool = ThreadPool(threads: threads)
             var y = [Float](repeating: .nan, count: rows)
-            storage.withUnsafeBytes { raw in
-                matvec(WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols), x, &y, pool: pool)
+            Self.atISA(level) {
+                storage.withUnsafeBytes { raw in
+                    matvec(WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols), x, &y, pool: pool)
+                }
             }
             let scale = want.map(abs).max()! + 1e-30
-            #expect(KernelTests.maxError(y, want) / scale < 1e-5, "\(rows)x\(cols), \(threads) threads")
-        }
+            #expect(KernelTests.maxError(y, want) / scale < 1e-5, "\(rows)x\(cols), \(threads) threads, ISA level \(level)")
+        } }
     }
 
     /// Quantizes a random bf16 matrix, runs the pooled kernel, and compares every row with the
@@ -41,9 +54,9 @@ struct QuantizedKernelTests {
             for q in Quantization.allCases {
                 let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q))
                 let w = dense.quantized(as: q, into: store.base)
-                for threads in [1, 2] {
+                for level in Self.isaLevels { for threads in [1, 2] {
                     var y = [Float](repeating: .nan, count: rows)
-                    matvec(w, x, &y, pool: ThreadPool(threads: threads))
+                    Self.atISA(level) { matvec(w, x, &y, pool: ThreadPool(threads: threads)) }
                     var ref = [Float](repeating: 0, count: rows)
                     for r in 0..<rows {
                         switch q {
@@ -51,11 +64,11 @@ struct QuantizedKernelTests {
                             ref[r] = ck_dot_q8_ref(w.base.assumingMemoryBound(to: Int8.self) + r * cols,
                                                    (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r], xq, Int32(cols))
                         case .q4:
-                            ref[r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: ck_block_q4.self) + r * (cols / 32), xq, Int32(cols))
+                            ref[r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self) + r * (cols / 32 * 18), xq, Int32(cols))
                         }
                     }
-                    #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(q) \(rows)x\(cols), \(threads) threads")
-                }
+                    #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(q) \(rows)x\(cols), \(threads) threads, ISA level \(level)")
+                } }
                 // And the reference is a faithful product: close to the exact one (quantization error only).
                 var y = [Float](repeating: 0, count: rows)
                 matvec(w, x, &y)
@@ -77,11 +90,11 @@ struct QuantizedKernelTests {
         // q4 blocks: values (v - 8) x d with d = -(the largest-magnitude value) / 8, so that value is
         // exact, values on its side are within half a step, and those on the other side beyond -7|d|
         // are clamped (at most one step off), as llama.cpp's q4_0.
-        var blocks = [ck_block_q4](repeating: ck_block_q4(), count: 8)
-        ck_quantize_row_q4(x, &blocks, 256)
-        let w = blocks.withUnsafeBytes { WeightMatrix(quantized: .q4, base: $0.baseAddress!, rows: 1, cols: 256).dequantizedRow(0) }
+        var row = [UInt8](repeating: 0, count: 8 * 18)
+        ck_quantize_row_q4(x, &row, 256)
+        let w = row.withUnsafeBytes { WeightMatrix(quantized: .q4, base: $0.baseAddress!, rows: 1, cols: 256).dequantizedRow(0) }
         for b in 0..<8 {
-            let d = abs(ck_fp16_to_fp32(blocks[b].d))
+            let d = abs(ck_q4_block_scale(row, 256, Int32(b)))
             for i in 0..<32 {
                 let v = x[b * 32 + i], inRange = abs(v) <= 7 * d
                 #expect(abs(w[b * 32 + i] - v) <= (inRange ? d * 0.5 : d) * 1.001 + 1e-6, "block \(b)")

@@ -6,34 +6,43 @@
 #include <stdint.h>
 #include <stddef.h>
 
-// Quantized formats. Q8: int8 weights, one float scale per row. Q4: blocks of 32 weights,
-// a float16 scale and 16 bytes of 4-bit values (v - 8) * scale, low nibbles first.
+// Quantized formats. Q8: int8 weights, one float scale per row. Q4: blocks of 32 weights, each a
+// float16 scale and 16 bytes of 4-bit values (v - 8) * scale (byte i: element i in the low
+// nibble, element i + 16 in the high one); a row's blocks go in groups of four, the group's four
+// scales first, then its 64 bytes of nibbles (so one 32-byte load holds two blocks); a row's last
+// group may hold 1-3 blocks. 18 bytes per 32 weights.
 #define CK_QK 32
-typedef struct { uint16_t d; uint8_t qs[16]; } ck_block_q4;      // 18 bytes
 // Activations for the integer kernels: blocks of 32 int8 with a float scale each.
 typedef struct { float d; int8_t qs[32]; } ck_block_q8;          // 36 bytes
 
 int ck_has_avx2(void);
+// The instruction set the kernels use on this thread: 2 = AVX-512 with VNNI, 1 = AVX2 + FMA +
+// F16C, 0 = portable C. ck_set_isa_limit caps it for the calling thread and the pool jobs it
+// starts (the tests run every level the CPU has).
+int ck_isa(void);
+void ck_set_isa_limit(int level);
 
 // y[r] = dot(W[r], x) for r in [r0, r1).
 void ck_matvec_bf16(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
 void ck_matvec_q8(const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
-void ck_matvec_q4(const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
+void ck_matvec_q4(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
 
 // x (n floats, n a multiple of 32) to q8 blocks: scale = max|x| / 127, q = round(x / scale).
 void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n);
 // Row quantizers for weights (from float rows).
 void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n);
-void ck_quantize_row_q4(const float *x, ck_block_q4 *out, int n);
+void ck_quantize_row_q4(const float *x, uint8_t *row, int n);
+// The scale of block b of a q4 row `cols` long.
+float ck_q4_block_scale(const uint8_t *row, int cols, int b);
 
 // Rows r0..<r1 of a quantized matrix as floats (GEMM's weight blocks): q8 value x row scale,
 // q4 (nibble - 8) x block scale; out is (r1 - r0) x cols.
 void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out);
-void ck_dequantize_q4(const ck_block_q4 *w, int cols, int r0, int r1, float *out);
+void ck_dequantize_q4(const uint8_t *w, int cols, int r0, int r1, float *out);
 
 // Naive references (the tests' twins): dequantize then multiply, in float.
 float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
-float ck_dot_q4_ref(const ck_block_q4 *w, const ck_block_q8 *xq, int cols);
+float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols);
 
 float ck_fp16_to_fp32(uint16_t h);
 uint16_t ck_fp32_to_fp16(float f);
@@ -46,7 +55,7 @@ void ck_pool_destroy(ck_pool *p);
 int ck_pool_threads(const ck_pool *p);
 void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols);
 void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int rows, int cols);
-void ck_pool_matvec_q4(ck_pool *p, const ck_block_q4 *w, const ck_block_q8 *xq, float *y, int rows, int cols);
+void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols);
 
 // Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
