@@ -575,6 +575,102 @@ void ck_softmax_row(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= s;
 }
 
+// ---------------------------------------------------------------------------------------------
+// GELU and LayerNorm (the vision encoder's element-wise steps)
+
+// erfc(z) for z >= 0 with relative error below about 1e-6 in float: t = 1 / (1 + z/2),
+// erfc = t exp(-z^2 + P(t)) (the Chebyshev fit of Numerical Recipes' erfcc, 1.2e-7 in exact
+// arithmetic). GELU(x) = x/2 (1 + erf(x/sqrt2)) = x/2 (2 - erfc(z)) for x >= 0 and x/2 erfc(z)
+// for x < 0, z = |x|/sqrt2: the tail stays accurate in relative terms.
+static inline float erfc_nr(float z) {
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = -0.82215223f + t * 0.17087277f;
+    p = 1.48851587f + t * p; p = -1.13520398f + t * p; p = 0.27886807f + t * p; p = -0.18628806f + t * p;
+    p = 0.09678418f + t * p; p = 0.37409196f + t * p; p = 1.00002368f + t * p; p = -1.26551223f + t * p;
+    return t * expf(-z * z + p);
+}
+
+static void gelu_c(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], e = erfc_nr(fabsf(v) * 0.70710678118654752f);
+        x[i] = v >= 0 ? 0.5f * v * (2.0f - e) : 0.5f * v * e;
+    }
+}
+
+#if defined(__x86_64__)
+AVX2 static void gelu_avx2(float *x, size_t n) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), r2 = _mm256_set1_ps(0.70710678118654752f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, v), r2);
+        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(half, z, one));
+        __m256 p = _mm256_fmadd_ps(t, _mm256_set1_ps(0.17087277f), _mm256_set1_ps(-0.82215223f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(1.48851587f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(-1.13520398f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(0.27886807f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(-0.18628806f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(0.09678418f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(0.37409196f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(1.00002368f));
+        p = _mm256_fmadd_ps(t, p, _mm256_set1_ps(-1.26551223f));
+        __m256 e = _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, p)));
+        __m256 pos = _mm256_sub_ps(two, e);
+        __m256 f = _mm256_blendv_ps(pos, e, v);          // sign bit of v set: x < 0 takes erfc
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), f));
+    }
+    gelu_c(x + i, n - i);
+}
+
+// Mean and variance in Double-free float with eight lanes, then the affine map.
+AVX2 static void layer_norm_avx2(const float *x, const float *w, const float *b, float *out, int n, int t, float eps) {
+    for (int r = 0; r < t; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *o = out + (size_t)r * n;
+        __m256 s = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(xr + i));
+        float mean = hsum(s);
+        for (; i < n; i++) mean += xr[i];
+        mean /= (float)n;
+        __m256 m = _mm256_set1_ps(mean), v = _mm256_setzero_ps();
+        for (i = 0; i + 8 <= n; i += 8) { __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xr + i), m); v = _mm256_fmadd_ps(d, d, v); }
+        float var = hsum(v);
+        for (; i < n; i++) { float d = xr[i] - mean; var += d * d; }
+        float inv = 1.0f / sqrtf(var / (float)n + eps);
+        __m256 vi = _mm256_set1_ps(inv);
+        for (i = 0; i + 8 <= n; i += 8) {
+            __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), m), vi);
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+        }
+        for (; i < n; i++) o[i] = (xr[i] - mean) * inv * w[i] + b[i];
+    }
+}
+#endif
+
+void ck_gelu(float *x, size_t n) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { gelu_avx2(x, n); return; }
+#endif
+    gelu_c(x, n);
+}
+
+void ck_layer_norm(const float *x, const float *w, const float *b, float *out, int n, int t, float eps) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { layer_norm_avx2(x, w, b, out, n, t, eps); return; }
+#endif
+    for (int r = 0; r < t; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *o = out + (size_t)r * n, mean = 0, var = 0;
+        for (int i = 0; i < n; i++) mean += xr[i];
+        mean /= (float)n;
+        for (int i = 0; i < n; i++) { float d = xr[i] - mean; var += d * d; }
+        float inv = 1.0f / sqrtf(var / (float)n + eps);
+        for (int i = 0; i < n; i++) o[i] = (xr[i] - mean) * inv * w[i] + b[i];
+    }
+}
+
 static void convert_part(const uint16_t *src, float *dst, size_t n) {
 #if defined(__x86_64__)
     if (ck_has_avx2()) { convert_avx2(src, dst, n); return; }

@@ -1,4 +1,6 @@
 import CKernels
+import COpenBLAS
+import Dispatch
 
 /// How the KV cache stores keys and values.
 public enum KVPrecision: String, Sendable, CaseIterable {
@@ -61,44 +63,67 @@ public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
                     t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores, kvFloats: &unused)
 }
 
-/// A prompt's attention by two SGEMMs per head around a row softmax.
+/// A prompt's attention by two SGEMMs per head around a row softmax, heads over the cores.
 private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               out: UnsafeMutablePointer<Float>, t: Int, past: Int,
                               heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
     let total = past + t
     let groups = heads / kvHeads
     let qStride = heads * dim, kvStride = kvHeads * dim
-    if scores.count < t * total { scores = [Float](repeating: 0, count: t * total) }
     let scale = 1 / Float(dim).squareRoot()
-    scores.withUnsafeMutableBufferPointer { sbuf in
-        let s = sbuf.baseAddress!
-        for h in 0..<heads {
-            let g = h / groups
-            // S[t, total] = scale * Q_h K_g^T
-            sgemmNT(m: t, n: total, k: dim, a: q + h * dim, lda: qStride, b: k + g * dim, ldb: kvStride,
-                    c: s, ldc: total, alpha: scale)
-            // Row i sees keys 0...past+i.
-            ck_softmax_rows(s, Int32(t), Int32(total), Int32(total), Int32(past))
-            // O_h[t, dim] = S V_g
-            sgemmNN(m: t, n: dim, k: total, a: s, lda: total, b: v + g * dim, ldb: kvStride,
-                    c: out + h * dim, ldc: qStride)
+    let (q, k, v, out) = (SharedPointer(q), SharedPointer(k), SharedPointer(v), SharedPointer(out))
+    forEachHead(heads, scoresPerHead: t * total, scores: &scores) { h, s in
+        let g = h / groups
+        // S[t, total] = scale * Q_h K_g^T
+        sgemmNT(m: t, n: total, k: dim, a: q.p + h * dim, lda: qStride, b: k.p + g * dim, ldb: kvStride,
+                c: s, ldc: total, alpha: scale)
+        // Row i sees keys 0...past+i.
+        ck_softmax_rows(s, Int32(t), Int32(total), Int32(total), Int32(past))
+        // O_h[t, dim] = S V_g
+        sgemmNN(m: t, n: dim, k: total, a: s, lda: total, b: v.p + g * dim, ldb: kvStride,
+                c: out.p + h * dim, ldc: qStride)
+    }
+}
+
+struct SharedPointer<P>: @unchecked Sendable { let p: P; init(_ p: P) { self.p = p } }
+
+/// Runs `body(head, scores)` for every head, the heads split over the cores, each core with its
+/// own `scoresPerHead` floats of `scores` and OpenBLAS single-threaded inside: the attention
+/// GEMMs (k = the head dim) are too small for OpenBLAS to split (measured 1025x1025x64: 92
+/// GFLOP/s on two threads, 91 on one), while two heads at once use both cores. Softmax runs in
+/// parallel too.
+func forEachHead(_ heads: Int, scoresPerHead: Int, scores: inout [Float],
+                 _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+    let workers = max(1, min(heads, ThreadPool.shared.threads))
+    if scores.count < workers * scoresPerHead { scores = [Float](repeating: 0, count: workers * scoresPerHead) }
+    scores.withUnsafeMutableBufferPointer { buf in
+        let base = SharedPointer(buf.baseAddress!)
+        if workers == 1 {
+            for h in 0..<heads { body(h, base.p) }
+            return
+        }
+        let blas = Int(openblas_get_num_threads())
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(blas)) }
+        withoutActuallyEscaping(body) { body in
+            let work = SharedPointer(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for h in stride(from: w, to: heads, by: workers) { work.p(h, base.p + w * scoresPerHead) }
+            }
         }
     }
 }
 
-/// Bidirectional multi-head attention over `n` tokens (the vision encoder's).
+/// Bidirectional multi-head attention over `n` tokens (the vision encoder's), heads over the cores.
 /// q, k, v: rows of `stride` floats, head h at columns h*dim ..< (h+1)*dim of each;
-/// out: [n, heads * dim]. Scores scaled by 1/sqrt(dim). `scores` is scratch of n * n.
+/// out: [n, heads * dim]. Scores scaled by 1/sqrt(dim). `scores` is scratch (n * n per core).
 public func fullAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
                           out: UnsafeMutablePointer<Float>, n: Int, heads: Int, dim: Int, scores: inout [Float]) {
-    if scores.count < n * n { scores = [Float](repeating: 0, count: n * n) }
     let scale = 1 / Float(dim).squareRoot()
-    scores.withUnsafeMutableBufferPointer { sbuf in
-        let s = sbuf.baseAddress!
-        for h in 0..<heads {
-            sgemmNT(m: n, n: n, k: dim, a: q + h * dim, lda: stride, b: k + h * dim, ldb: stride, c: s, ldc: n, alpha: scale)
-            ck_softmax_rows(s, Int32(n), Int32(n), Int32(n), -1)
-            sgemmNN(m: n, n: dim, k: n, a: s, lda: n, b: v + h * dim, ldb: stride, c: out + h * dim, ldc: heads * dim)
-        }
+    let (q, k, v, out) = (SharedPointer(q), SharedPointer(k), SharedPointer(v), SharedPointer(out))
+    forEachHead(heads, scoresPerHead: n * n, scores: &scores) { h, s in
+        sgemmNT(m: n, n: n, k: dim, a: q.p + h * dim, lda: stride, b: k.p + h * dim, ldb: stride, c: s, ldc: n, alpha: scale)
+        ck_softmax_rows(s, Int32(n), Int32(n), Int32(n), -1)
+        sgemmNN(m: n, n: dim, k: n, a: s, lda: n, b: v.p + h * dim, ldb: stride, c: out.p + h * dim, ldc: heads * dim)
     }
 }

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import COpenBLAS
 
 /// y[r] = sum_c W[r, c] * x[c] for one vector: the decode step's kernel. Streams W once with
@@ -53,7 +54,7 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                    scratch: inout [Float]) {
     if t == 1 { matvec(w, x, y); return }
-    let blockRows = max(1, min(w.rows, (1 << 20) / max(w.cols, 1)))   // ~4 MB of Float per block
+    let blockRows = max(1, min(w.rows, gemmBlockFloats / max(w.cols, 1)))
     if scratch.count < blockRows * w.cols { scratch = [Float](repeating: 0, count: blockRows * w.cols) }
     scratch.withUnsafeMutableBufferPointer { buf in
         let tmp = buf.baseAddress!
@@ -78,6 +79,15 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
         }
     }
 }
+
+/// Floats of converted weights per SGEMM call (64 MiB): every call packs the activations again,
+/// so a whole vision matrix (at most 4M floats) goes in one call and the language model's in one
+/// to four; 1M (4 MiB) blocks were measured 7% slower on vision and 4% on a 2,048-token prefill.
+/// `INTERNVL_CHAT_GEMM_BLOCK` overrides it (benchmarks).
+let gemmBlockFloats: Int = {
+    if let v = ProcessInfo.processInfo.environment["INTERNVL_CHAT_GEMM_BLOCK"], let n = Int(v), n > 0 { return n }
+    return 1 << 24
+}()
 
 /// C[m, n] = A[m, k] * B[n, k]^T (+ C if accumulate), all Float with explicit leading dimensions.
 public func sgemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

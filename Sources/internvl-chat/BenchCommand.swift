@@ -79,9 +79,14 @@ struct BenchCommand: ParsableCommand {
                 log("decode at context \(ctx)…")
                 let cache = model.makeCache(initialCapacity: ctx + decodeSteps)
                 _ = model.forward(prompt(ctx), cache: cache, logits: .none)
+                // This machine's read bandwidth changes over minutes (35 or 60+ GB/s, measured):
+                // probe it right before and after the timed steps too, so the ratio's ceiling is
+                // the best seen around them.
+                if ctx == decodeAt.min() { gbps = max(gbps, MachineProbe.poolReadBandwidth(repeats: 3)) }
                 let t0 = Date()
                 for _ in 0..<decodeSteps { _ = model.forward(prompt(1), cache: cache) }
                 decodeRates[String(ctx)] = Double(decodeSteps) / Date().timeIntervalSince(t0)
+                if ctx == decodeAt.min() { gbps = max(gbps, MachineProbe.poolReadBandwidth(repeats: 3)) }
             }
             r["decode_tok_s"] = decodeRates
             r["rss_peak_mb"] = MachineProbe.memoryMB().peak

@@ -165,6 +165,38 @@ struct KernelTests {
         #expect(abs(Double(a[0]) - silu(1) * 2) < 1e-6 && abs(Double(a[1]) - silu(-2) * 3) < 1e-6)
     }
 
+    /// GELU (CKernels: erfc by a fit, AVX2 and portable) against Double's erf, over the range
+    /// that matters, both tails, signed zeros and a length that leaves a tail; LayerNorm against a
+    /// Double loop. Every ISA level.
+    @Test func geluAndLayerNormMatchDouble() {
+        var rng = SeededRandom(seed: 21)
+        var xs: [Float] = [0, -0, 1, -1, 1e-6, -1e-6, 5, -5, 9, -9, 14, -14, 40, -40]
+        for _ in 0..<4000 { xs.append(Float.random(in: -12...12, using: &rng)) }
+        for _ in 0..<989 { xs.append(Float.random(in: -0.5...0.5, using: &rng)) }
+        let rows = 3, n = 1000
+        let x = Self.randomFloats(rows * n, &rng, scale: 4).enumerated().map { $0.element + Float($0.offset % 7) }
+        let w = Self.randomFloats(n, &rng), b = Self.randomFloats(n, &rng)
+        for level in QuantizedKernelTests.isaLevels {
+            var g = xs
+            QuantizedKernelTests.atISA(level) { gelu(&g, n: g.count) }
+            for (v, got) in zip(xs, g) {
+                let d = Double(v), want = 0.5 * d * (1 + erf(d / 2.0.squareRoot()))
+                #expect(abs(Double(got) - want) <= 2e-6 * abs(want) + 1e-7, "gelu(\(v)) = \(got), want \(want), ISA \(level)")
+            }
+            var out = [Float](repeating: .nan, count: rows * n)
+            QuantizedKernelTests.atISA(level) { layerNorm(x, w, b, &out, n: n, t: rows, eps: 1e-6) }
+            for r in 0..<rows {
+                let row = (0..<n).map { Double(x[r * n + $0]) }
+                let mean = row.reduce(0, +) / Double(n)
+                let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
+                let err = (0..<n).map { i in
+                    abs(Double(out[r * n + i]) - ((row[i] - mean) / (variance + 1e-6).squareRoot() * Double(w[i]) + Double(b[i])))
+                }.max()!
+                #expect(err < 1e-5, "layerNorm row \(r), ISA \(level): \(err)")
+            }
+        }
+    }
+
     /// The attention softmax (CKernels, AVX2 exp) against a Double loop, including large inputs,
     /// lengths around the vector width and the causal masking of ck_softmax_rows.
     @Test func softmaxMatchesNaiveLoop() {

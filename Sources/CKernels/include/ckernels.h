@@ -64,6 +64,10 @@ void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, floa
 void ck_softmax_rows(float *s, int rows, int n, int ld, int causal_base);
 // bf16 -> float for n values, on the calling thread (GEMM's weight blocks).
 void ck_convert_bf16(const uint16_t *src, float *dst, size_t n);
+// Exact-form GELU, x/2 (1 + erf(x / sqrt 2)), in place (erfc by a fit with relative error ~1e-6),
+// and LayerNorm over t rows of n (biased variance, as torch), on the calling thread.
+void ck_gelu(float *x, size_t n);
+void ck_layer_norm(const float *x, const float *w, const float *b, float *out, int n, int t, float eps);
 // One row's softmax on the calling thread (the test twin compares it with a Double loop).
 void ck_softmax_row(float *x, int n);
 
