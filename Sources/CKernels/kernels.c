@@ -138,7 +138,7 @@ void ck_quantize_row_q4(const float *x, uint8_t *row, int n) {
     }
 }
 
-void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out) {
+static void dequantize_q8_c(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out) {
     for (int r = r0; r < r1; r++) {
         const int8_t *row = w + (size_t)r * cols;
         float d = wscale[r], *o = out + (size_t)(r - r0) * cols;
@@ -146,7 +146,7 @@ void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, in
     }
 }
 
-void ck_dequantize_q4(const uint8_t *w, int cols, int r0, int r1, float *out) {
+static void dequantize_q4_c(const uint8_t *w, int cols, int r0, int r1, float *out) {
     int nb = cols / CK_QK;
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * nb * 18;
@@ -669,6 +669,54 @@ void ck_layer_norm(const float *x, const float *w, const float *b, float *out, i
         float inv = 1.0f / sqrtf(var / (float)n + eps);
         for (int i = 0; i < n; i++) o[i] = (xr[i] - mean) * inv * w[i] + b[i];
     }
+}
+
+// Dequantization for GEMM's weight blocks, 8 (q8) or 32 (q4) values per step.
+#if defined(__x86_64__)
+AVX2 static void dequantize_q8_avx2(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out) {
+    for (int r = r0; r < r1; r++) {
+        const int8_t *row = w + (size_t)r * cols;
+        float *o = out + (size_t)(r - r0) * cols;
+        __m256 d = _mm256_set1_ps(wscale[r]);
+        int c = 0;
+        for (; c + 8 <= cols; c += 8)
+            _mm256_storeu_ps(o + c, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + c)))), d));
+        for (; c < cols; c++) o[c] = (float)row[c] * wscale[r];
+    }
+}
+
+AVX2 static void dequantize_q4_avx2(const uint8_t *w, int cols, int r0, int r1, float *out) {
+    int nb = cols / CK_QK;
+    const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * nb * 18;
+        float *o = out + (size_t)(r - r0) * cols;
+        for (int b = 0; b < nb; b++) {
+            __m256 d = _mm256_set1_ps(q4_scale(row, nb, b));
+            __m128i q = _mm_loadu_si128((const __m128i *)q4_qs_at(row, nb, b));
+            __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m), eight), hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), eight);
+            float *ob = o + b * CK_QK;
+            _mm256_storeu_ps(ob, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d));
+            _mm256_storeu_ps(ob + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d));
+            _mm256_storeu_ps(ob + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d));
+            _mm256_storeu_ps(ob + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d));
+        }
+    }
+}
+#endif
+
+void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { dequantize_q8_avx2(w, wscale, cols, r0, r1, out); return; }
+#endif
+    dequantize_q8_c(w, wscale, cols, r0, r1, out);
+}
+
+void ck_dequantize_q4(const uint8_t *w, int cols, int r0, int r1, float *out) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { dequantize_q4_avx2(w, cols, r0, r1, out); return; }
+#endif
+    dequantize_q4_c(w, cols, r0, r1, out);
 }
 
 static void convert_part(const uint16_t *src, float *dst, size_t n) {

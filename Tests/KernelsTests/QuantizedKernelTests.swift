@@ -79,6 +79,42 @@ struct QuantizedKernelTests {
         }
     }
 
+    /// GEMM's weight blocks: the vector dequantizers equal the portable ones bit for bit (the same
+    /// one multiplication per value), and those equal value x scale read from the stored bytes.
+    @Test(arguments: [(5, 224), (3, 8192), (2, 32)])
+    func dequantizedBlocksMatchAtEveryLevel(rows: Int, cols: Int) {
+        var rng = SeededRandom(seed: UInt64(rows * 3 + cols))
+        let (storage, _) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        storage.withUnsafeBytes { raw in
+            let dense = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols)
+            for q in Quantization.allCases {
+                let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q))
+                let w = dense.quantized(as: q, into: store.base)
+                var want = [Float](repeating: 0, count: rows * cols)
+                for r in 0..<rows { for c in 0..<cols {
+                    switch q {
+                    case .q8:
+                        let v = w.base.assumingMemoryBound(to: Int8.self)[r * cols + c]
+                        want[r * cols + c] = Float(v) * (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r]
+                    case .q4:
+                        let row = w.base.assumingMemoryBound(to: UInt8.self) + r * (cols / 32 * 18)
+                        let b = c / 32, i = c % 32, nb = cols / 32
+                        // group of four blocks: scales, then 16 bytes per block (low nibble i, high i + 16)
+                        let group = b / 4 * 72, inGroup = min(4, nb - b / 4 * 4)
+                        let byte = row[group + 2 * inGroup + 16 * (b % 4) + i % 16]
+                        let nibble = i < 16 ? byte & 0x0F : byte >> 4
+                        want[r * cols + c] = Float(Int(nibble) - 8) * ck_q4_block_scale(row, Int32(cols), Int32(b))
+                    }
+                } }
+                for level in Self.isaLevels {
+                    var got = [Float](repeating: .nan, count: rows * cols)
+                    Self.atISA(level) { got.withUnsafeMutableBufferPointer { w.convertRows(0, rows, into: $0.baseAddress!) } }
+                    #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(q) \(rows)x\(cols), ISA level \(level)")
+                }
+            }
+        }
+    }
+
     @Test func quantizersRoundTrip() {
         var rng = SeededRandom(seed: 5)
         let x = KernelTests.randomFloats(256, &rng, scale: 2)
