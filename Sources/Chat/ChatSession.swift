@@ -34,8 +34,9 @@ public actor ChatSession: ChatBackend {
     /// and the token's index in it (equal ids of two different images must not match).
     private var cached: [UInt64] = []
     private let cancelFlag = CancelFlag()
-    /// Prefill is cut into chunks this long, so that cancelling and progress are prompt.
-    public var prefillChunk = 256
+    /// Prefill is cut into chunks this long (bounding activation memory; cancelling and progress
+    /// go layer by layer whatever the length).
+    public var prefillChunk = 2048
     /// Scripted cancel (tests, `generate --turns`): raise the cancel flag once this many tokens
     /// are generated, 0 meaning as prefill starts -- what a user's cancel does, at a known point.
     public private(set) var cancelAfterTokens: Int?

@@ -8,18 +8,37 @@ public enum MachineProbe {
     /// GB/s of a streaming sum over `bytes` by the decode kernels' own thread pool (AVX2 loads,
     /// threads kept hot): best of `repeats` passes.
     public static func poolReadBandwidth(bytes: Int = 1 << 30, pool: ThreadPool = .shared, repeats: Int = 5) -> Double {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        defer { p.deallocate() }
-        p.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
-        var best = 0.0
-        for _ in 0..<repeats {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let s = pool.read(UnsafeRawPointer(p), bytes)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            precondition(s == UInt64(bytes / 8) &* 0x0101_0101_0101_0101, "the read probe summed wrongly")
-            best = max(best, Double(bytes) / dt / 1e9)
+        ReadProbe(bytes: bytes, pool: pool).measure(repeats: repeats)
+    }
+
+    /// A buffer kept for repeated bandwidth probes (the bench brackets timed decode steps with
+    /// them: this machine's bandwidth moves between ~35 and ~65 GB/s within minutes).
+    public final class ReadProbe {
+        let bytes: Int
+        let pool: ThreadPool
+        let buffer: UnsafeMutableRawPointer
+
+        public init(bytes: Int = 1 << 30, pool: ThreadPool = .shared) {
+            self.bytes = bytes
+            self.pool = pool
+            buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            buffer.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
         }
-        return best
+
+        deinit { buffer.deallocate() }
+
+        /// GB/s, best of `repeats` passes.
+        public func measure(repeats: Int = 5) -> Double {
+            var best = 0.0
+            for _ in 0..<repeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let s = pool.read(UnsafeRawPointer(buffer), bytes)
+                let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                precondition(s == UInt64(bytes / 8) &* 0x0101_0101_0101_0101, "the read probe summed wrongly")
+                best = max(best, Double(bytes) / dt / 1e9)
+            }
+            return best
+        }
     }
 
     /// GFLOP/s of C[m, n] = A[m, k] B[k, n]^T through OpenBLAS, best of `repeats` after a
@@ -39,6 +58,15 @@ public enum MachineProbe {
     }
 
     /// Resident and peak resident memory of this process in MB (from /proc/self/status).
+    /// Sets the peak RSS (VmHWM) back to the current RSS (`/proc/self/clear_refs` 5), so that
+    /// the bench's own probe buffers do not count in the engine's peak. False if refused.
+    @discardableResult
+    public static func resetPeakRSS() -> Bool {
+        guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+        defer { try? h.close() }
+        return (try? h.write(contentsOf: Data("5".utf8))) != nil
+    }
+
     public static func memoryMB() -> (rss: Double, peak: Double) {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
         func field(_ name: String) -> Double {

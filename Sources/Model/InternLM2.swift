@@ -30,8 +30,10 @@ public final class InternLM2: @unchecked Sendable {
     /// Memory the quantized matrices live in.
     private var quantStorage: QuantStorage?
     public var quantizedStorage: QuantStorage? { quantStorage }
-    /// Prefill is processed this many positions at a time to bound activation memory.
-    public var prefillChunk = 512
+    /// Prefill is processed this many positions at a time to bound activation memory (about
+    /// 400 MB at 2,048 on the real model). Every chunk converts all weights to Float for its
+    /// GEMMs again: 512 was measured 8% slower than 2,048 on a 2,048-token prompt.
+    public var prefillChunk = 2048
     /// How new KV caches store keys and values (float16 unless asked otherwise).
     public var kvPrecision: KVPrecision = .float16
     private let scratch = Scratch()
@@ -197,7 +199,8 @@ public final class InternLM2: @unchecked Sendable {
     /// exactly as the official generate() with its cache behaves.
     ///
     /// `shouldStop` is polled before every layer of every chunk; when it answers true the call
-    /// returns `[]` and the cache keeps only what it held before the call.
+    /// returns `[]` and the cache keeps only what it held before the call. `progress` gets the
+    /// positions done so far, counted in layers (after every layer of every chunk).
     public func forward(embeddings x: UnsafeMutablePointer<Float>, count t: Int, cache: KVCache,
                         logits: LogitsWanted = .last, shouldStop: () -> Bool = { false },
                         progress: (Int) -> Void = { _ in }) -> [Float] {
@@ -212,9 +215,9 @@ public final class InternLM2: @unchecked Sendable {
             for (l, layer) in layers.enumerated() {
                 if shouldStop() { return [] }
                 step(layer, l, x + start * hidden, n, past + start, cache, rope, ropeOffset: start)
+                progress(start + n * (l + 1) / layers.count)      // positions, counted by layers done
             }
             start += n
-            progress(start)
         }
         cache.advance(by: t)
         switch logits {
