@@ -255,6 +255,13 @@ AVX2 static inline __m256 bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
+// Columns from..<cols of a bf16 row against x, in scalar code (the vector loops' tails).
+static inline float bf16_tail(const uint16_t *a, const float *x, int from, int cols) {
+    float s = 0;
+    for (int c = from; c < cols; c++) { uint32_t ua = (uint32_t)a[c] << 16; float fa; memcpy(&fa, &ua, 4); s += fa * x[c]; }
+    return s;
+}
+
 // 16 bf16 weights per 256-bit load: the 32-bit lane j holds elements 2j (low half) and 2j+1
 // (high half), so a shift gives the even elements as floats and a mask the odd ones; x comes
 // de-interleaved (xe = x[0::2], xo = x[1::2], cols16 / 2 each). One row at a time (a single
@@ -274,8 +281,7 @@ AVX2 static void bf16_rows_avx2(const uint16_t *w, const float *xe, const float 
             a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(u, hi)), _mm256_loadu_ps(xo + c / 2 + 8), a3);
         }
         float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (int c = c32; c < cols; c++) { uint32_t ua = (uint32_t)a[c] << 16; float fa; memcpy(&fa, &ua, 4); s += fa * x[c]; }
-        y[r] = s;
+        y[r] = s + bf16_tail(a, x, c32, cols);
     }
 }
 
@@ -297,8 +303,7 @@ AVX512 static void bf16_rows_avx512(const uint16_t *w, const float *xe, const fl
             a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(u, hi)), _mm512_loadu_ps(xo + c / 2 + 16), a3);
         }
         float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        for (int c = c64; c < cols; c++) { uint32_t ua = (uint32_t)a[c] << 16; float fa; memcpy(&fa, &ua, 4); s += fa * x[c]; }
-        y[r] = s;
+        y[r] = s + bf16_tail(a, x, c64, cols);
     }
 }
 
@@ -423,31 +428,22 @@ AVX2 static inline __m256i dot_u8s8_avx2(__m256i acc, __m256i u, __m256i s) {
 }
 AVX512 static inline __m256i dot_u8s8_vnni(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 
-AVX2 static void q4_rows_avx2(const uint8_t *w, const ck_block_q8 *xq, const q4_xpair *xp, const float *xd,
-                              float *y, int nb, int r0, int r1) {
-    const __m256i m = _mm256_set1_epi8(0x0F);
-    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
-    int groups = nb / 4;
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * nb * 18;
-        __m256 acc = _mm256_setzero_ps();
-        for (int s = 0; s < groups; s++) { Q4_GROUP(dot_u8s8_avx2) }
-        y[r] = hsum(acc) + q4_tail(row, xq, nb, groups * 4);
+// The q4 rows for one instruction set (ATTR) and its unsigned-by-signed dot product (DOT).
+#define Q4_ROWS(NAME, ATTR, DOT)                                                                            \
+    ATTR static void NAME(const uint8_t *w, const ck_block_q8 *xq, const q4_xpair *xp, const float *xd,    \
+                          float *y, int nb, int r0, int r1) {                                               \
+        const __m256i m = _mm256_set1_epi8(0x0F);                                                          \
+        const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2); \
+        int groups = nb / 4;                                                                               \
+        for (int r = r0; r < r1; r++) {                                                                    \
+            const uint8_t *row = w + (size_t)r * nb * 18;                                                  \
+            __m256 acc = _mm256_setzero_ps();                                                              \
+            for (int s = 0; s < groups; s++) { Q4_GROUP(DOT) }                                             \
+            y[r] = hsum(acc) + q4_tail(row, xq, nb, groups * 4);                                           \
+        }                                                                                                  \
     }
-}
-
-AVX512 static void q4_rows_vnni(const uint8_t *w, const ck_block_q8 *xq, const q4_xpair *xp, const float *xd,
-                                float *y, int nb, int r0, int r1) {
-    const __m256i m = _mm256_set1_epi8(0x0F);
-    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
-    int groups = nb / 4;
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * nb * 18;
-        __m256 acc = _mm256_setzero_ps();
-        for (int s = 0; s < groups; s++) { Q4_GROUP(dot_u8s8_vnni) }
-        y[r] = hsum(acc) + q4_tail(row, xq, nb, groups * 4);
-    }
-}
+Q4_ROWS(q4_rows_avx2, AVX2, dot_u8s8_avx2)
+Q4_ROWS(q4_rows_vnni, AVX512, dot_u8s8_vnni)
 
 static void matvec_q4_simd(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
     int nb = cols / CK_QK, full = nb / 4 * 4;
