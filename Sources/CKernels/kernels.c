@@ -645,6 +645,51 @@ AVX2 static void layer_norm_avx2(const float *x, const float *w, const float *b,
 }
 #endif
 
+// Row-wise element steps of the vision encoder, fused so that each is one pass over memory.
+static void bias_gelu_c(float *x, const float *bias, int n, int t) {
+    for (int r = 0; r < t; r++) { float *row = x + (size_t)r * n; for (int i = 0; i < n; i++) row[i] += bias[i]; gelu_c(row, (size_t)n); }
+}
+static void scaled_residual_c(float *x, const float *o, const float *bias, const float *ls, int n, int t) {
+    for (int r = 0; r < t; r++)
+        for (int i = 0; i < n; i++) x[(size_t)r * n + i] += ls[i] * (o[(size_t)r * n + i] + bias[i]);
+}
+
+#if defined(__x86_64__)
+AVX2 static void bias_gelu_avx2(float *x, const float *bias, int n, int t) {
+    for (int r = 0; r < t; r++) {
+        float *row = x + (size_t)r * n;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(row + i, _mm256_add_ps(_mm256_loadu_ps(row + i), _mm256_loadu_ps(bias + i)));
+        for (; i < n; i++) row[i] += bias[i];
+        gelu_avx2(row, (size_t)n);
+    }
+}
+AVX2 static void scaled_residual_avx2(float *x, const float *o, const float *bias, const float *ls, int n, int t) {
+    for (int r = 0; r < t; r++) {
+        float *xr = x + (size_t)r * n; const float *orow = o + (size_t)r * n;
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(xr + i, _mm256_fmadd_ps(_mm256_loadu_ps(ls + i), _mm256_add_ps(_mm256_loadu_ps(orow + i), _mm256_loadu_ps(bias + i)),
+                                                     _mm256_loadu_ps(xr + i)));
+        for (; i < n; i++) xr[i] += ls[i] * (orow[i] + bias[i]);
+    }
+}
+#endif
+
+void ck_bias_gelu(float *x, const float *bias, int n, int t) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { bias_gelu_avx2(x, bias, n, t); return; }
+#endif
+    bias_gelu_c(x, bias, n, t);
+}
+
+void ck_scaled_residual(float *x, const float *o, const float *bias, const float *ls, int n, int t) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { scaled_residual_avx2(x, o, bias, ls, n, t); return; }
+#endif
+    scaled_residual_c(x, o, bias, ls, n, t);
+}
+
 void ck_gelu(float *x, size_t n) {
 #if defined(__x86_64__)
     if (ck_has_avx2()) { gelu_avx2(x, n); return; }

@@ -1,4 +1,5 @@
 import CKernels
+import Dispatch
 import Foundation
 
 /// out = x / sqrt(mean(x^2) + eps) * w, for `t` rows of `n` (InternLM2RMSNorm, in Float).
@@ -67,4 +68,26 @@ public func gelu(_ x: UnsafeMutablePointer<Float>, n: Int) {
 /// x[r, c] += bias[c] for `t` rows of `n`.
 public func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, n: Int, t: Int) {
     for r in 0..<t { let row = x + r * n; for c in 0..<n { row[c] += bias[c] } }
+}
+
+/// x = GELU(x + bias) over `t` rows of `n` (the MLP's first bias and activation, one pass).
+public func biasGelu(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, n: Int, t: Int) {
+    ck_bias_gelu(x, bias, Int32(n), Int32(t))
+}
+
+/// x += ls * (o + bias) over `t` rows of `n` (a layer-scaled residual with the projection's bias).
+public func scaledResidual(_ x: UnsafeMutablePointer<Float>, _ o: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                           ls: UnsafePointer<Float>, n: Int, t: Int) {
+    ck_scaled_residual(x, o, bias, ls, Int32(n), Int32(t))
+}
+
+/// Runs `body` on `0..<t` cut into one contiguous range per core (inline below `minRows` rows a
+/// core): element-wise steps between GEMMs would otherwise leave the second core idle.
+public func forEachRowRange(_ t: Int, minRows: Int = 64, _ body: (Range<Int>) -> Void) {
+    let workers = min(ThreadPool.shared.threads, max(1, t / minRows))
+    if workers <= 1 { body(0..<t); return }
+    withoutActuallyEscaping(body) { body in
+        let work = SharedPointer(body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in work.p(t * w / workers ..< t * (w + 1) / workers) }
+    }
 }

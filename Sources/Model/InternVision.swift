@@ -143,50 +143,60 @@ public final class InternVision: @unchecked Sendable {
                 for i in 0..<h { x[dst + i] = patches[src + i] + patchBias[i] + positionEmbedding[pos + i] }
             }
         }
-        for (l, layer) in layers.prefix(layersToRun).enumerated() {
-            if !step(layer, &x, tiles: tiles, n: n, shouldStop: shouldStop) { return nil }
-            progress(l + 1, layersToRun)
+        let activations = Activations(rows: tiles * n, hidden: h, ffn: config.visionConfig.intermediateSize)
+        let finished = x.withUnsafeMutableBufferPointer { xb -> Bool in
+            for (l, layer) in layers.prefix(layersToRun).enumerated() {
+                if !step(layer, xb.baseAddress!, activations, tiles: tiles, n: n, shouldStop: shouldStop) { return false }
+                progress(l + 1, layersToRun)
+            }
+            return true
         }
-        return x
+        return finished ? x : nil
     }
 
-    /// One InternVisionEncoderLayer over all tiles; false when `shouldStop` ended it early.
-    private func step(_ L: Layer, _ x: inout [Float], tiles: Int, n: Int, shouldStop: () -> Bool) -> Bool {
+    /// Activations of one encoder layer, allocated once per encode and reused by every layer.
+    final class Activations {
+        let xn, qkv, att, o, mid: FloatBuffer
+        init(rows: Int, hidden h: Int, ffn: Int) {
+            xn = FloatBuffer(count: rows * h); qkv = FloatBuffer(count: rows * 3 * h)
+            att = FloatBuffer(count: rows * h); o = FloatBuffer(count: rows * h); mid = FloatBuffer(count: rows * ffn)
+        }
+    }
+
+    /// One InternVisionEncoderLayer over all tiles; false when `shouldStop` ended it early. The
+    /// element-wise steps (norms, biases, GELU, residuals) go over both cores, rows split.
+    private func step(_ L: Layer, _ xp: UnsafeMutablePointer<Float>, _ a: Activations, tiles: Int, n: Int,
+                      shouldStop: () -> Bool) -> Bool {
         let h = hidden, rows = tiles * n
         let heads = config.visionConfig.numAttentionHeads, ffn = config.visionConfig.intermediateSize
         let eps = Float(config.visionConfig.layerNormEps)
-        var xn = [Float](repeating: 0, count: rows * h)
-        var qkv = [Float](repeating: 0, count: rows * 3 * h)
-        var att = [Float](repeating: 0, count: rows * h)
-        var o = [Float](repeating: 0, count: rows * h)
-        if shouldStop() { return false }
-        layerNorm(x, L.norm1w, L.norm1b, &xn, n: h, t: rows, eps: eps)
-        matmul(L.qkv, xn, rows, &qkv, scratch: &weightBlock)
-        if shouldStop() { return false }
-        addBias(&qkv, L.qkvBias, n: 3 * h, t: rows)
-        qkv.withUnsafeBufferPointer { b in
-            att.withUnsafeMutableBufferPointer { a in
-                for t in 0..<tiles {
-                    let base = b.baseAddress! + t * n * 3 * h
-                    fullAttention(q: base, k: base + h, v: base + 2 * h, stride: 3 * h, out: a.baseAddress! + t * n * h,
-                                  n: n, heads: heads, dim: h / heads, scores: &scores)
-                }
-            }
+        let x = SendablePointer(xp), xn = SendablePointer(a.xn.data), qkv = SendablePointer(a.qkv.data)
+        let o = SendablePointer(a.o.data), mid = SendablePointer(a.mid.data)
+        func rowsOf(_ r: Range<Int>, _ p: SendablePointer<UnsafeMutablePointer<Float>>, _ width: Int) -> UnsafeMutablePointer<Float> {
+            p.p + r.lowerBound * width
         }
         if shouldStop() { return false }
-        matmul(L.proj, att, rows, &o, scratch: &weightBlock)
-        addBias(&o, L.projBias, n: h, t: rows)
-        for r in 0..<rows { for i in 0..<h { x[r * h + i] += L.ls1[i] * o[r * h + i] } }
-        layerNorm(x, L.norm2w, L.norm2b, &xn, n: h, t: rows, eps: eps)
+        forEachRowRange(rows) { r in layerNorm(rowsOf(r, x, h), L.norm1w, L.norm1b, rowsOf(r, xn, h), n: h, t: r.count, eps: eps) }
+        matmul(L.qkv, a.xn.data, rows, a.qkv.data, scratch: &weightBlock)
         if shouldStop() { return false }
-        var mid = [Float](repeating: 0, count: rows * ffn)
-        matmul(L.fc1, xn, rows, &mid, scratch: &weightBlock)
-        addBias(&mid, L.fc1Bias, n: ffn, t: rows)
-        gelu(&mid, n: rows * ffn)
+        forEachRowRange(rows) { r in addBias(rowsOf(r, qkv, 3 * h), L.qkvBias, n: 3 * h, t: r.count) }
+        for t in 0..<tiles {
+            let base = a.qkv.data + t * n * 3 * h
+            fullAttention(q: base, k: base + h, v: base + 2 * h, stride: 3 * h, out: a.att.data + t * n * h,
+                          n: n, heads: heads, dim: h / heads, scores: &scores)
+        }
         if shouldStop() { return false }
-        matmul(L.fc2, mid, rows, &o, scratch: &weightBlock)
-        addBias(&o, L.fc2Bias, n: h, t: rows)
-        for r in 0..<rows { for i in 0..<h { x[r * h + i] += L.ls2[i] * o[r * h + i] } }
+        matmul(L.proj, a.att.data, rows, a.o.data, scratch: &weightBlock)
+        forEachRowRange(rows) { r in
+            scaledResidual(rowsOf(r, x, h), rowsOf(r, o, h), bias: L.projBias, ls: L.ls1, n: h, t: r.count)
+            layerNorm(rowsOf(r, x, h), L.norm2w, L.norm2b, rowsOf(r, xn, h), n: h, t: r.count, eps: eps)
+        }
+        if shouldStop() { return false }
+        matmul(L.fc1, a.xn.data, rows, a.mid.data, scratch: &weightBlock)
+        forEachRowRange(rows) { r in biasGelu(rowsOf(r, mid, ffn), L.fc1Bias, n: ffn, t: r.count) }
+        if shouldStop() { return false }
+        matmul(L.fc2, a.mid.data, rows, a.o.data, scratch: &weightBlock)
+        forEachRowRange(rows) { r in scaledResidual(rowsOf(r, x, h), rowsOf(r, o, h), bias: L.fc2Bias, ls: L.ls2, n: h, t: r.count) }
         return true
     }
 

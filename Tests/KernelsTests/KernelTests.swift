@@ -166,8 +166,8 @@ struct KernelTests {
     }
 
     /// GELU (CKernels: erfc by a fit, AVX2 and portable) against Double's erf, over the range
-    /// that matters, both tails, signed zeros and a length that leaves a tail; LayerNorm against a
-    /// Double loop. Every ISA level.
+    /// that matters, both tails, signed zeros and a length that leaves a tail; LayerNorm, the fused
+    /// bias + GELU and the layer-scaled residual against Double loops. Every ISA level.
     @Test func geluAndLayerNormMatchDouble() {
         var rng = SeededRandom(seed: 21)
         var xs: [Float] = [0, -0, 1, -1, 1e-6, -1e-6, 5, -5, 9, -9, 14, -14, 40, -40]
@@ -194,6 +194,20 @@ struct KernelTests {
                 }.max()!
                 #expect(err < 1e-5, "layerNorm row \(r), ISA \(level): \(err)")
             }
+            // The fused steps: GELU(x + bias) and x + ls * (o + bias), rows of 1000 (a tail of 0).
+            let xb = Self.randomFloats(rows * n, &rng, scale: 5), bias = Self.randomFloats(n, &rng), ls = Self.randomFloats(n, &rng)
+            var fused = xb
+            QuantizedKernelTests.atISA(level) { biasGelu(&fused, bias, n: n, t: rows) }
+            for i in 0..<(rows * n) {
+                let d = Double(xb[i] + bias[i % n]), want = 0.5 * d * (1 + erf(d / 2.0.squareRoot()))
+                #expect(abs(Double(fused[i]) - want) <= 2e-6 * abs(want) + 1e-7, "biasGelu \(i), ISA \(level)")
+            }
+            var res = x
+            QuantizedKernelTests.atISA(level) { scaledResidual(&res, xb, bias: bias, ls: ls, n: n, t: rows) }
+            let resErr = (0..<(rows * n)).map { i in
+                abs(Double(res[i]) - (Double(x[i]) + Double(ls[i % n]) * (Double(xb[i]) + Double(bias[i % n]))))
+            }.max()!
+            #expect(resErr < 1e-5, "scaledResidual, ISA \(level): \(resErr)")
         }
     }
 

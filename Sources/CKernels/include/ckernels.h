@@ -68,6 +68,9 @@ void ck_convert_bf16(const uint16_t *src, float *dst, size_t n);
 // and LayerNorm over t rows of n (biased variance, as torch), on the calling thread.
 void ck_gelu(float *x, size_t n);
 void ck_layer_norm(const float *x, const float *w, const float *b, float *out, int n, int t, float eps);
+// Over t rows of n: x = GELU(x + bias); x += ls * (o + bias) (the encoder's layer-scaled residual).
+void ck_bias_gelu(float *x, const float *bias, int n, int t);
+void ck_scaled_residual(float *x, const float *o, const float *bias, const float *ls, int n, int t);
 // One row's softmax on the calling thread (the test twin compares it with a Double loop).
 void ck_softmax_row(float *x, int n);
 
