@@ -1,6 +1,7 @@
 import CKernels
 import COpenBLAS
 import Dispatch
+import Foundation
 
 /// How the KV cache stores keys and values.
 public enum KVPrecision: String, Sendable, CaseIterable {
@@ -87,6 +88,28 @@ private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
 
 struct SharedPointer<P>: @unchecked Sendable { let p: P; init(_ p: P) { self.p = p } }
 
+/// OpenBLAS runs single-threaded while any caller is inside: the first to enter saves the thread
+/// count and the last to leave restores it, so concurrent or nested callers cannot leave it at 1.
+final class SingleThreadedBLAS: @unchecked Sendable {
+    private let lock = NSLock()
+    private var depth = 0
+    private var saved: Int32 = 1
+
+    func enter() {
+        lock.lock(); defer { lock.unlock() }
+        if depth == 0 { saved = openblas_get_num_threads(); openblas_set_num_threads(1) }
+        depth += 1
+    }
+
+    func leave() {
+        lock.lock(); defer { lock.unlock() }
+        depth -= 1
+        if depth == 0 { openblas_set_num_threads(saved) }
+    }
+}
+
+let singleThreadedBLAS = SingleThreadedBLAS()
+
 /// Runs `body(head, scores)` for every head, the heads split over the cores, each core with its
 /// own `scoresPerHead` floats of `scores` and OpenBLAS single-threaded inside: the attention
 /// GEMMs (k = the head dim) are too small for OpenBLAS to split (measured 1025x1025x64: 92
@@ -102,9 +125,8 @@ func forEachHead(_ heads: Int, scoresPerHead: Int, scores: inout [Float],
             for h in 0..<heads { body(h, base.p) }
             return
         }
-        let blas = Int(openblas_get_num_threads())
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(blas)) }
+        singleThreadedBLAS.enter()
+        defer { singleThreadedBLAS.leave() }
         withoutActuallyEscaping(body) { body in
             let work = SharedPointer(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in

@@ -155,11 +155,16 @@ public final class InternVision: @unchecked Sendable {
     }
 
     /// Activations of one encoder layer, allocated once per encode and reused by every layer.
+    /// Buffers whose lives do not overlap share memory (peak RSS counts): the normed input and
+    /// the attention output (`xn` is consumed by the qkv product before attention writes), the
+    /// qkv rows and the MLP's hidden rows (qkv is consumed by attention before fc1 writes).
     final class Activations {
-        let xn, qkv, att, o, mid: FloatBuffer
+        let xn, wide, o: FloatBuffer
+        var att: FloatBuffer { xn }
+        var qkv: FloatBuffer { wide }
+        var mid: FloatBuffer { wide }
         init(rows: Int, hidden h: Int, ffn: Int) {
-            xn = FloatBuffer(count: rows * h); qkv = FloatBuffer(count: rows * 3 * h)
-            att = FloatBuffer(count: rows * h); o = FloatBuffer(count: rows * h); mid = FloatBuffer(count: rows * ffn)
+            xn = FloatBuffer(count: rows * h); wide = FloatBuffer(count: rows * max(3 * h, ffn)); o = FloatBuffer(count: rows * h)
         }
     }
 
