@@ -64,7 +64,12 @@ public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
                     t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores, kvFloats: &unused)
 }
 
-/// A prompt's attention by two SGEMMs per head around a row softmax, heads over the cores.
+/// Rows of a prompt's queries per causal block: a block of rows needs only the keys up to its last
+/// row, so the products skip the masked upper triangle (about 44% of them at 2,048 rows).
+let causalBlockRows = 256
+
+/// A prompt's attention by two SGEMMs per head and block of rows around a row softmax, heads over
+/// the cores.
 private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               out: UnsafeMutablePointer<Float>, t: Int, past: Int,
                               heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
@@ -72,17 +77,23 @@ private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
     let groups = heads / kvHeads
     let qStride = heads * dim, kvStride = kvHeads * dim
     let scale = 1 / Float(dim).squareRoot()
+    let block = min(t, causalBlockRows)
     let (q, k, v, out) = (SharedPointer(q), SharedPointer(k), SharedPointer(v), SharedPointer(out))
-    forEachHead(heads, scoresPerHead: t * total, scores: &scores) { h, s in
+    forEachHead(heads, scoresPerHead: block * total, scores: &scores) { h, s in
         let g = h / groups
-        // S[t, total] = scale * Q_h K_g^T
-        sgemmNT(m: t, n: total, k: dim, a: q.p + h * dim, lda: qStride, b: k.p + g * dim, ldb: kvStride,
-                c: s, ldc: total, alpha: scale)
-        // Row i sees keys 0...past+i.
-        ck_softmax_rows(s, Int32(t), Int32(total), Int32(total), Int32(past))
-        // O_h[t, dim] = S V_g
-        sgemmNN(m: t, n: dim, k: total, a: s, lda: total, b: v.p + g * dim, ldb: kvStride,
-                c: out.p + h * dim, ldc: qStride)
+        var i0 = 0
+        while i0 < t {
+            let rows = min(block, t - i0), visible = past + i0 + rows
+            // S[rows, visible] = scale * Q_h[i0 ..< i0 + rows] K_g[0 ..< visible]^T
+            sgemmNT(m: rows, n: visible, k: dim, a: q.p + i0 * qStride + h * dim, lda: qStride, b: k.p + g * dim,
+                    ldb: kvStride, c: s, ldc: visible, alpha: scale)
+            // Row i0 + j sees keys 0...past + i0 + j.
+            ck_softmax_rows(s, Int32(rows), Int32(visible), Int32(visible), Int32(past + i0))
+            // O_h[i0 ..< i0 + rows, dim] = S V_g[0 ..< visible]
+            sgemmNN(m: rows, n: dim, k: visible, a: s, lda: visible, b: v.p + g * dim, ldb: kvStride,
+                    c: out.p + i0 * qStride + h * dim, ldc: qStride)
+            i0 += rows
+        }
     }
 }
 

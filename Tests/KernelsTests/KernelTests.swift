@@ -68,8 +68,9 @@ struct KernelTests {
 
     /// Prompt (t > 1, SGEMMs) and decode (t == 1, the C kernel over the pool, at every ISA level)
     /// against a Double loop, with float32 and float16 KV storage (the loop reads the float16
-    /// values as stored); dims 8, 40 and 128 take the vector paths, 12 the portable one.
-    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40)],
+    /// values as stored); dims 8, 40 and 128 take the vector paths, 12 the portable one; 600 rows
+    /// go through three causal blocks.
+    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40), (600, 9, 16)],
           KVPrecision.allCases)
     func attentionMatchesNaiveLoop(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
         let (t, past, dim) = shape
