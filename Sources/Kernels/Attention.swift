@@ -78,7 +78,7 @@ private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
     let qStride = heads * dim, kvStride = kvHeads * dim
     let scale = 1 / Float(dim).squareRoot()
     let block = min(t, causalBlockRows)
-    let (q, k, v, out) = (SharedPointer(q), SharedPointer(k), SharedPointer(v), SharedPointer(out))
+    let (q, k, v, out) = (SendablePointer(q), SendablePointer(k), SendablePointer(v), SendablePointer(out))
     forEachHead(heads, scoresPerHead: block * total, scores: &scores) { h, s in
         let g = h / groups
         var i0 = 0
@@ -97,7 +97,9 @@ private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
     }
 }
 
-struct SharedPointer<P>: @unchecked Sendable { let p: P; init(_ p: P) { self.p = p } }
+/// A pointer (or closure) handed to the worker threads of one parallel step, which own disjoint
+/// parts of what it points to.
+public struct SendablePointer<P>: @unchecked Sendable { public let p: P; public init(_ p: P) { self.p = p } }
 
 /// OpenBLAS runs single-threaded while any caller is inside: the first to enter saves the thread
 /// count and the last to leave restores it, so concurrent or nested callers cannot leave it at 1.
@@ -131,7 +133,7 @@ func forEachHead(_ heads: Int, scoresPerHead: Int, scores: inout [Float],
     let workers = max(1, min(heads, ThreadPool.shared.threads))
     if scores.count < workers * scoresPerHead { scores = [Float](repeating: 0, count: workers * scoresPerHead) }
     scores.withUnsafeMutableBufferPointer { buf in
-        let base = SharedPointer(buf.baseAddress!)
+        let base = SendablePointer(buf.baseAddress!)
         if workers == 1 {
             for h in 0..<heads { body(h, base.p) }
             return
@@ -139,7 +141,7 @@ func forEachHead(_ heads: Int, scoresPerHead: Int, scores: inout [Float],
         singleThreadedBLAS.enter()
         defer { singleThreadedBLAS.leave() }
         withoutActuallyEscaping(body) { body in
-            let work = SharedPointer(body)
+            let work = SendablePointer(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 for h in stride(from: w, to: heads, by: workers) { work.p(h, base.p + w * scoresPerHead) }
             }
@@ -153,7 +155,7 @@ func forEachHead(_ heads: Int, scoresPerHead: Int, scores: inout [Float],
 public func fullAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
                           out: UnsafeMutablePointer<Float>, n: Int, heads: Int, dim: Int, scores: inout [Float]) {
     let scale = 1 / Float(dim).squareRoot()
-    let (q, k, v, out) = (SharedPointer(q), SharedPointer(k), SharedPointer(v), SharedPointer(out))
+    let (q, k, v, out) = (SendablePointer(q), SendablePointer(k), SendablePointer(v), SendablePointer(out))
     forEachHead(heads, scoresPerHead: n * n, scores: &scores) { h, s in
         sgemmNT(m: n, n: n, k: dim, a: q.p + h * dim, lda: stride, b: k.p + h * dim, ldb: stride, c: s, ldc: n, alpha: scale)
         ck_softmax_rows(s, Int32(n), Int32(n), Int32(n), -1)

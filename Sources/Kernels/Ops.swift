@@ -87,7 +87,7 @@ public func forEachRowRange(_ t: Int, minRows: Int = 64, _ body: (Range<Int>) ->
     let workers = min(ThreadPool.shared.threads, max(1, t / minRows))
     if workers <= 1 { body(0..<t); return }
     withoutActuallyEscaping(body) { body in
-        let work = SharedPointer(body)
+        let work = SendablePointer(body)
         DispatchQueue.concurrentPerform(iterations: workers) { w in work.p(t * w / workers ..< t * (w + 1) / workers) }
     }
 }

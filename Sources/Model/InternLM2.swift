@@ -353,4 +353,3 @@ final class Scratch: @unchecked Sendable {
 }
 
 /// A pointer handed to concurrentPerform's workers, each writing its own slot.
-struct SendablePointer<P>: @unchecked Sendable { let p: P; init(_ p: P) { self.p = p } }

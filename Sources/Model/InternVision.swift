@@ -227,8 +227,7 @@ public final class InternVision: @unchecked Sendable {
         let out = outputSize
         var mid = [Float](repeating: 0, count: rows * out)
         matmul(mlp1, normed, rows, &mid, scratch: &weightBlock)
-        addBias(&mid, mlp1Bias, n: out, t: rows)
-        gelu(&mid, n: rows * out)
+        biasGelu(&mid, mlp1Bias, n: out, t: rows)
         var result = [Float](repeating: 0, count: rows * out)
         matmul(mlp2, mid, rows, &result, scratch: &weightBlock)
         addBias(&result, mlp2Bias, n: out, t: rows)
