@@ -474,19 +474,6 @@ AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
 }
 #endif
 
-void ck_matvec_bf16(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1) {
-#if defined(__x86_64__)
-    if (ck_has_avx2()) {
-        float *xe = malloc((size_t)(cols / 2 + 1) * 4), *xo = malloc((size_t)(cols / 2 + 1) * 4);
-        deinterleave(x, cols, xe, xo);
-        bf16_rows(w, xe, xo, x, y, cols, r0, r1);
-        free(xe); free(xo);
-        return;
-    }
-#endif
-    matvec_bf16_c(w, x, y, cols, r0, r1);
-}
-
 void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
 #if defined(__x86_64__)
     if (cols % (4 * CK_QK) == 0 && has_avx512()) { matvec_q8_vnni(w, ws, xq, y, cols, r0, r1); return; }

@@ -27,15 +27,11 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
     matvecRows(w, x, y, 0, w.rows)
 }
 
-/// The rows r0..<r1 of `matvec`, on the calling thread alone (dense types; the tests' twin
-/// for the pooled kernels is the naive loop in KernelTests).
+/// The rows r0..<r1 of `matvec` for the types without a pooled kernel (f16, f32), on the calling
+/// thread.
 public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                        _ r0: Int, _ r1: Int) {
     let n = w.cols
-    if w.dtype == .bf16 && w.quantization == nil {
-        ck_matvec_bf16(w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(n), Int32(r0), Int32(r1))
-        return
-    }
     var row = [Float](repeating: 0, count: n)
     row.withUnsafeMutableBufferPointer { f in
         for r in r0..<r1 {
@@ -64,9 +60,6 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
             let wb: UnsafePointer<Float>
             if w.dtype == .f32 && w.quantization == nil {
                 wb = w.base.assumingMemoryBound(to: Float.self) + r0 * w.cols
-            } else if w.dtype == .bf16 && w.quantization == nil {
-                ck_convert_bf16(w.base.assumingMemoryBound(to: UInt16.self) + r0 * w.cols, tmp, (r1 - r0) * w.cols)
-                wb = UnsafePointer(tmp)
             } else {
                 w.convertRows(r0, r1, into: tmp)
                 wb = UnsafePointer(tmp)

@@ -49,9 +49,7 @@ public struct WeightMatrix: @unchecked Sendable {
         let start = r0 * cols
         switch dtype {
         case .bf16:
-            let src = base.assumingMemoryBound(to: UInt16.self) + start
-            let o = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
-            for i in 0..<n { o[i] = UInt32(src[i]) << 16 }
+            ck_convert_bf16(base.assumingMemoryBound(to: UInt16.self) + start, out, n)
         case .f16:
             let src = base.assumingMemoryBound(to: Float16.self) + start
             for i in 0..<n { out[i] = Float(src[i]) }
@@ -60,12 +58,8 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Row `r` of a quantized matrix as Float: q8 value x row scale; q4 (nibble - 8) x block scale.
-    func dequantize(_ q: Quantization, _ r: Int, _ out: UnsafeMutablePointer<Float>) {
-        dequantizeRows(q, r, r + 1, out)
-    }
-
-    /// Rows r0..<r1 of a quantized matrix as Float (CKernels; the test twin is the reference dot product).
+    /// Rows r0..<r1 of a quantized matrix as Float: q8 value x row scale, q4 (nibble - 8) x block
+    /// scale (CKernels; the test twin reads the stored bytes itself).
     func dequantizeRows(_ q: Quantization, _ r0: Int, _ r1: Int, _ out: UnsafeMutablePointer<Float>) {
         switch q {
         case .q8:

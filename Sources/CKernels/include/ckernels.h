@@ -1,6 +1,6 @@
-// Hot loops of the decode step in C (AVX2 + FMA with a portable fallback chosen at run time),
-// and a pool of worker threads that stay hot (spinning) between the ~170 matrix-vector products
-// of one decode step, then park. Called from Swift (Kernels/QuantKernels.swift).
+// Hot loops in C (AVX-512 VNNI or AVX2 + FMA + F16C, with a portable fallback, chosen at run
+// time), and a pool of worker threads that stay hot (spinning) between the ~170 matrix-vector
+// products of one decode step, then park. Called from Swift (the Kernels module).
 #ifndef CKERNELS_H
 #define CKERNELS_H
 #include <stdint.h>
@@ -22,8 +22,7 @@ int ck_has_avx2(void);
 int ck_isa(void);
 void ck_set_isa_limit(int level);
 
-// y[r] = dot(W[r], x) for r in [r0, r1).
-void ck_matvec_bf16(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
+// y[r] = dot(W[r], x) for r in [r0, r1) on the calling thread (bf16: ck_pool_matvec_bf16 only).
 void ck_matvec_q8(const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
 void ck_matvec_q4(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
 
