@@ -109,15 +109,15 @@ void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n) {
 // in groups of four (the last group of a row may hold fewer), each group its scales first.
 static inline size_t q4_group(int b) { return (size_t)(b / 4) * (4 * 18); }
 static inline int q4_group_size(int nb, int b) { int left = nb - b / 4 * 4; return left < 4 ? left : 4; }
-static inline uint16_t *q4_scale_at(uint8_t *row, int nb, int b) { return (uint16_t *)(row + q4_group(b) + 2 * (b % 4)); }
+static inline size_t q4_scale_offset(int b) { return q4_group(b) + 2 * (size_t)(b % 4); }
 static inline const uint8_t *q4_qs_at(const uint8_t *row, int nb, int b) {
     return row + q4_group(b) + 2 * q4_group_size(nb, b) + 16 * (b % 4);
 }
-static inline float q4_scale(const uint8_t *row, int nb, int b) {
-    uint16_t d; memcpy(&d, row + q4_group(b) + 2 * (b % 4), 2); return ck_fp16_to_fp32(d);
+static inline float q4_scale(const uint8_t *row, int b) {
+    uint16_t d; memcpy(&d, row + q4_scale_offset(b), 2); return ck_fp16_to_fp32(d);
 }
 
-float ck_q4_block_scale(const uint8_t *row, int cols, int b) { return q4_scale(row, cols / CK_QK, b); }
+float ck_q4_block_scale(const uint8_t *row, int b) { return q4_scale(row, b); }
 
 void ck_quantize_row_q4(const float *x, uint8_t *row, int n) {
     int nb = n / CK_QK;
@@ -127,7 +127,7 @@ void ck_quantize_row_q4(const float *x, uint8_t *row, int n) {
         for (int i = 0; i < CK_QK; i++) if (fabsf(v[i]) > amax) { amax = fabsf(v[i]); m = v[i]; }
         uint16_t d16 = ck_fp32_to_fp16(m / -8.0f);
         float d = ck_fp16_to_fp32(d16), id = d != 0 ? 1.0f / d : 0;
-        memcpy(q4_scale_at(row, nb, b), &d16, 2);
+        memcpy(row + q4_scale_offset(b), &d16, 2);
         uint8_t q[CK_QK];
         for (int i = 0; i < CK_QK; i++) {
             int t = (int)floorf(v[i] * id + 8.5f);
@@ -152,7 +152,7 @@ static void dequantize_q4_c(const uint8_t *w, int cols, int r0, int r1, float *o
         const uint8_t *row = w + (size_t)r * nb * 18;
         float *o = out + (size_t)(r - r0) * cols;
         for (int b = 0; b < nb; b++) {
-            float d = q4_scale(row, nb, b);
+            float d = q4_scale(row, b);
             const uint8_t *qs = q4_qs_at(row, nb, b);
             for (int i = 0; i < 16; i++) {
                 o[b * CK_QK + i] = (float)((int)(qs[i] & 0x0F) - 8) * d;
@@ -197,6 +197,14 @@ float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int co
     return ((c[0] + c[2]) + (c[1] + c[3])) * wscale;
 }
 
+// The blocks after a row's last full group: whole-block sums into one chain (as the reference).
+static inline float q4_tail(const uint8_t *row, const ck_block_q8 *xq, int nb, int full) {
+    float tail = 0;
+    for (int b = full; b < nb; b++)
+        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, tail);
+    return tail;
+}
+
 // q4: eight float lanes. Each group of four blocks gives, per block, four lane sums (lane l: its
 // elements 4l..4l+3 and 16+4l..16+4l+3); blocks 0-1 of the group feed lanes 0-3 / 4-7 first,
 // then blocks 2-3 the same lanes, each by fmaf with (block scale x activation scale). A row's
@@ -209,12 +217,12 @@ float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
         for (int half = 0; half < 2; half++)
             for (int lane = 0; lane < 8; lane++) {
                 int blk = b + 2 * half + lane / 4;
-                float sc = q4_scale(row, nb, blk) * xq[blk].d;
+                float sc = q4_scale(row, blk) * xq[blk].d;
                 acc[lane] = fmaf((float)idot_q4(q4_qs_at(row, nb, blk), xq[blk].qs, lane % 4), sc, acc[lane]);
             }
-    float tail = 0;
+    float tail = 0;      // written out here, not q4_tail: the reference stays the kernels' twin
     for (int b = full; b < nb; b++)
-        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, nb, b) * xq[b].d, tail);
+        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, tail);
     return hsum8_ref(acc) + tail;
 }
 
@@ -249,10 +257,6 @@ AVX2 static inline float hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-AVX2 static inline __m256 bf16x8(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
 // Columns from..<cols of a bf16 row against x, in scalar code (the vector loops' tails).
@@ -396,13 +400,6 @@ static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xpair *xp, float *x
     for (int b = 0; b < full; b++) xd[b] = xq[b].d;
 }
 
-// The blocks after the last full group: whole-block sums into one chain (as the reference).
-static inline float q4_tail(const uint8_t *row, const ck_block_q8 *xq, int nb, int full) {
-    float tail = 0;
-    for (int b = full; b < nb; b++)
-        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, nb, b) * xq[b].d, tail);
-    return tail;
-}
 
 // One group of four blocks: two 32-byte loads of nibbles, each giving the low and high nibbles of
 // two blocks, multiplied with the matching activations (DOT: VNNI or AVX2 form), offsets
@@ -720,7 +717,7 @@ AVX2 static void dequantize_q4_avx2(const uint8_t *w, int cols, int r0, int r1, 
         const uint8_t *row = w + (size_t)r * nb * 18;
         float *o = out + (size_t)(r - r0) * cols;
         for (int b = 0; b < nb; b++) {
-            __m256 d = _mm256_set1_ps(q4_scale(row, nb, b));
+            __m256 d = _mm256_set1_ps(q4_scale(row, b));
             __m128i q = _mm_loadu_si128((const __m128i *)q4_qs_at(row, nb, b));
             __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m), eight), hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), eight);
             float *ob = o + b * CK_QK;

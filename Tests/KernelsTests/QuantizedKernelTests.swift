@@ -103,7 +103,7 @@ struct QuantizedKernelTests {
                         let group = b / 4 * 72, inGroup = min(4, nb - b / 4 * 4)
                         let byte = row[group + 2 * inGroup + 16 * (b % 4) + i % 16]
                         let nibble = i < 16 ? byte & 0x0F : byte >> 4
-                        want[r * cols + c] = Float(Int(nibble) - 8) * ck_q4_block_scale(row, Int32(cols), Int32(b))
+                        want[r * cols + c] = Float(Int(nibble) - 8) * ck_q4_block_scale(row, Int32(b))
                     }
                 } }
                 for level in Self.isaLevels {
@@ -130,7 +130,7 @@ struct QuantizedKernelTests {
         ck_quantize_row_q4(x, &row, 256)
         let w = row.withUnsafeBytes { WeightMatrix(quantized: .q4, base: $0.baseAddress!, rows: 1, cols: 256).dequantizedRow(0) }
         for b in 0..<8 {
-            let d = abs(ck_q4_block_scale(row, 256, Int32(b)))
+            let d = abs(ck_q4_block_scale(row, Int32(b)))
             for i in 0..<32 {
                 let v = x[b * 32 + i], inRange = abs(v) <= 7 * d
                 #expect(abs(w[b * 32 + i] - v) <= (inRange ? d * 0.5 : d) * 1.001 + 1e-6, "block \(b)")

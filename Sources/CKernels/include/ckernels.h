@@ -31,8 +31,8 @@ void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n);
 // Row quantizers for weights (from float rows).
 void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n);
 void ck_quantize_row_q4(const float *x, uint8_t *row, int n);
-// The scale of block b of a q4 row `cols` long.
-float ck_q4_block_scale(const uint8_t *row, int cols, int b);
+// The scale of block b of a q4 row.
+float ck_q4_block_scale(const uint8_t *row, int b);
 
 // Rows r0..<r1 of a quantized matrix as floats (GEMM's weight blocks): q8 value x row scale,
 // q4 (nibble - 8) x block scale; out is (r1 - r0) x cols.
