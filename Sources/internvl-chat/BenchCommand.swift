@@ -43,12 +43,9 @@ struct BenchCommand: ParsableCommand {
             }
             log("measuring read bandwidth…")
             var gbps = MachineProbe.poolReadBandwidth()
-            r["read_gbps"] = gbps
             log("measuring SGEMM…")
             var vit = MachineProbe.sgemmGFLOPs(m: 1025, n: 3072, k: 1024)
             var pre = MachineProbe.sgemmGFLOPs(m: 256, n: 8192, k: 2048)
-            r["sgemm_gflops"] = max(vit, pre)
-            r["sgemm_gflops_by_shape"] = ["1025x1024x3072": vit, "256x2048x8192": pre]
 
             // Peak RSS is the engine's: the probes' buffers are left out (the mark is reset after
             // each probe and the paired probe's resident buffer is subtracted).
