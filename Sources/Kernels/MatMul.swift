@@ -20,6 +20,10 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
         }
         return
     }
+    if w.layout == .groupsOfFour {
+        ck_pool_matvec_bf16_rows4(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(w.rows), Int32(w.cols))
+        return
+    }
     if w.dtype == .bf16 {
         ck_pool_matvec_bf16(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(w.rows), Int32(w.cols))
         return
@@ -58,7 +62,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
         while r0 < w.rows {
             let r1 = min(w.rows, r0 + blockRows)
             let wb: UnsafePointer<Float>
-            if w.dtype == .f32 && w.quantization == nil {
+            if w.dtype == .f32 && w.quantization == nil && w.layout == .rowMajor {
                 wb = w.base.assumingMemoryBound(to: Float.self) + r0 * w.cols
             } else {
                 w.convertRows(r0, r1, into: tmp)

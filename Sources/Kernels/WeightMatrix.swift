@@ -10,12 +10,16 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     /// Set when `base` holds quantized weights (Quantized.swift for the layouts).
     public let quantization: Quantization?
+    /// How dense rows lie in memory (quantized matrices: always `.rowMajor`).
+    public let layout: RowLayout
 
-    public init(base: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int) {
+    public init(base: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int, layout: RowLayout = .rowMajor) {
+        precondition(layout == .rowMajor || (dtype == .bf16 && cols % 32 == 0), "rows in groups of four are bf16, 32-column chunks")
         self.base = base
         self.dtype = dtype
         self.rows = rows
         self.cols = cols
+        self.layout = layout
         quantization = nil
     }
 
@@ -24,13 +28,14 @@ public struct WeightMatrix: @unchecked Sendable {
         dtype = .bf16
         self.rows = rows
         self.cols = cols
+        layout = .rowMajor
         quantization = q
     }
 
     /// Element (r, c) as Float (slow path: tests, embedding lookups).
     @inline(__always)
     public func value(_ r: Int, _ c: Int) -> Float {
-        if quantization != nil { return dequantizedRow(r)[c] }
+        if quantization != nil || layout != .rowMajor { return dequantizedRow(r)[c] }
         let i = r * cols + c
         switch dtype {
         case .bf16: return bf16ToFloat(base.load(fromByteOffset: 2 * i, as: UInt16.self))
@@ -43,6 +48,10 @@ public struct WeightMatrix: @unchecked Sendable {
     public func convertRows(_ r0: Int, _ r1: Int, into out: UnsafeMutablePointer<Float>) {
         if let q = quantization {
             dequantizeRows(q, r0, r1, out)
+            return
+        }
+        if layout == .groupsOfFour {
+            ck_convert_bf16_rows4(base.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(cols), Int32(r0), Int32(r1), out)
             return
         }
         let n = (r1 - r0) * cols
@@ -84,9 +93,34 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
+/// The order of a dense matrix's rows in memory.
+public enum RowLayout: Sendable {
+    /// One row after another, as in the checkpoint.
+    case rowMajor
+    /// bf16 only, the decode layout of the language model's matrices: for each group of four rows
+    /// and each chunk of 32 columns, the four rows' 32 values one after another (256 bytes), so
+    /// that the product streams one run of memory into four dot products and loads each
+    /// activation once for four rows; rows after the last full group stay one after another.
+    /// `cols` a multiple of 32.
+    case groupsOfFour
+}
+
 extension WeightMatrix {
     /// The same bytes seen as `[rows, count / rows]` (a conv kernel as a matrix).
     public func reshaped(rows newRows: Int) -> WeightMatrix {
-        WeightMatrix(base: base, dtype: dtype, rows: newRows, cols: rows * cols / newRows)
+        precondition(layout == .rowMajor && quantization == nil, "only a dense row-major matrix can be reshaped")
+        return WeightMatrix(base: base, dtype: dtype, rows: newRows, cols: rows * cols / newRows)
+    }
+
+    /// Whether `packedInFours(into:)` applies: a dense row-major bf16 matrix of 32-column chunks.
+    public var canGroupRowsInFours: Bool {
+        quantization == nil && layout == .rowMajor && dtype == .bf16 && cols % 32 == 0
+    }
+
+    /// This matrix copied into `dst` (`storageBytes` long) with its rows in groups of four.
+    public func packedInFours(into dst: UnsafeMutableRawPointer) -> WeightMatrix {
+        precondition(canGroupRowsInFours)
+        ck_pack_bf16_rows4(base.assumingMemoryBound(to: UInt16.self), dst.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(cols))
+        return WeightMatrix(base: UnsafeRawPointer(dst), dtype: .bf16, rows: rows, cols: cols, layout: .groupsOfFour)
     }
 }

@@ -79,7 +79,9 @@ public final class InternLM2: @unchecked Sendable {
     /// Copies the decoder layers' matrices and the output head, as stored (bf16), out of the
     /// memory-mapped checkpoint into huge-page memory, releasing the mapped pages as it goes: the
     /// decode step streams them once per token, and 4 KiB page-cache pages cost it ~25% of the
-    /// bandwidth in TLB misses. Resident memory stays the size of the weights.
+    /// bandwidth in TLB misses. Resident memory stays the size of the weights. Their rows go in
+    /// groups of four (`RowLayout.groupsOfFour`, where the columns allow), the layout in which
+    /// one core streams them fastest.
     public func moveToHugePages() {
         guard quantStorage == nil else { return }
         let mats = layers.flatMap { [$0.wqkv, $0.wo, $0.w1, $0.w3, $0.w2] } + [output]
@@ -90,9 +92,13 @@ public final class InternLM2: @unchecked Sendable {
         for (i, m) in mats.enumerated() {
             let dst = storage.base + offsets[i]
             prefault(m.base, m.storageBytes)
-            dst.copyMemory(from: m.base, byteCount: m.storageBytes)
+            if m.canGroupRowsInFours {
+                moved.append(m.packedInFours(into: dst))
+            } else {
+                dst.copyMemory(from: m.base, byteCount: m.storageBytes)
+                moved.append(WeightMatrix(base: UnsafeRawPointer(dst), dtype: m.dtype, rows: m.rows, cols: m.cols))
+            }
             releaseMappedPages(m.base, m.storageBytes)
-            moved.append(WeightMatrix(base: UnsafeRawPointer(dst), dtype: m.dtype, rows: m.rows, cols: m.cols))
         }
         rebind(moved)
         quantStorage = storage

@@ -37,8 +37,12 @@ struct KernelTests {
         return y
     }
 
+    /// max |a - b|; infinite when any value is NaN (a row a kernel never wrote: `max()` alone
+    /// would pass over it) or the counts differ.
     static func maxError(_ a: [Float], _ b: [Double]) -> Double {
-        zip(a, b).map { abs(Double($0) - $1) }.max() ?? 0
+        guard a.count == b.count else { return .infinity }
+        let d = zip(a, b).map { abs(Double($0) - $1) }
+        return d.contains { $0.isNaN } ? .infinity : d.max() ?? 0
     }
 
     @Test func bf16RoundsToNearestEven() {

@@ -39,6 +39,61 @@ struct QuantizedKernelTests {
         } }
     }
 
+    /// The same product with the rows in groups of four (the language model's decode layout):
+    /// row counts that leave 1-3 rows after the last group, every level, 1-3 threads.
+    @Test(arguments: [(1, 32), (4, 64), (7, 64), (33, 96), (9, 160), (302, 512), (2048, 2048), (259, 8192)])
+    func bf16MatvecOnRowsInFoursMatchesNaiveLoop(rows: Int, cols: Int) {
+        var rng = SeededRandom(seed: UInt64(rows * 11 + cols))
+        let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        let x = KernelTests.randomFloats(cols, &rng)
+        let want = KernelTests.naive(values, x, rows: rows, cols: cols, t: 1)
+        var packed = [UInt8](repeating: 0, count: storage.count)
+        storage.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { dst in
+                let w = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
+                #expect(w.layout == .groupsOfFour)
+            }
+        }
+        #expect(packed != storage || rows < 4)
+        for level in Self.isaLevels { for threads in [1, 2, 3] {
+            let pool = ThreadPool(threads: threads)
+            var y = [Float](repeating: .nan, count: rows)
+            Self.atISA(level) {
+                packed.withUnsafeBytes { raw in
+                    matvec(WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols, layout: .groupsOfFour), x, &y, pool: pool)
+                }
+            }
+            let scale = want.map(abs).max()! + 1e-30
+            #expect(KernelTests.maxError(y, want) / scale < 1e-5, "\(rows)x\(cols), \(threads) threads, ISA level \(level)")
+        } }
+    }
+
+    /// Rows of a matrix in groups of four convert (GEMM's weight blocks, single values) to the
+    /// floats of the row-major original exactly, for ranges that start and end inside groups.
+    @Test func rowsInFoursConvertToTheOriginalRows() {
+        let rows = 23, cols = 96
+        var rng = SeededRandom(seed: 44)
+        let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        var packed = [UInt8](repeating: 0, count: storage.count)
+        storage.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { dst in
+                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
+            }
+        }
+        packed.withUnsafeBytes { raw in
+            let w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols, layout: .groupsOfFour)
+            for level in Self.isaLevels {
+                for (r0, r1) in [(0, rows), (0, 4), (1, 3), (2, 11), (5, 23), (20, 23), (21, 22)] {
+                    var got = [Float](repeating: .nan, count: (r1 - r0) * cols)
+                    Self.atISA(level) { got.withUnsafeMutableBufferPointer { w.convertRows(r0, r1, into: $0.baseAddress!) } }
+                    #expect(got == Array(values[(r0 * cols)..<(r1 * cols)]), "rows \(r0)..<\(r1), ISA level \(level)")
+                }
+            }
+            #expect(w.value(13, 77) == values[13 * cols + 77])
+            #expect(w.value(22, 95) == values[22 * cols + 95])
+        }
+    }
+
     /// Quantizes a random bf16 matrix, runs the pooled kernel, and compares every row with the
     /// reference dot product of CKernels (same integer sums, same float order).
     @Test(arguments: shapes)

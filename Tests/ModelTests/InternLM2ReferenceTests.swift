@@ -51,6 +51,31 @@ struct InternLM2ReferenceTests {
         }
     }
 
+    /// With the weights moved into huge pages their rows go in groups of four where the columns
+    /// allow (tiny-c's 48 do not): prefill converts them for its GEMMs, decoding multiplies them
+    /// as they are. The prompt's logits stay the reference's, and a token decoded after the prompt
+    /// gives the logits of the same step on the row-major weights.
+    @Test(arguments: TestData.tinyModels)
+    func weightsInGroupsOfFourMatchReference(model name: String) throws {
+        let m = try Self.load(name), rowMajor = try Self.load(name)
+        m.model.moveToHugePages()
+        for w in m.model.layers.flatMap({ [$0.wqkv, $0.wo, $0.w1, $0.w3, $0.w2] }) + [m.model.output] {
+            #expect(w.layout == (w.cols % 32 == 0 ? .groupsOfFour : .rowMajor))
+        }
+        #expect(name == "tiny-c" || m.model.output.layout == .groupsOfFour)
+        for (k, c) in m.cases.prefix(4).enumerated() {
+            let ids = TestData.ints(c["prompt_ids"])
+            let cache = m.model.makeCache(precision: .float32), plainCache = rowMajor.model.makeCache(precision: .float32)
+            let logits = m.model.forward(ids, cache: cache)
+            let want = try TestData.logits(TestData.url(name + "/golden-logits.f64"), index: k, vocab: m.model.vocabSize)
+            #expect(Self.relativeError(logits, want) < 1e-4, "\(name), prompt \(k)")
+            _ = rowMajor.model.forward(ids, cache: plainCache)
+            let next = Int32((k * 101 + 7) % m.model.vocabSize)
+            let stepped = m.model.forward([next], cache: cache), plain = rowMajor.model.forward([next], cache: plainCache)
+            #expect(Self.relativeError(stepped, plain.map(Double.init)) < 1e-5, "\(name), prompt \(k): decode step")
+        }
+    }
+
     @Test(arguments: TestData.tinyModels)
     func greedyContinuationsMatchReference(model name: String) throws {
         let m = try Self.load(name)
