@@ -86,7 +86,7 @@ static int has_avx512(void) { return ck_isa() >= 2; }
 // ---------------------------------------------------------------------------------------------
 // Quantizers
 
-void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n) {
+static void quantize_q8_blocks_c(const float *x, ck_block_q8 *out, int n) {
     for (int b = 0; b < n / CK_QK; b++) {
         const float *v = x + b * CK_QK;
         float amax = 0;
@@ -453,7 +453,7 @@ AVX512 static void matvec_q8_vnni(const int8_t *w, const float *ws, const ck_blo
 // nibbles come out of one 32-byte load of the pair's 32 bytes: `lo` = elements 0..15 of b then of
 // b+1 (the low nibbles), `hi` = elements 16..31 of each; `corr` = 8 x the sum of the eight
 // activations each int32 lane of the dot product covers (the nibbles' offset of 8, subtracted).
-typedef struct { int8_t lo[32]; int8_t hi[32]; int32_t corr[8]; } q4_xpair;      // 96 bytes
+typedef struct q4_xpair_s { int8_t lo[32]; int8_t hi[32]; int32_t corr[8]; } q4_xpair;      // 96 bytes
 #define Q4_STACK_PAIRS 256                                                    // up to 16,384 columns
 
 static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xpair *xp, float *xd) {
@@ -540,6 +540,40 @@ AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
     return t;
 }
 #endif
+
+#if defined(__x86_64__)
+// The same operations as quantize_q8_blocks_c, eight lanes at a time (max |x|, one division, one
+// multiplication, rounding to nearest even as lrintf does), so the blocks are the same bytes.
+AVX2 static void quantize_q8_blocks_avx2(const float *x, ck_block_q8 *out, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < n / CK_QK; b++) {
+        const float *v = x + b * CK_QK;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        out[b].d = d;
+        __m256 s = _mm256_set1_ps(id);
+        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+        __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+        // packs work per 128-bit lane: 0 1 | 2 3 -> int16 [q0lo q1lo q0hi q1hi], then int8; fix the order.
+        __m256i w01 = _mm256_packs_epi32(q0, q1), w23 = _mm256_packs_epi32(q2, q3);
+        __m256i b8 = _mm256_packs_epi16(w01, w23);
+        b8 = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[b].qs, b8);
+    }
+}
+#endif
+
+void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { quantize_q8_blocks_avx2(x, out, n); return; }
+#endif
+    quantize_q8_blocks_c(x, out, n);
+}
 
 void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
 #if defined(__x86_64__)
@@ -841,6 +875,7 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
+    struct q4_xpair_s *q4xp; float *q4xd; int q4cap, q4ready;   // x arranged once per q4 job (q4_prepare_x)
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows;
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
@@ -977,7 +1012,16 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
         break;
     }
     case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_Q4: ck_matvec_q4((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+    case JOB_Q4:
+#if defined(__x86_64__)
+        if (p->q4ready) {                   // arranged for the SIMD rows once by matvec_job
+            int nb = p->cols / CK_QK;
+            if (has_avx512()) q4_rows_vnni((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xp, p->q4xd, p->y, nb, r0, r1);
+            else q4_rows_avx2((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xp, p->q4xd, p->y, nb, r0, r1);
+            break;
+        }
+#endif
+        ck_matvec_q4((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
     }
 }
 
@@ -1062,7 +1106,7 @@ void ck_pool_destroy(ck_pool *p) {
     pthread_mutex_lock(&p->mu); pthread_cond_broadcast(&p->cv); pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
     free(p->tids);
-    free(p->xe); free(p->xo);
+    free(p->xe); free(p->xo); free(p->q4xp); free(p->q4xd);
     free(p);
 }
 
@@ -1083,6 +1127,19 @@ static void dispatch(ck_pool *p) {
 
 static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
     p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
+    p->q4ready = 0;
+#if defined(__x86_64__)
+    // q4: the activations arranged once for all threads and chunks (not once per chunk).
+    if (kind == JOB_Q4 && cols >= 4 * CK_QK && ck_has_avx2()) {
+        int full = cols / CK_QK / 4 * 4;
+        if (p->q4cap < full) {
+            free(p->q4xp); free(p->q4xd);
+            p->q4xp = malloc((size_t)(full / 2) * sizeof(q4_xpair)); p->q4xd = malloc((size_t)full * sizeof(float)); p->q4cap = full;
+        }
+        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xp, p->q4xd);
+        p->q4ready = 1;
+    }
+#endif
     if (kind == JOB_BF16 || kind == JOB_BF16X4) {
         if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
         deinterleave(x, cols, p->xe, p->xo);
@@ -1091,8 +1148,10 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
     int bytes_per_row = kind == JOB_BF16 || kind == JOB_BF16X4 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
     int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
     if (p->threads == 1 || rows < (small < 8 ? 8 : small)) { matvec_range(p, 0, rows); return; }
-    // Chunks of ~512 KiB of weights (whole groups of four rows), shares of whole chunks.
-    int cr = (512 << 10) / (bytes_per_row > 0 ? bytes_per_row : 1);
+    // Chunks of ~192 KiB of weights (whole groups of four rows), shares of whole chunks (512 KiB
+    // left ~2% more of a q4 decode profile spinning at the ends of products; the microbenchmark of
+    // the products alone could not tell the two apart).
+    int cr = (192 << 10) / (bytes_per_row > 0 ? bytes_per_row : 1);
     cr = cr < 4 ? 4 : cr & ~3;
     int chunks = (rows + cr - 1) / cr;
     p->chunk_rows = cr;

@@ -170,6 +170,32 @@ struct QuantizedKernelTests {
         }
     }
 
+    /// Activations to int8 blocks: every level gives the same bytes and scales as the portable
+    /// loop, and each value is within half a step of its original (a block of zeros included).
+    @Test func activationBlocksAreTheSameAtEveryLevel() {
+        var rng = SeededRandom(seed: 9)
+        var x = KernelTests.randomFloats(8192, &rng, scale: 3)
+        for i in 64..<96 { x[i] = 0 }
+        x[200] = 1e-30; x[300] = -5e4
+        func blocks() -> [ck_block_q8] {
+            var out = [ck_block_q8](repeating: ck_block_q8(), count: x.count / 32)
+            ck_quantize_q8_blocks(x, &out, Int32(x.count))
+            return out
+        }
+        let portable = Self.atISA(0) { blocks() }
+        for b in portable.indices {
+            let q = withUnsafeBytes(of: portable[b].qs) { Array($0.bindMemory(to: Int8.self)) }
+            for i in 0..<32 { #expect(abs(Float(q[i]) * portable[b].d - x[b * 32 + i]) <= portable[b].d / 2 * 1.0001 + 1e-30) }
+        }
+        for level in Self.isaLevels.dropFirst() {
+            let got = Self.atISA(level) { blocks() }
+            for b in portable.indices {
+                let same = got[b].d == portable[b].d && withUnsafeBytes(of: got[b].qs) { g in withUnsafeBytes(of: portable[b].qs) { g.elementsEqual($0) } }
+                #expect(same, "block \(b), ISA level \(level)")
+            }
+        }
+    }
+
     @Test func quantizersRoundTrip() {
         var rng = SeededRandom(seed: 5)
         let x = KernelTests.randomFloats(256, &rng, scale: 2)
