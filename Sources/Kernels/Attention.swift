@@ -9,20 +9,31 @@ public enum KVPrecision: String, Sendable, CaseIterable {
     public var size: Int { self == .float16 ? 2 : 4 }
 }
 
-/// One layer's cached keys and values from position 0: rows of kvHeads * dim values in `precision`.
+/// One layer's cached keys and values from position 0 in `precision`: element d of kv head g at
+/// position j is at `j * positionStride + g * headStride + d` (in elements).
 public struct KVRows {
     public let keys: UnsafeRawPointer
     public let values: UnsafeRawPointer
     public let precision: KVPrecision
-    public init(keys: UnsafeRawPointer, values: UnsafeRawPointer, precision: KVPrecision) {
+    public let positionStride: Int
+    public let headStride: Int
+    public init(keys: UnsafeRawPointer, values: UnsafeRawPointer, precision: KVPrecision, positionStride: Int, headStride: Int) {
         self.keys = keys; self.values = values; self.precision = precision
+        self.positionStride = positionStride; self.headStride = headStride
+    }
+
+    /// Rows of `kvHeads * dim` values, one position after another.
+    public static func positionMajor(keys: UnsafeRawPointer, values: UnsafeRawPointer, precision: KVPrecision,
+                                     kvHeads: Int, dim: Int) -> KVRows {
+        KVRows(keys: keys, values: values, precision: precision, positionStride: kvHeads * dim, headStride: dim)
     }
 }
 
 /// Causal grouped-query attention of `t` new positions against a cache holding `past + t` keys.
 ///
 /// - q:   [t, heads * dim]            queries of the new positions (already rotated)
-/// - kv:  [past + t, kvHeads * dim]   cached keys / values, the new ones appended last
+/// - kv:  past + t positions x kvHeads of dim values (any strides) cached keys / values, the new
+///        ones last
 /// - out: [t, heads * dim]
 /// Query head h reads kv head h / (heads / kvHeads) (repeat_kv). Scores are scaled by
 /// 1/sqrt(dim); position i may see keys 0...past+i. `scores` is scratch of t * (past + t);
@@ -31,26 +42,37 @@ public struct KVRows {
 public func causalAttention(q: UnsafePointer<Float>, kv: KVRows, out: UnsafeMutablePointer<Float>, t: Int, past: Int,
                             heads: Int, kvHeads: Int, dim: Int, scores: inout [Float], kvFloats: inout [Float]) {
     let total = past + t
-    let kvStride = kvHeads * dim
     if t == 1 {      // the decode step: heads over the pool's threads, no GEMM with one row
         ck_pool_attention_decode(ThreadPool.shared.raw, q, kv.keys, kv.values, kv.precision == .float16 ? 1 : 0, out,
-                                 Int32(total), Int32(heads), Int32(kvHeads), Int32(dim), Int32(kvStride),
+                                 Int32(total), Int32(heads), Int32(kvHeads), Int32(dim), kv.positionStride, kv.headStride,
                                  1 / Float(dim).squareRoot())
         return
     }
     switch kv.precision {
     case .float32:
         prefillAttention(q: q, k: kv.keys.assumingMemoryBound(to: Float.self), v: kv.values.assumingMemoryBound(to: Float.self),
+                         positionStride: kv.positionStride, headStride: kv.headStride,
                          out: out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores)
     case .float16:
-        let n = total * kvStride
+        // Widened into one reusable buffer, kv head by kv head ([kvHeads, total, dim]).
+        let n = total * kvHeads * dim
         if kvFloats.count < 2 * n { kvFloats = [Float](repeating: 0, count: 2 * n) }
         kvFloats.withUnsafeMutableBufferPointer { f in
             let k = f.baseAddress!, v = k + n
-            ck_f16_to_f32(kv.keys.assumingMemoryBound(to: UInt16.self), k, n)
-            ck_f16_to_f32(kv.values.assumingMemoryBound(to: UInt16.self), v, n)
-            prefillAttention(q: q, k: k, v: v, out: out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
-                             scores: &scores)
+            let keys = kv.keys.assumingMemoryBound(to: UInt16.self), values = kv.values.assumingMemoryBound(to: UInt16.self)
+            func widen(_ src: Int, _ dst: Int, _ count: Int) {
+                ck_f16_to_f32(keys + src, k + dst, count)
+                ck_f16_to_f32(values + src, v + dst, count)
+            }
+            for g in 0..<kvHeads {
+                if kv.positionStride == dim {            // stored head by head: one run per head
+                    widen(g * kv.headStride, g * total * dim, total * dim)
+                } else {
+                    for j in 0..<total { widen(j * kv.positionStride + g * kv.headStride, (g * total + j) * dim, dim) }
+                }
+            }
+            prefillAttention(q: q, k: k, v: v, positionStride: dim, headStride: total * dim,
+                             out: out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores)
         }
     }
 }
@@ -60,7 +82,8 @@ public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v:
                             out: UnsafeMutablePointer<Float>, t: Int, past: Int,
                             heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
     var unused: [Float] = []
-    causalAttention(q: q, kv: KVRows(keys: UnsafeRawPointer(k), values: UnsafeRawPointer(v), precision: .float32), out: out,
+    causalAttention(q: q, kv: .positionMajor(keys: UnsafeRawPointer(k), values: UnsafeRawPointer(v), precision: .float32,
+                                            kvHeads: kvHeads, dim: dim), out: out,
                     t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim, scores: &scores, kvFloats: &unused)
 }
 
@@ -71,11 +94,12 @@ let causalBlockRows = 256
 /// A prompt's attention by two SGEMMs per head and block of rows around a row softmax, heads over
 /// the cores.
 private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                              positionStride: Int, headStride: Int,
                               out: UnsafeMutablePointer<Float>, t: Int, past: Int,
                               heads: Int, kvHeads: Int, dim: Int, scores: inout [Float]) {
     let total = past + t
     let groups = heads / kvHeads
-    let qStride = heads * dim, kvStride = kvHeads * dim
+    let qStride = heads * dim
     let scale = 1 / Float(dim).squareRoot()
     let block = min(t, causalBlockRows)
     let (q, k, v, out) = (SendablePointer(q), SendablePointer(k), SendablePointer(v), SendablePointer(out))
@@ -85,12 +109,12 @@ private func prefillAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
         while i0 < t {
             let rows = min(block, t - i0), visible = past + i0 + rows
             // S[rows, visible] = scale * Q_h[i0 ..< i0 + rows] K_g[0 ..< visible]^T
-            sgemmNT(m: rows, n: visible, k: dim, a: q.p + i0 * qStride + h * dim, lda: qStride, b: k.p + g * dim,
-                    ldb: kvStride, c: s, ldc: visible, alpha: scale)
+            sgemmNT(m: rows, n: visible, k: dim, a: q.p + i0 * qStride + h * dim, lda: qStride, b: k.p + g * headStride,
+                    ldb: positionStride, c: s, ldc: visible, alpha: scale)
             // Row i0 + j sees keys 0...past + i0 + j.
             ck_softmax_rows(s, Int32(rows), Int32(visible), Int32(visible), Int32(past + i0))
             // O_h[i0 ..< i0 + rows, dim] = S V_g[0 ..< visible]
-            sgemmNN(m: rows, n: dim, k: visible, a: s, lda: visible, b: v.p + g * dim, ldb: kvStride,
+            sgemmNN(m: rows, n: dim, k: visible, a: s, lda: visible, b: v.p + g * headStride, ldb: positionStride,
                     c: out.p + i0 * qStride + h * dim, ldc: qStride)
             i0 += rows
         }

@@ -72,9 +72,12 @@ struct KernelTests {
 
     /// Prompt (t > 1, SGEMMs) and decode (t == 1, the C kernel over the pool, at every ISA level)
     /// against a Double loop, with float32 and float16 KV storage (the loop reads the float16
-    /// values as stored); dims 8, 40 and 128 take the vector paths, 12 the portable one; 600 rows
-    /// go through three causal blocks.
-    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40), (600, 9, 16)],
+    /// values as stored), laid out position by position and head by head (the KV cache's layout,
+    /// with room for more positions after each head's run); dims 8, 40 and 128 take the AVX2
+    /// path, 64 and 128 the AVX-512 one (query heads two at a time, three per kv head here, so
+    /// one pair and one single), 12 the portable one; 600 rows go through three causal blocks.
+    @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40), (600, 9, 16),
+                      (1, 1029, 64), (2, 70, 64)],
           KVPrecision.allCases)
     func attentionMatchesNaiveLoop(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
         let (t, past, dim) = shape
@@ -82,24 +85,38 @@ struct KernelTests {
         let heads = 6, kvHeads = 2, total = past + t
         let q = Self.randomFloats(t * heads * dim, &rng)
         var k = Self.randomFloats(total * kvHeads * dim, &rng), v = Self.randomFloats(total * kvHeads * dim, &rng)
-        var k16 = [UInt16](repeating: 0, count: k.count), v16 = k16
-        if kv == .float16 {
-            ck_f32_to_f16(k, &k16, k.count); ck_f32_to_f16(v, &v16, v.count)
-            k = k16.map { ck_fp16_to_fp32($0) }; v = v16.map { ck_fp16_to_fp32($0) }
+        if kv == .float16 {      // the values float16 can hold, so that both storages mean the same
+            k = k.map { ck_fp16_to_fp32(ck_fp32_to_fp16($0)) }; v = v.map { ck_fp16_to_fp32(ck_fp32_to_fp16($0)) }
         }
-        var outs: [[Float]] = []
-        for level in QuantizedKernelTests.isaLevels {
-            var out = [Float](repeating: .nan, count: t * heads * dim)
-            var scores: [Float] = [], floats: [Float] = []
-            QuantizedKernelTests.atISA(level) {
-                k.withUnsafeBytes { kf in v.withUnsafeBytes { vf in k16.withUnsafeBytes { kh in v16.withUnsafeBytes { vh in
-                    let rows = kv == .float16 ? KVRows(keys: kh.baseAddress!, values: vh.baseAddress!, precision: kv)
-                                              : KVRows(keys: kf.baseAddress!, values: vf.baseAddress!, precision: kv)
-                    causalAttention(q: q, kv: rows, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
-                                    scores: &scores, kvFloats: &floats)
-                } } } }
+        // Head by head, with 3 unused positions after each head's run.
+        let capacity = total + 3
+        func headMajor(_ a: [Float]) -> [Float] {
+            var out = [Float](repeating: .nan, count: kvHeads * capacity * dim)
+            for j in 0..<total { for g in 0..<kvHeads { for e in 0..<dim {
+                out[(g * capacity + j) * dim + e] = a[(j * kvHeads + g) * dim + e]
+            } } }
+            return out
+        }
+        var outs: [(String, [Float])] = []
+        for headByHead in [false, true] {
+            let ks = headByHead ? headMajor(k) : k, vs = headByHead ? headMajor(v) : v
+            var k16 = [UInt16](repeating: 0, count: ks.count), v16 = k16
+            ck_f32_to_f16(ks, &k16, ks.count); ck_f32_to_f16(vs, &v16, vs.count)
+            let pos = headByHead ? dim : kvHeads * dim, head = headByHead ? capacity * dim : dim
+            for level in QuantizedKernelTests.isaLevels {
+                var out = [Float](repeating: .nan, count: t * heads * dim)
+                var scores: [Float] = [], floats: [Float] = []
+                QuantizedKernelTests.atISA(level) {
+                    ks.withUnsafeBytes { kf in vs.withUnsafeBytes { vf in k16.withUnsafeBytes { kh in v16.withUnsafeBytes { vh in
+                        let rows = kv == .float16
+                            ? KVRows(keys: kh.baseAddress!, values: vh.baseAddress!, precision: kv, positionStride: pos, headStride: head)
+                            : KVRows(keys: kf.baseAddress!, values: vf.baseAddress!, precision: kv, positionStride: pos, headStride: head)
+                        causalAttention(q: q, kv: rows, out: &out, t: t, past: past, heads: heads, kvHeads: kvHeads, dim: dim,
+                                        scores: &scores, kvFloats: &floats)
+                    } } } }
+                }
+                outs.append(("\(headByHead ? "head-major" : "position-major"), ISA level \(level)", out))
             }
-            outs.append(out)
         }
         var want = [Double](repeating: 0, count: t * heads * dim)
         for i in 0..<t { for h in 0..<heads {
@@ -114,8 +131,8 @@ struct KernelTests {
                 want[(i * heads + h) * dim + e] = s.enumerated().reduce(0.0) { $0 + $1.element / z * Double(v[($1.offset * kvHeads + g) * dim + e]) }
             }
         } }
-        for (level, out) in outs.enumerated() {
-            #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv), ISA level \(level)")
+        for (what, out) in outs {
+            #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv), \(what)")
         }
     }
 

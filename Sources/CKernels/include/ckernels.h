@@ -83,10 +83,11 @@ void ck_softmax_row(float *x, int n);
 
 // Attention of one new query (the decode step) against `total` cached keys and values, heads
 // split over the pool's threads: out_h = softmax(scale * q_h K_g^T) V_g, g = h / (heads / kv_heads).
-// q: heads x dim; k, v: total rows of kv_stride values (kv head g at g * dim), float16 when kv_f16
-// is non-zero, else float32; out: heads x dim.
+// q: heads x dim; k, v: element d of kv head g at position j at j * pos_stride + g * head_stride + d
+// (position-major rows: kv_heads * dim and dim; the KV cache's head-major blocks: dim and
+// capacity * dim), float16 when kv_f16 is non-zero, else float32; out: heads x dim.
 void ck_pool_attention_decode(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out,
-                              int total, int heads, int kv_heads, int dim, int kv_stride, float scale);
+                              int total, int heads, int kv_heads, int dim, size_t pos_stride, size_t head_stride, float scale);
 
 // float32 <-> float16 (round to nearest even), n values, on the calling thread (the KV cache's rows).
 void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n);
