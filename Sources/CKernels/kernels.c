@@ -226,6 +226,35 @@ float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
     return hsum8_ref(acc) + tail;
 }
 
+// int8 GEMM (prompts with int8 weights): one output is sw x sum over blocks b, in order, of
+// fmaf(sum of the block's int8 products, the block's activation scale, acc) -- the integer sums
+// and activation blocks of decoding, summed block by block.
+float ck_q8_gemm_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols) {
+    float acc = 0;
+    for (int b = 0; b < cols / CK_QK; b++) {
+        int32_t t = 0;
+        for (int i = 0; i < CK_QK; i++) t += (int32_t)w[b * CK_QK + i] * xq[b].qs[i];
+        acc = fmaf((float)t, xq[b].d, acc);
+    }
+    return acc * wscale;
+}
+
+size_t ck_q8_gemm_packed_bytes(int rows, int cols) { return (size_t)((rows + 31) / 32) * 32 * (size_t)cols; }
+
+void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *bp) {
+    for (int n0 = 0; n0 < rows; n0 += 32) {
+        uint8_t *panel = bp + (size_t)n0 * cols;
+        for (int j = 0; j < 32; j++) {
+            const int8_t *src = w + (size_t)(n0 + j) * cols;
+            for (int c = 0; c < cols; c += 4) {
+                uint32_t v = 0x80808080u;                          // a zero weight, as u8
+                if (n0 + j < rows) { memcpy(&v, src + c, 4); v ^= 0x80808080u; }   // w + 128
+                memcpy(panel + (size_t)c * 32 + 4 * j, &v, 4);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Portable kernels
 
@@ -858,7 +887,7 @@ static void convert_part(const uint16_t *src, float *dst, size_t n) {
 // ---------------------------------------------------------------------------------------------
 // The pool
 
-enum { JOB_BF16, JOB_BF16X4, JOB_Q8, JOB_Q4, JOB_READ, JOB_ATTN };
+enum { JOB_BF16, JOB_BF16X4, JOB_Q8, JOB_Q4, JOB_READ, JOB_ATTN, JOB_Q8GEMM };
 
 struct ck_pool {
     int threads, spin_us;
@@ -879,6 +908,8 @@ struct ck_pool {
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows;
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
+    // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
+    const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
     const float *aq; const void *ak, *av; float *aout; int atotal, aheads, akv, adim, af16; size_t apos, ahead; float ascale;   // decode attention
 };
 
@@ -1031,6 +1062,70 @@ AVX512 static inline __attribute__((always_inline)) __m512 kv16(const void *base
     }
 ATTN_GROUP(attention_group64_avx512, 4)
 ATTN_GROUP(attention_group128_avx512, 8)
+
+// int8 GEMM tiles: MR activation rows x one panel of 32 weight rows (two 16-lane vectors), over
+// all blocks of 32 columns. Per block: eight vpdpbusd steps of four columns (packed w + 128 as
+// the unsigned operand, four activation bytes broadcast as the signed one) into int32, minus
+// 128 x the block's activation sum, then one FMA with the block's scale into float (the
+// reference's order, so the results are its bits). Columns past `valid` are not stored.
+#define Q8_TILE(NAME, MR)                                                                                  \
+    AVX512 static void NAME(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, const int32_t *corr, \
+                            float *c, int nb, int ldc, int valid) {                                        \
+        __m512 f[MR][2];                                                                                   \
+        for (int i = 0; i < MR; i++) { f[i][0] = _mm512_setzero_ps(); f[i][1] = f[i][0]; }                  \
+        for (int b = 0; b < nb; b++) {                                                                     \
+            __m512i acc[MR][2];                                                                            \
+            for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_si512(); acc[i][1] = acc[i][0]; }     \
+            const uint8_t *pb = panel + (size_t)b * 1024;                                                  \
+            for (int s = 0; s < 8; s++) {                                                                  \
+                __m512i w0 = _mm512_loadu_si512((const void *)(pb + 128 * s)), w1 = _mm512_loadu_si512((const void *)(pb + 128 * s + 64)); \
+                for (int i = 0; i < MR; i++) {                                                             \
+                    int32_t four; memcpy(&four, xq[(size_t)i * nb + b].qs + 4 * s, 4);                     \
+                    __m512i a = _mm512_set1_epi32(four);                                                   \
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], w0, a);                                     \
+                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], w1, a);                                     \
+                }                                                                                          \
+            }                                                                                              \
+            for (int i = 0; i < MR; i++) {                                                                 \
+                __m512i cr = _mm512_set1_epi32(corr[(size_t)i * nb + b]);                                   \
+                __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d);                                        \
+                f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], cr)), d, f[i][0]); \
+                f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], cr)), d, f[i][1]); \
+            }                                                                                              \
+        }                                                                                                  \
+        __mmask16 m0 = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);                              \
+        __mmask16 m1 = valid >= 32 ? 0xFFFF : (valid <= 16 ? 0 : (__mmask16)((1u << (valid - 16)) - 1));   \
+        __m512 s0 = _mm512_maskz_loadu_ps(m0, sw), s1 = _mm512_maskz_loadu_ps(m1, sw + 16);                \
+        for (int i = 0; i < MR; i++) {                                                                     \
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, _mm512_mul_ps(f[i][0], s0));                    \
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, _mm512_mul_ps(f[i][1], s1));               \
+        }                                                                                                  \
+    }
+Q8_TILE(q8_tile1, 1) Q8_TILE(q8_tile2, 2) Q8_TILE(q8_tile3, 3) Q8_TILE(q8_tile4, 4) Q8_TILE(q8_tile5, 5) Q8_TILE(q8_tile6, 6)
+
+// Panels p0..<p1 of the current int8 GEMM job, all activation rows, six at a time.
+static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
+    int nb = p->cols / CK_QK;
+    for (int pn = p0; pn < p1; pn++) {
+        int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
+        const uint8_t *panel = p->gpack + (size_t)n0 * p->cols;
+        for (int m0 = 0; m0 < p->gm; m0 += 6) {
+            int mr = p->gm - m0 < 6 ? p->gm - m0 : 6;
+            const ck_block_q8 *xq = p->gxq + (size_t)m0 * nb;
+            const int32_t *corr = p->gcorr + (size_t)m0 * nb;
+            float *c = p->y + (size_t)m0 * p->gldc + n0;
+            const float *sw = p->ws + n0;
+            switch (mr) {
+            case 6: q8_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 5: q8_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 4: q8_tile4(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 3: q8_tile3(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 2: q8_tile2(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            default: q8_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            }
+        }
+    }
+}
 #endif
 
 // Part `part` of `parts` of the decode attention: kv heads (with all their query heads) where the
@@ -1077,6 +1172,11 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
         }
         break;
     }
+    case JOB_Q8GEMM:
+#if defined(__x86_64__)
+        q8_gemm_panels(p, r0, r1);
+#endif
+        break;
     case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
     case JOB_Q4:
 #if defined(__x86_64__)
@@ -1240,6 +1340,31 @@ void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y
 void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols); }
 void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols); }
 void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols); }
+
+int ck_q8_gemm_available(void) { return has_avx512(); }
+
+void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
+                     int m, int n, int k, int ldc) {
+    int nb = k / CK_QK, panels = (n + 31) / 32;
+    int32_t *corr = malloc((size_t)m * nb * sizeof(int32_t));
+    for (size_t i = 0; i < (size_t)m * nb; i++) {          // 128 x each block's activation sum
+        int32_t t = 0;
+        for (int e = 0; e < CK_QK; e++) t += xq[i].qs[e];
+        corr[i] = 128 * t;
+    }
+    pthread_mutex_lock(&p->job);
+    p->kind = JOB_Q8GEMM; p->gpack = packed; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
+    p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
+    // One panel per chunk, shares of whole panels (the stealing split of the products).
+    p->chunk_rows = 1;
+    for (int t = 0; t < p->threads; t++) {
+        uint64_t lo = (uint64_t)panels * t / p->threads, hi = (uint64_t)panels * (t + 1) / p->threads;
+        atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
+    }
+    if (p->threads == 1) matvec_range(p, 0, panels); else dispatch(p);
+    pthread_mutex_unlock(&p->job);
+    free(corr);
+}
 
 uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n) {
     if (p->threads == 1) return read_part(buf, n);

@@ -64,7 +64,19 @@ void ck_pack_bf16_rows4(const uint16_t *src, uint16_t *dst, int rows, int cols);
 void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols);
 void ck_convert_bf16_rows4(const uint16_t *w, int rows, int cols, int r0, int r1, float *out);
 
-// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
+// int8 GEMM for prompts with int8 weights (AVX-512 VNNI only: ck_q8_gemm_available). Activations
+// are m rows of k / 32 int8 blocks (ck_quantize_q8_blocks, as decoding); weights are packed once
+// per call in panels of 32 rows: per 4 columns, the panel's 32 rows x 4 bytes of w + 128
+// (unsigned), rows past n as zero weights. c[i * ldc + j] = wscale[j] x the block-by-block sum
+// of ck_q8_gemm_ref, bit for bit.
+int ck_q8_gemm_available(void);
+size_t ck_q8_gemm_packed_bytes(int rows, int cols);
+void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *packed);
+void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
+                     int m, int n, int k, int ldc);
+float ck_q8_gemm_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
+
+// Row-wise softmax// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
 // compete with them). causal_base >= 0: row i sees its first min(n, causal_base + i + 1) values,
 // the rest become 0.
