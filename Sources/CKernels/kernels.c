@@ -255,6 +255,42 @@ void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *bp) {
     }
 }
 
+// q4 weights in the same GEMM: per block, fmaf(sum of (q - 8) x, weight scale x activation scale,
+// acc) in order; no row scale.
+float ck_q4_gemm_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
+    float acc = 0;
+    int nb = cols / CK_QK;
+    for (int b = 0; b < nb; b++) acc = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, acc);
+    return acc;
+}
+
+size_t ck_q4_gemm_packed_bytes(int rows, int cols) { return (size_t)((rows + 31) / 32) * 32 * (size_t)(cols / CK_QK) * 36; }
+
+// q4 panels: per block of 32 columns, the q8 layout of its values (q - 8 + 128) in 1,024 bytes,
+// then the 32 rows' scales as floats (128 bytes); rows past `rows` are zero.
+void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, uint8_t *bp) {
+    int nb = cols / CK_QK;
+    size_t rb = (size_t)nb * 18;
+    for (int n0 = 0; n0 < rows; n0 += 32) {
+        uint8_t *panel = bp + (size_t)n0 * nb * 36;
+        for (int j = 0; j < 32; j++) {
+            const uint8_t *row = w + (size_t)(n0 + j) * rb;
+            for (int b = 0; b < nb; b++) {
+                uint8_t *blk = panel + (size_t)b * 1152;
+                uint8_t v[32];
+                float d = 0;
+                if (n0 + j < rows) {
+                    const uint8_t *qs = q4_qs_at(row, nb, b);
+                    for (int i = 0; i < 16; i++) { v[i] = (uint8_t)((qs[i] & 0x0F) + 120); v[i + 16] = (uint8_t)((qs[i] >> 4) + 120); }
+                    d = q4_scale(row, b);
+                } else memset(v, 128, 32);
+                for (int s = 0; s < 8; s++) memcpy(blk + 128 * s + 4 * j, v + 4 * s, 4);
+                memcpy(blk + 1024 + 4 * j, &d, 4);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Portable kernels
 
@@ -1073,10 +1109,11 @@ ATTN_GROUP(attention_group128_avx512, 8)
                             float *c, int nb, int ldc, int valid) {                                        \
         __m512 f[MR][2];                                                                                   \
         for (int i = 0; i < MR; i++) { f[i][0] = _mm512_setzero_ps(); f[i][1] = f[i][0]; }                  \
+        size_t stride = sw ? 1024 : 1152;         /* q4 panels: each block's 32 weight scales after it */ \
         for (int b = 0; b < nb; b++) {                                                                     \
             __m512i acc[MR][2];                                                                            \
             for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_si512(); acc[i][1] = acc[i][0]; }     \
-            const uint8_t *pb = panel + (size_t)b * 1024;                                                  \
+            const uint8_t *pb = panel + (size_t)b * stride;                                                \
             for (int s = 0; s < 8; s++) {                                                                  \
                 __m512i w0 = _mm512_loadu_si512((const void *)(pb + 128 * s)), w1 = _mm512_loadu_si512((const void *)(pb + 128 * s + 64)); \
                 for (int i = 0; i < MR; i++) {                                                             \
@@ -1086,19 +1123,23 @@ ATTN_GROUP(attention_group128_avx512, 8)
                     acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], w1, a);                                     \
                 }                                                                                          \
             }                                                                                              \
+            __m512 ws0 = _mm512_set1_ps(1), ws1 = ws0;                                                     \
+            if (!sw) { ws0 = _mm512_loadu_ps((const float *)(pb + 1024)); ws1 = _mm512_loadu_ps((const float *)(pb + 1088)); } \
             for (int i = 0; i < MR; i++) {                                                                 \
                 __m512i cr = _mm512_set1_epi32(corr[(size_t)i * nb + b]);                                   \
-                __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d);                                        \
-                f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], cr)), d, f[i][0]); \
-                f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], cr)), d, f[i][1]); \
+                __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d), d0 = d, d1 = d;                        \
+                if (!sw) { d0 = _mm512_mul_ps(ws0, d); d1 = _mm512_mul_ps(ws1, d); }                       \
+                f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], cr)), d0, f[i][0]); \
+                f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], cr)), d1, f[i][1]); \
             }                                                                                              \
         }                                                                                                  \
         __mmask16 m0 = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);                              \
         __mmask16 m1 = valid >= 32 ? 0xFFFF : (valid <= 16 ? 0 : (__mmask16)((1u << (valid - 16)) - 1));   \
-        __m512 s0 = _mm512_maskz_loadu_ps(m0, sw), s1 = _mm512_maskz_loadu_ps(m1, sw + 16);                \
+        __m512 s0 = _mm512_set1_ps(1), s1 = s0;                                                            \
+        if (sw) { s0 = _mm512_maskz_loadu_ps(m0, sw); s1 = _mm512_maskz_loadu_ps(m1, sw + 16); }           \
         for (int i = 0; i < MR; i++) {                                                                     \
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, _mm512_mul_ps(f[i][0], s0));                    \
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, _mm512_mul_ps(f[i][1], s1));               \
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, sw ? _mm512_mul_ps(f[i][0], s0) : f[i][0]);     \
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, sw ? _mm512_mul_ps(f[i][1], s1) : f[i][1]); \
         }                                                                                                  \
     }
 Q8_TILE(q8_tile1, 1) Q8_TILE(q8_tile2, 2) Q8_TILE(q8_tile3, 3) Q8_TILE(q8_tile4, 4) Q8_TILE(q8_tile5, 5) Q8_TILE(q8_tile6, 6)
@@ -1108,13 +1149,13 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
     int nb = p->cols / CK_QK;
     for (int pn = p0; pn < p1; pn++) {
         int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
-        const uint8_t *panel = p->gpack + (size_t)n0 * p->cols;
+        const uint8_t *panel = p->gpack + (size_t)pn * 32 * (p->ws ? (size_t)p->cols : (size_t)nb * 36);
         for (int m0 = 0; m0 < p->gm; m0 += 6) {
             int mr = p->gm - m0 < 6 ? p->gm - m0 : 6;
             const ck_block_q8 *xq = p->gxq + (size_t)m0 * nb;
             const int32_t *corr = p->gcorr + (size_t)m0 * nb;
             float *c = p->y + (size_t)m0 * p->gldc + n0;
-            const float *sw = p->ws + n0;
+            const float *sw = p->ws ? p->ws + n0 : NULL;
             switch (mr) {
             case 6: q8_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             case 5: q8_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;

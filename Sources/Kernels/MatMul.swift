@@ -54,7 +54,7 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                    scratch: inout [Float]) {
     if t == 1 { matvec(w, x, y); return }
-    if w.quantization == .q8 && t >= int8GEMMMinRows && int8GEMMAvailable {
+    if w.quantization != nil && t >= int8GEMMMinRows && int8GEMMAvailable {
         int8Matmul(w, x, t, y, scratch: &scratch)
         return
     }
@@ -81,34 +81,42 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
     }
 }
 
-/// Prompts of at least this many rows multiply int8 weights by the integer GEMM (below it, packing
-/// the weights costs more than the float path's products).
+/// Prompts of at least this many rows multiply int8 and q4 weights by the integer GEMM (below it,
+/// packing the weights costs more than the float path's products).
 public let int8GEMMMinRows = 32
 
 /// Whether this CPU has the integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`).
 public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 
-/// Y = X W^T for int8 weights with AVX-512 VNNI: X's rows quantized to int8 blocks of 32 exactly as
-/// a decode step quantizes its vector, integer products summed block by block (CKernels,
-/// `ck_pool_q8_gemm`). Weights are packed for it in blocks of up to 64 MiB in `scratch`.
+/// Y = X W^T for int8 or q4 weights with AVX-512 VNNI: X's rows quantized to int8 blocks of 32
+/// exactly as a decode step quantizes its vector, integer products summed block by block
+/// (CKernels, `ck_pool_q8_gemm`). Weights are packed for it in blocks of up to 64 MiB in `scratch`.
 func int8Matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                 scratch: inout [Float]) {
+    guard let q = w.quantization else { return }
     let k = w.cols, nb = k / 32
-    let ints = w.base.assumingMemoryBound(to: Int8.self)
-    let scales = (w.base + w.rows * k).assumingMemoryBound(to: Float.self)
-    let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / k) / 32 * 32))
-    let packedFloats = (Int(ck_q8_gemm_packed_bytes(Int32(blockRows), Int32(k))) + 3) / 4
-    if scratch.count < packedFloats { scratch = [Float](repeating: 0, count: packedFloats) }
+    let rowBytes = q.rowBytes(k) - (q == .q8 ? 4 : 0)          // q8's row scales lie after all rows
+    let packedPerRow = Int(q == .q8 ? ck_q8_gemm_packed_bytes(32, Int32(k)) : ck_q4_gemm_packed_bytes(32, Int32(k))) / 32
+    let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / packedPerRow) / 32 * 32))
+    if scratch.count < (blockRows * packedPerRow + 3) / 4 { scratch = [Float](repeating: 0, count: (blockRows * packedPerRow + 3) / 4) }
     let xq = UnsafeMutablePointer<ck_block_q8>.allocate(capacity: t * nb)
     defer { xq.deallocate() }
     ck_quantize_q8_blocks(x, xq, Int32(t * k))
+    let base = w.base.assumingMemoryBound(to: UInt8.self)
+    let scales = (w.base + w.rows * k).assumingMemoryBound(to: Float.self)     // q8 only
     scratch.withUnsafeMutableBytes { raw in
         let packed = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var r0 = 0
         while r0 < w.rows {
-            let r1 = min(w.rows, r0 + blockRows)
-            ck_q8_gemm_pack(ints + r0 * k, Int32(r1 - r0), Int32(k), packed)
-            ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), Int32(r1 - r0), Int32(k), Int32(w.rows))
+            let r1 = min(w.rows, r0 + blockRows), n = Int32(r1 - r0)
+            switch q {
+            case .q8:
+                ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * rowBytes).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)
+                ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
+            case .q4:
+                ck_q4_gemm_pack(base + r0 * rowBytes, n, Int32(k), packed)
+                ck_pool_q8_gemm(ThreadPool.shared.raw, packed, nil, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
+            }
             r0 = r1
         }
     }

@@ -196,50 +196,59 @@ struct QuantizedKernelTests {
         }
     }
 
-    /// The int8 GEMM of prompts (AVX-512 VNNI only): every output bit for bit equal to its
-    /// reference (integer block sums, one fmaf per block, the row scale), for row counts that
-    /// leave 1-5 rows after the tiles of six, weight rows that leave a partial panel of 32, 1-3
-    /// threads; through `matmul` (packing in blocks) as well, and close to the exact product.
+    /// The integer GEMM of prompts (AVX-512 VNNI only), int8 and q4 weights: every output bit for
+    /// bit equal to its reference (integer block sums, one fmaf per block; int8: the row scale at
+    /// the end, q4: weight x activation scale per block), for row counts that leave 1-5 rows after
+    /// the tiles of six, weight rows that leave a partial panel of 32, 1-3 threads; through
+    /// `matmul` (packing in blocks) as well, and close to the exact product.
     @Test(.enabled(if: ck_q8_gemm_available() != 0, "needs AVX-512 VNNI"),
-          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 64)])
-    func int8GEMMEqualsItsReferenceBitForBit(m: Int, n: Int, k: Int) {
+          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160)], Quantization.allCases)
+    func integerGEMMEqualsItsReferenceBitForBit(shape: (m: Int, n: Int, k: Int), q: Quantization) {
+        let (m, n, k) = shape
         var rng = SeededRandom(seed: UInt64(m * 31 + n * 7 + k))
         let (storage, _) = KernelTests.matrix(n, k, .bf16, &rng)
         let x = KernelTests.randomFloats(m * k, &rng)
-        var q = [UInt8](repeating: 0, count: WeightMatrix.quantizedBytes(rows: n, cols: k, .q8))
+        var stored = [UInt8](repeating: 0, count: WeightMatrix.quantizedBytes(rows: n, cols: k, q))
         storage.withUnsafeBytes { raw in
-            q.withUnsafeMutableBytes { _ = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: n, cols: k).quantized(as: .q8, into: $0.baseAddress!) }
+            stored.withUnsafeMutableBytes { _ = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: n, cols: k).quantized(as: q, into: $0.baseAddress!) }
         }
         var xq = [ck_block_q8](repeating: ck_block_q8(), count: m * k / 32)
         ck_quantize_q8_blocks(x, &xq, Int32(m * k))
-        q.withUnsafeBytes { raw in
-            let ints = raw.baseAddress!.assumingMemoryBound(to: Int8.self)
+        stored.withUnsafeBytes { raw in
+            let bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let scales = (raw.baseAddress! + n * k).assumingMemoryBound(to: Float.self)
             var want = [Float](repeating: 0, count: m * n)
-            for i in 0..<m { for j in 0..<n {
-                want[i * n + j] = xq.withUnsafeBufferPointer { ck_q8_gemm_ref(ints + j * k, scales[j], $0.baseAddress! + i * k / 32, Int32(k)) }
-            } }
-            var packed = [UInt8](repeating: 0, count: Int(ck_q8_gemm_packed_bytes(Int32(n), Int32(k))))
-            ck_q8_gemm_pack(ints, Int32(n), Int32(k), &packed)
+            xq.withUnsafeBufferPointer { xb in
+                for i in 0..<m { for j in 0..<n {
+                    let xrow = xb.baseAddress! + i * k / 32
+                    want[i * n + j] = q == .q8
+                        ? ck_q8_gemm_ref(UnsafeRawPointer(bytes + j * k).assumingMemoryBound(to: Int8.self), scales[j], xrow, Int32(k))
+                        : ck_q4_gemm_ref(bytes + j * q.rowBytes(k), xrow, Int32(k))
+                } }
+            }
+            let size = q == .q8 ? ck_q8_gemm_packed_bytes(Int32(n), Int32(k)) : ck_q4_gemm_packed_bytes(Int32(n), Int32(k))
+            var packed = [UInt8](repeating: 0, count: Int(size))
+            if q == .q8 { ck_q8_gemm_pack(UnsafeRawPointer(bytes).assumingMemoryBound(to: Int8.self), Int32(n), Int32(k), &packed) }
+            else { ck_q4_gemm_pack(bytes, Int32(n), Int32(k), &packed) }
             for threads in [1, 2, 3] {
                 var c = [Float](repeating: .nan, count: m * n)
                 let pool = ThreadPool(threads: threads)
                 withExtendedLifetime(pool) {
-                    ck_pool_q8_gemm(pool.raw, packed, scales, xq, &c, Int32(m), Int32(n), Int32(k), Int32(n))
+                    ck_pool_q8_gemm(pool.raw, packed, q == .q8 ? scales : nil, xq, &c, Int32(m), Int32(n), Int32(k), Int32(n))
                 }
-                #expect(c == want, "\(m)x\(n)x\(k), \(threads) threads")
+                #expect(c == want, "\(q) \(m)x\(n)x\(k), \(threads) threads")
             }
             // Through matmul, which packs in blocks (prompts of at least int8GEMMMinRows rows).
             if m >= int8GEMMMinRows {
+                let w = WeightMatrix(quantized: q, base: raw.baseAddress!, rows: n, cols: k)
                 var y = [Float](repeating: .nan, count: m * n), scratch: [Float] = []
-                matmul(WeightMatrix(quantized: .q8, base: raw.baseAddress!, rows: n, cols: k), x, m, &y, scratch: &scratch)
-                #expect(y == want, "matmul \(m)x\(n)x\(k)")
+                matmul(w, x, m, &y, scratch: &scratch)
+                #expect(y == want, "matmul \(q) \(m)x\(n)x\(k)")
                 // and within 3% of the largest exact output of the dequantized weights
                 var deq = [Float](repeating: 0, count: n * k)
-                deq.withUnsafeMutableBufferPointer { WeightMatrix(quantized: .q8, base: raw.baseAddress!, rows: n, cols: k).convertRows(0, n, into: $0.baseAddress!) }
+                deq.withUnsafeMutableBufferPointer { w.convertRows(0, n, into: $0.baseAddress!) }
                 let exact = KernelTests.naive(deq, x, rows: n, cols: k, t: m)
-                let scale = exact.map(abs).max()!
-                #expect(KernelTests.maxError(y, exact) / scale < 0.03)
+                #expect(KernelTests.maxError(y, exact) / exact.map(abs).max()! < 0.03)
             }
         }
     }

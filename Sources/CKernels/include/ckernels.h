@@ -68,13 +68,19 @@ void ck_convert_bf16_rows4(const uint16_t *w, int rows, int cols, int r0, int r1
 // are m rows of k / 32 int8 blocks (ck_quantize_q8_blocks, as decoding); weights are packed once
 // per call in panels of 32 rows: per 4 columns, the panel's 32 rows x 4 bytes of w + 128
 // (unsigned), rows past n as zero weights. c[i * ldc + j] = wscale[j] x the block-by-block sum
-// of ck_q8_gemm_ref, bit for bit.
+// of ck_q8_gemm_ref, bit for bit (wscale NULL: q4 panels, below).
 int ck_q8_gemm_available(void);
 size_t ck_q8_gemm_packed_bytes(int rows, int cols);
 void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *packed);
 void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
                      int m, int n, int k, int ldc);
 float ck_q8_gemm_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
+// The same GEMM for q4 weights: packed per block as q - 8 + 128 with the block's 32 weight scales
+// after it (ck_q4_gemm_pack); wscale NULL in ck_pool_q8_gemm. Reference: per block, fmaf(integer
+// sum, weight scale x activation scale, acc).
+size_t ck_q4_gemm_packed_bytes(int rows, int cols);
+void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, uint8_t *packed);
+float ck_q4_gemm_ref(const uint8_t *row, const ck_block_q8 *xq, int cols);
 
 // Row-wise softmax// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
