@@ -10,7 +10,7 @@ import TestSupport
 struct QuantizedModelTests {
     static func logits(_ e: ChatEngine, _ ids: [Int32]) -> [Float] { e.model.forward(ids, cache: e.model.makeCache(), logits: .last) }
 
-    /// With int8 or q4 weights a prompt of at least `int8GEMMMinRows` tokens goes through the
+    /// With int8 or q4 weights a prompt of at least `integerGEMMMinRows` tokens goes through the
     /// integer GEMM (where the CPU has AVX-512 VNNI), whose activations are quantized as a decode
     /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products;
     /// measured 2.3e-7 of the largest logit for int8) and stay within the format's bound of bf16.
@@ -20,7 +20,7 @@ struct QuantizedModelTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quant-\(UUID())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let e = try ChatEngine(folder: folder, weights: q, cache: QuantCache(directory: dir))
-        let ids: [Int32] = [1] + (0..<(int8GEMMMinRows + 9)).map { Int32(300 + ($0 * 37) % 900) }
+        let ids: [Int32] = [1] + (0..<(integerGEMMMinRows(q) + 9)).map { Int32(300 + ($0 * 37) % 900) }
         let prompt = e.model.forward(ids, cache: e.model.makeCache(), logits: .last)
         let cache = e.model.makeCache()
         var stepped: [Float] = []

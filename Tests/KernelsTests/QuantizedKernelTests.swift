@@ -202,7 +202,7 @@ struct QuantizedKernelTests {
     /// the tiles of six, weight rows that leave a partial panel of 32, 1-3 threads; through
     /// `matmul` (packing in blocks) as well, and close to the exact product.
     @Test(.enabled(if: ck_q8_gemm_available() != 0, "needs AVX-512 VNNI"),
-          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160)], Quantization.allCases)
+          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64)], Quantization.allCases)
     func integerGEMMEqualsItsReferenceBitForBit(shape: (m: Int, n: Int, k: Int), q: Quantization) {
         let (m, n, k) = shape
         var rng = SeededRandom(seed: UInt64(m * 31 + n * 7 + k))
@@ -238,8 +238,19 @@ struct QuantizedKernelTests {
                 }
                 #expect(c == want, "\(q) \(m)x\(n)x\(k), \(threads) threads")
             }
-            // Through matmul, which packs in blocks (prompts of at least int8GEMMMinRows rows).
-            if m >= int8GEMMMinRows {
+            // Shorter prompts go row by row through the decode products: each row as a product alone.
+            if m > 1 && m < integerGEMMMinRows(q) {
+                let w = WeightMatrix(quantized: q, base: raw.baseAddress!, rows: n, cols: k)
+                var y = [Float](repeating: .nan, count: m * n), scratch: [Float] = []
+                matmul(w, x, m, &y, scratch: &scratch)
+                for i in 0..<m {
+                    var row = [Float](repeating: .nan, count: n)
+                    Array(x[(i * k)..<((i + 1) * k)]).withUnsafeBufferPointer { matvec(w, $0.baseAddress!, &row) }
+                    #expect(Array(y[(i * n)..<((i + 1) * n)]) == row, "row \(i) of \(q) \(m)x\(n)x\(k)")
+                }
+            }
+            // Through matmul, which packs in blocks (prompts of at least integerGEMMMinRows rows).
+            if m >= integerGEMMMinRows(q) {
                 let w = WeightMatrix(quantized: q, base: raw.baseAddress!, rows: n, cols: k)
                 var y = [Float](repeating: .nan, count: m * n), scratch: [Float] = []
                 matmul(w, x, m, &y, scratch: &scratch)
