@@ -1332,6 +1332,16 @@ static void dispatch(ck_pool *p) {
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
 }
 
+// A job of `chunks` chunks of `chunk_rows` rows: each thread's share is a contiguous run of whole
+// chunks (run_share takes its own from the front and steals the others' from their backs).
+static void split_shares(ck_pool *p, int chunk_rows, int chunks) {
+    p->chunk_rows = chunk_rows;
+    for (int t = 0; t < p->threads; t++) {
+        uint64_t lo = (uint64_t)chunks * t / p->threads, hi = (uint64_t)chunks * (t + 1) / p->threads;
+        atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
+    }
+}
+
 static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
     p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
     p->q4ready = 0;
@@ -1363,11 +1373,7 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
     int cr = (64 << 10) / (bytes_per_row > 0 ? bytes_per_row : 1);
     cr = cr < 4 ? 4 : cr & ~3;
     int chunks = (rows + cr - 1) / cr;
-    p->chunk_rows = cr;
-    for (int t = 0; t < p->threads; t++) {
-        uint64_t lo = (uint64_t)chunks * t / p->threads, hi = (uint64_t)chunks * (t + 1) / p->threads;
-        atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
-    }
+    split_shares(p, cr, chunks);
     dispatch(p);
 }
 
@@ -1397,11 +1403,7 @@ void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, con
     p->kind = JOB_Q8GEMM; p->gpack = packed; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
     p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
     // One panel per chunk, shares of whole panels (the stealing split of the products).
-    p->chunk_rows = 1;
-    for (int t = 0; t < p->threads; t++) {
-        uint64_t lo = (uint64_t)panels * t / p->threads, hi = (uint64_t)panels * (t + 1) / p->threads;
-        atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
-    }
+    split_shares(p, 1, panels);
     if (p->threads == 1) matvec_range(p, 0, panels); else dispatch(p);
     pthread_mutex_unlock(&p->job);
     free(corr);
