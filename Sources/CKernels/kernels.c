@@ -231,11 +231,7 @@ float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
 // and activation blocks of decoding, summed block by block.
 float ck_q8_gemm_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols) {
     float acc = 0;
-    for (int b = 0; b < cols / CK_QK; b++) {
-        int32_t t = 0;
-        for (int i = 0; i < CK_QK; i++) t += (int32_t)w[b * CK_QK + i] * xq[b].qs[i];
-        acc = fmaf((float)t, xq[b].d, acc);
-    }
+    for (int b = 0; b < cols / CK_QK; b++) acc = fmaf((float)idot_q8(w + b * CK_QK, xq[b].qs), xq[b].d, acc);
     return acc * wscale;
 }
 
@@ -258,10 +254,7 @@ void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *bp) {
 // q4 weights in the same GEMM: per block, fmaf(sum of (q - 8) x, weight scale x activation scale,
 // acc) in order; no row scale.
 float ck_q4_gemm_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
-    float acc = 0;
-    int nb = cols / CK_QK;
-    for (int b = 0; b < nb; b++) acc = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, acc);
-    return acc;
+    return q4_tail(row, xq, cols / CK_QK, 0);     // whole-block sums into one chain, from block 0
 }
 
 size_t ck_q4_gemm_packed_bytes(int rows, int cols) { return (size_t)((rows + 31) / 32) * 32 * (size_t)(cols / CK_QK) * 36; }
