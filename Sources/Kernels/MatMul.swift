@@ -56,7 +56,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
     if t == 1 { matvec(w, x, y); return }
     if let q = w.quantization, int8GEMMAvailable {
         if t >= integerGEMMMinRows(q) {
-            int8Matmul(w, x, t, y, scratch: &scratch)
+            int8Matmul(w, q, x, t, y, scratch: &scratch)
         } else {
             // A few rows: one decode-style product each (each streams the weights once; packing
             // them for the GEMM costs more).
@@ -101,9 +101,8 @@ public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 /// Y = X W^T for int8 or q4 weights with AVX-512 VNNI: X's rows quantized to int8 blocks of 32
 /// exactly as a decode step quantizes its vector, integer products summed block by block
 /// (CKernels, `ck_pool_q8_gemm`). Weights are packed for it in blocks of up to 64 MiB in `scratch`.
-func int8Matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
+func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                 scratch: inout [Float]) {
-    guard let q = w.quantization else { return }
     let k = w.cols, nb = k / 32
     let rowBytes = q.rowBytes(k) - (q == .q8 ? 4 : 0)          // q8's row scales lie after all rows
     let packedPerRow = Int(q == .q8 ? ck_q8_gemm_packed_bytes(32, Int32(k)) : ck_q4_gemm_packed_bytes(32, Int32(k))) / 32
