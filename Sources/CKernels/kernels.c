@@ -296,7 +296,20 @@ static void matvec_bf16_c(const uint16_t *w, const float *x, float *y, int cols,
     }
 }
 
-// bf16 rows in groups of four (ck_pack_bf16_rows4), r0..<r1 multiples of 4 in the full groups.
+// bf16 rows in groups of four, in blocks of X4_BLOCK columns: block b holds the full groups'
+// columns [b * X4_BLOCK, b * X4_BLOCK + x4_width(cols, b)), at w + full * X4_BLOCK * b (full = rows
+// rounded down to a multiple of 4); the rows after the last full group follow whole, row by row, at
+// w + full * cols. A matrix of up to X4_BLOCK columns is one block. The blocks keep a product's
+// activations (xe and xo: 8 bytes per column) within L1 while the weights stream: with all 8,192
+// columns in one run, one core streamed w2 at 21-24 GB/s against 30-34 for the 2,048-column
+// matrices, and 31-32 once w2 was cut into 2,048-column blocks (session 5 microbenchmark).
+#define X4_BLOCK 2048
+static inline int x4_blocks(int cols) { return (cols + X4_BLOCK - 1) / X4_BLOCK; }
+static inline int x4_width(int cols, int b) { int rest = cols - b * X4_BLOCK; return rest < X4_BLOCK ? rest : X4_BLOCK; }
+static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { return w + (size_t)(rows / 4 * 4) * X4_BLOCK * b; }
+
+// One block of bf16 rows in groups of four (w at the block, cols its width, x its columns),
+// r0..<r1 multiples of 4 in the full groups.
 static void bf16x4_rows_c(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1) {
     for (int r = r0; r < r1; r += 4) {
         const uint16_t *a = w + (size_t)r * cols;
@@ -935,7 +948,8 @@ struct ck_pool {
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
     struct q4_xpair_s *q4xp; float *q4xd; int q4cap, q4ready;   // x arranged once per q4 job (q4_prepare_x)
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
-    int chunk_rows;
+    int chunk_rows, chunks_per_block;
+    float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK: each column block's partial sums
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
     const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
@@ -1179,6 +1193,31 @@ static void attention_part(const ck_pool *p, int part, int parts) {
     attention_heads(p, p->aheads * part / parts, p->aheads * (part + 1) / parts);
 }
 
+// Rows r0..<r1 of column block b of a product of rows in groups of four: the full groups in the
+// range, then (block 0) any of the rows after them, stored whole. With more than one block each
+// block writes its own partial sums (ypart, summed in block order by matvec_job).
+static void bf16x4_range(const ck_pool *p, int b, int r0, int r1) {
+    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
+    const uint16_t *w = (const uint16_t *)p->w, *wb = x4_block(w, p->rows, b);
+    float *y = x4_blocks(p->cols) > 1 ? p->ypart + (size_t)b * p->rows : p->y;
+    if (r0 < g1) {
+#if defined(__x86_64__)
+        if (has_avx512()) bf16x4_rows_avx512(wb, p->xe + c0 / 2, p->xo + c0 / 2, y, width, r0, g1);
+        else if (ck_has_avx2()) bf16x4_rows_avx2(wb, p->xe + c0 / 2, p->xo + c0 / 2, y, width, r0, g1);
+        else
+#endif
+        bf16x4_rows_c(wb, (const float *)p->x + c0, y, width, r0, g1);
+    }
+    if (r1 > full) {
+        int t0 = r0 > full ? r0 : full;
+        if (b > 0) { for (int r = t0; r < r1; r++) y[r] = 0; return; }
+#if defined(__x86_64__)
+        if (ck_has_avx2()) { bf16_rows(w, p->xe, p->xo, (const float *)p->x, y, p->cols, t0, r1); return; }
+#endif
+        matvec_bf16_c(w, (const float *)p->x, y, p->cols, t0, r1);
+    }
+}
+
 // Rows r0..<r1 of the current matrix-vector job (bf16 uses the job's de-interleaved x).
 static void matvec_range(const ck_pool *p, int r0, int r1) {
     switch (p->kind) {
@@ -1187,25 +1226,9 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
         if (ck_has_avx2()) { bf16_rows((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
 #endif
         matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_BF16X4: {
-        // The full groups in the range, then any of the rows after them (stored row by row).
-        int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full;
-        const uint16_t *w = (const uint16_t *)p->w;
-#if defined(__x86_64__)
-        if (has_avx512()) bf16x4_rows_avx512(w, p->xe, p->xo, p->y, p->cols, r0, g1);
-        else if (ck_has_avx2()) bf16x4_rows_avx2(w, p->xe, p->xo, p->y, p->cols, r0, g1);
-        else
-#endif
-        bf16x4_rows_c(w, (const float *)p->x, p->y, p->cols, r0, g1);
-        if (r1 > full) {
-            int t0 = r0 > full ? r0 : full;
-#if defined(__x86_64__)
-            if (ck_has_avx2()) { bf16_rows(w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, t0, r1); break; }
-#endif
-            matvec_bf16_c(w, (const float *)p->x, p->y, p->cols, t0, r1);
-        }
+    case JOB_BF16X4:
+        for (int b = 0; b < x4_blocks(p->cols); b++) bf16x4_range(p, b, r0, r1);
         break;
-    }
     case JOB_Q8GEMM:
 #if defined(__x86_64__)
         q8_gemm_panels(p, r0, r1);
@@ -1249,8 +1272,10 @@ static void run_share(ck_pool *p, int self) {
             if (k == 0) { c = lo; next = (uint64_t)(lo + 1) | ((uint64_t)hi << 32); }
             else { c = hi - 1; next = (uint64_t)lo | ((uint64_t)(hi - 1) << 32); }
             if (!atomic_compare_exchange_weak_explicit(&p->share[v].span, &span, next, memory_order_relaxed, memory_order_relaxed)) continue;
-            int r0 = (int)c * p->chunk_rows, r1 = r0 + p->chunk_rows;
-            matvec_range(p, r0, r1 < p->rows ? r1 : p->rows);
+            // Chunks run through each column block's rows in turn (one block unless JOB_BF16X4 is wider).
+            int b = (int)c / p->chunks_per_block, r0 = ((int)c % p->chunks_per_block) * p->chunk_rows, r1 = r0 + p->chunk_rows;
+            if (r1 > p->rows) r1 = p->rows;
+            if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1); else matvec_range(p, r0, r1);
         }
     }
 }
@@ -1306,7 +1331,7 @@ void ck_pool_destroy(ck_pool *p) {
     pthread_mutex_lock(&p->mu); pthread_cond_broadcast(&p->cv); pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
     free(p->tids);
-    free(p->xe); free(p->xo); free(p->q4xp); free(p->q4xd);
+    free(p->xe); free(p->xo); free(p->ypart); free(p->q4xp); free(p->q4xd);
     free(p);
 }
 
@@ -1328,12 +1353,14 @@ static void dispatch(ck_pool *p) {
 // A job of `chunks` chunks of `chunk_rows` rows: each thread's share is a contiguous run of whole
 // chunks (run_share takes its own from the front and steals the others' from their backs).
 static void split_shares(ck_pool *p, int chunk_rows, int chunks) {
-    p->chunk_rows = chunk_rows;
+    p->chunk_rows = chunk_rows; p->chunks_per_block = chunks;
     for (int t = 0; t < p->threads; t++) {
         uint64_t lo = (uint64_t)chunks * t / p->threads, hi = (uint64_t)chunks * (t + 1) / p->threads;
         atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
     }
 }
+
+static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks);
 
 static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
     p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
@@ -1354,6 +1381,18 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
         if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
         deinterleave(x, cols, p->xe, p->xo);
     }
+    int blocks = kind == JOB_BF16X4 ? x4_blocks(cols) : 1;
+    if (blocks > 1 && p->ypcap < (size_t)blocks * rows) {
+        free(p->ypart); p->ypart = malloc((size_t)blocks * rows * sizeof(float)); p->ypcap = (size_t)blocks * rows;
+    }
+    matvec_dispatch(p, kind, rows, cols, blocks);
+    // The column blocks' partial sums, added in block order (the same result on any number of threads).
+    for (int b = 1; b < blocks; b++)
+        for (int r = 0; r < rows; r++) p->ypart[r] += p->ypart[(size_t)b * rows + r];
+    if (blocks > 1) memcpy(y, p->ypart, (size_t)rows * sizeof(float));
+}
+
+static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks) {
     // Under ~32 KB of weights (at least 8 rows) waking the workers costs more than it saves.
     int bytes_per_row = kind == JOB_BF16 || kind == JOB_BF16X4 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
     int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
@@ -1363,10 +1402,12 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
     // the wait at the end of a product. In q4 decode profiles the spinning (worker, dispatch and
     // the chunk claims) came to 11% of the kernels' time with 192 KiB chunks, 6% with 64 KiB and
     // 9% with 32 KiB (more claims).
-    int cr = (64 << 10) / (bytes_per_row > 0 ? bytes_per_row : 1);
+    // A wide matrix's chunks are ~64 KiB of one column block (the chunks of block 0, then of 1, ...).
+    int cr = (64 << 10) / (bytes_per_row / blocks > 0 ? bytes_per_row / blocks : 1);
     cr = cr < 4 ? 4 : cr & ~3;
     int chunks = (rows + cr - 1) / cr;
-    split_shares(p, cr, chunks);
+    split_shares(p, cr, chunks * blocks);
+    p->chunks_per_block = chunks;
     dispatch(p);
 }
 
@@ -1430,10 +1471,14 @@ void ck_convert_bf16(const uint16_t *src, float *dst, size_t n) { convert_part(s
 
 void ck_pack_bf16_rows4(const uint16_t *src, uint16_t *dst, int rows, int cols) {
     int full = rows / 4 * 4;
-    for (int g = 0; g < full; g += 4)
-        for (int c = 0; c < cols; c += 32)
-            for (int k = 0; k < 4; k++)
-                memcpy(dst + (size_t)g * cols + (size_t)c * 4 + 32 * k, src + (size_t)(g + k) * cols + c, 64);
+    for (int b = 0; b < x4_blocks(cols); b++) {
+        int c0 = b * X4_BLOCK, width = x4_width(cols, b);
+        uint16_t *db = dst + (size_t)full * X4_BLOCK * b;
+        for (int g = 0; g < full; g += 4)
+            for (int c = 0; c < width; c += 32)
+                for (int k = 0; k < 4; k++)
+                    memcpy(db + (size_t)g * width + (size_t)c * 4 + 32 * k, src + (size_t)(g + k) * cols + c0 + c, 64);
+    }
     memcpy(dst + (size_t)full * cols, src + (size_t)full * cols, (size_t)(rows - full) * cols * 2);
 }
 
@@ -1442,12 +1487,17 @@ void ck_convert_bf16_rows4(const uint16_t *w, int rows, int cols, int r0, int r1
     for (int r = r0; r < r1;) {
         float *o = out + (size_t)(r - r0) * cols;
         if (r >= full) { convert_part(w + (size_t)r * cols, o, (size_t)cols); r++; continue; }
-        const uint16_t *g = w + (size_t)(r & ~3) * cols;
+        int whole = r % 4 == 0 && r + 4 <= r1;    // the group's four rows at once
+        for (int bl = 0; bl < x4_blocks(cols); bl++) {
+            int c0 = bl * X4_BLOCK, width = x4_width(cols, bl);
+            const uint16_t *g = x4_block(w, rows, bl) + (size_t)(r & ~3) * width;
 #if defined(__x86_64__)
-        if (r % 4 == 0 && r + 4 <= r1 && ck_has_avx2()) { convert_group4_avx2(g, cols, o, (size_t)cols); r += 4; continue; }
+            if (whole && ck_has_avx2()) { convert_group4_avx2(g, width, o + c0, (size_t)cols); continue; }
 #endif
-        for (int c = 0; c < cols; c += 32) convert_part(g + (size_t)c * 4 + 32 * (r & 3), o + c, 32);
-        r++;
+            for (int k = whole ? 0 : r & 3; k < (whole ? 4 : (r & 3) + 1); k++)
+                for (int c = 0; c < width; c += 32) convert_part(g + (size_t)c * 4 + 32 * k, o + (size_t)(k - (r & 3)) * cols + c0 + c, 32);
+        }
+        r += whole ? 4 : 1;
     }
 }
 

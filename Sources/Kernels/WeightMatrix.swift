@@ -100,7 +100,9 @@ public enum RowLayout: Sendable {
     /// bf16 only, the decode layout of the language model's matrices: for each group of four rows
     /// and each chunk of 32 columns, the four rows' 32 values one after another (256 bytes), so
     /// that the product streams one run of memory into four dot products and loads each
-    /// activation once for four rows; rows after the last full group stay one after another.
+    /// activation once for four rows. A matrix wider than 2,048 columns (the MLP's w2) has this
+    /// for each block of 2,048 columns in turn, so that a block's activations stay in L1 while its
+    /// weights stream; rows after the last full group stay whole, one after another, at the end.
     /// `cols` a multiple of 32.
     case groupsOfFour
 }

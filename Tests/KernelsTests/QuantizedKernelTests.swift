@@ -9,14 +9,14 @@ import TestSupport
 struct QuantizedKernelTests {
     static let shapes = [(1, 32), (7, 64), (33, 96), (9, 160), (5, 224), (300, 512), (2048, 2048), (257, 8192)]
 
-    /// Every instruction-set level this CPU has (0 portable, 1 AVX2, 2 AVX-512 VNNI), so that each
-    /// variant of a kernel meets the same twin.
+    /// Every instruction-set level this CPU has (0 portable, 1 AVX2, 2 AVX-512 VNNI, 3 AVX-512 VNNI
+    /// + BF16), so that each variant of a kernel meets the same twin.
     static var isaLevels: [Int32] { Array(0...ck_isa()) }
 
     /// Runs `body` with this thread's kernels (and the pool jobs it starts) capped at `level`.
     static func atISA<T>(_ level: Int32, _ body: () -> T) -> T {
         ck_set_isa_limit(level)
-        defer { ck_set_isa_limit(2) }
+        defer { ck_set_isa_limit(Int32.max) }
         return body()
     }
 
@@ -40,8 +40,9 @@ struct QuantizedKernelTests {
     }
 
     /// The same product with the rows in groups of four (the language model's decode layout):
-    /// row counts that leave 1-3 rows after the last group, every level, 1-3 threads.
-    @Test(arguments: [(1, 32), (4, 64), (7, 64), (33, 96), (9, 160), (302, 512), (2048, 2048), (259, 8192)])
+    /// row counts that leave 1-3 rows after the last group, matrices wider than one column block
+    /// of 2,048 (with a narrower last block), every level, 1-3 threads.
+    @Test(arguments: [(1, 32), (4, 64), (7, 64), (33, 96), (9, 160), (302, 512), (2048, 2048), (259, 8192), (70, 2112), (3, 4128)])
     func bf16MatvecOnRowsInFoursMatchesNaiveLoop(rows: Int, cols: Int) {
         var rng = SeededRandom(seed: UInt64(rows * 11 + cols))
         let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
@@ -68,10 +69,48 @@ struct QuantizedKernelTests {
         } }
     }
 
+    /// Rows in groups of four with one non-zero weight each (a power of two, either sign) at a
+    /// column that moves across the column blocks: every level must return w * x exactly, for x
+    /// with all 24 bits of its mantissa set at random. A weight read from the wrong column or
+    /// block, or an x rounded on the way (say to two bf16 halves, 2.3e-5 off at worst, which the
+    /// 1e-5 bound of the random test above can let pass), changes the result's bits.
+    @Test func bf16RowsInFoursKeepAllOfXsBits() {
+        let rows = 66, cols = 4160
+        var rng = SeededRandom(seed: 45)
+        let x: [Float] = (0..<cols).map { _ in
+            Float(sign: Bool.random(using: &rng) ? .minus : .plus, exponent: Int.random(in: -20...20, using: &rng),
+                  significand: Float(bitPattern: 0x3F80_0000 | UInt32.random(in: 0..<(1 << 23), using: &rng)))
+        }
+        var storage = [UInt8](repeating: 0, count: rows * cols * 2), want = [Float](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let c = (r * 637 + 5) % cols, w = Float(sign: r % 3 == 0 ? .minus : .plus, exponent: r % 7 - 3, significand: 1)
+            let b = floatToBF16(w)
+            storage[2 * (r * cols + c)] = UInt8(b & 0xFF); storage[2 * (r * cols + c) + 1] = UInt8(b >> 8)
+            want[r] = w * x[c]
+        }
+        var packed = [UInt8](repeating: 0, count: storage.count)
+        storage.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { dst in
+                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
+            }
+        }
+        for level in Self.isaLevels { for threads in [1, 2] {
+            let pool = ThreadPool(threads: threads)
+            var y = [Float](repeating: .nan, count: rows)
+            Self.atISA(level) {
+                packed.withUnsafeBytes { raw in
+                    matvec(WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols, layout: .groupsOfFour), x, &y, pool: pool)
+                }
+            }
+            #expect(y.map(\.bitPattern) == want.map(\.bitPattern), "\(threads) threads, ISA level \(level)")
+        } }
+    }
+
     /// Rows of a matrix in groups of four convert (GEMM's weight blocks, single values) to the
     /// floats of the row-major original exactly, for ranges that start and end inside groups.
-    @Test func rowsInFoursConvertToTheOriginalRows() {
-        let rows = 23, cols = 96
+    @Test(arguments: [96, 4160])
+    func rowsInFoursConvertToTheOriginalRows(cols: Int) {
+        let rows = 23
         var rng = SeededRandom(seed: 44)
         let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
         var packed = [UInt8](repeating: 0, count: storage.count)
@@ -90,7 +129,8 @@ struct QuantizedKernelTests {
                 }
             }
             #expect(w.value(13, 77) == values[13 * cols + 77])
-            #expect(w.value(22, 95) == values[22 * cols + 95])
+            #expect(w.value(22, cols - 1) == values[22 * cols + cols - 1])
+            #expect(w.value(5, cols / 2 + 3) == values[5 * cols + cols / 2 + 3])
         }
     }
 

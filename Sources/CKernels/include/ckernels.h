@@ -57,8 +57,10 @@ void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *wscale, const c
 void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols);
 
 // bf16 rows in groups of four, the language model's layout for decoding: for each group of four
-// rows and each chunk of 32 columns, the four rows' 32 values one after another (256 bytes); rows
-// after the last full group stay one after another. cols a multiple of 32. Packing, a product
+// rows and each chunk of 32 columns, the four rows' 32 values one after another (256 bytes); a
+// matrix wider than 2,048 columns has this for each block of 2,048 columns in turn (all groups of
+// block 0, then of block 1, ...); rows after the last full group stay whole, one after another,
+// at the end. cols a multiple of 32. Packing, a product
 // (like ck_pool_matvec_bf16), and rows r0..<r1 as floats (GEMM's weight blocks).
 void ck_pack_bf16_rows4(const uint16_t *src, uint16_t *dst, int rows, int cols);
 void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols);
