@@ -16,10 +16,7 @@ public func rmsNorm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ out:
 
 /// a[i] = silu(a[i]) * b[i] (SwiGLU's gate), over `n` elements.
 public func siluMul(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int) {
-    for i in 0..<n {
-        let g = a[i]
-        a[i] = g / (1 + Foundation.exp(-g)) * b[i]
-    }
+    ck_silu_mul(a, b, n)
 }
 
 /// Rotate-half RoPE on `heads` vectors of size `dim` at `pos`: pairs dimension i with i + dim/2.

@@ -298,7 +298,8 @@ public final class InternLM2: @unchecked Sendable {
         layer.ffnNorm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: eps) }
         matmul(layer.w1, xn, n, gate, scratch: &scratch.weightBlock)
         matmul(layer.w3, xn, n, up, scratch: &scratch.weightBlock)
-        siluMul(gate, up, n: n * ffn)
+        let g = SendablePointer(gate), u = SendablePointer(up)
+        forEachRowRange(n) { r in siluMul(g.p + r.lowerBound * ffn, u.p + r.lowerBound * ffn, n: r.count * ffn) }
         matmul(layer.w2, gate, n, o, scratch: &scratch.weightBlock)
         for i in 0..<(n * hidden) { h[i] += o[i] }
     }

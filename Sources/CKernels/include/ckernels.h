@@ -98,6 +98,8 @@ void ck_layer_norm(const float *x, const float *w, const float *b, float *out, i
 // Over t rows of n: x = GELU(x + bias); x += ls * (o + bias) (the encoder's layer-scaled residual).
 void ck_bias_gelu(float *x, const float *bias, int n, int t);
 void ck_scaled_residual(float *x, const float *o, const float *bias, const float *ls, int n, int t);
+// a[i] = silu(a[i]) * b[i] (the language model's MLP gate), silu(g) = g / (1 + exp(-g)).
+void ck_silu_mul(float *a, const float *b, size_t n);
 // One row's softmax on the calling thread (the test twin compares it with a Double loop).
 void ck_softmax_row(float *x, int n);
 
