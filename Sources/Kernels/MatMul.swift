@@ -50,9 +50,10 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
 /// Y = X W^T for a batch of rows: the prefill's kernel.
 /// - x: [t, W.cols] row-major; y: [t, W.rows] row-major.
 /// One vector goes through `matvec`; more go through OpenBLAS sgemm on blocks of W converted to
-/// Float in a reusable buffer, so no full Float copy of the weights ever exists.
+/// Float in a reusable buffer, so no full Float copy of the weights ever exists. `rowsPerCore`:
+/// the float path's rows go in one single-threaded OpenBLAS call per core (`sgemmRowsSplit`).
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
-                   scratch: inout [Float]) {
+                   scratch: inout [Float], rowsPerCore: Bool = false) {
     if t == 1 { matvec(w, x, y); return }
     if let q = w.quantization, int8GEMMAvailable {
         if t >= integerGEMMMinRows(q) {
@@ -78,13 +79,36 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
                 w.convertRows(r0, r1, into: tmp)
                 wb = UnsafePointer(tmp)
             }
-            // C[t, r1-r0] (ldc = rows) = X[t, cols] * B^T, B = block [r1-r0, cols]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                        Int32(t), Int32(r1 - r0), Int32(w.cols), 1,
-                        x, Int32(w.cols), wb, Int32(w.cols), 0, y + r0, Int32(w.rows))
+            sgemmRowsSplit(x, t, wb, r0, r1, cols: w.cols, y, ldy: w.rows, parts: rowsPerCore ? ThreadPool.shared.threads : 1)
             r0 = r1
         }
     }
+}
+
+/// y[:, r0..<r1] (row stride ldy) = X[t, cols] * B^T for a weight block B = [r1 - r0, cols] through
+/// OpenBLAS: with `parts` > 1 the rows of X go in that many parts at once, each an OpenBLAS call
+/// on one thread, else one call that OpenBLAS threads itself. After a threaded call OpenBLAS's
+/// worker spins on its core for ~0.1 s, which in the vision encoder overlapped the attention
+/// heads running on both cores; the encoder asks for parts (bench, 7-tile batch, same-run pairs:
+/// 4.21-4.28 -> 4.01-4.04 s per tile). Prompts gained nothing (2,048 rows: 56.6-59.8 -> 56.4-57.8
+/// tok/s; 256 rows: 47-52 -> 46-47), so they keep OpenBLAS's threads.
+func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Float>, _ r0: Int, _ r1: Int, cols: Int,
+                    _ y: UnsafeMutablePointer<Float>, ldy: Int, parts: Int) {
+    let parts = min(parts, t)
+    if parts <= 1 { sgemmRows(0, t, x, b, r0, r1, cols: cols, y, ldy: ldy); return }
+    let xs = SendablePointer(x), bs = SendablePointer(b), ys = SendablePointer(y)
+    singleThreadedBLAS.enter()
+    defer { singleThreadedBLAS.leave() }
+    DispatchQueue.concurrentPerform(iterations: parts) { k in
+        sgemmRows(t * k / parts, t * (k + 1) / parts, xs.p, bs.p, r0, r1, cols: cols, ys.p, ldy: ldy)
+    }
+}
+
+/// C[a1-a0, r1-r0] (ldc = ldy, at y[a0, r0]) = X[a0..<a1, cols] * B^T.
+private func sgemmRows(_ a0: Int, _ a1: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ r0: Int, _ r1: Int,
+                       cols: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(a1 - a0), Int32(r1 - r0), Int32(cols), 1,
+                x + a0 * cols, Int32(cols), b, Int32(cols), 0, y + a0 * ldy + r0, Int32(ldy))
 }
 
 /// Prompts of at least this many rows multiply int8 / q4 weights by the integer GEMM; fewer go row

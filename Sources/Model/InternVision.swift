@@ -135,7 +135,7 @@ public final class InternVision: @unchecked Sendable {
             } } }
         } } }
         var patches = [Float](repeating: 0, count: tiles * g * g * h)
-        matmul(patchWeight, cols, tiles * g * g, &patches, scratch: &weightBlock)
+        matmul(patchWeight, cols, tiles * g * g, &patches, scratch: &weightBlock, rowsPerCore: true)
         for t in 0..<tiles {
             for i in 0..<h { x[(t * n) * h + i] = classEmbedding[i] + positionEmbedding[i] }
             for q in 0..<(g * g) {
@@ -182,7 +182,7 @@ public final class InternVision: @unchecked Sendable {
         }
         if shouldStop() { return false }
         forEachRowRange(rows) { r in layerNorm(rowsOf(r, x, h), L.norm1w, L.norm1b, rowsOf(r, xn, h), n: h, t: r.count, eps: eps) }
-        matmul(L.qkv, a.xn.data, rows, a.qkv.data, scratch: &weightBlock)
+        matmul(L.qkv, a.xn.data, rows, a.qkv.data, scratch: &weightBlock, rowsPerCore: true)
         if shouldStop() { return false }
         forEachRowRange(rows) { r in addBias(rowsOf(r, qkv, 3 * h), L.qkvBias, n: 3 * h, t: r.count) }
         for t in 0..<tiles {
@@ -191,16 +191,16 @@ public final class InternVision: @unchecked Sendable {
                           n: n, heads: heads, dim: h / heads, scores: &scores)
         }
         if shouldStop() { return false }
-        matmul(L.proj, a.att.data, rows, a.o.data, scratch: &weightBlock)
+        matmul(L.proj, a.att.data, rows, a.o.data, scratch: &weightBlock, rowsPerCore: true)
         forEachRowRange(rows) { r in
             scaledResidual(rowsOf(r, x, h), rowsOf(r, o, h), bias: L.projBias, ls: L.ls1, n: h, t: r.count)
             layerNorm(rowsOf(r, x, h), L.norm2w, L.norm2b, rowsOf(r, xn, h), n: h, t: r.count, eps: eps)
         }
         if shouldStop() { return false }
-        matmul(L.fc1, a.xn.data, rows, a.mid.data, scratch: &weightBlock)
+        matmul(L.fc1, a.xn.data, rows, a.mid.data, scratch: &weightBlock, rowsPerCore: true)
         forEachRowRange(rows) { r in biasGelu(rowsOf(r, mid, ffn), L.fc1Bias, n: ffn, t: r.count) }
         if shouldStop() { return false }
-        matmul(L.fc2, a.mid.data, rows, a.o.data, scratch: &weightBlock)
+        matmul(L.fc2, a.mid.data, rows, a.o.data, scratch: &weightBlock, rowsPerCore: true)
         forEachRowRange(rows) { r in scaledResidual(rowsOf(r, x, h), rowsOf(r, o, h), bias: L.fc2Bias, ls: L.ls2, n: h, t: r.count) }
         return true
     }
@@ -226,10 +226,10 @@ public final class InternVision: @unchecked Sendable {
         layerNorm(shuffled, mlpNormW, mlpNormB, &normed, n: c, t: rows, eps: 1e-5)
         let out = outputSize
         var mid = [Float](repeating: 0, count: rows * out)
-        matmul(mlp1, normed, rows, &mid, scratch: &weightBlock)
+        matmul(mlp1, normed, rows, &mid, scratch: &weightBlock, rowsPerCore: true)
         biasGelu(&mid, mlp1Bias, n: out, t: rows)
         var result = [Float](repeating: 0, count: rows * out)
-        matmul(mlp2, mid, rows, &result, scratch: &weightBlock)
+        matmul(mlp2, mid, rows, &result, scratch: &weightBlock, rowsPerCore: true)
         addBias(&result, mlp2Bias, n: out, t: rows)
         return result
     }
