@@ -211,6 +211,9 @@ public final class InternLM2: @unchecked Sendable {
                         logits: LogitsWanted = .last, shouldStop: () -> Bool = { false },
                         progress: (Int) -> Void = { _ in }) -> [Float] {
         guard t > 0 else { return [] }
+        // A prompt's buffers (~300 MB at 2,048 positions) go back after it: decode steps need a
+        // row's worth, and the image that often comes next would otherwise be encoded on top.
+        defer { if t > 1 { scratch.release() } }
         let past = cache.count
         let total = past + t
         cache.reserve(total)
@@ -350,6 +353,11 @@ final class Scratch: @unchecked Sendable {
     var weightBlock: [Float] = []
     var scores: [Float] = []
     var kvFloats: [Float] = []
+
+    func release() {
+        buffers = Array(repeating: nil, count: Slot.allCases.count)
+        weightBlock = []; scores = []; kvFloats = []
+    }
 
     func buffer(_ slot: Slot, _ n: Int) -> UnsafeMutablePointer<Float> {
         if let b = buffers[slot.rawValue], b.count >= n { return b.data }
