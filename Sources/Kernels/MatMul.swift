@@ -95,20 +95,14 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
 func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Float>, _ r0: Int, _ r1: Int, cols: Int,
                     _ y: UnsafeMutablePointer<Float>, ldy: Int, parts: Int) {
     let parts = min(parts, t)
-    if parts <= 1 { sgemmRows(0, t, x, b, r0, r1, cols: cols, y, ldy: ldy); return }
+    if parts <= 1 { sgemmNT(m: t, n: r1 - r0, k: cols, a: x, lda: cols, b: b, ldb: cols, c: y + r0, ldc: ldy); return }
     let xs = SendablePointer(x), bs = SendablePointer(b), ys = SendablePointer(y)
     singleThreadedBLAS.enter()
     defer { singleThreadedBLAS.leave() }
     DispatchQueue.concurrentPerform(iterations: parts) { k in
-        sgemmRows(t * k / parts, t * (k + 1) / parts, xs.p, bs.p, r0, r1, cols: cols, ys.p, ldy: ldy)
+        let a0 = t * k / parts, a1 = t * (k + 1) / parts
+        sgemmNT(m: a1 - a0, n: r1 - r0, k: cols, a: xs.p + a0 * cols, lda: cols, b: bs.p, ldb: cols, c: ys.p + a0 * ldy + r0, ldc: ldy)
     }
-}
-
-/// C[a1-a0, r1-r0] (ldc = ldy, at y[a0, r0]) = X[a0..<a1, cols] * B^T.
-private func sgemmRows(_ a0: Int, _ a1: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ r0: Int, _ r1: Int,
-                       cols: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(a1 - a0), Int32(r1 - r0), Int32(cols), 1,
-                x + a0 * cols, Int32(cols), b, Int32(cols), 0, y + a0 * ldy + r0, Int32(ldy))
 }
 
 /// Prompts of at least this many rows multiply int8 / q4 weights by the integer GEMM; fewer go row
