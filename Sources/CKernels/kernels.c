@@ -1372,12 +1372,14 @@ static void dispatch(ck_pool *p) {
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
 }
 
-// A job of `chunks` chunks of `chunk_rows` rows: each thread's share is a contiguous run of whole
-// chunks (run_share takes its own from the front and steals the others' from their backs).
-static void split_shares(ck_pool *p, int chunk_rows, int chunks) {
+// A job of `chunks` chunks of `chunk_rows` rows in each of `blocks` column blocks (1 but for wide
+// JOB_BF16X4): each thread's share is a contiguous run of whole chunks (run_share takes its own
+// from the front and steals the others' from their backs).
+static void split_shares(ck_pool *p, int chunk_rows, int chunks, int blocks) {
     p->chunk_rows = chunk_rows; p->chunks_per_block = chunks;
+    uint64_t all = (uint64_t)chunks * blocks;
     for (int t = 0; t < p->threads; t++) {
-        uint64_t lo = (uint64_t)chunks * t / p->threads, hi = (uint64_t)chunks * (t + 1) / p->threads;
+        uint64_t lo = all * t / p->threads, hi = all * (t + 1) / p->threads;
         atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
     }
 }
@@ -1428,8 +1430,7 @@ static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks
     int cr = (64 << 10) / (bytes_per_row / blocks > 0 ? bytes_per_row / blocks : 1);
     cr = cr < 4 ? 4 : cr & ~3;
     int chunks = (rows + cr - 1) / cr;
-    split_shares(p, cr, chunks * blocks);
-    p->chunks_per_block = chunks;
+    split_shares(p, cr, chunks, blocks);
     dispatch(p);
 }
 
@@ -1459,7 +1460,7 @@ void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, con
     p->kind = JOB_Q8GEMM; p->gpack = packed; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
     p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
     // One panel per chunk, shares of whole panels (the stealing split of the products).
-    split_shares(p, 1, panels);
+    split_shares(p, 1, panels, 1);
     if (p->threads == 1) matvec_range(p, 0, panels); else dispatch(p);
     pthread_mutex_unlock(&p->job);
     free(corr);
