@@ -106,12 +106,18 @@ void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n) {
 }
 
 // Where block b of a q4 row of nb blocks keeps its scale and its 16 bytes of nibbles: blocks go
-// in groups of four (the last group of a row may hold fewer), each group its scales first.
-static inline size_t q4_group(int b) { return (size_t)(b / 4) * (4 * 18); }
-static inline int q4_group_size(int nb, int b) { int left = nb - b / 4 * 4; return left < 4 ? left : 4; }
-static inline size_t q4_scale_offset(int b) { return q4_group(b) + 2 * (size_t)(b % 4); }
+// in super-groups of 32 (the last of a row may hold fewer), each its float16 scales first, so a
+// full super-group is 64 bytes of scales and eight 64-byte lines of four blocks' nibbles (576
+// bytes, 1,024 columns). The decode kernel reads one line per step with one 512-bit load, and a
+// super-group's 32 scales with two; with groups of four blocks (72 bytes: 8 of scales, 64 of
+// nibbles) its unaligned 32-byte loads streamed 22-25 GB/s on one core against 29-30 for this
+// layout (read 31; session 6 notes in docs/benchmarks.md).
+#define Q4_SG 32
+static inline size_t q4_group(int b) { return (size_t)(b / Q4_SG) * (Q4_SG * 18); }
+static inline int q4_group_size(int nb, int b) { int left = nb - b / Q4_SG * Q4_SG; return left < Q4_SG ? left : Q4_SG; }
+static inline size_t q4_scale_offset(int b) { return q4_group(b) + 2 * (size_t)(b % Q4_SG); }
 static inline const uint8_t *q4_qs_at(const uint8_t *row, int nb, int b) {
-    return row + q4_group(b) + 2 * q4_group_size(nb, b) + 16 * (b % 4);
+    return row + q4_group(b) + 2 * q4_group_size(nb, b) + 16 * (b % Q4_SG);
 }
 static inline float q4_scale(const uint8_t *row, int b) {
     uint16_t d; memcpy(&d, row + q4_scale_offset(b), 2); return ck_fp16_to_fp32(d);
@@ -197,7 +203,7 @@ float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int co
     return ((c[0] + c[2]) + (c[1] + c[3])) * wscale;
 }
 
-// The blocks after a row's last full group: whole-block sums into one chain (as the reference).
+// The blocks after a row's last run of four: whole-block sums into one chain (as the reference).
 static inline float q4_tail(const uint8_t *row, const ck_block_q8 *xq, int nb, int full) {
     float tail = 0;
     for (int b = full; b < nb; b++)
@@ -205,25 +211,27 @@ static inline float q4_tail(const uint8_t *row, const ck_block_q8 *xq, int nb, i
     return tail;
 }
 
-// q4: eight float lanes. Each group of four blocks gives, per block, four lane sums (lane l: its
-// elements 4l..4l+3 and 16+4l..16+4l+3); blocks 0-1 of the group feed lanes 0-3 / 4-7 first,
-// then blocks 2-3 the same lanes, each by fmaf with (block scale x activation scale). A row's
-// last group with fewer than four blocks adds its whole-block sums into one scalar chain, added
-// after the lanes are combined in the order of the AVX2 horizontal sum.
+// q4: sixteen float lanes. Each run of four blocks (blocks 4k..4k+3, k = 0, 1, ...: one 64-byte
+// line of nibbles) gives, per block, four lane sums (lane l: its elements 4l..4l+3 and
+// 16+4l..16+4l+3): block 4k + j feeds lanes 4j..4j+3, each by fmaf with (block scale x activation
+// scale). The 1-3 blocks after a row's last run of four add their whole-block sums into one scalar
+// chain. At the end, lane i + 8 is added to lane i, those eight combined in the order of the AVX2
+// horizontal sum, then the chain.
 float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
     int nb = cols / CK_QK, full = nb / 4 * 4;
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc[16] = {0};
     for (int b = 0; b < full; b += 4)
-        for (int half = 0; half < 2; half++)
-            for (int lane = 0; lane < 8; lane++) {
-                int blk = b + 2 * half + lane / 4;
-                float sc = q4_scale(row, blk) * xq[blk].d;
-                acc[lane] = fmaf((float)idot_q4(q4_qs_at(row, nb, blk), xq[blk].qs, lane % 4), sc, acc[lane]);
-            }
+        for (int lane = 0; lane < 16; lane++) {
+            int blk = b + lane / 4;
+            float sc = q4_scale(row, blk) * xq[blk].d;
+            acc[lane] = fmaf((float)idot_q4(q4_qs_at(row, nb, blk), xq[blk].qs, lane % 4), sc, acc[lane]);
+        }
     float tail = 0;      // written out here, not q4_tail: the reference stays the kernels' twin
     for (int b = full; b < nb; b++)
         tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, tail);
-    return hsum8_ref(acc) + tail;
+    float h[8];
+    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
+    return hsum8_ref(h) + tail;
 }
 
 // int8 GEMM (prompts with int8 weights): one output is sw x sum over blocks b, in order, of
@@ -520,79 +528,124 @@ AVX512 static void matvec_q8_vnni(const int8_t *w, const float *ws, const ck_blo
     }
 }
 
-// q4, per call: activations of each pair of blocks b, b+1 (b even, in full groups) arranged as the
-// nibbles come out of one 32-byte load of the pair's 32 bytes: `lo` = elements 0..15 of b then of
-// b+1 (the low nibbles), `hi` = elements 16..31 of each; `corr` = 8 x the sum of the eight
-// activations each int32 lane of the dot product covers (the nibbles' offset of 8, subtracted).
-typedef struct q4_xpair_s { int8_t lo[32]; int8_t hi[32]; int32_t corr[8]; } q4_xpair;      // 96 bytes
-#define Q4_STACK_PAIRS 256                                                    // up to 16,384 columns
+// q4, per call: the activations of each run of four blocks (one line of nibbles) arranged as the
+// nibbles come out of the line: `lo` = elements 0..15 of each block in turn (the low nibbles), `hi`
+// = elements 16..31 of each; `corr` = 8 x the sum of the eight activations each int32 lane of the
+// dot product covers (the nibbles' offset of 8, subtracted). xd: the blocks' activation scales.
+typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; int32_t corr[16]; } q4_xline;     // 192 bytes
+#define Q4_STACK_LINES 128                                                    // up to 16,384 columns
 
-static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xpair *xp, float *xd) {
-    for (int p = 0; p < full / 2; p++) {
-        const ck_block_q8 *a = xq + 2 * p, *b = a + 1;
-        memcpy(xp[p].lo, a->qs, 16); memcpy(xp[p].lo + 16, b->qs, 16);
-        memcpy(xp[p].hi, a->qs + 16, 16); memcpy(xp[p].hi + 16, b->qs + 16, 16);
-        for (int l = 0; l < 8; l++) {
+static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd) {
+    for (int l = 0; l < full / 4; l++) {
+        for (int j = 0; j < 4; j++) {
+            memcpy(xl[l].lo + 16 * j, xq[4 * l + j].qs, 16);
+            memcpy(xl[l].hi + 16 * j, xq[4 * l + j].qs + 16, 16);
+        }
+        for (int k = 0; k < 16; k++) {
             int32_t t = 0;
-            for (int k = 0; k < 4; k++) t += xp[p].lo[4 * l + k] + xp[p].hi[4 * l + k];
-            xp[p].corr[l] = 8 * t;
+            for (int i = 0; i < 4; i++) t += xl[l].lo[4 * k + i] + xl[l].hi[4 * k + i];
+            xl[l].corr[k] = 8 * t;
         }
     }
     for (int b = 0; b < full; b++) xd[b] = xq[b].d;
 }
 
-
-// One group of four blocks: two 32-byte loads of nibbles, each giving the low and high nibbles of
-// two blocks, multiplied with the matching activations (DOT: VNNI or AVX2 form), offsets
-// subtracted, scaled per lane.
-#define Q4_GROUP(DOT)                                                                                       \
-    const uint8_t *g = row + (size_t)s * 72;                                                               \
-    const q4_xpair *x0 = xp + 2 * s, *x1 = x0 + 1;                                                         \
-    __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g)),      \
-                                                  _mm_loadu_ps(xd + 4 * s)));                              \
-    __m256i v0 = _mm256_loadu_si256((const __m256i *)(g + 8)), v1 = _mm256_loadu_si256((const __m256i *)(g + 40)); \
-    __m256i a = DOT(DOT(_mm256_setzero_si256(), _mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x0->lo)), \
-                    _mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x0->hi));   \
-    __m256i c = DOT(DOT(_mm256_setzero_si256(), _mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)x1->lo)), \
-                    _mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)x1->hi));   \
-    a = _mm256_sub_epi32(a, _mm256_loadu_si256((const __m256i *)x0->corr));                               \
-    c = _mm256_sub_epi32(c, _mm256_loadu_si256((const __m256i *)x1->corr));                               \
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, i01), acc);                  \
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, i23), acc);
-
 // acc + (unsigned nibbles . signed activations), four products per int32 lane.
 AVX2 static inline __m256i dot_u8s8_avx2(__m256i acc, __m256i u, __m256i s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
-AVX512 static inline __m256i dot_u8s8_vnni(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 
-// The q4 rows for one instruction set (ATTR) and its unsigned-by-signed dot product (DOT).
-#define Q4_ROWS(NAME, ATTR, DOT)                                                                            \
-    ATTR static void NAME(const uint8_t *w, const ck_block_q8 *xq, const q4_xpair *xp, const float *xd,    \
-                          float *y, int nb, int r0, int r1) {                                               \
-        const __m256i m = _mm256_set1_epi8(0x0F);                                                          \
-        const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2); \
-        int groups = nb / 4;                                                                               \
-        for (int r = r0; r < r1; r++) {                                                                    \
-            const uint8_t *row = w + (size_t)r * nb * 18;                                                  \
-            __m256 acc = _mm256_setzero_ps();                                                              \
-            for (int s = 0; s < groups; s++) { Q4_GROUP(DOT) }                                             \
-            y[r] = hsum(acc) + q4_tail(row, xq, nb, groups * 4);                                           \
-        }                                                                                                  \
+// AVX2: each line in two 32-byte halves (blocks 4k, 4k+1 into lanes 0-7 of acc0; 4k+2, 4k+3 into
+// those of acc1, the reference's lanes 8-15), the line's four scales by one 8-byte load.
+AVX2 static void q4_rows_avx2(const uint8_t *w, const ck_block_q8 *xq, const q4_xline *xl, const float *xd,
+                              float *y, int nb, int r0, int r1) {
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
+    int full = nb / 4 * 4;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * nb * 18;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int b0 = 0; b0 < full; b0 += Q4_SG) {
+            const uint8_t *g = row + q4_group(b0), *qs = q4_qs_at(row, nb, b0);
+            int lines = (full - b0 < Q4_SG ? full - b0 : Q4_SG) / 4;
+            for (int k = 0; k < lines; k++) {
+                const q4_xline *x = xl + b0 / 4 + k;
+                __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(g + 8 * k))),
+                                                              _mm_loadu_ps(xd + b0 + 4 * k)));
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32));
+                __m256i a = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x->lo)),
+                                          _mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x->hi));
+                __m256i c = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)(x->lo + 32))),
+                                          _mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)(x->hi + 32)));
+                a = _mm256_sub_epi32(a, _mm256_loadu_si256((const __m256i *)x->corr));
+                c = _mm256_sub_epi32(c, _mm256_loadu_si256((const __m256i *)(x->corr + 8)));
+                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, i01), acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, i23), acc1);
+            }
+        }
+        y[r] = hsum(_mm256_add_ps(acc0, acc1)) + q4_tail(row, xq, nb, full);
     }
-Q4_ROWS(q4_rows_avx2, AVX2, dot_u8s8_avx2)
-Q4_ROWS(q4_rows_vnni, AVX512, dot_u8s8_vnni)
+}
+
+// AVX-512 VNNI: one 512-bit load per line, vpdpbusd on all 64 bytes; a full super-group's 32
+// scales x activation scales by two conversions, each line's four spread over its 16 lanes by a
+// permutation (a row's last, partial super-group: each line's four scales loaded alone, the same
+// products).
+AVX512 static void q4_rows_avx512(const uint8_t *w, const ck_block_q8 *xq, const q4_xline *xl, const float *xd,
+                                  float *y, int nb, int r0, int r1) {
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    const __m512i spread[4] = {     // lanes 4j..4j+3 <- scale 4q + j for the line's quarter q of 16 scales
+        _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+        _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
+        _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
+        _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12)};
+    int full = nb / 4 * 4, whole = nb / Q4_SG * Q4_SG;
+#define Q4_LINE(QS, X, SC)                                                                                   \
+    {   __m512i v = _mm512_loadu_si512((const void *)(QS));                                                  \
+        __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, m), _mm512_loadu_si512((const void *)(X)->lo)); \
+        a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), m), _mm512_loadu_si512((const void *)(X)->hi)); \
+        a = _mm512_sub_epi32(a, _mm512_loadu_si512((const void *)(X)->corr));                               \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), (SC), acc); }
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * nb * 18;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b0 = 0; b0 < whole; b0 += Q4_SG) {
+            const uint8_t *g = row + q4_group(b0), *qs = g + 64;
+            const q4_xline *x = xl + b0 / 4;
+            __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(xd + b0));
+            __m512 s1 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32))), _mm512_loadu_ps(xd + b0 + 16));
+            Q4_LINE(qs, x, _mm512_permutexvar_ps(spread[0], s0))
+            Q4_LINE(qs + 64, x + 1, _mm512_permutexvar_ps(spread[1], s0))
+            Q4_LINE(qs + 128, x + 2, _mm512_permutexvar_ps(spread[2], s0))
+            Q4_LINE(qs + 192, x + 3, _mm512_permutexvar_ps(spread[3], s0))
+            Q4_LINE(qs + 256, x + 4, _mm512_permutexvar_ps(spread[0], s1))
+            Q4_LINE(qs + 320, x + 5, _mm512_permutexvar_ps(spread[1], s1))
+            Q4_LINE(qs + 384, x + 6, _mm512_permutexvar_ps(spread[2], s1))
+            Q4_LINE(qs + 448, x + 7, _mm512_permutexvar_ps(spread[3], s1))
+        }
+        if (whole < full) {
+            const uint8_t *g = row + q4_group(whole), *qs = q4_qs_at(row, nb, whole);
+            for (int k = 0; k < (full - whole) / 4; k++) {
+                __m128 s4 = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(g + 8 * k))), _mm_loadu_ps(xd + whole + 4 * k));
+                Q4_LINE(qs + 64 * k, xl + whole / 4 + k, _mm512_permutexvar_ps(spread[0], _mm512_castps128_ps512(s4)))
+            }
+        }
+        __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+        y[r] = hsum(h) + q4_tail(row, xq, nb, full);
+    }
+#undef Q4_LINE
+}
 
 static void matvec_q4_simd(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
     int nb = cols / CK_QK, full = nb / 4 * 4;
-    q4_xpair xp_stack[Q4_STACK_PAIRS]; float xd_stack[2 * Q4_STACK_PAIRS];
-    int heap = full / 2 > Q4_STACK_PAIRS;
-    q4_xpair *xp = heap ? malloc((size_t)(full / 2) * sizeof(q4_xpair)) : xp_stack;
+    q4_xline xl_stack[Q4_STACK_LINES] __attribute__((aligned(64))); float xd_stack[4 * Q4_STACK_LINES];
+    int heap = full / 4 > Q4_STACK_LINES;
+    q4_xline *xl = heap ? aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline)) : xl_stack;
     float *xd = heap ? malloc((size_t)full * sizeof(float)) : xd_stack;
-    q4_prepare_x(xq, full, xp, xd);
-    if (has_avx512()) q4_rows_vnni(w, xq, xp, xd, y, nb, r0, r1);
-    else q4_rows_avx2(w, xq, xp, xd, y, nb, r0, r1);
-    if (heap) { free(xp); free(xd); }
+    q4_prepare_x(xq, full, xl, xd);
+    if (has_avx512()) q4_rows_avx512(w, xq, xl, xd, y, nb, r0, r1);
+    else q4_rows_avx2(w, xq, xl, xd, y, nb, r0, r1);
+    if (heap) { free(xl); free(xd); }
 }
 
 AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
@@ -968,7 +1021,7 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
-    struct q4_xpair_s *q4xp; float *q4xd; int q4cap, q4ready;   // x arranged once per q4 job (q4_prepare_x)
+    struct q4_xline_s *q4xl; float *q4xd; int q4cap, q4ready;   // x arranged once per q4 job (q4_prepare_x)
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
     float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK: each column block's partial sums
@@ -1261,8 +1314,8 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
 #if defined(__x86_64__)
         if (p->q4ready) {                   // arranged for the SIMD rows once by matvec_job
             int nb = p->cols / CK_QK;
-            if (has_avx512()) q4_rows_vnni((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xp, p->q4xd, p->y, nb, r0, r1);
-            else q4_rows_avx2((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xp, p->q4xd, p->y, nb, r0, r1);
+            if (has_avx512()) q4_rows_avx512((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xl, p->q4xd, p->y, nb, r0, r1);
+            else q4_rows_avx2((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xl, p->q4xd, p->y, nb, r0, r1);
             break;
         }
 #endif
@@ -1353,7 +1406,7 @@ void ck_pool_destroy(ck_pool *p) {
     pthread_mutex_lock(&p->mu); pthread_cond_broadcast(&p->cv); pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
     free(p->tids);
-    free(p->xe); free(p->xo); free(p->ypart); free(p->q4xp); free(p->q4xd);
+    free(p->xe); free(p->xo); free(p->ypart); free(p->q4xl); free(p->q4xd);
     free(p);
 }
 
@@ -1394,10 +1447,11 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
     if (kind == JOB_Q4 && cols >= 4 * CK_QK && ck_has_avx2()) {
         int full = cols / CK_QK / 4 * 4;
         if (p->q4cap < full) {
-            free(p->q4xp); free(p->q4xd);
-            p->q4xp = malloc((size_t)(full / 2) * sizeof(q4_xpair)); p->q4xd = malloc((size_t)full * sizeof(float)); p->q4cap = full;
+            free(p->q4xl); free(p->q4xd);
+            // 64-byte aligned: the kernel's 64-byte loads of the activations stay within a cache line
+            p->q4xl = aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline)); p->q4xd = malloc((size_t)full * sizeof(float)); p->q4cap = full;
         }
-        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xp, p->q4xd);
+        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xl, p->q4xd);
         p->q4ready = 1;
     }
 #endif

@@ -27,7 +27,7 @@ public final class QuantCache: @unchecked Sendable {
 
     static let headerSize = 4096
     static let magic = Array("IVQW".utf8)
-    static let version: UInt32 = 3      // 2: the output head in int8 after the layers; 3: q4 blocks grouped by four
+    static let version: UInt32 = 4      // 2: the output head in int8 after the layers; 3: q4 blocks grouped by four; 4: q4 super-groups of 32
 
     /// The cache file for `folder`'s checkpoint in format `q`.
     public func file(for folder: URL, configSHA256: String, _ q: Quantization) throws -> URL {

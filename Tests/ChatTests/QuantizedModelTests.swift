@@ -12,21 +12,29 @@ struct QuantizedModelTests {
 
     /// With int8 or q4 weights a prompt of at least `integerGEMMMinRows` tokens goes through the
     /// integer GEMM (where the CPU has AVX-512 VNNI), whose activations are quantized as a decode
-    /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products;
-    /// measured 2.3e-7 of the largest logit for int8) and stay within the format's bound of bf16.
+    /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products)
+    /// and stay within the format's bound of bf16. The two sum the same integer products in another
+    /// float order, so an activation lying within a rounding of an int8 step boundary can round the
+    /// other way in the next product: in 48 prompts (session 6) most agreed within 1e-6 of the
+    /// largest logit and 4 (both formats) by 5e-3 to 1.1e-2, one such flip. So: every prompt within
+    /// 0.03, and the median within 1e-6 (a wrong row, scale or block would move all of them).
     @Test(.enabled(if: int8GEMMAvailable, "needs AVX-512 VNNI"), arguments: [Quantization.q8, .q4])
     func promptGEMMAgreesWithDecodingStepByStep(q: Quantization) throws {
         let folder = TestData.url("tiny-b")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quant-\(UUID())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let e = try ChatEngine(folder: folder, weights: q, cache: QuantCache(directory: dir))
-        let ids: [Int32] = [1] + (0..<(integerGEMMMinRows(q) + 9)).map { Int32(300 + ($0 * 37) % 900) }
-        let prompt = e.model.forward(ids, cache: e.model.makeCache(), logits: .last)
-        let cache = e.model.makeCache()
-        var stepped: [Float] = []
-        for id in ids { stepped = e.model.forward([id], cache: cache, logits: .last) }
-        let err = zip(prompt, stepped).map { abs($0 - $1) }.max()! / stepped.map(abs).max()!
-        #expect(err < 1e-5, "\(q) prompt vs step by step: \(err)")
+        var errors: [Float] = [], prompt: [Float] = [], ids: [Int32] = []
+        for extra in [0, 3, 6, 9] { for mul in [37, 41] {
+            ids = [1] + (0..<(integerGEMMMinRows(q) + extra)).map { Int32(300 + ($0 * mul) % 900) }
+            prompt = e.model.forward(ids, cache: e.model.makeCache(), logits: .last)
+            let cache = e.model.makeCache()
+            var stepped: [Float] = []
+            for id in ids { stepped = e.model.forward([id], cache: cache, logits: .last) }
+            errors.append(zip(prompt, stepped).map { abs($0 - $1) }.max()! / stepped.map(abs).max()!)
+        } }
+        #expect(errors.allSatisfy { $0 < 0.03 }, "\(q) prompt vs step by step: \(errors)")
+        #expect(errors.sorted()[errors.count / 2] < 1e-6, "\(q) prompt vs step by step, median: \(errors)")
         let dense = try ChatEngine(folder: folder)
         let want = Self.logits(dense, ids)
         let errDense = zip(prompt, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!

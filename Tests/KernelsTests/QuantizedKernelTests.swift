@@ -7,7 +7,7 @@ import TestSupport
 /// The decode kernels of CKernels: the pooled bf16 product against a naive Double loop, and the
 /// int8 / 4-bit products bit for bit against their dequantize-then-multiply references.
 struct QuantizedKernelTests {
-    static let shapes = [(1, 32), (7, 64), (33, 96), (9, 160), (5, 224), (300, 512), (2048, 2048), (257, 8192)]
+    static let shapes = [(1, 32), (7, 64), (33, 96), (9, 160), (5, 224), (300, 512), (2048, 2048), (257, 8192), (3, 2240)]
 
     /// Every instruction-set level this CPU has (0 portable, 1 AVX2, 2 AVX-512 VNNI, 3 AVX-512 VNNI
     /// + BF16), so that each variant of a kernel meets the same twin.
@@ -176,7 +176,7 @@ struct QuantizedKernelTests {
 
     /// GEMM's weight blocks: the vector dequantizers equal the portable ones bit for bit (the same
     /// one multiplication per value), and those equal value x scale read from the stored bytes.
-    @Test(arguments: [(5, 224), (3, 8192), (2, 32)])
+    @Test(arguments: [(5, 224), (3, 8192), (2, 32), (3, 2240)])
     func dequantizedBlocksMatchAtEveryLevel(rows: Int, cols: Int) {
         var rng = SeededRandom(seed: UInt64(rows * 3 + cols))
         let (storage, _) = KernelTests.matrix(rows, cols, .bf16, &rng)
@@ -194,9 +194,9 @@ struct QuantizedKernelTests {
                     case .q4:
                         let row = w.base.assumingMemoryBound(to: UInt8.self) + r * (cols / 32 * 18)
                         let b = c / 32, i = c % 32, nb = cols / 32
-                        // group of four blocks: scales, then 16 bytes per block (low nibble i, high i + 16)
-                        let group = b / 4 * 72, inGroup = min(4, nb - b / 4 * 4)
-                        let byte = row[group + 2 * inGroup + 16 * (b % 4) + i % 16]
+                        // super-group of 32 blocks: their scales, then 16 bytes per block (low nibble i, high i + 16)
+                        let group = b / 32 * 576, inGroup = min(32, nb - b / 32 * 32)
+                        let byte = row[group + 2 * inGroup + 16 * (b % 32) + i % 16]
                         let nibble = i < 16 ? byte & 0x0F : byte >> 4
                         want[r * cols + c] = Float(Int(nibble) - 8) * ck_q4_block_scale(row, Int32(b))
                     }
@@ -242,7 +242,7 @@ struct QuantizedKernelTests {
     /// the tiles of six, weight rows that leave a partial panel of 32, 1-3 threads; through
     /// `matmul` (packing in blocks) as well, and close to the exact product.
     @Test(.enabled(if: ck_q8_gemm_available() != 0, "needs AVX-512 VNNI"),
-          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64)], Quantization.allCases)
+          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64), (100, 40, 2240)], Quantization.allCases)
     func integerGEMMEqualsItsReferenceBitForBit(shape: (m: Int, n: Int, k: Int), q: Quantization) {
         let (m, n, k) = shape
         var rng = SeededRandom(seed: UInt64(m * 31 + n * 7 + k))

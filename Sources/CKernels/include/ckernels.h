@@ -8,9 +8,9 @@
 
 // Quantized formats. Q8: int8 weights, one float scale per row. Q4: blocks of 32 weights, each a
 // float16 scale and 16 bytes of 4-bit values (v - 8) * scale (byte i: element i in the low
-// nibble, element i + 16 in the high one); a row's blocks go in groups of four, the group's four
-// scales first, then its 64 bytes of nibbles (so one 32-byte load holds two blocks); a row's last
-// group may hold 1-3 blocks. 18 bytes per 32 weights.
+// nibble, element i + 16 in the high one); a row's blocks go in super-groups of 32, the
+// super-group's 32 scales first (64 bytes), then its 512 bytes of nibbles (so one 64-byte line
+// holds four blocks); a row's last super-group may hold fewer blocks. 18 bytes per 32 weights.
 #define CK_QK 32
 // Activations for the integer kernels: blocks of 32 int8 with a float scale each.
 typedef struct { float d; int8_t qs[32]; } ck_block_q8;          // 36 bytes
