@@ -109,9 +109,9 @@ void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n) {
 // in super-groups of 32 (the last of a row may hold fewer), each its float16 scales first, so a
 // full super-group is 64 bytes of scales and eight 64-byte lines of four blocks' nibbles (576
 // bytes, 1,024 columns). The decode kernel reads one line per step with one 512-bit load, and a
-// super-group's 32 scales with two; with groups of four blocks (72 bytes: 8 of scales, 64 of
-// nibbles) its unaligned 32-byte loads streamed 22-25 GB/s on one core against 29-30 for this
-// layout (read 31; session 6 notes in docs/benchmarks.md).
+// super-group's 32 scales with two. The previous layout, groups of four blocks (72 bytes: 8 of
+// scales, 64 of nibbles), needed unaligned 32-byte loads: on one core, from cache, the kernel
+// ran 24-29 GB/s on it against 33-41 on this one (docs/benchmarks.md, session 6).
 #define Q4_SG 32
 static inline size_t q4_group(int b) { return (size_t)(b / Q4_SG) * (Q4_SG * 18); }
 static inline int q4_group_size(int nb, int b) { int left = nb - b / Q4_SG * Q4_SG; return left < Q4_SG ? left : Q4_SG; }

@@ -6,7 +6,7 @@ public enum Quantization: String, Sendable, CaseIterable {
     /// int8, one Float scale per row (`scales`).
     case q8 = "int8"
     /// Blocks of 32: a float16 scale and 32 four-bit values (18 bytes, 4.5 bits per weight), in
-    /// groups of four blocks per row (ckernels.h has the layout).
+    /// super-groups of 32 blocks per row (ckernels.h has the layout).
     case q4
 
     /// Bytes of one row of `cols` weights (scales included).
@@ -84,7 +84,7 @@ extension WeightMatrix {
     public static func quantizedBytes(rows: Int, cols: Int, _ q: Quantization) -> Int { rows * q.rowBytes(cols) }
 
     /// This matrix quantized into `dst` (`quantizedBytes` long): q8 is the int8 rows then the
-    /// Float row scales; q4 the rows one after another, each in groups of four blocks. `cols` must
+    /// Float row scales; q4 the rows one after another, each in super-groups of 32 blocks. `cols` must
     /// be a multiple of 32.
     public func quantized(as q: Quantization, into dst: UnsafeMutableRawPointer) -> WeightMatrix {
         precondition(cols % 32 == 0, "quantized rows must be a multiple of 32 long")
