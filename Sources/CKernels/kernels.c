@@ -105,27 +105,33 @@ void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n) {
     for (int i = 0; i < n; i++) { long v = lrintf(x[i] * id); q[i] = (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v)); }
 }
 
-// Where block b of a q4 row of nb blocks keeps its scale and its 16 bytes of nibbles: blocks go
-// in super-groups of 32 (the last of a row may hold fewer), each its float16 scales first, so a
-// full super-group is 64 bytes of scales and eight 64-byte lines of four blocks' nibbles (576
-// bytes, 1,024 columns). The decode kernel reads one line per step with one 512-bit load, and a
-// super-group's 32 scales with two. The previous layout, groups of four blocks (72 bytes: 8 of
-// scales, 64 of nibbles), needed unaligned 32-byte loads: on one core, from cache, the kernel
-// ran 24-29 GB/s on it against 33-41 on this one (docs/benchmarks.md, session 6).
+// Where block b of row r of a q4 matrix (rows x nb blocks) keeps its scale and its 16 bytes of
+// nibbles. The columns go in groups of 32 blocks (1,024 columns; the last group may be narrower),
+// and the matrix holds group 0 of every row, then group 1 of every row, ...; one row's group is
+// its blocks' float16 scales first, then their nibbles, so a full group is 64 bytes of scales and
+// eight 64-byte lines of four blocks' nibbles (576 bytes). A matrix of up to 1,024 columns is one
+// group: its rows one after another. The decode kernel reads one line per step with one 512-bit
+// load and keeps one group's activations in registers while it runs down the rows: loading them
+// from L1 for every line held a fast memory bus at ~0.78 of its read rate, against ~0.94 without
+// those loads (docs/benchmarks.md, session 6). Before, with groups of four blocks (72 bytes) and
+// unaligned 32-byte loads, one core ran 24-29 GB/s from cache against 33-41 for 576-byte groups.
 #define Q4_SG 32
-static inline size_t q4_group(int b) { return (size_t)(b / Q4_SG) * (Q4_SG * 18); }
-static inline int q4_group_size(int nb, int b) { int left = nb - b / Q4_SG * Q4_SG; return left < Q4_SG ? left : Q4_SG; }
-static inline size_t q4_scale_offset(int b) { return q4_group(b) + 2 * (size_t)(b % Q4_SG); }
-static inline const uint8_t *q4_qs_at(const uint8_t *row, int nb, int b) {
-    return row + q4_group(b) + 2 * q4_group_size(nb, b) + 16 * (b % Q4_SG);
+static inline int q4_groups(int nb) { return (nb + Q4_SG - 1) / Q4_SG; }
+static inline int q4_gsize(int nb, int s) { int left = nb - s * Q4_SG; return left < Q4_SG ? left : Q4_SG; }
+static inline const uint8_t *q4_gat(const uint8_t *w, int rows, int nb, int r, int s) {
+    return w + (size_t)s * rows * (Q4_SG * 18) + (size_t)r * q4_gsize(nb, s) * 18;
 }
-static inline float q4_scale(const uint8_t *row, int b) {
-    uint16_t d; memcpy(&d, row + q4_scale_offset(b), 2); return ck_fp16_to_fp32(d);
+static inline const uint8_t *q4_qs_at(const uint8_t *w, int rows, int nb, int r, int b) {
+    int s = b / Q4_SG;
+    return q4_gat(w, rows, nb, r, s) + 2 * q4_gsize(nb, s) + 16 * (b % Q4_SG);
+}
+static inline float q4_scale(const uint8_t *w, int rows, int nb, int r, int b) {
+    uint16_t d; memcpy(&d, q4_gat(w, rows, nb, r, b / Q4_SG) + 2 * (b % Q4_SG), 2); return ck_fp16_to_fp32(d);
 }
 
-float ck_q4_block_scale(const uint8_t *row, int b) { return q4_scale(row, b); }
+float ck_q4_block_scale(const uint8_t *w, int rows, int cols, int r, int b) { return q4_scale(w, rows, cols / CK_QK, r, b); }
 
-void ck_quantize_row_q4(const float *x, uint8_t *row, int n) {
+void ck_quantize_row_q4(const float *x, uint8_t *w, int rows, int r, int n) {
     int nb = n / CK_QK;
     for (int b = 0; b < nb; b++) {
         const float *v = x + b * CK_QK;
@@ -133,13 +139,13 @@ void ck_quantize_row_q4(const float *x, uint8_t *row, int n) {
         for (int i = 0; i < CK_QK; i++) if (fabsf(v[i]) > amax) { amax = fabsf(v[i]); m = v[i]; }
         uint16_t d16 = ck_fp32_to_fp16(m / -8.0f);
         float d = ck_fp16_to_fp32(d16), id = d != 0 ? 1.0f / d : 0;
-        memcpy(row + q4_scale_offset(b), &d16, 2);
+        memcpy((uint8_t *)q4_gat(w, rows, nb, r, b / Q4_SG) + 2 * (b % Q4_SG), &d16, 2);
         uint8_t q[CK_QK];
         for (int i = 0; i < CK_QK; i++) {
             int t = (int)floorf(v[i] * id + 8.5f);
             q[i] = (uint8_t)(t < 0 ? 0 : (t > 15 ? 15 : t));
         }
-        uint8_t *qs = (uint8_t *)q4_qs_at(row, nb, b);
+        uint8_t *qs = (uint8_t *)q4_qs_at(w, rows, nb, r, b);
         for (int i = 0; i < 16; i++) qs[i] = (uint8_t)(q[i] | (q[i + 16] << 4));
     }
 }
@@ -152,14 +158,13 @@ static void dequantize_q8_c(const int8_t *w, const float *wscale, int cols, int 
     }
 }
 
-static void dequantize_q4_c(const uint8_t *w, int cols, int r0, int r1, float *out) {
+static void dequantize_q4_c(const uint8_t *w, int rows, int cols, int r0, int r1, float *out) {
     int nb = cols / CK_QK;
     for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * nb * 18;
         float *o = out + (size_t)(r - r0) * cols;
         for (int b = 0; b < nb; b++) {
-            float d = q4_scale(row, b);
-            const uint8_t *qs = q4_qs_at(row, nb, b);
+            float d = q4_scale(w, rows, nb, r, b);
+            const uint8_t *qs = q4_qs_at(w, rows, nb, r, b);
             for (int i = 0; i < 16; i++) {
                 o[b * CK_QK + i] = (float)((int)(qs[i] & 0x0F) - 8) * d;
                 o[b * CK_QK + i + 16] = (float)((int)(qs[i] >> 4) - 8) * d;
@@ -181,16 +186,23 @@ static inline int32_t idot_q8(const int8_t *w, const int8_t *x) {
     return acc;
 }
 
-// sum over i in lane of (q_i - 8) x_i for a q4 block: its elements 4l..4l+3 and 16+4l..16+4l+3
-// (lane l = 0..3), or all 32 (l = -1).
-static inline int32_t idot_q4(const uint8_t *qs, const int8_t *x, int l) {
+// sum over i in lane of (q_i - off) x_i for a q4 block: its elements 4l..4l+3 and
+// 16+4l..16+4l+3 (lane l = 0..3), or all 32 (l = -1); off 8 (the value) or 0 (the raw nibble).
+static inline int32_t idot_q4(const uint8_t *qs, const int8_t *x, int l, int off) {
     int32_t acc = 0;
     for (int i = 0; i < 16; i++) {
         if (l >= 0 && i / 4 != l) continue;
-        acc += ((int32_t)(qs[i] & 0x0F) - 8) * x[i];
-        acc += ((int32_t)(qs[i] >> 4) - 8) * x[i + 16];
+        acc += ((int32_t)(qs[i] & 0x0F) - off) * x[i];
+        acc += ((int32_t)(qs[i] >> 4) - off) * x[i + 16];
     }
     return acc;
+}
+
+// 8 x the sum of an activation block's 32 values, as a float (exact): the nibbles' offset.
+static inline float q4_c8(const ck_block_q8 *xb) {
+    int32_t t = 0;
+    for (int i = 0; i < CK_QK; i++) t += xb->qs[i];
+    return (float)(8 * t);
 }
 
 static inline float hsum8_ref(const float a[8]) {    // the order of the AVX2 hsum
@@ -203,35 +215,43 @@ float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int co
     return ((c[0] + c[2]) + (c[1] + c[3])) * wscale;
 }
 
-// The blocks after a row's last run of four: whole-block sums into one chain (as the reference).
-static inline float q4_tail(const uint8_t *row, const ck_block_q8 *xq, int nb, int full) {
-    float tail = 0;
-    for (int b = full; b < nb; b++)
-        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, tail);
-    return tail;
+// q4, one row's part of column group s (blocks b0 = 32 s ...). A full group: sixteen float lanes;
+// each of its eight lines (blocks b0+4k..b0+4k+3) gives, per block, four lane sums of raw nibble x
+// activation (lane l: elements 4l..4l+3 and 16+4l..16+4l+3), block b0+4k+j into lanes 4j..4j+3,
+// each by fmaf with (block scale x activation scale); then lane i loses
+// fmaf(s[16+i], c8[16+i], s[i] x c8[i]) (s: those scale products of the group's blocks, c8: 8 x
+// each activation block's sum, the offset of the nibbles); lane i + 8 is added to lane i and the
+// eight combined in the order of the AVX2 horizontal sum. A narrower group (a row's last):
+// whole-block sums of (nibble - 8) x activation into one scalar chain.
+static float q4_group_ref(const uint8_t *w, int rows, int nb, int r, int s, const ck_block_q8 *xq) {
+    int b0 = s * Q4_SG, n = q4_gsize(nb, s);
+    if (n < Q4_SG) {
+        float t = 0;
+        for (int b = b0; b < b0 + n; b++)
+            t = fmaf((float)idot_q4(q4_qs_at(w, rows, nb, r, b), xq[b].qs, -1, 8), q4_scale(w, rows, nb, r, b) * xq[b].d, t);
+        return t;
+    }
+    float acc[16] = {0}, h[8];
+    for (int k = 0; k < 8; k++)
+        for (int lane = 0; lane < 16; lane++) {
+            int blk = b0 + 4 * k + lane / 4;
+            float sc = q4_scale(w, rows, nb, r, blk) * xq[blk].d;
+            acc[lane] = fmaf((float)idot_q4(q4_qs_at(w, rows, nb, r, blk), xq[blk].qs, lane % 4, 0), sc, acc[lane]);
+        }
+    for (int i = 0; i < 16; i++) {
+        float s0 = q4_scale(w, rows, nb, r, b0 + i) * xq[b0 + i].d, s1 = q4_scale(w, rows, nb, r, b0 + 16 + i) * xq[b0 + 16 + i].d;
+        acc[i] -= fmaf(s1, q4_c8(xq + b0 + 16 + i), s0 * q4_c8(xq + b0 + i));
+    }
+    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
+    return hsum8_ref(h);
 }
 
-// q4: sixteen float lanes. Each run of four blocks (blocks 4k..4k+3, k = 0, 1, ...: one 64-byte
-// line of nibbles) gives, per block, four lane sums (lane l: its elements 4l..4l+3 and
-// 16+4l..16+4l+3): block 4k + j feeds lanes 4j..4j+3, each by fmaf with (block scale x activation
-// scale). The 1-3 blocks after a row's last run of four add their whole-block sums into one scalar
-// chain. At the end, lane i + 8 is added to lane i, those eight combined in the order of the AVX2
-// horizontal sum, then the chain.
-float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
-    int nb = cols / CK_QK, full = nb / 4 * 4;
-    float acc[16] = {0};
-    for (int b = 0; b < full; b += 4)
-        for (int lane = 0; lane < 16; lane++) {
-            int blk = b + lane / 4;
-            float sc = q4_scale(row, blk) * xq[blk].d;
-            acc[lane] = fmaf((float)idot_q4(q4_qs_at(row, nb, blk), xq[blk].qs, lane % 4), sc, acc[lane]);
-        }
-    float tail = 0;      // written out here, not q4_tail: the reference stays the kernels' twin
-    for (int b = full; b < nb; b++)
-        tail = fmaf((float)idot_q4(q4_qs_at(row, nb, b), xq[b].qs, -1), q4_scale(row, b) * xq[b].d, tail);
-    float h[8];
-    for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
-    return hsum8_ref(h) + tail;
+// A q4 row: its groups' parts added in group order (the first as it is).
+float ck_dot_q4_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols) {
+    int nb = cols / CK_QK;
+    float y = q4_group_ref(w, rows, nb, r, 0, xq);
+    for (int s = 1; s < q4_groups(nb); s++) y += q4_group_ref(w, rows, nb, r, s, xq);
+    return y;
 }
 
 // int8 GEMM (prompts with int8 weights): one output is sw x sum over blocks b, in order, of
@@ -261,29 +281,32 @@ void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *bp) {
 
 // q4 weights in the same GEMM: per block, fmaf(sum of (q - 8) x, weight scale x activation scale,
 // acc) in order; no row scale.
-float ck_q4_gemm_ref(const uint8_t *row, const ck_block_q8 *xq, int cols) {
-    return q4_tail(row, xq, cols / CK_QK, 0);     // whole-block sums into one chain, from block 0
+float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols) {
+    int nb = cols / CK_QK;
+    float acc = 0;                                  // whole-block sums into one chain, from block 0
+    for (int b = 0; b < nb; b++)
+        acc = fmaf((float)idot_q4(q4_qs_at(w, rows, nb, r, b), xq[b].qs, -1, 8), q4_scale(w, rows, nb, r, b) * xq[b].d, acc);
+    return acc;
 }
 
 size_t ck_q4_gemm_packed_bytes(int rows, int cols) { return (size_t)((rows + 31) / 32) * 32 * (size_t)(cols / CK_QK) * 36; }
 
-// q4 panels: per block of 32 columns, the q8 layout of its values (q - 8 + 128) in 1,024 bytes,
-// then the 32 rows' scales as floats (128 bytes); rows past `rows` are zero.
-void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, uint8_t *bp) {
+// q4 panels of rows r0..<r1: per block of 32 columns, the q8 layout of its values (q - 8 + 128)
+// in 1,024 bytes, then the 32 rows' scales as floats (128 bytes); rows past r1 are zero.
+void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, int r0, int r1, uint8_t *bp) {
     int nb = cols / CK_QK;
-    size_t rb = (size_t)nb * 18;
-    for (int n0 = 0; n0 < rows; n0 += 32) {
+    for (int n0 = 0; n0 < r1 - r0; n0 += 32) {
         uint8_t *panel = bp + (size_t)n0 * nb * 36;
         for (int j = 0; j < 32; j++) {
-            const uint8_t *row = w + (size_t)(n0 + j) * rb;
+            int r = r0 + n0 + j;
             for (int b = 0; b < nb; b++) {
                 uint8_t *blk = panel + (size_t)b * 1152;
                 uint8_t v[32];
                 float d = 0;
-                if (n0 + j < rows) {
-                    const uint8_t *qs = q4_qs_at(row, nb, b);
+                if (r < r1) {
+                    const uint8_t *qs = q4_qs_at(w, rows, nb, r, b);
                     for (int i = 0; i < 16; i++) { v[i] = (uint8_t)((qs[i] & 0x0F) + 120); v[i + 16] = (uint8_t)((qs[i] >> 4) + 120); }
-                    d = q4_scale(row, b);
+                    d = q4_scale(w, rows, nb, r, b);
                 } else memset(v, 128, 32);
                 for (int s = 0; s < 8; s++) memcpy(blk + 128 * s + 4 * j, v + 4 * s, 4);
                 memcpy(blk + 1024 + 4 * j, &d, 4);
@@ -336,9 +359,6 @@ static void matvec_q8_c(const int8_t *w, const float *ws, const ck_block_q8 *xq,
     for (int r = r0; r < r1; r++) y[r] = ck_dot_q8_ref(w + (size_t)r * cols, ws[r], xq, cols);
 }
 
-static void matvec_q4_c(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
-    for (int r = r0; r < r1; r++) y[r] = ck_dot_q4_ref(w + (size_t)r * (cols / CK_QK) * 18, xq, cols);
-}
 
 // ---------------------------------------------------------------------------------------------
 // AVX2 kernels
@@ -528,26 +548,19 @@ AVX512 static void matvec_q8_vnni(const int8_t *w, const float *ws, const ck_blo
     }
 }
 
-// q4, per call: the activations of each run of four blocks (one line of nibbles) arranged as the
-// nibbles come out of the line: `lo` = elements 0..15 of each block in turn (the low nibbles), `hi`
-// = elements 16..31 of each; `corr` = 8 x the sum of the eight activations each int32 lane of the
-// dot product covers (the nibbles' offset of 8, subtracted). xd: the blocks' activation scales.
-typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; int32_t corr[16]; } q4_xline;     // 192 bytes
-#define Q4_STACK_LINES 128                                                    // up to 16,384 columns
+// q4, per product: the activations of each line of a full column group (four blocks) arranged as
+// the nibbles come out of the line: `lo` = elements 0..15 of each block in turn (the low nibbles),
+// `hi` = elements 16..31 of each. Per block of the full groups: xd, the activation scale, and c8,
+// 8 x the sum of its activations (the nibbles' offset). 64-byte aligned, as the loads.
+typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; } q4_xline;     // 128 bytes
 
-static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd) {
-    for (int l = 0; l < full / 4; l++) {
+static void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd, float *c8) {
+    for (int l = 0; l < full / 4; l++)
         for (int j = 0; j < 4; j++) {
             memcpy(xl[l].lo + 16 * j, xq[4 * l + j].qs, 16);
             memcpy(xl[l].hi + 16 * j, xq[4 * l + j].qs + 16, 16);
         }
-        for (int k = 0; k < 16; k++) {
-            int32_t t = 0;
-            for (int i = 0; i < 4; i++) t += xl[l].lo[4 * k + i] + xl[l].hi[4 * k + i];
-            xl[l].corr[k] = 8 * t;
-        }
-    }
-    for (int b = 0; b < full; b++) xd[b] = xq[b].d;
+    for (int b = 0; b < full; b++) { xd[b] = xq[b].d; c8[b] = q4_c8(xq + b); }
 }
 
 // acc + (unsigned nibbles . signed activations), four products per int32 lane.
@@ -555,97 +568,67 @@ AVX2 static inline __m256i dot_u8s8_avx2(__m256i acc, __m256i u, __m256i s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-// AVX2: each line in two 32-byte halves (blocks 4k, 4k+1 into lanes 0-7 of acc0; 4k+2, 4k+3 into
-// those of acc1, the reference's lanes 8-15), the line's four scales by one 8-byte load.
-AVX2 static void q4_rows_avx2(const uint8_t *w, const ck_block_q8 *xq, const q4_xline *xl, const float *xd,
-                              float *y, int nb, int r0, int r1) {
+// One full column group g (its first block b0) of rows r0..<r1 (w: the group, rows of 576 bytes;
+// xl, xd, c8 at the group's first line / block), as q4_group_ref. AVX2: each line in two 32-byte
+// halves (blocks 4k, 4k+1 into lanes 0-7 of acc0; 4k+2, 4k+3 into those of acc1, the reference's
+// lanes 8-15), the line's four scales by one 8-byte load, the activations loaded per line.
+AVX2 static void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
     const __m256i m = _mm256_set1_epi8(0x0F);
     const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
-    int full = nb / 4 * 4;
     for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * nb * 18;
+        const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        for (int b0 = 0; b0 < full; b0 += Q4_SG) {
-            const uint8_t *g = row + q4_group(b0), *qs = q4_qs_at(row, nb, b0);
-            int lines = (full - b0 < Q4_SG ? full - b0 : Q4_SG) / 4;
-            for (int k = 0; k < lines; k++) {
-                const q4_xline *x = xl + b0 / 4 + k;
-                __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(g + 8 * k))),
-                                                              _mm_loadu_ps(xd + b0 + 4 * k)));
-                __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32));
-                __m256i a = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x->lo)),
-                                          _mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x->hi));
-                __m256i c = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)(x->lo + 32))),
-                                          _mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)(x->hi + 32)));
-                a = _mm256_sub_epi32(a, _mm256_loadu_si256((const __m256i *)x->corr));
-                c = _mm256_sub_epi32(c, _mm256_loadu_si256((const __m256i *)(x->corr + 8)));
-                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, i01), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, i23), acc1);
-            }
+        for (int k = 0; k < 8; k++) {
+            const q4_xline *x = xl + k;
+            __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(g + 8 * k))), _mm_loadu_ps(xd + 4 * k)));
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32));
+            __m256i a = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x->lo)),
+                                      _mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x->hi));
+            __m256i c = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)(x->lo + 32))),
+                                      _mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)(x->hi + 32)));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, i01), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, i23), acc1);
         }
-        y[r] = hsum(_mm256_add_ps(acc0, acc1)) + q4_tail(row, xq, nb, full);
+        __m256 s0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)), _mm256_loadu_ps(xd));
+        __m256 s0h = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16))), _mm256_loadu_ps(xd + 8));
+        __m256 s1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 32))), _mm256_loadu_ps(xd + 16));
+        __m256 s1h = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 48))), _mm256_loadu_ps(xd + 24));
+        acc0 = _mm256_sub_ps(acc0, _mm256_fmadd_ps(s1, _mm256_loadu_ps(c8 + 16), _mm256_mul_ps(s0, _mm256_loadu_ps(c8))));
+        acc1 = _mm256_sub_ps(acc1, _mm256_fmadd_ps(s1h, _mm256_loadu_ps(c8 + 24), _mm256_mul_ps(s0h, _mm256_loadu_ps(c8 + 8))));
+        y[r] = hsum(_mm256_add_ps(acc0, acc1));
     }
 }
 
-// AVX-512 VNNI: one 512-bit load per line, vpdpbusd on all 64 bytes; a full super-group's 32
-// scales x activation scales by two conversions, each line's four spread over its 16 lanes by a
-// permutation (a row's last, partial super-group: each line's four scales loaded alone, the same
-// products).
-AVX512 static void q4_rows_avx512(const uint8_t *w, const ck_block_q8 *xq, const q4_xline *xl, const float *xd,
-                                  float *y, int nb, int r0, int r1) {
+// AVX-512 VNNI: the group's activations (16 registers) loaded once for all the rows; per row, the
+// 32 scales x activation scales by two conversions, then per line one 512-bit load, two
+// vpdpbusd, each line's four scales spread over its 16 lanes by a permutation.
+AVX512 static void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
     const __m512i m = _mm512_set1_epi8(0x0F);
-    const __m512i spread[4] = {     // lanes 4j..4j+3 <- scale 4q + j for the line's quarter q of 16 scales
-        _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
-        _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
-        _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
-        _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12)};
-    int full = nb / 4 * 4, whole = nb / Q4_SG * Q4_SG;
-#define Q4_LINE(QS, X, SC)                                                                                   \
-    {   __m512i v = _mm512_loadu_si512((const void *)(QS));                                                  \
-        __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, m), _mm512_loadu_si512((const void *)(X)->lo)); \
-        a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), m), _mm512_loadu_si512((const void *)(X)->hi)); \
-        a = _mm512_sub_epi32(a, _mm512_loadu_si512((const void *)(X)->corr));                               \
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), (SC), acc); }
+    const __m512i sp0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),    // lanes 4j..4j+3 <- scale 4q + j
+                  sp1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
+                  sp2 = _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
+                  sp3 = _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12);
+    const __m512i l0 = _mm512_load_si512(xl[0].lo), h0 = _mm512_load_si512(xl[0].hi), l1 = _mm512_load_si512(xl[1].lo), h1 = _mm512_load_si512(xl[1].hi),
+                  l2 = _mm512_load_si512(xl[2].lo), h2 = _mm512_load_si512(xl[2].hi), l3 = _mm512_load_si512(xl[3].lo), h3 = _mm512_load_si512(xl[3].hi),
+                  l4 = _mm512_load_si512(xl[4].lo), h4 = _mm512_load_si512(xl[4].hi), l5 = _mm512_load_si512(xl[5].lo), h5 = _mm512_load_si512(xl[5].hi),
+                  l6 = _mm512_load_si512(xl[6].lo), h6 = _mm512_load_si512(xl[6].hi), l7 = _mm512_load_si512(xl[7].lo), h7 = _mm512_load_si512(xl[7].hi);
+#define Q4_LINE(K, LO, HI, SP, S)                                                                          \
+    {   __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * (K)));                                     \
+        __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, m), LO);               \
+        a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), m), HI);                      \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_permutexvar_ps(SP, S), acc); }
     for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * nb * 18;
+        const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
+        __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(xd));
+        __m512 s1 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32))), _mm512_loadu_ps(xd + 16));
         __m512 acc = _mm512_setzero_ps();
-        for (int b0 = 0; b0 < whole; b0 += Q4_SG) {
-            const uint8_t *g = row + q4_group(b0), *qs = g + 64;
-            const q4_xline *x = xl + b0 / 4;
-            __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(xd + b0));
-            __m512 s1 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32))), _mm512_loadu_ps(xd + b0 + 16));
-            Q4_LINE(qs, x, _mm512_permutexvar_ps(spread[0], s0))
-            Q4_LINE(qs + 64, x + 1, _mm512_permutexvar_ps(spread[1], s0))
-            Q4_LINE(qs + 128, x + 2, _mm512_permutexvar_ps(spread[2], s0))
-            Q4_LINE(qs + 192, x + 3, _mm512_permutexvar_ps(spread[3], s0))
-            Q4_LINE(qs + 256, x + 4, _mm512_permutexvar_ps(spread[0], s1))
-            Q4_LINE(qs + 320, x + 5, _mm512_permutexvar_ps(spread[1], s1))
-            Q4_LINE(qs + 384, x + 6, _mm512_permutexvar_ps(spread[2], s1))
-            Q4_LINE(qs + 448, x + 7, _mm512_permutexvar_ps(spread[3], s1))
-        }
-        if (whole < full) {
-            const uint8_t *g = row + q4_group(whole), *qs = q4_qs_at(row, nb, whole);
-            for (int k = 0; k < (full - whole) / 4; k++) {
-                __m128 s4 = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(g + 8 * k))), _mm_loadu_ps(xd + whole + 4 * k));
-                Q4_LINE(qs + 64 * k, xl + whole / 4 + k, _mm512_permutexvar_ps(spread[0], _mm512_castps128_ps512(s4)))
-            }
-        }
+        Q4_LINE(0, l0, h0, sp0, s0) Q4_LINE(1, l1, h1, sp1, s0) Q4_LINE(2, l2, h2, sp2, s0) Q4_LINE(3, l3, h3, sp3, s0)
+        Q4_LINE(4, l4, h4, sp0, s1) Q4_LINE(5, l5, h5, sp1, s1) Q4_LINE(6, l6, h6, sp2, s1) Q4_LINE(7, l7, h7, sp3, s1)
+        acc = _mm512_sub_ps(acc, _mm512_fmadd_ps(s1, _mm512_loadu_ps(c8 + 16), _mm512_mul_ps(s0, _mm512_loadu_ps(c8))));
         __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
-        y[r] = hsum(h) + q4_tail(row, xq, nb, full);
+        y[r] = hsum(h);
     }
 #undef Q4_LINE
-}
-
-static void matvec_q4_simd(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
-    int nb = cols / CK_QK, full = nb / 4 * 4;
-    q4_xline xl_stack[Q4_STACK_LINES] __attribute__((aligned(64))); float xd_stack[4 * Q4_STACK_LINES];
-    int heap = full / 4 > Q4_STACK_LINES;
-    q4_xline *xl = heap ? aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline)) : xl_stack;
-    float *xd = heap ? malloc((size_t)full * sizeof(float)) : xd_stack;
-    q4_prepare_x(xq, full, xl, xd);
-    if (has_avx512()) q4_rows_avx512(w, xq, xl, xd, y, nb, r0, r1);
-    else q4_rows_avx2(w, xq, xl, xd, y, nb, r0, r1);
-    if (heap) { free(xl); free(xd); }
 }
 
 AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
@@ -705,13 +688,6 @@ void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float
     if (ck_has_avx2()) { matvec_q8_avx2(w, ws, xq, y, cols, r0, r1); return; }
 #endif
     matvec_q8_c(w, ws, xq, y, cols, r0, r1);
-}
-
-void ck_matvec_q4(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
-#if defined(__x86_64__)
-    if (cols >= 4 * CK_QK && ck_has_avx2()) { matvec_q4_simd(w, xq, y, cols, r0, r1); return; }
-#endif
-    matvec_q4_c(w, xq, y, cols, r0, r1);
 }
 
 static uint64_t read_part(const uint8_t *buf, size_t n) {
@@ -960,15 +936,14 @@ AVX2 static void dequantize_q8_avx2(const int8_t *w, const float *wscale, int co
     }
 }
 
-AVX2 static void dequantize_q4_avx2(const uint8_t *w, int cols, int r0, int r1, float *out) {
+AVX2 static void dequantize_q4_avx2(const uint8_t *w, int rows, int cols, int r0, int r1, float *out) {
     int nb = cols / CK_QK;
     const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
     for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * nb * 18;
         float *o = out + (size_t)(r - r0) * cols;
         for (int b = 0; b < nb; b++) {
-            __m256 d = _mm256_set1_ps(q4_scale(row, b));
-            __m128i q = _mm_loadu_si128((const __m128i *)q4_qs_at(row, nb, b));
+            __m256 d = _mm256_set1_ps(q4_scale(w, rows, nb, r, b));
+            __m128i q = _mm_loadu_si128((const __m128i *)q4_qs_at(w, rows, nb, r, b));
             __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m), eight), hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), eight);
             float *ob = o + b * CK_QK;
             _mm256_storeu_ps(ob, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d));
@@ -987,11 +962,11 @@ void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, in
     dequantize_q8_c(w, wscale, cols, r0, r1, out);
 }
 
-void ck_dequantize_q4(const uint8_t *w, int cols, int r0, int r1, float *out) {
+void ck_dequantize_q4(const uint8_t *w, int rows, int cols, int r0, int r1, float *out) {
 #if defined(__x86_64__)
-    if (ck_has_avx2()) { dequantize_q4_avx2(w, cols, r0, r1, out); return; }
+    if (ck_has_avx2()) { dequantize_q4_avx2(w, rows, cols, r0, r1, out); return; }
 #endif
-    dequantize_q4_c(w, cols, r0, r1, out);
+    dequantize_q4_c(w, rows, cols, r0, r1, out);
 }
 
 static void convert_part(const uint16_t *src, float *dst, size_t n) {
@@ -1021,7 +996,7 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
     float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
-    struct q4_xline_s *q4xl; float *q4xd; int q4cap, q4ready;   // x arranged once per q4 job (q4_prepare_x)
+    struct q4_xline_s *q4xl; float *q4xd, *q4c8; int q4cap;      // x arranged once per q4 job (q4_prepare_x)
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
     float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK: each column block's partial sums
@@ -1293,6 +1268,25 @@ static void bf16x4_range(const ck_pool *p, int b, int r0, int r1) {
     }
 }
 
+// Column group s of rows r0..<r1 of a q4 product: its part of each row, into y (one group) or
+// the group's partial sums (several). Full groups by the SIMD kernels, from the activations
+// matvec_job arranged; a narrower last group, and every group without AVX2, by the reference.
+static void q4_range(const ck_pool *p, int s, int r0, int r1) {
+    int nb = p->cols / CK_QK, groups = q4_groups(nb);
+    float *y = groups > 1 ? p->ypart + (size_t)s * p->rows : p->y;
+#if defined(__x86_64__)
+    if (q4_gsize(nb, s) == Q4_SG && ck_has_avx2()) {
+        const uint8_t *g = (const uint8_t *)p->w + (size_t)s * p->rows * (Q4_SG * 18);
+        const q4_xline *xl = p->q4xl + 8 * s;
+        const float *xd = p->q4xd + Q4_SG * s, *c8 = p->q4c8 + Q4_SG * s;
+        if (has_avx512()) q4_group_avx512(g, xl, xd, c8, y, r0, r1);
+        else q4_group_avx2(g, xl, xd, c8, y, r0, r1);
+        return;
+    }
+#endif
+    for (int r = r0; r < r1; r++) y[r] = q4_group_ref((const uint8_t *)p->w, p->rows, nb, r, s, (const ck_block_q8 *)p->x);
+}
+
 // Rows r0..<r1 of the current matrix-vector job (bf16 uses the job's de-interleaved x).
 static void matvec_range(const ck_pool *p, int r0, int r1) {
     switch (p->kind) {
@@ -1311,15 +1305,8 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
         break;
     case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
     case JOB_Q4:
-#if defined(__x86_64__)
-        if (p->q4ready) {                   // arranged for the SIMD rows once by matvec_job
-            int nb = p->cols / CK_QK;
-            if (has_avx512()) q4_rows_avx512((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xl, p->q4xd, p->y, nb, r0, r1);
-            else q4_rows_avx2((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->q4xl, p->q4xd, p->y, nb, r0, r1);
-            break;
-        }
-#endif
-        ck_matvec_q4((const uint8_t *)p->w, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+        for (int s = 0; s < q4_groups(p->cols / CK_QK); s++) q4_range(p, s, r0, r1);
+        break;
     }
 }
 
@@ -1350,7 +1337,9 @@ static void run_share(ck_pool *p, int self) {
             // Chunks run through each column block's rows in turn (one block unless JOB_BF16X4 is wider).
             int b = (int)c / p->chunks_per_block, r0 = ((int)c % p->chunks_per_block) * p->chunk_rows, r1 = r0 + p->chunk_rows;
             if (r1 > p->rows) r1 = p->rows;
-            if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1); else matvec_range(p, r0, r1);
+            if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1);
+            else if (p->kind == JOB_Q4) q4_range(p, b, r0, r1);
+            else matvec_range(p, r0, r1);
         }
     }
 }
@@ -1406,7 +1395,7 @@ void ck_pool_destroy(ck_pool *p) {
     pthread_mutex_lock(&p->mu); pthread_cond_broadcast(&p->cv); pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
     free(p->tids);
-    free(p->xe); free(p->xo); free(p->ypart); free(p->q4xl); free(p->q4xd);
+    free(p->xe); free(p->xo); free(p->ypart); free(p->q4xl); free(p->q4xd); free(p->q4c8);
     free(p);
 }
 
@@ -1441,25 +1430,22 @@ static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks
 
 static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
     p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
-    p->q4ready = 0;
-#if defined(__x86_64__)
-    // q4: the activations arranged once for all threads and chunks (not once per chunk).
-    if (kind == JOB_Q4 && cols >= 4 * CK_QK && ck_has_avx2()) {
-        int full = cols / CK_QK / 4 * 4;
+    // q4: the full column groups' activations arranged once for all threads and chunks.
+    if (kind == JOB_Q4 && cols >= Q4_SG * CK_QK) {
+        int full = cols / CK_QK / Q4_SG * Q4_SG;
         if (p->q4cap < full) {
-            free(p->q4xl); free(p->q4xd);
-            // 64-byte aligned: the kernel's 64-byte loads of the activations stay within a cache line
-            p->q4xl = aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline)); p->q4xd = malloc((size_t)full * sizeof(float)); p->q4cap = full;
+            free(p->q4xl); free(p->q4xd); free(p->q4c8);
+            p->q4xl = aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline));
+            p->q4xd = aligned_alloc(64, (size_t)full * sizeof(float)); p->q4c8 = aligned_alloc(64, (size_t)full * sizeof(float));
+            p->q4cap = full;
         }
-        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xl, p->q4xd);
-        p->q4ready = 1;
+        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xl, p->q4xd, p->q4c8);
     }
-#endif
     if (kind == JOB_BF16 || kind == JOB_BF16X4) {
         if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
         deinterleave(x, cols, p->xe, p->xo);
     }
-    int blocks = kind == JOB_BF16X4 ? x4_blocks(cols) : 1;
+    int blocks = kind == JOB_BF16X4 ? x4_blocks(cols) : (kind == JOB_Q4 ? q4_groups(cols / CK_QK) : 1);
     if (blocks > 1 && p->ypcap < (size_t)blocks * rows) {
         free(p->ypart); p->ypart = malloc((size_t)blocks * rows * sizeof(float)); p->ypcap = (size_t)blocks * rows;
     }

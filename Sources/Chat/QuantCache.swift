@@ -27,7 +27,7 @@ public final class QuantCache: @unchecked Sendable {
 
     static let headerSize = 4096
     static let magic = Array("IVQW".utf8)
-    static let version: UInt32 = 4      // 2: the output head in int8 after the layers; 3: q4 blocks grouped by four; 4: q4 super-groups of 32
+    static let version: UInt32 = 5      // 2: the output head in int8 after the layers; 3: q4 blocks grouped by four; 4: q4 super-groups of 32; 5: q4 column groups
 
     /// The cache file for `folder`'s checkpoint in format `q`.
     public func file(for folder: URL, configSHA256: String, _ q: Quantization) throws -> URL {
@@ -119,7 +119,7 @@ public final class QuantCache: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let sum = ThreadPool.shared.read(UnsafeRawPointer(storage.base), length)
         let tmp = url.path + ".tmp-\(getpid())"
-        FileManager.default.createFile(atPath: tmp, contents: nil)
+        _ = FileManager.default.createFile(atPath: tmp, contents: nil)     // a failure shows as no handle below
         guard let fh = FileHandle(forWritingAtPath: tmp) else { throw CocoaError(.fileWriteNoPermission) }
         do {
             try fh.write(contentsOf: Data(Self.header(format: q, length: length, fingerprint: fingerprint, sum: sum)))

@@ -122,7 +122,6 @@ public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                 scratch: inout [Float]) {
     let k = w.cols, nb = k / 32
-    let rowBytes = q.rowBytes(k) - (q == .q8 ? 4 : 0)          // q8's row scales lie after all rows
     let packedPerRow = Int(q == .q8 ? ck_q8_gemm_packed_bytes(32, Int32(k)) : ck_q4_gemm_packed_bytes(32, Int32(k))) / 32
     let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / packedPerRow) / 32 * 32))
     if scratch.count < (blockRows * packedPerRow + 3) / 4 { scratch = [Float](repeating: 0, count: (blockRows * packedPerRow + 3) / 4) }
@@ -138,10 +137,10 @@ func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>,
             let r1 = min(w.rows, r0 + blockRows), n = Int32(r1 - r0)
             switch q {
             case .q8:
-                ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * rowBytes).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)
+                ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * k).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)   // rows of k int8, scales after all rows
                 ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
             case .q4:
-                ck_q4_gemm_pack(base + r0 * rowBytes, n, Int32(k), packed)
+                ck_q4_gemm_pack(base, Int32(w.rows), Int32(k), Int32(r0), Int32(r1), packed)
                 ck_pool_q8_gemm(ThreadPool.shared.raw, packed, nil, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
             }
             r0 = r1

@@ -6,7 +6,7 @@ public enum Quantization: String, Sendable, CaseIterable {
     /// int8, one Float scale per row (`scales`).
     case q8 = "int8"
     /// Blocks of 32: a float16 scale and 32 four-bit values (18 bytes, 4.5 bits per weight), in
-    /// super-groups of 32 blocks per row (ckernels.h has the layout).
+    /// column groups of 32 blocks, all rows' group 0, then group 1, ... (ckernels.h has the layout).
     case q4
 
     /// Bytes of one row of `cols` weights (scales included).
@@ -84,8 +84,8 @@ extension WeightMatrix {
     public static func quantizedBytes(rows: Int, cols: Int, _ q: Quantization) -> Int { rows * q.rowBytes(cols) }
 
     /// This matrix quantized into `dst` (`quantizedBytes` long): q8 is the int8 rows then the
-    /// Float row scales; q4 the rows one after another, each in super-groups of 32 blocks. `cols` must
-    /// be a multiple of 32.
+    /// Float row scales; q4 in column groups of 32 blocks, each group of all rows in turn (ckernels.h).
+    /// `cols` must be a multiple of 32.
     public func quantized(as q: Quantization, into dst: UnsafeMutableRawPointer) -> WeightMatrix {
         precondition(cols % 32 == 0, "quantized rows must be a multiple of 32 long")
         var row = [Float](repeating: 0, count: cols)
@@ -103,7 +103,7 @@ extension WeightMatrix {
                 let bytes = dst.assumingMemoryBound(to: UInt8.self)
                 for r in 0..<rows {
                     convertRows(r, r + 1, into: f)
-                    ck_quantize_row_q4(f, bytes + r * (cols / 32 * 18), Int32(cols))
+                    ck_quantize_row_q4(f, bytes, Int32(rows), Int32(r), Int32(cols))
                 }
             }
         }

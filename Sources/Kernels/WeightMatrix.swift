@@ -75,7 +75,7 @@ public struct WeightMatrix: @unchecked Sendable {
             ck_dequantize_q8(base.assumingMemoryBound(to: Int8.self), (base + rows * cols).assumingMemoryBound(to: Float.self),
                              Int32(cols), Int32(r0), Int32(r1), out)
         case .q4:
-            ck_dequantize_q4(base.assumingMemoryBound(to: UInt8.self), Int32(cols), Int32(r0), Int32(r1), out)
+            ck_dequantize_q4(base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols), Int32(r0), Int32(r1), out)
         }
     }
 

@@ -159,7 +159,7 @@ struct QuantizedKernelTests {
                             ref[r] = ck_dot_q8_ref(w.base.assumingMemoryBound(to: Int8.self) + r * cols,
                                                    (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r], xq, Int32(cols))
                         case .q4:
-                            ref[r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self) + r * (cols / 32 * 18), xq, Int32(cols))
+                            ref[r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(r), xq, Int32(cols))
                         }
                     }
                     #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(q) \(rows)x\(cols), \(threads) threads, ISA level \(level)")
@@ -192,13 +192,17 @@ struct QuantizedKernelTests {
                         let v = w.base.assumingMemoryBound(to: Int8.self)[r * cols + c]
                         want[r * cols + c] = Float(v) * (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r]
                     case .q4:
-                        let row = w.base.assumingMemoryBound(to: UInt8.self) + r * (cols / 32 * 18)
+                        let bytes = w.base.assumingMemoryBound(to: UInt8.self)
                         let b = c / 32, i = c % 32, nb = cols / 32
-                        // super-group of 32 blocks: their scales, then 16 bytes per block (low nibble i, high i + 16)
-                        let group = b / 32 * 576, inGroup = min(32, nb - b / 32 * 32)
-                        let byte = row[group + 2 * inGroup + 16 * (b % 32) + i % 16]
+                        // column groups of 32 blocks, all rows' group 0 first; a row's group: its
+                        // blocks' scales, then 16 bytes per block (low nibble i, high i + 16)
+                        let g = b / 32, inGroup = min(32, nb - g * 32)
+                        let at = g * rows * 576 + r * inGroup * 18
+                        let byte = bytes[at + 2 * inGroup + 16 * (b % 32) + i % 16]
                         let nibble = i < 16 ? byte & 0x0F : byte >> 4
-                        want[r * cols + c] = Float(Int(nibble) - 8) * ck_q4_block_scale(row, Int32(b))
+                        let d = Float(Float16(bitPattern: UInt16(bytes[at + 2 * (b % 32)]) | UInt16(bytes[at + 2 * (b % 32) + 1]) << 8))
+                        #expect(d == ck_q4_block_scale(bytes, Int32(rows), Int32(cols), Int32(r), Int32(b)))
+                        want[r * cols + c] = Float(Int(nibble) - 8) * d
                     }
                 } }
                 for level in Self.isaLevels {
@@ -263,13 +267,21 @@ struct QuantizedKernelTests {
                     let xrow = xb.baseAddress! + i * k / 32
                     want[i * n + j] = q == .q8
                         ? ck_q8_gemm_ref(UnsafeRawPointer(bytes + j * k).assumingMemoryBound(to: Int8.self), scales[j], xrow, Int32(k))
-                        : ck_q4_gemm_ref(bytes + j * q.rowBytes(k), xrow, Int32(k))
+                        : ck_q4_gemm_ref(bytes, Int32(n), Int32(j), xrow, Int32(k))
                 } }
             }
             let size = q == .q8 ? ck_q8_gemm_packed_bytes(Int32(n), Int32(k)) : ck_q4_gemm_packed_bytes(Int32(n), Int32(k))
             var packed = [UInt8](repeating: 0, count: Int(size))
             if q == .q8 { ck_q8_gemm_pack(UnsafeRawPointer(bytes).assumingMemoryBound(to: Int8.self), Int32(n), Int32(k), &packed) }
-            else { ck_q4_gemm_pack(bytes, Int32(n), Int32(k), &packed) }
+            else {
+                ck_q4_gemm_pack(bytes, Int32(n), Int32(k), 0, Int32(n), &packed)
+                // A block of rows from row 32 (as matmul packs big matrices): the whole pack's panels from the second on.
+                if n > 32 {
+                    var part = [UInt8](repeating: 0, count: Int(ck_q4_gemm_packed_bytes(Int32(n - 32), Int32(k))))
+                    ck_q4_gemm_pack(bytes, Int32(n), Int32(k), 32, Int32(n), &part)
+                    #expect(part == Array(packed[(32 * k / 32 * 36)...]), "q4 rows 32..<\(n) of \(n)x\(k)")
+                }
+            }
             for threads in [1, 2, 3] {
                 var c = [Float](repeating: .nan, count: m * n)
                 let pool = ThreadPool(threads: threads)
@@ -316,10 +328,10 @@ struct QuantizedKernelTests {
         // exact, values on its side are within half a step, and those on the other side beyond -7|d|
         // are clamped (at most one step off), as llama.cpp's q4_0.
         var row = [UInt8](repeating: 0, count: 8 * 18)
-        ck_quantize_row_q4(x, &row, 256)
+        ck_quantize_row_q4(x, &row, 1, 0, 256)
         let w = row.withUnsafeBytes { WeightMatrix(quantized: .q4, base: $0.baseAddress!, rows: 1, cols: 256).dequantizedRow(0) }
         for b in 0..<8 {
-            let d = abs(ck_q4_block_scale(row, Int32(b)))
+            let d = abs(ck_q4_block_scale(row, 1, 256, 0, Int32(b)))
             for i in 0..<32 {
                 let v = x[b * 32 + i], inRange = abs(v) <= 7 * d
                 #expect(abs(w[b * 32 + i] - v) <= (inRange ? d * 0.5 : d) * 1.001 + 1e-6, "block \(b)")

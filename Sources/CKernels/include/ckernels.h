@@ -8,9 +8,11 @@
 
 // Quantized formats. Q8: int8 weights, one float scale per row. Q4: blocks of 32 weights, each a
 // float16 scale and 16 bytes of 4-bit values (v - 8) * scale (byte i: element i in the low
-// nibble, element i + 16 in the high one); a row's blocks go in super-groups of 32, the
-// super-group's 32 scales first (64 bytes), then its 512 bytes of nibbles (so one 64-byte line
-// holds four blocks); a row's last super-group may hold fewer blocks. 18 bytes per 32 weights.
+// nibble, element i + 16 in the high one). The columns go in groups of 32 blocks (1,024; the last
+// group may be narrower): the matrix holds group 0 of all rows, then group 1 of all rows, ...;
+// one row's group is its blocks' scales (64 bytes in a full group), then their nibbles (so each
+// 64-byte line holds four blocks). A matrix of up to 1,024 columns is its rows one after another.
+// 18 bytes per 32 weights. The q4 functions take the matrix (w, rows) and a row index.
 #define CK_QK 32
 // Activations for the integer kernels: blocks of 32 int8 with a float scale each.
 typedef struct { float d; int8_t qs[32]; } ck_block_q8;          // 36 bytes
@@ -24,24 +26,23 @@ void ck_set_isa_limit(int level);
 
 // y[r] = dot(W[r], x) for r in [r0, r1) on the calling thread (bf16: ck_pool_matvec_bf16 only).
 void ck_matvec_q8(const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
-void ck_matvec_q4(const uint8_t *w, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
 
 // x (n floats, n a multiple of 32) to q8 blocks: scale = max|x| / 127, q = round(x / scale).
 void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n);
 // Row quantizers for weights (from float rows).
 void ck_quantize_row_q8(const float *x, int8_t *q, float *scale, int n);
-void ck_quantize_row_q4(const float *x, uint8_t *row, int n);
-// The scale of block b of a q4 row.
-float ck_q4_block_scale(const uint8_t *row, int b);
+void ck_quantize_row_q4(const float *x, uint8_t *w, int rows, int r, int n);
+// The scale of block b of row r of a q4 matrix.
+float ck_q4_block_scale(const uint8_t *w, int rows, int cols, int r, int b);
 
 // Rows r0..<r1 of a quantized matrix as floats (GEMM's weight blocks): q8 value x row scale,
 // q4 (nibble - 8) x block scale; out is (r1 - r0) x cols.
 void ck_dequantize_q8(const int8_t *w, const float *wscale, int cols, int r0, int r1, float *out);
-void ck_dequantize_q4(const uint8_t *w, int cols, int r0, int r1, float *out);
+void ck_dequantize_q4(const uint8_t *w, int rows, int cols, int r0, int r1, float *out);
 
 // Naive references (the tests' twins): dequantize then multiply, in float.
 float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
-float ck_dot_q4_ref(const uint8_t *row, const ck_block_q8 *xq, int cols);
+float ck_dot_q4_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols);
 
 float ck_fp16_to_fp32(uint16_t h);
 uint16_t ck_fp32_to_fp16(float f);
@@ -81,8 +82,8 @@ float ck_q8_gemm_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int c
 // after it (ck_q4_gemm_pack); wscale NULL in ck_pool_q8_gemm. Reference: per block, fmaf(integer
 // sum, weight scale x activation scale, acc).
 size_t ck_q4_gemm_packed_bytes(int rows, int cols);
-void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, uint8_t *packed);
-float ck_q4_gemm_ref(const uint8_t *row, const ck_block_q8 *xq, int cols);
+void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, int r0, int r1, uint8_t *packed);     // rows r0..<r1
+float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols);
 
 // Row-wise softmax// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
