@@ -15,9 +15,12 @@ struct QuantizedModelTests {
     /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products)
     /// and stay within the format's bound of bf16. The two sum the same integer products in another
     /// float order, so an activation lying within a rounding of an int8 step boundary can round the
-    /// other way in the next product: in 48 prompts (session 6) most agreed within 1e-6 of the
-    /// largest logit and 4 (both formats) by 5e-3 to 1.1e-2, one such flip. So: every prompt within
-    /// 0.03, and the median within 1e-6 (a wrong row, scale or block would move all of them).
+    /// other way in the next product, and the difference follows to the end. So: twelve prompts
+    /// with no common prefix (a flip early in a shared prefix would move them all), every one
+    /// within 0.03 of the largest logit, and at least half within 1e-6 (a wrong row, scale or
+    /// block would move all of them). Measured in session 6: int8 12 of 12 within 1e-6, q4 7 (its
+    /// decode takes the nibbles' offset off in float, so it rounds a little differently; its
+    /// products stay within 6e-8 of the sum of the terms' magnitudes); the rest 3.5e-6 to 1.2e-2.
     @Test(.enabled(if: int8GEMMAvailable, "needs AVX-512 VNNI"), arguments: [Quantization.q8, .q4])
     func promptGEMMAgreesWithDecodingStepByStep(q: Quantization) throws {
         let folder = TestData.url("tiny-b")
@@ -25,16 +28,16 @@ struct QuantizedModelTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let e = try ChatEngine(folder: folder, weights: q, cache: QuantCache(directory: dir))
         var errors: [Float] = [], prompt: [Float] = [], ids: [Int32] = []
-        for extra in [0, 3, 6, 9] { for mul in [37, 41] {
-            ids = [1] + (0..<(integerGEMMMinRows(q) + extra)).map { Int32(300 + ($0 * mul) % 900) }
+        for (n, mul) in [37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83].enumerated() {
+            ids = [1] + (0..<(integerGEMMMinRows(q) + n % 10)).map { Int32(250 + n * 7 + ($0 * mul) % 900) }
             prompt = e.model.forward(ids, cache: e.model.makeCache(), logits: .last)
             let cache = e.model.makeCache()
             var stepped: [Float] = []
             for id in ids { stepped = e.model.forward([id], cache: cache, logits: .last) }
             errors.append(zip(prompt, stepped).map { abs($0 - $1) }.max()! / stepped.map(abs).max()!)
-        } }
+        }
         #expect(errors.allSatisfy { $0 < 0.03 }, "\(q) prompt vs step by step: \(errors)")
-        #expect(errors.sorted()[errors.count / 2] < 1e-6, "\(q) prompt vs step by step, median: \(errors)")
+        #expect(errors.filter { $0 < 1e-6 }.count >= 6, "\(q) prompt vs step by step: \(errors)")
         let dense = try ChatEngine(folder: folder)
         let want = Self.logits(dense, ids)
         let errDense = zip(prompt, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!
