@@ -223,14 +223,18 @@ float ck_dot_q8_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int co
 // each activation block's sum, the offset of the nibbles); lane i + 8 is added to lane i and the
 // eight combined in the order of the AVX2 horizontal sum. A narrower group (a row's last):
 // whole-block sums of (nibble - 8) x activation into one scalar chain.
+// Blocks b0..<b1 of row r: whole-block sums of (nibble - 8) x activation, fmaf'd in order with
+// (block scale x activation scale) into one chain from 0.
+static float q4_chain(const uint8_t *w, int rows, int nb, int r, int b0, int b1, const ck_block_q8 *xq) {
+    float t = 0;
+    for (int b = b0; b < b1; b++)
+        t = fmaf((float)idot_q4(q4_qs_at(w, rows, nb, r, b), xq[b].qs, -1, 8), q4_scale(w, rows, nb, r, b) * xq[b].d, t);
+    return t;
+}
+
 static float q4_group_ref(const uint8_t *w, int rows, int nb, int r, int s, const ck_block_q8 *xq) {
     int b0 = s * Q4_SG, n = q4_gsize(nb, s);
-    if (n < Q4_SG) {
-        float t = 0;
-        for (int b = b0; b < b0 + n; b++)
-            t = fmaf((float)idot_q4(q4_qs_at(w, rows, nb, r, b), xq[b].qs, -1, 8), q4_scale(w, rows, nb, r, b) * xq[b].d, t);
-        return t;
-    }
+    if (n < Q4_SG) return q4_chain(w, rows, nb, r, b0, b0 + n, xq);
     float acc[16] = {0}, h[8];
     for (int k = 0; k < 8; k++)
         for (int lane = 0; lane < 16; lane++) {
@@ -282,11 +286,7 @@ void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *bp) {
 // q4 weights in the same GEMM: per block, fmaf(sum of (q - 8) x, weight scale x activation scale,
 // acc) in order; no row scale.
 float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols) {
-    int nb = cols / CK_QK;
-    float acc = 0;                                  // whole-block sums into one chain, from block 0
-    for (int b = 0; b < nb; b++)
-        acc = fmaf((float)idot_q4(q4_qs_at(w, rows, nb, r, b), xq[b].qs, -1, 8), q4_scale(w, rows, nb, r, b) * xq[b].d, acc);
-    return acc;
+    return q4_chain(w, rows, cols / CK_QK, r, 0, cols / CK_QK, xq);
 }
 
 size_t ck_q4_gemm_packed_bytes(int rows, int cols) { return (size_t)((rows + 31) / 32) * 32 * (size_t)(cols / CK_QK) * 36; }
@@ -358,7 +358,6 @@ static void bf16x4_rows_c(const uint16_t *w, const float *x, float *y, int cols,
 static void matvec_q8_c(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
     for (int r = r0; r < r1; r++) y[r] = ck_dot_q8_ref(w + (size_t)r * cols, ws[r], xq, cols);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // AVX2 kernels

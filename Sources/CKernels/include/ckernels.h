@@ -85,7 +85,7 @@ size_t ck_q4_gemm_packed_bytes(int rows, int cols);
 void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, int r0, int r1, uint8_t *packed);     // rows r0..<r1
 float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols);
 
-// Row-wise softmax// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
+// Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
 // compete with them). causal_base >= 0: row i sees its first min(n, causal_base + i + 1) values,
 // the rest become 0.
