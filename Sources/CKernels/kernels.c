@@ -1286,6 +1286,17 @@ static void q4_range(const ck_pool *p, int s, int r0, int r1) {
     for (int r = r0; r < r1; r++) y[r] = q4_group_ref((const uint8_t *)p->w, p->rows, nb, r, s, (const ck_block_q8 *)p->x);
 }
 
+// How many column blocks a job's rows run through: bf16 rows in fours wider than X4_BLOCK, and
+// q4 matrices of more than one column group; 1 for the rest.
+static int job_blocks(int kind, int cols) {
+    return kind == JOB_BF16X4 ? x4_blocks(cols) : (kind == JOB_Q4 ? q4_groups(cols / CK_QK) : 1);
+}
+
+// Column block b of rows r0..<r1 of a job with blocks (job_blocks).
+static void block_range(const ck_pool *p, int b, int r0, int r1) {
+    if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1); else q4_range(p, b, r0, r1);
+}
+
 // Rows r0..<r1 of the current matrix-vector job (bf16 uses the job's de-interleaved x).
 static void matvec_range(const ck_pool *p, int r0, int r1) {
     switch (p->kind) {
@@ -1294,8 +1305,8 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
         if (ck_has_avx2()) { bf16_rows((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
 #endif
         matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_BF16X4:
-        for (int b = 0; b < x4_blocks(p->cols); b++) bf16x4_range(p, b, r0, r1);
+    case JOB_BF16X4: case JOB_Q4:
+        for (int b = 0; b < job_blocks(p->kind, p->cols); b++) block_range(p, b, r0, r1);
         break;
     case JOB_Q8GEMM:
 #if defined(__x86_64__)
@@ -1303,9 +1314,6 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
 #endif
         break;
     case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
-    case JOB_Q4:
-        for (int s = 0; s < q4_groups(p->cols / CK_QK); s++) q4_range(p, s, r0, r1);
-        break;
     }
 }
 
@@ -1333,12 +1341,10 @@ static void run_share(ck_pool *p, int self) {
             if (k == 0) { c = lo; next = (uint64_t)(lo + 1) | ((uint64_t)hi << 32); }
             else { c = hi - 1; next = (uint64_t)lo | ((uint64_t)(hi - 1) << 32); }
             if (!atomic_compare_exchange_weak_explicit(&p->share[v].span, &span, next, memory_order_relaxed, memory_order_relaxed)) continue;
-            // Chunks run through each column block's rows in turn (one block unless JOB_BF16X4 is wider).
+            // Chunks run through each column block's rows in turn (job_blocks: often one).
             int b = (int)c / p->chunks_per_block, r0 = ((int)c % p->chunks_per_block) * p->chunk_rows, r1 = r0 + p->chunk_rows;
             if (r1 > p->rows) r1 = p->rows;
-            if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1);
-            else if (p->kind == JOB_Q4) q4_range(p, b, r0, r1);
-            else matvec_range(p, r0, r1);
+            if (p->kind == JOB_BF16X4 || p->kind == JOB_Q4) block_range(p, b, r0, r1); else matvec_range(p, r0, r1);
         }
     }
 }
@@ -1413,8 +1419,7 @@ static void dispatch(ck_pool *p) {
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
 }
 
-// A job of `chunks` chunks of `chunk_rows` rows in each of `blocks` column blocks (1 but for wide
-// JOB_BF16X4): each thread's share is a contiguous run of whole chunks (run_share takes its own
+// A job of `chunks` chunks of `chunk_rows` rows in each of `blocks` column blocks (job_blocks): each thread's share is a contiguous run of whole chunks (run_share takes its own
 // from the front and steals the others' from their backs).
 static void split_shares(ck_pool *p, int chunk_rows, int chunks, int blocks) {
     p->chunk_rows = chunk_rows; p->chunks_per_block = chunks;
@@ -1444,7 +1449,7 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
         if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
         deinterleave(x, cols, p->xe, p->xo);
     }
-    int blocks = kind == JOB_BF16X4 ? x4_blocks(cols) : (kind == JOB_Q4 ? q4_groups(cols / CK_QK) : 1);
+    int blocks = job_blocks(kind, cols);
     if (blocks > 1 && p->ypcap < (size_t)blocks * rows) {
         free(p->ypart); p->ypart = malloc((size_t)blocks * rows * sizeof(float)); p->ypcap = (size_t)blocks * rows;
     }
