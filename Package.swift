@@ -2,7 +2,8 @@
 // internvl-chat: chat with Mini-InternVL-Chat-2B-V1-5 on the CPU, from a terminal.
 //
 // Imports run one way: C system libraries -> Kernels -> Checkpoint -> Model ; Tokenizer ;
-// -> Chat -> the executable. See docs/architecture.md.
+// -> Chat -> the executable. Front ends (TUI, Conversations) see only ChatAPI, never the
+// inference stack (Tests/PackageTests checks it). See docs/architecture.md.
 import PackageDescription
 
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
@@ -49,19 +50,23 @@ let package = Package(
         .target(name: "Tokenizer", swiftSettings: hot),
         // The networks: InternLM2 (and, next, InternViT + projector).
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: hot),
-        // Prompt template, sampling, generation loop.
-        .target(name: "Chat", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging",
+        // What front ends and back ends exchange: the ChatBackend protocol, its events, attached
+        // images, sampling parameters, statistics, the session snapshot. No inference code.
+        .target(name: "ChatAPI", dependencies: ["Imaging", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: release),
+        // The local ChatBackend: prompt template, sampling, generation loop.
+        .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging",
                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hot),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
-        .target(name: "Conversations", dependencies: ["Chat", "Imaging", .product(name: "Crypto", package: "swift-crypto")],
+        .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging"],
                 swiftSettings: release),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
-        .target(name: "TUI", dependencies: ["Chat", "Conversations", "Imaging", "CNcursesw", "CSixel",
+        .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "CNcursesw", "CSixel",
                                            .product(name: "Logging", package: "swift-log")], swiftSettings: release),
         .executableTarget(
             name: "internvl-chat",
-            dependencies: ["Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
+            dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
@@ -73,13 +78,15 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "ChatTests", dependencies: ["ChatAPI", "Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
         // Saves a conversation over and over, for the SIGKILL and disk-full tests.
-        .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "Chat", "Imaging"],
+        .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "ChatAPI", "Imaging"],
                           path: "Tests/Tools/conversation-writer"),
         .testTarget(name: "ConversationsTests",
-                    dependencies: ["Conversations", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
-        .testTarget(name: "TUITests", dependencies: ["TUI", "Chat", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
+                    dependencies: ["Conversations", "ChatAPI", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
+        .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
+        // The target graph itself (front ends free of the inference stack).
+        .testTarget(name: "PackageTests", dependencies: ["TestSupport"]),
     ]
 )

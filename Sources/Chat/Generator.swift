@@ -1,3 +1,4 @@
+import ChatAPI
 import Checkpoint
 import Foundation
 import Imaging

@@ -1,4 +1,4 @@
-import Chat
+import ChatAPI
 import Foundation
 
 /// Whole-or-nothing file replacement: a temporary file in the same folder, written, fsynced,
@@ -40,9 +40,9 @@ enum AtomicFile {
 /// Stored vision tokens: "IVT1", a little-endian UInt32 header length, a JSON header (the model
 /// and the float count), then the float32 values.
 enum VisionTokens {
-    struct Header: Codable { var model: Chat.ModelIdentity; var count: Int }
+    struct Header: Codable { var model: ModelIdentity; var count: Int }
 
-    static func encode(_ t: [Float], model: Chat.ModelIdentity) throws -> Data {
+    static func encode(_ t: [Float], model: ModelIdentity) throws -> Data {
         let head = try JSONEncoder().encode(Header(model: model, count: t.count))
         var d = Data("IVT1".utf8)
         withUnsafeBytes(of: UInt32(head.count).littleEndian) { d.append(contentsOf: $0) }
@@ -53,7 +53,7 @@ enum VisionTokens {
 
     struct Invalid: Error {}
 
-    static func decode(_ d: Data) throws -> (Chat.ModelIdentity, [Float]) {
+    static func decode(_ d: Data) throws -> (ModelIdentity, [Float]) {
         guard d.count >= 8, d.prefix(4) == Data("IVT1".utf8) else { throw Invalid() }
         let n = Int(d[4]) | Int(d[5]) << 8 | Int(d[6]) << 16 | Int(d[7]) << 24
         guard n > 0, n < 4096, 8 + n <= d.count else { throw Invalid() }

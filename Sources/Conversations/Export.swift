@@ -1,4 +1,4 @@
-import Chat
+import ChatAPI
 import Foundation
 
 /// Export to Markdown (a file plus its images beside it) or to one self-contained JSON file,

@@ -1,4 +1,4 @@
-import Chat
+import ChatAPI
 @preconcurrency import CNcursesw
 import Conversations
 import Foundation

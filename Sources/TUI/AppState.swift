@@ -1,4 +1,4 @@
-import Chat
+import ChatAPI
 import Imaging
 
 /// Everything the screen shows; changed only by `reduce`.

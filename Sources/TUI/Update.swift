@@ -1,4 +1,4 @@
-import Chat
+import ChatAPI
 import Foundation
 
 /// The single place where state changes: pure, unit-tested; effects are returned, not run.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import ChatAPI
 import Conversations
 import Foundation
 

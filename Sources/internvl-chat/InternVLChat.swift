@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import ChatAPI
 import Checkpoint
 import Conversations
 import Foundation

@@ -1,4 +1,5 @@
 import Chat
+import ChatAPI
 import Foundation
 import Imaging
 import Kernels

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import Chat
+import ChatAPI
 
 /// The session's answers with prefix reuse equal a recomputation of the whole conversation from
 /// scratch (greedy ids), turn after turn: images in the first and a later turn, a text follow-up,

@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import Tokenizer
 @testable import Chat
+import ChatAPI
 
 struct ChatTemplateTests {
     static func goldenCases(_ model: String) throws -> [[String: Any]] {

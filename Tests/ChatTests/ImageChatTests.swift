@@ -3,6 +3,7 @@ import Kernels
 import Testing
 import TestSupport
 @testable import Chat
+import ChatAPI
 
 /// Image chats end to end on the tiny models against the reference: single image, two numbered
 /// images, an image in the history then a follow-up, a Chinese question, an empty system message.

@@ -1,4 +1,5 @@
 import Chat
+import ChatAPI
 import Conversations
 import Foundation
 import Imaging

@@ -1,4 +1,4 @@
-import Chat
+import ChatAPI
 import Foundation
 import Imaging
 import Testing

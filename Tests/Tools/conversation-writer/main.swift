@@ -6,7 +6,7 @@
 //   conversation-writer save STORE IMAGES KB FROM TO   save versions FROM...TO
 //   conversation-writer fill STORE KB           save version 0 (one image), then version 1 (two new images): report the error
 //   conversation-writer verify STORE            print "version K" of the saved conversation, or the error (status 1)
-import Chat
+import ChatAPI
 import Conversations
 import Foundation
 import Imaging

@@ -1,13 +1,10 @@
-import Crypto
-import Foundation
-
 /// Which model produced something: enough to tell whether stored vision tokens still fit.
 public struct ModelIdentity: Codable, Sendable, Equatable {
     /// The model folder's name (for people; not compared).
     public var name: String
     /// SHA-256 of config.json, lowercase hex.
     public var configSHA256: String
-    /// How the language model's weights were held ("bf16", later "int8", "q4").
+    /// How the language model's weights were held ("bf16", "int8" or "q4").
     public var weightFormat: String
 
     public init(name: String, configSHA256: String, weightFormat: String) {
@@ -81,12 +78,5 @@ public struct SessionSnapshot: Sendable, Equatable {
 
     public init(systemMessage: String, turns: [ChatTurn], images: [Image], model: ModelIdentity) {
         self.systemMessage = systemMessage; self.turns = turns; self.images = images; self.model = model
-    }
-}
-
-public enum ContentHash {
-    /// SHA-256, lowercase hex.
-    public static func sha256(_ bytes: some DataProtocol) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -1,0 +1,22 @@
+/// The API the TUI and the CLI drive; a remote backend can stand in for the local one.
+public protocol ChatBackend: AnyObject, Sendable {
+    func attach(path: String, maxTiles: Int?) async throws -> AttachedImage
+    /// As `attach`, with progress: phase events (decoding, encoding layer k of n over all tiles),
+    /// then `.attached`, or `.failed`.
+    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent>
+    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
+    /// Prefills what the attached images already determine of the next prompt (while the user
+    /// types); returns the positions prefilled.
+    func prefillAhead(images: [AttachedImage]) async -> Int
+    func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
+    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
+    func newConversation() async
+    func setSystemMessage(_ text: String) async
+    /// The conversation as it stands, to save it.
+    func snapshot() async -> SessionSnapshot
+    /// Replaces the conversation with a saved one: progress events, then `.restored` or `.failed`.
+    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent>
+    var modelIdentity: ModelIdentity { get async }
+    /// Stops the running work as soon as possible; safe from any thread.
+    func cancel()
+}
