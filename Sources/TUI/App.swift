@@ -39,10 +39,8 @@ public final class App: @unchecked Sendable {
     }
 
     public var theme: Theme = .dark
-    /// Where conversations are saved (nil: not saved).
-    public var store: ConversationStore?
-    /// The saved conversation this app writes to, created at the first save.
-    private let handle = Locked<ConversationStore.Handle?>(nil)
+    /// Where and how the conversation is saved and resumed (nil: not saved).
+    public var conversations: ConversationService?
     /// Saves run one after another, each after the one before.
     private var lastSave: Task<Void, Never>?
 
@@ -53,7 +51,7 @@ public final class App: @unchecked Sendable {
         state.graphics = graphics.mode
         let term = Terminal(theme: theme, graphics: graphics)
         defer { term.close() }
-        if let r = resume { dispatch(.type("/load \(r)")); dispatch(.enter) }
+        if let r = resume { dispatch(.resume(r == ConversationStore.latest ? "" : r)) }
         var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
             for a in inbox.take() { dispatch(a); dirty = true }
@@ -78,7 +76,7 @@ public final class App: @unchecked Sendable {
             dirty = true
         }
         finishSaving()
-        handle.value?.close()
+        conversations?.close()
         log.info("quit")
     }
 
@@ -188,25 +186,20 @@ public final class App: @unchecked Sendable {
 
     /// Saves the session's conversation (after the saves before it); errors come back as messages.
     func save(name: String?, explicit: Bool) {
-        guard let store else {
+        guard let conversations else {
             if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
             return
         }
-        let backend = self.backend, inbox = self.inbox, handle = self.handle, log = self.log, previous = lastSave
+        let inbox = self.inbox, log = self.log, previous = lastSave
         lastSave = Task {
             await previous?.value
-            let snap = await backend.snapshot()
-            if snap.turns.isEmpty {
-                if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
-                return
-            }
             do {
-                let h = try handle.value ?? store.create()
-                handle.value = h
-                if let n = name { try store.rename(h, to: n) }
-                try store.save(snap, to: h)
-                log.info("saved \(h.id) (\(snap.turns.count) turns)")
-                inbox.post(.saved(label: h.label, explicit: explicit))
+                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep) else {
+                    if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
+                    return
+                }
+                log.info("saved \(saved.id) (\(saved.turns) turns)")
+                inbox.post(.saved(label: saved.label, explicit: explicit))
             } catch {
                 log.error("save failed: \(error)")
                 inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true))
@@ -214,63 +207,44 @@ public final class App: @unchecked Sendable {
         }
     }
 
-    /// Opens a saved conversation into the session (its images restored, from stored vision
+    /// Resumes a saved conversation into the session (its images restored, from stored vision
     /// tokens when they fit this model) and onto the screen.
     func load(_ target: String) {
-        guard let store else { inbox.post(.loadFailed("Saving is off (no conversation folder).", reset: false)); return }
-        let backend = self.backend, inbox = self.inbox, handle = self.handle, log = self.log, previous = lastSave
+        guard let conversations else { inbox.post(.loadFailed("Saving is off (no conversation folder).", reset: false)); return }
+        let inbox = self.inbox, log = self.log, previous = lastSave
         Task {
             await previous?.value                       // the conversation on screen is saved first
-            let (h, f): (ConversationStore.Handle, ConversationFile)
             do {
-                let id = try store.resolve(target)
-                if id == handle.value?.id { inbox.post(.loadFailed("\(handle.value!.label) is the conversation already open.", reset: false)); return }
-                (h, f) = try store.open(id)
-            } catch {
-                inbox.post(.loadFailed((error as? LocalizedError)?.errorDescription ?? "\(error)", reset: false)); return
-            }
-            let loaded = store.load(f, model: await backend.modelIdentity)
-            var restored: [AttachedImage]?, failure = "Loading was cancelled."
-            for await ev in await backend.restore(loaded.snapshot) {
-                switch ev {
-                case .restored(let r): restored = r
-                case .failed(let m): failure = m
-                default: inbox.post(.event(ev, at: App.now()))
+                let r = try await conversations.resume(target) { inbox.post(.event($0, at: App.now())) }
+                let messages = r.exchanges.flatMap { x -> [AppState.Message] in
+                    [.init(kind: .user, text: x.turn.typed, images: x.images),
+                     .init(kind: .assistant, text: x.turn.answer, interrupted: x.turn.interrupted)]
                 }
+                log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")
+                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems))
+            } catch let e as ConversationService.ResumeError {
+                if case .restoreFailed = e { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: true)) }
+                else { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: false)) }
+            } catch {
+                inbox.post(.loadFailed((error as? LocalizedError)?.errorDescription ?? "\(error)", reset: false))
             }
-            guard let restored else {
-                h.close()
-                handle.take()?.close()
-                inbox.post(.loadFailed("Could not load \(h.label): \(failure)", reset: true)); return
-            }
-            var byID: [Int: AttachedImage] = [:]
-            for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
-            var messages: [AppState.Message] = []
-            for t in loaded.snapshot.turns {
-                messages.append(.init(kind: .user, text: t.typed, images: t.imageIDs.compactMap { byID[$0] }))
-                messages.append(.init(kind: .assistant, text: t.answer, interrupted: t.interrupted))
-            }
-            handle.take()?.close()
-            handle.value = h
-            log.info("loaded \(h.id): \(f.turns.count) turns, \(loaded.cachedVision)/\(f.images.count) images from stored vision tokens")
-            inbox.post(.loaded(messages: messages, label: h.label, problems: loaded.problems))
         }
     }
 
     /// Lists (or searches) saved conversations, after the saves already started.
     func list(_ text: String) {
-        guard let store else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
+        guard let conversations else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
         let inbox = self.inbox, previous = lastSave
         Task {
             await previous?.value
-            inbox.post(App.listing(store, text))
+            inbox.post(App.listing(conversations, text))
         }
     }
 
-    static func listing(_ store: ConversationStore, _ text: String) -> Action {
-        let all = text.isEmpty ? store.list() : store.search(text)
+    static func listing(_ conversations: ConversationService, _ text: String) -> Action {
+        let all = conversations.list(matching: text)
         guard !all.isEmpty else {
-            return .notice(text.isEmpty ? "No saved conversations yet (in \(store.root.path))." : "No conversation mentions \(text).", error: false)
+            return .notice(text.isEmpty ? "No saved conversations yet (in \(conversations.store.root.path))." : "No conversation mentions \(text).", error: false)
         }
         let df = DateFormatter(); df.dateFormat = "yyyy-MM-dd HH:mm"
         let lines = all.prefix(20).map { s in
@@ -303,9 +277,8 @@ public final class App: @unchecked Sendable {
             case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }
             case .edit(let q): Task { await forward(await backend.editLast(q, parameters: p)) }
             case .newConversation:
-                let old = handle.take()
-                let previous = lastSave
-                lastSave = Task { await previous?.value; old?.close() }
+                let previous = lastSave, conversations = self.conversations
+                lastSave = Task { await previous?.value; conversations?.startNew() }
                 Task { await backend.newConversation() }
             case .setSystem(let t): Task { await backend.setSystemMessage(t) }
             case .save(let name, let explicit): save(name: name, explicit: explicit)
@@ -316,25 +289,5 @@ public final class App: @unchecked Sendable {
                 save(name: nil, explicit: false)
             }
         }
-    }
-}
-
-/// A value shared between the loop and tasks.
-final class Locked<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v: T
-    init(_ v: T) { self.v = v }
-    var value: T {
-        get { lock.lock(); defer { lock.unlock() }; return v }
-        set { lock.lock(); v = newValue; lock.unlock() }
-    }
-}
-
-extension Locked {
-    /// The value, leaving nil behind.
-    @discardableResult
-    func take<W>() -> W? where T == W? {
-        lock.lock(); defer { lock.unlock() }
-        let t = v; v = nil; return t
     }
 }

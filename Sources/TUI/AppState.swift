@@ -99,6 +99,8 @@ public enum Action: Sendable, Equatable {
     case saved(label: String, explicit: Bool)
     /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
     case loadFailed(String, reset: Bool)
+    /// Resume a saved conversation (name, id or "" for the most recent), as /load does.
+    case resume(String)
 }
 
 /// What the app loop must do for an action; `reduce` itself does nothing outside the state.

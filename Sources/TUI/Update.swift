@@ -94,6 +94,8 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         s.busy = false; s.phase = nil; s.phaseClock = nil
         if reset { s.messages = []; s.pending = []; s.conversationLabel = nil; s.contextUsed = 0 }
         s.messages.append(.init(kind: .error, text: m))
+    case .resume(let target):
+        return load(&s, target)
     case .saved(let label, let explicit):
         s.conversationLabel = label
         if explicit { s.messages.append(.init(kind: .info, text: "Saved as \(label).")) }
@@ -124,6 +126,14 @@ private func submit(_ s: inout AppState) -> [Effect] {
     return [.send(question: line, images: images)]
 }
 
+/// Loads a saved conversation ("" for the most recent) in place of the one on screen.
+private func load(_ s: inout AppState, _ target: String) -> [Effect] {
+    guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+    s.busy = true
+    s.messages.append(.init(kind: .info, text: "Loading \(target.isEmpty ? "the most recent conversation" : target)…"))
+    return [.load(target)]
+}
+
 private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
     let arg = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
@@ -144,10 +154,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     case "/save":
         return [.save(name: arg.isEmpty ? nil : arg, explicit: true)]
     case "/load":
-        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
-        s.busy = true
-        s.messages.append(.init(kind: .info, text: "Loading \(arg.isEmpty ? "the most recent conversation" : arg)…"))
-        return [.load(arg)]
+        return load(&s, arg)
     case "/list":
         return [.list(arg)]
     case "/new":

@@ -45,7 +45,7 @@ struct ChatCommand: ParsableCommand {
                               parameters: sampling.parameters, weightFormat: engine.weightFormat)
                 app.maxTiles = maxTiles
                 app.theme = chosen
-                if !noSave { app.store = storeOptions.store }
+                if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: session) }
                 let support = GraphicsProbe.detect(requested: graphics.mode)
                 Logger(label: "chat").info("model \(folder.path), loaded in \(engine.loadSeconds) s; log \(logPath)")
                 app.run(graphics: support, resume: resume)

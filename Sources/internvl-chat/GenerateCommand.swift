@@ -69,36 +69,17 @@ struct GenerateCommand: ParsableCommand {
             let engine = try weightOptions.engine(try modelOptions.locate(), context: sampling.context)
             let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
             if let turns {
-                let store = storeOptions.store
-                var handle: ConversationStore.Handle?
+                let conversations = ConversationService(store: storeOptions.store, backend: session)
+                defer { conversations.close() }
                 if let resume {
-                    let (h, f) = try store.open(try store.resolve(resume))
-                    handle = h
-                    let loaded = store.load(f, model: engine.identity)
-                    for p in loaded.problems { FileHandle.standardError.write(Data("warning: \(TerminalText.sanitize(p))\n".utf8)) }
-                    let snapshot = loaded.snapshot
-                    let failure: String? = try blocking {
-                        var failure: String? = "the restore ended early"
-                        for await e in await session.restore(snapshot) {
-                            if case .restored = e { failure = nil }
-                            if case .failed(let m) = e { failure = m }
-                        }
-                        return failure
-                    }
-                    if let failure { throw GenerateCommand.TurnFailed("Could not restore \(resume): \(failure)") }
+                    let resumed = try blocking { try await conversations.resume(resume) }
+                    for p in resumed.problems { FileHandle.standardError.write(Data("warning: \(TerminalText.sanitize(p))\n".utf8)) }
                 }
                 try runTurns(session, try TurnScript.read(turns))
                 if let save {
-                    if handle?.name != save {
-                        handle?.close()
-                        let existing = store.list().first { $0.name == save }
-                        handle = try existing.map { try store.open($0.id).0 } ?? store.create()
-                        try store.rename(handle!, to: save)
-                    }
-                    let snap = try blocking { await session.snapshot() }
-                    try store.save(snap, to: handle!)
+                    let snapshot = try blocking { await session.snapshot() }
+                    _ = try conversations.save(snapshot, .replace(save))
                 }
-                handle?.close()
                 return
             }
             let pairs = try history.map(Self.readHistory) ?? []

@@ -1,0 +1,162 @@
+import ChatAPI
+import Foundation
+
+/// The saved conversation one chat session writes to, and the flows over it that every front
+/// end shares: resume a saved conversation into the backend, save (under a name), start anew,
+/// list. The CLI and the full-screen app both go through it; neither holds a flow of its own.
+///
+/// The open conversation is created at the first save and its lock held until `close()` (or
+/// until another is resumed, or a new one started).
+public final class ConversationService: @unchecked Sendable {
+    public let store: ConversationStore
+    public let backend: ChatBackend
+    private let lock = NSLock()
+    private var handle: ConversationStore.Handle?
+
+    public init(store: ConversationStore, backend: ChatBackend) {
+        self.store = store; self.backend = backend
+    }
+
+    /// The open conversation's name, else its id; nil before the first save or resume.
+    public var openLabel: String? { locked { handle?.label } }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock(); defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Makes `h` the open conversation, closing the one before.
+    private func replaceHandle(with h: ConversationStore.Handle?) {
+        let old = locked { () -> ConversationStore.Handle? in let o = handle; handle = h; return o }
+        if old !== h { old?.close() }
+    }
+
+    // MARK: listing
+
+    /// Every saved conversation, most recent first, or those that mention `text`.
+    public func list(matching text: String? = nil) -> [ConversationStore.Summary] {
+        guard let text, !text.isEmpty else { return store.list() }
+        return store.search(text)
+    }
+
+    // MARK: resuming
+
+    /// A saved conversation back in the session.
+    public struct Resumed: Sendable {
+        /// One question and its answer, with the images it showed as they are attached now.
+        public struct Exchange: Sendable, Equatable {
+            public var turn: ChatTurn
+            public var images: [AttachedImage]
+        }
+        public var id: String
+        public var label: String
+        public var exchanges: [Exchange]
+        /// Problems found, one sentence each (the conversation resumed anyway).
+        public var problems: [String]
+        /// Images whose stored vision tokens fitted the model, of `imageCount`.
+        public var cachedVision: Int
+        public var imageCount: Int
+    }
+
+    public enum ResumeError: LocalizedError, Equatable {
+        /// The target is the conversation this session already has open (nothing changed).
+        case alreadyOpen(String)
+        /// The backend could not take the conversation in; its own conversation is gone too.
+        case restoreFailed(String, reason: String)
+
+        public var errorDescription: String? {
+            switch self {
+            case .alreadyOpen(let l): return "\(l) is the conversation already open."
+            case .restoreFailed(let l, let r): return "Could not load \(l): \(r)"
+            }
+        }
+    }
+
+    /// Opens the saved conversation `target` (a name, an id, a unique id prefix; "" or
+    /// `ConversationStore.latest` for the most recent) and restores it into the backend, its
+    /// images from stored vision tokens when they were computed by this model. `progress` gets
+    /// the backend's progress events. On success it becomes the open conversation.
+    ///
+    /// Errors: the store's (`ConversationError`: not found, locked, invalid...) leave the session
+    /// as it was; `ResumeError.restoreFailed` means the backend's conversation was emptied, and
+    /// the previously open conversation is closed with it.
+    public func resume(_ target: String, progress: @Sendable (ChatEvent) -> Void = { _ in }) async throws -> Resumed {
+        let id = try store.resolve(target)
+        if let open = locked({ handle }), open.id == id { throw ResumeError.alreadyOpen(open.label) }
+        let (h, f) = try store.open(id)
+        let loaded = store.load(f, model: await backend.modelIdentity)
+        var restored: [AttachedImage]?, failure = "Loading was cancelled."
+        for await ev in await backend.restore(loaded.snapshot) {
+            switch ev {
+            case .restored(let r): restored = r
+            case .failed(let m): failure = m
+            default: progress(ev)
+            }
+        }
+        guard let restored else {
+            h.close()
+            replaceHandle(with: nil)
+            throw ResumeError.restoreFailed(h.label, reason: failure)
+        }
+        var byID: [Int: AttachedImage] = [:]
+        for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
+        let exchanges = loaded.snapshot.turns.map { Resumed.Exchange(turn: $0, images: $0.imageIDs.compactMap { byID[$0] }) }
+        replaceHandle(with: h)
+        return Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: loaded.problems,
+                       cachedVision: loaded.cachedVision, imageCount: f.images.count)
+    }
+
+    // MARK: saving
+
+    /// How a save names the conversation.
+    public enum Naming: Sendable, Equatable {
+        /// As it is (a new conversation has its id only).
+        case keep
+        /// Give the open conversation this name; refused when another conversation has it.
+        case rename(String)
+        /// Save as the conversation of this name, replacing its contents (a new one when none
+        /// has it): what a script that saves the same name every run wants.
+        case replace(String)
+    }
+
+    public struct Saved: Sendable, Equatable {
+        public var id: String
+        public var label: String
+        public var turns: Int
+    }
+
+    /// Saves the backend's conversation; nil (and nothing written) while it has no turn.
+    public func save(_ naming: Naming = .keep) async throws -> Saved? {
+        let snapshot = await backend.snapshot()
+        guard !snapshot.turns.isEmpty else { return nil }
+        return try save(snapshot, naming)
+    }
+
+    /// Saves `snapshot` as the open conversation (created at the first save).
+    public func save(_ snapshot: SessionSnapshot, _ naming: Naming = .keep) throws -> Saved {
+        var h = locked { handle }
+        if case .replace(let name) = naming, h?.name != name {
+            let existing = store.list().first { $0.name == name && $0.id != h?.id }
+            h?.close()
+            replaceHandle(with: nil)
+            h = try existing.map { try store.open($0.id).0 }
+        }
+        let target = try h ?? store.create()
+        replaceHandle(with: target)
+        switch naming {
+        case .keep: break
+        case .rename(let name), .replace(let name): try store.rename(target, to: name)
+        }
+        try store.save(snapshot, to: target)
+        return Saved(id: target.id, label: target.label, turns: snapshot.turns.count)
+    }
+
+    // MARK: closing
+
+    /// The session starts a new conversation: the open one is closed (the next save creates
+    /// another).
+    public func startNew() { replaceHandle(with: nil) }
+
+    /// Releases the open conversation's lock.
+    public func close() { replaceHandle(with: nil) }
+}

@@ -1,0 +1,112 @@
+import ChatAPI
+import Conversations
+import Foundation
+import Testing
+
+/// A backend without a model: holds a snapshot, restores by renumbering the images.
+final class FakeBackend: ChatBackend, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: SessionSnapshot
+    let failRestore: String?
+    init(_ s: SessionSnapshot = SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel), failRestore: String? = nil) {
+        current = s; self.failRestore = failRestore
+    }
+    var held: SessionSnapshot { lock.lock(); defer { lock.unlock() }; return current }
+    func set(_ s: SessionSnapshot) { lock.lock(); current = s; lock.unlock() }
+
+    func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
+    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
+    func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func newConversation() async { set(SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel)) }
+    func setSystemMessage(_ text: String) async {}
+    func snapshot() async -> SessionSnapshot { held }
+    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent> {
+        let fail = failRestore
+        if fail != nil { set(SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel)) } else { set(snapshot) }
+        return AsyncStream { c in
+            c.yield(.phase(.prefill(done: 0, of: 1)))
+            if let fail { c.yield(.failed(fail)) } else {
+                c.yield(.restored(snapshot.images.map { i in
+                    let a = i.info
+                    return AttachedImage(id: a.id + 100, name: a.name, width: a.width, height: a.height, tiles: a.tiles,
+                                         tokenCost: a.tokenCost, grid: a.grid, tiling: a.tiling, sha256: a.sha256)
+                }))
+            }
+            c.finish()
+        }
+    }
+    var modelIdentity: ModelIdentity { testModel }
+    func cancel() {}
+}
+
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [ChatEvent] = []
+    func add(_ e: ChatEvent) { lock.lock(); items.append(e); lock.unlock() }
+    var all: [ChatEvent] { lock.lock(); defer { lock.unlock() }; return items }
+}
+
+struct ConversationServiceTests {
+    @Test func savesResumesAndRefusesWhatItMust() async throws {
+        let root = tempDir("svc"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let a = ConversationService(store: store, backend: FakeBackend())
+        #expect(try await a.save(.rename("x")) == nil, "nothing to save before a turn")
+        #expect(store.list().isEmpty && a.openLabel == nil)
+
+        (a.backend as! FakeBackend).set(syntheticSnapshot())
+        let first = try #require(try await a.save())
+        #expect(first.label == first.id && first.turns == 2)
+        let named = try #require(try await a.save(.rename("cats")))
+        #expect(named.id == first.id && named.label == "cats" && a.openLabel == "cats")
+
+        // Another session: the conversation is locked while `a` has it open.
+        let bBackend = FakeBackend()
+        let b = ConversationService(store: store, backend: bBackend)
+        await #expect(throws: ConversationError.locked(first.id, by: "process \(getpid())")) { try await b.resume("cats") }
+        a.close()
+        let events = EventLog()
+        let r = try await b.resume(ConversationStore.latest) { events.add($0) }
+        #expect(r.label == "cats" && r.problems.isEmpty && r.cachedVision == 2 && r.imageCount == 2)
+        #expect(r.exchanges.map(\.turn.typed) == syntheticSnapshot().turns.map(\.typed))
+        #expect(r.exchanges[0].images.map(\.id) == [101, 102] && r.exchanges[1].images.isEmpty, "images as attached now")
+        #expect(events.all == [.phase(.prefill(done: 0, of: 1))])
+        #expect(bBackend.held.turns == syntheticSnapshot().turns)
+        await #expect(throws: ConversationService.ResumeError.alreadyOpen("cats")) { try await b.resume("cats") }
+
+        // Saving again writes to the resumed conversation; renaming onto a taken name is refused.
+        var more = bBackend.held; more.turns.append(ChatTurn(question: "More?", answer: "No.", imageIDs: [], interrupted: false))
+        bBackend.set(more)
+        #expect(try await b.save()?.id == first.id && store.list().map(\.turns) == [3])
+        let c = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot(answer: "A dog.")))
+        _ = try await c.save()
+        await #expect(throws: ConversationError.nameTaken("cats", id: first.id)) { try await c.save(.rename("cats")) }
+        b.close()
+        // .replace: the conversation of that name gets this session's contents.
+        let replaced = try #require(try await c.save(.replace("cats")))
+        let file = try store.read(first.id)
+        #expect(replaced.id == first.id && file.turns.first?.answer == "A dog.")
+        c.close()
+    }
+
+    @Test func aFailedRestoreClosesTheOpenConversation() async throws {
+        let root = tempDir("svc-fail"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let a = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
+        let saved = try #require(try await a.save(.rename("one")))
+        a.close()
+        let b = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot(), failRestore: "out of memory"))
+        _ = try await b.save(.rename("two"))
+        await #expect(throws: ConversationService.ResumeError.restoreFailed("one", reason: "out of memory")) { try await b.resume(saved.id) }
+        #expect(b.openLabel == nil)
+        // Both are free again: neither lock is held.
+        let c = ConversationService(store: store, backend: FakeBackend())
+        #expect(try await c.resume("two").label == "two")
+        c.close()
+        #expect(try await c.resume("one").label == "one")
+        c.close()
+    }
+}
