@@ -58,8 +58,8 @@ public final class App: @unchecked Sendable {
             let (w, h) = term.size
             if (w, h) != lastSize { lastSize = (w, h); dirty = true }
             if dirty {
-                state.scroll = clampedScroll(state, width: w, height: h)
-                let grid = render(state, width: w, height: h)
+                let (grid, scroll) = renderFrame(state, width: w, height: h)
+                state.scroll = scroll
                 let images = imagesByID()
                 term.draw(grid, cursor: cursorPosition(width: w, height: h), images: { images[$0] })
                 dirty = false

@@ -4,17 +4,23 @@ import Imaging
 
 /// The whole screen for a state and a size: a pure function, tested on text snapshots.
 public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
+    renderFrame(s, width: width, height: height).grid
+}
+
+/// The screen, and the scroll position clamped to the conversation (what `clampedScroll`
+/// returns), from one layout of the conversation: the app loop's frame.
+public func renderFrame(_ s: AppState, width: Int, height: Int) -> (grid: CellGrid, scroll: Int) {
     var g = CellGrid(width: width, height: height)
     guard let L = Layout(width: width, height: height) else {
         let lines = Wrap.lines("Terminal too small (\(width)x\(height)); internvl-chat needs at least \(Layout.minWidth)x\(Layout.minHeight).", width: max(width, 1))
         for (i, l) in lines.prefix(height).enumerated() { g.put(l, x: 0, y: i, role: .error) }
-        return g
+        return (g, s.scroll)
     }
-    renderConversation(s, L.conversation, &g)
+    let scroll = renderConversation(s, L.conversation, &g)
     renderImages(s, L.images, &g)
     renderInput(s, L.input, &g)
     renderStatus(s, L.status, &g)
-    return g
+    return (g, scroll)
 }
 
 /// One row of the conversation: text from column `x` (relative to the pane), and maybe one row
@@ -68,12 +74,17 @@ func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [Conv
 /// The scroll position that keeps the conversation pane full (PgUp stops at the first line).
 public func clampedScroll(_ s: AppState, width: Int, height: Int) -> Int {
     guard let L = Layout(width: width, height: height) else { return s.scroll }
-    return min(s.scroll, max(0, conversationLines(s, width: L.conversation.width).count - L.conversation.height))
+    return clamp(s.scroll, lines: conversationLines(s, width: L.conversation.width).count, height: L.conversation.height)
 }
 
-func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
+func clamp(_ scroll: Int, lines: Int, height: Int) -> Int { min(scroll, max(0, lines - height)) }
+
+/// Draws the conversation pane; returns the scroll position it was drawn at.
+@discardableResult
+func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> Int {
     let lines = conversationLines(s, width: r.width)
-    let end = max(0, lines.count - min(s.scroll, max(0, lines.count - r.height)))
+    let scroll = clamp(s.scroll, lines: lines.count, height: r.height)
+    let end = max(0, lines.count - scroll)
     let start = max(0, end - r.height)
     for (i, line) in lines[start..<end].enumerated() {
         let y = r.y + i
@@ -84,6 +95,7 @@ func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
         drawThumbnailRow(im, x: r.x + 2, y: y, mode: s.graphics, placeSixel: im.row == 0 && whole, &g)
     }
     if lines.count - end > 0 { g.put("↓ \(lines.count - end) more", x: r.x + max(0, r.width - 12), y: r.y + r.height - 1, role: .dim, limit: 12) }
+    return scroll
 }
 
 /// Row `im.row` of a thumbnail at (x, y): half-block cells, or (at the top row) a sixel placement.

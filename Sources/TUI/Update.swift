@@ -277,8 +277,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
         s.busy = false; s.phase = nil; s.phaseClock = nil
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }), s.messages[i].text.isEmpty { s.messages.remove(at: i) }
         s.messages.append(.init(kind: .error, text: m))
-    case .attached(let img): s.pending.append(img)
-    case .restored: break
+    case .attached, .restored: break      // arrive as Action.attached and Action.loaded instead
     }
 }
 

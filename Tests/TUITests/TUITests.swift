@@ -323,6 +323,21 @@ struct RenderTests {
         #expect(g.text.contains("ok␛[2J␛]0;pwned␇␈gnp.exe"))
     }
 
+    /// The app loop's frame lays the conversation out once and clamps the scroll from it: the
+    /// same grid as `render`, the same position as `clampedScroll`.
+    @Test func oneFrameClampsTheScrollAsRenderAndClampedScrollDo() {
+        var s = AppState()
+        _ = reduce(&s, .type("Tell me a long story.")); _ = reduce(&s, .enter)
+        _ = reduce(&s, .event(.text(String(repeating: "once upon a time ", count: 300))))
+        for scroll in [0, 7, 10_000] {
+            s.scroll = scroll
+            let f = renderFrame(s, width: 100, height: 24)
+            #expect(f.scroll == clampedScroll(s, width: 100, height: 24) && f.grid.text == render(s, width: 100, height: 24).text)
+        }
+        #expect(renderFrame(s, width: 100, height: 24).scroll < 10_000)
+        #expect(renderFrame(s, width: 10, height: 4).scroll == 10_000, "too small: nothing to clamp against")
+    }
+
     @Test func snapshots() throws {
         try assertSnapshot(render(conversationState(), width: 80, height: 24), "conversation-80x24")
         var plain = conversationState()
