@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Kernels"], swiftSettings: release),
         // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.
         .target(name: "Tokenizer", swiftSettings: hot),
-        // The networks: InternLM2 (and, next, InternViT + projector).
+        // The networks: InternLM2, InternViT and the MLP projector.
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: hot),
         // What front ends and back ends exchange: the ChatBackend protocol, its events, attached
         // images, sampling parameters, statistics, the session snapshot. No inference code.

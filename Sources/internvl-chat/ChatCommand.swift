@@ -6,7 +6,7 @@ import Logging
 import TUI
 import Conversations
 
-/// A plain line-mode chat (the full-screen app replaces it as the default later).
+/// The chat: the full-screen app, or line mode (--plain, or when stdin or stdout is not a terminal).
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
