@@ -2,8 +2,9 @@ import ChatAPI
 import Foundation
 
 /// The saved conversation one chat session writes to, and the flows over it that every front
-/// end shares: resume a saved conversation into the backend, save (under a name), start anew,
-/// list. The CLI and the full-screen app both go through it; neither holds a flow of its own.
+/// end shares: resume a saved conversation into the backend, save (under a name), start anew.
+/// The CLI and the full-screen app both go through it; neither holds a flow of its own.
+/// (Listing needs no session: `ConversationStore.list(matching:)`.)
 ///
 /// The open conversation is created at the first save and its lock held until `close()` (or
 /// until another is resumed, or a new one started).
@@ -29,14 +30,6 @@ public final class ConversationService: @unchecked Sendable {
     private func replaceHandle(with h: ConversationStore.Handle?) {
         let old = locked { () -> ConversationStore.Handle? in let o = handle; handle = h; return o }
         if old !== h { old?.close() }
-    }
-
-    // MARK: listing
-
-    /// Every saved conversation, most recent first, or those that mention `text`.
-    public func list(matching text: String? = nil) -> [ConversationStore.Summary] {
-        guard let text, !text.isEmpty else { return store.list() }
-        return store.search(text)
     }
 
     // MARK: resuming

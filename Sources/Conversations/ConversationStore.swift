@@ -92,6 +92,12 @@ public final class ConversationStore: @unchecked Sendable {
         }
     }
 
+    /// Every conversation (`list()`), or those that mention `text` (`search`); nil or "" lists all.
+    public func list(matching text: String?) -> [Summary] {
+        guard let text, !text.isEmpty else { return list() }
+        return search(text)
+    }
+
     /// What `--resume` without a name stands for: the most recent conversation.
     public static let latest = "@latest"
 

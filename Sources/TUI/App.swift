@@ -242,7 +242,7 @@ public final class App: @unchecked Sendable {
     }
 
     static func listing(_ conversations: ConversationService, _ text: String) -> Action {
-        let all = conversations.list(matching: text)
+        let all = conversations.store.list(matching: text)
         guard !all.isEmpty else {
             return .notice(text.isEmpty ? "No saved conversations yet (in \(conversations.store.root.path))." : "No conversation mentions \(text).", error: false)
         }

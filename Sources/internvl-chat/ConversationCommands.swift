@@ -27,7 +27,7 @@ struct ConversationsCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let store = storeOptions.store
-            let all = text.map { store.search($0) } ?? store.list()
+            let all = store.list(matching: text)
             let df = ISO8601DateFormatter()
             for s in all {
                 if json {
