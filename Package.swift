@@ -76,6 +76,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
+        .testTarget(name: "ChatAPITests", dependencies: ["ChatAPI", "Imaging"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["ChatAPI", "Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),

@@ -1,15 +1,20 @@
 /// Text from a model, a file or a file name, made safe to write to a terminal: C0 and C1
 /// control characters (ESC above all) and DEL are shown as visible symbols instead of being
-/// interpreted. Newlines and tabs stay.
+/// interpreted, and bidirectional controls are dropped, so nothing can move the cursor, change
+/// colours or reorder text. Newlines stay; tabs stay, or become `tabWidth` spaces (for a cell
+/// grid, which has no tab stops).
 public enum TerminalText {
-    public static func sanitize(_ s: String) -> String {
+    public static func sanitize(_ s: String, tabWidth: Int? = nil) -> String {
         var out = String.UnicodeScalarView()
         for u in s.unicodeScalars {
             switch u.value {
-            case 0x0A, 0x09: out.append(u)
+            case 0x0A: out.append(u)
+            case 0x09:
+                if let n = tabWidth { out.append(contentsOf: String(repeating: " ", count: n).unicodeScalars) } else { out.append(u) }
             case 0x00...0x1F: out.append(Unicode.Scalar(0x2400 + u.value)!)   // ␀ .. ␟ (␛ for ESC)
             case 0x7F: out.append("\u{2421}")                                  // ␡
             case 0x80...0x9F: out.append("\u{FFFD}")
+            case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: continue   // bidi controls
             default: out.append(u)
             }
         }

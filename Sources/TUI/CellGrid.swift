@@ -1,3 +1,5 @@
+import ChatAPI
+
 /// What a cell means; themes map roles to colours (the grid never holds raw colours).
 public enum Role: String, Sendable, CaseIterable, Codable {
     case text, dim, user, assistant, error, status, border, title, input, selection, phase, code
@@ -36,7 +38,7 @@ public struct CellGrid: Equatable, Sendable {
         guard y >= 0, y < height, x >= 0 else { return 0 }
         let maxX = min(width, x + (limit ?? width))
         var cx = x
-        for ch in Inert.text(text) where ch != "\n" {
+        for ch in TerminalText.sanitize(text, tabWidth: 4) where ch != "\n" {
             let w = TextWidth.of(character: ch)
             if w == 0 { continue }
             if cx + w > maxX { break }

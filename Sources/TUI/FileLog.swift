@@ -1,3 +1,4 @@
+import ChatAPI
 import Foundation
 import Logging
 
@@ -61,6 +62,6 @@ struct FileLogHandler: LogHandler {
              file: String, function: String, line: UInt) {
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current,
                                                 formatOptions: [.withInternetDateTime, .withFractionalSeconds])
-        sink.write("\(stamp) \(level) \(label): \(Inert.text(message.description))\n")
+        sink.write("\(stamp) \(level) \(label): \(TerminalText.sanitize(message.description, tabWidth: 4))\n")
     }
 }

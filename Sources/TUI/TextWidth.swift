@@ -1,7 +1,7 @@
 /// Terminal display width of text, without the C library's locale-dependent wcwidth:
 /// East Asian wide and fullwidth characters and emoji take two cells, combining marks, zero-width
 /// joiners and variation selectors none, everything else one. Control characters never reach a
-/// width computation: `Inert.text` replaces them first.
+/// width computation: `TerminalText.sanitize` replaces them first.
 public enum TextWidth {
     public static func of(_ s: Unicode.Scalar) -> Int {
         let v = s.value
@@ -45,26 +45,5 @@ public enum TextWidth {
     public static func of(character ch: Character) -> Int {
         // One grapheme occupies the width of its widest scalar (ZWJ sequences, flags, modifiers).
         ch.unicodeScalars.map { of($0) }.max() ?? 0
-    }
-}
-
-/// Text from a model, a file or a file name, made inert for the screen: control characters
-/// (C0, DEL, C1), escape and OSC sequences, and bidirectional overrides become visible symbols or
-/// disappear; nothing can move the cursor, change colours or reorder text.
-public enum Inert {
-    public static func text(_ s: String) -> String {
-        var out = String.UnicodeScalarView()
-        for u in s.unicodeScalars {
-            switch u.value {
-            case 0x0A: out.append(u)
-            case 0x09: out.append(contentsOf: "    ".unicodeScalars)
-            case 0x00...0x1F: out.append(Unicode.Scalar(0x2400 + u.value)!)
-            case 0x7F: out.append("\u{2421}")
-            case 0x80...0x9F: out.append("\u{FFFD}")
-            case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: continue   // bidi controls
-            default: out.append(u)
-            }
-        }
-        return String(out)
     }
 }

@@ -1,10 +1,12 @@
+import ChatAPI
+
 /// Word wrap by display width: breaks at spaces when it can, inside a word when it must, never
 /// inside a wide character; explicit newlines are kept.
 public enum Wrap {
     public static func lines(_ text: String, width: Int) -> [String] {
         guard width > 0 else { return [] }
         var out: [String] = []
-        for paragraph in Inert.text(text).split(separator: "\n", omittingEmptySubsequences: false) {
+        for paragraph in TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false) {
             var line = "", lineWidth = 0
             var word = "", wordWidth = 0
             func flushWord() {
@@ -50,7 +52,7 @@ public enum MessageLayout {
         guard width > 0 else { return [] }
         var out: [(Role, String)] = []
         var inCode = false
-        for raw in Inert.text(text).split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+        for raw in TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
             let trimmed = raw.drop(while: { $0 == " " })
             if trimmed.hasPrefix("```") {
                 inCode.toggle()
