@@ -141,9 +141,6 @@ public final class Terminal: @unchecked Sendable {
         if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); refresh() }
     }
 
-    /// Forget what is on screen: the next draw repaints everything (after a resize or a pair reset).
-    public func invalidate() { previous = nil; clearok(shim_stdscr(), true) }
-
     private func drawSixel(_ image: RGBImage, _ p: ImagePlacement, gridHeight: Int) {
         guard p.rect.y + p.rect.height < gridHeight else { return }     // never touch the last row: no scrolling
         let (w, h) = Sixel.pixelSize(width: image.width, height: image.height, cols: p.rect.width, rows: p.rect.height,
