@@ -13,6 +13,7 @@ public final class ConversationService: @unchecked Sendable {
     public let backend: ChatBackend
     private let lock = NSLock()
     private var handle: ConversationStore.Handle?
+    private var tail: Task<Void, Never>?
 
     public init(store: ConversationStore, backend: ChatBackend) {
         self.store = store; self.backend = backend
@@ -142,6 +143,30 @@ public final class ConversationService: @unchecked Sendable {
         }
         try store.save(snapshot, to: target)
         return Saved(id: target.id, label: target.label, turns: snapshot.turns.count)
+    }
+
+    // MARK: ordering
+
+    /// Runs `body` after everything handed to `inOrder` before it has finished: saves after each
+    /// answer and on quit run one after another, and a resume sees the conversation on screen
+    /// saved first.
+    @discardableResult
+    public func inOrder(_ body: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        locked {
+            let previous = tail
+            let t = Task { await previous?.value; await body() }
+            tail = t
+            return t
+        }
+    }
+
+    /// Blocks until the work handed to `inOrder` so far is done, at most `seconds`; false when
+    /// it timed out (for quitting).
+    public func waitForPending(seconds: Double) -> Bool {
+        guard let last = locked({ tail }) else { return true }
+        let done = DispatchSemaphore(value: 0)
+        Task { await last.value; done.signal() }
+        return done.wait(timeout: .now() + seconds) == .success
     }
 
     // MARK: closing

@@ -41,8 +41,6 @@ public final class App: @unchecked Sendable {
     public var theme: Theme = .dark
     /// Where and how the conversation is saved and resumed (nil: not saved).
     public var conversations: ConversationService?
-    /// Saves run one after another, each after the one before.
-    private var lastSave: Task<Void, Never>?
 
     static func now() -> Double { ProcessInfo.processInfo.systemUptime }
 
@@ -82,10 +80,7 @@ public final class App: @unchecked Sendable {
 
     /// Waits (at most 30 s) for the saves already started, the one on quit included.
     func finishSaving() {
-        guard let last = lastSave else { return }
-        let done = DispatchSemaphore(value: 0)
-        Task { await last.value; done.signal() }
-        if done.wait(timeout: .now() + 30) == .timedOut { log.error("quit before the last save finished") }
+        if conversations?.waitForPending(seconds: 30) == false { log.error("quit before the last save finished") }
     }
 
     func dispatch(_ a: Action) {
@@ -190,9 +185,8 @@ public final class App: @unchecked Sendable {
             if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
             return
         }
-        let inbox = self.inbox, log = self.log, previous = lastSave
-        lastSave = Task {
-            await previous?.value
+        let inbox = self.inbox, log = self.log
+        conversations.inOrder {
             do {
                 guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep) else {
                     if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
@@ -211,9 +205,8 @@ public final class App: @unchecked Sendable {
     /// tokens when they fit this model) and onto the screen.
     func load(_ target: String) {
         guard let conversations else { inbox.post(.loadFailed("Saving is off (no conversation folder).", reset: false)); return }
-        let inbox = self.inbox, log = self.log, previous = lastSave
-        Task {
-            await previous?.value                       // the conversation on screen is saved first
+        let inbox = self.inbox, log = self.log
+        conversations.inOrder {                          // the conversation on screen is saved first
             do {
                 let r = try await conversations.resume(target) { inbox.post(.event($0, at: App.now())) }
                 let messages = r.exchanges.flatMap { x -> [AppState.Message] in
@@ -234,11 +227,8 @@ public final class App: @unchecked Sendable {
     /// Lists (or searches) saved conversations, after the saves already started.
     func list(_ text: String) {
         guard let conversations else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
-        let inbox = self.inbox, previous = lastSave
-        Task {
-            await previous?.value
-            inbox.post(App.listing(conversations, text))
-        }
+        let inbox = self.inbox
+        conversations.inOrder { inbox.post(App.listing(conversations, text)) }
     }
 
     static func listing(_ conversations: ConversationService, _ text: String) -> Action {
@@ -277,8 +267,7 @@ public final class App: @unchecked Sendable {
             case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }
             case .edit(let q): Task { await forward(await backend.editLast(q, parameters: p)) }
             case .newConversation:
-                let previous = lastSave, conversations = self.conversations
-                lastSave = Task { await previous?.value; conversations?.startNew() }
+                if let conversations { conversations.inOrder { conversations.startNew() } }
                 Task { await backend.newConversation() }
             case .setSystem(let t): Task { await backend.setSystemMessage(t) }
             case .save(let name, let explicit): save(name: name, explicit: explicit)

@@ -92,6 +92,20 @@ struct ConversationServiceTests {
         c.close()
     }
 
+    @Test func workRunsInTheOrderItWasHandedIn() async throws {
+        let root = tempDir("svc-order"); defer { try? FileManager.default.removeItem(at: root) }
+        let svc = ConversationService(store: ConversationStore(root: root), backend: FakeBackend())
+        let log = EventLog()
+        svc.inOrder { try? await Task.sleep(for: .milliseconds(200)); log.add(.text("slow")) }
+        svc.inOrder { log.add(.text("quick")) }
+        let last = svc.inOrder { log.add(.text("last")) }
+        #expect(svc.waitForPending(seconds: 10))
+        #expect(log.all == [.text("slow"), .text("quick"), .text("last")])
+        await last.value
+        svc.inOrder { try? await Task.sleep(for: .seconds(3)) }
+        #expect(!svc.waitForPending(seconds: 0.05), "a wait that runs out says so")
+    }
+
     @Test func aFailedRestoreClosesTheOpenConversation() async throws {
         let root = tempDir("svc-fail"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
