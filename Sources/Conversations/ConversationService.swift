@@ -160,8 +160,14 @@ public final class ConversationService: @unchecked Sendable {
         }
     }
 
+    /// Returns when the work handed to `inOrder` so far is done.
+    public func waitForPending() async {
+        await locked({ tail })?.value
+    }
+
     /// Blocks until the work handed to `inOrder` so far is done, at most `seconds`; false when
-    /// it timed out (for quitting).
+    /// it timed out. For a synchronous caller (an app quitting on its main thread), never from a
+    /// task: it would hold a thread of the pool the work needs.
     public func waitForPending(seconds: Double) -> Bool {
         guard let last = locked({ tail }) else { return true }
         let done = DispatchSemaphore(value: 0)

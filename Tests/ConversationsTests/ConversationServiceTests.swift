@@ -98,12 +98,17 @@ struct ConversationServiceTests {
         let log = EventLog()
         svc.inOrder { try? await Task.sleep(for: .milliseconds(200)); log.add(.text("slow")) }
         svc.inOrder { log.add(.text("quick")) }
-        let last = svc.inOrder { log.add(.text("last")) }
-        #expect(svc.waitForPending(seconds: 10))
+        svc.inOrder { log.add(.text("last")) }
+        await svc.waitForPending()
         #expect(log.all == [.text("slow"), .text("quick"), .text("last")])
-        await last.value
+        // The blocking wait, from a thread of its own as the app's main thread calls it.
+        func onThread(_ f: @escaping @Sendable () -> Bool) async -> Bool {
+            await withCheckedContinuation { c in Thread { c.resume(returning: f()) }.start() }
+        }
+        svc.inOrder { log.add(.text("more")) }
+        #expect(await onThread { svc.waitForPending(seconds: 30) } && log.all.last == .text("more"))
         svc.inOrder { try? await Task.sleep(for: .seconds(3)) }
-        #expect(!svc.waitForPending(seconds: 0.05), "a wait that runs out says so")
+        #expect(await onThread { !svc.waitForPending(seconds: 0.05) }, "a wait that runs out says so")
     }
 
     @Test func aFailedRestoreClosesTheOpenConversation() async throws {
