@@ -23,6 +23,7 @@ public actor ChatSession: ChatBackend {
         let key: UInt64              // content + tiling + model
         let tokens: [Float]          // [tiles * tokensPerTile, hidden]
         let bytes: [UInt8]           // the file as read (saved with the conversation)
+        let seconds: Double          // decoding, tiling and encoding it (vision tokens given: no encoding)
     }
 
     public let engine: ChatEngine
@@ -80,6 +81,7 @@ public actor ChatSession: ChatBackend {
         let options = engine.tilingOptions(maxTiles: maxTiles)
         let key = fnv1a(bytes, seed: fnv1a(Array("\(options.tileSize)/\(options.minTiles)/\(options.maxTiles)/\(options.useThumbnail)/\(engine.folder.path)".utf8)))
         if let id = byKey[key], let e = images[id] { return e.info }
+        let v0 = Date()
         events?.yield(.phase(.decodingImage(name: name)))
         let decoded = try ImageDecoder.decode(bytes: bytes, name: name)
         let prepared = ImagePreprocessor.prepare(decoded, options: options)
@@ -101,7 +103,7 @@ public actor ChatSession: ChatBackend {
                                  grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
                                  tokensPerTile: engine.vision.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256),
                                  sha256: ContentHash.sha256(bytes))
-        images[id] = EncodedImage(info: info, key: key, tokens: tokens, bytes: bytes)
+        images[id] = EncodedImage(info: info, key: key, tokens: tokens, bytes: bytes, seconds: Date().timeIntervalSince(v0))
         byKey[key] = id
         return info
     }
@@ -241,6 +243,8 @@ public actor ChatSession: ChatBackend {
         let start = Date()
         let (ids, sigs, q, all) = try budgetChecked(imageIDs) { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
         var stats = TurnStats()
+        let shownBefore = Set(turns.flatMap(\.imageIDs))
+        stats.visionSeconds = Set(imageIDs).subtracting(shownBefore).compactMap { images[$0]?.seconds }.reduce(0, +)
         stats.promptTokens = ids.count
         stats.promptTokenIDs = ids
 

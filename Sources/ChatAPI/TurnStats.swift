@@ -1,5 +1,7 @@
 /// What one turn cost and produced.
 public struct TurnStats: Sendable, Equatable {
+    /// Seconds spent decoding, tiling and encoding the images this turn shows for the first time
+    /// in the conversation (at attach time, before the turn; 0 for images shown before).
     public var visionSeconds = 0.0
     public var prefillSeconds = 0.0
     public var decodeSeconds = 0.0

@@ -375,6 +375,8 @@ struct ReloadTests {
         let h = try store.create(); try store.save(saved, to: h); h.close()
         if !keepVision { try FileManager.default.removeItem(at: root.appendingPathComponent("\(h.id)/vision")) }
         let want = await Self.collect(await a.send("And the colours?", images: [], parameters: p)).stats
+        // Each record keeps the vision cost of the images its turn showed first.
+        #expect(saved.turns.allSatisfy { ($0.record?.visionSeconds ?? 0) > 0 } && want?.visionSeconds == 0)
 
         // A fresh engine and session, as in a new process.
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
