@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 
 /// `config.json` of an InternVL chat checkpoint (InternVLChatConfig), every key the engine uses.
@@ -105,22 +106,22 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
 
 extension ModelConfiguration {
     public static let supportedArchitectures = ["InternLM2ForCausalLM"]
+    /// config.json files larger than this are refused before they are read (the real one is 2 KB).
+    public static let maxFileBytes = 16 << 20
 
     /// Reads and checks `config.json`; every failure names the file and the key.
     public static func load(from url: URL) throws -> ModelConfiguration {
         let path = url.path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CheckpointError.fileMissing(path, what: "config.json")
-        }
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CheckpointError.unreadable(path, reason: error.localizedDescription)
+        do { data = Data(try FileInput.read(path, limit: maxFileBytes)) } catch {
+            if error == .missing { throw CheckpointError.fileMissing(path, what: "config.json") }
+            throw CheckpointError.unreadable(path, reason: error.reason)
         }
         let config: ModelConfiguration
         do {
             config = try JSONDecoder().decode(ModelConfiguration.self, from: data)
         } catch let e as DecodingError {
-            throw CheckpointError.malformedConfig(path, reason: describe(e))
+            throw CheckpointError.malformedConfig(path, reason: nonInteger(in: data) ?? describe(e))
         } catch {
             throw CheckpointError.malformedConfig(path, reason: "not JSON")
         }
@@ -130,33 +131,28 @@ extension ModelConfiguration {
         try config.validate(path: path)
         return config
     }
+}
 
-    func validate(path: String) throws {
-        let l = llmConfig, v = visionConfig
-        func bad(_ s: String) -> CheckpointError { .malformedConfig(path, reason: s) }
-        let positive = [("llm_config.hidden_size", l.hiddenSize), ("llm_config.num_hidden_layers", l.numHiddenLayers),
-                        ("llm_config.num_attention_heads", l.numAttentionHeads),
-                        ("llm_config.num_key_value_heads", l.numKeyValueHeads),
-                        ("llm_config.intermediate_size", l.intermediateSize), ("llm_config.vocab_size", l.vocabSize),
-                        ("llm_config.max_position_embeddings", l.maxPositionEmbeddings),
-                        ("vision_config.hidden_size", v.hiddenSize), ("vision_config.num_attention_heads", v.numAttentionHeads),
-                        ("vision_config.patch_size", v.patchSize), ("vision_config.image_size", v.imageSize)]
-        for (k, x) in positive where x <= 0 { throw bad("\(k) must be positive, got \(x)") }
-        if l.hiddenSize % l.numAttentionHeads != 0 { throw bad("llm_config.hidden_size is not divisible by num_attention_heads") }
-        if l.numAttentionHeads % l.numKeyValueHeads != 0 {
-            throw bad("llm_config.num_attention_heads is not a multiple of num_key_value_heads")
+/// Foundation's decoder reports a number that is not an integer where one is expected (2.5,
+/// 1e30) as "not valid JSON" without the key; this names it.
+func nonInteger(in data: Data) -> String? {
+    guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+    let keys: [(String?, [String])] = [
+        (nil, ["select_layer", "force_image_size", "max_dynamic_patch", "min_dynamic_patch"]),
+        ("llm_config", ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+                        "vocab_size", "max_position_embeddings", "bos_token_id", "eos_token_id"]),
+        ("vision_config", ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size",
+                           "image_size", "num_channels"]),
+    ]
+    for (section, names) in keys {
+        guard let dict = section.map({ obj[$0] as? [String: Any] }) ?? obj else { continue }
+        for name in names {
+            guard let v = dict[name], v is NSNumber, !(v is Bool), (v as? Int) == nil else { continue }
+            let key = section.map { $0 + "." + name } ?? name
+            return "\(key) must be an integer, got \(v)"
         }
-        if l.headDim % 2 != 0 { throw bad("the attention head size must be even for RoPE") }
-        if let rs = l.ropeScaling, !["dynamic", "linear"].contains(rs.type) {
-            throw bad("llm_config.rope_scaling.type \"\(rs.type)\" is not supported (dynamic or linear)")
-        }
-        if template != "internlm2-chat" { throw bad("template \"\(template)\" is not supported (internlm2-chat)") }
-        if !["v1", "v2"].contains(psVersion) { throw bad("ps_version must be v1 or v2, got \(psVersion)") }
-        if minDynamicPatch < 1 || maxDynamicPatch < minDynamicPatch {
-            throw bad("min_dynamic_patch/max_dynamic_patch must satisfy 1 <= min <= max")
-        }
-        if v.imageSize % v.patchSize != 0 { throw bad("vision_config.image_size is not a multiple of patch_size") }
     }
+    return nil
 }
 
 /// "missing key llm_config.hidden_size", "llm_config.rope_theta: expected a number" ...
