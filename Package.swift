@@ -6,10 +6,14 @@
 // inference stack (Tests/PackageTests checks it). See docs/architecture.md.
 import PackageDescription
 
-let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+/// Swift's checks (bounds, overflow, preconditions) stay on in every target that reads files, JSON,
+/// images, user text or the network. Only the numeric kernels, whose sizes are validated before
+/// they are called, drop them in release builds.
+let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 /// Kernels, models, imaging and the tokenizer are compiled optimised in debug builds too: the
 /// test suite runs real models and images, which take minutes unoptimised.
-let hot: [SwiftSetting] = release + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let optimisedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let hot: [SwiftSetting] = unchecked + optimisedInDebug
 
 let package = Package(
     name: "internvl-chat",
@@ -42,34 +46,33 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Tensor kernels: bf16/f16 conversion, matrix-vector, GEMM through OpenBLAS, norms, RoPE.
         .target(name: "Kernels", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: hot),
+        // Reading a named file as a regular file, once, within a size limit.
+        .target(name: "FileInput"),
         // Images: decoding as Pillow, Pillow's bicubic resize, InternVL's dynamic tiling.
-        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CSpng", "CWebP"], swiftSettings: hot),
+        .target(name: "Imaging", dependencies: ["FileInput", "CTurboJPEG", "CSpng", "CWebP"], swiftSettings: optimisedInDebug),
         // The checkpoint a user downloads: config.json, safetensors (single or sharded).
-        .target(name: "Checkpoint", dependencies: ["Kernels"], swiftSettings: release),
+        .target(name: "Checkpoint", dependencies: ["Kernels", "FileInput"]),
         // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.
-        .target(name: "Tokenizer", swiftSettings: hot),
+        .target(name: "Tokenizer", dependencies: ["FileInput"], swiftSettings: optimisedInDebug),
         // The networks: InternLM2, InternViT and the MLP projector.
-        .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: hot),
+        .target(name: "Model", dependencies: ["Kernels", "Checkpoint"], swiftSettings: optimisedInDebug),
         // What front ends and back ends exchange: the ChatBackend protocol, its events, attached
         // images, sampling parameters, statistics, the session snapshot. No inference code.
-        .target(name: "ChatAPI", dependencies: ["Imaging", .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: release),
+        .target(name: "ChatAPI", dependencies: ["Imaging", .product(name: "Crypto", package: "swift-crypto")]),
         // The local ChatBackend: prompt template, sampling, generation loop.
         .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging",
-                                            .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hot),
+                                            .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimisedInDebug),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
-        .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging"],
-                swiftSettings: release),
+        .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
         .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "CNcursesw", "CSixel",
-                                           .product(name: "Logging", package: "swift-log")], swiftSettings: release),
+                                           .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "internvl-chat",
-            dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI",
+            dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI", "FileInput",
                            .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: release),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Fixture paths and helpers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

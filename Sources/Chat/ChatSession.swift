@@ -66,12 +66,7 @@ public actor ChatSession: ChatBackend {
     }
 
     func attachNow(path: String, maxTiles: Int?, events: AsyncStream<ChatEvent>.Continuation?) throws -> AttachedImage {
-        let bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            _ = try ImageDecoder.decode(path: path)       // the precise error (missing, folder, permission)
-            throw error
-        }
-        return try attach(bytes: bytes, name: path, maxTiles: maxTiles, tokens: nil, events: events)
+        try attach(bytes: ImageDecoder.readFile(path: path), name: path, maxTiles: maxTiles, tokens: nil, events: events)
     }
 
     /// Decodes, tiles and encodes `bytes` (or takes `tokens`, vision tokens computed before for

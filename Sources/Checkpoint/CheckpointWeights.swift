@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 import Kernels
 
@@ -34,8 +35,11 @@ public final class CheckpointWeights: @unchecked Sendable {
         var fileOf: [String: String]? = nil
         var names: [String]
         if fm.fileExists(atPath: indexURL.path) {
-            guard let data = try? Data(contentsOf: indexURL),
-                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let data: [UInt8]
+            do { data = try FileInput.read(indexURL.path, limit: 64 << 20) } catch {
+                throw CheckpointError.unreadable(indexURL.path, reason: error.reason)
+            }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any],
                   let map = obj["weight_map"] as? [String: String] else {
                 throw CheckpointError.malformedConfig(indexURL.path, reason: "no weight_map object of tensor name -> file")
             }

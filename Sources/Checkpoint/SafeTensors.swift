@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 import Kernels
 #if canImport(Glibc)
@@ -12,7 +13,11 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // A FIFO would block open(2) and a device has no end: only regular files are mapped.
+        if let problem = FileInput.kind(path), problem != .missing {
+            throw CheckpointError.unreadable(path, reason: problem.reason)
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw CheckpointError.unreadable(path, reason: String(cString: strerror(errno)))
         }

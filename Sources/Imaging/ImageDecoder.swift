@@ -1,6 +1,7 @@
 import CSpng
 import CTurboJPEG
 import CWebP
+import FileInput
 import Foundation
 
 /// Decodes a file to 8-bit RGB exactly as `PIL.Image.open(path).convert("RGB")` does:
@@ -28,22 +29,25 @@ public enum ImageDecoder {
         return nil
     }
 
+    /// Image files larger than this are refused before they are read (a 12-megapixel photo is
+    /// 3-20 MB; a PNG at `maxPixels` can be larger, but not this large in practice).
+    public static let maxFileBytes = 256 << 20
+
+    /// The bytes of the image file at `path`, read once; refuses what is not a regular file and
+    /// files above `maxFileBytes` before reading.
+    public static func readFile(path: String, limit: Int = ImageDecoder.maxFileBytes) throws -> [UInt8] {
+        do { return try FileInput.read(path, limit: limit) } catch {
+            switch error {
+            case .missing: throw ImagingError.notFound(path)
+            case .directory: throw ImagingError.isDirectory(path)
+            default: throw ImagingError.unreadable(path, reason: error.reason)
+            }
+        }
+    }
+
     /// Reads and decodes the file at `path`.
     public static func decode(path: String, maxPixels: Int = ImageDecoder.maxPixels) throws -> RGBImage {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            // A dangling link exists as a name but not as a file.
-            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil {
-                throw ImagingError.unreadable(path, reason: "it is a link to a missing file")
-            }
-            throw ImagingError.notFound(path)
-        }
-        if isDir.boolValue { throw ImagingError.isDirectory(path) }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ImagingError.unreadable(path, reason: (error as NSError).localizedFailureReason ?? error.localizedDescription)
-        }
-        return try decode(bytes: [UInt8](data), name: path, maxPixels: maxPixels)
+        try decode(bytes: readFile(path: path), name: path, maxPixels: maxPixels)
     }
 
     /// Decodes bytes; `name` is used in error messages.

@@ -107,8 +107,9 @@ public enum PillowResize {
                             let (xmin, n) = c.bounds[xx]
                             let k = kk.baseAddress! + xx * c.ksize
                             var s0: Int32 = 1 << Int32(precisionBits - 1), s1 = s0, s2 = s0
+                            let first = row + xmin &* 3
                             for x in 0..<n {
-                                let p = row + (x + xmin) * 3
+                                let p = first + x &* 3
                                 s0 &+= Int32(p[0]) &* k[x]
                                 s1 &+= Int32(p[1]) &* k[x]
                                 s2 &+= Int32(p[2]) &* k[x]
@@ -137,7 +138,7 @@ public enum PillowResize {
                         let base = s.baseAddress! + ymin * stride
                         for xx in 0..<stride {
                             var acc: Int32 = 1 << Int32(precisionBits - 1)
-                            for y in 0..<n { acc &+= Int32(base[y * stride + xx]) &* k[y] }
+                            for y in 0..<n { acc &+= Int32(base[y &* stride &+ xx]) &* k[y] }
                             dst[xx] = clip8(acc)
                         }
                     }

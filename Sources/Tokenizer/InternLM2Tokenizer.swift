@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 
 /// InternLM2's tokenizer as the model's slow tokenizer (`InternLM2Tokenizer`, use_fast=False)
@@ -16,13 +17,11 @@ public struct InternLM2Tokenizer: Sendable {
 
     public init(folder: URL) throws {
         let modelURL = folder.appendingPathComponent("tokenizer.model")
-        guard let data = FileManager.default.contents(atPath: modelURL.path) else {
-            throw TokenizerError.fileMissing(modelURL.path)
-        }
-        let model = try SentencePieceModel(bytes: Array(data))
+        let model = try SentencePieceModel(bytes: Self.read(modelURL))
         let cfgURL = folder.appendingPathComponent("tokenizer_config.json")
         var added: [String: Int32] = [:]
-        if let cdata = FileManager.default.contents(atPath: cfgURL.path) {
+        if FileInput.kind(cfgURL.path) != .missing {
+            let cdata = Data(try Self.read(cfgURL))
             guard let obj = try? JSONSerialization.jsonObject(with: cdata) as? [String: Any] else {
                 throw TokenizerError.badConfig(cfgURL.path, reason: "not a JSON object")
             }
@@ -39,6 +38,17 @@ public struct InternLM2Tokenizer: Sendable {
             throw TokenizerError.fileMissing(cfgURL.path)
         }
         try self.init(model: model, addedTokens: added)
+    }
+
+    /// Tokenizer files larger than this are refused before they are read (InternLM2's
+    /// tokenizer.model is 1.5 MB).
+    public static let maxFileBytes = 64 << 20
+
+    static func read(_ url: URL) throws -> [UInt8] {
+        do { return try FileInput.read(url.path, limit: maxFileBytes) } catch {
+            if error == .missing { throw TokenizerError.fileMissing(url.path) }
+            throw TokenizerError.unreadable(url.path, reason: error.reason)
+        }
     }
 
     public init(model: SentencePieceModel, addedTokens: [String: Int32]) throws {

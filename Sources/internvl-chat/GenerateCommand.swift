@@ -2,6 +2,7 @@ import ArgumentParser
 import Chat
 import ChatAPI
 import Conversations
+import FileInput
 import Foundation
 
 /// Shared by `generate` and `chat`.
@@ -181,8 +182,9 @@ struct GenerateCommand: ParsableCommand {
     }
 
     static func readHistory(_ path: String) throws -> [(String, String)] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ChatError.badHistory(path, reason: "the file cannot be read")
+        let data: Data
+        do { data = Data(try FileInput.read(path, limit: 64 << 20)) } catch {
+            throw ChatError.badHistory(path, reason: "the file cannot be read: \(error.reason)")
         }
         guard let arr = try? JSONSerialization.jsonObject(with: data) as? [Any] else {
             throw ChatError.badHistory(path, reason: "expected a JSON array of [question, answer] pairs")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import FileInput
 import Foundation
 
 /// `generate --turns FILE`: a JSON array of steps run in order over one session, e.g.
@@ -20,7 +21,8 @@ enum TurnScript {
 
     static func read(_ path: String) throws -> [Step] {
         func bad(_ r: String) -> ChatError { .badHistory(path, reason: r) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw bad("the file cannot be read") }
+        let data: Data
+        do { data = Data(try FileInput.read(path, limit: 64 << 20)) } catch { throw bad("the file cannot be read: \(error.reason)") }
         guard let arr = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
             throw bad("expected a JSON array of turn objects")
         }

@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a file the user named as a regular file only, and only up to a limit: a FIFO, a device,
+/// a socket or a folder is refused before anything is opened for reading, and a file larger than
+/// the limit before anything is read. The bytes are read once.
+public enum FileInput {
+    /// Why a file was not read, as a clause a caller puts after the file's name.
+    public enum Problem: Error, Equatable, Sendable {
+        case missing
+        case danglingLink
+        case directory
+        case notRegular(kind: String)
+        case tooLarge(size: Int, limit: Int)
+        case unreadable(String)
+
+        public var reason: String {
+            switch self {
+            case .missing: return "it does not exist"
+            case .danglingLink: return "it is a link to a missing file"
+            case .directory: return "it is a folder"
+            case .notRegular(let kind): return "it is \(kind), not a regular file"
+            case .tooLarge(let size, let limit):
+                return "it is \(FileInput.describe(bytes: size)), more than the \(FileInput.describe(bytes: limit)) allowed"
+            case .unreadable(let r): return r
+            }
+        }
+    }
+
+    /// The whole file, at most `limit` bytes.
+    public static func read(_ path: String, limit: Int) throws(Problem) -> [UInt8] {
+        let raw = fileSystemPath(path)
+        var st = stat()
+        guard stat(raw, &st) == 0 else {
+            let e = errno
+            if e == ENOENT {
+                var lst = stat()
+                throw lstat(raw, &lst) == 0 ? .danglingLink : .missing
+            }
+            throw .unreadable(String(cString: strerror(e)))
+        }
+        try checkKind(st)
+        let fd = open(raw, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        guard fstat(fd, &st) == 0 else { throw .unreadable(String(cString: strerror(errno))) }
+        try checkKind(st)
+        let size = Int(st.st_size)
+        guard size <= limit else { throw .tooLarge(size: size, limit: limit) }
+        // st_size is a hint (files in /proc claim 0): read until the end, never past the limit.
+        var out = [UInt8](repeating: 0, count: min(max(size, 4096), limit) + 1)
+        var filled = 0
+        while true {
+            if filled == out.count {
+                guard out.count <= limit else { throw .tooLarge(size: filled, limit: limit) }
+                out.append(contentsOf: repeatElement(0, count: min(out.count, limit + 1 - out.count)))
+            }
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        guard filled <= limit else { throw .tooLarge(size: filled, limit: limit) }
+        out.removeSubrange(filled...)
+        return out
+    }
+
+    /// The kind of what is at `path`, or nil when nothing is (links followed).
+    public static func kind(_ path: String) -> Problem? {
+        var st = stat()
+        guard stat(fileSystemPath(path), &st) == 0 else { return .missing }
+        do { try checkKind(st); return nil } catch { return error }
+    }
+
+    static func checkKind(_ st: stat) throws(Problem) {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: throw .directory
+        case S_IFIFO: throw .notRegular(kind: "a FIFO (named pipe)")
+        case S_IFCHR: throw .notRegular(kind: "a character device")
+        case S_IFBLK: throw .notRegular(kind: "a block device")
+        case S_IFSOCK: throw .notRegular(kind: "a socket")
+        default: throw .notRegular(kind: "not a file")
+        }
+    }
+
+    /// The bytes to hand the system for `path`. A command-line argument that is not valid UTF-8
+    /// reaches Swift with U+FFFD in place of the bad bytes; such a path is matched back to the
+    /// argument it came from, so the file is found under its real name.
+    public static func fileSystemPath(_ path: String) -> [CChar] {
+        let utf8 = Array(path.utf8CString)
+        guard path.unicodeScalars.contains("\u{FFFD}") else { return utf8 }
+        for i in 0..<Int(CommandLine.argc) {
+            guard let arg = CommandLine.unsafeArgv[i] else { continue }
+            let bytes = UnsafeBufferPointer(start: arg, count: strlen(arg)).map { UInt8(bitPattern: $0) }
+            let repaired = String(decoding: bytes, as: UTF8.self)
+            if repaired == path { return bytes.map { CChar(bitPattern: $0) } + [0] }
+            if path.hasSuffix("/" + repaired) {
+                // A relative argument made absolute: the folder part as given, then the raw argument.
+                let head = path.utf8.dropLast(repaired.utf8.count)
+                return head.map { CChar(bitPattern: $0) } + bytes.map { CChar(bitPattern: $0) } + [0]
+            }
+        }
+        return utf8
+    }
+
+    /// "3.0 GB", "256 MB", "812 bytes".
+    public static func describe(bytes n: Int) -> String {
+        if n >= 1 << 30 {
+            let tenths = n / (1 << 30) * 10 + n % (1 << 30) * 10 / (1 << 30)
+            return "\(tenths / 10).\(tenths % 10) GB"
+        }
+        if n >= 1 << 20 { return "\(n >> 20) MB" }
+        if n >= 1 << 10 { return "\(n >> 10) KB" }
+        return "\(n) bytes"
+    }
+}
