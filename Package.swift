@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging",
                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimisedInDebug),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
-        .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging"]),
+        .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging", "FileInput"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
         .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "CNcursesw", "CSixel",

@@ -5,6 +5,21 @@ import Foundation
 enum AtomicFile {
     struct IOError: Error { let call: String; let code: Int32 }
 
+    /// Whether `name` is a temporary file `write` makes (".NAME.tmp-PID-N").
+    static func isTemporary(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return false }
+        let parts = name[r.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+    }
+
+    /// Removes temporary files a killed writer left in `dir`. Only for folders whose writers all
+    /// hold a lock the caller now holds.
+    static func removeTemporaries(in dir: URL) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where isTemporary(name) {
+            unlink(dir.appendingPathComponent(name).path)
+        }
+    }
+
     static func write(_ data: Data, to url: URL) throws {
         let dir = url.deletingLastPathComponent().path
         let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

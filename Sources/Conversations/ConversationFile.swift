@@ -86,6 +86,30 @@ enum Limits {
     static let textCharacters = 4 << 20
     static let turns = 100_000
     static let visionFileBytes = 2 << 30
+    static let tokens = 1 << 24
+    static let tileSize = 4_096
+    static let tokensPerTile = 4_096
+}
+
+extension ConversationFile.ImageEntry {
+    /// The tiling fields agree with each other as `TilePlan` makes them: a grid within the tile
+    /// limits, a thumbnail only for a grid of more than one tile, the prompt cost from the tiles.
+    func validateTiling(at: String, bad: (String) -> ConversationError) throws {
+        let t = tiling
+        guard (1...40).contains(t.minTiles), (t.minTiles...40).contains(t.maxTiles), (1...Limits.tileSize).contains(t.tileSize) else {
+            throw bad("\(at) has an impossible tiling (tiles \(t.minTiles) to \(t.maxTiles) within 1 to 40, tile size \(t.tileSize) within 1 to \(Limits.tileSize))")
+        }
+        guard (1...40).contains(grid.cols), (1...40).contains(grid.rows), (t.minTiles...t.maxTiles).contains(grid.cols * grid.rows) else {
+            throw bad("\(at) has a \(grid.cols)x\(grid.rows) grid, outside \(t.minTiles) to \(t.maxTiles) tiles")
+        }
+        let n = grid.cols * grid.rows
+        guard tiles == n + (t.useThumbnail && n > 1 ? 1 : 0) else {
+            throw bad("\(at) has \(tiles) tiles, but its \(grid.cols)x\(grid.rows) grid makes \(n + (t.useThumbnail && n > 1 ? 1 : 0))")
+        }
+        guard (1...Limits.tokensPerTile).contains(tokensPerTile), tokenCost == 2 + tiles * tokensPerTile else {
+            throw bad("\(at) costs \(tokenCost) tokens, but \(tiles) tiles of \(tokensPerTile) (1 to \(Limits.tokensPerTile)) make \(2 + tiles * min(max(tokensPerTile, 0), Limits.tokensPerTile))")
+        }
+    }
 }
 
 extension ConversationFile {
@@ -105,13 +129,23 @@ extension ConversationFile {
             }
             guard ["jpeg", "png", "webp"].contains(e.format) else { throw bad("\(at) has format \"\(e.format.prefix(20))\"") }
             guard e.bytes > 0, e.bytes <= Limits.imageBytes else { throw bad("\(at) claims \(e.bytes) bytes (at most \(Limits.imageBytes))") }
-            guard e.width > 0, e.height > 0, e.width * e.height <= ImageDecoder.maxPixels else { throw bad("\(at) claims \(e.width)x\(e.height) pixels") }
-            guard (1...40).contains(e.tiling.maxTiles), (1...40).contains(e.tiling.minTiles), e.tiling.tileSize > 0,
-                  e.tiles >= 1, e.tiles <= 41, e.tokensPerTile > 0 else { throw bad("\(at) has an impossible tiling") }
+            let (pixels, overflow) = e.width.multipliedReportingOverflow(by: e.height)
+            guard e.width > 0, e.height > 0, !overflow, pixels <= ImageDecoder.maxPixels else {
+                throw bad("\(at) claims \(e.width)x\(e.height) pixels (at most \(ImageDecoder.maxPixels) in all)")
+            }
+            try e.validateTiling(at: at, bad: bad)
         }
         for (k, t) in turns.enumerated() {
             for i in t.images where i < 0 || i >= images.count {
                 throw bad("turn \(k + 1) shows image \(i + 1), but there are \(images.count)")
+            }
+            if let r = t.record {
+                let counts = [r.promptTokens, r.reusedTokens, r.generatedTokens]
+                let times = [r.visionSeconds, r.prefillSeconds, r.decodeSeconds, r.firstTokenSeconds]
+                guard counts.allSatisfy({ (0...Limits.tokens).contains($0) }), r.reusedTokens <= r.promptTokens,
+                      times.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                    throw bad("turn \(k + 1) has impossible statistics (token counts 0 to \(Limits.tokens), times not negative)")
+                }
             }
             guard t.question.count <= Limits.textCharacters, t.answer.count <= Limits.textCharacters,
                   t.typed.count <= Limits.textCharacters else { throw bad("turn \(k + 1) is longer than \(Limits.textCharacters) characters") }

@@ -1,4 +1,5 @@
 import ChatAPI
+import FileInput
 import Foundation
 import Imaging
 
@@ -119,19 +120,21 @@ public final class ConversationStore: @unchecked Sendable {
     /// Reads and validates `conversation.json` of `id`.
     public func read(_ id: String) throws -> ConversationFile {
         let url = fileURL(id)
-        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
-        guard let size = attrs?[.size] as? Int else { throw ConversationError.unreadable(url.path, reason: "it does not exist") }
-        guard size <= Limits.conversationFileBytes else {
-            throw ConversationError.invalid(url.path, reason: "it is \(size) bytes, more than \(Limits.conversationFileBytes)")
-        }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ConversationError.unreadable(url.path, reason: error.localizedDescription) }
-        let f = try Self.decode(data, path: url.path)
+        let f = try Self.decode(Self.readFile(url, limit: Limits.conversationFileBytes), path: url.path)
         guard f.id == id else { throw ConversationError.invalid(url.path, reason: "it says it is \(f.id), but its folder is \(id)") }
         return f
     }
 
-    static func decode(_ data: Data, path: String) throws -> ConversationFile {
+    /// A regular file of at most `limit` bytes, read once.
+    static func readFile(_ url: URL, limit: Int) throws -> Data {
+        do { return Data(try FileInput.read(url.path, limit: limit)) } catch {
+            if case .tooLarge = error { throw ConversationError.invalid(url.path, reason: error.reason) }
+            throw ConversationError.unreadable(url.path, reason: error.reason)
+        }
+    }
+
+    /// Parses and validates a conversation file's bytes; `path` names it in messages.
+    public static func decode(_ data: Data, path: String) throws -> ConversationFile {
         // The version first, so that a newer file gets the right message rather than a field error.
         struct Head: Decodable { var format: String?; var version: Int? }
         let head: Head
@@ -214,6 +217,7 @@ public final class ConversationStore: @unchecked Sendable {
         }
         let me = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0); _ = pwrite(fd, me, me.count, 0)
+        for sub in ["", "images", "vision"] { AtomicFile.removeTemporaries(in: dir.appendingPathComponent(sub)) }
         return fd
     }
 

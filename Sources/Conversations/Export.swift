@@ -70,30 +70,31 @@ extension ConversationStore {
         try AtomicFile.write(try Self.encoder.encode(Export(conversation: f, images: images)), to: url)
     }
 
-    /// Reads a JSON export into the store as a new conversation; returns its id.
-    public func importJSON(_ url: URL, name: String? = nil, now: Date = Date()) throws -> String {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
-        guard let size = attrs?[.size] as? Int else { throw ConversationError.unreadable(url.path, reason: "it does not exist") }
-        guard size <= 4 * Limits.conversationFileBytes + 2 * Limits.imageBytes else {
-            throw ConversationError.invalid(url.path, reason: "it is \(size) bytes")
-        }
-        let data = try Data(contentsOf: url)
+    /// A JSON export's conversation, validated, and its images' bytes by SHA-256.
+    public static func parseExport(_ data: Data, path: String) throws -> (ConversationFile, [String: Data]) {
         let export: Export
         do { export = try Self.decoder.decode(Export.self, from: data) } catch {
-            throw ConversationError.invalid(url.path, reason: Self.describe(error))
+            throw ConversationError.invalid(path, reason: Self.describe(error))
         }
-        var f = export.conversation
-        try f.validate(path: url.path)
+        let f = export.conversation
+        try f.validate(path: path)
         var bytes: [String: Data] = [:]
         for e in f.images {
             guard let b64 = export.images[e.sha256], let d = Data(base64Encoded: b64) else {
-                throw ConversationError.invalid(url.path, reason: "image \(e.name) has no data")
+                throw ConversationError.invalid(path, reason: "image \(e.name) has no data")
             }
             guard d.count == e.bytes, ContentHash.sha256(d) == e.sha256 else {
-                throw ConversationError.invalid(url.path, reason: "image \(e.name) does not match its SHA-256")
+                throw ConversationError.invalid(path, reason: "image \(e.name) does not match its SHA-256")
             }
             bytes[e.sha256] = d
         }
+        return (f, bytes)
+    }
+
+    /// Reads a JSON export into the store as a new conversation; returns its id.
+    public func importJSON(_ url: URL, name: String? = nil, now: Date = Date()) throws -> String {
+        let data = try Self.readFile(url, limit: 4 * Limits.conversationFileBytes + 2 * Limits.imageBytes)
+        var (f, bytes) = try Self.parseExport(data, path: url.path)
         let h = try create(now: now)
         defer { h.close() }
         if let n = name ?? f.name { try rename(h, to: n) }

@@ -1,0 +1,72 @@
+import ChatAPI
+import Conversations
+import Foundation
+import Testing
+
+extension FormatTests {
+    static func editImage(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+        { o in
+            var imgs = o["images"] as! [[String: Any]]
+            imgs[0][key] = value
+            o["images"] = imgs
+        }
+    }
+
+    /// Every field that sizes something is checked, with overflow-safe arithmetic.
+    @Test func fieldsThatSizeThingsAreValidated() throws {
+        try refused("claims 4294967296x4294967296 pixels", { o in
+            Self.editImage("width", 4_294_967_296)(&o); Self.editImage("height", 4_294_967_296)(&o)
+        })
+        try refused("claims 9223372036854775807x2 pixels", { o in
+            Self.editImage("width", Int.max)(&o); Self.editImage("height", 2)(&o)
+        })
+        try refused("costs 5 tokens", Self.editImage("tokenCost", 5))
+        try refused("costs 1794 tokens", Self.editImage("tokensPerTile", 1 << 40))
+        try refused("has 1000000 tiles", Self.editImage("tiles", 1_000_000))
+        try refused("0x0 grid", Self.editImage("grid", ["cols": 0, "rows": 0]))
+        try refused("1000x1000 grid", Self.editImage("grid", ["cols": 1000, "rows": 1000]))
+        try refused("9223372036854775807x9223372036854775807 grid", Self.editImage("grid", ["cols": Int.max, "rows": Int.max]))
+        try refused("impossible tiling", Self.editImage("tiling", ["tileSize": -448, "minTiles": 1, "maxTiles": 6, "useThumbnail": true]))
+        try refused("impossible tiling", Self.editImage("tiling", ["tileSize": 448, "minTiles": 7, "maxTiles": 6, "useThumbnail": true]))
+        try refused("impossible statistics", { o in
+            var turns = o["turns"] as! [[String: Any]]
+            var r = turns[0]["record"] as! [String: Any]
+            r["promptTokens"] = -1
+            turns[0]["record"] = r
+            o["turns"] = turns
+        })
+    }
+
+    /// Temporary files a killed save left behind go when the conversation is opened again.
+    @Test func orphanedTemporaryFilesAreRemovedOnOpen() throws {
+        let root = tempDir("tmp"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h); h.close()
+        let dir = root.appendingPathComponent(h.id)
+        let orphans = [".conversation.json.tmp-4242-17", "images/.abc.png.tmp-1-2", "vision/.x.ivt.tmp-99-123456"]
+        let kept = ["notes.tmp-1-2", ".conversation.json.tmp-x-1"]
+        for name in orphans + kept {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent(name).deletingLastPathComponent(),
+                                                    withIntermediateDirectories: true)
+            try Data("partial".utf8).write(to: dir.appendingPathComponent(name))
+        }
+        let (h2, f) = try store.open(h.id)
+        h2.close()
+        #expect(f.turns.count == 2)
+        for name in orphans { #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path), "\(name)") }
+        for name in kept { #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path), "\(name)") }
+    }
+
+    /// A conversation file that is a FIFO is refused at once, not waited on.
+    @Test func aConversationFileThatIsAPipeIsRefused() throws {
+        let root = tempDir("fifo"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h); h.close()
+        let url = root.appendingPathComponent("\(h.id)/conversation.json")
+        try FileManager.default.removeItem(at: url)
+        #expect(mkfifo(url.path, 0o644) == 0)
+        #expect { _ = try store.read(h.id) } throws: { e in
+            ((e as? LocalizedError)?.errorDescription ?? "").contains("is a FIFO (named pipe), not a regular file")
+        }
+    }
+}
