@@ -20,13 +20,15 @@ public final class App: @unchecked Sendable {
         set { state.maxTiles = newValue }
     }
 
+    /// `seedFixed`: every answer uses `parameters.seed` (else each draws its own).
     public init(backend: ChatBackend, modelName: String, contextSize: Int, parameters: SamplingParameters,
-                weightFormat: String = "bf16") {
+                seedFixed: Bool = false, weightFormat: String = "bf16") {
         self.backend = backend
         state = AppState()
         state.modelName = modelName
         state.contextSize = contextSize
         state.parameters = parameters
+        state.seedFixed = seedFixed
         state.weightFormat = weightFormat
     }
 
@@ -134,7 +136,7 @@ public final class App: @unchecked Sendable {
         case "\n": dispatch(.newline)          // Ctrl-J (nonl: Enter arrives as \r)
         case "\t":
             if let (input, hint) = PathInput.complete(state.input) { dispatch(.setInput(input, hint: hint)) }
-        case "\u{03}": dispatch(.cancel)
+        case "\u{03}": dispatch(.interrupt)
         case "\u{04}": dispatch(.quit)
         case "\u{7F}", "\u{08}": dispatch(.backspace)
         default:
@@ -214,7 +216,9 @@ public final class App: @unchecked Sendable {
                      .init(kind: .assistant, text: x.turn.answer, interrupted: x.turn.interrupted)]
                 }
                 log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")
-                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems))
+                let last = r.exchanges.last?.turn.record
+                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems,
+                                   contextUsed: last.map { $0.promptTokens + $0.generatedTokens } ?? 0))
             } catch let e as ConversationService.ResumeError {
                 if case .restoreFailed = e { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: true)) }
                 else { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: false)) }
@@ -249,7 +253,8 @@ public final class App: @unchecked Sendable {
     /// Starts the work an effect asks for; results come back as actions through the inbox.
     func perform(_ effects: [Effect]) {
         for e in effects {
-            let backend = self.backend, inbox = self.inbox, p = state.parameters
+            let backend = self.backend, inbox = self.inbox
+            let p = answerParameters(state) { UInt64.random(in: 0...UInt64(UInt32.max)) }
             let forward: @Sendable (AsyncStream<ChatEvent>) async -> Void = { stream in
                 for await ev in stream { inbox.post(.event(ev, at: App.now())) }
             }

@@ -15,9 +15,13 @@ public struct AppState: Sendable, Equatable {
     }
 
     public var messages: [Message] = []
-    public var input = ""
-    /// Cursor position in `input`, in characters.
-    public var cursor = 0
+    /// What is being typed, and the cursor in it (grapheme clusters).
+    public var editor = LineEditor()
+    public var input: String {
+        get { editor.text }
+        set { editor.replace(with: newValue) }
+    }
+    public var cursor: Int { editor.cursor }
     public var pending: [AttachedImage] = []
     public var busy = false
     public var phase: ChatPhase?
@@ -26,11 +30,15 @@ public struct AppState: Sendable, Equatable {
     public var scroll = 0
     public var history: [String] = []
     public var historyIndex: Int?
+    /// What was being typed when Up first recalled an earlier input; Down past the newest brings it back.
+    public var draft: String?
     public var modelName = "model"
     public var contextUsed = 0
     public var contextSize = 8192
     public var quitRequested = false
     public var confirmQuit = false
+    /// Set by `/set seed`: every answer then uses that seed; otherwise each answer draws its own.
+    public var seedFixed = false
     public var maxTiles: Int?
     /// How thumbnails are drawn (chosen from the terminal before the app starts).
     public var graphics: GraphicsMode = .blocks
@@ -80,7 +88,8 @@ public enum Action: Sendable, Equatable {
     case newline                   // Alt-Enter / Ctrl-J
     case enter
     case up, down, pageUp, pageDown
-    case cancel                    // Esc / Ctrl-C
+    case cancel                    // Esc: stops an answer, never quits
+    case interrupt                 // Ctrl-C: stops an answer; when idle asks before quitting
     case quit                      // Ctrl-D
     case event(ChatEvent, at: Double = 0)     // at: seconds on any steady clock (for ETAs)
     case attached(AttachedImage)
@@ -95,7 +104,8 @@ public enum Action: Sendable, Equatable {
     /// A message from work the app did (saving, listing): shown as info or error.
     case notice(String, error: Bool)
     /// A saved conversation is loaded: its messages replace the screen's.
-    case loaded(messages: [AppState.Message], label: String, problems: [String])
+    /// `contextUsed`: the positions its last turn left in the context.
+    case loaded(messages: [AppState.Message], label: String, problems: [String], contextUsed: Int = 0)
     case saved(label: String, explicit: Bool)
     /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
     case loadFailed(String, reset: Bool)

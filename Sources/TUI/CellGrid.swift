@@ -39,12 +39,13 @@ public struct CellGrid: Equatable, Sendable {
         let maxX = min(width, x + (limit ?? width))
         var cx = x
         for ch in TerminalText.sanitize(text, tabWidth: 4) where ch != "\n" {
-            let w = TextWidth.of(character: ch)
-            if w == 0 { continue }
-            if cx + w > maxX { break }
-            cells[y * width + cx] = Cell(char: ch, role: role)
-            if w == 2 { cells[y * width + cx + 1] = Cell(char: " ", role: role, continuation: true) }
-            cx += w
+            let units = TextWidth.displayUnits(ch)
+            if cx + units.reduce(0, { $0 + $1.width }) > maxX { break }
+            for (c, w) in units {
+                cells[y * width + cx] = Cell(char: c, role: role)
+                if w == 2 { cells[y * width + cx + 1] = Cell(char: " ", role: role, continuation: true) }
+                cx += w
+            }
         }
         return cx - x
     }

@@ -5,48 +5,41 @@ import Foundation
 public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     if s.confirmQuit {
         s.confirmQuit = false
-        if case .type(let t) = action, t.lowercased() == "y" { s.quitRequested = true; return [.quit] }
-        if action == .cancel { s.quitRequested = true; return [.quit] }
-        s.messages.append(.init(kind: .info, text: "Not quitting."))
-        return []
+        switch action {
+        case .type(let t) where t.lowercased() == "y": s.quitRequested = true; return [.quit]
+        case .interrupt, .quit: s.quitRequested = true; return [.quit]
+        default:
+            s.messages.append(.init(kind: .info, text: "Not quitting."))
+            if case .event = action {} else { return [] }       // the backend's events still count
+        }
     }
     if case .setInput = action {} else { s.hint = nil }
     switch action {
-    case .type(let t):
-        let chars = Array(s.input)
-        s.input = String(chars[..<s.cursor]) + t + String(chars[s.cursor...])
-        s.cursor += t.count
-    case .backspace:
-        guard s.cursor > 0 else { break }
-        var chars = Array(s.input); chars.remove(at: s.cursor - 1); s.input = String(chars); s.cursor -= 1
-    case .delete:
-        var chars = Array(s.input)
-        if s.cursor < chars.count { chars.remove(at: s.cursor); s.input = String(chars) }
-    case .left: s.cursor = max(0, s.cursor - 1)
-    case .right: s.cursor = min(s.input.count, s.cursor + 1)
-    case .home: s.cursor = 0
-    case .end: s.cursor = s.input.count
-    case .killToEnd: s.input = String(s.input.prefix(s.cursor))
-    case .killToStart: s.input = String(s.input.dropFirst(s.cursor)); s.cursor = 0
-    case .killWord:
-        var chars = Array(s.input[..<s.input.index(s.input.startIndex, offsetBy: s.cursor)])
-        while chars.last == " " { chars.removeLast() }
-        while let c = chars.last, c != " " { chars.removeLast() }
-        s.input = String(chars) + String(s.input.dropFirst(s.cursor)); s.cursor = chars.count
-    case .newline: return reduce(&s, .type("\n"))
+    case .type(let t): s.editor.insert(t)
+    case .backspace: s.editor.deleteBackward()
+    case .delete: s.editor.deleteForward()
+    case .left: s.editor.left()
+    case .right: s.editor.right()
+    case .home: s.editor.home()
+    case .end: s.editor.end()
+    case .killToEnd: s.editor.killToEnd()
+    case .killToStart: s.editor.killToStart()
+    case .killWord: s.editor.killWord()
+    case .newline: s.editor.insert("\n")
     case .up:
         guard !s.history.isEmpty else { break }
+        if s.historyIndex == nil { s.draft = s.input }
         let i = max(0, (s.historyIndex ?? s.history.count) - 1)
-        s.historyIndex = i; s.input = s.history[i]; s.cursor = s.input.count
+        s.historyIndex = i; s.input = s.history[i]
     case .down:
         guard let i = s.historyIndex else { break }
-        if i + 1 < s.history.count { s.historyIndex = i + 1; s.input = s.history[i + 1] } else { s.historyIndex = nil; s.input = "" }
-        s.cursor = s.input.count
+        if i + 1 < s.history.count { s.historyIndex = i + 1; s.input = s.history[i + 1] }
+        else { s.historyIndex = nil; s.input = s.draft ?? ""; s.draft = nil }
     case .pageUp: s.scroll += 10
     case .pageDown: s.scroll = max(0, s.scroll - 10)
     case .scroll(let n): s.scroll = max(0, s.scroll + n)
     case .setInput(let text, let hint):
-        s.input = text; s.cursor = text.count; s.hint = hint
+        s.input = text; s.hint = hint
     case .attachPaths(let paths):
         return paths.map { .attach(path: $0, maxTiles: s.maxTiles) }
     case .retiled(let old, let img):
@@ -62,9 +55,13 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         if !s.busy { s.phase = nil }
     case .cancel:
         if s.busy { return [.cancel] }
-        s.confirmQuit = true
-        s.messages.append(.init(kind: .info, text: "Quit? Press y (or Ctrl-C again) to quit, any other key to stay."))
+    case .interrupt:
+        if s.busy { return [.cancel] }
+        askToQuit(&s)
     case .quit:
+        if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !s.pending.isEmpty || s.busy {
+            askToQuit(&s); return []
+        }
         s.quitRequested = true; return [.quit]
     case .enter:
         return submit(&s)
@@ -85,7 +82,8 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .notice(let m, let error):
         s.messages.append(.init(kind: error ? .error : .info, text: m))
         if error, !s.busy { s.phase = nil }
-    case .loaded(let messages, let label, let problems):
+    case .loaded(let messages, let label, let problems, let contextUsed):
+        s.contextUsed = contextUsed
         s.messages = messages + problems.map { .init(kind: .error, text: $0) }
         s.messages.append(.init(kind: .info, text: "Loaded \(label): \(messages.filter { $0.kind == .user }.count) turns."))
         s.pending = []; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
@@ -103,21 +101,33 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     return []
 }
 
+/// Asks before quitting, saying what would be lost and how to answer.
+private func askToQuit(_ s: inout AppState) {
+    s.confirmQuit = true
+    var what: [String] = []
+    if s.busy { what.append("an answer is still coming") }
+    if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { what.append("your unsent text will be lost") }
+    if !s.pending.isEmpty { what.append("\(s.pending.count) attached image\(s.pending.count == 1 ? "" : "s") will be dropped") }
+    let note = what.isEmpty ? "" : " (" + what.joined(separator: "; ") + ")"
+    s.messages.append(.init(kind: .info, text: "Quit\(note)? Press y, Ctrl-C or Ctrl-D to quit, any other key to stay."))
+}
+
 private func submit(_ s: inout AppState) -> [Effect] {
     let line = s.input.trimmingCharacters(in: .whitespacesAndNewlines)
     guard !line.isEmpty else { return [] }
-    s.input = ""; s.cursor = 0; s.historyIndex = nil
+    if !line.hasPrefix("/") {
+        guard !s.busy else {
+            s.messages.append(.init(kind: .error, text: "Still answering: your text stays in the input; send it when the answer ends, or press Esc to stop it."))
+            return []
+        }
+        guard s.retiling.isEmpty else {
+            s.messages.append(.init(kind: .error, text: "An image is still being cut into its new tiles; send again when the panel shows it ready."))
+            return []
+        }
+    }
+    s.input = ""; s.historyIndex = nil; s.draft = nil
     s.history.append(line)
     if line.hasPrefix("/") { return command(&s, line) }
-    guard !s.busy else {
-        s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first."))
-        return []
-    }
-    guard s.retiling.isEmpty else {
-        s.messages.append(.init(kind: .error, text: "An image is still being cut into its new tiles; send again when the panel shows it ready."))
-        s.input = line; s.cursor = line.count
-        return []
-    }
     s.messages.append(.init(kind: .user, text: line, images: s.pending))
     s.messages.append(.init(kind: .assistant, text: ""))
     s.busy = true; s.scroll = 0
@@ -227,7 +237,7 @@ func gridText(_ g: TileGrid, tiles: Int) -> String {
 
 private func setParameter(_ s: inout AppState, _ arg: String) {
     let kv = arg.split(separator: " ").map(String.init)
-    let usage = "Usage: /set temperature|top_p|top_k|max_tokens|seed VALUE"
+    let usage = "Usage: /set temperature|top_p|top_k|max_tokens VALUE, or /set seed N|random"
     guard kv.count == 2 else { s.messages.append(.init(kind: .error, text: usage)); return }
     var p = s.parameters
     let v = kv[1]
@@ -236,12 +246,23 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
     case "top_p": guard let x = Float(v), x > 0, x <= 1 else { return bad("top_p is a number above 0, at most 1") }; p.topP = x
     case "top_k": guard let x = Int(v), x >= 0 else { return bad("top_k is a whole number, 0 for no limit") }; p.topK = x
     case "max_tokens": guard let x = Int(v), x >= 1 else { return bad("max_tokens is a whole number from 1") }; p.maxNewTokens = x
-    case "seed": guard let x = UInt64(v) else { return bad("seed is a whole number from 0") }; p.seed = x
+    case "seed":
+        if v == "random" { s.seedFixed = false; s.messages.append(.init(kind: .info, text: "Each answer draws its own seed.")); return }
+        guard let x = UInt64(v) else { return bad("seed is a whole number from 0, or random") }
+        p.seed = x; s.seedFixed = true
     default: return bad(usage)
     }
     s.parameters = p
     s.messages.append(.init(kind: .info, text: "\(kv[0]) = \(v)"))
     func bad(_ m: String) { s.messages.append(.init(kind: .error, text: m)) }
+}
+
+/// The sampling parameters of one answer: the seed the user set, else a fresh draw, so that
+/// /regen gives another answer; the answer's record keeps the seed it used.
+public func answerParameters(_ s: AppState, draw: () -> UInt64) -> SamplingParameters {
+    var p = s.parameters
+    if !s.seedFixed { p.seed = draw() }
+    return p
 }
 
 /// A pasted or dropped path: quotes, backslash-escaped spaces and file:// URLs.
@@ -282,10 +303,11 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
 }
 
 let helpText = """
-Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, PgUp/PgDn scroll, Ctrl-D quits.
+Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, Up/Down recall earlier inputs,
+PgUp/PgDn scroll, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
-/set temperature|top_p|top_k|max_tokens|seed VALUE  /help (F1)  /quit (Ctrl-D)
+/set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)
 Conversations are saved after every answer and on quit.
 """

@@ -29,7 +29,7 @@ public enum Wrap {
             for ch in paragraph {
                 word.append(ch); wordWidth += TextWidth.of(character: ch)
                 // Break opportunities: after a space, and around wide (CJK) characters.
-                if ch == " " || TextWidth.of(character: ch) == 2 { flushWord() }
+                if ch == " " || TextWidth.of(character: ch) >= 2 { flushWord() }
             }
             flushWord()
             out.append(trimmedEnd(line))

@@ -42,7 +42,8 @@ struct ChatCommand: ParsableCommand {
                 let logPath = FileLog.defaultPath()
                 FileLog.bootstrap(path: logPath)
                 let app = App(backend: session, modelName: folder.lastPathComponent, contextSize: sampling.context,
-                              parameters: sampling.parameters, weightFormat: engine.weightFormat)
+                              parameters: sampling.parameters, seedFixed: sampling.seed != nil,
+                              weightFormat: engine.weightFormat)
                 app.maxTiles = maxTiles
                 app.theme = chosen
                 if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: session) }

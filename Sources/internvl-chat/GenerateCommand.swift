@@ -12,12 +12,21 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Keep only the K most likely tokens (0: all).") var topK = 0
     @Option(help: "Keep the smallest set of tokens whose probability reaches P (1: all).") var topP: Float = 1
     @Option(help: "Penalise tokens already present (1: off).") var repetitionPenalty: Float = 1
-    @Option(help: "Seed of the sampler's random generator.") var seed: UInt64 = 0
+    @Option(help: "Seed of the sampler's random generator (default: 0 for one answer; a fresh draw for each answer of the app and of --turns).")
+    var seed: UInt64?
     @Option(help: "Context size in tokens, prompt and answer together.") var context = 8192
 
     var parameters: SamplingParameters {
         SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty,
-                           seed: seed, maxNewTokens: maxNewTokens)
+                           seed: seed ?? 0, maxNewTokens: maxNewTokens)
+    }
+
+    /// Parameters for one answer of several: the seed given, else a fresh one (so that a
+    /// regenerated answer is a new draw; the seed used is reported with it).
+    func parametersForAnswer() -> SamplingParameters {
+        var p = parameters
+        if seed == nil { p.seed = UInt64.random(in: 0...UInt64(UInt32.max)) }
+        return p
     }
 
     func validate() throws {
@@ -123,7 +132,7 @@ struct GenerateCommand: ParsableCommand {
                 return a
             }
             let visionSeconds = Date().timeIntervalSince(v0)
-            var p = sampling.parameters
+            var p = sampling.parametersForAnswer()
             if let n = step.maxNewTokens { p.maxNewTokens = n }
             let params = p
             let outcome = try blocking { () async -> Outcome in
@@ -139,6 +148,7 @@ struct GenerateCommand: ParsableCommand {
                 return o
             }
             var obj: [String: Any] = ["turn": k, "action": step.action.rawValue]
+            if step.action != .new { obj["seed"] = params.seed }
             if let f = outcome.failure { obj["error"] = f }
             if let st = outcome.stats {
                 obj["text"] = st.text

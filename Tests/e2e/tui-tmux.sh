@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end test of the full-screen app in tmux with a tiny model: start, type a question, see
+# End-to-end test of the full-screen app in tmux with a tiny model: start, type and paste ZWJ
+# emoji (drawn as their parts, the text around them intact), type a question, see
 # the answer stream in, attach an image by path and by a bracketed paste of a quoted path, re-cut
 # one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
@@ -24,6 +25,12 @@ wait_for() {  # wait_for REGEX [timeout_s]
 }
 keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
 wait_for 'context 0/8192'
+for k in 'I am a ' '👩' $'\u200d' '💻' ' dev'; do keys -l "$k"; done    # a joiner typed key by key
+tmux "${SOCK[@]}" set-buffer -- ' 👨‍👩‍👧 ok'; tmux "${SOCK[@]}" paste-buffer -p -t "$S"   # and pasted
+wait_for '^> I am a 👩💻 dev 👨👩👧 ok'
+keys Up; keys Down                                     # no history yet: the draft stays
+keys C-u
+wait_for '^> *$'
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
 wait_for 'tok/s'
@@ -60,7 +67,9 @@ tmux "${SOCK[@]}" resize-window -t "$S" -x 30 -y 8
 wait_for 'Terminal too small \(30x8\)'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 100 -y 30
 wait_for 'Next message'
-keys C-d
+keys C-d                                                # an image is attached: it asks first
+wait_for '1 attached image will be dropped\)\? Press y'
+keys -l 'y'
 wait_for 'EXIT=0'
 wait_for 'SANE' 5
 

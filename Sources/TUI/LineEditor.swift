@@ -1,0 +1,61 @@
+/// The input's text and cursor, edited in grapheme clusters (what a person sees as one
+/// character: a ZWJ family emoji, a flag, a letter with combining marks). The cursor counts
+/// clusters from the start and always lies on a cluster boundary, also when inserted text joins
+/// the cluster before it (a joiner typed after an emoji) or the one after it (a combining mark).
+public struct LineEditor: Sendable, Equatable {
+    public private(set) var text: String
+    public private(set) var cursor: Int
+
+    public init(text: String = "", cursor: Int? = nil) {
+        self.text = text
+        self.cursor = min(max(cursor ?? text.count, 0), text.count)
+    }
+
+    private var cursorIndex: String.Index { text.index(text.startIndex, offsetBy: min(cursor, text.count)) }
+
+    /// Replaces `text[cut]` by `insert`; the cursor goes after the inserted text, at the last
+    /// cluster boundary not past it.
+    private mutating func splice(_ cut: Range<String.Index>, _ insert: String) {
+        let head = text.unicodeScalars[..<cut.lowerBound].count + insert.unicodeScalars.count
+        text = String(text[..<cut.lowerBound]) + insert + String(text[cut.upperBound...])
+        var scalars = 0, clusters = 0
+        for ch in text {
+            scalars += ch.unicodeScalars.count
+            if scalars > head { break }
+            clusters += 1
+        }
+        cursor = clusters
+    }
+
+    public mutating func insert(_ s: String) { let i = cursorIndex; splice(i..<i, s) }
+
+    public mutating func deleteBackward() {
+        guard cursor > 0 else { return }
+        let i = cursorIndex
+        splice(text.index(before: i)..<i, "")
+    }
+
+    public mutating func deleteForward() {
+        let i = cursorIndex
+        guard i < text.endIndex else { return }
+        splice(i..<text.index(after: i), "")
+    }
+
+    public mutating func left() { cursor = max(0, cursor - 1) }
+    public mutating func right() { cursor = min(text.count, cursor + 1) }
+    public mutating func home() { cursor = 0 }
+    public mutating func end() { cursor = text.count }
+    public mutating func killToEnd() { let i = cursorIndex; splice(i..<text.endIndex, "") }
+    public mutating func killToStart() { splice(text.startIndex..<cursorIndex, ""); cursor = 0 }
+
+    /// Deletes the word before the cursor and the spaces after it (Ctrl-W).
+    public mutating func killWord() {
+        let end = cursorIndex
+        var start = end
+        while start > text.startIndex, text[text.index(before: start)] == " " { start = text.index(before: start) }
+        while start > text.startIndex, text[text.index(before: start)] != " " { start = text.index(before: start) }
+        splice(start..<end, "")
+    }
+
+    public mutating func replace(with s: String) { text = s; cursor = s.count }
+}

@@ -1,0 +1,143 @@
+import ChatAPI
+import Foundation
+import Testing
+@testable import TUI
+
+/// Typing, pasting and editing in grapheme clusters, and the rules that keep a draft.
+struct InputTests {
+    @Test func joinerTypedKeyByKeyJoinsTheEmojiAndKeepsTheCursorOnABoundary() {
+        var s = AppState()
+        for k in ["I am a ", "👩", "\u{200D}", "💻", " developer"] { _ = reduce(&s, .type(k)) }
+        #expect(Array(s.input.unicodeScalars) == Array("I am a 👩‍💻 developer".unicodeScalars))
+        #expect(s.cursor == s.input.count)
+        _ = reduce(&s, .home)
+        for _ in 0..<8 { _ = reduce(&s, .right) }            // past "I am a " and the one emoji
+        _ = reduce(&s, .backspace)
+        #expect(s.input == "I am a  developer" && s.cursor == 7)
+        _ = reduce(&s, .type("🇩🇪")); _ = reduce(&s, .type("e\u{301}"))
+        #expect(s.input == "I am a 🇩🇪é developer" && s.cursor == 9)
+    }
+
+    @Test func pastedJoinerSequenceKeepsTheSpaceAfterItOnScreen() {
+        var s = AppState()
+        _ = reduce(&s, .type("I am a 👩‍💻 developer"))
+        let screen = render(s, width: 60, height: 12).text
+        #expect(screen.contains("> I am a 👩💻 developer"), "\(screen)")
+        // The cursor sits after the text as the terminal draws it: two wide parts of two cells each.
+        #expect(TextWidth.of("I am a 👩‍💻 developer") == 7 + 4 + 10)
+    }
+
+    @Test func escNeverQuitsAndCtrlDWithADraftAsks() {
+        var s = AppState()
+        _ = reduce(&s, .type("a long draft"))
+        #expect(reduce(&s, .cancel).isEmpty && reduce(&s, .cancel).isEmpty)
+        #expect(!s.quitRequested && !s.confirmQuit && s.input == "a long draft")
+        #expect(reduce(&s, .quit).isEmpty && s.confirmQuit && !s.quitRequested)
+        #expect(s.messages.last?.text.contains("unsent text will be lost") == true)
+        #expect(reduce(&s, .cancel).isEmpty && !s.quitRequested && s.input == "a long draft")
+        _ = reduce(&s, .quit)
+        #expect(reduce(&s, .quit) == [.quit])
+        var empty = AppState()
+        #expect(reduce(&empty, .quit) == [.quit], "nothing to lose: Ctrl-D quits at once")
+    }
+
+    @Test func historyKeepsTheDraft() {
+        var s = AppState()
+        s.history = ["first", "second"]
+        let draft = String(repeating: "draft ", count: 350)
+        _ = reduce(&s, .type(draft))
+        _ = reduce(&s, .up); #expect(s.input == "second")
+        _ = reduce(&s, .up); #expect(s.input == "first")
+        _ = reduce(&s, .down); _ = reduce(&s, .down)
+        #expect(s.input == draft && s.cursor == draft.count)
+    }
+
+    @Test func enterWhileAnsweringKeepsTheText() {
+        var s = AppState()
+        _ = reduce(&s, .type("Describe.")); _ = reduce(&s, .enter)
+        _ = reduce(&s, .type("And the colours?"))
+        #expect(reduce(&s, .enter).isEmpty)
+        #expect(s.input == "And the colours?" && s.messages.last?.kind == .error)
+        var st = TurnStats(); st.promptTokens = 10
+        _ = reduce(&s, .event(.finished(st)))
+        #expect(reduce(&s, .enter) == [.send(question: "And the colours?", images: [])])
+    }
+
+    @Test func eachAnswerDrawsItsSeedUnlessOneIsSet() {
+        var s = AppState()
+        var draws: [UInt64] = [11, 12]
+        #expect(answerParameters(s) { draws.removeFirst() }.seed == 11)
+        #expect(answerParameters(s) { draws.removeFirst() }.seed == 12)
+        _ = reduce(&s, .type("/set seed 7")); _ = reduce(&s, .enter)
+        #expect(answerParameters(s) { 99 }.seed == 7)
+        _ = reduce(&s, .type("/set seed random")); _ = reduce(&s, .enter)
+        #expect(answerParameters(s) { 99 }.seed == 99)
+    }
+
+    @Test func loadingSetsTheContextCounter() {
+        var s = AppState()
+        s.contextUsed = 123
+        _ = reduce(&s, .loaded(messages: [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "a")], label: "x",
+                               problems: [], contextUsed: 4000))
+        #expect(s.contextUsed == 4000)
+        #expect(render(s, width: 100, height: 30).text.contains("4000"))
+    }
+
+    /// Thousands of random keystrokes mixing ZWJ sequences, flags, skin tones, combining marks,
+    /// CJK, right-to-left text and control keys, rendered at changing sizes: nothing crashes, and
+    /// the input equals a scalar-level model of the same edits at grapheme boundaries.
+    @Test(arguments: [1, 2, 3, 4]) func randomTyping(seed: UInt64) {
+        var rng = SplitMix(seed)
+        let pieces = ["a", " ", "Z", "👩", "\u{200D}", "💻", "👨‍👩‍👧", "🇩🇪", "🇫", "🏽", "👍", "e", "\u{301}", "\u{308}",
+                      "中", "文", "שלום", "مرحبا", "\u{FE0F}", "❤", "\n", "\t", "x\u{200D}", "ก", "\u{E31}"]
+        var s = AppState()
+        var model: [Unicode.Scalar] = [], pos = 0
+        func boundaries() -> [Int] {
+            var b = [0], n = 0
+            for ch in String(String.UnicodeScalarView(model)) { n += ch.unicodeScalars.count; b.append(n) }
+            return b
+        }
+        func snap() { pos = boundaries().last(where: { $0 <= pos }) ?? 0 }
+        for step in 0..<3000 {
+            switch rng.next() % 10 {
+            case 0...4:
+                var t = ""
+                for _ in 0...(rng.next() % 3) { t += pieces[Int(rng.next() % UInt64(pieces.count))] }
+                _ = reduce(&s, .type(t))
+                model.insert(contentsOf: t.unicodeScalars, at: pos); pos += t.unicodeScalars.count; snap()
+            case 5:
+                _ = reduce(&s, .left); pos = boundaries().last(where: { $0 < pos }) ?? 0
+            case 6:
+                _ = reduce(&s, .right); pos = boundaries().first(where: { $0 > pos }) ?? pos
+            case 7:
+                _ = reduce(&s, .backspace)
+                if let p = boundaries().last(where: { $0 < pos }) { model.removeSubrange(p..<pos); pos = p; snap() }
+            case 8:
+                _ = reduce(&s, .delete)
+                if let n = boundaries().first(where: { $0 > pos }) { model.removeSubrange(pos..<n); snap() }
+            default:
+                if rng.next() % 2 == 0 { _ = reduce(&s, .home); pos = 0 } else { _ = reduce(&s, .end); pos = model.count }
+            }
+            #expect(Array(s.input.unicodeScalars) == model, "step \(step)")
+            #expect(s.cursor == boundaries().firstIndex(of: pos), "step \(step)")
+            if Array(s.input.unicodeScalars) != model { return }
+            if step % 50 == 0 {
+                let w = 10 + Int(rng.next() % 110), h = 4 + Int(rng.next() % 40)
+                let g = render(s, width: w, height: h)
+                #expect(g.width == w && g.height == h)
+            }
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
