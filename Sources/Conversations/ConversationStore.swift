@@ -208,7 +208,14 @@ public final class ConversationStore: @unchecked Sendable {
         let path = dir.appendingPathComponent(".lock").path
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // A lock just released can still be held for a moment by a child process this process
+        // is starting (between fork and exec it shares the descriptor): try for half a second.
+        var held = flock(fd, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<50 where !held && errno == EWOULDBLOCK {
+            usleep(10_000)
+            held = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        if !held {
             var buf = [UInt8](repeating: 0, count: 32)
             let n = pread(fd, &buf, 32, 0)
             Glibc.close(fd)
