@@ -278,7 +278,8 @@ public actor ChatSession: ChatBackend {
             engine.model.embed([next], into: &e)
             // Polled between layers: one real-size step takes a few hundred milliseconds.
             logits = e.withUnsafeMutableBufferPointer {
-                engine.model.forward(embeddings: $0.baseAddress!, count: 1, cache: cache, shouldStop: { cancelFlag.isRaised })
+                Array(engine.model.forward(embeddings: $0.baseAddress!, count: 1, cache: cache, logits: .last,
+                                           shouldStop: { cancelFlag.isRaised }, progress: { _ in }))
             }
             if logits.isEmpty { stats.interrupted = true; break }     // cancelled inside the step
             cached.append(UInt64(UInt32(bitPattern: next)))
@@ -314,9 +315,7 @@ public actor ChatSession: ChatBackend {
     /// With dynamic NTK RoPE past max_position_embeddings the official code re-prefills the
     /// whole prompt with one new base, so nothing cached may be reused.
     func wholePromptAgain(_ promptLength: Int) -> Bool {
-        let l = engine.configuration.llmConfig
-        guard let rs = l.ropeScaling, rs.type == "dynamic" else { return false }
-        return promptLength > l.maxPositionEmbeddings
+        engine.model.prefillsWhole(promptLength: promptLength)
     }
 
     /// Makes the cache hold positions `0..<upTo` of the prompt: keeps the longest cached prefix
@@ -324,7 +323,7 @@ public actor ChatSession: ChatBackend {
     /// depends on the call's length), chunked inside it. `progress(done, of)` starts at 0.
     /// On cancel the cache keeps whole chunks only. Returns the positions reused and the logits.
     private func prefill(ids: [Int32], sigs: [UInt64], images all: [EncodedImage], upTo: Int, maxReuse: Int,
-                         logits wanted: InternLM2.LogitsWanted, progress: (Int, Int) -> Void) throws -> (Int, [Float]) {
+                         logits wanted: LogitsWanted, progress: (Int, Int) -> Void) throws -> (Int, [Float]) {
         let reuse = min(zip(cached, sigs).prefix { $0 == $1 }.count, maxReuse)
         let n = upTo - reuse
         guard n > 0 else { return (reuse, []) }      // already cached: nothing is dropped
@@ -333,9 +332,9 @@ public actor ChatSession: ChatBackend {
         let full = try engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens))
         engine.model.prefillChunk = prefillChunk
         progress(0, n)
-        let logits = engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: n, cache: cache,
-                                          logits: wanted, shouldStop: { cancelFlag.isRaised },
-                                          progress: { progress($0, n) })
+        let logits = Array(engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: n, cache: cache,
+                                                logits: wanted, shouldStop: { cancelFlag.isRaised },
+                                                progress: { progress($0, n) }))
         cached = Array(sigs.prefix(cache.count))
         return (reuse, logits)
     }

@@ -58,8 +58,8 @@ public struct GenerationResult: Sendable {
 /// A loaded model ready to answer: the language model, its tokenizer and configuration.
 public final class ChatEngine: @unchecked Sendable {
     public let configuration: ModelConfiguration
-    public let model: InternLM2
-    public let vision: InternVision
+    public let model: any LanguageModel
+    public let vision: any VisionEncoder
     public let tokenizer: InternLM2Tokenizer
     public let folder: URL
     public var contextLength: Int
@@ -79,9 +79,9 @@ public final class ChatEngine: @unchecked Sendable {
         }
         configuration = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
         configSHA256 = ContentHash.sha256((try? Data(contentsOf: folder.appendingPathComponent("config.json"))) ?? Data())
-        let weights = try CheckpointWeights(folder: folder, config: configuration)
-        model = try InternLM2(weights: weights, config: configuration.llmConfig)
-        vision = try InternVision(weights: weights, config: configuration)
+        let networks = try ModelFamily.load(try CheckpointWeights(folder: folder), config: configuration)
+        model = networks.language
+        vision = networks.vision
         tokenizer = try InternLM2Tokenizer(folder: folder)
         guard tokenizer.vocabularySize <= configuration.llmConfig.vocabSize else {
             throw CheckpointError.malformedConfig(folder.appendingPathComponent("config.json").path,
@@ -164,7 +164,7 @@ public final class ChatEngine: @unchecked Sendable {
 
         let t0 = Date()
         let embeddings = try promptEmbeddings(prompt, imageTokens: imageTokens)
-        var logits = model.forward(embeddings: embeddings.data, count: prompt.count, cache: cache)
+        var logits = Array(model.forward(embeddings: embeddings.data, count: prompt.count, cache: cache))
         timings.prefill = Date().timeIntervalSince(t0)
         let t1 = Date()
         while out.count < parameters.maxNewTokens && !shouldStop() {

@@ -39,7 +39,7 @@ public final class QuantCache: @unchecked Sendable {
     }
 
     /// Quantizes `model` as `q`: from the cache file when it is valid, else computed and written.
-    public func quantize(_ model: InternLM2, as q: Quantization, folder: URL, configSHA256: String) throws {
+    public func quantize(_ model: any LanguageModel, as q: Quantization, folder: URL, configSHA256: String) throws {
         let fp = try Self.fingerprint(folder, configSHA256: configSHA256)
         let url = self.url(fp, q)
         let need = model.quantizedBytes(q)
@@ -114,7 +114,7 @@ public final class QuantCache: @unchecked Sendable {
         return storage
     }
 
-    func write(_ model: InternLM2, _ q: Quantization, to url: URL, fingerprint: String, length: Int) throws {
+    func write(_ model: any LanguageModel, _ q: Quantization, to url: URL, fingerprint: String, length: Int) throws {
         guard let storage = model.quantizedStorage else { return }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let sum = ThreadPool.shared.read(UnsafeRawPointer(storage.base), length)

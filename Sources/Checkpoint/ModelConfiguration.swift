@@ -102,10 +102,19 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
     }
 
     public var headDim: Int { hiddenSize / numAttentionHeads }
+
+    /// The first of `architectures` this engine knows (nil: none; `load` refuses such a file).
+    public var architecture: LLMArchitecture? { architectures.lazy.compactMap(LLMArchitecture.init(rawValue:)).first }
+}
+
+/// The language-model architectures config.json may name in `llm_config.architectures`, each run
+/// by one model family in the Model target. A new family adds its case here and its file there.
+public enum LLMArchitecture: String, CaseIterable, Sendable {
+    case internLM2 = "InternLM2ForCausalLM"
 }
 
 extension ModelConfiguration {
-    public static let supportedArchitectures = ["InternLM2ForCausalLM"]
+    public static var supportedArchitectures: [String] { LLMArchitecture.allCases.map(\.rawValue) }
     /// config.json files larger than this are refused before they are read (the real one is 2 KB).
     public static let maxFileBytes = 16 << 20
 
@@ -125,7 +134,7 @@ extension ModelConfiguration {
         } catch {
             throw CheckpointError.malformedConfig(path, reason: "not JSON")
         }
-        guard config.llmConfig.architectures.contains(where: supportedArchitectures.contains) else {
+        guard config.llmConfig.architecture != nil else {
             throw CheckpointError.unsupportedModel(path, architectures: config.llmConfig.architectures)
         }
         try config.validate(path: path)

@@ -6,7 +6,7 @@ import Kernels
 ///
 /// Weights are views into the memory-mapped checkpoint in their stored dtype; only the small
 /// norm vectors are converted to Float. Activations are Float.
-public final class InternLM2: @unchecked Sendable {
+public final class InternLM2: LanguageModel, @unchecked Sendable {
     /// One InternLM2DecoderLayer.
     struct Layer {
         let attentionNorm: [Float]      // [hidden]
@@ -43,12 +43,33 @@ public final class InternLM2: @unchecked Sendable {
     public var hidden: Int { config.hiddenSize }
     public var vocabSize: Int { config.vocabSize }
 
-    public init(weights: CheckpointWeights, config: LLMConfiguration) throws {
+    /// The tensors an InternLM2 with `l` needs, named as stored under `prefix`, with their shapes.
+    public static func expectedTensors(_ l: LLMConfiguration, prefix: String) -> [String: [Int]] {
+        let lh = l.hiddenSize, hd = l.headDim, kv = l.numKeyValueHeads, h = l.numAttentionHeads
+        var s: [String: [Int]] = [:]
+        s[prefix + "model.tok_embeddings.weight"] = [l.vocabSize, lh]
+        for i in 0..<l.numHiddenLayers {
+            let b = prefix + "model.layers.\(i)."
+            s[b + "attention_norm.weight"] = [lh]
+            s[b + "attention.wqkv.weight"] = [(h + 2 * kv) * hd, lh]
+            s[b + "attention.wo.weight"] = [lh, h * hd]
+            s[b + "ffn_norm.weight"] = [lh]
+            s[b + "feed_forward.w1.weight"] = [l.intermediateSize, lh]
+            s[b + "feed_forward.w3.weight"] = [l.intermediateSize, lh]
+            s[b + "feed_forward.w2.weight"] = [lh, l.intermediateSize]
+        }
+        s[prefix + "model.norm.weight"] = [lh]
+        if l.tieWordEmbeddings != true { s[prefix + "output.weight"] = [l.vocabSize, lh] }
+        return s
+    }
+
+    /// The model from `weights`' tensors named under `prefix` (checked against `expectedTensors`).
+    public init(weights: CheckpointWeights, config: LLMConfiguration, prefix: String = "language_model.") throws {
         self.weights = weights
         self.config = config
         func t(_ name: String) throws -> Tensor {
-            guard let x = weights.tensor("language_model." + name) else {
-                throw CheckpointError.missingTensor("language_model." + name, file: "the checkpoint")
+            guard let x = weights.tensor(prefix + name) else {
+                throw CheckpointError.missingTensor(prefix + name, file: "the checkpoint")
             }
             return x
         }
@@ -186,16 +207,6 @@ public final class InternLM2: @unchecked Sendable {
         }
     }
 
-    public enum LogitsWanted { case last, all, none }
-
-    /// Runs token ids through the model after what `cache` holds; see `forward(embeddings:)`.
-    public func forward(_ ids: [Int32], cache: KVCache, logits: LogitsWanted = .last) -> [Float] {
-        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < vocabSize }, "token id out of range")
-        let x = FloatBuffer(count: ids.count * hidden)
-        embed(ids, into: x.data)
-        return forward(embeddings: x.data, count: ids.count, cache: cache, logits: logits)
-    }
-
     /// Runs `t` input embeddings (`[t, hidden]`, overwritten) through the model, appending their
     /// keys and values to `cache`. Returns logits `[vocab]` of the last position, `[t, vocab]`
     /// of all, or nothing.
@@ -209,8 +220,9 @@ public final class InternLM2: @unchecked Sendable {
     /// positions done so far, counted in layers (after every layer of every chunk).
     public func forward(embeddings x: UnsafeMutablePointer<Float>, count t: Int, cache: KVCache,
                         logits: LogitsWanted = .last, shouldStop: () -> Bool = { false },
-                        progress: (Int) -> Void = { _ in }) -> [Float] {
-        guard t > 0 else { return [] }
+                        progress: (Int) -> Void = { _ in }) -> UnsafeBufferPointer<Float> {
+        guard t > 0 else { return UnsafeBufferPointer(start: nil, count: 0) }
+        scratch.dropLargeLogits(keeping: vocabSize)
         // A prompt's buffers (~300 MB at 2,048 positions) go back after it: decode steps need a
         // row's worth, and the image that often comes next would otherwise be encoded on top.
         defer { if t > 1 { scratch.release() } }
@@ -222,7 +234,7 @@ public final class InternLM2: @unchecked Sendable {
         while start < t {
             let n = min(prefillChunk, t - start)
             for (l, layer) in layers.enumerated() {
-                if shouldStop() { return [] }
+                if shouldStop() { return UnsafeBufferPointer(start: nil, count: 0) }
                 step(layer, l, x + start * hidden, n, past + start, cache, rope, ropeOffset: start)
                 progress(start + n * (l + 1) / layers.count)      // positions, counted by layers done
             }
@@ -230,7 +242,7 @@ public final class InternLM2: @unchecked Sendable {
         }
         cache.advance(by: t)
         switch logits {
-        case .none: return []
+        case .none: return UnsafeBufferPointer(start: nil, count: 0)
         case .last: return project(x + (t - 1) * hidden, 1)
         case .all: return project(x, t)
         }
@@ -244,16 +256,32 @@ public final class InternLM2: @unchecked Sendable {
         let cache = makeCache(initialCapacity: ids.count)
         _ = forward(embeddings: x.data, count: ids.count, cache: cache, logits: .none)
         let h = Array(UnsafeBufferPointer(start: x.data, count: ids.count * hidden))
-        return (h, project(x.data, ids.count))
+        return (h, Array(project(x.data, ids.count)))
     }
 
-    /// Final RMSNorm and the output head for `n` rows.
-    private func project(_ h: UnsafeMutablePointer<Float>, _ n: Int) -> [Float] {
+    /// Final RMSNorm and the output head for `n` rows, into the scratch's logits (valid until
+    /// the next forward call).
+    private func project(_ h: UnsafeMutablePointer<Float>, _ n: Int) -> UnsafeBufferPointer<Float> {
         let xn = scratch.buffer(.norm, n * hidden)
         norm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: Float(config.rmsNormEps)) }
-        var out = [Float](repeating: 0, count: n * vocabSize)
-        out.withUnsafeMutableBufferPointer { matmul(output, xn, n, $0.baseAddress!, scratch: &scratch.weightBlock) }
-        return out
+        let out = scratch.buffer(.logits, n * vocabSize)
+        matmul(output, xn, n, out, scratch: &scratch.weightBlock)
+        return UnsafeBufferPointer(start: out, count: n * vocabSize)
+    }
+
+    public func prefillsWhole(promptLength: Int) -> Bool {
+        guard let rs = config.ropeScaling, rs.type == "dynamic" else { return false }
+        return promptLength > config.maxPositionEmbeddings
+    }
+
+    /// Every layer matrix once per token, plus causal attention (QK^T and PV over n^2 / 2
+    /// pairs); the output head only for the last token.
+    public func prefillFLOPs(_ n: Int) -> Double {
+        let c = config
+        let perToken = Double(c.numHiddenLayers) * Double(c.hiddenSize) *
+            Double((c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim + c.hiddenSize + 3 * c.intermediateSize)
+        let attention = Double(c.numHiddenLayers) * 2 * Double(n) * Double(n) / 2 * Double(c.hiddenSize)
+        return 2 * (perToken * Double(n) + attention + Double(c.vocabSize * c.hiddenSize))
     }
 
     /// One decoder layer over `n` rows of `h` at positions `pos0..<pos0+n`.
@@ -348,15 +376,21 @@ public final class InternLM2: @unchecked Sendable {
 
 /// Reusable activation buffers, grown on demand: no allocation per decoded token.
 final class Scratch: @unchecked Sendable {
-    enum Slot: Int, CaseIterable { case norm, qkv, query, keys, values, attention, output, gate, up }
+    enum Slot: Int, CaseIterable { case norm, qkv, query, keys, values, attention, output, gate, up, logits }
     private var buffers: [FloatBuffer?] = Array(repeating: nil, count: Slot.allCases.count)
     var weightBlock: [Float] = []
     var scores: [Float] = []
     var kvFloats: [Float] = []
 
+    /// Frees every buffer but the logits (which the caller reads after the forward call).
     func release() {
-        buffers = Array(repeating: nil, count: Slot.allCases.count)
+        for slot in Slot.allCases where slot != .logits { buffers[slot.rawValue] = nil }
         weightBlock = []; scores = []; kvFloats = []
+    }
+
+    /// Frees the logits buffer when it outgrew one row of `vocab` (an all-positions call).
+    func dropLargeLogits(keeping vocab: Int) {
+        if let b = buffers[Slot.logits.rawValue], b.count > vocab { buffers[Slot.logits.rawValue] = nil }
     }
 
     func buffer(_ slot: Slot, _ n: Int) -> UnsafeMutablePointer<Float> {

@@ -5,7 +5,7 @@ import Kernels
 /// InternVisionModel (internvl_chat/internvl/model/internvl_chat/modeling_intern_vit.py) followed
 /// by InternVLChatModel.extract_feature: pixel shuffle and the `mlp1` projector. Inference only;
 /// tiles of one image go through the encoder as one batch.
-public final class InternVision: @unchecked Sendable {
+public final class InternVision: VisionEncoder, @unchecked Sendable {
     /// One InternVisionEncoderLayer (pre-norm, layer scale, bidirectional attention).
     struct Layer {
         let norm1w: [Float], norm1b: [Float]
@@ -43,6 +43,52 @@ public final class InternVision: @unchecked Sendable {
         return (patchesPerSide / s) * (patchesPerSide / s)
     }
     public var outputSize: Int { config.llmConfig.hiddenSize }
+
+    /// The tensors InternViT and the `mlp1` projector need for `c`, with their shapes.
+    public static func expectedTensors(_ c: ModelConfiguration) -> [String: [Int]] {
+        let v = c.visionConfig, lh = c.llmConfig.hiddenSize
+        let vh = v.hiddenSize, p = v.patchSize, grid = v.imageSize / v.patchSize
+        var s: [String: [Int]] = [
+            "vision_model.embeddings.class_embedding": [1, 1, vh],
+            "vision_model.embeddings.patch_embedding.weight": [vh, v.numChannels ?? 3, p, p],
+            "vision_model.embeddings.patch_embedding.bias": [vh],
+            "vision_model.embeddings.position_embedding": [1, grid * grid + 1, vh],
+        ]
+        for i in 0..<v.numHiddenLayers {
+            let b = "vision_model.encoder.layers.\(i)."
+            for n in ["norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias", "ls1", "ls2", "attn.proj.bias", "mlp.fc2.bias"] {
+                s[b + n] = [vh]
+            }
+            s[b + "attn.qkv.weight"] = [3 * vh, vh]
+            if v.qkvBias { s[b + "attn.qkv.bias"] = [3 * vh] }
+            s[b + "attn.proj.weight"] = [vh, vh]
+            s[b + "mlp.fc1.weight"] = [v.intermediateSize, vh]
+            s[b + "mlp.fc1.bias"] = [v.intermediateSize]
+            s[b + "mlp.fc2.weight"] = [vh, v.intermediateSize]
+            if v.qkNormalization {
+                s[b + "attn.q_norm.weight"] = [vh]
+                s[b + "attn.k_norm.weight"] = [vh]
+            }
+        }
+        let scale = Int((1 / c.downsampleRatio).rounded())
+        let ps = scale * scale * vh
+        s["mlp1.0.weight"] = [ps]; s["mlp1.0.bias"] = [ps]
+        s["mlp1.1.weight"] = [lh, ps]; s["mlp1.1.bias"] = [lh]
+        s["mlp1.3.weight"] = [lh, lh]; s["mlp1.3.bias"] = [lh]
+        return s
+    }
+
+    /// Patch embedding, every encoder layer run (projections, MLP, attention over all token
+    /// pairs), and mlp1 on the pixel-shuffled tokens.
+    public var flopsPerTile: Double {
+        let c = config.visionConfig
+        let n = Double(patchesPerSide * patchesPerSide + 1), h = Double(c.hiddenSize), f = Double(c.intermediateSize)
+        let layer = n * (3 * h * h + h * h + 2 * h * f) + 2 * n * n * h
+        let embed = (n - 1) * h * Double(3 * c.patchSize * c.patchSize)
+        let l = Double(outputSize), t = Double(tokensPerTile)
+        let mlp = t * (4 * h * l + l * l)
+        return 2 * (Double(layersToRun) * layer + embed + mlp)
+    }
 
     public init(weights: CheckpointWeights, config: ModelConfiguration) throws {
         self.weights = weights

@@ -72,7 +72,7 @@ struct BenchCommand: ParsableCommand {
                 _ = model.forward(prompt(n), cache: model.makeCache(initialCapacity: n))
                 let dt = Date().timeIntervalSince(t0)
                 prefillRates[String(n)] = Double(n) / dt
-                prefillGF[String(n)] = prefillFLOPs(model, n) / dt / 1e9
+                prefillGF[String(n)] = model.prefillFLOPs(n) / dt / 1e9
             }
             r["prefill_tok_s"] = prefillRates
             var decodeRates: [String: Double] = [:]
@@ -143,34 +143,12 @@ struct BenchCommand: ParsableCommand {
             _ = engine.vision.encode(pixels: pixels, tiles: batch)
             let perTile = Date().timeIntervalSince(v0) / Double(batch)
             r["vision_s_per_tile"] = perTile
-            let visionGFLOPs = visionFLOPs(engine.vision) / perTile / 1e9
+            let visionGFLOPs = engine.vision.flopsPerTile / perTile / 1e9
             r["rss_peak_mb"] = max(peakMB, MachineProbe.memoryMB().peak)
             r["vision_vs_sgemm"] = visionGFLOPs / max(vit, pre)
             r["threads"] = ProcessInfo.processInfo.activeProcessorCount
             print(json ? try jsonLine(r) : table(r))
         }
-    }
-
-    /// Multiply-adds x 2 of one prefill of `n` tokens: every layer matrix once per token, plus
-    /// causal attention (QK^T and PV over n^2 / 2 pairs); the output head only for the last token.
-    func prefillFLOPs(_ m: InternLM2, _ n: Int) -> Double {
-        let c = m.config
-        let perToken = Double(c.numHiddenLayers) * Double(c.hiddenSize) *
-            Double((c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim + c.hiddenSize + 3 * c.intermediateSize)
-        let attention = Double(c.numHiddenLayers) * 2 * Double(n) * Double(n) / 2 * Double(c.hiddenSize)
-        return 2 * (perToken * Double(n) + attention + Double(c.vocabSize * c.hiddenSize))
-    }
-
-    /// Multiply-adds x 2 of one tile: patch embedding, every encoder layer (projections, MLP,
-    /// attention over all token pairs), pixel shuffle's mlp1 on the shuffled tokens.
-    func visionFLOPs(_ v: InternVision) -> Double {
-        let c = v.config.visionConfig
-        let n = Double(v.patchesPerSide * v.patchesPerSide + 1), h = Double(c.hiddenSize), f = Double(c.intermediateSize)
-        let layer = n * (3 * h * h + h * h + 2 * h * f) + 2 * n * n * h
-        let embed = (n - 1) * h * Double(3 * c.patchSize * c.patchSize)
-        let l = Double(v.outputSize), t = Double(v.tokensPerTile)
-        let mlp = t * (4 * h * l + l * l)
-        return 2 * (Double(v.layersToRunCount) * layer + embed + mlp)
     }
 
     func log(_ s: String) { FileHandle.standardError.write(Data(("bench: " + s + "\n").utf8)) }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import Checkpoint
+import Model
 
 /// Every broken model folder gets an error that names the file and what is wrong.
 struct CheckpointValidationTests {

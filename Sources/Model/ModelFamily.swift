@@ -1,0 +1,48 @@
+import Checkpoint
+import Foundation
+
+/// The networks of one checkpoint: a language model and the vision encoder (with its projector)
+/// that feeds it.
+public struct LoadedNetworks: Sendable {
+    public let language: any LanguageModel
+    public let vision: any VisionEncoder
+}
+
+/// Which model family runs a checkpoint, keyed by config.json's `llm_config.architectures`
+/// (`LLMArchitecture`). A new language-model family adds its file beside InternLM2.swift and a
+/// case to the two switches below.
+public enum ModelFamily {
+    /// The tensors the checkpoint for `config` must hold, with their shapes.
+    public static func expectedTensors(_ config: ModelConfiguration) throws -> [String: [Int]] {
+        var s = InternVision.expectedTensors(config)
+        switch try architecture(config) {
+        case .internLM2: s.merge(InternLM2.expectedTensors(config.llmConfig, prefix: "language_model.")) { $1 }
+        }
+        return s
+    }
+
+    /// The checkpoint's networks over `weights`, which are checked against `expectedTensors` first.
+    public static func load(_ weights: CheckpointWeights, config: ModelConfiguration) throws -> LoadedNetworks {
+        try weights.check(expected: expectedTensors(config))
+        let language: any LanguageModel
+        switch try architecture(config) {
+        case .internLM2: language = try InternLM2(weights: weights, config: config.llmConfig)
+        }
+        return LoadedNetworks(language: language, vision: try InternVision(weights: weights, config: config))
+    }
+
+    static func architecture(_ config: ModelConfiguration) throws -> LLMArchitecture {
+        guard let a = config.llmConfig.architecture else {
+            throw CheckpointError.unsupportedModel("config.json", architectures: config.llmConfig.architectures)
+        }
+        return a
+    }
+}
+
+extension CheckpointWeights {
+    /// The weights of `folder`, checked against the tensors `config`'s model family needs.
+    public convenience init(folder: URL, config: ModelConfiguration) throws {
+        try self.init(folder: folder)
+        try check(expected: ModelFamily.expectedTensors(config))
+    }
+}
