@@ -45,9 +45,10 @@ public actor ChatSession: ChatBackend {
 
     public func setCancelAfterTokens(_ n: Int?) { cancelAfterTokens = n }
 
-    public init(engine: ChatEngine, systemMessage: String = ChatTemplate.defaultSystemMessage) {
+    /// A session on `engine`; `systemMessage` nil: the template's own.
+    public init(engine: ChatEngine, systemMessage: String? = nil) {
         self.engine = engine
-        self.systemMessage = systemMessage
+        self.systemMessage = systemMessage ?? engine.template.systemMessage
         cache = engine.model.makeCache()
     }
 
@@ -213,7 +214,7 @@ public actor ChatSession: ChatBackend {
         // each image where it was asked about.
         let q = placed ? question : ImagePrompt.withPlaceholders(question: question, history: [], imageCount: imageIDs.count)
         let all = (turns.flatMap(\.imageIDs) + imageIDs).map { images[$0]! }
-        let ids = try engine.promptIDs(template: ChatTemplate(systemMessage: systemMessage),
+        let ids = try engine.promptIDs(template: engine.template.with(systemMessage: systemMessage),
                                        history: turns.map { ($0.question, $0.answer) }, question: q,
                                        tileCounts: all.map(\.info.tiles))
         let ctx = engine.tokenizer.tokenID("<IMG_CONTEXT>")
@@ -260,7 +261,7 @@ public actor ChatSession: ChatBackend {
         // Decode.
         events.yield(.phase(.generating))
         var sampler = Sampler(parameters)
-        var detok = StreamingDetokenizer(tokenizer: engine.tokenizer)
+        var detok = engine.tokenizer.makeDetokenizer()
         var seen = ids, out: [Int32] = []
         let stops = engine.stopIDs
         let t1 = Date()

@@ -1,30 +1,70 @@
-/// The `internlm2-chat` conversation template (internvl_chat/internvl/conversation.py,
-/// SeparatorStyle.MPT), which the official chat() fills every turn.
-public struct ChatTemplate: Sendable {
-    public static let defaultSystemMessage =
-        "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
-    public static let separator = "<|im_end|>"
+import Tokenizer
 
+/// A conversation template as data: how the system message, each user question and each answer
+/// are framed in the prompt, and which tokens end an answer. config.json's `template` names one
+/// of `ChatTemplate.all`; a new template is a new entry there.
+public struct ChatTemplate: Sendable, Equatable {
+    public let name: String
     public var systemMessage: String
+    /// Role headers that open the system message, a user question and an answer.
+    public let systemHeader: String
+    public let userHeader: String
+    public let assistantHeader: String
+    /// Closes every non-empty message.
+    public let separator: String
+    /// Special tokens that end an answer (besides the tokenizer's EOS).
+    public let stopTokens: [String]
 
-    public init(systemMessage: String = ChatTemplate.defaultSystemMessage) {
-        self.systemMessage = systemMessage
+    /// `internlm2-chat` (internvl_chat/internvl/conversation.py, SeparatorStyle.MPT), which the
+    /// official chat() fills every turn.
+    public static let internLM2Chat = ChatTemplate(
+        name: "internlm2-chat",
+        systemMessage: "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。",
+        systemHeader: "<|im_start|>system\n", userHeader: "<|im_start|>user\n", assistantHeader: "<|im_start|>assistant\n",
+        separator: "<|im_end|>", stopTokens: ["<|im_end|>"])
+
+    /// Every template the engine knows.
+    public static let all = [internLM2Chat]
+
+    /// The template config.json names; an unknown name is refused by name.
+    public static func named(_ name: String) throws -> ChatTemplate {
+        guard let t = all.first(where: { $0.name == name }) else {
+            throw ChatError.unknownTemplate(name, known: all.map(\.name))
+        }
+        return t
+    }
+
+    /// This template with another system message.
+    public func with(systemMessage: String) -> ChatTemplate {
+        var t = self
+        t.systemMessage = systemMessage
+        return t
     }
 
     /// The prompt text for `question` after `history` of (question, answer) pairs, ending where
     /// the assistant's answer starts. As in conversation.py, an empty message adds its role
     /// header without a separator.
     public func prompt(history: [(String, String)], question: String) -> String {
-        var s = "<|im_start|>system\n" + systemMessage + Self.separator
+        var s = systemHeader + systemMessage + separator
         func add(_ role: String, _ message: String?) {
-            if let m = message, !m.isEmpty { s += role + m + Self.separator } else { s += role }
+            if let m = message, !m.isEmpty { s += role + m + separator } else { s += role }
         }
         for (q, a) in history {
-            add("<|im_start|>user\n", q)
-            add("<|im_start|>assistant\n", a)
+            add(userHeader, q)
+            add(assistantHeader, a)
         }
-        add("<|im_start|>user\n", question)
-        add("<|im_start|>assistant\n", nil)
+        add(userHeader, question)
+        add(assistantHeader, nil)
         return s
+    }
+
+    /// The first of `stopTokens` that `tokenizer` does not define, if any.
+    public func missingStopToken(in tokenizer: any Tokenizer) -> String? {
+        stopTokens.first { tokenizer.tokenID($0) == nil }
+    }
+
+    /// The ids that end an answer with `tokenizer`: its EOS and the `stopTokens` it defines.
+    public func stopIDs(_ tokenizer: any Tokenizer) -> Set<Int32> {
+        Set(stopTokens.compactMap(tokenizer.tokenID)).union([tokenizer.eosID])
     }
 }

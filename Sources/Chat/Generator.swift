@@ -13,6 +13,7 @@ public enum ChatError: LocalizedError, Equatable {
     case badHistory(String, reason: String)
     case imagePlaceholders(images: Int, placeholders: Int)
     case contextBudget(tokens: Int, context: Int, images: [String])
+    case unknownTemplate(String, known: [String])
 
     public var errorDescription: String? {
         switch self {
@@ -26,6 +27,8 @@ public enum ChatError: LocalizedError, Equatable {
             var s = "This turn needs \(n) tokens but the context holds \(c): \(n - c + 1) too many, leaving room for no answer."
             if !imgs.isEmpty { s += " Images in the conversation: " + imgs.joined(separator: "; ") + "." }
             return s + " Start a new conversation, use fewer tiles per image, or raise the context size."
+        case .unknownTemplate(let n, let known):
+            return "config.json names the chat template \"\(n)\", which this engine does not know (it knows \(known.joined(separator: ", ")))."
         case .imagePlaceholders(let i, let p):
             return "\(i) image(s) but only \(p) <image> placeholder(s) in the conversation: add one <image> per image, or none to let them be placed before the question."
         }
@@ -60,7 +63,11 @@ public final class ChatEngine: @unchecked Sendable {
     public let configuration: ModelConfiguration
     public let model: any LanguageModel
     public let vision: any VisionEncoder
-    public let tokenizer: InternLM2Tokenizer
+    public let tokenizer: any Tokenizer
+    /// The conversation template config.json names.
+    public let template: ChatTemplate
+    /// The ids that end an answer (the template's stop tokens and EOS).
+    public let stopIDs: Set<Int32>
     public let folder: URL
     public var contextLength: Int
     public let loadSeconds: Double
@@ -82,15 +89,17 @@ public final class ChatEngine: @unchecked Sendable {
         let networks = try ModelFamily.load(try CheckpointWeights(folder: folder), config: configuration)
         model = networks.language
         vision = networks.vision
-        tokenizer = try InternLM2Tokenizer(folder: folder)
+        template = try ChatTemplate.named(configuration.template)
+        tokenizer = try Self.tokenizer(for: configuration, folder: folder)
         guard tokenizer.vocabularySize <= configuration.llmConfig.vocabSize else {
             throw CheckpointError.malformedConfig(folder.appendingPathComponent("config.json").path,
                 reason: "the tokenizer has \(tokenizer.vocabularySize) ids but llm_config.vocab_size is \(configuration.llmConfig.vocabSize)")
         }
-        guard tokenizer.tokenID("<|im_end|>") != nil else {
+        if let missing = template.missingStopToken(in: tokenizer) {
             throw TokenizerError.badConfig(folder.appendingPathComponent("tokenizer_config.json").path,
-                                           reason: "it does not define <|im_end|>")
+                                           reason: "it does not define \(missing)")
         }
+        stopIDs = template.stopIDs(tokenizer)
         self.folder = folder
         self.contextLength = contextLength
         if let q = quantization {
@@ -111,7 +120,12 @@ public final class ChatEngine: @unchecked Sendable {
     /// How the language model's weights are held in memory ("bf16", "f16", "f32").
     public var weightFormat: String { model.weightFormat }
 
-    public var stopIDs: Set<Int32> { [tokenizer.tokenID("<|im_end|>")!, tokenizer.eosID] }
+    /// The tokenizer of `config`'s language-model family, from `folder`.
+    static func tokenizer(for config: ModelConfiguration, folder: URL) throws -> any Tokenizer {
+        switch config.llmConfig.architecture {
+        case .internLM2, nil: return try InternLM2Tokenizer(folder: folder)
+        }
+    }
 
     /// Tiling from config.json (tile size, min/max tiles, thumbnail); `maxTiles` overrides
     /// max_dynamic_patch. With dynamic_image_size false every image is one tile.
@@ -155,7 +169,7 @@ public final class ChatEngine: @unchecked Sendable {
         guard prompt.count < contextLength else { throw ChatError.promptTooLong(tokens: prompt.count, context: contextLength) }
         var timings = GenerationTimings(load: loadSeconds, promptTokens: prompt.count)
         var sampler = Sampler(parameters)
-        var detok = StreamingDetokenizer(tokenizer: tokenizer)
+        var detok = tokenizer.makeDetokenizer()
         let cache = model.makeCache(initialCapacity: min(contextLength, prompt.count + parameters.maxNewTokens))
         let stops = stopIDs
         var seen = prompt

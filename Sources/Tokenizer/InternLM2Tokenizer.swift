@@ -4,7 +4,7 @@ import Foundation
 /// InternLM2's tokenizer as the model's slow tokenizer (`InternLM2Tokenizer`, use_fast=False)
 /// behaves: added tokens from tokenizer_config.json are cut out first by exact match, each
 /// remaining chunk goes through SentencePiece BPE on its own, BOS is prepended once.
-public struct InternLM2Tokenizer: Sendable {
+public struct InternLM2Tokenizer: Tokenizer {
     public let sp: SentencePieceBPE
     /// Added token text -> id (all special in this model).
     public let addedTokens: [String: Int32]
@@ -74,6 +74,10 @@ public struct InternLM2Tokenizer: Sendable {
     public var vocabularySize: Int { max(sp.pieceCount, Int(addedTokens.values.max() ?? 0) + 1) }
 
     public func tokenID(_ token: String) -> Int32? { addedTokens[token] }
+
+    public func encode(_ text: String) -> [Int32] { encode(text, addBOS: true) }
+    public func decode(_ ids: [Int32]) -> String { decode(ids, skipSpecialTokens: true, cleanUp: true) }
+    public func makeDetokenizer() -> any Detokenizer { StreamingDetokenizer(tokenizer: self) }
 
     /// Token ids for `text`, BOS first unless `addBOS` is false.
     public func encode(_ text: String, addBOS: Bool = true) -> [Int32] {

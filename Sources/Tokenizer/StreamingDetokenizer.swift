@@ -7,7 +7,7 @@
 ///   or " n't" -> "n't" may still apply once the next token arrives;
 /// - a tail that could be the start of "<|im_end|>" (the chat cuts the response there);
 /// - leading and trailing whitespace (the response is stripped).
-public struct StreamingDetokenizer: Sendable {
+public struct StreamingDetokenizer: Detokenizer {
     public let tokenizer: InternLM2Tokenizer
     public private(set) var ids: [Int32] = []
     private var emitted = 0          // unicode scalars of the final text already emitted

@@ -36,7 +36,7 @@ struct ChatCommand: ParsableCommand {
             let folder = try modelOptions.locate()
             FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
             let engine = try weightOptions.engine(folder, context: sampling.context)
-            let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
+            let session = ChatSession(engine: engine, systemMessage: system)
             if !plain && isatty(0) != 0 && isatty(1) != 0 {
                 let chosen = try Theme.load(theme)
                 let logPath = FileLog.defaultPath()

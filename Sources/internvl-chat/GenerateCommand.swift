@@ -77,7 +77,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let engine = try weightOptions.engine(try modelOptions.locate(), context: sampling.context)
-            let session = ChatSession(engine: engine, systemMessage: system ?? ChatTemplate.defaultSystemMessage)
+            let session = ChatSession(engine: engine, systemMessage: system)
             if let turns {
                 let conversations = ConversationService(store: storeOptions.store, backend: session)
                 defer { conversations.close() }

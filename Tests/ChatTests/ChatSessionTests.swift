@@ -33,7 +33,7 @@ struct ChatSessionTests {
         let all = turns.flatMap(\.imageIDs) + images.map(\.id)
         let tokens = try await session.tokens(of: all)
         let q = placed ? question : ImagePrompt.withPlaceholders(question: question, history: [], imageCount: images.count)
-        let ids = try engine.promptIDs(template: ChatTemplate(), history: turns.map { ($0.question, $0.answer) }, question: q,
+        let ids = try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: turns.map { ($0.question, $0.answer) }, question: q,
                                        tileCounts: try await session.tiles(of: all))
         return try engine.generate(prompt: ids, imageTokens: tokens, parameters: SamplingParameters(maxNewTokens: 12)).tokenIDs
     }

@@ -18,11 +18,18 @@ struct ChatTemplateTests {
     /// including an empty history answer and an empty system message.
     @Test func promptsMatchReference() throws {
         for c in try Self.goldenCases("tiny-a") {
-            let t = ChatTemplate(systemMessage: c["system"] as! String)
+            let t = ChatTemplate.internLM2Chat.with(systemMessage: c["system"] as! String)
             #expect(t.prompt(history: Self.history(c), question: c["question"] as! String) == c["prompt"] as! String)
         }
-        #expect(ChatTemplate().prompt(history: [], question: "hi")
-            == "<|im_start|>system\n\(ChatTemplate.defaultSystemMessage)<|im_end|><|im_start|>user\nhi<|im_end|><|im_start|>assistant\n")
+        #expect(ChatTemplate.internLM2Chat.prompt(history: [], question: "hi")
+            == "<|im_start|>system\n\(ChatTemplate.internLM2Chat.systemMessage)<|im_end|><|im_start|>user\nhi<|im_end|><|im_start|>assistant\n")
+    }
+
+    /// config.json's `template` picks the template by name; an unknown one is refused by name.
+    @Test func templatesAreChosenByName() throws {
+        #expect(try ChatTemplate.named("internlm2-chat") == ChatTemplate.internLM2Chat)
+        #expect(throws: ChatError.unknownTemplate("chatml", known: ["internlm2-chat"])) { try ChatTemplate.named("chatml") }
+        #expect(ChatError.unknownTemplate("chatml", known: ["internlm2-chat"]).errorDescription!.contains("\"chatml\""))
     }
 
     /// The engine end to end: template, tokenizer, model, greedy loop, response text.
@@ -30,7 +37,7 @@ struct ChatTemplateTests {
     func greedyChatMatchesReference(model: String) throws {
         let engine = try ChatEngine(folder: TestData.url(model))
         for c in try Self.goldenCases(model) {
-            let ids = try engine.promptIDs(template: ChatTemplate(systemMessage: c["system"] as! String),
+            let ids = try engine.promptIDs(template: ChatTemplate.internLM2Chat.with(systemMessage: c["system"] as! String),
                                            history: Self.history(c), question: c["question"] as! String)
             #expect(ids == TestData.ints(c["prompt_ids"]))
             var streamed = ""
@@ -45,9 +52,9 @@ struct ChatTemplateTests {
 
     @Test func badRequestsAreErrors() throws {
         let engine = try ChatEngine(folder: TestData.url("tiny-a"), contextLength: 32)
-        #expect(throws: ChatError.emptyPrompt) { try engine.promptIDs(template: ChatTemplate(), history: [], question: "") }
-        #expect(throws: ChatError.self) { try engine.promptIDs(template: ChatTemplate(), history: [], question: "hello") }
-        let short = try engine.promptIDs(template: ChatTemplate(systemMessage: ""), history: [], question: "a")
+        #expect(throws: ChatError.emptyPrompt) { try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: [], question: "") }
+        #expect(throws: ChatError.self) { try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: [], question: "hello") }
+        let short = try engine.promptIDs(template: ChatTemplate.internLM2Chat.with(systemMessage: ""), history: [], question: "a")
         #expect(throws: ChatError.invalidParameters("top-p must be in (0, 1]")) {
             try engine.generate(prompt: short, parameters: SamplingParameters(topP: 0))
         }

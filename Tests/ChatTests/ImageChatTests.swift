@@ -23,7 +23,7 @@ struct ImageChatTests {
                 encoded[i] = (p.tiles, engine.encodeImage(p))
             }
             let history = (c["history"] as! [[String]]).map { ($0[0], $0[1]) }
-            let ids = try engine.promptIDs(template: ChatTemplate(systemMessage: c["system"] as! String), history: history,
+            let ids = try engine.promptIDs(template: ChatTemplate.internLM2Chat.with(systemMessage: c["system"] as! String), history: history,
                                            question: c["question"] as! String, tileCounts: images.map { encoded[$0]!.tiles })
             #expect(images.map { encoded[$0]!.tiles } == (c["tiles"] as! [Int]))
             #expect(ids == TestData.ints(c["prompt_ids"]), "\(model): prompt ids differ for \(images)")
@@ -60,7 +60,7 @@ struct ImageChatTests {
         }
         let engine = try ChatEngine(folder: TestData.url("tiny-a"))
         let c = try Self.cases("tiny-a")
-        let auto = try engine.promptIDs(template: ChatTemplate(), history: [], question: "What differs?", tileCounts: c[1]["tiles"] as! [Int])
+        let auto = try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: [], question: "What differs?", tileCounts: c[1]["tiles"] as! [Int])
         #expect(auto == TestData.ints(c[1]["prompt_ids"]))
     }
 }
