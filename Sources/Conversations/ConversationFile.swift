@@ -66,7 +66,7 @@ public enum ConversationError: LocalizedError, Equatable {
 
     public var errorDescription: String? {
         switch self {
-        case .notFound(let n, let store): return "No saved conversation \(n) in \(store) (/list shows them)."
+        case .notFound(let n, let store): return "No saved conversation \(n) in \(store) (`internvl-chat conversations`, or /list in the app, shows them)."
         case .ambiguous(let n, let m): return "\(n) matches several conversations: \(m.joined(separator: ", "))."
         case .unreadable(let p, let r): return "Cannot read \(p): \(r)."
         case .invalid(let p, let r): return "\(p) is not a valid conversation: \(r). It was left as it is."

@@ -117,6 +117,21 @@ public final class ConversationStore: @unchecked Sendable {
         throw ConversationError.notFound(nameOrID, store: root.path)
     }
 
+    /// Deletes a saved conversation (by name, id or unique id prefix) with its images, unless
+    /// another internvl-chat has it open; returns its label.
+    @discardableResult
+    public func delete(_ target: String) throws -> String {
+        guard !target.isEmpty, target != Self.latest else { throw ConversationError.notFound("(no name given)", store: root.path) }
+        let id = try resolve(target)
+        let label = list().first { $0.id == id }?.label ?? id
+        let fd = try lock(id)
+        defer { Glibc.close(fd) }
+        do { try FileManager.default.removeItem(at: folder(id)) } catch {
+            throw ConversationError.saveFailed(folder(id).path, reason: "it could not be deleted (\(error.localizedDescription))")
+        }
+        return label
+    }
+
     /// Reads and validates `conversation.json` of `id`.
     public func read(_ id: String) throws -> ConversationFile {
         let url = fileURL(id)

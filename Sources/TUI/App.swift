@@ -104,10 +104,14 @@ public final class App: @unchecked Sendable {
     }
 
     func cursorPosition(width: Int, height: Int) -> (x: Int, y: Int)? {
-        guard let L = Layout(width: width, height: height) else { return nil }
-        let before = String(state.input.prefix(state.cursor))
-        let lastLine = before.split(separator: "\n", omittingEmptySubsequences: false).last.map(String.init) ?? ""
-        return (min(width - 1, 2 + TextWidth.of(lastLine) % max(width - 2, 1)), L.input.y + 1)
+        guard let L = Layout(state, width: width, height: height) else { return nil }
+        let textWidth = max(width - 2, 1)
+        let shownFrom = max(0, Wrap.lines(state.input, width: textWidth).count - (L.input.height - 1))
+        let typed = String(state.input.prefix(state.cursor))
+        let before = Wrap.lines(typed, width: textWidth)
+        let row = min(max(before.count - 1 - shownFrom, 0), L.input.height - 2)
+        let trailingSpaces = typed.reversed().prefix { $0 == " " }.count      // wrapped lines drop them
+        return (min(width - 1, 2 + TextWidth.of(before.last ?? "") + trailingSpaces), L.input.y + 1 + row)
     }
 
     /// Pasted (or dropped) text: image files are attached, anything else goes into the input.
@@ -135,7 +139,10 @@ public final class App: @unchecked Sendable {
         case "\u{17}": dispatch(.killWord)
         case "\n": dispatch(.newline)          // Ctrl-J (nonl: Enter arrives as \r)
         case "\t":
-            if let (input, hint) = PathInput.complete(state.input) { dispatch(.setInput(input, hint: hint)) }
+            let names = { self.conversations?.store.list().flatMap { [$0.name, $0.id].compactMap { $0 } } ?? [] }
+            if let (input, hint) = PathInput.complete(state.input) ?? completeCommand(state.input, names: names) {
+                dispatch(.setInput(input, hint: hint))
+            }
         case "\u{03}": dispatch(.interrupt)
         case "\u{04}": dispatch(.quit)
         case "\u{7F}", "\u{08}": dispatch(.backspace)
@@ -228,6 +235,16 @@ public final class App: @unchecked Sendable {
         }
     }
 
+    /// Deletes a saved conversation (not the one open here: its lock is held).
+    func delete(_ target: String) {
+        guard let conversations else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
+        let inbox = self.inbox
+        conversations.inOrder {
+            do { inbox.post(.notice("Deleted \(try conversations.store.delete(target)).", error: false)) }
+            catch { inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true)) }
+        }
+    }
+
     /// Lists (or searches) saved conversations, after the saves already started.
     func list(_ text: String) {
         guard let conversations else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
@@ -243,7 +260,7 @@ public final class App: @unchecked Sendable {
         let df = DateFormatter(); df.dateFormat = "yyyy-MM-dd HH:mm"
         let lines = all.prefix(20).map { s in
             s.problem.map { "\(s.id)  unreadable: \($0)" }
-                ?? "\(s.label)  \(df.string(from: s.updated))  \(s.turns) turns, \(s.images) images  \(s.title)"
+                ?? "\(s.label)  \(df.string(from: s.updated))  \(counted(s.turns, "turn")), \(counted(s.images, "image"))  \(s.title)"
         }
         let more = all.count > 20 ? "\n… \(all.count - 20) more" : ""
         return .notice((text.isEmpty ? "Saved conversations (/load NAME):\n" : "Conversations mentioning \(text):\n")
@@ -278,6 +295,7 @@ public final class App: @unchecked Sendable {
             case .save(let name, let explicit): save(name: name, explicit: explicit)
             case .load(let target): load(target)
             case .list(let text): list(text)
+            case .delete(let target): delete(target)
             case .quit:
                 backend.cancel()
                 save(name: nil, explicit: false)

@@ -52,6 +52,8 @@ public struct AppState: Sendable, Equatable {
     public var phaseClock: PhaseClock?
     /// The saved conversation's name or id, once saved or loaded.
     public var conversationLabel: String?
+    /// The system message set with /system (nil: the model's default).
+    public var systemMessage: String?
 
     public init() {}
 
@@ -130,5 +132,6 @@ public enum Effect: Sendable, Equatable {
     case save(name: String?, explicit: Bool)
     case load(String)
     case list(String)
+    case delete(String)
     case quit
 }

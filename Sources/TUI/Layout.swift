@@ -7,17 +7,25 @@ public struct Layout: Equatable, Sendable {
     public var input: Rect
     public var status: Rect
 
-    public init?(width: Int, height: Int) {
+    /// `inputRows`: the rows the input's text wraps to; the input grows from two rows up to a
+    /// third of the screen.
+    public init?(width: Int, height: Int, inputRows: Int = 2) {
         guard width >= Self.minWidth, height >= Self.minHeight else { return nil }
+        let rows = min(max(inputRows, 2), max(2, height / 3))
         status = Rect(x: 0, y: height - 1, width: width, height: 1)
-        input = Rect(x: 0, y: height - 4, width: width, height: 3)
+        input = Rect(x: 0, y: height - 2 - rows, width: width, height: rows + 1)
         if width >= 100 {
             let panel = min(36, width / 3)
-            images = Rect(x: width - panel, y: 0, width: panel, height: height - 4)
-            conversation = Rect(x: 0, y: 0, width: width - panel - 1, height: height - 4)
+            images = Rect(x: width - panel, y: 0, width: panel, height: input.y)
+            conversation = Rect(x: 0, y: 0, width: width - panel - 1, height: input.y)
         } else {
-            images = Rect(x: 0, y: height - 5, width: width, height: 1)
-            conversation = Rect(x: 0, y: 0, width: width, height: height - 5)
+            images = Rect(x: 0, y: input.y - 1, width: width, height: 1)
+            conversation = Rect(x: 0, y: 0, width: width, height: input.y - 1)
         }
+    }
+
+    /// The layout for `s`: its input's wrapped rows decide the input's height.
+    public init?(_ s: AppState, width: Int, height: Int) {
+        self.init(width: width, height: height, inputRows: Wrap.lines(s.input, width: max(width - 2, 1)).count)
     }
 }

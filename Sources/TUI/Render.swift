@@ -11,7 +11,7 @@ public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
 /// returns), from one layout of the conversation: the app loop's frame.
 public func renderFrame(_ s: AppState, width: Int, height: Int) -> (grid: CellGrid, scroll: Int) {
     var g = CellGrid(width: width, height: height)
-    guard let L = Layout(width: width, height: height) else {
+    guard let L = Layout(s, width: width, height: height) else {
         let lines = Wrap.lines("Terminal too small (\(width)x\(height)); internvl-chat needs at least \(Layout.minWidth)x\(Layout.minHeight).", width: max(width, 1))
         for (i, l) in lines.prefix(height).enumerated() { g.put(l, x: 0, y: i, role: .error) }
         return (g, s.scroll)
@@ -60,7 +60,7 @@ func conversationLines(_ s: AppState, width: Int) -> [ConversationLine] {
 
 /// An image in a user turn: a thumbnail (when the terminal can show one) with its label beside it.
 func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [ConversationLine] {
-    let label = ["[\(fileName(img))]", "\(img.width)x\(img.height), \(img.tiles) tiles, \(img.tokenCost) tokens"]
+    let label = ["[\(fileName(img))]", "\(img.width)x\(img.height), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"]
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
         return [.init(role: .dim, text: "  [image \(imageLabel(img))]")]
     }
@@ -73,7 +73,7 @@ func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [Conv
 
 /// The scroll position that keeps the conversation pane full (PgUp stops at the first line).
 public func clampedScroll(_ s: AppState, width: Int, height: Int) -> Int {
-    guard let L = Layout(width: width, height: height) else { return s.scroll }
+    guard let L = Layout(s, width: width, height: height) else { return s.scroll }
     return clamp(s.scroll, lines: conversationLines(s, width: L.conversation.width).count, height: L.conversation.height)
 }
 
@@ -114,14 +114,14 @@ func drawThumbnailRow(_ im: ImageRow, x: Int, y: Int, mode: GraphicsMode, placeS
 func fileName(_ i: AttachedImage) -> String { (i.name as NSString).lastPathComponent }
 
 func imageLabel(_ i: AttachedImage) -> String {
-    "\(fileName(i)) \(i.width)x\(i.height), \(i.tiles) tiles, \(i.tokenCost) tokens"
+    "\(fileName(i)) \(i.width)x\(i.height), \(counted(i.tiles, "tile")), \(counted(i.tokenCost, "token"))"
 }
 
 func renderImages(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     if r.height == 1 {
         let text = s.pending.isEmpty ? "No images attached (/attach PATH)" :
             s.pending.enumerated().map { i, img in
-                if let p = s.retiling[img.id] { return "\(i + 1): \(fileName(img)) → \(p.tiles) tiles, \(p.tokenCost) tokens (cutting…)" }
+                if let p = s.retiling[img.id] { return "\(i + 1): \(fileName(img)) → \(counted(p.tiles, "tile")), \(counted(p.tokenCost, "token")) (cutting…)" }
                 return "\(i + 1): \(imageLabel(img))"
             }.joined(separator: "  ")
         g.put(text, x: r.x, y: r.y, role: .dim, limit: r.width)
@@ -185,7 +185,13 @@ func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     for (i, l) in lines.suffix(r.height - 1).enumerated() {
         g.put((i == 0 ? "> " : "  ") + l, x: r.x, y: r.y + 1 + i, role: .input, limit: r.width)
     }
-    if s.input.isEmpty { g.put("> ", x: r.x, y: r.y + 1, role: .input) }
+    if s.input.isEmpty {
+        g.put("> ", x: r.x, y: r.y + 1, role: .input)
+        if s.messages.isEmpty && !s.busy {
+            g.put("Ask about an image: /attach PATH (or paste a file), type a question, Enter. F1: help",
+                  x: r.x + 2, y: r.y + 1, role: .dim, limit: r.width - 2)
+        }
+    }
 }
 
 func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {

@@ -85,7 +85,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .loaded(let messages, let label, let problems, let contextUsed):
         s.contextUsed = contextUsed
         s.messages = messages + problems.map { .init(kind: .error, text: $0) }
-        s.messages.append(.init(kind: .info, text: "Loaded \(label): \(messages.filter { $0.kind == .user }.count) turns."))
+        s.messages.append(.init(kind: .info, text: "Loaded \(label): \(counted(messages.filter { $0.kind == .user }.count, "turn"))."))
         s.pending = []; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
         s.conversationLabel = label
     case .loadFailed(let m, let reset):
@@ -152,8 +152,12 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /attach PATH")); return [] }
         return [.attach(path: unquotePath(arg), maxTiles: s.maxTiles)]
     case "/detach":
+        guard !s.pending.isEmpty else {
+            s.messages.append(.init(kind: .error, text: "No image is attached to the next message.")); return []
+        }
         guard let n = Int(arg), n >= 1, n <= s.pending.count else {
-            s.messages.append(.init(kind: .error, text: "Usage: /detach N, with N from 1 to \(s.pending.count)")); return []
+            s.messages.append(.init(kind: .error, text: s.pending.count == 1 ? "Usage: /detach 1 (one image is attached)"
+                                                      : "Usage: /detach N, with N from 1 to \(s.pending.count)")); return []
         }
         s.pending.remove(at: n - 1)
         if !s.pending.isEmpty && !s.busy { return [.prefillAhead(s.pending)] }
@@ -167,12 +171,26 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         return load(&s, arg)
     case "/list":
         return [.list(arg)]
+    case "/delete":
+        guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /delete NAME (a saved conversation; /list shows them)")); return [] }
+        return [.delete(arg)]
     case "/new":
-        s.messages = []; s.pending = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
+        let kept = s.pending.isEmpty ? "" : " The attached images stay attached to your next message."
+        s.messages = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
+        let system = s.systemMessage == nil ? "the model's default system message" : "your system message (/system to see it)"
+        s.messages.append(.init(kind: .info, text: "New conversation, with \(system) and your /set settings.\(kept)"))
         return [.newConversation]
     case "/system":
-        s.messages.append(.init(kind: .info, text: "System message set."))
+        guard !arg.isEmpty else {
+            s.messages.append(.init(kind: .info, text: s.systemMessage.map { "System message: \($0)" }
+                                    ?? "System message: the model's default. /system TEXT sets another for the next answers."))
+            return []
+        }
+        s.systemMessage = arg
+        s.messages.append(.init(kind: .info, text: "System message set for the next answers: \(arg)"))
         return [.setSystem(arg)]
+    case "/show":
+        s.messages.append(.init(kind: .info, text: settingsText(s)))
     case "/regen":
         guard !s.busy, let i = s.messages.lastIndex(where: { $0.kind == .assistant }) else { return [] }
         s.messages[i].text = ""; s.messages[i].interrupted = false; s.busy = true
@@ -257,6 +275,44 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
     func bad(_ m: String) { s.messages.append(.init(kind: .error, text: m)) }
 }
 
+/// What /show prints: the model, the conversation and every setting.
+func settingsText(_ s: AppState) -> String {
+    let p = s.parameters
+    return """
+    Model: \(s.modelName) (\(s.weightFormat)), context \(s.contextUsed) of \(s.contextSize) tokens used
+    Conversation: \(s.conversationLabel ?? "not saved yet")
+    System message: \(s.systemMessage ?? "the model's default")
+    temperature \(p.temperature), top_p \(p.topP), top_k \(p.topK), max_tokens \(p.maxNewTokens), \
+    seed \(s.seedFixed ? String(p.seed) : "a new one per answer")
+    Tiles per image: \(s.maxTiles.map { "at most \($0)" } ?? "the model's default"); thumbnails: \(s.graphics.rawValue)
+    """
+}
+
+/// Commands the input completes with Tab.
+let commandNames = ["/attach", "/delete", "/detach", "/edit", "/help", "/list", "/load", "/new", "/quit", "/regen",
+                    "/save", "/set", "/show", "/system", "/tiles"]
+
+/// Tab after a command's first letters completes the command; after `/load ` or `/delete `, a
+/// saved conversation's name (`names`: the store's names and ids, most recent first).
+public func completeCommand(_ input: String, names: () -> [String]) -> (input: String, hint: String?)? {
+    guard input.hasPrefix("/") else { return nil }
+    func common(_ m: [String]) -> String {
+        var c = m[0]
+        for x in m.dropFirst() { while !x.hasPrefix(c) { c.removeLast() } }
+        return c
+    }
+    if !input.contains(" ") {
+        let m = commandNames.filter { $0.hasPrefix(input) }
+        guard !m.isEmpty else { return (input, "no such command; /help lists them") }
+        return m.count == 1 ? (m[0] + " ", nil) : (common(m), m.joined(separator: "  "))
+    }
+    guard let cmd = ["/load ", "/delete "].first(where: { input.hasPrefix($0) }) else { return nil }
+    let typed = String(input.dropFirst(cmd.count))
+    let m = names().filter { $0.hasPrefix(typed) }
+    guard !m.isEmpty else { return (input, "no saved conversation starts with that") }
+    return m.count == 1 ? (cmd + m[0], nil) : (cmd + common(m), m.prefix(12).joined(separator: "  ") + (m.count > 12 ? "  …" : ""))
+}
+
 /// The sampling parameters of one answer: the seed the user set, else a fresh draw, so that
 /// /regen gives another answer; the answer's record keeps the seed it used.
 public func answerParameters(_ s: AppState, draw: () -> UInt64) -> SamplingParameters {
@@ -308,6 +364,7 @@ PgUp/PgDn scroll, Ctrl-D (or Ctrl-C when idle) quits, asking first when somethin
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
 /set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)
-/save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)
+/save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
+/show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
 Conversations are saved after every answer and on quit.
 """

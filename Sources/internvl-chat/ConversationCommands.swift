@@ -23,10 +23,16 @@ struct ConversationsCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "Text to search for in titles, names, questions and answers.") var text: String?
     @Flag(help: "One JSON object per line.") var json = false
+    @Option(help: "Delete the saved conversation NAME (a name, an id or a unique id prefix) and its images.")
+    var delete: String?
 
     func run() throws {
         try reportingErrors {
             let store = storeOptions.store
+            if let delete {
+                Output.write("Deleted \(try store.delete(delete)).\n")
+                return
+            }
             let all = store.list(matching: text)
             let df = ISO8601DateFormatter()
             for s in all {
@@ -39,7 +45,7 @@ struct ConversationsCommand: ParsableCommand {
                 } else if let p = s.problem {
                     Output.write("\(s.id)  unreadable: \(p)\n")
                 } else {
-                    Output.write("\(s.label)  \(df.string(from: s.updated))  \(s.turns) turns, \(s.images) images  \(s.title)\n")
+                    Output.write("\(s.label)  \(df.string(from: s.updated))  \(counted(s.turns, "turn")), \(counted(s.images, "image"))  \(s.title)\n")
                 }
             }
             if all.isEmpty && !json { FileHandle.standardError.write(Data("No conversations in \(TerminalText.sanitize(store.root.path)).\n".utf8)) }

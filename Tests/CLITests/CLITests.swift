@@ -219,7 +219,7 @@ struct CLITests {
 
         let store = ["--conversations", dir.appendingPathComponent("store").path]
         let list = try Self.run(["conversations"] + store)
-        #expect(list.status == 0 && list.out.hasPrefix("cat chat ") && list.out.contains("3 turns, 1 images  Describe this image."), "\(list.out)")
+        #expect(list.status == 0 && list.out.hasPrefix("cat chat ") && list.out.contains("3 turns, 1 image  Describe this image."), "\(list.out)")
         #expect(try Self.run(["conversations", "COLOURS"] + store).out.contains("cat chat"))
         #expect(try Self.run(["conversations", "zebra"] + store).out.isEmpty)
         let md = try Self.run(["export", "cat chat", "--out", dir.appendingPathComponent("md").path] + store)
@@ -238,5 +238,11 @@ struct CLITests {
         try Data("{\"conversation\": 1".utf8).write(to: garbage)
         let g = try Self.run(["import", garbage.path] + store)
         #expect(g.status == 1 && g.err.contains("is not a valid conversation"), "\(g.err)")
+        // --delete removes one conversation, folder and images; a second time it is not there.
+        let del = try Self.run(["conversations", "--delete", "copy"] + store)
+        #expect(del.status == 0 && del.out == "Deleted copy.\n", "\(del.out) \(del.err)")
+        #expect(!(try Self.run(["conversations"] + store).out.contains("copy ")))
+        let again = try Self.run(["conversations", "--delete", "copy"] + store)
+        #expect(again.status == 1 && again.err.hasPrefix("error: No saved conversation copy"))
     }
 }

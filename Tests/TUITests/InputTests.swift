@@ -141,3 +141,59 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+struct CommandTests {
+    func run(_ s: inout AppState, _ line: String) -> [Effect] { _ = reduce(&s, .type(line)); return reduce(&s, .enter) }
+
+    @Test func showSystemNewAndDelete() {
+        var s = AppState()
+        s.modelName = "tiny-b"
+        _ = run(&s, "/system")
+        #expect(s.messages.last?.text.contains("the model's default") == true)
+        #expect(run(&s, "/system Be brief.") == [.setSystem("Be brief.")])
+        _ = run(&s, "/system")
+        #expect(s.messages.last?.text == "System message: Be brief.")
+        _ = run(&s, "/set seed 9")
+        _ = run(&s, "/show")
+        let shown = s.messages.last?.text ?? ""
+        #expect(shown.contains("tiny-b") && shown.contains("Be brief.") && shown.contains("seed 9"), "\(shown)")
+        _ = reduce(&s, .attached(cat))
+        #expect(run(&s, "/new").contains(.newConversation))
+        #expect(s.messages.count == 1 && s.messages[0].text.contains("your system message") && s.messages[0].text.contains("stay attached"))
+        #expect(run(&s, "/delete old chat") == [.delete("old chat")])
+        #expect(run(&s, "/delete").isEmpty && s.messages.last?.kind == .error)
+        _ = run(&s, "/detach 2")
+        #expect(s.messages.last?.text == "Usage: /detach 1 (one image is attached)")
+    }
+
+    @Test func tabCompletesCommandsAndConversationNames() {
+        #expect(completeCommand("/sh", names: { [] })! == ("/show ", nil))
+        let s = completeCommand("/s", names: { [] })!
+        #expect(s.input == "/s" && s.hint == "/save  /set  /show  /system")
+        #expect(completeCommand("/load co", names: { ["coffee chat", "cats", "20261205-1"] })! == ("/load coffee chat", nil))
+        #expect(completeCommand("/delete c", names: { ["coffee chat", "cats"] })!.hint == "coffee chat  cats")
+        #expect(completeCommand("hello", names: { [] }) == nil)
+    }
+
+    @Test func inputGrowsWithItsText() {
+        var s = AppState()
+        _ = reduce(&s, .type("one\ntwo\nthree\nfour\nfive"))
+        let screen = render(s, width: 80, height: 24).text.split(separator: "\n", omittingEmptySubsequences: false)
+        for (i, w) in ["one", "two", "three", "four", "five"].enumerated() {
+            #expect(screen[18 + i].hasPrefix((i == 0 ? "> " : "  ") + w), "\(screen.joined(separator: "\n"))")
+        }
+    }
+
+    @Test func firstScreenSaysWhatToDo() {
+        let screen = render(AppState(), width: 100, height: 30).text
+        #expect(screen.contains("type a question, Enter. F1: help"))
+    }
+
+    @Test func countsReadAsWords() {
+        var s = AppState()
+        let one = AttachedImage(id: 3, name: "/tmp/a.png", width: 10, height: 10, tiles: 1, tokenCost: 258)
+        _ = reduce(&s, .attached(one))
+        #expect(render(s, width: 80, height: 24).text.contains("a.png 10x10, 1 tile, 258 tokens"))
+        #expect(counted(1, "turn") == "1 turn" && counted(2, "image") == "2 images" && counted(0, "tile") == "0 tiles")
+    }
+}

@@ -106,7 +106,7 @@ struct UpdateTests {
         #expect(run("/detach 1").isEmpty && s.pending.isEmpty)
         #expect(run("/frobnicate").isEmpty && s.messages.last?.text.contains("Unknown command /frobnicate") == true)
         #expect(run("/system Be brief.") == [.setSystem("Be brief.")])
-        #expect(run("/new") == [.newConversation] && s.messages.isEmpty)
+        #expect(run("/new") == [.newConversation] && s.messages.map(\.kind) == [.info], "only the note of what /new kept")
         // History recall.
         _ = reduce(&s, .up)
         #expect(s.input == "/new")
