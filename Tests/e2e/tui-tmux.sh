@@ -30,7 +30,7 @@ tmux "${SOCK[@]}" set-buffer -- ' 👨‍👩‍👧 ok'; tmux "${SOCK[@]}" past
 wait_for '^> I am a 👩💻 dev 👨👩👧 ok'
 keys Up; keys Down                                     # no history yet: the draft stays
 keys C-u
-wait_for '^> *$'
+wait_for '^> Ask about an image'        # empty again: the first screen's hint
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
 wait_for 'tok/s'
