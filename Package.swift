@@ -86,6 +86,10 @@ let package = Package(
         // Saves a conversation over and over, for the SIGKILL and disk-full tests.
         .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "ChatAPI", "Imaging"],
                           path: "Tests/Tools/conversation-writer"),
+        // libFuzzer harnesses for every parser of untrusted bytes (scripts/fuzz); built plainly,
+        // it replays input files through a harness.
+        .executableTarget(name: "internvl-fuzz", dependencies: ["Checkpoint", "Conversations", "Imaging", "Tokenizer"],
+                          path: "Tests/Fuzz/internvl-fuzz"),
         .testTarget(name: "ConversationsTests",
                     dependencies: ["Conversations", "ChatAPI", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
         .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),

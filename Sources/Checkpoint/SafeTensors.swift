@@ -60,10 +60,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         file = try MappedFile(path: path)
         func bad(_ r: String) -> CheckpointError { .badHeader(path, reason: r) }
         guard file.size >= 8 else { throw bad("it is shorter than the 8-byte header length") }
-        let n = Int(UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self)))
-        guard n >= 2, n <= Self.maxHeaderBytes else {
-            throw bad("the header claims \(n) bytes (allowed: 2 to \(Self.maxHeaderBytes))")
+        let claimed = UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self))
+        guard claimed >= 2, claimed <= UInt64(Self.maxHeaderBytes) else {
+            throw bad("the header claims \(claimed) bytes (allowed: 2 to \(Self.maxHeaderBytes))")
         }
+        let n = Int(claimed)
         guard 8 + n <= file.size else {
             throw bad("the header claims \(n) bytes but the file has only \(file.size - 8) after the length (truncated?)")
         }
