@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 
 /// Finds the model folder: `--model`, then `$INTERNVL_CHAT_MODEL`, then the `model` key of
@@ -34,7 +35,7 @@ public struct ModelLocator: Sendable {
         var searched: [String] = []
         if let e = environment["INTERNVL_CHAT_MODEL"], !e.isEmpty { return try checkFolder(e) }
         searched.append("$INTERNVL_CHAT_MODEL (not set)")
-        if let data = FileManager.default.contents(atPath: configFile),
+        if let data = try? Data(FileInput.read(configFile, limit: 1 << 20)),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let m = obj["model"] as? String, !m.isEmpty {
             return try checkFolder((m as NSString).expandingTildeInPath)

@@ -348,13 +348,15 @@ public final class ConversationStore: @unchecked Sendable {
         for (i, e) in f.images.enumerated() {
             let path = dir.appendingPathComponent("images/\(e.sha256).\(e.format)")
             let label = "Image \(i + 1) (\(e.name))"
-            guard let data = try? Data(contentsOf: path) else { problems.append("\(label) is missing from \(path.path); its turns keep their text only."); continue }
+            guard let data = try? Self.readFile(path, limit: Limits.imageBytes) else {
+                problems.append("\(label) is missing from \(path.path) or not a readable file; its turns keep their text only."); continue
+            }
             guard data.count == e.bytes, ContentHash.sha256(data) == e.sha256 else {
                 problems.append("\(label) was altered on disk (\(path.path)); its turns keep their text only."); continue
             }
             var tokens: [Float]?
             let v = dir.appendingPathComponent("vision/\(Self.visionName(e.sha256, e.tiling, model))")
-            if let (m, t) = try? VisionTokens.decode(Data(contentsOf: v)), m.sameModel(as: model) { tokens = t; cached += 1 }
+            if let (m, t) = try? VisionTokens.decode(Self.readFile(v, limit: Limits.visionFileBytes)), m.sameModel(as: model) { tokens = t; cached += 1 }
             let info = AttachedImage(id: i + 1, name: e.name, width: e.width, height: e.height, tiles: e.tiles, tokenCost: e.tokenCost,
                                      grid: e.grid, tiling: e.tiling, tokensPerTile: e.tokensPerTile, sha256: e.sha256)
             images.append(.init(info: info, bytes: [UInt8](data), tokens: tokens))

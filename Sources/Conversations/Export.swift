@@ -20,8 +20,8 @@ extension ConversationStore {
         for e in f.images {
             let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
             let dst = imagesDir.appendingPathComponent("\(e.sha256).\(e.format)")
-            guard let data = try? Data(contentsOf: src) else {
-                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation")
+            guard let data = try? Self.readFile(src, limit: Limits.imageBytes) else {
+                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation or not a readable file")
             }
             try AtomicFile.write(data, to: dst)
         }
@@ -62,8 +62,8 @@ extension ConversationStore {
         var images: [String: String] = [:]
         for e in f.images where images[e.sha256] == nil {
             let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
-            guard let data = try? Data(contentsOf: src) else {
-                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation")
+            guard let data = try? Self.readFile(src, limit: Limits.imageBytes) else {
+                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation or not a readable file")
             }
             images[e.sha256] = data.base64EncodedString()
         }

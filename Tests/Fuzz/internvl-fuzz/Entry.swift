@@ -6,11 +6,23 @@ let selected: Harness? = ProcessInfo.processInfo.environment["INTERNVL_FUZZ_HARN
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let h = selected else { fatalError("set INTERNVL_FUZZ_HARNESS to one of \(Harness.allCases.map(\.rawValue))") }
-    _ = h.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    blackHole(h.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []))
     return 0
 }
 
-#if !FUZZING
+#if FUZZING
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<Int32>,
+                     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+/// SwiftPM links an executable's `main` to `<module>_main`: here that hands over to libFuzzer.
+@_cdecl("internvl_fuzz_main")
+func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var argc = argc, argv = argv
+    return runFuzzerDriver(&argc, &argv) { fuzzOne($0, $1) }
+}
+#else
 /// Without libFuzzer: `internvl-fuzz HARNESS FILE...` runs each file once through the harness
 /// (the regression tests and reproducing a crash use this).
 @main enum Replay {

@@ -14,7 +14,7 @@ enum Harness: String, CaseIterable {
     static let maxInput = 1 << 20
 
     /// Whether the parser accepted the input.
-    @discardableResult
+    @discardableResult @inline(never)
     func run(_ input: [UInt8]) -> Bool {
         guard input.count <= Self.maxInput else { return false }
         switch self {
@@ -73,4 +73,5 @@ enum Scratch {
     static func remove() { try? FileManager.default.removeItem(atPath: dir) }
 }
 
-@inline(never) func blackHole<T>(_ x: T) { withExtendedLifetime(x) {} }
+/// Keeps a result alive so the optimiser cannot drop the parsing that made it.
+@inline(never) @_optimize(none) func blackHole<T>(_ x: T) { withExtendedLifetime(x) {} }
