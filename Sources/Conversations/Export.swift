@@ -50,11 +50,27 @@ extension ConversationStore {
         return url
     }
 
-    /// Text as it goes into Markdown: control characters dropped (no escape sequence survives),
-    /// raw HTML tags neutralised.
+    /// Text as it goes into Markdown: control characters dropped (no escape sequence survives);
+    /// outside fenced code blocks `&`, `<` and `>` become entities (no raw HTML) and every line
+    /// break is kept as a hard break (two spaces), as the chat showed it; code blocks stay as
+    /// written (their text is never HTML).
     static func markdownText(_ s: String) -> String {
-        String(String.UnicodeScalarView(s.unicodeScalars.filter { $0 == "\n" || $0 == "\t" || ($0.value >= 0x20 && !(0x7F...0x9F).contains($0.value)) }))
-            .replacingOccurrences(of: "<", with: "&lt;")
+        let clean = String(String.UnicodeScalarView(s.unicodeScalars.filter {
+            $0 == "\n" || $0 == "\t" || ($0.value >= 0x20 && !(0x7F...0x9F).contains($0.value))
+        }))
+        let lines = clean.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var out: [String] = [], inCode = false
+        for (i, line) in lines.enumerated() {
+            if line.trimmingCharacters(in: .whitespaces).hasPrefix("```") { inCode.toggle(); out.append(line); continue }
+            if inCode { out.append(line); continue }
+            var t = line.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;")
+            let next = i + 1 < lines.count ? lines[i + 1] : ""
+            if !t.trimmingCharacters(in: .whitespaces).isEmpty && !next.trimmingCharacters(in: .whitespaces).isEmpty
+                && !next.trimmingCharacters(in: .whitespaces).hasPrefix("```") { t += "  " }
+            out.append(t)
+        }
+        return out.joined(separator: "\n")
     }
 
     public func exportJSON(_ id: String, to url: URL) throws {

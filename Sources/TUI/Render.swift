@@ -84,8 +84,9 @@ func clamp(_ scroll: Int, lines: Int, height: Int) -> Int { min(scroll, max(0, l
 func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> Int {
     let lines = conversationLines(s, width: r.width)
     let scroll = clamp(s.scroll, lines: lines.count, height: r.height)
-    let end = max(0, lines.count - scroll)
+    var end = max(0, lines.count - scroll)
     let start = max(0, end - r.height)
+    if end < lines.count { end = max(start, end - 1) }     // the last row says what is below
     for (i, line) in lines[start..<end].enumerated() {
         let y = r.y + i
         g.put(line.text, x: r.x + line.x, y: y, role: line.role, limit: max(0, r.width - line.x))
@@ -94,7 +95,11 @@ func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> Int {
         let whole = start + i - im.row >= start && start + i - im.row + im.rows <= end
         drawThumbnailRow(im, x: r.x + 2, y: y, mode: s.graphics, placeSixel: im.row == 0 && whole, &g)
     }
-    if lines.count - end > 0 { g.put("↓ \(lines.count - end) more", x: r.x + max(0, r.width - 12), y: r.y + r.height - 1, role: .dim, limit: 12) }
+    if lines.count > end {
+        let below = lines.count - end
+        let note = "↓ \(below) more line\(below == 1 ? "" : "s") (PgDn)"
+        g.put(note, x: r.x + max(0, r.width - TextWidth.of(note)), y: r.y + r.height - 1, role: .dim, limit: r.width)
+    }
     return scroll
 }
 
@@ -212,7 +217,14 @@ func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     // The model's name goes first when it fits; the phase and its ETA matter more.
     let model = "\(s.modelName) (\(s.weightFormat))" + (s.conversationLabel.map { " │ \($0)" } ?? "")
     var line = ([model] + parts).joined(separator: " │ ")
-    if TextWidth.of(line) > r.width { line = (["(\(s.weightFormat))"] + parts).joined(separator: " │ ") }
+    let rest = TextWidth.of(parts.joined(separator: " │ ")) + 3
+    if TextWidth.of(line) > r.width {        // the model's name shortened to what is left, not dropped
+        let format = " (\(s.weightFormat))"
+        let room = max(r.width - rest - TextWidth.of(format) - 1, 0)
+        var short = "", w = 0
+        for ch in s.modelName where w + TextWidth.of(character: ch) <= room { short.append(ch); w += TextWidth.of(character: ch) }
+        line = ([(short.count < s.modelName.count ? short + "…" : short) + format] + parts).joined(separator: " │ ")
+    }
     g.fill(r, role: .status)
     g.put(line, x: r.x, y: r.y, role: .status, limit: r.width)
 }

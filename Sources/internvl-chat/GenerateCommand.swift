@@ -59,7 +59,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var imageOptions: ImageOptions
     @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, tiles, timings.") var json = false
-    @Argument(help: "The question.") var prompt: String?
+    @Argument(help: "The question; - (or none, with a pipe on standard input) reads it from standard input.") var prompt: String?
 
     @Option(help: "JSON file of turns to run over one session (format: docs/cli.md); replaces PROMPT.") var turns: String?
     @OptionGroup var storeOptions: StoreOptions
@@ -67,11 +67,21 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "With --turns: save the conversation under this name afterwards (replacing one of that name).") var save: String?
 
     func validate() throws {
-        if turns == nil && prompt == nil { throw ValidationError("missing PROMPT (or --turns FILE)") }
+        if turns == nil && prompt == nil && isatty(0) != 0 { throw ValidationError("missing PROMPT (or --turns FILE, or the question on standard input)") }
         if turns != nil && (prompt != nil || history != nil || !imageOptions.image.isEmpty) {
             throw ValidationError("--turns FILE carries its own questions and images: drop PROMPT, --history and --image")
         }
         if turns == nil && (resume != nil || save != nil) { throw ValidationError("--resume and --save go with --turns FILE") }
+    }
+
+    /// The question: PROMPT, or all of standard input for `-` or no PROMPT.
+    func readQuestion() throws -> String {
+        if let prompt, prompt != "-" { return prompt }
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("standard input is not UTF-8 text")
+        }
+        return text.trimmingCharacters(in: .newlines)
     }
 
     func run() throws {
@@ -92,6 +102,7 @@ struct GenerateCommand: ParsableCommand {
                 }
                 return
             }
+            let asked = try readQuestion()
             let pairs = try history.map(Self.readHistory) ?? []
             let v0 = Date()
             let maxTiles = imageOptions.maxTiles
@@ -105,7 +116,7 @@ struct GenerateCommand: ParsableCommand {
                 let n = min(ImagePrompt.count(in: q), rest.count)
                 assigned.append(rest.prefix(n).map(\.id)); rest = rest.dropFirst(n)
             }
-            let perTurn = assigned, current = Array(rest), question = prompt ?? "", params = sampling.parameters, quiet = json
+            let perTurn = assigned, current = Array(rest), question = asked, params = sampling.parameters, quiet = json
             let outcome = try blocking {
                 await session.setHistory(pairs, imageIDs: perTurn)
                 return await Self.consume(await session.send(question, images: current, parameters: params), stream: !quiet)

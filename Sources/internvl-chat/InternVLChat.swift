@@ -15,17 +15,31 @@ struct InternVLChat: ParsableCommand {
         Without --model the checkpoint is looked for in $INTERNVL_CHAT_MODEL, the "model" entry of \
         $XDG_CONFIG_HOME/internvl-chat/config.json, and the Hugging Face cache.
         """,
+        version: "internvl-chat 0.2.0",
         subcommands: [ChatCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self, DumpVisionCommand.self,
                       ConversationsCommand.self, ExportCommand.self, ImportCommand.self],
         defaultSubcommand: ChatCommand.self)
 
-    /// `--resume` may come without a name: it then means the most recent conversation.
+    /// `--resume` may come without a name: it then means the most recent conversation. Options
+    /// may come before the subcommand (`internvl-chat --model DIR generate ...`).
     static func main() {
         var args = Array(CommandLine.arguments.dropFirst())
         if let i = args.firstIndex(of: "--resume"), i + 1 == args.count || args[i + 1].hasPrefix("-") {
             args.insert(ConversationStore.latest, at: i + 1)
         }
-        main(args)
+        main(subcommandFirst(args))
+    }
+
+    /// `args` with a subcommand named after some options moved in front of them, when the
+    /// arguments do not parse as given but parse that way.
+    static func subcommandFirst(_ args: [String]) -> [String] {
+        guard args.first?.hasPrefix("-") == true, (try? parseAsRoot(args)) == nil else { return args }
+        let names = Set(configuration.subcommands.compactMap { $0.configuration.commandName })
+        for (i, a) in args.enumerated() where names.contains(a) {
+            let moved = [a] + args[..<i] + args[(i + 1)...]
+            if (try? parseAsRoot(moved)) != nil { return moved }
+        }
+        return args
     }
 }
 

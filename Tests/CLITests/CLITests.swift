@@ -38,6 +38,19 @@ struct CLITests {
         return try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
     }
 
+    @Test func versionOptionsBeforeTheSubcommandAndTheQuestionFromStandardInput() throws {
+        let v = try Self.run(["--version"])
+        #expect(v.status == 0 && v.out.hasPrefix("internvl-chat "), "\(v.out)\(v.err)")
+        let model = TestData.url("tiny-a").path
+        let given = try Self.run(["generate", "--model", model, "--max-new-tokens", "6", "--json", "What is this?"])
+        let before = try Self.run(["--model", model, "generate", "--max-new-tokens", "6", "--json", "What is this?"])
+        let piped = try Self.run(["generate", "--model", model, "--max-new-tokens", "6", "--json"], stdin: "What is this?\n")
+        let dash = try Self.run(["generate", "--model", model, "--max-new-tokens", "6", "--json", "-"], stdin: "What is this?")
+        #expect(given.status == 0 && before.status == 0 && piped.status == 0 && dash.status == 0, "\(before.err)\(piped.err)\(dash.err)")
+        let want = try Self.lastJSON(given.out)["prompt_token_ids"] as? [Int]
+        for r in [before, piped, dash] { #expect(try Self.lastJSON(r.out)["prompt_token_ids"] as? [Int] == want) }
+    }
+
     @Test func generateJSONMatchesReferenceWithHistory() throws {
         let model = TestData.url("tiny-b")
         let cases = try TestData.json(model.appendingPathComponent("golden.json"))["cases"] as! [[String: Any]]

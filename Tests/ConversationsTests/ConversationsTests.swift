@@ -204,7 +204,7 @@ struct FormatTests {
     @Test func exportAndImport() throws {
         let root = tempDir("exp"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root.appendingPathComponent("store"))
-        var snap = syntheticSnapshot(answer: "A **cat** <script>alert(1)</script> \u{1b}[31mred")
+        var snap = syntheticSnapshot(answer: "A **cat** <script>alert(1)</script> \u{1b}[31mred\nR&D line\n```\nif a < b && c > d {}\n```")
         snap.images[0].info = AttachedImage(id: 1, name: "/tmp/we]ird (1).png", width: 640, height: 480, tiles: 7, tokenCost: 1794,
                                             grid: TileGrid(cols: 3, rows: 2), tiling: TilingOptions(maxTiles: 6), sha256: snap.images[0].info.sha256)
         let h = try store.create(); try store.rename(h, to: "my cats"); try store.save(snap, to: h); h.close()
@@ -236,6 +236,8 @@ struct FormatTests {
             #expect(FileManager.default.fileExists(atPath: path), "image \(s) is beside the Markdown file")
         }
         #expect(html.contains("<strong>cat</strong>") && html.contains("Compare them.") && html.contains("颜色呢"))
+        #expect(html.contains("red<br />\nR&amp;D line"), "a single line break stays a line break: \(html)")
+        #expect(html.contains("if a &lt; b &amp;&amp; c &gt; d {}"), "code keeps its text (escaped once, by the renderer): \(html)")
     }
 
     /// Python-Markdown (pip `markdown`, installed by scripts/install-deps --test) as the viewer.

@@ -197,3 +197,15 @@ struct CommandTests {
         #expect(counted(1, "turn") == "1 turn" && counted(2, "image") == "2 images" && counted(0, "tile") == "0 tiles")
     }
 }
+
+struct ScrollMarkerTests {
+    @Test func theMoreMarkerHasItsOwnRow() {
+        var s = conversationState()
+        _ = reduce(&s, .scroll(4))
+        let rows = render(s, width: 80, height: 12).text.split(separator: "\n").map(String.init)
+        let marked = rows.filter { $0.contains("↓") }
+        #expect(marked.count == 1, "\(rows.joined(separator: "\n"))")
+        #expect(marked.first?.trimmingCharacters(in: .whitespaces).hasPrefix("↓ ") == true
+                && marked.first?.hasSuffix("more lines (PgDn)") == true, "nothing else on its row: \(marked)")
+    }
+}
