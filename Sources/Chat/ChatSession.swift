@@ -31,6 +31,11 @@ public actor ChatSession: ChatBackend {
     public private(set) var systemMessage: String
     private var images: [Int: EncodedImage] = [:]
     private var byKey: [UInt64: Int] = [:]
+    /// Image ids are never reused: a front end may still hold one that was released.
+    private var nextImageID = 1
+    /// Images some recorded turn showed. Those no turn shows any more are released; an image
+    /// never shown is pending (a next message may use it) and stays.
+    private var everShown: Set<Int> = []
     private let cache: KVCache
     /// One signature per cached position: the token id, or for an image token the image's key
     /// and the token's index in it (equal ids of two different images must not match).
@@ -93,7 +98,8 @@ public actor ChatSession: ChatBackend {
             else { throw CancellationError() }
             tokens = t
         }
-        let id = (images.keys.max() ?? 0) + 1
+        let id = nextImageID
+        nextImageID += 1
         let info = AttachedImage(id: id, name: name, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
                                  tokenCost: 2 + prepared.tiles * engine.vision.tokensPerTile,
                                  grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
@@ -125,6 +131,7 @@ public actor ChatSession: ChatBackend {
     /// failure or cancel the session is left empty.
     public func restore(_ snapshot: SessionSnapshot) -> AsyncStream<ChatEvent> {
         stream { s, c in
+            defer { s.releaseUnused() }
             s.turns = []; s.cached = []; s.cache.truncate(to: 0)
             s.systemMessage = snapshot.systemMessage
             var map: [Int: Int] = [:], now: [AttachedImage] = []
@@ -177,11 +184,28 @@ public actor ChatSession: ChatBackend {
         }
     }
 
+    /// Empties the conversation and releases the images its turns showed; images not shown yet
+    /// stay (the front end keeps them for the next message).
     public func newConversation() {
         turns = []
         cached = []
         cache.truncate(to: 0)
+        releaseUnused()
     }
+
+    /// Drops the encoded images (bytes and vision tokens) that turns showed and no turn shows now.
+    func releaseUnused() {
+        let shown = Set(turns.flatMap(\.imageIDs))
+        everShown.formUnion(shown)
+        for (id, e) in images where !shown.contains(id) && everShown.contains(id) {
+            images[id] = nil
+            everShown.remove(id)
+            if byKey[e.key] == id { byKey[e.key] = nil }
+        }
+    }
+
+    /// Encoded images the session holds (for tests and the memory benchmark).
+    public var heldImageCount: Int { images.count }
 
     public func setSystemMessage(_ text: String) {
         systemMessage = text     // the next turn's prompt differs from its start: nothing is reused
@@ -295,6 +319,7 @@ public actor ChatSession: ChatBackend {
         }
         turns.append(Turn(question: q, typed: typed, answer: stats.text, imageIDs: imageIDs, interrupted: stats.interrupted,
                           record: GenerationRecord(parameters: parameters, model: engine.identity, stats: stats)))
+        releaseUnused()
         events.yield(.finished(stats))
     }
 

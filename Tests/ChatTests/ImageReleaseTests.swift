@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Chat
+import ChatAPI
+
+/// Encoded images live as long as a turn shows them or a next message may (never shown yet):
+/// a new conversation releases the images its turns showed and keeps the pending ones, and
+/// image ids are never given twice.
+struct ImageReleaseTests {
+    static let p = SamplingParameters(maxNewTokens: 2)
+
+    @Test func imagesNoTurnShowsAreReleased() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let session = ChatSession(engine: engine)
+        func attach(_ name: String, _ tiles: Int? = nil) async throws -> AttachedImage {
+            try await session.attach(path: TestData.url("images/" + name).path, maxTiles: tiles)
+        }
+        func send(_ q: String, _ images: [AttachedImage]) async -> String? {
+            await ChatSessionTests.collect(await session.send(q, images: images, parameters: Self.p)).failure
+        }
+        let cat = try await attach("photo-chelsea.png")
+        let rocket = try await attach("photo-rocket.jpg")            // for a later message
+        #expect(await send("Describe.", [cat]) == nil)
+        #expect(await send("More.", []) == nil)
+        #expect(await send("And this?", [rocket]) == nil)
+        #expect(await session.heldImageCount == 2)
+        #expect(await ChatSessionTests.collect(await session.regenerate(parameters: Self.p)).failure == nil)
+        #expect(await session.heldImageCount == 2)
+
+        let camera = try await attach("photo-camera.png")            // pending across /new
+        await session.newConversation()
+        #expect(await session.heldImageCount == 1)
+        #expect(await send("Describe.", [cat]) != nil, "a released image is not attached any more")
+        #expect(await send("Describe.", [camera]) == nil)
+        await session.newConversation()
+        #expect(await session.heldImageCount == 0)
+
+        let again = try await attach("photo-chelsea.png")
+        #expect(Set([cat.id, rocket.id, camera.id, again.id]).count == 4, "ids are not reused")
+        #expect(await send("Describe.", [again]) == nil)
+    }
+}
