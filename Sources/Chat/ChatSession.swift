@@ -41,9 +41,6 @@ public actor ChatSession: ChatBackend {
     /// and the token's index in it (equal ids of two different images must not match).
     private var cached: [UInt64] = []
     private let cancelFlag = CancelFlag()
-    /// Prefill is cut into chunks this long (bounding activation memory; cancelling and progress
-    /// go layer by layer whatever the length).
-    public var prefillChunk = 2048
     /// Scripted cancel (tests, `generate --turns`): raise the cancel flag once this many tokens
     /// are generated, 0 meaning as prefill starts -- what a user's cancel does, at a known point.
     public private(set) var cancelAfterTokens: Int?
@@ -58,8 +55,6 @@ public actor ChatSession: ChatBackend {
     }
 
     public nonisolated func cancel() { cancelFlag.raise() }
-
-    public var cachedTokenCount: Int { cached.count }
 
     // MARK: images
 
@@ -231,90 +226,61 @@ public actor ChatSession: ChatBackend {
         c.finish()
     }
 
-    /// The prompt of the whole conversation plus `question`, with per-position signatures.
-    func buildPrompt(question: String, imageIDs: [Int], placed: Bool) throws -> (ids: [Int32], sigs: [UInt64], question: String, images: [EncodedImage]) {
+    /// The prompt of the whole conversation plus `question`, the question as placed in it and
+    /// the images it shows, in slot order.
+    func buildPrompt(question: String, imageIDs: [Int], placed: Bool) throws -> (prompt: Prompt, question: String, images: [EncodedImage]) {
         for id in imageIDs where images[id] == nil { throw ChatError.invalidParameters("image \(id) is not attached") }
         // Placeholders for this turn's images go into this question, so that later turns keep
         // each image where it was asked about.
         let q = placed ? question : ImagePrompt.withPlaceholders(question: question, history: [], imageCount: imageIDs.count)
         let all = (turns.flatMap(\.imageIDs) + imageIDs).map { images[$0]! }
-        let ids = try engine.promptIDs(template: engine.template.with(systemMessage: systemMessage),
-                                       history: turns.map { ($0.question, $0.answer) }, question: q,
-                                       tileCounts: all.map(\.info.tiles))
-        let ctx = engine.tokenizer.tokenID("<IMG_CONTEXT>")
-        let perImage = all.map { $0.info.tiles * engine.vision.tokensPerTile }
-        var sigs: [UInt64] = [], img = 0, k = 0
-        sigs.reserveCapacity(ids.count)
-        for id in ids {
-            if id == ctx, img < all.count {
-                sigs.append((all[img].key &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15) | (1 << 63))
-                k += 1
-                if k == perImage[img] { img += 1; k = 0 }
-            } else {
-                sigs.append(UInt64(UInt32(bitPattern: id)))
-            }
-        }
-        return (ids, sigs, q, all)
+        let prompt = try engine.promptBuilder.build(template: engine.template.with(systemMessage: systemMessage),
+                                                    history: turns.map { ($0.question, $0.answer) }, question: q,
+                                                    images: all.map { PromptImage(key: $0.key, tiles: $0.info.tiles) })
+        return (prompt, q, all)
     }
 
     func runTurn(question: String, typed: String, imageIDs: [Int], parameters: SamplingParameters,
                  events: AsyncStream<ChatEvent>.Continuation, placed: Bool = false) throws {
         if let p = parameters.problem { throw ChatError.invalidParameters(p) }
         let start = Date()
-        let (ids, sigs, q, all) = try budgetChecked(imageIDs) { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
+        let (prompt, q, all) = try budgetChecked(imageIDs) { try buildPrompt(question: question, imageIDs: imageIDs, placed: placed) }
         var stats = TurnStats()
         let shownBefore = Set(turns.flatMap(\.imageIDs))
         stats.visionSeconds = Set(imageIDs).subtracting(shownBefore).compactMap { images[$0]?.seconds }.reduce(0, +)
-        stats.promptTokens = ids.count
-        stats.promptTokenIDs = ids
+        stats.promptTokens = prompt.count
+        stats.promptTokenIDs = prompt.ids
 
         // Reuse the longest cached prefix (at least one position is prefilled, for logits), then
-        // prefill the rest: token embeddings, image rows from the cached vision tokens.
+        // prefill the rest.
         let t0 = Date()
-        let (reuse, prefillLogits) = try prefill(ids: ids, sigs: sigs, images: all, upTo: ids.count,
-                                          maxReuse: wholePromptAgain(ids.count) ? 0 : ids.count - 1, logits: .last) { d, n in
+        let (reuse, prefillLogits) = prefill(prompt, images: all, upTo: prompt.count,
+                                             maxReuse: engine.model.prefillsWhole(promptLength: prompt.count) ? 0 : prompt.count - 1,
+                                             logits: .last) { d, n in
             events.yield(.phase(.prefill(done: d, of: n)))
             if d == 0 && cancelAfterTokens == 0 { cancelFlag.raise() }
         }
         stats.reusedTokens = reuse
-        stats.prefilledTokens = ids.count - reuse
-        if cancelFlag.isRaised { throw CancellationError() }
-        var logits = prefillLogits
+        stats.prefilledTokens = prompt.count - reuse
+        guard let logits = prefillLogits, !cancelFlag.isRaised else { throw CancellationError() }
         stats.prefillSeconds = Date().timeIntervalSince(t0)
 
-        // Decode.
         events.yield(.phase(.generating))
-        var sampler = Sampler(parameters)
-        var detok = engine.tokenizer.makeDetokenizer()
-        var seen = ids, out: [Int32] = []
-        let stops = engine.stopIDs
         let t1 = Date()
-        while out.count < parameters.maxNewTokens {
-            if cancelFlag.isRaised { stats.interrupted = true; break }
-            let next = sampler.next(logits: logits, seen: seen)
-            if stops.contains(next) { stats.stoppedAtStopToken = true; break }
-            if out.isEmpty { stats.firstTokenSeconds = Date().timeIntervalSince(start) }
-            out.append(next); seen.append(next)
-            if let n = cancelAfterTokens, out.count == n { cancelFlag.raise() }
-            let text = detok.append(next)
-            if !text.isEmpty { events.yield(.text(text)) }
-            if out.count >= parameters.maxNewTokens || cache.count + 1 >= engine.contextLength { break }
-            var e = [Float](repeating: 0, count: engine.model.hidden)
-            engine.model.embed([next], into: &e)
-            // Polled between layers: one real-size step takes a few hundred milliseconds.
-            logits = e.withUnsafeMutableBufferPointer {
-                Array(engine.model.forward(embeddings: $0.baseAddress!, count: 1, cache: cache, logits: .last,
-                                           shouldStop: { cancelFlag.isRaised }, progress: { _ in }))
-            }
-            if logits.isEmpty { stats.interrupted = true; break }     // cancelled inside the step
-            cached.append(UInt64(UInt32(bitPattern: next)))
-        }
-        let rest = detok.finish()
-        if !rest.isEmpty { events.yield(.text(rest)) }
+        let d = engine.decode(after: logits, prompt: prompt.ids, cache: cache, parameters: parameters,
+                              shouldStop: { cancelFlag.isRaised },
+                              onToken: { n in
+                                  if n == 1 { stats.firstTokenSeconds = Date().timeIntervalSince(start) }
+                                  if n == cancelAfterTokens { cancelFlag.raise() }
+                              },
+                              onText: { events.yield(.text($0)) })
+        cached += d.tokenIDs.prefix(cache.count - cached.count).map { UInt64(UInt32(bitPattern: $0)) }
         stats.decodeSeconds = Date().timeIntervalSince(t1)
-        stats.generatedTokenIDs = out
-        stats.text = engine.tokenizer.chatResponse(out)
-        if stats.interrupted && out.isEmpty {
+        stats.generatedTokenIDs = d.tokenIDs
+        stats.text = d.text
+        stats.stoppedAtStopToken = d.stoppedAtStopToken
+        stats.interrupted = d.interrupted
+        if stats.interrupted && d.tokenIDs.isEmpty {
             throw CancellationError()            // nothing to keep: the question is not recorded
         }
         turns.append(Turn(question: q, typed: typed, answer: stats.text, imageIDs: imageIDs, interrupted: stats.interrupted,
@@ -331,37 +297,27 @@ public actor ChatSession: ChatBackend {
     public func prefillAhead(images: [AttachedImage]) -> Int {
         guard !images.isEmpty, let end = engine.tokenizer.tokenID("</img>") else { return 0 }
         cancelFlag.reset()
-        guard let (ids, sigs, _, all) = try? buildPrompt(question: "?", imageIDs: images.map(\.id), placed: false),
-              let last = ids.lastIndex(of: end), !wholePromptAgain(ids.count) else { return 0 }
-        guard let (reuse, _) = try? prefill(ids: ids, sigs: sigs, images: all, upTo: last + 1, maxReuse: last + 1,
-                                            logits: .none, progress: { _, _ in }) else { return 0 }
+        guard let (prompt, _, all) = try? buildPrompt(question: "?", imageIDs: images.map(\.id), placed: false),
+              let last = prompt.ids.lastIndex(of: end), !engine.model.prefillsWhole(promptLength: prompt.count) else { return 0 }
+        let (reuse, _) = prefill(prompt, images: all, upTo: last + 1, maxReuse: last + 1, logits: .none, progress: { _, _ in })
         return cache.count - reuse
-    }
-
-    /// With dynamic NTK RoPE past max_position_embeddings the official code re-prefills the
-    /// whole prompt with one new base, so nothing cached may be reused.
-    func wholePromptAgain(_ promptLength: Int) -> Bool {
-        engine.model.prefillsWhole(promptLength: promptLength)
     }
 
     /// Makes the cache hold positions `0..<upTo` of the prompt: keeps the longest cached prefix
     /// (at most `maxReuse` positions) and prefills the rest in one forward call (the RoPE base
-    /// depends on the call's length), chunked inside it. `progress(done, of)` starts at 0.
-    /// On cancel the cache keeps whole chunks only. Returns the positions reused and the logits.
-    private func prefill(ids: [Int32], sigs: [UInt64], images all: [EncodedImage], upTo: Int, maxReuse: Int,
-                         logits wanted: LogitsWanted, progress: (Int, Int) -> Void) throws -> (Int, [Float]) {
-        let reuse = min(zip(cached, sigs).prefix { $0 == $1 }.count, maxReuse)
+    /// depends on the call's length). `progress(done, of)` starts at 0. Returns the positions
+    /// reused and the logits (nil when cancelled, the cache then holding the reused prefix).
+    private func prefill(_ prompt: Prompt, images all: [EncodedImage], upTo: Int, maxReuse: Int, logits wanted: LogitsWanted,
+                         progress: (Int, Int) -> Void) -> (Int, UnsafeBufferPointer<Float>?) {
+        let reuse = min(zip(cached, prompt.signatures).prefix { $0 == $1 }.count, maxReuse)
         let n = upTo - reuse
-        guard n > 0 else { return (reuse, []) }      // already cached: nothing is dropped
+        guard n > 0 else { return (reuse, UnsafeBufferPointer(start: nil, count: 0)) }      // already cached: nothing is dropped
         cache.truncate(to: reuse)
         cached = Array(cached.prefix(reuse))
-        let full = try engine.promptEmbeddings(ids, imageTokens: all.flatMap(\.tokens))
-        engine.model.prefillChunk = prefillChunk
         progress(0, n)
-        let logits = Array(engine.model.forward(embeddings: full.data + reuse * engine.model.hidden, count: n, cache: cache,
-                                                logits: wanted, shouldStop: { cancelFlag.isRaised },
-                                                progress: { progress($0, n) }))
-        cached = Array(sigs.prefix(cache.count))
+        let logits = engine.prefill(prompt, images: all.map(\.tokens), upTo: upTo, cache: cache, logits: wanted,
+                                    shouldStop: { cancelFlag.isRaised }, progress: { progress($0, n) })
+        cached = Array(prompt.signatures.prefix(cache.count))
         return (reuse, logits)
     }
 

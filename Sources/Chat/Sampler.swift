@@ -8,6 +8,8 @@ import Foundation
 public struct Sampler: Sendable {
     public var parameters: SamplingParameters
     private var rng: SplitMix64
+    /// Logits being processed (reused across tokens).
+    private var work: [Float] = []
 
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
@@ -15,8 +17,19 @@ public struct Sampler: Sendable {
     }
 
     public mutating func next(logits: [Float], seen: [Int32]) -> Int32 {
-        var l = logits
+        logits.withUnsafeBufferPointer { next(logits: $0, seen: seen) }
+    }
+
+    /// The next token for `logits`; `seen` is every id so far (prompt included). Greedy
+    /// decoding without a penalty reads the logits in place.
+    public mutating func next(logits: UnsafeBufferPointer<Float>, seen: [Int32]) -> Int32 {
         let p = parameters
+        if p.repetitionPenalty == 1 && p.temperature == 0 { return Int32(argmax(logits)) }
+        if work.count != logits.count { work = [Float](repeating: 0, count: logits.count) }
+        work.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: logits.baseAddress!, count: logits.count) }
+        var l: [Float] = []
+        swap(&l, &work)              // uniquely held: processed in place
+        defer { swap(&l, &work) }
         if p.repetitionPenalty != 1 {
             for id in Set(seen) where id >= 0 && Int(id) < l.count {
                 let v = l[Int(id)]
@@ -53,7 +66,9 @@ public struct Sampler: Sendable {
 }
 
 /// Index of the largest value (the first one on ties, as torch.argmax).
-public func argmax(_ x: [Float]) -> Int {
+public func argmax(_ x: [Float]) -> Int { x.withUnsafeBufferPointer(argmax) }
+
+public func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
     var best = 0
     for i in x.indices where x[i] > x[best] { best = i }
     return best

@@ -1,0 +1,31 @@
+import Foundation
+
+/// Everything a turn can refuse, each as a sentence a user can act on.
+public enum ChatError: LocalizedError, Equatable {
+    case emptyPrompt
+    case promptTooLong(tokens: Int, context: Int)
+    case invalidParameters(String)
+    case badHistory(String, reason: String)
+    case imagePlaceholders(images: Int, placeholders: Int)
+    case contextBudget(tokens: Int, context: Int, images: [String])
+    case unknownTemplate(String, known: [String])
+
+    public var errorDescription: String? {
+        switch self {
+        case .emptyPrompt: return "The prompt is empty: type a question."
+        case .promptTooLong(let n, let c):
+            return "The prompt is \(n) tokens, but the context holds \(c) (\(n - c + 1) too many, leaving no room to answer). "
+                + "Shorten the history or the question, or raise the context size."
+        case .invalidParameters(let s): return "Invalid sampling parameters: \(s)."
+        case .badHistory(let p, let r): return "\(p) is not a valid history: \(r)."
+        case .contextBudget(let n, let c, let imgs):
+            var s = "This turn needs \(n) tokens but the context holds \(c): \(n - c + 1) too many, leaving room for no answer."
+            if !imgs.isEmpty { s += " Images in the conversation: " + imgs.joined(separator: "; ") + "." }
+            return s + " Start a new conversation, use fewer tiles per image, or raise the context size."
+        case .unknownTemplate(let n, let known):
+            return "config.json names the chat template \"\(n)\", which this engine does not know (it knows \(known.joined(separator: ", ")))."
+        case .imagePlaceholders(let i, let p):
+            return "\(i) image(s) but only \(p) <image> placeholder(s) in the conversation: add one <image> per image, or none to let them be placed before the question."
+        }
+    }
+}
