@@ -51,6 +51,14 @@ struct CLITests {
         for r in [before, piped, dash] { #expect(try Self.lastJSON(r.out)["prompt_token_ids"] as? [Int] == want) }
     }
 
+    @Test func chatWithoutATerminalPointsAtGenerate() throws {
+        let r = try Self.run(["chat", "--model", TestData.url("tiny-a").path], stdin: "Hello\n")
+        #expect(r.status == 1 && r.err.hasPrefix("error: the chat is a full-screen app") && r.err.contains("generate --turns"), "\(r.err)")
+        #expect(r.out.isEmpty, "nothing answered in a second, smaller app")
+        let plain = try Self.run(["--plain"])
+        #expect(plain.status != 0 && plain.err.contains("--plain (line mode) is gone"), "\(plain.err)")
+    }
+
     @Test func generateJSONMatchesReferenceWithHistory() throws {
         let model = TestData.url("tiny-b")
         let cases = try TestData.json(model.appendingPathComponent("golden.json"))["cases"] as! [[String: Any]]
