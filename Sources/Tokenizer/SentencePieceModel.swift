@@ -56,7 +56,7 @@ public struct SentencePieceModel: Sendable {
                 p.text = t
             case (2, .fixed32(let v)): p.score = Float(bitPattern: v)
             case (3, .varint(let v)):
-                guard let t = PieceType(rawValue: Int(v)) else { throw ProtobufReader.Malformed() }
+                guard let t = Int(exactly: v).flatMap(PieceType.init(rawValue:)) else { throw ProtobufReader.Malformed() }
                 p.type = t
             default: break
             }
@@ -68,7 +68,7 @@ public struct SentencePieceModel: Sendable {
         var r = ProtobufReader(b)
         while !r.atEnd {
             switch try r.next() {
-            case (3, .varint(let v)): modelType = ModelType(rawValue: Int(v)) ?? .unigram
+            case (3, .varint(let v)): modelType = Int(exactly: v).flatMap(ModelType.init(rawValue:)) ?? .unigram
             case (24, .varint(let v)): treatWhitespaceAsSuffix = v != 0
             case (25, .varint(let v)): splitDigits = v != 0
             case (35, .varint(let v)): byteFallback = v != 0
