@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "ChatAPITests", dependencies: ["ChatAPI", "Imaging"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
-        .testTarget(name: "ChatTests", dependencies: ["ChatAPI", "Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
+        .testTarget(name: "ChatTests", dependencies: ["compute-probe", "ChatAPI", "Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
         // Saves a conversation over and over, for the SIGKILL and disk-full tests.
         .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "ChatAPI", "Imaging"],
                           path: "Tests/Tools/conversation-writer"),
@@ -90,6 +90,8 @@ let package = Package(
         // it replays input files through a harness.
         .executableTarget(name: "internvl-fuzz", dependencies: ["Checkpoint", "Conversations", "Imaging", "Tokenizer"],
                           path: "Tests/Fuzz/internvl-fuzz"),
+        // Runs turns beside a UI-tick-like task, for the compute-off-the-pool test.
+        .executableTarget(name: "compute-probe", dependencies: ["Chat", "ChatAPI"], path: "Tests/Tools/compute-probe"),
         .testTarget(name: "ConversationsTests",
                     dependencies: ["Conversations", "ChatAPI", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
         .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),

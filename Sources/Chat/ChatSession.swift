@@ -54,6 +54,14 @@ public actor ChatSession: ChatBackend {
         cache = engine.model.makeCache()
     }
 
+    /// Every turn, attach and prefill-ahead runs on this session's own thread (see ComputeThread).
+    private nonisolated let computeThread = ComputeThread(name: "ChatSession compute")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { computeThread.asUnownedSerialExecutor() }
+
+    deinit { computeThread.shutdown() }
+
+    /// Stops the running turn, attach or prefill-ahead at its next check (between layers);
+    /// callable from any thread without waiting for the session.
     public nonisolated func cancel() { cancelFlag.raise() }
 
     // MARK: images
