@@ -8,18 +8,9 @@ import TestSupport
 /// pool threads of the test process). Computing on the actor's default executor, the turns held
 /// every pool thread and the tick waited about as long as they computed.
 struct ComputeThreadTests {
-    static var probe: URL {
-        let here = Bundle.main.bundleURL.deletingLastPathComponent()
-        for dir in [here, here.deletingLastPathComponent()] {
-            let u = dir.appendingPathComponent("compute-probe")
-            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
-        }
-        return TestData.packageRoot.appendingPathComponent(".build/debug/compute-probe")
-    }
-
     @Test func theCooperativePoolKeepsTickingWhileTurnsCompute() throws {
         let p = Process()
-        p.executableURL = Self.probe
+        p.executableURL = TestData.tool("compute-probe")
         p.arguments = [TestData.url("tiny-b").path]
         let out = Pipe(); p.standardOutput = out; p.standardError = out
         try p.run()

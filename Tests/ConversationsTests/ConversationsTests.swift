@@ -256,14 +256,7 @@ struct FormatTests {
 
 /// The crash-safety tests drive `conversation-writer`, which saves through the real store.
 struct CrashSafetyTests {
-    static var writer: URL {
-        let here = Bundle.main.bundleURL.deletingLastPathComponent()
-        for dir in [here, here.deletingLastPathComponent()] {
-            let u = dir.appendingPathComponent("conversation-writer")
-            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
-        }
-        return TestData.packageRoot.appendingPathComponent(".build/debug/conversation-writer")
-    }
+    static var writer: URL { TestData.tool("conversation-writer") }
 
     static func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
         let p = Process()

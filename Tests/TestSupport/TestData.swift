@@ -3,6 +3,16 @@ import Foundation
 /// Where the fixtures made by Tests/reference/make_fixtures.py live: `$INTERNVL_TESTDATA`,
 /// else `testdata/` at the package root (scripts/test builds it before `swift test`).
 public enum TestData {
+    /// A test tool built beside the test bundle (Tests/Tools/NAME), found where swift build puts it.
+    public static func tool(_ name: String) -> URL {
+        let here = Bundle.main.bundleURL.deletingLastPathComponent()
+        for dir in [here, here.deletingLastPathComponent()] {
+            let u = dir.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
+        return packageRoot.appendingPathComponent(".build/debug/" + name)
+    }
+
     public static let packageRoot: URL = {
         var u = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { u.deleteLastPathComponent() }
