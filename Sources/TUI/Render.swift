@@ -64,7 +64,7 @@ func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [Conv
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
         return [.init(role: .dim, text: "  [image \(imageLabel(img))]")]
     }
-    let fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(16, width / 3), maxRows: 4)
+    let fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(32, width / 3), maxRows: width >= 60 ? 8 : 4)
     return (0..<max(fit.rows, label.count)).map { r in
         ConversationLine(role: .dim, text: r < label.count ? label[r] : "", x: 2 + fit.cols + 1,
                          image: r < fit.rows ? ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols) : nil)
@@ -122,14 +122,38 @@ func imageLabel(_ i: AttachedImage) -> String {
     "\(fileName(i)) \(i.width)x\(i.height), \(counted(i.tiles, "tile")), \(counted(i.tokenCost, "token"))"
 }
 
+/// The images for the next message on one line (narrow screens): whole labels when they fit,
+/// else shorter ones (tiles and tokens), else with the file names shortened, so that every
+/// image's number, tiles and cost stay visible.
+func panelLine(_ s: AppState, width: Int) -> String {
+    if s.pending.isEmpty { return "No images attached (/attach PATH)" }
+    func entry(_ i: Int, _ img: AttachedImage, name: String, long: Bool) -> String {
+        if let p = s.retiling[img.id] { return "\(i + 1): \(name) → \(counted(p.tiles, "tile")) (cutting…)" }
+        return long ? "\(i + 1): \(name) \(img.width)x\(img.height), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
+                    : "\(i + 1): \(name) \(counted(img.tiles, "tile")), \(img.tokenCost) tok"
+    }
+    let items = Array(s.pending.enumerated())
+    for long in [true, false] {
+        let line = items.map { entry($0.offset, $0.element, name: fileName($0.element), long: long) }.joined(separator: "  ")
+        if TextWidth.of(line) <= width { return line }
+    }
+    let fixed = TextWidth.of(items.map { entry($0.offset, $0.element, name: "", long: false) }.joined(separator: "  "))
+    let room = (width - fixed) / max(items.count, 1)
+    if room < 3 {             // no room for names: numbers, tiles and costs only
+        return items.map { entry($0.offset, $0.element, name: "", long: false).replacingOccurrences(of: ":  ", with: ": ") }
+            .joined(separator: "  ")
+    }
+    return items.map { i, img in
+        let n = fileName(img)
+        var short = "", w = 0
+        for ch in n where w + TextWidth.of(character: ch) <= room - 1 { short.append(ch); w += TextWidth.of(character: ch) }
+        return entry(i, img, name: short.count < n.count ? short + "…" : short, long: false)
+    }.joined(separator: "  ")
+}
+
 func renderImages(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     if r.height == 1 {
-        let text = s.pending.isEmpty ? "No images attached (/attach PATH)" :
-            s.pending.enumerated().map { i, img in
-                if let p = s.retiling[img.id] { return "\(i + 1): \(fileName(img)) → \(counted(p.tiles, "tile")), \(counted(p.tokenCost, "token")) (cutting…)" }
-                return "\(i + 1): \(imageLabel(img))"
-            }.joined(separator: "  ")
-        g.put(text, x: r.x, y: r.y, role: .dim, limit: r.width)
+        g.put(panelLine(s, width: r.width), x: r.x, y: r.y, role: .dim, limit: r.width)
         return
     }
     for y in r.y..<(r.y + r.height) { g.put("│", x: r.x - 1 >= 0 ? r.x - 1 : r.x, y: y, role: .border) }
@@ -160,7 +184,7 @@ func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: In
                 _ g: inout CellGrid) -> Int {
     var fit = (cols: 0, rows: 0)
     if s.graphics != .none, img.thumbnail != nil {
-        fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(12, width / 3), maxRows: 4)
+        fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, min(14, width - 21)), maxRows: bottom - y > 12 ? 6 : 4)   // 20 cells stay for the text
     }
     var text = ["\(img.width)x\(img.height)", shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"]
     if let p = s.retiling[img.id] { text += ["→ \(shortGrid(p.grid, tiles: p.tiles))", "  \(p.tokenCost) tok (cutting…)"] }

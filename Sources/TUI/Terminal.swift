@@ -185,7 +185,7 @@ public final class Terminal: @unchecked Sendable {
     }
 
     private func colourIndex(_ c: RGB) -> Int16 {
-        palette256 ? Int16(Palette.xterm256(c)) : Int16(Palette.basic8(c))
+        palette256 ? Int16(Palette.xterm256(c)) : (COLORS >= 16 ? Int16(Palette.basic16(c)) : Int16(Palette.basic8(c)))
     }
 
     public enum Key: Equatable { case char(String), code(Int32), alt(String), paste(String), wheel(Int), none }
@@ -254,8 +254,27 @@ public enum Palette {
     }
 
     /// The 8 ANSI colours (black, red, green, yellow, blue, magenta, cyan, white).
-    public static func basic8(_ c: RGB) -> Int {
-        (c.r > 127 ? 1 : 0) | (c.g > 127 ? 2 : 0) | (c.b > 127 ? 4 : 0)
+    public static func basic8(_ c: RGB) -> Int { nearest(c, in: ansi16.prefix(8)) }
+
+    /// The 16 ANSI colours (the 8, then their bright forms), nearest by a weighted distance: a
+    /// per-channel threshold turned dark photos black and most others red or yellow.
+    public static func basic16(_ c: RGB) -> Int { nearest(c, in: ansi16[...]) }
+
+    /// xterm's default values of the 16 ANSI colours.
+    static let ansi16: [(Int, Int, Int)] = [
+        (0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205), (229, 229, 229),
+        (127, 127, 127), (255, 0, 0), (0, 255, 0), (255, 255, 0), (92, 92, 255), (255, 0, 255), (0, 255, 255), (255, 255, 255),
+    ]
+
+    static func nearest(_ c: RGB, in palette: ArraySlice<(Int, Int, Int)>) -> Int {
+        var best = 0, bestD = Int.max
+        for (i, p) in palette.enumerated() {
+            // Green weighs most and blue least, roughly as the eye sees differences.
+            let dr = Int(c.r) - p.0, dg = Int(c.g) - p.1, db = Int(c.b) - p.2
+            let d = 3 * dr * dr + 4 * dg * dg + 2 * db * db
+            if d < bestD { best = i; bestD = d }
+        }
+        return best
     }
 
     static func dist(_ c: RGB, _ r: Int, _ g: Int, _ b: Int) -> Int {

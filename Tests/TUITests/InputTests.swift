@@ -209,3 +209,42 @@ struct ScrollMarkerTests {
                 && marked.first?.hasSuffix("more lines (PgDn)") == true, "nothing else on its row: \(marked)")
     }
 }
+
+struct ThumbnailTests {
+    @Test func fewColoursPickTheNearestOfTheSixteen() {
+        // A naive twin: the index of the smallest weighted distance, written out.
+        let pal = Palette.ansi16
+        var rng = SplitMix(7)
+        for _ in 0..<2000 {
+            let c = RGB(UInt8(rng.next() % 256), UInt8(rng.next() % 256), UInt8(rng.next() % 256))
+            func d(_ p: (Int, Int, Int)) -> Int {
+                let r = Int(c.r) - p.0, g = Int(c.g) - p.1, b = Int(c.b) - p.2
+                return 3 * r * r + 4 * g * g + 2 * b * b
+            }
+            let want16 = (0..<16).min { d(pal[$0]) < d(pal[$1]) || (d(pal[$0]) == d(pal[$1]) && $0 < $1) }!
+            let want8 = (0..<8).min { d(pal[$0]) < d(pal[$1]) || (d(pal[$0]) == d(pal[$1]) && $0 < $1) }!
+            #expect(Palette.basic16(c) == want16 && Palette.basic8(c) == want8)
+        }
+        // Dark and light greys and a skin tone no longer become black, red or yellow alike.
+        #expect(Palette.basic8(RGB(90, 90, 90)) == 0 && Palette.basic8(RGB(200, 200, 200)) == 7)
+        #expect(Palette.basic16(RGB(120, 120, 120)) == 8 && Palette.basic16(RGB(250, 250, 250)) == 15)
+    }
+
+    @Test func aNarrowPanelLineKeepsEveryImagesNumberTilesAndCost() {
+        var s = AppState()
+        _ = reduce(&s, .attached(cat))
+        _ = reduce(&s, .attached(AttachedImage(id: 2, name: "/tmp/a very long screenshot name.png", width: 1920, height: 1080,
+                                               tiles: 7, tokenCost: 1794)))
+        for w in [80, 60, 45] {
+            let line = panelLine(s, width: w)
+            #expect(TextWidth.of(line) <= w, "\(w): \(line)")
+            #expect(line.contains("1: ") && line.contains("2: ") && line.components(separatedBy: "7 tiles, 1794 tok").count == 3, "\(w): \(line)")
+        }
+        #expect(panelLine(s, width: 200).contains("1: cat photo.jpg 640x427, 7 tiles, 1794 tokens"))
+    }
+
+    @Test func conversationThumbnailsUseTheRoomThereIs() {
+        let wide = imageLines(cat, .blocks, width: 100).compactMap(\.image).first
+        #expect(wide?.cols == 24 && wide?.rows == 8, "640x427 in 24 x 16 half-block pixels, not 12 x 8")
+    }
+}
