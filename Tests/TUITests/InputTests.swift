@@ -1,6 +1,7 @@
 import ChatAPI
 import Foundation
 import Testing
+import TestSupport
 @testable import TUI
 
 /// Typing, pasting and editing in grapheme clusters, and the rules that keep a draft.
@@ -87,7 +88,7 @@ struct InputTests {
     /// CJK, right-to-left text and control keys, rendered at changing sizes: nothing crashes, and
     /// the input equals a scalar-level model of the same edits at grapheme boundaries.
     @Test(arguments: [1, 2, 3, 4]) func randomTyping(seed: UInt64) {
-        var rng = SplitMix(seed)
+        var rng = SeededRandom(seed: seed)
         let pieces = ["a", " ", "Z", "👩", "\u{200D}", "💻", "👨‍👩‍👧", "🇩🇪", "🇫", "🏽", "👍", "e", "\u{301}", "\u{308}",
                       "中", "文", "שלום", "مرحبا", "\u{FE0F}", "❤", "\n", "\t", "x\u{200D}", "ก", "\u{E31}"]
         var s = AppState()
@@ -130,17 +131,6 @@ struct InputTests {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 struct CommandTests {
     func run(_ s: inout AppState, _ line: String) -> [Effect] { _ = reduce(&s, .type(line)); return reduce(&s, .enter) }
@@ -214,7 +204,7 @@ struct ThumbnailTests {
     @Test func fewColoursPickTheNearestOfTheSixteen() {
         // A naive twin: the index of the smallest weighted distance, written out.
         let pal = Palette.ansi16
-        var rng = SplitMix(7)
+        var rng = SeededRandom(seed: 7)
         for _ in 0..<2000 {
             let c = RGB(UInt8(rng.next() % 256), UInt8(rng.next() % 256), UInt8(rng.next() % 256))
             func d(_ p: (Int, Int, Int)) -> Int {
