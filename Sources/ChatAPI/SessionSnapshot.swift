@@ -75,6 +75,8 @@ public struct SessionSnapshot: Sendable, Equatable {
     public var turns: [ChatTurn]
     public var images: [Image]
     public var model: ModelIdentity
+    /// Text typed for the next question and not sent yet (kept with a saved conversation).
+    public var draft = ""
 
     public init(systemMessage: String, turns: [ChatTurn], images: [Image], model: ModelIdentity) {
         self.systemMessage = systemMessage; self.turns = turns; self.images = images; self.model = model

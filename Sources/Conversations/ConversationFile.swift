@@ -20,6 +20,9 @@ public struct ConversationFile: Codable, Sendable, Equatable {
     public var model: ModelIdentity
     public var images: [ImageEntry]
     public var turns: [Turn]
+    /// Text typed for the next question and not sent when the conversation was saved (absent
+    /// when there was none).
+    public var draft: String?
 
     public struct ImageEntry: Codable, Sendable, Equatable {
         public var sha256: String

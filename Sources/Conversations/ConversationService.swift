@@ -45,6 +45,8 @@ public final class ConversationService: @unchecked Sendable {
         public var id: String
         public var label: String
         public var exchanges: [Exchange]
+        /// The unsent text saved with it ("" when none).
+        public var draft = ""
         /// Problems found, one sentence each (the conversation resumed anyway).
         public var problems: [String]
         /// Images whose stored vision tokens fitted the model, of `imageCount`.
@@ -96,8 +98,10 @@ public final class ConversationService: @unchecked Sendable {
         for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
         let exchanges = loaded.snapshot.turns.map { Resumed.Exchange(turn: $0, images: $0.imageIDs.compactMap { byID[$0] }) }
         replaceHandle(with: h)
-        return Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: loaded.problems,
-                       cachedVision: loaded.cachedVision, imageCount: f.images.count)
+        var r = Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: loaded.problems,
+                        cachedVision: loaded.cachedVision, imageCount: f.images.count)
+        r.draft = loaded.snapshot.draft
+        return r
     }
 
     // MARK: saving
@@ -119,9 +123,11 @@ public final class ConversationService: @unchecked Sendable {
         public var turns: Int
     }
 
-    /// Saves the backend's conversation; nil (and nothing written) while it has no turn.
-    public func save(_ naming: Naming = .keep) async throws -> Saved? {
-        let snapshot = await backend.snapshot()
+    /// Saves the backend's conversation, with `draft` (text typed and not sent); nil (and
+    /// nothing written) while it has no turn.
+    public func save(_ naming: Naming = .keep, draft: String = "") async throws -> Saved? {
+        var snapshot = await backend.snapshot()
+        snapshot.draft = draft
         guard !snapshot.turns.isEmpty else { return nil }
         return try save(snapshot, naming)
     }

@@ -304,7 +304,8 @@ public final class ConversationStore: @unchecked Sendable {
             let title = turns.first.map { Self.titleLine($0.typed) } ?? "(empty)"
             let file = ConversationFile(format: ConversationFile.formatName, version: ConversationFile.currentVersion,
                                         id: h.id, name: h.name, title: title, created: h.created ?? now, updated: now,
-                                        system: snapshot.systemMessage, model: snapshot.model, images: entries, turns: turns)
+                                        system: snapshot.systemMessage, model: snapshot.model, images: entries, turns: turns,
+                                        draft: snapshot.draft.isEmpty ? nil : snapshot.draft)
             try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id))
             h.created = file.created
             prune(dir, keep: file)
@@ -367,7 +368,9 @@ public final class ConversationStore: @unchecked Sendable {
             return ChatTurn(question: lost ? t.typed : t.question, typed: t.typed, answer: t.answer,
                             imageIDs: lost ? [] : t.images.map { $0 + 1 }, interrupted: t.interrupted, record: t.record)
         }
-        return Loaded(file: f, snapshot: SessionSnapshot(systemMessage: f.system, turns: turns, images: images, model: f.model),
+        var snapshot = SessionSnapshot(systemMessage: f.system, turns: turns, images: images, model: f.model)
+        snapshot.draft = f.draft ?? ""
+        return Loaded(file: f, snapshot: snapshot,
                       problems: problems, cachedVision: cached)
     }
 

@@ -42,7 +42,9 @@ public final class App: @unchecked Sendable {
 
     public var theme: Theme = .dark
     /// Where and how the conversation is saved and resumed (nil: not saved).
-    public var conversations: ConversationService?
+    public var conversations: ConversationService? {
+        didSet { state.savesConversation = conversations != nil }
+    }
 
     static func now() -> Double { ProcessInfo.processInfo.systemUptime }
 
@@ -194,10 +196,10 @@ public final class App: @unchecked Sendable {
             if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
             return
         }
-        let inbox = self.inbox, log = self.log
+        let inbox = self.inbox, log = self.log, draft = state.input
         conversations.inOrder {
             do {
-                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep) else {
+                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep, draft: draft) else {
                     if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
                     return
                 }
@@ -224,7 +226,7 @@ public final class App: @unchecked Sendable {
                 }
                 log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")
                 let last = r.exchanges.last?.turn.record
-                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems,
+                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems, draft: r.draft,
                                    contextUsed: last.map { $0.promptTokens + $0.generatedTokens } ?? 0))
             } catch let e as ConversationService.ResumeError {
                 if case .restoreFailed = e { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: true)) }

@@ -37,6 +37,8 @@ public struct AppState: Sendable, Equatable {
     public var contextSize = 8192
     public var quitRequested = false
     public var confirmQuit = false
+    /// The conversation is saved (with the unsent text) after each answer and on quit.
+    public var savesConversation = false
     /// Set by `/set seed`: every answer then uses that seed; otherwise each answer draws its own.
     public var seedFixed = false
     public var maxTiles: Int?
@@ -107,7 +109,8 @@ public enum Action: Sendable, Equatable {
     case notice(String, error: Bool)
     /// A saved conversation is loaded: its messages replace the screen's.
     /// `contextUsed`: the positions its last turn left in the context.
-    case loaded(messages: [AppState.Message], label: String, problems: [String], contextUsed: Int = 0)
+    /// `draft`: text saved unsent with it, put into an empty input.
+    case loaded(messages: [AppState.Message], label: String, problems: [String], draft: String = "", contextUsed: Int = 0)
     case saved(label: String, explicit: Bool)
     /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
     case loadFailed(String, reset: Bool)

@@ -58,9 +58,10 @@ struct ConversationServiceTests {
         #expect(store.list().isEmpty && a.openLabel == nil)
 
         (a.backend as! FakeBackend).set(syntheticSnapshot())
-        let first = try #require(try await a.save())
+        let first = try #require(try await a.save(draft: "And the dog"))
+        #expect(try store.read(first.id).draft == "And the dog")
         #expect(first.label == first.id && first.turns == 2)
-        let named = try #require(try await a.save(.rename("cats")))
+        let named = try #require(try await a.save(.rename("cats"), draft: "pending"))
         #expect(named.id == first.id && named.label == "cats" && a.openLabel == "cats")
 
         // Another session: the conversation is locked while `a` has it open.
@@ -71,6 +72,7 @@ struct ConversationServiceTests {
         let events = EventLog()
         let r = try await b.resume(ConversationStore.latest) { events.add($0) }
         #expect(r.label == "cats" && r.problems.isEmpty && r.cachedVision == 2 && r.imageCount == 2)
+        #expect(r.draft == "pending", "the unsent text comes back with the conversation")
         #expect(r.exchanges.map(\.turn.typed) == syntheticSnapshot().turns.map(\.typed))
         #expect(r.exchanges[0].images.map(\.id) == [101, 102] && r.exchanges[1].images.isEmpty, "images as attached now")
         #expect(events.all == [.phase(.prefill(done: 0, of: 1))])

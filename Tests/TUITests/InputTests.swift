@@ -81,6 +81,13 @@ struct InputTests {
         _ = reduce(&s, .loaded(messages: [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "a")], label: "x",
                                problems: [], contextUsed: 4000))
         #expect(s.contextUsed == 4000)
+        var d = AppState()
+        _ = reduce(&d, .loaded(messages: [], label: "x", problems: [], draft: "half a question"))
+        #expect(d.input == "half a question", "the unsent text saved with it comes back")
+        d.savesConversation = true
+        d.messages = [.init(kind: .user, text: "q")]
+        _ = reduce(&d, .quit)
+        #expect(d.messages.last?.text.contains("unsent text is saved with the conversation") == true)
         #expect(render(s, width: 100, height: 30).text.contains("4000"))
     }
 
