@@ -52,8 +52,22 @@ public enum MessageLayout {
         guard width > 0 else { return [] }
         var out: [(Role, String)] = []
         var inCode = false
-        for raw in TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+        let all = TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var k = 0
+        while k < all.count {
+            let raw = all[k]
+            k += 1
             let trimmed = raw.drop(while: { $0 == " " })
+            if !inCode, trimmed.hasPrefix("|") {                  // a table: its rows laid out together
+                var rows = [raw]
+                while k < all.count, all[k].drop(while: { $0 == " " }).hasPrefix("|") { rows.append(all[k]); k += 1 }
+                out += table(rows, width: width, role: role)
+                continue
+            }
+            if !inCode, let h = heading(raw) {
+                out += Wrap.lines(h, width: width).map { (.title, $0) }
+                continue
+            }
             if trimmed.hasPrefix("```") {
                 inCode.toggle()
                 out.append((.dim, String(raw.prefix(width))))
@@ -70,6 +84,43 @@ public enum MessageLayout {
                 continue
             }
             out += Wrap.lines(raw, width: width).map { (role, $0) }
+        }
+        return out
+    }
+
+    /// A Markdown heading's text ("## Steps" -> "Steps"), or nil.
+    static func heading(_ line: String) -> String? {
+        let hashes = line.prefix { $0 == "#" }.count
+        guard (1...6).contains(hashes), line.dropFirst(hashes).first == " " else { return nil }
+        return String(line.dropFirst(hashes + 1))
+    }
+
+    /// Markdown table rows with their columns aligned ("│" between cells, a rule for the
+    /// `|---|` row); rows too wide for `width` are cut into pieces like code.
+    static func table(_ rows: [String], width: Int, role: Role) -> [(Role, String)] {
+        func cells(_ r: String) -> [String] {
+            var t = r.trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("|") { t.removeFirst() }
+            if t.hasSuffix("|") { t.removeLast() }
+            return t.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let parsed = rows.map(cells)
+        func isRule(_ c: [String]) -> Bool { !c.isEmpty && c.allSatisfy { !$0.isEmpty && $0.allSatisfy { "-:".contains($0) } } }
+        let n = parsed.map(\.count).max() ?? 0
+        var widths = [Int](repeating: 0, count: n)
+        for c in parsed where !isRule(c) { for (i, x) in c.enumerated() { widths[i] = max(widths[i], TextWidth.of(x)) } }
+        var out: [(Role, String)] = []
+        for c in parsed {
+            let line: String
+            if isRule(c) {
+                line = widths.map { String(repeating: "─", count: $0 + 2) }.joined(separator: "┼")
+            } else {
+                line = (0..<n).map { i in
+                    let x = i < c.count ? c[i] : ""
+                    return " " + x + String(repeating: " ", count: widths[i] - TextWidth.of(x)) + " "
+                }.joined(separator: "│")
+            }
+            out += hardBreak(line, width: width).map { (role, $0) }
         }
         return out
     }

@@ -245,3 +245,24 @@ struct ThumbnailTests {
         #expect(wide?.cols == 24 && wide?.rows == 8, "640x427 in 24 x 16 half-block pixels, not 12 x 8")
     }
 }
+
+struct MarkdownTests {
+    @Test func headingsAndTablesInAnswers() {
+        let text = "## Colours\nThe cat:\n| part | colour |\n|---|:---:|\n| fur | grey 灰色 |\n| eyes | green |\nDone."
+        let lines = MessageLayout.lines(text, width: 60)
+        #expect(lines[0] == (.title, "Colours"))
+        #expect(lines[1].1 == "The cat:")
+        #expect(lines[2].1 == " part │ colour    ")
+        #expect(lines[3].1 == "──────┼───────────")
+        #expect(lines[4].1 == " fur  │ grey 灰色 ")
+        #expect(lines[5].1 == " eyes │ green     ")
+        #expect(lines[6].1 == "Done.")
+        // The columns line up by display width (灰色 takes four cells).
+        #expect(Set(lines[2...5].map { TextWidth.of($0.1) }).count == 1)
+        // Too narrow: cut, never wider than the pane.
+        #expect(MessageLayout.lines(text, width: 10).allSatisfy { TextWidth.of($0.1) <= 10 })
+        // Not headings: "#hashtag", and "#" inside code.
+        #expect(MessageLayout.lines("#hashtag", width: 20)[0] == (.text, "#hashtag"))
+        #expect(MessageLayout.lines("```\n# comment\n```", width: 20)[1] == (.code, "# comment"))
+    }
+}
