@@ -42,6 +42,8 @@ public final class App: @unchecked Sendable {
 
     public var theme: Theme = .dark
     /// Where and how the conversation is saved and resumed (nil: not saved).
+    /// The terminal while `run` has it.
+    var terminal: Terminal?
     public var conversations: ConversationService? {
         didSet { state.savesConversation = conversations != nil }
     }
@@ -52,7 +54,8 @@ public final class App: @unchecked Sendable {
     public func run(graphics: GraphicsSupport, resume: String? = nil) {
         state.graphics = graphics.mode
         let term = Terminal(theme: theme, graphics: graphics)
-        defer { term.close() }
+        terminal = term
+        defer { term.close(); terminal = nil }
         if let r = resume { dispatch(.resume(r == ConversationStore.latest ? "" : r)) }
         var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
@@ -298,6 +301,16 @@ public final class App: @unchecked Sendable {
             case .load(let target): load(target)
             case .list(let text): list(text)
             case .delete(let target): delete(target)
+            case .copy(let text): terminal?.copyToClipboard(text)
+            case .theme(let name):
+                do {
+                    let t = try Theme.load(name)
+                    theme = t
+                    terminal?.apply(t)
+                    inbox.post(.notice("Theme \(t.name).", error: false))
+                } catch {
+                    inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true))
+                }
             case .quit:
                 backend.cancel()
                 save(name: nil, explicit: false)

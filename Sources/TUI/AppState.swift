@@ -136,5 +136,9 @@ public enum Effect: Sendable, Equatable {
     case load(String)
     case list(String)
     case delete(String)
+    /// Put text on the terminal's clipboard.
+    case copy(String)
+    /// Switch to a theme (a name or a file).
+    case theme(String)
     case quit
 }

@@ -41,6 +41,20 @@ public final class Terminal: @unchecked Sendable {
         palette256 = colour && COLORS >= 256
         maxPairs = colour ? min(Int32(COLOR_PAIRS) - 1, 32767) : 0
         nextPixelPair = Int32(Role.allCases.count + 1)
+        apply(theme)
+        // Pasted text arrives between ESC[200~ and ESC[201~ (bracketed paste, switched on below).
+        define_key("\u{1b}[200~", Terminal.pasteStart)
+        define_key("\u{1b}[201~", Terminal.pasteEnd)
+        mousemask(shim_BUTTON4_PRESSED() | shim_BUTTON5_PRESSED(), nil)
+        mouseinterval(0)
+        Terminal.emit("\u{1b}[?2004h")
+        Terminal.installSignalHandlers()
+        log.info("terminal \(COLS)x\(LINES), colours \(COLORS), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
+    }
+
+    /// The roles' colours and attributes from `theme` (at start, and on /theme while running);
+    /// the next frame is drawn whole.
+    public func apply(_ theme: Theme) {
         let codes: [String: Int16] = ["black": Int16(COLOR_BLACK), "red": Int16(COLOR_RED), "green": Int16(COLOR_GREEN),
                                       "yellow": Int16(COLOR_YELLOW), "blue": Int16(COLOR_BLUE), "magenta": Int16(COLOR_MAGENTA),
                                       "cyan": Int16(COLOR_CYAN), "white": Int16(COLOR_WHITE)]
@@ -54,14 +68,7 @@ public final class Terminal: @unchecked Sendable {
             if colour, let fg = st.fg.flatMap({ codes[$0] }) { init_pair(Int16(i + 1), fg, -1); a |= shim_COLOR_PAIR(Int32(i + 1)) }
             attrs[role] = a
         }
-        // Pasted text arrives between ESC[200~ and ESC[201~ (bracketed paste, switched on below).
-        define_key("\u{1b}[200~", Terminal.pasteStart)
-        define_key("\u{1b}[201~", Terminal.pasteEnd)
-        mousemask(shim_BUTTON4_PRESSED() | shim_BUTTON5_PRESSED(), nil)
-        mouseinterval(0)
-        Terminal.emit("\u{1b}[?2004h")
-        Terminal.installSignalHandlers()
-        log.info("terminal \(COLS)x\(LINES), colours \(COLORS), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
+        previous = nil
     }
 
     /// Restores the terminal; safe to call more than once.
@@ -75,6 +82,14 @@ public final class Terminal: @unchecked Sendable {
     }
 
     static func emit(_ s: String) { emit(Array(s.utf8)) }
+
+    /// Puts `text` on the terminal's clipboard (OSC 52; terminals that do not support it ignore it).
+    public func copyToClipboard(_ text: String) { Terminal.emit(Terminal.osc52(text)) }
+
+    /// The OSC 52 sequence that sets the clipboard to `text` (base64, so nothing in it is a control).
+    static func osc52(_ text: String) -> [UInt8] {
+        Array("\u{1b}]52;c;\(Data(text.utf8).base64EncodedString())\u{07}".utf8)
+    }
     static func emit(_ bytes: [UInt8]) {
         var off = 0
         while off < bytes.count {

@@ -194,6 +194,11 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.systemMessage = arg
         s.messages.append(.init(kind: .info, text: "System message set for the next answers: \(arg)"))
         return [.setSystem(arg)]
+    case "/theme":
+        guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /theme dark|light|high-contrast|NAME|FILE")); return [] }
+        return [.theme(arg)]
+    case "/copy":
+        return copy(&s, arg)
     case "/show":
         s.messages.append(.init(kind: .info, text: settingsText(s)))
     case "/regen":
@@ -280,6 +285,28 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
     func bad(_ m: String) { s.messages.append(.init(kind: .error, text: m)) }
 }
 
+/// `/copy`: the last answer; `/copy code`: its last code block (without the fences).
+private func copy(_ s: inout AppState, _ arg: String) -> [Effect] {
+    guard let answer = s.messages.last(where: { $0.kind == .assistant && !$0.text.isEmpty })?.text else {
+        s.messages.append(.init(kind: .error, text: "There is no answer to copy yet.")); return []
+    }
+    var text = answer
+    if arg == "code" {
+        var blocks: [[Substring]] = [], current: [Substring]?
+        for line in answer.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.drop(while: { $0 == " " }).hasPrefix("```") {
+                if let c = current { blocks.append(c); current = nil } else { current = [] }
+            } else if current != nil { current!.append(line) }
+        }
+        guard let last = blocks.last else { s.messages.append(.init(kind: .error, text: "The last answer has no code block.")); return [] }
+        text = last.joined(separator: "\n")
+    } else if !arg.isEmpty {
+        s.messages.append(.init(kind: .error, text: "Usage: /copy (the last answer) or /copy code (its last code block)")); return []
+    }
+    s.messages.append(.init(kind: .info, text: "Copied \(counted(text.count, "character")) to the clipboard (OSC 52: the terminal must allow it)."))
+    return [.copy(text)]
+}
+
 /// What /show prints: the model, the conversation and every setting.
 func settingsText(_ s: AppState) -> String {
     let p = s.parameters
@@ -294,8 +321,8 @@ func settingsText(_ s: AppState) -> String {
 }
 
 /// Commands the input completes with Tab.
-let commandNames = ["/attach", "/delete", "/detach", "/edit", "/help", "/list", "/load", "/new", "/quit", "/regen",
-                    "/save", "/set", "/show", "/system", "/tiles"]
+let commandNames = ["/attach", "/copy", "/delete", "/detach", "/edit", "/help", "/list", "/load", "/new", "/quit", "/regen",
+                    "/save", "/set", "/show", "/system", "/theme", "/tiles"]
 
 /// Tab after a command's first letters completes the command; after `/load ` or `/delete `, a
 /// saved conversation's name (`names`: the store's names and ids, most recent first).
@@ -370,6 +397,6 @@ Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes
 /attach PATH  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
 /set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
-/show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
+/theme NAME  /copy [code] (last answer or its code, to the clipboard)  /show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
 Conversations are saved after every answer and on quit.
 """

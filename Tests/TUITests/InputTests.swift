@@ -158,6 +158,7 @@ struct CommandTests {
         #expect(run(&s, "/new").contains(.newConversation))
         #expect(s.messages.count == 1 && s.messages[0].text.contains("your system message") && s.messages[0].text.contains("stay attached"))
         #expect(run(&s, "/delete old chat") == [.delete("old chat")])
+        #expect(run(&s, "/theme light") == [.theme("light")])
         #expect(run(&s, "/delete").isEmpty && s.messages.last?.kind == .error)
         _ = run(&s, "/detach 2")
         #expect(s.messages.last?.text == "Usage: /detach 1 (one image is attached)")
@@ -264,5 +265,19 @@ struct MarkdownTests {
         // Not headings: "#hashtag", and "#" inside code.
         #expect(MessageLayout.lines("#hashtag", width: 20)[0] == (.text, "#hashtag"))
         #expect(MessageLayout.lines("```\n# comment\n```", width: 20)[1] == (.code, "# comment"))
+    }
+}
+
+struct CopyTests {
+    @Test func copyTakesTheLastAnswerOrItsCode() {
+        var s = AppState()
+        func run(_ line: String) -> [Effect] { _ = reduce(&s, .type(line)); return reduce(&s, .enter) }
+        #expect(run("/copy").isEmpty && s.messages.last?.kind == .error)
+        s.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "Use:\n```swift\nlet x = 1\nprint(x)\n```\nDone.")]
+        #expect(run("/copy") == [.copy("Use:\n```swift\nlet x = 1\nprint(x)\n```\nDone.")])
+        #expect(run("/copy code") == [.copy("let x = 1\nprint(x)")])
+        // The sequence: OSC 52, clipboard c, base64 of the text, BEL; no raw control byte from the text.
+        let seq = String(decoding: Terminal.osc52("a\u{1b}b"), as: UTF8.self)
+        #expect(seq == "\u{1b}]52;c;YRti\u{07}")
     }
 }

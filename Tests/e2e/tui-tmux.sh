@@ -31,6 +31,12 @@ wait_for '^> I am a 👩💻 dev 👨👩👧 ok'
 keys Up; keys Down                                     # no history yet: the draft stays
 keys C-u
 wait_for '^> Ask about an image'        # empty again: the first screen's hint
+before=$(tmux "${SOCK[@]}" capture-pane -p -e -t "$S" | tail -1)
+keys -l '/theme light'; keys Enter                     # themes switch while running: the status bar's colours change
+wait_for 'Theme light\.'
+[ "$(tmux "${SOCK[@]}" capture-pane -p -e -t "$S" | tail -1)" != "$before" ] || fail "the status bar kept its colours after /theme light"
+keys -l '/theme nosuch'; keys Enter
+wait_for 'No theme nosuch: built in are dark'
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
 wait_for 'tok/s'
