@@ -117,6 +117,23 @@ public final class ChatEngine: @unchecked Sendable {
         vision.encode(pixels: image.pixels, tiles: image.tiles, progress: progress)
     }
 
+    /// As `encodeImage`, a tile at a time so that `shouldStop` can end it quickly; nil when stopped.
+    public func encodeImage(_ image: PreparedImage, shouldStop: () -> Bool, progress: (Int, Int) -> Void) -> [Float]? {
+        vision.encodeCancellable(pixels: image.pixels, tiles: image.tiles, shouldStop: shouldStop, progress: progress)
+    }
+
+    /// Vision tokens per image tile.
+    public var tokensPerTile: Int { vision.tokensPerTile }
+
+    /// Floats of the vision tokens of an image of `tiles` tiles.
+    public func visionTokenFloats(tiles: Int) -> Int { tiles * vision.tokensPerTile * model.hidden }
+
+    /// An empty KV cache for a conversation.
+    public func makeCache() -> KVCache { model.makeCache() }
+
+    /// True when a prompt this long must be prefilled whole, reusing nothing cached.
+    public func prefillsWhole(promptLength: Int) -> Bool { model.prefillsWhole(promptLength: promptLength) }
+
     /// Builds prompts for this engine's tokenizer, vision encoder and context.
     public var promptBuilder: PromptBuilder {
         PromptBuilder(tokenizer: tokenizer, tokensPerTile: vision.tokensPerTile, contextLength: contextLength)

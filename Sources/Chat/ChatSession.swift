@@ -51,7 +51,7 @@ public actor ChatSession: ChatBackend {
     public init(engine: ChatEngine, systemMessage: String? = nil) {
         self.engine = engine
         self.systemMessage = systemMessage ?? engine.template.systemMessage
-        cache = engine.model.makeCache()
+        cache = engine.makeCache()
     }
 
     /// Every turn, attach and prefill-ahead runs on this session's own thread (see ComputeThread).
@@ -89,24 +89,23 @@ public actor ChatSession: ChatBackend {
         events?.yield(.phase(.decodingImage(name: name)))
         let decoded = try ImageDecoder.decode(bytes: bytes, name: name)
         let prepared = ImagePreprocessor.prepare(decoded, options: options)
-        let expected = prepared.tiles * engine.vision.tokensPerTile * engine.model.hidden
+        let expected = engine.visionTokenFloats(tiles: prepared.tiles)
         let tokens: [Float]
         if let known, known.count == expected {
             tokens = known
         } else {
             if events == nil { cancelFlag.reset() }      // a stream has reset it already
-            guard let t = engine.vision.encodeCancellable(pixels: prepared.pixels, tiles: prepared.tiles,
-                                                           shouldStop: { cancelFlag.isRaised },
-                                                           progress: { events?.yield(.phase(.encodingImage(layer: $0, of: $1))) })
+            guard let t = engine.encodeImage(prepared, shouldStop: { cancelFlag.isRaised },
+                                             progress: { events?.yield(.phase(.encodingImage(layer: $0, of: $1))) })
             else { throw CancellationError() }
             tokens = t
         }
         let id = nextImageID
         nextImageID += 1
         let info = AttachedImage(id: id, name: name, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
-                                 tokenCost: 2 + prepared.tiles * engine.vision.tokensPerTile,
+                                 tokenCost: 2 + prepared.tiles * engine.tokensPerTile,
                                  grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
-                                 tokensPerTile: engine.vision.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256),
+                                 tokensPerTile: engine.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256),
                                  sha256: ContentHash.sha256(bytes))
         images[id] = EncodedImage(info: info, key: key, tokens: tokens, bytes: bytes, seconds: Date().timeIntervalSince(v0))
         byKey[key] = id
@@ -263,7 +262,7 @@ public actor ChatSession: ChatBackend {
         // prefill the rest.
         let t0 = Date()
         let (reuse, prefillLogits) = prefill(prompt, images: all, upTo: prompt.count,
-                                             maxReuse: engine.model.prefillsWhole(promptLength: prompt.count) ? 0 : prompt.count - 1,
+                                             maxReuse: engine.prefillsWhole(promptLength: prompt.count) ? 0 : prompt.count - 1,
                                              logits: .last) { d, n in
             events.yield(.phase(.prefill(done: d, of: n)))
             if d == 0 && cancelAfterTokens == 0 { cancelFlag.raise() }
@@ -306,7 +305,7 @@ public actor ChatSession: ChatBackend {
         guard !images.isEmpty, let end = engine.tokenizer.tokenID("</img>") else { return 0 }
         cancelFlag.reset()
         guard let (prompt, _, all) = try? buildPrompt(question: "?", imageIDs: images.map(\.id), placed: false),
-              let last = prompt.ids.lastIndex(of: end), !engine.model.prefillsWhole(promptLength: prompt.count) else { return 0 }
+              let last = prompt.ids.lastIndex(of: end), !engine.prefillsWhole(promptLength: prompt.count) else { return 0 }
         let (reuse, _) = prefill(prompt, images: all, upTo: last + 1, maxReuse: last + 1, logits: .none, progress: { _, _ in })
         return cache.count - reuse
     }

@@ -171,5 +171,3 @@ public func sgemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b
                 a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
 }
 
-/// Sets the number of OpenBLAS worker threads.
-public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }

@@ -34,22 +34,6 @@ public func applyRoPE(_ x: UnsafeMutablePointer<Float>, heads: Int, dim: Int, st
     }
 }
 
-/// Dot product of two Float vectors.
-@inline(__always)
-public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>(repeating: 0)
-    var i = 0
-    while i + 8 <= n {
-        // a * b + acc, not addProduct: without FMA in the target that becomes a libm call per lane.
-        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
-            * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
-}
-
 /// out = (x - mean) / sqrt(var + eps) * w + b over rows of `n` (torch.nn.LayerNorm, biased variance).
 public func layerNorm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                       _ out: UnsafeMutablePointer<Float>, n: Int, t: Int, eps: Float) {
