@@ -1,0 +1,92 @@
+// Shared by the CKernels sources: includes, target attributes, the q4 and bf16-rows4 layouts,
+// and the kernels one file runs for another. Not part of the public header.
+#pragma once
+#include "ckernels.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+AVX2 static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+static inline int has_avx512(void) { return ck_isa() >= 2; }
+
+// Where block b of row r of a q4 matrix (rows x nb blocks) keeps its scale and its 16 bytes of
+// nibbles. The columns go in groups of 32 blocks (1,024 columns; the last group may be narrower),
+// and the matrix holds group 0 of every row, then group 1 of every row, ...; one row's group is
+// its blocks' float16 scales first, then their nibbles, so a full group is 64 bytes of scales and
+// eight 64-byte lines of four blocks' nibbles (576 bytes). A matrix of up to 1,024 columns is one
+// group: its rows one after another. The decode kernel reads one line per step with one 512-bit
+// load and keeps one group's activations in registers while it runs down the rows: loading them
+// from L1 for every line held a fast memory bus at ~0.78 of its read rate, against ~0.94 without
+// those loads (docs/benchmarks.md, session 6). Before, with groups of four blocks (72 bytes) and
+// unaligned 32-byte loads, one core ran 24-29 GB/s from cache against 33-41 for 576-byte groups.
+#define Q4_SG 32
+static inline int q4_groups(int nb) { return (nb + Q4_SG - 1) / Q4_SG; }
+static inline int q4_gsize(int nb, int s) { int left = nb - s * Q4_SG; return left < Q4_SG ? left : Q4_SG; }
+static inline const uint8_t *q4_gat(const uint8_t *w, int rows, int nb, int r, int s) {
+    return w + (size_t)s * rows * (Q4_SG * 18) + (size_t)r * q4_gsize(nb, s) * 18;
+}
+static inline const uint8_t *q4_qs_at(const uint8_t *w, int rows, int nb, int r, int b) {
+    int s = b / Q4_SG;
+    return q4_gat(w, rows, nb, r, s) + 2 * q4_gsize(nb, s) + 16 * (b % Q4_SG);
+}
+static inline float q4_scale(const uint8_t *w, int rows, int nb, int r, int b) {
+    uint16_t d; memcpy(&d, q4_gat(w, rows, nb, r, b / Q4_SG) + 2 * (b % Q4_SG), 2); return ck_fp16_to_fp32(d);
+}
+
+// 8 x the sum of an activation block's 32 values, as a float (exact): the nibbles' offset.
+static inline float q4_c8(const ck_block_q8 *xb) {
+    int32_t t = 0;
+    for (int i = 0; i < CK_QK; i++) t += xb->qs[i];
+    return (float)(8 * t);
+}
+
+// bf16 rows in groups of four, in blocks of X4_BLOCK columns: block b holds the full groups'
+// columns [b * X4_BLOCK, b * X4_BLOCK + x4_width(cols, b)), at w + full * X4_BLOCK * b (full = rows
+// rounded down to a multiple of 4); the rows after the last full group follow whole, row by row, at
+// w + full * cols. A matrix of up to X4_BLOCK columns is one block. The blocks keep a product's
+// activations (xe and xo: 8 bytes per column) within L1 while the weights stream: with all 8,192
+// columns in one run, one core streamed w2 at 21-24 GB/s against 30-34 for the 2,048-column
+// matrices, and 31-32 once w2 was cut into 2,048-column blocks (session 5 microbenchmark).
+#define X4_BLOCK 2048
+static inline int x4_blocks(int cols) { return (cols + X4_BLOCK - 1) / X4_BLOCK; }
+static inline int x4_width(int cols, int b) { int rest = cols - b * X4_BLOCK; return rest < X4_BLOCK ? rest : X4_BLOCK; }
+static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { return w + (size_t)(rows / 4 * 4) * X4_BLOCK * b; }
+
+typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; } q4_xline;     // 128 bytes
+
+// Kernels one file runs for another.
+extern _Thread_local int isa_cap;
+void quantize_q8_blocks_c(const float *x, ck_block_q8 *out, int n);
+float q4_group_ref(const uint8_t *w, int rows, int nb, int r, int s, const ck_block_q8 *xq);
+void matvec_bf16_c(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
+void bf16x4_rows_c(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
+void matvec_q8_c(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
+void convert_part(const uint16_t *src, float *dst, size_t n);
+uint64_t read_part(const uint8_t *buf, size_t n);
+void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd, float *c8);
+#if defined(__x86_64__)
+void bf16_rows(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y, int cols, int r0, int r1);
+void deinterleave(const float *x, int cols, float *xe, float *xo);
+AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1);
+AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1);
+AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);
+AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
+AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
+#endif

@@ -1,0 +1,335 @@
+// AVX2 and AVX-512 matrix-vector kernels. See include/ckernels.h.
+#include "internal.h"
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 kernels
+
+#if defined(__x86_64__)
+
+
+// Columns from..<cols of a bf16 row against x, in scalar code (the vector loops' tails).
+static inline float bf16_tail(const uint16_t *a, const float *x, int from, int cols) {
+    float s = 0;
+    for (int c = from; c < cols; c++) { uint32_t ua = (uint32_t)a[c] << 16; float fa; memcpy(&fa, &ua, 4); s += fa * x[c]; }
+    return s;
+}
+
+// 16 bf16 weights per 256-bit load: the 32-bit lane j holds elements 2j (low half) and 2j+1
+// (high half), so a shift gives the even elements as floats and a mask the odd ones; x comes
+// de-interleaved (xe = x[0::2], xo = x[1::2], cols16 / 2 each). One row at a time (a single
+// stream suits the prefetcher: 25 GB/s on one core against 17 with four rows interleaved).
+AVX2 static void bf16_rows_avx2(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y,
+                                int cols, int r0, int r1) {
+    int c32 = cols & ~31;
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000);
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *a = w + (size_t)r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < c32; c += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a + c)), u = _mm256_loadu_si256((const __m256i *)(a + c + 16));
+            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xe + c / 2), a0);
+            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), _mm256_loadu_ps(xo + c / 2), a1);
+            a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), _mm256_loadu_ps(xe + c / 2 + 8), a2);
+            a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(u, hi)), _mm256_loadu_ps(xo + c / 2 + 8), a3);
+        }
+        float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        y[r] = s + bf16_tail(a, x, c32, cols);
+    }
+}
+
+// The same with 32 weights per 512-bit load (fewer instructions per byte: this loop is what keeps
+// the memory stream busy). Column tails beyond the last 64 in scalar code.
+AVX512 static void bf16_rows_avx512(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y,
+                                    int cols, int r0, int r1) {
+    int c64 = cols & ~63;
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000);
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *a = w + (size_t)r * cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < c64; c += 64) {
+            __m512i v = _mm512_loadu_si512((const void *)(a + c)), u = _mm512_loadu_si512((const void *)(a + c + 32));
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(xe + c / 2), a0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), _mm512_loadu_ps(xo + c / 2), a1);
+            a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), _mm512_loadu_ps(xe + c / 2 + 16), a2);
+            a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(u, hi)), _mm512_loadu_ps(xo + c / 2 + 16), a3);
+        }
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        y[r] = s + bf16_tail(a, x, c64, cols);
+    }
+}
+
+void bf16_rows(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y, int cols, int r0, int r1) {
+    if (has_avx512()) bf16_rows_avx512(w, xe, xo, x, y, cols, r0, r1);
+    else bf16_rows_avx2(w, xe, xo, x, y, cols, r0, r1);
+}
+
+void deinterleave(const float *x, int cols, float *xe, float *xo) {
+    for (int i = 0; i < (cols & ~31) / 2; i++) { xe[i] = x[2 * i]; xo[i] = x[2 * i + 1]; }
+}
+
+// bf16 rows in groups of four (ck_pack_bf16_rows4): rows r0..<r1 (multiples of 4, inside the
+// full groups). Per chunk of 32 columns the four rows' 64-byte pieces come one after another, so
+// one stream feeds four dot products and each activation load serves four rows (one core streams
+// ~25% more bytes per second than with the row-by-row loop, which is what the memory bus needs
+// from each of two cores). Two accumulators per row.
+AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1) {
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000);
+    for (int r = r0; r < r1; r += 4) {
+        const uint16_t *a = w + (size_t)r * cols;
+        __m256 acc[8];
+        for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+        for (int c = 0; c < cols; c += 32) {
+            const uint16_t *b = a + (size_t)c * 4;
+            __m256 e0 = _mm256_loadu_ps(xe + c / 2), o0 = _mm256_loadu_ps(xo + c / 2);
+            __m256 e1 = _mm256_loadu_ps(xe + c / 2 + 8), o1 = _mm256_loadu_ps(xo + c / 2 + 8);
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(b + 32 * k)), u = _mm256_loadu_si256((const __m256i *)(b + 32 * k + 16));
+                acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), e0, acc[2 * k]);
+                acc[2 * k + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), o0, acc[2 * k + 1]);
+                acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), e1, acc[2 * k]);
+                acc[2 * k + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(u, hi)), o1, acc[2 * k + 1]);
+            }
+        }
+        for (int k = 0; k < 4; k++) y[r + k] = hsum(_mm256_add_ps(acc[2 * k], acc[2 * k + 1]));
+    }
+}
+
+AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1) {
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000);
+    for (int r = r0; r < r1; r += 4) {
+        const uint16_t *a = w + (size_t)r * cols;
+        __m512 acc[8];
+        for (int k = 0; k < 8; k++) acc[k] = _mm512_setzero_ps();
+        for (int c = 0; c < cols; c += 32) {
+            const uint16_t *b = a + (size_t)c * 4;
+            __m512 e = _mm512_loadu_ps(xe + c / 2), o = _mm512_loadu_ps(xo + c / 2);
+            for (int k = 0; k < 4; k++) {
+                __m512i v = _mm512_loadu_si512((const void *)(b + 32 * k));
+                acc[2 * k] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), e, acc[2 * k]);
+                acc[2 * k + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), o, acc[2 * k + 1]);
+            }
+        }
+        for (int k = 0; k < 4; k++) y[r + k] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * k], acc[2 * k + 1]));
+    }
+}
+
+// Four rows of a group as floats: o0 + k * ld is row k.
+AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld) {
+    for (int c = 0; c < cols; c += 32)
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < 32; i += 8)
+                _mm256_storeu_ps(o0 + k * ld + c + i, _mm256_castsi256_ps(_mm256_slli_epi32(
+                    _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(a + (size_t)c * 4 + 32 * k + i))), 16)));
+}
+
+// Sum of products of 32 signed bytes, as 8 int32 lanes (|x| * sign-adjusted w: maddubs wants one
+// unsigned operand; |w|, |x| <= 127 keeps the pairwise sums inside int16).
+AVX2 static inline __m256i dot32(__m256i w, __m256i x) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+
+// The int32 sums of four blocks' products, as one vector [b0, b1, b2, b3].
+AVX2 static inline __m128i sum4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+AVX2 static inline float finish4(__m128 c) {             // (c0 + c2) + (c1 + c3)
+    __m128 t = _mm_add_ps(c, _mm_movehl_ps(c, c));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+#define XD4(b) _mm_set_ps(xq[(b) + 3].d, xq[(b) + 2].d, xq[(b) + 1].d, xq[(b)].d)
+#define XQ(b) _mm256_loadu_si256((const __m256i *)xq[(b)].qs)
+
+AVX2 static void matvec_q8_avx2(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+    int nb = cols / CK_QK;
+    if (nb % 4) { matvec_q8_c(w, ws, xq, y, cols, r0, r1); return; }
+    for (int r = r0; r < r1; r++) {
+        const int8_t *row = w + (size_t)r * cols;
+        __m128 c = _mm_setzero_ps();
+        for (int b = 0; b < nb; b += 4) {
+            const __m256i *q = (const __m256i *)(row + b * CK_QK);
+            __m128i s4 = sum4(dot32(_mm256_loadu_si256(q), XQ(b)), dot32(_mm256_loadu_si256(q + 1), XQ(b + 1)),
+                              dot32(_mm256_loadu_si256(q + 2), XQ(b + 2)), dot32(_mm256_loadu_si256(q + 3), XQ(b + 3)));
+            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), XD4(b), c);
+        }
+        y[r] = finish4(c) * ws[r];
+    }
+}
+
+// AVX-512 VNNI (256-bit forms): vpdpbusd does maddubs + madd in one instruction without the int16
+// step; the integer sums, and so the results, are those of the AVX2 kernels bit for bit.
+AVX512 static inline __m256i dot32_vnni(__m256i w, __m256i x) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+}
+
+AVX512 static void matvec_q8_vnni(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+    int nb = cols / CK_QK;
+    for (int r = r0; r < r1; r++) {
+        const int8_t *row = w + (size_t)r * cols;
+        __m128 c = _mm_setzero_ps();
+        for (int b = 0; b < nb; b += 4) {
+            const __m256i *q = (const __m256i *)(row + b * CK_QK);
+            __m128i s4 = sum4(dot32_vnni(_mm256_loadu_si256(q), XQ(b)), dot32_vnni(_mm256_loadu_si256(q + 1), XQ(b + 1)),
+                              dot32_vnni(_mm256_loadu_si256(q + 2), XQ(b + 2)), dot32_vnni(_mm256_loadu_si256(q + 3), XQ(b + 3)));
+            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), XD4(b), c);
+        }
+        y[r] = finish4(c) * ws[r];
+    }
+}
+
+// q4, per product: the activations of each line of a full column group (four blocks) arranged as
+// the nibbles come out of the line: `lo` = elements 0..15 of each block in turn (the low nibbles),
+// `hi` = elements 16..31 of each. Per block of the full groups: xd, the activation scale, and c8,
+// 8 x the sum of its activations (the nibbles' offset). 64-byte aligned, as the loads.
+
+void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd, float *c8) {
+    for (int l = 0; l < full / 4; l++)
+        for (int j = 0; j < 4; j++) {
+            memcpy(xl[l].lo + 16 * j, xq[4 * l + j].qs, 16);
+            memcpy(xl[l].hi + 16 * j, xq[4 * l + j].qs + 16, 16);
+        }
+    for (int b = 0; b < full; b++) { xd[b] = xq[b].d; c8[b] = q4_c8(xq + b); }
+}
+
+// acc + (unsigned nibbles . signed activations), four products per int32 lane.
+AVX2 static inline __m256i dot_u8s8_avx2(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+// One full column group g (its first block b0) of rows r0..<r1 (w: the group, rows of 576 bytes;
+// xl, xd, c8 at the group's first line / block), as q4_group_ref. AVX2: each line in two 32-byte
+// halves (blocks 4k, 4k+1 into lanes 0-7 of acc0; 4k+2, 4k+3 into those of acc1, the reference's
+// lanes 8-15), the line's four scales by one 8-byte load, the activations loaded per line.
+AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int k = 0; k < 8; k++) {
+            const q4_xline *x = xl + k;
+            __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(g + 8 * k))), _mm_loadu_ps(xd + 4 * k)));
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32));
+            __m256i a = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x->lo)),
+                                      _mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x->hi));
+            __m256i c = dot_u8s8_avx2(dot_u8s8_avx2(_mm256_setzero_si256(), _mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)(x->lo + 32))),
+                                      _mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)(x->hi + 32)));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, i01), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, i23), acc1);
+        }
+        __m256 s0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g)), _mm256_loadu_ps(xd));
+        __m256 s0h = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16))), _mm256_loadu_ps(xd + 8));
+        __m256 s1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 32))), _mm256_loadu_ps(xd + 16));
+        __m256 s1h = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 48))), _mm256_loadu_ps(xd + 24));
+        acc0 = _mm256_sub_ps(acc0, _mm256_fmadd_ps(s1, _mm256_loadu_ps(c8 + 16), _mm256_mul_ps(s0, _mm256_loadu_ps(c8))));
+        acc1 = _mm256_sub_ps(acc1, _mm256_fmadd_ps(s1h, _mm256_loadu_ps(c8 + 24), _mm256_mul_ps(s0h, _mm256_loadu_ps(c8 + 8))));
+        y[r] = hsum(_mm256_add_ps(acc0, acc1));
+    }
+}
+
+// AVX-512 VNNI: the group's activations (16 registers) loaded once for all the rows; per row, the
+// 32 scales x activation scales by two conversions, then per line one 512-bit load, two
+// vpdpbusd, each line's four scales spread over its 16 lanes by a permutation.
+AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    const __m512i sp0 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),    // lanes 4j..4j+3 <- scale 4q + j
+                  sp1 = _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
+                  sp2 = _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
+                  sp3 = _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12);
+    const __m512i l0 = _mm512_load_si512(xl[0].lo), h0 = _mm512_load_si512(xl[0].hi), l1 = _mm512_load_si512(xl[1].lo), h1 = _mm512_load_si512(xl[1].hi),
+                  l2 = _mm512_load_si512(xl[2].lo), h2 = _mm512_load_si512(xl[2].hi), l3 = _mm512_load_si512(xl[3].lo), h3 = _mm512_load_si512(xl[3].hi),
+                  l4 = _mm512_load_si512(xl[4].lo), h4 = _mm512_load_si512(xl[4].hi), l5 = _mm512_load_si512(xl[5].lo), h5 = _mm512_load_si512(xl[5].hi),
+                  l6 = _mm512_load_si512(xl[6].lo), h6 = _mm512_load_si512(xl[6].hi), l7 = _mm512_load_si512(xl[7].lo), h7 = _mm512_load_si512(xl[7].hi);
+#define Q4_LINE(K, LO, HI, SP, S)                                                                          \
+    {   __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * (K)));                                     \
+        __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, m), LO);               \
+        a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), m), HI);                      \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_permutexvar_ps(SP, S), acc); }
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
+        __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(xd));
+        __m512 s1 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32))), _mm512_loadu_ps(xd + 16));
+        __m512 acc = _mm512_setzero_ps();
+        Q4_LINE(0, l0, h0, sp0, s0) Q4_LINE(1, l1, h1, sp1, s0) Q4_LINE(2, l2, h2, sp2, s0) Q4_LINE(3, l3, h3, sp3, s0)
+        Q4_LINE(4, l4, h4, sp0, s1) Q4_LINE(5, l5, h5, sp1, s1) Q4_LINE(6, l6, h6, sp2, s1) Q4_LINE(7, l7, h7, sp3, s1)
+        acc = _mm512_sub_ps(acc, _mm512_fmadd_ps(s1, _mm512_loadu_ps(c8 + 16), _mm512_mul_ps(s0, _mm512_loadu_ps(c8))));
+        __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+        y[r] = hsum(h);
+    }
+#undef Q4_LINE
+}
+
+AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(buf + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(buf + i + 32)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(buf + i + 64)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(buf + i + 96)));
+    }
+    __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t out[4]; _mm256_storeu_si256((__m256i *)out, s);
+    uint64_t t = out[0] + out[1] + out[2] + out[3];
+    for (; i < n; i++) t += buf[i];
+    return t;
+}
+#endif
+
+#if defined(__x86_64__)
+// The same operations as quantize_q8_blocks_c, eight lanes at a time (max |x|, one division, one
+// multiplication, rounding to nearest even as lrintf does), so the blocks are the same bytes.
+AVX2 static void quantize_q8_blocks_avx2(const float *x, ck_block_q8 *out, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < n / CK_QK; b++) {
+        const float *v = x + b * CK_QK;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h), d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0;
+        out[b].d = d;
+        __m256 s = _mm256_set1_ps(id);
+        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+        __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+        // packs work per 128-bit lane: 0 1 | 2 3 -> int16 [q0lo q1lo q0hi q1hi], then int8; fix the order.
+        __m256i w01 = _mm256_packs_epi32(q0, q1), w23 = _mm256_packs_epi32(q2, q3);
+        __m256i b8 = _mm256_packs_epi16(w01, w23);
+        b8 = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[b].qs, b8);
+    }
+}
+#endif
+
+void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n) {
+#if defined(__x86_64__)
+    if (ck_has_avx2()) { quantize_q8_blocks_avx2(x, out, n); return; }
+#endif
+    quantize_q8_blocks_c(x, out, n);
+}
+
+void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
+#if defined(__x86_64__)
+    if (cols % (4 * CK_QK) == 0 && has_avx512()) { matvec_q8_vnni(w, ws, xq, y, cols, r0, r1); return; }
+    if (ck_has_avx2()) { matvec_q8_avx2(w, ws, xq, y, cols, r0, r1); return; }
+#endif
+    matvec_q8_c(w, ws, xq, y, cols, r0, r1);
+}
+
+uint64_t read_part(const uint8_t *buf, size_t n) {
+#if defined(__x86_64__)
+    if (ck_has_avx2() && ((uintptr_t)buf % 32) == 0) return read_avx2(buf, n);
+#endif
+    uint64_t t = 0;
+    const uint64_t *p = (const uint64_t *)buf;
+    size_t i = 0;
+    for (; i < n / 8; i++) t += p[i];
+    for (i *= 8; i < n; i++) t += buf[i];
+    return t;
+}

@@ -1,0 +1,558 @@
+// The thread pool and the jobs it runs (products, decode attention, int8 GEMM, reads). See include/ckernels.h.
+#include "internal.h"
+
+// ---------------------------------------------------------------------------------------------
+// The pool
+
+enum { JOB_BF16, JOB_BF16X4, JOB_Q8, JOB_Q4, JOB_READ, JOB_ATTN, JOB_Q8GEMM };
+
+struct ck_pool {
+    int threads, spin_us;
+    pthread_t *tids;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_mutex_t job;      // one caller at a time (tests run concurrently)
+    atomic_uint gen;          // bumped for every job
+    atomic_int done;          // workers finished with this job
+    atomic_int stop;
+    int sleepers;
+    // the job
+    int kind, rows, cols, isa;    // isa: the caller's instruction-set level, used by every thread
+    const void *w; const float *ws; const void *x; float *y;
+    const uint8_t *buf; size_t n; uint64_t partial[64];
+    float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
+    struct q4_xline_s *q4xl; float *q4xd, *q4c8; int q4cap;      // x arranged once per q4 job (q4_prepare_x)
+    // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
+    int chunk_rows, chunks_per_block;
+    float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK: each column block's partial sums
+    struct { _Alignas(64) _Atomic uint64_t span; } share[64];
+    // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
+    const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
+    const float *aq; const void *ak, *av; float *aout; int atotal, aheads, akv, adim, af16; size_t apos, ahead; float ascale;   // decode attention
+};
+
+static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+}
+
+// K/V element j of a cached row: float32 or float16 storage.
+static inline float kv_at(const void *base, int f16, size_t i) {
+    return f16 ? ck_fp16_to_fp32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void attention_heads_c(const ck_pool *p, int h0, int h1, float *sc) {
+    int groups = p->aheads / p->akv, dim = p->adim, f16 = p->af16;
+    for (int h = h0; h < h1; h++) {
+        const float *q = p->aq + (size_t)h * dim;
+        int g = h / groups;
+        for (int j = 0; j < p->atotal; j++) {
+            size_t base = (size_t)j * p->apos + (size_t)g * p->ahead;
+            float s = 0;
+            for (int d = 0; d < dim; d++) s += q[d] * kv_at(p->ak, f16, base + d);
+            sc[j] = s * p->ascale;
+        }
+        ck_softmax_row(sc, p->atotal);
+        float *o = p->aout + (size_t)h * dim;
+        for (int d = 0; d < dim; d++) o[d] = 0;
+        for (int j = 0; j < p->atotal; j++) {
+            size_t base = (size_t)j * p->apos + (size_t)g * p->ahead;
+            for (int d = 0; d < dim; d++) o[d] += sc[j] * kv_at(p->av, f16, base + d);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+// 8 cached values from float32 or float16 storage.
+AVX2 static inline __m256 kv8(const void *base, int f16, size_t i) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+// dim a multiple of 8. Scores: four keys at a time (four independent sums); output: 32 columns
+// at a time held in registers over all keys.
+AVX2 static void attention_heads_avx2(const ck_pool *p, int h0, int h1, float *sc) {
+    int groups = p->aheads / p->akv, dim = p->adim, f16 = p->af16, total = p->atotal;
+    size_t stride = p->apos;
+    for (int h = h0; h < h1; h++) {
+        const float *q = p->aq + (size_t)h * dim;
+        size_t g0 = (size_t)(h / groups) * p->ahead;
+        int j = 0;
+        for (; j + 4 <= total; j += 4) {
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int d = 0; d < dim; d += 8) {
+                __m256 qd = _mm256_loadu_ps(q + d);
+                s0 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 0) * stride + g0 + d), s0);
+                s1 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 1) * stride + g0 + d), s1);
+                s2 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 2) * stride + g0 + d), s2);
+                s3 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 3) * stride + g0 + d), s3);
+            }
+            sc[j] = hsum(s0) * p->ascale; sc[j + 1] = hsum(s1) * p->ascale;
+            sc[j + 2] = hsum(s2) * p->ascale; sc[j + 3] = hsum(s3) * p->ascale;
+        }
+        for (; j < total; j++) {
+            __m256 s0 = _mm256_setzero_ps();
+            for (int d = 0; d < dim; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv8(p->ak, f16, j * stride + g0 + d), s0);
+            sc[j] = hsum(s0) * p->ascale;
+        }
+        ck_softmax_row(sc, total);
+        float *o = p->aout + (size_t)h * dim;
+        int d = 0;
+        for (; d + 32 <= dim; d += 32) {
+            __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            for (int k = 0; k < total; k++) {
+                __m256 w = _mm256_broadcast_ss(sc + k);
+                size_t b = k * stride + g0 + d;
+                o0 = _mm256_fmadd_ps(w, kv8(p->av, f16, b), o0);
+                o1 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 8), o1);
+                o2 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 16), o2);
+                o3 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 24), o3);
+            }
+            _mm256_storeu_ps(o + d, o0); _mm256_storeu_ps(o + d + 8, o1);
+            _mm256_storeu_ps(o + d + 16, o2); _mm256_storeu_ps(o + d + 24, o3);
+        }
+        for (; d < dim; d += 8) {
+            __m256 o0 = _mm256_setzero_ps();
+            for (int k = 0; k < total; k++) o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), kv8(p->av, f16, k * stride + g0 + d), o0);
+            _mm256_storeu_ps(o + d, o0);
+        }
+    }
+}
+#endif
+
+static void attention_heads(const ck_pool *p, int h0, int h1) {
+    float *sc = malloc((size_t)(p->atotal > 0 ? p->atotal : 1) * sizeof(float));
+#if defined(__x86_64__)
+    if (ck_has_avx2() && p->adim % 8 == 0) attention_heads_avx2(p, h0, h1, sc);
+    else
+#endif
+    attention_heads_c(p, h0, h1, sc);
+    free(sc);
+}
+
+#if defined(__x86_64__)
+// AVX-512, head dims of NC x 16 (64 and 128): the query heads of one kv head two at a time, so
+// that each cached key and value row is read and widened once for both (the real model has two
+// query heads per kv head; per query head the cache was read twice): both heads' scores per key,
+// a softmax each, then both outputs accumulated in registers over all values. With the cache
+// stored head by head (KVCache) each pass is one contiguous stream.
+AVX512 static inline __attribute__((always_inline)) __m512 kv16(const void *base, int f16, size_t i) {
+    return f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)))
+               : _mm512_loadu_ps((const float *)base + i);
+}
+
+#define ATTN_GROUP(NAME, NC)                                                                               \
+    AVX512 static void NAME(const ck_pool *p, int g, float *sc) {                                          \
+        int groups = p->aheads / p->akv, f16 = p->af16, total = p->atotal;                                  \
+        size_t stride = p->apos, g0 = (size_t)g * p->ahead;                                    \
+        for (int h = g * groups; h < (g + 1) * groups; h += 2) {                                           \
+            int two = h + 1 < (g + 1) * groups;                                                            \
+            const float *q0 = p->aq + (size_t)h * (NC * 16), *q1 = two ? q0 + NC * 16 : q0;                \
+            float *s0 = sc, *s1 = sc + total;                                                              \
+            __m512 qa[NC], qb[NC];                                                                         \
+            for (int c = 0; c < NC; c++) { qa[c] = _mm512_loadu_ps(q0 + 16 * c); qb[c] = _mm512_loadu_ps(q1 + 16 * c); } \
+            for (int j = 0; j < total; j++) {                                                              \
+                __m512 a = _mm512_setzero_ps(), b = a;                                                     \
+                for (int c = 0; c < NC; c++) {                                                             \
+                    __m512 k = kv16(p->ak, f16, j * stride + g0 + 16 * c);                                 \
+                    a = _mm512_fmadd_ps(qa[c], k, a); b = _mm512_fmadd_ps(qb[c], k, b);                   \
+                }                                                                                          \
+                s0[j] = _mm512_reduce_add_ps(a) * p->ascale; s1[j] = _mm512_reduce_add_ps(b) * p->ascale;  \
+            }                                                                                              \
+            ck_softmax_row(s0, total);                                                                     \
+            if (two) ck_softmax_row(s1, total);                                                            \
+            __m512 oa[NC], ob[NC];                                                                         \
+            for (int c = 0; c < NC; c++) { oa[c] = _mm512_setzero_ps(); ob[c] = oa[c]; }                    \
+            for (int j = 0; j < total; j++) {                                                              \
+                __m512 wa = _mm512_set1_ps(s0[j]), wb = _mm512_set1_ps(s1[j]);                             \
+                for (int c = 0; c < NC; c++) {                                                             \
+                    __m512 v = kv16(p->av, f16, j * stride + g0 + 16 * c);                                 \
+                    oa[c] = _mm512_fmadd_ps(wa, v, oa[c]); ob[c] = _mm512_fmadd_ps(wb, v, ob[c]);          \
+                }                                                                                          \
+            }                                                                                              \
+            float *o = p->aout + (size_t)h * (NC * 16);                                                    \
+            for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + 16 * c, oa[c]);                              \
+            if (two) for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + NC * 16 + 16 * c, ob[c]);           \
+        }                                                                                                  \
+    }
+ATTN_GROUP(attention_group64_avx512, 4)
+ATTN_GROUP(attention_group128_avx512, 8)
+
+// int8 GEMM tiles: MR activation rows x one panel of 32 weight rows (two 16-lane vectors), over
+// all blocks of 32 columns. Per block: eight vpdpbusd steps of four columns (packed w + 128 as
+// the unsigned operand, four activation bytes broadcast as the signed one) into int32, minus
+// 128 x the block's activation sum, then one FMA with the block's scale into float (the
+// reference's order, so the results are its bits). Columns past `valid` are not stored.
+#define Q8_TILE(NAME, MR)                                                                                  \
+    AVX512 static void NAME(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, const int32_t *corr, \
+                            float *c, int nb, int ldc, int valid) {                                        \
+        __m512 f[MR][2];                                                                                   \
+        for (int i = 0; i < MR; i++) { f[i][0] = _mm512_setzero_ps(); f[i][1] = f[i][0]; }                  \
+        size_t stride = sw ? 1024 : 1152;         /* q4 panels: each block's 32 weight scales after it */ \
+        for (int b = 0; b < nb; b++) {                                                                     \
+            __m512i acc[MR][2];                                                                            \
+            for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_si512(); acc[i][1] = acc[i][0]; }     \
+            const uint8_t *pb = panel + (size_t)b * stride;                                                \
+            for (int s = 0; s < 8; s++) {                                                                  \
+                __m512i w0 = _mm512_loadu_si512((const void *)(pb + 128 * s)), w1 = _mm512_loadu_si512((const void *)(pb + 128 * s + 64)); \
+                for (int i = 0; i < MR; i++) {                                                             \
+                    int32_t four; memcpy(&four, xq[(size_t)i * nb + b].qs + 4 * s, 4);                     \
+                    __m512i a = _mm512_set1_epi32(four);                                                   \
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], w0, a);                                     \
+                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], w1, a);                                     \
+                }                                                                                          \
+            }                                                                                              \
+            __m512 ws0 = _mm512_set1_ps(1), ws1 = ws0;                                                     \
+            if (!sw) { ws0 = _mm512_loadu_ps((const float *)(pb + 1024)); ws1 = _mm512_loadu_ps((const float *)(pb + 1088)); } \
+            for (int i = 0; i < MR; i++) {                                                                 \
+                __m512i cr = _mm512_set1_epi32(corr[(size_t)i * nb + b]);                                   \
+                __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d), d0 = d, d1 = d;                        \
+                if (!sw) { d0 = _mm512_mul_ps(ws0, d); d1 = _mm512_mul_ps(ws1, d); }                       \
+                f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], cr)), d0, f[i][0]); \
+                f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], cr)), d1, f[i][1]); \
+            }                                                                                              \
+        }                                                                                                  \
+        __mmask16 m0 = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);                              \
+        __mmask16 m1 = valid >= 32 ? 0xFFFF : (valid <= 16 ? 0 : (__mmask16)((1u << (valid - 16)) - 1));   \
+        __m512 s0 = _mm512_set1_ps(1), s1 = s0;                                                            \
+        if (sw) { s0 = _mm512_maskz_loadu_ps(m0, sw); s1 = _mm512_maskz_loadu_ps(m1, sw + 16); }           \
+        for (int i = 0; i < MR; i++) {                                                                     \
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, sw ? _mm512_mul_ps(f[i][0], s0) : f[i][0]);     \
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, sw ? _mm512_mul_ps(f[i][1], s1) : f[i][1]); \
+        }                                                                                                  \
+    }
+Q8_TILE(q8_tile1, 1) Q8_TILE(q8_tile2, 2) Q8_TILE(q8_tile3, 3) Q8_TILE(q8_tile4, 4) Q8_TILE(q8_tile5, 5) Q8_TILE(q8_tile6, 6)
+
+// Panels p0..<p1 of the current int8 GEMM job, all activation rows, six at a time.
+static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
+    int nb = p->cols / CK_QK;
+    for (int pn = p0; pn < p1; pn++) {
+        int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
+        const uint8_t *panel = p->gpack + (size_t)pn * 32 * (p->ws ? (size_t)p->cols : (size_t)nb * 36);
+        for (int m0 = 0; m0 < p->gm; m0 += 6) {
+            int mr = p->gm - m0 < 6 ? p->gm - m0 : 6;
+            const ck_block_q8 *xq = p->gxq + (size_t)m0 * nb;
+            const int32_t *corr = p->gcorr + (size_t)m0 * nb;
+            float *c = p->y + (size_t)m0 * p->gldc + n0;
+            const float *sw = p->ws ? p->ws + n0 : NULL;
+            switch (mr) {
+            case 6: q8_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 5: q8_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 4: q8_tile4(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 3: q8_tile3(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 2: q8_tile2(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            default: q8_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            }
+        }
+    }
+}
+#endif
+
+// Part `part` of `parts` of the decode attention: kv heads (with all their query heads) where the
+// AVX-512 group kernels apply, else query heads.
+static void attention_part(const ck_pool *p, int part, int parts) {
+#if defined(__x86_64__)
+    if (has_avx512() && (p->adim == 64 || p->adim == 128)) {
+        float *sc = malloc((size_t)(p->atotal > 0 ? 2 * p->atotal : 2) * sizeof(float));
+        for (int g = p->akv * part / parts; g < p->akv * (part + 1) / parts; g++) {
+            if (p->adim == 64) attention_group64_avx512(p, g, sc);
+            else attention_group128_avx512(p, g, sc);
+        }
+        free(sc);
+        return;
+    }
+#endif
+    attention_heads(p, p->aheads * part / parts, p->aheads * (part + 1) / parts);
+}
+
+// Rows r0..<r1 of column block b of a product of rows in groups of four: the full groups in the
+// range, then (block 0) any of the rows after them, stored whole. With more than one block each
+// block writes its own partial sums (ypart, summed in block order by matvec_job).
+static void bf16x4_range(const ck_pool *p, int b, int r0, int r1) {
+    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
+    const uint16_t *w = (const uint16_t *)p->w, *wb = x4_block(w, p->rows, b);
+    float *y = x4_blocks(p->cols) > 1 ? p->ypart + (size_t)b * p->rows : p->y;
+    if (r0 < g1) {
+#if defined(__x86_64__)
+        if (has_avx512()) bf16x4_rows_avx512(wb, p->xe + c0 / 2, p->xo + c0 / 2, y, width, r0, g1);
+        else if (ck_has_avx2()) bf16x4_rows_avx2(wb, p->xe + c0 / 2, p->xo + c0 / 2, y, width, r0, g1);
+        else
+#endif
+        bf16x4_rows_c(wb, (const float *)p->x + c0, y, width, r0, g1);
+    }
+    if (r1 > full) {
+        int t0 = r0 > full ? r0 : full;
+        if (b > 0) { for (int r = t0; r < r1; r++) y[r] = 0; return; }
+#if defined(__x86_64__)
+        if (ck_has_avx2()) { bf16_rows(w, p->xe, p->xo, (const float *)p->x, y, p->cols, t0, r1); return; }
+#endif
+        matvec_bf16_c(w, (const float *)p->x, y, p->cols, t0, r1);
+    }
+}
+
+// Column group s of rows r0..<r1 of a q4 product: its part of each row, into y (one group) or
+// the group's partial sums (several). Full groups by the SIMD kernels, from the activations
+// matvec_job arranged; a narrower last group, and every group without AVX2, by the reference.
+static void q4_range(const ck_pool *p, int s, int r0, int r1) {
+    int nb = p->cols / CK_QK, groups = q4_groups(nb);
+    float *y = groups > 1 ? p->ypart + (size_t)s * p->rows : p->y;
+#if defined(__x86_64__)
+    if (q4_gsize(nb, s) == Q4_SG && ck_has_avx2()) {
+        const uint8_t *g = (const uint8_t *)p->w + (size_t)s * p->rows * (Q4_SG * 18);
+        const q4_xline *xl = p->q4xl + 8 * s;
+        const float *xd = p->q4xd + Q4_SG * s, *c8 = p->q4c8 + Q4_SG * s;
+        if (has_avx512()) q4_group_avx512(g, xl, xd, c8, y, r0, r1);
+        else q4_group_avx2(g, xl, xd, c8, y, r0, r1);
+        return;
+    }
+#endif
+    for (int r = r0; r < r1; r++) y[r] = q4_group_ref((const uint8_t *)p->w, p->rows, nb, r, s, (const ck_block_q8 *)p->x);
+}
+
+// How many column blocks a job's rows run through: bf16 rows in fours wider than X4_BLOCK, and
+// q4 matrices of more than one column group; 1 for the rest.
+static int job_blocks(int kind, int cols) {
+    return kind == JOB_BF16X4 ? x4_blocks(cols) : (kind == JOB_Q4 ? q4_groups(cols / CK_QK) : 1);
+}
+
+// Column block b of rows r0..<r1 of a job with blocks (job_blocks).
+static void block_range(const ck_pool *p, int b, int r0, int r1) {
+    if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1); else q4_range(p, b, r0, r1);
+}
+
+// Rows r0..<r1 of the current matrix-vector job (bf16 uses the job's de-interleaved x).
+static void matvec_range(const ck_pool *p, int r0, int r1) {
+    switch (p->kind) {
+    case JOB_BF16:
+#if defined(__x86_64__)
+        if (ck_has_avx2()) { bf16_rows((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
+#endif
+        matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
+    case JOB_BF16X4: case JOB_Q4:
+        for (int b = 0; b < job_blocks(p->kind, p->cols); b++) block_range(p, b, r0, r1);
+        break;
+    case JOB_Q8GEMM:
+#if defined(__x86_64__)
+        q8_gemm_panels(p, r0, r1);
+#endif
+        break;
+    case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+    }
+}
+
+static void run_share(ck_pool *p, int self) {
+    if (p->kind == JOB_ATTN) {
+        attention_part(p, self, p->threads);
+        return;
+    }
+    if (p->kind == JOB_READ) {
+        size_t per = (p->n / p->threads) & ~(size_t)127, start = per * (size_t)self;
+        size_t len = self == p->threads - 1 ? p->n - start : per;
+        p->partial[self] = read_part(p->buf + start, len);
+        return;
+    }
+    // Each thread takes the chunks of its own contiguous share from the front (one long stream
+    // suits the prefetchers: chunks dealt out in turn halved the rate of two threads), then takes
+    // what is left of the others' shares from their backs, so that a thread slowed by the other
+    // work of the machine does not keep the rest waiting (waiting was ~14% of a bf16 decode).
+    for (int k = 0; k < p->threads; k++) {
+        int v = (self + k) % p->threads;
+        for (;;) {
+            uint64_t span = atomic_load_explicit(&p->share[v].span, memory_order_relaxed), next;
+            uint32_t lo = (uint32_t)span, hi = (uint32_t)(span >> 32), c;
+            if (lo >= hi) break;
+            if (k == 0) { c = lo; next = (uint64_t)(lo + 1) | ((uint64_t)hi << 32); }
+            else { c = hi - 1; next = (uint64_t)lo | ((uint64_t)(hi - 1) << 32); }
+            if (!atomic_compare_exchange_weak_explicit(&p->share[v].span, &span, next, memory_order_relaxed, memory_order_relaxed)) continue;
+            // Chunks run through each column block's rows in turn (job_blocks: often one).
+            int b = (int)c / p->chunks_per_block, r0 = ((int)c % p->chunks_per_block) * p->chunk_rows, r1 = r0 + p->chunk_rows;
+            if (r1 > p->rows) r1 = p->rows;
+            if (p->kind == JOB_BF16X4 || p->kind == JOB_Q4) block_range(p, b, r0, r1); else matvec_range(p, r0, r1);
+        }
+    }
+}
+
+typedef struct { ck_pool *p; int index; } worker_arg;
+
+static void *worker(void *a) {
+    worker_arg wa = *(worker_arg *)a;
+    free(a);
+    ck_pool *p = wa.p;
+    unsigned seen = 0;        // the pool's generation at creation: a job may come before this thread runs
+    for (;;) {
+        // Hot: spin for a while, so that the next product of the same step starts at once.
+        double until = now_us() + p->spin_us;
+        int k = 0;
+        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->stop)) {
+            cpu_relax();
+            if (++k == 256) { k = 0; if (now_us() > until) break; }
+        }
+        if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->stop)) {
+            pthread_mutex_lock(&p->mu);             // cold: park until the next job
+            p->sleepers++;
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        isa_cap = p->isa;
+        run_share(p, wa.index);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
+ck_pool *ck_pool_create(int threads, int spin_us) {
+    ck_pool *p = calloc(1, sizeof *p);
+    p->threads = threads < 1 ? 1 : (threads > 64 ? 64 : threads);
+    p->spin_us = spin_us;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->job, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->tids = calloc((size_t)p->threads, sizeof(pthread_t));
+    for (int i = 1; i < p->threads; i++) {
+        worker_arg *a = malloc(sizeof *a); a->p = p; a->index = i;
+        pthread_create(&p->tids[i], NULL, worker, a);
+    }
+    return p;
+}
+
+void ck_pool_destroy(ck_pool *p) {
+    if (!p) return;
+    atomic_store(&p->stop, 1);
+    pthread_mutex_lock(&p->mu); pthread_cond_broadcast(&p->cv); pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
+    free(p->tids);
+    free(p->xe); free(p->xo); free(p->ypart); free(p->q4xl); free(p->q4xd); free(p->q4c8);
+    free(p);
+}
+
+int ck_pool_threads(const ck_pool *p) { return p->threads; }
+
+static void dispatch(ck_pool *p) {
+    p->isa = ck_isa();
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    if (p->threads > 1) {
+        pthread_mutex_lock(&p->mu);
+        if (p->sleepers > 0) pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    run_share(p, 0);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
+}
+
+// A job of `chunks` chunks of `chunk_rows` rows in each of `blocks` column blocks (job_blocks): each thread's share is a contiguous run of whole chunks (run_share takes its own
+// from the front and steals the others' from their backs).
+static void split_shares(ck_pool *p, int chunk_rows, int chunks, int blocks) {
+    p->chunk_rows = chunk_rows; p->chunks_per_block = chunks;
+    uint64_t all = (uint64_t)chunks * blocks;
+    for (int t = 0; t < p->threads; t++) {
+        uint64_t lo = all * t / p->threads, hi = all * (t + 1) / p->threads;
+        atomic_store_explicit(&p->share[t].span, lo | hi << 32, memory_order_relaxed);
+    }
+}
+
+static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks);
+
+static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
+    p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
+    // q4: the full column groups' activations arranged once for all threads and chunks.
+    if (kind == JOB_Q4 && cols >= Q4_SG * CK_QK) {
+        int full = cols / CK_QK / Q4_SG * Q4_SG;
+        if (p->q4cap < full) {
+            free(p->q4xl); free(p->q4xd); free(p->q4c8);
+            p->q4xl = aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline));
+            p->q4xd = aligned_alloc(64, (size_t)full * sizeof(float)); p->q4c8 = aligned_alloc(64, (size_t)full * sizeof(float));
+            p->q4cap = full;
+        }
+        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xl, p->q4xd, p->q4c8);
+    }
+    if (kind == JOB_BF16 || kind == JOB_BF16X4) {
+        if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
+        deinterleave(x, cols, p->xe, p->xo);
+    }
+    int blocks = job_blocks(kind, cols);
+    if (blocks > 1 && p->ypcap < (size_t)blocks * rows) {
+        free(p->ypart); p->ypart = malloc((size_t)blocks * rows * sizeof(float)); p->ypcap = (size_t)blocks * rows;
+    }
+    matvec_dispatch(p, kind, rows, cols, blocks);
+    // The column blocks' partial sums, added in block order (the same result on any number of threads).
+    for (int b = 1; b < blocks; b++)
+        for (int r = 0; r < rows; r++) p->ypart[r] += p->ypart[(size_t)b * rows + r];
+    if (blocks > 1) memcpy(y, p->ypart, (size_t)rows * sizeof(float));
+}
+
+static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks) {
+    // Under ~32 KB of weights (at least 8 rows) waking the workers costs more than it saves.
+    int bytes_per_row = kind == JOB_BF16 || kind == JOB_BF16X4 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
+    int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
+    if (p->threads == 1 || rows < (small < 8 ? 8 : small)) { matvec_range(p, 0, rows); return; }
+    // Chunks of ~64 KiB of weights (whole groups of four rows), shares of whole chunks. A thread
+    // takes its own chunks in order, so its stream stays contiguous; smaller chunks only shorten
+    // the wait at the end of a product. In q4 decode profiles the spinning (worker, dispatch and
+    // the chunk claims) came to 11% of the kernels' time with 192 KiB chunks, 6% with 64 KiB and
+    // 9% with 32 KiB (more claims).
+    // A wide matrix's chunks are ~64 KiB of one column block (the chunks of block 0, then of 1, ...).
+    int cr = (64 << 10) / (bytes_per_row / blocks > 0 ? bytes_per_row / blocks : 1);
+    cr = cr < 4 ? 4 : cr & ~3;
+    int chunks = (rows + cr - 1) / cr;
+    split_shares(p, cr, chunks, blocks);
+    dispatch(p);
+}
+
+static void locked_matvec(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
+    pthread_mutex_lock(&p->job);
+    matvec_job(p, kind, w, ws, x, y, rows, cols);
+    pthread_mutex_unlock(&p->job);
+}
+
+void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols); }
+void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols); }
+void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols); }
+void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols); }
+
+int ck_q8_gemm_available(void) { return has_avx512(); }
+
+void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
+                     int m, int n, int k, int ldc) {
+    int nb = k / CK_QK, panels = (n + 31) / 32;
+    int32_t *corr = malloc((size_t)m * nb * sizeof(int32_t));
+    for (size_t i = 0; i < (size_t)m * nb; i++) {          // 128 x each block's activation sum
+        int32_t t = 0;
+        for (int e = 0; e < CK_QK; e++) t += xq[i].qs[e];
+        corr[i] = 128 * t;
+    }
+    pthread_mutex_lock(&p->job);
+    p->kind = JOB_Q8GEMM; p->gpack = packed; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
+    p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
+    // One panel per chunk, shares of whole panels (the stealing split of the products).
+    split_shares(p, 1, panels, 1);
+    if (p->threads == 1) matvec_range(p, 0, panels); else dispatch(p);
+    pthread_mutex_unlock(&p->job);
+    free(corr);
+}
+
+uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n) {
+    if (p->threads == 1) return read_part(buf, n);
+    pthread_mutex_lock(&p->job);
+    p->kind = JOB_READ; p->buf = buf; p->n = n;
+    dispatch(p);
+    uint64_t t = 0;
+    for (int i = 0; i < p->threads; i++) t += p->partial[i];
+    pthread_mutex_unlock(&p->job);
+    return t;
+}
+
+
+void ck_pool_attention_decode(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out,
+                              int total, int heads, int kv_heads, int dim, size_t pos_stride, size_t head_stride, float scale) {
+    pthread_mutex_lock(&p->job);
+    p->kind = JOB_ATTN; p->aq = q; p->ak = k; p->av = v; p->af16 = kv_f16; p->aout = out; p->atotal = total; p->aheads = heads;
+    p->akv = kv_heads; p->adim = dim; p->apos = pos_stride; p->ahead = head_stride; p->ascale = scale;
+    if (p->threads == 1 || kv_heads < 2) attention_part(p, 0, 1); else dispatch(p);
+    pthread_mutex_unlock(&p->job);
+}
