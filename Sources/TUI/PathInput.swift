@@ -41,6 +41,13 @@ public enum PathInput {
 
     /// Tab completion of the path after `/attach ` (or `/load `): the new input and a hint listing
     /// the choices when there are several; nil when there is nothing to complete.
+    /// The longest start all of `names` share (`names` not empty).
+    static func commonPrefix(_ names: [String]) -> String {
+        var c = names[0]
+        for n in names.dropFirst() { while !n.hasPrefix(c) { c.removeLast() } }
+        return c
+    }
+
     public static func complete(_ input: String, fileManager: FileManager = .default) -> (input: String, hint: String?)? {
         guard let cmd = ["/attach "].first(where: { input.hasPrefix($0) }) else { return nil }
         let typed = String(input.dropFirst(cmd.count))
@@ -56,8 +63,7 @@ public enum PathInput {
             var d: ObjCBool = false
             return fileManager.fileExists(atPath: (dir as NSString).appendingPathComponent(n), isDirectory: &d) && d.boolValue
         }
-        var common = matches[0]
-        for m in matches.dropFirst() { while !m.hasPrefix(common) { common.removeLast() } }
+        let common = commonPrefix(matches)
         let typedDir = typed.isEmpty ? "" : (typed.hasSuffix("/") ? typed : String(typed.dropLast(stem.count)))
         var completed = typedDir + common
         if matches.count == 1 && isDir(common) { completed += "/" }

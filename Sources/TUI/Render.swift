@@ -147,10 +147,7 @@ func panelLine(_ s: AppState, width: Int) -> String {
             .joined(separator: "  ")
     }
     return items.map { i, img in
-        let n = fileName(img)
-        var short = "", w = 0
-        for ch in n where w + TextWidth.of(character: ch) <= room - 1 { short.append(ch); w += TextWidth.of(character: ch) }
-        return entry(i, img, name: short.count < n.count ? short + "…" : short, long: false)
+        return entry(i, img, name: TextWidth.truncated(fileName(img), toWidth: room), long: false)
     }.joined(separator: "  ")
 }
 
@@ -249,10 +246,8 @@ func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     let rest = TextWidth.of(parts.joined(separator: " │ ")) + 3
     if TextWidth.of(line) > r.width {        // the model's name shortened to what is left, not dropped
         let format = " (\(s.weightFormat))"
-        let room = max(r.width - rest - TextWidth.of(format) - 1, 0)
-        var short = "", w = 0
-        for ch in s.modelName where w + TextWidth.of(character: ch) <= room { short.append(ch); w += TextWidth.of(character: ch) }
-        line = ([(short.count < s.modelName.count ? short + "…" : short) + format] + parts).joined(separator: " │ ")
+        let room = max(r.width - rest - TextWidth.of(format), 1)
+        line = ([TextWidth.truncated(s.modelName, toWidth: room) + format] + parts).joined(separator: " │ ")
     }
     g.fill(r, role: .status)
     g.put(line, x: r.x, y: r.y, role: .status, limit: r.width)

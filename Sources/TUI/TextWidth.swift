@@ -34,6 +34,14 @@ public enum TextWidth {
         Unicode.Scalar(v)?.properties.isEmojiPresentation ?? false
     }
 
+    /// `s` when it takes at most `width` cells, else its longest start that leaves one cell for "…", and "…".
+    public static func truncated(_ s: String, toWidth width: Int) -> String {
+        guard of(s) > width else { return s }
+        var out = "", w = 0
+        for ch in s where w + of(character: ch) <= width - 1 { out.append(ch); w += of(character: ch) }
+        return out + "…"
+    }
+
     /// Cells taken by `s`.
     public static func of(_ s: String) -> Int {
         var w = 0

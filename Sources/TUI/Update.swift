@@ -328,21 +328,16 @@ let commandNames = ["/attach", "/copy", "/delete", "/detach", "/edit", "/help", 
 /// saved conversation's name (`names`: the store's names and ids, most recent first).
 public func completeCommand(_ input: String, names: () -> [String]) -> (input: String, hint: String?)? {
     guard input.hasPrefix("/") else { return nil }
-    func common(_ m: [String]) -> String {
-        var c = m[0]
-        for x in m.dropFirst() { while !x.hasPrefix(c) { c.removeLast() } }
-        return c
-    }
     if !input.contains(" ") {
         let m = commandNames.filter { $0.hasPrefix(input) }
         guard !m.isEmpty else { return (input, "no such command; /help lists them") }
-        return m.count == 1 ? (m[0] + " ", nil) : (common(m), m.joined(separator: "  "))
+        return m.count == 1 ? (m[0] + " ", nil) : (PathInput.commonPrefix(m), m.joined(separator: "  "))
     }
     guard let cmd = ["/load ", "/delete "].first(where: { input.hasPrefix($0) }) else { return nil }
     let typed = String(input.dropFirst(cmd.count))
     let m = names().filter { $0.hasPrefix(typed) }
     guard !m.isEmpty else { return (input, "no saved conversation starts with that") }
-    return m.count == 1 ? (cmd + m[0], nil) : (cmd + common(m), m.prefix(12).joined(separator: "  ") + (m.count > 12 ? "  …" : ""))
+    return m.count == 1 ? (cmd + m[0], nil) : (cmd + PathInput.commonPrefix(m), m.prefix(12).joined(separator: "  ") + (m.count > 12 ? "  …" : ""))
 }
 
 /// The sampling parameters of one answer: the seed the user set, else a fresh draw, so that
