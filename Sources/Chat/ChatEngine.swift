@@ -6,19 +6,6 @@ import Kernels
 import Model
 import Tokenizer
 
-/// Seconds spent per phase and the resulting speeds.
-public struct GenerationTimings: Sendable, Codable, Equatable {
-    public var load: Double = 0
-    public var prefill: Double = 0
-    public var decode: Double = 0
-    public var promptTokens: Int = 0
-    public var generatedTokens: Int = 0
-
-    public var prefillTokensPerSecond: Double { prefill > 0 ? Double(promptTokens) / prefill : 0 }
-    /// Tokens after the first (the first comes out of prefill) over decode time.
-    public var decodeTokensPerSecond: Double { decode > 0 ? Double(max(generatedTokens - 1, 0)) / decode : 0 }
-}
-
 public struct GenerationResult: Sendable {
     /// The response as the official chat() returns it.
     public var text: String
@@ -26,7 +13,6 @@ public struct GenerationResult: Sendable {
     public var tokenIDs: [Int32]
     public var promptTokenIDs: [Int32]
     public var stoppedAtStopToken: Bool
-    public var timings: GenerationTimings
 }
 
 /// A loaded model ready to answer: the language model, its tokenizer and configuration.
@@ -158,17 +144,10 @@ public final class ChatEngine: @unchecked Sendable {
         if let p = parameters.problem { throw ChatError.invalidParameters(p) }
         guard ids.count < contextLength else { throw ChatError.promptTooLong(tokens: ids.count, context: contextLength) }
         let prompt = try self.prompt(ids: ids, imageRows: imageTokens.count / max(model.hidden, 1))
-        var timings = GenerationTimings(load: loadSeconds, promptTokens: ids.count)
         let cache = model.makeCache(initialCapacity: min(contextLength, ids.count + parameters.maxNewTokens))
-        let t0 = Date()
         let logits = prefill(prompt, images: [imageTokens], upTo: ids.count, cache: cache, logits: .last)!
-        timings.prefill = Date().timeIntervalSince(t0)
-        let t1 = Date()
         let d = decode(after: logits, prompt: ids, cache: cache, parameters: parameters, shouldStop: shouldStop, onText: onText)
-        timings.decode = Date().timeIntervalSince(t1)
-        timings.generatedTokens = d.tokenIDs.count
-        return GenerationResult(text: d.text, tokenIDs: d.tokenIDs, promptTokenIDs: ids,
-                                stoppedAtStopToken: d.stoppedAtStopToken, timings: timings)
+        return GenerationResult(text: d.text, tokenIDs: d.tokenIDs, promptTokenIDs: ids, stoppedAtStopToken: d.stoppedAtStopToken)
     }
 
     /// A `Prompt` for ids made elsewhere: every `<IMG_CONTEXT>` an image slot, which must be
