@@ -71,6 +71,14 @@ static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { ret
 
 typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; } q4_xline;     // 128 bytes
 
+// One decode attention job (attention.c): query heads q, the cache's keys and values (float16
+// when f16) for `total` positions, pos_stride / head_stride elements apart.
+typedef struct {
+    const float *q; const void *k, *v; int f16; float *out;
+    int total, heads, kv_heads, dim; size_t pos_stride, head_stride; float scale;
+} ck_attention;
+void attention_part(const ck_attention *a, int part, int parts);
+
 // Kernels one file runs for another.
 extern _Thread_local int isa_cap;
 void quantize_q8_blocks_c(const float *x, ck_block_q8 *out, int n);

@@ -1,4 +1,4 @@
-// The thread pool and the jobs it runs (products, decode attention, int8 GEMM, reads). See include/ckernels.h.
+// The thread pool and the jobs it runs (products, int8 GEMM, reads; decode attention from attention.c). See include/ckernels.h.
 #include "internal.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ struct ck_pool {
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
     const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
-    const float *aq; const void *ak, *av; float *aout; int atotal, aheads, akv, adim, af16; size_t apos, ahead; float ascale;   // decode attention
+    ck_attention attn;        // decode attention
 };
 
 static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
@@ -39,148 +39,7 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-// K/V element j of a cached row: float32 or float16 storage.
-static inline float kv_at(const void *base, int f16, size_t i) {
-    return f16 ? ck_fp16_to_fp32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
-}
-
-static void attention_heads_c(const ck_pool *p, int h0, int h1, float *sc) {
-    int groups = p->aheads / p->akv, dim = p->adim, f16 = p->af16;
-    for (int h = h0; h < h1; h++) {
-        const float *q = p->aq + (size_t)h * dim;
-        int g = h / groups;
-        for (int j = 0; j < p->atotal; j++) {
-            size_t base = (size_t)j * p->apos + (size_t)g * p->ahead;
-            float s = 0;
-            for (int d = 0; d < dim; d++) s += q[d] * kv_at(p->ak, f16, base + d);
-            sc[j] = s * p->ascale;
-        }
-        ck_softmax_row(sc, p->atotal);
-        float *o = p->aout + (size_t)h * dim;
-        for (int d = 0; d < dim; d++) o[d] = 0;
-        for (int j = 0; j < p->atotal; j++) {
-            size_t base = (size_t)j * p->apos + (size_t)g * p->ahead;
-            for (int d = 0; d < dim; d++) o[d] += sc[j] * kv_at(p->av, f16, base + d);
-        }
-    }
-}
-
 #if defined(__x86_64__)
-// 8 cached values from float32 or float16 storage.
-AVX2 static inline __m256 kv8(const void *base, int f16, size_t i) {
-    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
-               : _mm256_loadu_ps((const float *)base + i);
-}
-
-// dim a multiple of 8. Scores: four keys at a time (four independent sums); output: 32 columns
-// at a time held in registers over all keys.
-AVX2 static void attention_heads_avx2(const ck_pool *p, int h0, int h1, float *sc) {
-    int groups = p->aheads / p->akv, dim = p->adim, f16 = p->af16, total = p->atotal;
-    size_t stride = p->apos;
-    for (int h = h0; h < h1; h++) {
-        const float *q = p->aq + (size_t)h * dim;
-        size_t g0 = (size_t)(h / groups) * p->ahead;
-        int j = 0;
-        for (; j + 4 <= total; j += 4) {
-            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int d = 0; d < dim; d += 8) {
-                __m256 qd = _mm256_loadu_ps(q + d);
-                s0 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 0) * stride + g0 + d), s0);
-                s1 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 1) * stride + g0 + d), s1);
-                s2 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 2) * stride + g0 + d), s2);
-                s3 = _mm256_fmadd_ps(qd, kv8(p->ak, f16, (j + 3) * stride + g0 + d), s3);
-            }
-            sc[j] = hsum(s0) * p->ascale; sc[j + 1] = hsum(s1) * p->ascale;
-            sc[j + 2] = hsum(s2) * p->ascale; sc[j + 3] = hsum(s3) * p->ascale;
-        }
-        for (; j < total; j++) {
-            __m256 s0 = _mm256_setzero_ps();
-            for (int d = 0; d < dim; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv8(p->ak, f16, j * stride + g0 + d), s0);
-            sc[j] = hsum(s0) * p->ascale;
-        }
-        ck_softmax_row(sc, total);
-        float *o = p->aout + (size_t)h * dim;
-        int d = 0;
-        for (; d + 32 <= dim; d += 32) {
-            __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-            for (int k = 0; k < total; k++) {
-                __m256 w = _mm256_broadcast_ss(sc + k);
-                size_t b = k * stride + g0 + d;
-                o0 = _mm256_fmadd_ps(w, kv8(p->av, f16, b), o0);
-                o1 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 8), o1);
-                o2 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 16), o2);
-                o3 = _mm256_fmadd_ps(w, kv8(p->av, f16, b + 24), o3);
-            }
-            _mm256_storeu_ps(o + d, o0); _mm256_storeu_ps(o + d + 8, o1);
-            _mm256_storeu_ps(o + d + 16, o2); _mm256_storeu_ps(o + d + 24, o3);
-        }
-        for (; d < dim; d += 8) {
-            __m256 o0 = _mm256_setzero_ps();
-            for (int k = 0; k < total; k++) o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), kv8(p->av, f16, k * stride + g0 + d), o0);
-            _mm256_storeu_ps(o + d, o0);
-        }
-    }
-}
-#endif
-
-static void attention_heads(const ck_pool *p, int h0, int h1) {
-    float *sc = malloc((size_t)(p->atotal > 0 ? p->atotal : 1) * sizeof(float));
-#if defined(__x86_64__)
-    if (ck_has_avx2() && p->adim % 8 == 0) attention_heads_avx2(p, h0, h1, sc);
-    else
-#endif
-    attention_heads_c(p, h0, h1, sc);
-    free(sc);
-}
-
-#if defined(__x86_64__)
-// AVX-512, head dims of NC x 16 (64 and 128): the query heads of one kv head two at a time, so
-// that each cached key and value row is read and widened once for both (the real model has two
-// query heads per kv head; per query head the cache was read twice): both heads' scores per key,
-// a softmax each, then both outputs accumulated in registers over all values. With the cache
-// stored head by head (KVCache) each pass is one contiguous stream.
-AVX512 static inline __attribute__((always_inline)) __m512 kv16(const void *base, int f16, size_t i) {
-    return f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)))
-               : _mm512_loadu_ps((const float *)base + i);
-}
-
-#define ATTN_GROUP(NAME, NC)                                                                               \
-    AVX512 static void NAME(const ck_pool *p, int g, float *sc) {                                          \
-        int groups = p->aheads / p->akv, f16 = p->af16, total = p->atotal;                                  \
-        size_t stride = p->apos, g0 = (size_t)g * p->ahead;                                    \
-        for (int h = g * groups; h < (g + 1) * groups; h += 2) {                                           \
-            int two = h + 1 < (g + 1) * groups;                                                            \
-            const float *q0 = p->aq + (size_t)h * (NC * 16), *q1 = two ? q0 + NC * 16 : q0;                \
-            float *s0 = sc, *s1 = sc + total;                                                              \
-            __m512 qa[NC], qb[NC];                                                                         \
-            for (int c = 0; c < NC; c++) { qa[c] = _mm512_loadu_ps(q0 + 16 * c); qb[c] = _mm512_loadu_ps(q1 + 16 * c); } \
-            for (int j = 0; j < total; j++) {                                                              \
-                __m512 a = _mm512_setzero_ps(), b = a;                                                     \
-                for (int c = 0; c < NC; c++) {                                                             \
-                    __m512 k = kv16(p->ak, f16, j * stride + g0 + 16 * c);                                 \
-                    a = _mm512_fmadd_ps(qa[c], k, a); b = _mm512_fmadd_ps(qb[c], k, b);                   \
-                }                                                                                          \
-                s0[j] = _mm512_reduce_add_ps(a) * p->ascale; s1[j] = _mm512_reduce_add_ps(b) * p->ascale;  \
-            }                                                                                              \
-            ck_softmax_row(s0, total);                                                                     \
-            if (two) ck_softmax_row(s1, total);                                                            \
-            __m512 oa[NC], ob[NC];                                                                         \
-            for (int c = 0; c < NC; c++) { oa[c] = _mm512_setzero_ps(); ob[c] = oa[c]; }                    \
-            for (int j = 0; j < total; j++) {                                                              \
-                __m512 wa = _mm512_set1_ps(s0[j]), wb = _mm512_set1_ps(s1[j]);                             \
-                for (int c = 0; c < NC; c++) {                                                             \
-                    __m512 v = kv16(p->av, f16, j * stride + g0 + 16 * c);                                 \
-                    oa[c] = _mm512_fmadd_ps(wa, v, oa[c]); ob[c] = _mm512_fmadd_ps(wb, v, ob[c]);          \
-                }                                                                                          \
-            }                                                                                              \
-            float *o = p->aout + (size_t)h * (NC * 16);                                                    \
-            for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + 16 * c, oa[c]);                              \
-            if (two) for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + NC * 16 + 16 * c, ob[c]);           \
-        }                                                                                                  \
-    }
-ATTN_GROUP(attention_group64_avx512, 4)
-ATTN_GROUP(attention_group128_avx512, 8)
-
 // int8 GEMM tiles: MR activation rows x one panel of 32 weight rows (two 16-lane vectors), over
 // all blocks of 32 columns. Per block: eight vpdpbusd steps of four columns (packed w + 128 as
 // the unsigned operand, four activation bytes broadcast as the signed one) into int32, minus
@@ -251,22 +110,6 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
 }
 #endif
 
-// Part `part` of `parts` of the decode attention: kv heads (with all their query heads) where the
-// AVX-512 group kernels apply, else query heads.
-static void attention_part(const ck_pool *p, int part, int parts) {
-#if defined(__x86_64__)
-    if (has_avx512() && (p->adim == 64 || p->adim == 128)) {
-        float *sc = malloc((size_t)(p->atotal > 0 ? 2 * p->atotal : 2) * sizeof(float));
-        for (int g = p->akv * part / parts; g < p->akv * (part + 1) / parts; g++) {
-            if (p->adim == 64) attention_group64_avx512(p, g, sc);
-            else attention_group128_avx512(p, g, sc);
-        }
-        free(sc);
-        return;
-    }
-#endif
-    attention_heads(p, p->aheads * part / parts, p->aheads * (part + 1) / parts);
-}
 
 // Rows r0..<r1 of column block b of a product of rows in groups of four: the full groups in the
 // range, then (block 0) any of the rows after them, stored whole. With more than one block each
@@ -345,7 +188,7 @@ static void matvec_range(const ck_pool *p, int r0, int r1) {
 
 static void run_share(ck_pool *p, int self) {
     if (p->kind == JOB_ATTN) {
-        attention_part(p, self, p->threads);
+        attention_part(&p->attn, self, p->threads);
         return;
     }
     if (p->kind == JOB_READ) {
@@ -551,8 +394,8 @@ uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n) {
 void ck_pool_attention_decode(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out,
                               int total, int heads, int kv_heads, int dim, size_t pos_stride, size_t head_stride, float scale) {
     pthread_mutex_lock(&p->job);
-    p->kind = JOB_ATTN; p->aq = q; p->ak = k; p->av = v; p->af16 = kv_f16; p->aout = out; p->atotal = total; p->aheads = heads;
-    p->akv = kv_heads; p->adim = dim; p->apos = pos_stride; p->ahead = head_stride; p->ascale = scale;
-    if (p->threads == 1 || kv_heads < 2) attention_part(p, 0, 1); else dispatch(p);
+    p->kind = JOB_ATTN;
+    p->attn = (ck_attention){ q, k, v, kv_f16, out, total, heads, kv_heads, dim, pos_stride, head_stride, scale };
+    if (p->threads == 1 || kv_heads < 2) attention_part(&p->attn, 0, 1); else dispatch(p);
     pthread_mutex_unlock(&p->job);
 }

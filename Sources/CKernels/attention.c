@@ -1,0 +1,163 @@
+// Decode attention: one new position's query heads against the cached keys and values
+// (float32 or float16), split over the pool's threads by kv head or query head.
+#include "internal.h"
+
+// K/V element j of a cached row: float32 or float16 storage.
+static inline float kv_at(const void *base, int f16, size_t i) {
+    return f16 ? ck_fp16_to_fp32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void attention_heads_c(const ck_attention *p, int h0, int h1, float *sc) {
+    int groups = p->heads / p->kv_heads, dim = p->dim, f16 = p->f16;
+    for (int h = h0; h < h1; h++) {
+        const float *q = p->q + (size_t)h * dim;
+        int g = h / groups;
+        for (int j = 0; j < p->total; j++) {
+            size_t base = (size_t)j * p->pos_stride + (size_t)g * p->head_stride;
+            float s = 0;
+            for (int d = 0; d < dim; d++) s += q[d] * kv_at(p->k, f16, base + d);
+            sc[j] = s * p->scale;
+        }
+        ck_softmax_row(sc, p->total);
+        float *o = p->out + (size_t)h * dim;
+        for (int d = 0; d < dim; d++) o[d] = 0;
+        for (int j = 0; j < p->total; j++) {
+            size_t base = (size_t)j * p->pos_stride + (size_t)g * p->head_stride;
+            for (int d = 0; d < dim; d++) o[d] += sc[j] * kv_at(p->v, f16, base + d);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+// 8 cached values from float32 or float16 storage.
+AVX2 static inline __m256 kv8(const void *base, int f16, size_t i) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+// dim a multiple of 8. Scores: four keys at a time (four independent sums); output: 32 columns
+// at a time held in registers over all keys.
+AVX2 static void attention_heads_avx2(const ck_attention *p, int h0, int h1, float *sc) {
+    int groups = p->heads / p->kv_heads, dim = p->dim, f16 = p->f16, total = p->total;
+    size_t stride = p->pos_stride;
+    for (int h = h0; h < h1; h++) {
+        const float *q = p->q + (size_t)h * dim;
+        size_t g0 = (size_t)(h / groups) * p->head_stride;
+        int j = 0;
+        for (; j + 4 <= total; j += 4) {
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int d = 0; d < dim; d += 8) {
+                __m256 qd = _mm256_loadu_ps(q + d);
+                s0 = _mm256_fmadd_ps(qd, kv8(p->k, f16, (j + 0) * stride + g0 + d), s0);
+                s1 = _mm256_fmadd_ps(qd, kv8(p->k, f16, (j + 1) * stride + g0 + d), s1);
+                s2 = _mm256_fmadd_ps(qd, kv8(p->k, f16, (j + 2) * stride + g0 + d), s2);
+                s3 = _mm256_fmadd_ps(qd, kv8(p->k, f16, (j + 3) * stride + g0 + d), s3);
+            }
+            sc[j] = hsum(s0) * p->scale; sc[j + 1] = hsum(s1) * p->scale;
+            sc[j + 2] = hsum(s2) * p->scale; sc[j + 3] = hsum(s3) * p->scale;
+        }
+        for (; j < total; j++) {
+            __m256 s0 = _mm256_setzero_ps();
+            for (int d = 0; d < dim; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv8(p->k, f16, j * stride + g0 + d), s0);
+            sc[j] = hsum(s0) * p->scale;
+        }
+        ck_softmax_row(sc, total);
+        float *o = p->out + (size_t)h * dim;
+        int d = 0;
+        for (; d + 32 <= dim; d += 32) {
+            __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            for (int k = 0; k < total; k++) {
+                __m256 w = _mm256_broadcast_ss(sc + k);
+                size_t b = k * stride + g0 + d;
+                o0 = _mm256_fmadd_ps(w, kv8(p->v, f16, b), o0);
+                o1 = _mm256_fmadd_ps(w, kv8(p->v, f16, b + 8), o1);
+                o2 = _mm256_fmadd_ps(w, kv8(p->v, f16, b + 16), o2);
+                o3 = _mm256_fmadd_ps(w, kv8(p->v, f16, b + 24), o3);
+            }
+            _mm256_storeu_ps(o + d, o0); _mm256_storeu_ps(o + d + 8, o1);
+            _mm256_storeu_ps(o + d + 16, o2); _mm256_storeu_ps(o + d + 24, o3);
+        }
+        for (; d < dim; d += 8) {
+            __m256 o0 = _mm256_setzero_ps();
+            for (int k = 0; k < total; k++) o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), kv8(p->v, f16, k * stride + g0 + d), o0);
+            _mm256_storeu_ps(o + d, o0);
+        }
+    }
+}
+#endif
+
+static void attention_heads(const ck_attention *p, int h0, int h1) {
+    float *sc = malloc((size_t)(p->total > 0 ? p->total : 1) * sizeof(float));
+#if defined(__x86_64__)
+    if (ck_has_avx2() && p->dim % 8 == 0) attention_heads_avx2(p, h0, h1, sc);
+    else
+#endif
+    attention_heads_c(p, h0, h1, sc);
+    free(sc);
+}
+
+#if defined(__x86_64__)
+// AVX-512, head dims of NC x 16 (64 and 128): the query heads of one kv head two at a time, so
+// that each cached key and value row is read and widened once for both (the real model has two
+// query heads per kv head; per query head the cache was read twice): both heads' scores per key,
+// a softmax each, then both outputs accumulated in registers over all values. With the cache
+// stored head by head (KVCache) each pass is one contiguous stream.
+AVX512 static inline __attribute__((always_inline)) __m512 kv16(const void *base, int f16, size_t i) {
+    return f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)))
+               : _mm512_loadu_ps((const float *)base + i);
+}
+
+#define ATTN_GROUP(NAME, NC)                                                                               \
+    AVX512 static void NAME(const ck_attention *p, int g, float *sc) {                                          \
+        int groups = p->heads / p->kv_heads, f16 = p->f16, total = p->total;                                  \
+        size_t stride = p->pos_stride, g0 = (size_t)g * p->head_stride;                                    \
+        for (int h = g * groups; h < (g + 1) * groups; h += 2) {                                           \
+            int two = h + 1 < (g + 1) * groups;                                                            \
+            const float *q0 = p->q + (size_t)h * (NC * 16), *q1 = two ? q0 + NC * 16 : q0;                \
+            float *s0 = sc, *s1 = sc + total;                                                              \
+            __m512 qa[NC], qb[NC];                                                                         \
+            for (int c = 0; c < NC; c++) { qa[c] = _mm512_loadu_ps(q0 + 16 * c); qb[c] = _mm512_loadu_ps(q1 + 16 * c); } \
+            for (int j = 0; j < total; j++) {                                                              \
+                __m512 a = _mm512_setzero_ps(), b = a;                                                     \
+                for (int c = 0; c < NC; c++) {                                                             \
+                    __m512 k = kv16(p->k, f16, j * stride + g0 + 16 * c);                                 \
+                    a = _mm512_fmadd_ps(qa[c], k, a); b = _mm512_fmadd_ps(qb[c], k, b);                   \
+                }                                                                                          \
+                s0[j] = _mm512_reduce_add_ps(a) * p->scale; s1[j] = _mm512_reduce_add_ps(b) * p->scale;  \
+            }                                                                                              \
+            ck_softmax_row(s0, total);                                                                     \
+            if (two) ck_softmax_row(s1, total);                                                            \
+            __m512 oa[NC], ob[NC];                                                                         \
+            for (int c = 0; c < NC; c++) { oa[c] = _mm512_setzero_ps(); ob[c] = oa[c]; }                    \
+            for (int j = 0; j < total; j++) {                                                              \
+                __m512 wa = _mm512_set1_ps(s0[j]), wb = _mm512_set1_ps(s1[j]);                             \
+                for (int c = 0; c < NC; c++) {                                                             \
+                    __m512 v = kv16(p->v, f16, j * stride + g0 + 16 * c);                                 \
+                    oa[c] = _mm512_fmadd_ps(wa, v, oa[c]); ob[c] = _mm512_fmadd_ps(wb, v, ob[c]);          \
+                }                                                                                          \
+            }                                                                                              \
+            float *o = p->out + (size_t)h * (NC * 16);                                                    \
+            for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + 16 * c, oa[c]);                              \
+            if (two) for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + NC * 16 + 16 * c, ob[c]);           \
+        }                                                                                                  \
+    }
+ATTN_GROUP(attention_group64_avx512, 4)
+ATTN_GROUP(attention_group128_avx512, 8)
+#endif
+
+// Part `part` of `parts` of the decode attention: kv heads (with all their query heads) where the
+// AVX-512 group kernels apply, else query heads.
+void attention_part(const ck_attention *p, int part, int parts) {
+#if defined(__x86_64__)
+    if (has_avx512() && (p->dim == 64 || p->dim == 128)) {
+        float *sc = malloc((size_t)(p->total > 0 ? 2 * p->total : 2) * sizeof(float));
+        for (int g = p->kv_heads * part / parts; g < p->kv_heads * (part + 1) / parts; g++) {
+            if (p->dim == 64) attention_group64_avx512(p, g, sc);
+            else attention_group128_avx512(p, g, sc);
+        }
+        free(sc);
+        return;
+    }
+#endif
+    attention_heads(p, p->heads * part / parts, p->heads * (part + 1) / parts);
+}
