@@ -20,11 +20,12 @@ struct ck_pool {
     int kind, rows, cols, isa;    // isa: the caller's instruction-set level, used by every thread
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; uint64_t partial[64];
-    float *xe, *xo; int xcap;     // x de-interleaved once per bf16 job
-    struct q4_xline_s *q4xl; float *q4xd, *q4c8; int q4cap;      // x arranged once per q4 job (q4_prepare_x)
+    int t; size_t ldy;            // activation rows of a product (1 for decoding); y's row stride
+    float *xe, *xo; size_t xcap;  // x de-interleaved once per bf16 job, cols / 2 floats per row
+    struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
-    float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK: each column block's partial sums
+    float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK, q4 groups: each column block's partial sums, per row
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
     const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
@@ -111,78 +112,101 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
 #endif
 
 
-// Rows r0..<r1 of column block b of a product of rows in groups of four: the full groups in the
-// range, then (block 0) any of the rows after them, stored whole. With more than one block each
-// block writes its own partial sums (ypart, summed in block order by matvec_job).
-static void bf16x4_range(const ck_pool *p, int b, int r0, int r1) {
-    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
-    const uint16_t *w = (const uint16_t *)p->w, *wb = x4_block(w, p->rows, b);
-    float *y = x4_blocks(p->cols) > 1 ? p->ypart + (size_t)b * p->rows : p->y;
-    if (r0 < g1) {
-#if defined(__x86_64__)
-        if (has_avx512()) bf16x4_rows_avx512(wb, p->xe + c0 / 2, p->xo + c0 / 2, y, width, r0, g1);
-        else if (ck_has_avx2()) bf16x4_rows_avx2(wb, p->xe + c0 / 2, p->xo + c0 / 2, y, width, r0, g1);
-        else
-#endif
-        bf16x4_rows_c(wb, (const float *)p->x + c0, y, width, r0, g1);
-    }
-    if (r1 > full) {
-        int t0 = r0 > full ? r0 : full;
-        if (b > 0) { for (int r = t0; r < r1; r++) y[r] = 0; return; }
-#if defined(__x86_64__)
-        if (ck_has_avx2()) { bf16_rows(w, p->xe, p->xo, (const float *)p->x, y, p->cols, t0, r1); return; }
-#endif
-        matvec_bf16_c(w, (const float *)p->x, y, p->cols, t0, r1);
-    }
-}
-
-// Column group s of rows r0..<r1 of a q4 product: its part of each row, into y (one group) or
-// the group's partial sums (several). Full groups by the SIMD kernels, from the activations
-// matvec_job arranged; a narrower last group, and every group without AVX2, by the reference.
-static void q4_range(const ck_pool *p, int s, int r0, int r1) {
-    int nb = p->cols / CK_QK, groups = q4_groups(nb);
-    float *y = groups > 1 ? p->ypart + (size_t)s * p->rows : p->y;
-#if defined(__x86_64__)
-    if (q4_gsize(nb, s) == Q4_SG && ck_has_avx2()) {
-        const uint8_t *g = (const uint8_t *)p->w + (size_t)s * p->rows * (Q4_SG * 18);
-        const q4_xline *xl = p->q4xl + 8 * s;
-        const float *xd = p->q4xd + Q4_SG * s, *c8 = p->q4c8 + Q4_SG * s;
-        if (has_avx512()) q4_group_avx512(g, xl, xd, c8, y, r0, r1);
-        else q4_group_avx2(g, xl, xd, c8, y, r0, r1);
-        return;
-    }
-#endif
-    for (int r = r0; r < r1; r++) y[r] = q4_group_ref((const uint8_t *)p->w, p->rows, nb, r, s, (const ck_block_q8 *)p->x);
-}
-
 // How many column blocks a job's rows run through: bf16 rows in fours wider than X4_BLOCK, and
 // q4 matrices of more than one column group; 1 for the rest.
 static int job_blocks(int kind, int cols) {
     return kind == JOB_BF16X4 ? x4_blocks(cols) : (kind == JOB_Q4 ? q4_groups(cols / CK_QK) : 1);
 }
 
+// What a range function needs of activation row m of the current product: its input (floats
+// or int8 blocks), its arranged forms, its output row and its partial sums.
+typedef struct {
+    const void *x; const float *xe, *xo;
+    const q4_xline *xl; const float *xd, *c8;
+    float *y, *ypart;
+} ck_vec;
+
+static ck_vec vec_of(const ck_pool *p, int m) {
+    ck_vec v = { 0 };
+    int nb = p->cols / CK_QK, full = nb / Q4_SG * Q4_SG;
+    int quant = p->kind == JOB_Q8 || p->kind == JOB_Q4;
+    v.x = quant ? (const void *)((const ck_block_q8 *)p->x + (size_t)m * nb) : (const void *)((const float *)p->x + (size_t)m * p->cols);
+    if (p->xe) { v.xe = p->xe + (size_t)m * (p->cols / 2); v.xo = p->xo + (size_t)m * (p->cols / 2); }
+    if (p->kind == JOB_Q4 && full > 0) {
+        v.xl = p->q4xl + (size_t)m * (full / 4); v.xd = p->q4xd + (size_t)m * full; v.c8 = p->q4c8 + (size_t)m * full;
+    }
+    v.y = p->y + (size_t)m * p->ldy;
+    if (p->ypart) v.ypart = p->ypart + (size_t)m * job_blocks(p->kind, p->cols) * p->rows;
+    return v;
+}
+
+// Rows r0..<r1 of column block b of a product of rows in groups of four: the full groups in the
+// range, then (block 0) any of the rows after them, stored whole. With more than one block each
+// block writes its own partial sums (ypart, summed in block order by matvec_job).
+static void bf16x4_range(const ck_pool *p, const ck_vec *v, int b, int r0, int r1) {
+    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
+    const uint16_t *w = (const uint16_t *)p->w, *wb = x4_block(w, p->rows, b);
+    float *y = x4_blocks(p->cols) > 1 ? v->ypart + (size_t)b * p->rows : v->y;
+    if (r0 < g1) {
+#if defined(__x86_64__)
+        if (has_avx512()) bf16x4_rows_avx512(wb, v->xe + c0 / 2, v->xo + c0 / 2, y, width, r0, g1);
+        else if (ck_has_avx2()) bf16x4_rows_avx2(wb, v->xe + c0 / 2, v->xo + c0 / 2, y, width, r0, g1);
+        else
+#endif
+        bf16x4_rows_c(wb, (const float *)v->x + c0, y, width, r0, g1);
+    }
+    if (r1 > full) {
+        int t0 = r0 > full ? r0 : full;
+        if (b > 0) { for (int r = t0; r < r1; r++) y[r] = 0; return; }
+#if defined(__x86_64__)
+        if (ck_has_avx2()) { bf16_rows(w, v->xe, v->xo, (const float *)v->x, y, p->cols, t0, r1); return; }
+#endif
+        matvec_bf16_c(w, (const float *)v->x, y, p->cols, t0, r1);
+    }
+}
+
+// Column group s of rows r0..<r1 of a q4 product: its part of each row, into y (one group) or
+// the group's partial sums (several). Full groups by the SIMD kernels, from the activations
+// matvec_job arranged; a narrower last group, and every group without AVX2, by the reference.
+static void q4_range(const ck_pool *p, const ck_vec *v, int s, int r0, int r1) {
+    int nb = p->cols / CK_QK, groups = q4_groups(nb);
+    float *y = groups > 1 ? v->ypart + (size_t)s * p->rows : v->y;
+#if defined(__x86_64__)
+    if (q4_gsize(nb, s) == Q4_SG && ck_has_avx2()) {
+        const uint8_t *g = (const uint8_t *)p->w + (size_t)s * p->rows * (Q4_SG * 18);
+        const q4_xline *xl = v->xl + 8 * s;
+        const float *xd = v->xd + Q4_SG * s, *c8 = v->c8 + Q4_SG * s;
+        if (has_avx512()) q4_group_avx512(g, xl, xd, c8, y, r0, r1);
+        else q4_group_avx2(g, xl, xd, c8, y, r0, r1);
+        return;
+    }
+#endif
+    for (int r = r0; r < r1; r++) y[r] = q4_group_ref((const uint8_t *)p->w, p->rows, nb, r, s, (const ck_block_q8 *)v->x);
+}
+
+
 // Column block b of rows r0..<r1 of a job with blocks (job_blocks).
-static void block_range(const ck_pool *p, int b, int r0, int r1) {
-    if (p->kind == JOB_BF16X4) bf16x4_range(p, b, r0, r1); else q4_range(p, b, r0, r1);
+static void block_range(const ck_pool *p, const ck_vec *v, int b, int r0, int r1) {
+    if (p->kind == JOB_BF16X4) bf16x4_range(p, v, b, r0, r1); else q4_range(p, v, b, r0, r1);
 }
 
 // Rows r0..<r1 of the current matrix-vector job (bf16 uses the job's de-interleaved x).
-static void matvec_range(const ck_pool *p, int r0, int r1) {
+static void matvec_range(const ck_pool *p, const ck_vec *v, int r0, int r1) {
     switch (p->kind) {
     case JOB_BF16:
 #if defined(__x86_64__)
-        if (ck_has_avx2()) { bf16_rows((const uint16_t *)p->w, p->xe, p->xo, (const float *)p->x, p->y, p->cols, r0, r1); break; }
+        if (ck_has_avx2()) { bf16_rows((const uint16_t *)p->w, v->xe, v->xo, (const float *)v->x, v->y, p->cols, r0, r1); break; }
 #endif
-        matvec_bf16_c((const uint16_t *)p->w, (const float *)p->x, p->y, p->cols, r0, r1); break;
+        matvec_bf16_c((const uint16_t *)p->w, (const float *)v->x, v->y, p->cols, r0, r1); break;
     case JOB_BF16X4: case JOB_Q4:
-        for (int b = 0; b < job_blocks(p->kind, p->cols); b++) block_range(p, b, r0, r1);
+        for (int b = 0; b < job_blocks(p->kind, p->cols); b++) block_range(p, v, b, r0, r1);
         break;
     case JOB_Q8GEMM:
 #if defined(__x86_64__)
         q8_gemm_panels(p, r0, r1);
 #endif
         break;
-    case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)p->x, p->y, p->cols, r0, r1); break;
+    case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)v->x, v->y, p->cols, r0, r1); break;
     }
 }
 
@@ -210,10 +234,16 @@ static void run_share(ck_pool *p, int self) {
             if (k == 0) { c = lo; next = (uint64_t)(lo + 1) | ((uint64_t)hi << 32); }
             else { c = hi - 1; next = (uint64_t)lo | ((uint64_t)(hi - 1) << 32); }
             if (!atomic_compare_exchange_weak_explicit(&p->share[v].span, &span, next, memory_order_relaxed, memory_order_relaxed)) continue;
-            // Chunks run through each column block's rows in turn (job_blocks: often one).
+            // Chunks run through each column block's rows in turn (job_blocks: often one); every
+            // activation row runs over a chunk before the next chunk, whose weights then come
+            // from memory once for all of them (the chunk stays in the core's L2).
             int b = (int)c / p->chunks_per_block, r0 = ((int)c % p->chunks_per_block) * p->chunk_rows, r1 = r0 + p->chunk_rows;
             if (r1 > p->rows) r1 = p->rows;
-            if (p->kind == JOB_BF16X4 || p->kind == JOB_Q4) block_range(p, b, r0, r1); else matvec_range(p, r0, r1);
+            if (p->kind == JOB_Q8GEMM) { matvec_range(p, NULL, r0, r1); continue; }
+            for (int m = 0; m < p->t; m++) {
+                ck_vec v = vec_of(p, m);
+                if (p->kind == JOB_BF16X4 || p->kind == JOB_Q4) block_range(p, &v, b, r0, r1); else matvec_range(p, &v, r0, r1);
+            }
         }
     }
 }
@@ -301,39 +331,62 @@ static void split_shares(ck_pool *p, int chunk_rows, int chunks, int blocks) {
 
 static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks);
 
-static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
-    p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols;
-    // q4: the full column groups' activations arranged once for all threads and chunks.
-    if (kind == JOB_Q4 && cols >= Q4_SG * CK_QK) {
-        int full = cols / CK_QK / Q4_SG * Q4_SG;
-        if (p->q4cap < full) {
+static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols,
+                       int t, size_t ldy) {
+    p->kind = kind; p->w = w; p->ws = ws; p->x = x; p->y = y; p->rows = rows; p->cols = cols; p->t = t; p->ldy = ldy;
+    int nb = cols / CK_QK;
+    // q4: the full column groups' activations arranged once per row for all threads and chunks.
+    int full = kind == JOB_Q4 ? nb / Q4_SG * Q4_SG : 0;
+    if (full > 0) {
+        if (p->q4cap < (size_t)full * t) {
             free(p->q4xl); free(p->q4xd); free(p->q4c8);
-            p->q4xl = aligned_alloc(64, (size_t)(full / 4) * sizeof(q4_xline));
-            p->q4xd = aligned_alloc(64, (size_t)full * sizeof(float)); p->q4c8 = aligned_alloc(64, (size_t)full * sizeof(float));
-            p->q4cap = full;
+            p->q4xl = aligned_alloc(64, (size_t)t * (full / 4) * sizeof(q4_xline));
+            p->q4xd = aligned_alloc(64, (size_t)t * full * sizeof(float)); p->q4c8 = aligned_alloc(64, (size_t)t * full * sizeof(float));
+            p->q4cap = (size_t)full * t;
         }
-        q4_prepare_x((const ck_block_q8 *)x, full, p->q4xl, p->q4xd, p->q4c8);
+        for (int m = 0; m < t; m++)
+            q4_prepare_x((const ck_block_q8 *)x + (size_t)m * nb, full, p->q4xl + (size_t)m * (full / 4),
+                         p->q4xd + (size_t)m * full, p->q4c8 + (size_t)m * full);
     }
-    if (kind == JOB_BF16 || kind == JOB_BF16X4) {
-        if (p->xcap < cols) { free(p->xe); free(p->xo); p->xe = malloc((size_t)cols * 4); p->xo = malloc((size_t)cols * 4); p->xcap = cols; }
-        deinterleave(x, cols, p->xe, p->xo);
+    int bf16 = kind == JOB_BF16 || kind == JOB_BF16X4;
+    if (bf16) {
+        size_t need = (size_t)t * (cols / 2);
+        if (p->xcap < need) { free(p->xe); free(p->xo); p->xe = malloc(need * 4 + 4); p->xo = malloc(need * 4 + 4); p->xcap = need; }
+        for (int m = 0; m < t; m++)
+            deinterleave((const float *)x + (size_t)m * cols, cols, p->xe + (size_t)m * (cols / 2), p->xo + (size_t)m * (cols / 2));
     }
+    float *xe = p->xe, *xo = p->xo;
+    if (!bf16) { p->xe = NULL; p->xo = NULL; }
     int blocks = job_blocks(kind, cols);
-    if (blocks > 1 && p->ypcap < (size_t)blocks * rows) {
-        free(p->ypart); p->ypart = malloc((size_t)blocks * rows * sizeof(float)); p->ypcap = (size_t)blocks * rows;
+    if (blocks > 1 && p->ypcap < (size_t)t * blocks * rows) {
+        free(p->ypart); p->ypart = malloc((size_t)t * blocks * rows * sizeof(float)); p->ypcap = (size_t)t * blocks * rows;
     }
+    float *ypart = p->ypart;
+    if (blocks == 1) p->ypart = NULL;
     matvec_dispatch(p, kind, rows, cols, blocks);
     // The column blocks' partial sums, added in block order (the same result on any number of threads).
-    for (int b = 1; b < blocks; b++)
-        for (int r = 0; r < rows; r++) p->ypart[r] += p->ypart[(size_t)b * rows + r];
-    if (blocks > 1) memcpy(y, p->ypart, (size_t)rows * sizeof(float));
+    if (blocks > 1)
+        for (int m = 0; m < t; m++) {
+            float *yp = ypart + (size_t)m * blocks * rows;
+            for (int b = 1; b < blocks; b++)
+                for (int r = 0; r < rows; r++) yp[r] += yp[(size_t)b * rows + r];
+            memcpy(y + (size_t)m * ldy, yp, (size_t)rows * sizeof(float));
+        }
+    p->xe = xe; p->xo = xo; p->ypart = ypart;
 }
 
 static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks) {
     // Under ~32 KB of weights (at least 8 rows) waking the workers costs more than it saves.
     int bytes_per_row = kind == JOB_BF16 || kind == JOB_BF16X4 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
     int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
-    if (p->threads == 1 || rows < (small < 8 ? 8 : small)) { matvec_range(p, 0, rows); return; }
+    if (p->threads == 1 || rows < (small < 8 ? 8 : small)) {
+        for (int m = 0; m < p->t; m++) {
+            ck_vec v = vec_of(p, m);
+            if (blocks > 1) for (int b = 0; b < blocks; b++) block_range(p, &v, b, 0, rows);
+            else matvec_range(p, &v, 0, rows);
+        }
+        return;
+    }
     // Chunks of ~64 KiB of weights (whole groups of four rows), shares of whole chunks. A thread
     // takes its own chunks in order, so its stream stays contiguous; smaller chunks only shorten
     // the wait at the end of a product. In q4 decode profiles the spinning (worker, dispatch and
@@ -347,16 +400,23 @@ static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks
     dispatch(p);
 }
 
-static void locked_matvec(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols) {
+static void locked_matvec(ck_pool *p, int kind, const void *w, const float *ws, const void *x, float *y, int rows, int cols,
+                          int t) {
+    if (t < 1) return;
     pthread_mutex_lock(&p->job);
-    matvec_job(p, kind, w, ws, x, y, rows, cols);
+    matvec_job(p, kind, w, ws, x, y, rows, cols, t, (size_t)rows);
     pthread_mutex_unlock(&p->job);
 }
 
-void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols); }
-void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols); }
-void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols); }
-void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols); }
+void ck_pool_matvec_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols, 1); }
+void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols, 1); }
+void ck_pool_matvec_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols, 1); }
+void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols, 1); }
+
+void ck_pool_matrows_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols, t); }
+void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols, t); }
+void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols, t); }
+void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols, t); }
 
 int ck_q8_gemm_available(void) { return has_avx512(); }
 
@@ -374,7 +434,7 @@ void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, con
     p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
     // One panel per chunk, shares of whole panels (the stealing split of the products).
     split_shares(p, 1, panels, 1);
-    if (p->threads == 1) matvec_range(p, 0, panels); else dispatch(p);
+    if (p->threads == 1) matvec_range(p, NULL, 0, panels); else dispatch(p);
     pthread_mutex_unlock(&p->job);
     free(corr);
 }

@@ -31,6 +31,36 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
     matvecRows(w, x, y, 0, w.rows)
 }
 
+/// Y = X W^T for a few rows (a short prompt, or one token of each of several sequences): the
+/// multi-row products of CKernels, which read the weights once for all `t` rows; each row's result
+/// is the bits `matvec` gives for it alone. Types without a pooled kernel (f16, f32) go row by row.
+/// - x: [t, W.cols], y: [t, W.rows]
+public func matrows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
+                    pool: ThreadPool = .shared) {
+    let (rows, cols) = (Int32(w.rows), Int32(w.cols))
+    if let q = w.quantization {
+        withQ8Blocks(x, t * w.cols) { xq in
+            switch q {
+            case .q8:
+                ck_pool_matrows_q8(pool.raw, w.base.assumingMemoryBound(to: Int8.self),
+                                   (w.base + w.rows * w.cols).assumingMemoryBound(to: Float.self), xq, y, Int32(t), rows, cols)
+            case .q4:
+                ck_pool_matrows_q4(pool.raw, w.base.assumingMemoryBound(to: UInt8.self), xq, y, Int32(t), rows, cols)
+            }
+        }
+        return
+    }
+    if w.layout == .groupsOfFour {
+        ck_pool_matrows_bf16_rows4(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(t), rows, cols)
+        return
+    }
+    if w.dtype == .bf16 {
+        ck_pool_matrows_bf16(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(t), rows, cols)
+        return
+    }
+    for i in 0..<t { matvecRows(w, x + i * w.cols, y + i * w.rows, 0, w.rows) }
+}
+
 /// The rows r0..<r1 of `matvec` for the types without a pooled kernel (f16, f32), on the calling
 /// thread.
 public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
@@ -55,14 +85,9 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                    scratch: inout [Float], rowsPerCore: Bool = false) {
     if t == 1 { matvec(w, x, y); return }
+    if t <= multiRowMaxRows(w) { matrows(w, x, t, y); return }
     if let q = w.quantization, int8GEMMAvailable {
-        if t >= integerGEMMMinRows(q) {
-            int8Matmul(w, q, x, t, y, scratch: &scratch)
-        } else {
-            // A few rows: one decode-style product each (each streams the weights once; packing
-            // them for the GEMM costs more).
-            for i in 0..<t { matvec(w, x + i * w.cols, y + i * w.rows) }
-        }
+        int8Matmul(w, q, x, t, y, scratch: &scratch)
         return
     }
     let blockRows = max(1, min(w.rows, gemmBlockFloats / max(w.cols, 1)))
@@ -112,6 +137,18 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// nibbles) at 64 rows 49.7 / 58.7, 128 rows 77.1 / 63.1. The float path ran 7.4 (int8, 8 rows)
 /// to 23 (31 rows) tok/s on short prompts.
 public func integerGEMMMinRows(_ q: Quantization) -> Int { q == .q8 ? 32 : 96 }
+
+/// Prompts of up to this many rows go through `matrows` (the weights read once, each row as a
+/// decode step computes it); longer ones through the GEMMs. `INTERNVL_CHAT_MATROWS_MAX` overrides
+/// it (benchmarks measure the crossover with it).
+public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
+    if let n = matrowsOverride { return n }
+    if w.dtype != .bf16 && w.quantization == nil { return 1 }
+    if let q = w.quantization, int8GEMMAvailable { return integerGEMMMinRows(q) - 1 }
+    return 64
+}
+
+let matrowsOverride: Int? = ProcessInfo.processInfo.environment["INTERNVL_CHAT_MATROWS_MAX"].flatMap { Int($0) }
 
 /// Whether this CPU has the integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`).
 public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }

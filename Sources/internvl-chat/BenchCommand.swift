@@ -19,6 +19,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Contexts at which decoding is timed.") var decodeAt: [Int] = [64, 2048]
     @Option(help: "Decode steps timed at each context.") var decodeSteps = 16
     @Option(help: "Tiles in the vision batch.") var visionBatch = 7
+    @Option(help: "Short prompt timed against a decode step after --short-context cached positions (0: skip).")
+    var shortPrefill = 24
+    @Option(help: "Cached positions before the short prompt.") var shortContext = 2000
     @Flag(help: "Measure the inference session instead: follow-up vs official time to first token, typed question, cancel latency.")
     var session = false
     @Flag(help: "With --session: only the cancel-latency measurements.") var cancelOnly = false
@@ -52,7 +55,8 @@ struct BenchCommand: ParsableCommand {
             MachineProbe.resetPeakRSS()
             var peakMB = 0.0
             log("loading \(folder.path)…")
-            let engine = try weightOptions.engine(folder, context: max(prefill.max() ?? 0, decodeAt.max() ?? 0) + decodeSteps + 8)
+            let engine = try weightOptions.engine(folder, context: max(prefill.max() ?? 0, decodeAt.max() ?? 0,
+                                                                       shortPrefill > 0 ? shortContext + shortPrefill : 0) + decodeSteps + 8)
             r["load_s"] = engine.loadSeconds
             r["rss_after_load_mb"] = MachineProbe.memoryMB().rss
             let model = engine.model
@@ -107,6 +111,27 @@ struct BenchCommand: ParsableCommand {
                     }
                 }
                 decodeRates[String(ctx)] = Double(decodeSteps) / elapsed
+            }
+            if shortPrefill > 0 {
+                // A follow-up's cost: `shortPrefill` new positions after `shortContext` cached ones,
+                // in decode steps at that context (each figure the median of five, the cache cut
+                // back to the context after each).
+                log("\(shortPrefill) tokens after \(shortContext) cached…")
+                let cache = model.makeCache(initialCapacity: shortContext + shortPrefill + 8)
+                _ = model.forward(prompt(shortContext), cache: cache, logits: .none)
+                func median(_ body: () -> Void) -> Double {
+                    let times = (0..<5).map { _ -> Double in
+                        let t0 = Date(); body(); let dt = Date().timeIntervalSince(t0)
+                        cache.truncate(to: shortContext)
+                        return dt
+                    }
+                    return times.sorted()[2]
+                }
+                let step = median { _ = model.forward(prompt(1), cache: cache) }
+                let short = median { _ = model.forward(prompt(shortPrefill), cache: cache) }
+                r["short_prefill_s"] = short
+                r["decode_step_s_at_short_context"] = step
+                r["short_prefill_steps"] = short / step
             }
             if !pairedRatios.isEmpty { r["decode_vs_bandwidth_paired"] = pairedRatios.sorted()[pairedRatios.count / 2] }
             peakMB = max(peakMB, MachineProbe.memoryMB().peak - Double(probeBytes) / 1048576)

@@ -67,6 +67,15 @@ void ck_pack_bf16_rows4(const uint16_t *src, uint16_t *dst, int rows, int cols);
 void ck_pool_matvec_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int rows, int cols);
 void ck_convert_bf16_rows4(const uint16_t *w, int rows, int cols, int r0, int r1, float *out);
 
+// Short prompts and batched decoding: t activation rows (x: t rows of cols floats, or t rows of
+// cols / 32 int8 blocks) against one matrix, y: t rows of `rows` outputs. The weights are read
+// from memory once: each thread runs every activation row over a chunk of ~64 KiB of weights
+// while the chunk is in its L2. Each row's result is the bits of the matching ck_pool_matvec_*.
+void ck_pool_matrows_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
+void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
+void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
+void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
+
 // int8 GEMM for prompts with int8 weights (AVX-512 VNNI only: ck_q8_gemm_available). Activations
 // are m rows of k / 32 int8 blocks (ck_quantize_q8_blocks, as decoding); weights are packed once
 // per call in panels of 32 rows: per 4 columns, the panel's 32 rows x 4 bytes of w + 128

@@ -1,0 +1,95 @@
+import CKernels
+import Foundation
+import Testing
+import TestSupport
+@testable import Kernels
+
+/// The multi-row products (short prompts, batched decoding): every activation row's result is the
+/// bits of the one-row product for that row alone, and for the integer formats the bits of the
+/// per-row reference; at every instruction-set level, on 1-3 threads, for shapes with rows left
+/// after the last group of four, several column blocks or groups, and a narrower last group.
+struct MultiRowKernelTests {
+    static let shapes = [(7, 64), (33, 96), (300, 512), (70, 2112), (259, 8192), (5, 2240)]
+
+    enum Format: CaseIterable { case bf16, bf16InFours, q8, q4 }
+
+    @Test(arguments: shapes, [2, 5, 24])
+    func everyRowIsItsOwnDecodeProduct(shape: (rows: Int, cols: Int), t: Int) {
+        let (rows, cols) = shape
+        var rng = SeededRandom(seed: UInt64(rows * 31 + cols + t))
+        let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        let x = KernelTests.randomFloats(t * cols, &rng, scale: 2)
+        var packed = [UInt8](repeating: 0, count: storage.count)
+        storage.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { dst in
+                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
+            }
+        }
+        for format in Format.allCases {
+            let quantization: Quantization? = format == .q8 ? .q8 : (format == .q4 ? .q4 : nil)
+            let store = QuantStorage(bytes: quantization.map { WeightMatrix.quantizedBytes(rows: rows, cols: cols, $0) } ?? 1)
+            let bytes = format == .bf16InFours ? packed : storage
+            bytes.withUnsafeBytes { raw in
+                var w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols,
+                                     layout: format == .bf16InFours ? .groupsOfFour : .rowMajor)
+                if let q = quantization {
+                    w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols).quantized(as: q, into: store.base)
+                }
+                let reference = Self.reference(w, format, x, t: t, values: values)
+                for level in QuantizedKernelTests.isaLevels { for threads in [1, 2, 3] {
+                    let pool = ThreadPool(threads: threads)
+                    var y = [Float](repeating: .nan, count: t * rows)
+                    var one = [Float](repeating: .nan, count: t * rows)
+                    QuantizedKernelTests.atISA(level) {
+                        matrows(w, x, t, &y, pool: pool)
+                        for m in 0..<t {
+                            x.withUnsafeBufferPointer { xb in
+                                one.withUnsafeMutableBufferPointer { ob in
+                                    matvec(w, xb.baseAddress! + m * cols, ob.baseAddress! + m * rows, pool: pool)
+                                }
+                            }
+                        }
+                    }
+                    let label = "\(format) \(rows)x\(cols) t=\(t), \(threads) threads, ISA level \(level)"
+                    #expect(Self.differing(y, one) == 0, "\(label): outputs that are not the one-row product's bits")
+                    switch reference {
+                    case .bits(let ref): #expect(Self.differing(y, ref) == 0, "\(label): outputs that are not the reference's bits")
+                    case .close(let exact):
+                        let scale = exact.map(abs).max()! + 1e-30
+                        #expect(KernelTests.maxError(y, exact) / scale < 1e-5, "\(label): far from the naive product")
+                    }
+                } }
+            }
+        }
+    }
+
+    enum Reference { case bits([Float]), close([Double]) }
+
+    /// How many outputs differ in their bits (a NaN never written counts).
+    static func differing(_ a: [Float], _ b: [Float]) -> Int {
+        a.count != b.count ? max(a.count, b.count) : zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
+    }
+
+    /// The naive twin: for bf16 the Double product of the stored values; for int8 and q4 the
+    /// per-row reference dot products over each row's own activation blocks.
+    static func reference(_ w: WeightMatrix, _ format: Format, _ x: [Float], t: Int, values: [Float]) -> Reference {
+        let (rows, cols) = (w.rows, w.cols)
+        switch format {
+        case .bf16, .bf16InFours:
+            return .close(KernelTests.naive(values, x, rows: rows, cols: cols, t: t))
+        case .q8, .q4:
+            var out = [Float](repeating: 0, count: t * rows)
+            for m in 0..<t {
+                var xq = [ck_block_q8](repeating: ck_block_q8(), count: cols / 32)
+                Array(x[(m * cols)..<((m + 1) * cols)]).withUnsafeBufferPointer { ck_quantize_q8_blocks($0.baseAddress!, &xq, Int32(cols)) }
+                for r in 0..<rows {
+                    out[m * rows + r] = format == .q8
+                        ? ck_dot_q8_ref(w.base.assumingMemoryBound(to: Int8.self) + r * cols,
+                                        (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r], xq, Int32(cols))
+                        : ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(r), xq, Int32(cols))
+                }
+            }
+            return .bits(out)
+        }
+    }
+}
