@@ -161,3 +161,110 @@ void attention_part(const ck_attention *p, int part, int parts) {
 #endif
     attention_heads(p, p->heads * part / parts, p->heads * (part + 1) / parts);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A short prompt's attention: t new positions (position i sees past + i + 1 keys) against the
+// cache, per kv head with all its query heads. The cache is read once per kv head in blocks of
+// ATTN_KB positions, widened to floats in L1, and each block serves every query: scores for all
+// of them, a softmax per row, then the values the same way. With OpenBLAS a prompt's attention
+// widened the whole cache on one thread and ran two small GEMMs per query head.
+
+#define ATTN_KB 32
+
+// Positions j0..<j0+n of kv head g's keys (or values) as floats, rows of dim.
+static void widen_block(const void *src, int f16, size_t pos_stride, size_t head_stride, int g, int j0, int n, int dim, float *dst) {
+    for (int j = 0; j < n; j++) {
+        size_t at = (size_t)(j0 + j) * pos_stride + (size_t)g * head_stride;
+        if (f16) ck_f16_to_f32((const uint16_t *)src + at, dst + (size_t)j * dim, (size_t)dim);
+        else memcpy(dst + (size_t)j * dim, (const float *)src + at, (size_t)dim * sizeof(float));
+    }
+}
+
+// The kernel body for one kv head, over one ISA's dot product and axpy. Query qi = jh * t + i is
+// query head g * groups + jh at new position i; s holds nq rows of total scores.
+#define ATTN_ROWS(NAME, ATTR, DOT, AXPY)                                                                  \
+    ATTR static void NAME(const ck_attention_rows *a, int g, float *s, float *blk) {                    \
+        int t = a->t, groups = a->heads / a->kv_heads, nq = groups * t, dim = a->dim, total = a->past + t; \
+        size_t qs = (size_t)a->heads * dim;                                                             \
+        for (int j0 = 0; j0 < total; j0 += ATTN_KB) {                                                   \
+            int n = total - j0 < ATTN_KB ? total - j0 : ATTN_KB;                                        \
+            widen_block(a->k, a->f16, a->pos_stride, a->head_stride, g, j0, n, dim, blk);               \
+            for (int qi = 0; qi < nq; qi++) {                                                           \
+                int i = qi % t, jh = qi / t, vis = a->past + i + 1 - j0;                                \
+                const float *q = a->q + (size_t)i * qs + (size_t)(g * groups + jh) * dim;               \
+                float *row = s + (size_t)qi * total + j0;                                               \
+                for (int j = 0; j < n && j < vis; j++) row[j] = DOT(q, blk + (size_t)j * dim, dim) * a->scale; \
+            }                                                                                           \
+        }                                                                                               \
+        for (int jh = 0; jh < groups; jh++) ck_softmax_rows(s + (size_t)jh * t * total, t, total, total, a->past); \
+        for (int qi = 0; qi < nq; qi++) {                                                               \
+            int i = qi % t, jh = qi / t;                                                                \
+            memset(a->out + (size_t)i * qs + (size_t)(g * groups + jh) * dim, 0, (size_t)dim * sizeof(float)); \
+        }                                                                                               \
+        for (int j0 = 0; j0 < total; j0 += ATTN_KB) {                                                   \
+            int n = total - j0 < ATTN_KB ? total - j0 : ATTN_KB;                                        \
+            widen_block(a->v, a->f16, a->pos_stride, a->head_stride, g, j0, n, dim, blk);               \
+            for (int qi = 0; qi < nq; qi++) {                                                           \
+                int i = qi % t, jh = qi / t, vis = a->past + i + 1 - j0;                                \
+                float *o = a->out + (size_t)i * qs + (size_t)(g * groups + jh) * dim;                   \
+                const float *row = s + (size_t)qi * total + j0;                                         \
+                for (int j = 0; j < n && j < vis; j++) AXPY(row[j], blk + (size_t)j * dim, o, dim);     \
+            }                                                                                           \
+        }                                                                                               \
+    }
+
+static inline float dot_c(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static inline void axpy_c(float w, const float *x, float *y, int n) { for (int i = 0; i < n; i++) y[i] += w * x[i]; }
+ATTN_ROWS(attention_rows_c, , dot_c, axpy_c)
+
+#if defined(__x86_64__)
+// dim a multiple of 8 (AVX2) or 16 (AVX-512).
+AVX2 static inline float dot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int d = 0;
+    for (; d + 16 <= n; d += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8), _mm256_loadu_ps(b + d + 8), s1);
+    }
+    if (d < n) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
+    return hsum(_mm256_add_ps(s0, s1));
+}
+AVX2 static inline void axpy_avx2(float w, const float *x, float *y, int n) {
+    __m256 v = _mm256_set1_ps(w);
+    for (int d = 0; d < n; d += 8) _mm256_storeu_ps(y + d, _mm256_fmadd_ps(v, _mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d)));
+}
+AVX512 static inline float dot_avx512(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int d = 0;
+    for (; d + 32 <= n; d += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 16), _mm512_loadu_ps(b + d + 16), s1);
+    }
+    if (d < n) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), s0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+AVX512 static inline void axpy_avx512(float w, const float *x, float *y, int n) {
+    __m512 v = _mm512_set1_ps(w);
+    for (int d = 0; d < n; d += 16) _mm512_storeu_ps(y + d, _mm512_fmadd_ps(v, _mm512_loadu_ps(x + d), _mm512_loadu_ps(y + d)));
+}
+ATTN_ROWS(attention_rows_avx2, AVX2, dot_avx2, axpy_avx2)
+ATTN_ROWS(attention_rows_avx512, AVX512, dot_avx512, axpy_avx512)
+#endif
+
+void attention_rows_part(const ck_attention_rows *a, int part, int parts) {
+    int total = a->past + a->t, nq = a->heads / a->kv_heads * a->t;
+    float *s = malloc(((size_t)nq * total + (size_t)ATTN_KB * a->dim) * sizeof(float));
+    float *blk = s + (size_t)nq * total;
+    for (int g = a->kv_heads * part / parts; g < a->kv_heads * (part + 1) / parts; g++) {
+#if defined(__x86_64__)
+        if (has_avx512() && a->dim % 16 == 0) { attention_rows_avx512(a, g, s, blk); continue; }
+        if (ck_has_avx2() && a->dim % 8 == 0) { attention_rows_avx2(a, g, s, blk); continue; }
+#endif
+        attention_rows_c(a, g, s, blk);
+    }
+    free(s);
+}

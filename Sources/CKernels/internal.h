@@ -79,6 +79,13 @@ typedef struct {
 } ck_attention;
 void attention_part(const ck_attention *a, int part, int parts);
 
+// A short prompt's attention job (attention.c): t new positions after `past` cached ones.
+typedef struct {
+    const float *q; const void *k, *v; int f16; float *out;
+    int t, past, heads, kv_heads, dim; size_t pos_stride, head_stride; float scale;
+} ck_attention_rows;
+void attention_rows_part(const ck_attention_rows *a, int part, int parts);
+
 // Kernels one file runs for another.
 extern _Thread_local int isa_cap;
 void quantize_q8_blocks_c(const float *x, ck_block_q8 *out, int n);

@@ -4,7 +4,7 @@
 // ---------------------------------------------------------------------------------------------
 // The pool
 
-enum { JOB_BF16, JOB_BF16X4, JOB_Q8, JOB_Q4, JOB_READ, JOB_ATTN, JOB_Q8GEMM };
+enum { JOB_BF16, JOB_BF16X4, JOB_Q8, JOB_Q4, JOB_READ, JOB_ATTN, JOB_ATTN_ROWS, JOB_Q8GEMM };
 
 struct ck_pool {
     int threads, spin_us;
@@ -30,6 +30,7 @@ struct ck_pool {
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
     const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
     ck_attention attn;        // decode attention
+    ck_attention_rows arows;  // a short prompt's attention
 };
 
 static double now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e6 + t.tv_nsec / 1e3; }
@@ -213,6 +214,10 @@ static void matvec_range(const ck_pool *p, const ck_vec *v, int r0, int r1) {
 static void run_share(ck_pool *p, int self) {
     if (p->kind == JOB_ATTN) {
         attention_part(&p->attn, self, p->threads);
+        return;
+    }
+    if (p->kind == JOB_ATTN_ROWS) {
+        attention_rows_part(&p->arows, self, p->threads);
         return;
     }
     if (p->kind == JOB_READ) {
@@ -457,5 +462,14 @@ void ck_pool_attention_decode(ck_pool *p, const float *q, const void *k, const v
     p->kind = JOB_ATTN;
     p->attn = (ck_attention){ q, k, v, kv_f16, out, total, heads, kv_heads, dim, pos_stride, head_stride, scale };
     if (p->threads == 1 || kv_heads < 2) attention_part(&p->attn, 0, 1); else dispatch(p);
+    pthread_mutex_unlock(&p->job);
+}
+
+void ck_pool_attention_rows(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out, int t, int past,
+                            int heads, int kv_heads, int dim, size_t pos_stride, size_t head_stride, float scale) {
+    pthread_mutex_lock(&p->job);
+    p->kind = JOB_ATTN_ROWS;
+    p->arows = (ck_attention_rows){ q, k, v, kv_f16, out, t, past, heads, kv_heads, dim, pos_stride, head_stride, scale };
+    if (p->threads == 1 || kv_heads < 2) attention_rows_part(&p->arows, 0, 1); else dispatch(p);
     pthread_mutex_unlock(&p->job);
 }

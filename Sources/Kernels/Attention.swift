@@ -48,6 +48,12 @@ public func causalAttention(q: UnsafePointer<Float>, kv: KVRows, out: UnsafeMuta
                                  1 / Float(dim).squareRoot())
         return
     }
+    if t <= shortAttentionMaxRows {      // a short prompt: the cache read once per kv head, no GEMM
+        ck_pool_attention_rows(ThreadPool.shared.raw, q, kv.keys, kv.values, kv.precision == .float16 ? 1 : 0, out,
+                               Int32(t), Int32(past), Int32(heads), Int32(kvHeads), Int32(dim), kv.positionStride, kv.headStride,
+                               1 / Float(dim).squareRoot())
+        return
+    }
     switch kv.precision {
     case .float32:
         prefillAttention(q: q, k: kv.keys.assumingMemoryBound(to: Float.self), v: kv.values.assumingMemoryBound(to: Float.self),
@@ -76,6 +82,9 @@ public func causalAttention(q: UnsafePointer<Float>, kv: KVRows, out: UnsafeMuta
         }
     }
 }
+
+/// Prompts of up to this many new positions take `ck_pool_attention_rows`; longer ones the GEMMs.
+let shortAttentionMaxRows = 64
 
 /// `causalAttention` over float32 keys and values.
 public func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,

@@ -120,6 +120,10 @@ void ck_softmax_row(float *x, int n);
 // capacity * dim), float16 when kv_f16 is non-zero, else float32; out: heads x dim.
 void ck_pool_attention_decode(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out,
                               int total, int heads, int kv_heads, int dim, size_t pos_stride, size_t head_stride, float scale);
+// The same for t new queries (a short prompt: q and out t rows of heads x dim), position i seeing
+// the first past + i + 1 cached keys; the cache is read once per kv head for all of them.
+void ck_pool_attention_rows(ck_pool *p, const float *q, const void *k, const void *v, int kv_f16, float *out, int t, int past,
+                            int heads, int kv_heads, int dim, size_t pos_stride, size_t head_stride, float scale);
 
 // float32 <-> float16 (round to nearest even), n values, on the calling thread (the KV cache's rows).
 void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n);
