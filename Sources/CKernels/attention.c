@@ -208,7 +208,7 @@ static void widen_block(const void *src, int f16, size_t pos_stride, size_t head
                 int i = qi % t, jh = qi / t, vis = a->past + i + 1 - j0;                                \
                 float *o = a->out + (size_t)i * qs + (size_t)(g * groups + jh) * dim;                   \
                 const float *row = s + (size_t)qi * total + j0;                                         \
-                for (int j = 0; j < n && j < vis; j++) AXPY(row[j], blk + (size_t)j * dim, o, dim);     \
+                AXPY(row, blk, o, n < vis ? n : vis, dim);                                              \
             }                                                                                           \
         }                                                                                               \
     }
@@ -218,7 +218,10 @@ static inline float dot_c(const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
-static inline void axpy_c(float w, const float *x, float *y, int n) { for (int i = 0; i < n; i++) y[i] += w * x[i]; }
+// o += sum over j < n of w[j] * x[j * dim ..< (j + 1) * dim].
+static inline void axpy_c(const float *w, const float *x, float *o, int n, int dim) {
+    for (int j = 0; j < n; j++) for (int d = 0; d < dim; d++) o[d] += w[j] * x[(size_t)j * dim + d];
+}
 ATTN_ROWS(attention_rows_c, , dot_c, axpy_c)
 
 #if defined(__x86_64__)
@@ -233,9 +236,24 @@ AVX2 static inline float dot_avx2(const float *a, const float *b, int n) {
     if (d < n) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
     return hsum(_mm256_add_ps(s0, s1));
 }
-AVX2 static inline void axpy_avx2(float w, const float *x, float *y, int n) {
-    __m256 v = _mm256_set1_ps(w);
-    for (int d = 0; d < n; d += 8) _mm256_storeu_ps(y + d, _mm256_fmadd_ps(v, _mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d)));
+// The same with o held in registers over all n rows, 32 columns at a time (8 with a narrower dim).
+AVX2 static inline void axpy_avx2(const float *w, const float *x, float *o, int n, int dim) {
+    int d = 0;
+    for (; d + 32 <= dim; d += 32) {
+        __m256 a0 = _mm256_loadu_ps(o + d), a1 = _mm256_loadu_ps(o + d + 8), a2 = _mm256_loadu_ps(o + d + 16), a3 = _mm256_loadu_ps(o + d + 24);
+        for (int j = 0; j < n; j++) {
+            __m256 v = _mm256_broadcast_ss(w + j);
+            const float *r = x + (size_t)j * dim + d;
+            a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r), a0); a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8), a1);
+            a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 16), a2); a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 24), a3);
+        }
+        _mm256_storeu_ps(o + d, a0); _mm256_storeu_ps(o + d + 8, a1); _mm256_storeu_ps(o + d + 16, a2); _mm256_storeu_ps(o + d + 24, a3);
+    }
+    for (; d < dim; d += 8) {
+        __m256 a = _mm256_loadu_ps(o + d);
+        for (int j = 0; j < n; j++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(x + (size_t)j * dim + d), a);
+        _mm256_storeu_ps(o + d, a);
+    }
 }
 AVX512 static inline float dot_avx512(const float *a, const float *b, int n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0;
@@ -247,9 +265,23 @@ AVX512 static inline float dot_avx512(const float *a, const float *b, int n) {
     if (d < n) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), s0);
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
-AVX512 static inline void axpy_avx512(float w, const float *x, float *y, int n) {
-    __m512 v = _mm512_set1_ps(w);
-    for (int d = 0; d < n; d += 16) _mm512_storeu_ps(y + d, _mm512_fmadd_ps(v, _mm512_loadu_ps(x + d), _mm512_loadu_ps(y + d)));
+AVX512 static inline void axpy_avx512(const float *w, const float *x, float *o, int n, int dim) {
+    int d = 0;
+    for (; d + 64 <= dim; d += 64) {
+        __m512 a0 = _mm512_loadu_ps(o + d), a1 = _mm512_loadu_ps(o + d + 16), a2 = _mm512_loadu_ps(o + d + 32), a3 = _mm512_loadu_ps(o + d + 48);
+        for (int j = 0; j < n; j++) {
+            __m512 v = _mm512_set1_ps(w[j]);
+            const float *r = x + (size_t)j * dim + d;
+            a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(r), a0); a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16), a1);
+            a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 32), a2); a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 48), a3);
+        }
+        _mm512_storeu_ps(o + d, a0); _mm512_storeu_ps(o + d + 16, a1); _mm512_storeu_ps(o + d + 32, a2); _mm512_storeu_ps(o + d + 48, a3);
+    }
+    for (; d < dim; d += 16) {
+        __m512 a = _mm512_loadu_ps(o + d);
+        for (int j = 0; j < n; j++) a = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), _mm512_loadu_ps(x + (size_t)j * dim + d), a);
+        _mm512_storeu_ps(o + d, a);
+    }
 }
 ATTN_ROWS(attention_rows_avx2, AVX2, dot_avx2, axpy_avx2)
 ATTN_ROWS(attention_rows_avx512, AVX512, dot_avx512, axpy_avx512)
