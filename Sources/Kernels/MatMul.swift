@@ -130,22 +130,25 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
     }
 }
 
-/// Prompts of at least this many rows multiply int8 / q4 weights by the integer GEMM; fewer go row
-/// by row through the decode products, which find a layer's matrices (4-16 MB) still in the
-/// cache after the first row. Measured (bench, real-size model, tok/s, GEMM against row by row):
-/// int8 at 32 rows 45.0 / 45.1, 64 rows 74.2 / 47.4, 128 rows 102 / 47.5; q4 (packing unpacks
-/// nibbles) at 64 rows 49.7 / 58.7, 128 rows 77.1 / 63.1. The float path ran 7.4 (int8, 8 rows)
-/// to 23 (31 rows) tok/s on short prompts.
-public func integerGEMMMinRows(_ q: Quantization) -> Int { q == .q8 ? 32 : 96 }
 
 /// Prompts of up to this many rows go through `matrows` (the weights read once, each row as a
-/// decode step computes it); longer ones through the GEMMs. `INTERNVL_CHAT_MATROWS_MAX` overrides
-/// it (benchmarks measure the crossover with it).
+/// decode step computes it); longer ones through the GEMMs. Measured on the real-size model
+/// (bench prefill tok/s at 8-128 rows, matrows against the GEMM path, docs/benchmarks.md, one
+/// run): bf16 matrows led at every length to 128 (49.9 / 37.5 at 128 with AVX-512, 40.9 / 41.2
+/// with AVX2); q4 too (93.7 / 89.5, 53.8 / 43.0); int8 led the VNNI GEMM to 48 rows (49.3 /
+/// 41.2) and lost from 64 (28.0 / 35.1), and the AVX2 float path to 96 (28.3 / 20.0), not at 128
+/// (25.9 / 36.2). `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
+    w.quantization == nil && w.dtype != .bf16 ? 1 : multiRowMaxRows(w.quantization)
+}
+
+/// `multiRowMaxRows` for weights in a format (nil: bf16).
+public func multiRowMaxRows(_ q: Quantization?) -> Int {
     if let n = matrowsOverride { return n }
-    if w.dtype != .bf16 && w.quantization == nil { return 1 }
-    if let q = w.quantization, int8GEMMAvailable { return integerGEMMMinRows(q) - 1 }
-    return 64
+    switch q {
+    case .q8?: return int8GEMMAvailable ? 48 : 96
+    case .q4?, nil: return 128
+    }
 }
 
 let matrowsOverride: Int? = ProcessInfo.processInfo.environment["INTERNVL_CHAT_MATROWS_MAX"].flatMap { Int($0) }

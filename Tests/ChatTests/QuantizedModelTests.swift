@@ -10,7 +10,7 @@ import TestSupport
 struct QuantizedModelTests {
     static func logits(_ e: ChatEngine, _ ids: [Int32]) -> [Float] { e.model.forward(ids, cache: e.model.makeCache(), logits: .last) }
 
-    /// With int8 or q4 weights a prompt of at least `integerGEMMMinRows` tokens goes through the
+    /// With int8 or q4 weights a prompt longer than `multiRowMaxRows` tokens goes through the
     /// integer GEMM (where the CPU has AVX-512 VNNI), whose activations are quantized as a decode
     /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products)
     /// and stay within the format's bound of bf16. The two sum the same integer products in another
@@ -29,7 +29,7 @@ struct QuantizedModelTests {
         let e = try ChatEngine(folder: folder, weights: q, cache: QuantCache(directory: dir))
         var errors: [Float] = [], prompt: [Float] = [], ids: [Int32] = []
         for (n, mul) in [37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83].enumerated() {
-            ids = [1] + (0..<(integerGEMMMinRows(q) + n % 10)).map { Int32(250 + n * 7 + ($0 * mul) % 900) }
+            ids = [1] + (0..<(multiRowMaxRows(q) + n % 10)).map { Int32(250 + n * 7 + ($0 * mul) % 900) }
             prompt = e.model.forward(ids, cache: e.model.makeCache(), logits: .last)
             let cache = e.model.makeCache()
             var stepped: [Float] = []

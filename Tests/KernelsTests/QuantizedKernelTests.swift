@@ -246,7 +246,7 @@ struct QuantizedKernelTests {
     /// the tiles of six, weight rows that leave a partial panel of 32, 1-3 threads; through
     /// `matmul` (packing in blocks) as well, and close to the exact product.
     @Test(.enabled(if: ck_q8_gemm_available() != 0, "needs AVX-512 VNNI"),
-          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64), (100, 40, 2240)], Quantization.allCases)
+          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64), (100, 40, 2240), (140, 40, 256)], Quantization.allCases)
     func integerGEMMEqualsItsReferenceBitForBit(shape: (m: Int, n: Int, k: Int), q: Quantization) {
         let (m, n, k) = shape
         var rng = SeededRandom(seed: UInt64(m * 31 + n * 7 + k))
@@ -290,8 +290,8 @@ struct QuantizedKernelTests {
                 }
                 #expect(c == want, "\(q) \(m)x\(n)x\(k), \(threads) threads")
             }
-            // Shorter prompts go row by row through the decode products: each row as a product alone.
-            if m > 1 && m < integerGEMMMinRows(q) {
+            // Shorter prompts go through the multi-row products: each row as a product alone.
+            if m > 1 && m <= multiRowMaxRows(q) {
                 let w = WeightMatrix(quantized: q, base: raw.baseAddress!, rows: n, cols: k)
                 var y = [Float](repeating: .nan, count: m * n), scratch: [Float] = []
                 matmul(w, x, m, &y, scratch: &scratch)
@@ -301,8 +301,8 @@ struct QuantizedKernelTests {
                     #expect(Array(y[(i * n)..<((i + 1) * n)]) == row, "row \(i) of \(q) \(m)x\(n)x\(k)")
                 }
             }
-            // Through matmul, which packs in blocks (prompts of at least integerGEMMMinRows rows).
-            if m >= integerGEMMMinRows(q) {
+            // Through matmul, which packs in blocks (prompts longer than multiRowMaxRows).
+            if m > multiRowMaxRows(q) {
                 let w = WeightMatrix(quantized: q, base: raw.baseAddress!, rows: n, cols: k)
                 var y = [Float](repeating: .nan, count: m * n), scratch: [Float] = []
                 matmul(w, x, m, &y, scratch: &scratch)
