@@ -8,7 +8,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
 /// A screen-sized grid of cells: render functions fill it, a backend diffs it to the terminal,
 /// tests read it as text.
 public struct CellGrid: Equatable, Sendable {
-    public struct Cell: Equatable, Sendable {
+    public struct Cell: Hashable, Sendable {
         public var char: Character = " "
         public var role: Role = .text
         /// The right half of a two-cell character (drawn by the cell to its left).
@@ -59,6 +59,20 @@ public struct CellGrid: Equatable, Sendable {
         for y in r.y..<min(r.y + r.height, height) { for x in r.x..<min(r.x + r.width, width) {
             cells[y * width + x] = Cell(char: char, role: role)
         } }
+    }
+
+    /// Whether a row that changed from `previous` equals some other row of `previous`: the
+    /// screen library may then move lines by scrolling the terminal, which carries the pixels
+    /// of any image drawn by the terminal itself (sixel) into cells it believes are blank.
+    public func linesMayMove(from previous: CellGrid) -> Bool {
+        guard previous.width == width, previous.height == height else { return true }
+        func row(_ g: CellGrid, _ y: Int) -> ArraySlice<Cell> { g.cells[(y * width)..<((y + 1) * width)] }
+        var rowsBefore: [ArraySlice<Cell>: [Int]] = [:]
+        for y in 0..<height { rowsBefore[row(previous, y), default: []].append(y) }
+        for y in 0..<height where row(self, y) != row(previous, y) {
+            if let ys = rowsBefore[row(self, y)], ys.contains(where: { $0 != y }) { return true }
+        }
+        return false
     }
 
     /// The screen as text, one line per row, trailing blanks kept (for snapshot tests).

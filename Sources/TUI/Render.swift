@@ -64,10 +64,7 @@ func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [Conv
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
         return [.init(role: .dim, text: "  [image \(imageLabel(img))]")]
     }
-    // Half-blocks need the cells to show a picture; a sixel image shows one at any size.
-    let fit = mode == .blocks
-        ? Thumbnails.fit(width: img.width, height: img.height, maxCols: min(32, width / 3), maxRows: width >= 60 ? 8 : 4)
-        : Thumbnails.fit(width: img.width, height: img.height, maxCols: min(16, width / 3), maxRows: 4)
+    let fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(32, width / 3), maxRows: width >= 60 ? 8 : 4)
     return (0..<max(fit.rows, label.count)).map { r in
         ConversationLine(role: .dim, text: r < label.count ? label[r] : "", x: 2 + fit.cols + 1,
                          image: r < fit.rows ? ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols) : nil)
@@ -184,9 +181,7 @@ func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: In
                 _ g: inout CellGrid) -> Int {
     var fit = (cols: 0, rows: 0)
     if s.graphics != .none, img.thumbnail != nil {
-        fit = s.graphics == .blocks     // 20 cells stay for the text
-            ? Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, min(14, width - 21)), maxRows: bottom - y > 12 ? 6 : 4)
-            : Thumbnails.fit(width: img.width, height: img.height, maxCols: min(12, width / 3), maxRows: 4)
+        fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, min(14, width - 21)), maxRows: bottom - y > 12 ? 6 : 4)   // 20 cells stay for the text
     }
     var text = ["\(img.width)x\(img.height)", shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"]
     if let p = s.retiling[img.id] { text += ["→ \(shortGrid(p.grid, tiles: p.tiles))", "  \(p.tokenCost) tok (cutting…)"] }

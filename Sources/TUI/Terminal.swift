@@ -34,6 +34,7 @@ public final class Terminal: @unchecked Sendable {
         initscr()
         Terminal.active = true
         raw(); noecho(); keypad(shim_stdscr(), true); nonl()
+        if graphics.mode == .sixel { idcok(shim_stdscr(), false) }     // inserting or deleting characters would shift image pixels sideways
         shim_set_escdelay(25)
         timeout(30)
         colour = has_colors() && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
@@ -119,7 +120,15 @@ public final class Terminal: @unchecked Sendable {
         let full = previous == nil || previous!.width != grid.width || previous!.height != grid.height
         if full { erase() }
         let now = Set(grid.placements)
+        let placementsChanged = now != shown
         var dirtyRows = Set<Int>()
+        // ncurses may scroll lines that moved; the terminal scrolls sixel pixels with them, into
+        // cells ncurses believes blank. Blank the images first; they are drawn again below.
+        if graphics.mode == .sixel, !shown.isEmpty, !full, let p = previous, grid.linesMayMove(from: p) {
+            Terminal.emit(Terminal.blanking(shown.map(\.rect)))
+            for p in shown { dirtyRows.formUnion(p.rect.y..<(p.rect.y + p.rect.height)) }
+            shown = []
+        }
         // An image that moved or went away: have ncurses repaint its rows whole, which erases its pixels.
         for p in shown where !now.contains(p) {
             let rows = max(0, p.rect.y)..<min(grid.height, p.rect.y + p.rect.height)
@@ -145,7 +154,7 @@ public final class Terminal: @unchecked Sendable {
         if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); curs_set(1) } else { curs_set(0) }
         refresh()
         guard graphics.mode == .sixel else { shown = now; return }
-        if now != shown { logPlacements(grid.placements, images: images) }
+        if placementsChanged { logPlacements(grid.placements, images: images) }
         for p in grid.placements {
             let rows = p.rect.y..<(p.rect.y + p.rect.height)
             guard !shown.contains(p) || rows.contains(where: dirtyRows.contains) else { continue }
@@ -154,6 +163,16 @@ public final class Terminal: @unchecked Sendable {
         }
         shown = now
         if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); refresh() }
+    }
+
+    /// Writes spaces over the cells of `rects` (text erases image pixels; xterm's ECH does not),
+    /// leaving the cursor and attributes as they were: the cells ncurses believes blank become so.
+    static func blanking(_ rects: [Rect]) -> [UInt8] {
+        var s = "\u{1b}7\u{1b}[0m"
+        for r in rects where r.width > 0 {
+            for y in r.y..<(r.y + r.height) { s += "\u{1b}[\(y + 1);\(r.x + 1)H" + String(repeating: " ", count: r.width) }
+        }
+        return Array((s + "\u{1b}8").utf8)
     }
 
     private func drawSixel(_ image: RGBImage, _ p: ImagePlacement, gridHeight: Int) {

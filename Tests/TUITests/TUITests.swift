@@ -231,14 +231,14 @@ struct ImageDisplayTests {
         // The panel: name on its row, the thumbnail rectangle below it, cells blank.
         #expect(g.placements.count == 1)
         let p = g.placements[0]
-        #expect(p.imageID == 1 && p.rect.width == 11 && p.rect.height == 4)   // 35-cell panel: a third of it
+        #expect(p.imageID == 1 && p.rect.width == 14 && p.rect.height == 5)   // 35-cell panel: 20 cells kept for the text
         #expect(g.text.split(separator: "\n", omittingEmptySubsequences: false)[p.rect.y - 1].contains("1. cat photo.jpg"))
         for y in p.rect.y..<(p.rect.y + p.rect.height) { for x in p.rect.x..<(p.rect.x + p.rect.width) { #expect(g[x, y].char == " ") } }
         // Sent: it moves to "In this conversation" and appears inline by the user turn.
         _ = reduce(&s, .type("Describe it.")); _ = reduce(&s, .enter)
         g = render(s, width: 120, height: 30)
         #expect(g.placements.count == 2 && Set(g.placements.map(\.imageID)) == [1])
-        // A long answer, scrolled so that the inline thumbnail (lines 1-4) is only partly in view
+        // A long answer, scrolled so that the inline thumbnail (lines 1-8) is only partly in view
         // (the pane starts at line 2): it is not placed, so no half image is drawn.
         _ = reduce(&s, .event(.text(String(repeating: "word ", count: 400))))
         let L = Layout(width: 120, height: 30)!
@@ -248,7 +248,7 @@ struct ImageDisplayTests {
         let g2 = render(s, width: 120, height: 30)
         #expect(!g2.placements.contains { $0.rect.x == 2 } && g2.placements.count == 1, "\(g2.text)")
         s.scroll = count - L.conversation.height
-        #expect(render(s, width: 120, height: 30).placements.contains { $0.rect == Rect(x: 2, y: 1, width: 12, height: 4) })
+        #expect(render(s, width: 120, height: 30).placements.contains { $0.rect == Rect(x: 2, y: 1, width: 24, height: 8) })
         s.scroll = 10_000
         #expect(clampedScroll(s, width: 120, height: 30) == count - L.conversation.height, "PgUp stops at the first line")
         // In half-block mode the same cells hold coloured pixels instead; with none, only text.
@@ -257,6 +257,30 @@ struct ImageDisplayTests {
         #expect(g3.placements.isEmpty && g3[p.rect.x, p.rect.y + 4].pixels != nil || g3.cells.contains { $0.pixels != nil })
         s.graphics = .none
         #expect(!render(s, width: 120, height: 30).cells.contains { $0.pixels != nil })
+    }
+
+    @Test func linesThatMoveAreNoticed() {
+        var before = CellGrid(width: 20, height: 6)
+        for y in 0..<5 { before.put("line \(y)", x: 0, y: y) }
+        before.put("│ panel", x: 12, y: 2)
+        var same = before
+        #expect(!same.linesMayMove(from: before))
+        same.put("typed", x: 0, y: 5)                         // a new row, like no old one
+        #expect(!same.linesMayMove(from: before))
+        var scrolled = CellGrid(width: 20, height: 6)          // the conversation one line up
+        for y in 0..<4 { scrolled.put("line \(y + 1)", x: 0, y: y) }
+        #expect(scrolled.linesMayMove(from: before))
+        // A row only partly the same (the panel beside it differs) cannot be moved whole.
+        var sideways = CellGrid(width: 20, height: 6)
+        for y in 0..<5 { sideways.put("line \(y)", x: 0, y: y) }
+        sideways.put("│ panel", x: 12, y: 3)
+        #expect(sideways.linesMayMove(from: before) == false)
+        #expect(CellGrid(width: 21, height: 6).linesMayMove(from: before))
+    }
+
+    @Test func blankingWritesSpacesOverTheImageCellsAndRestoresTheCursor() {
+        let text = String(decoding: Terminal.blanking([Rect(x: 2, y: 1, width: 3, height: 2)]), as: UTF8.self)
+        #expect(text == "\u{1b}7\u{1b}[0m\u{1b}[2;3H   \u{1b}[3;3H   \u{1b}8")
     }
 
     @Test func sixelEncodingAndSizes() throws {
