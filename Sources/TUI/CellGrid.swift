@@ -64,9 +64,15 @@ public struct CellGrid: Equatable, Sendable {
     /// Whether a row that changed from `previous` equals some other row of `previous`: the
     /// screen library may then move lines by scrolling the terminal, which carries the pixels
     /// of any image drawn by the terminal itself (sixel) into cells it believes are blank.
-    public func linesMayMove(from previous: CellGrid) -> Bool {
+    /// `pixelsAlike`: half-block cells count as equal whatever their colours (ncurses holds only
+    /// near colours for them in 24-bit mode, so it may take two different ones for the same).
+    public func linesMayMove(from previous: CellGrid, pixelsAlike: Bool = false) -> Bool {
         guard previous.width == width, previous.height == height else { return true }
-        func row(_ g: CellGrid, _ y: Int) -> ArraySlice<Cell> { g.cells[(y * width)..<((y + 1) * width)] }
+        func row(_ g: CellGrid, _ y: Int) -> ArraySlice<Cell> {
+            let r = g.cells[(y * width)..<((y + 1) * width)]
+            guard pixelsAlike else { return r }
+            return ArraySlice(r.map { $0.pixels == nil ? $0 : Cell(char: "▀", pixels: PixelPair(top: RGB(0, 0, 0), bottom: RGB(0, 0, 0))) })
+        }
         var rowsBefore: [ArraySlice<Cell>: [Int]] = [:]
         for y in 0..<height { rowsBefore[row(previous, y), default: []].append(y) }
         for y in 0..<height where row(self, y) != row(previous, y) {

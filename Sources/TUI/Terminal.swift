@@ -19,7 +19,7 @@ public final class Terminal: @unchecked Sendable {
     private let firstPixelPair = Int32(Role.allCases.count + 1)
     private var nextPixelPair: Int32
     private let maxPairs: Int32
-    private let palette256: Bool
+    private let depth: ColourDepth
 
     /// Sixel placements on screen now, and encoded images by (id, pixel size).
     private var shown: Set<ImagePlacement> = []
@@ -39,7 +39,8 @@ public final class Terminal: @unchecked Sendable {
         timeout(30)
         colour = has_colors() && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         if colour { start_color(); use_default_colors() }
-        palette256 = colour && COLORS >= 256
+        depth = colour ? ColourDepth.detect(environment: ProcessInfo.processInfo.environment, colours: Int(COLORS),
+                                            rgbCapability: tigetflag("RGB") > 0) : .none
         maxPairs = colour ? min(Int32(COLOR_PAIRS) - 1, 32767) : 0
         nextPixelPair = Int32(Role.allCases.count + 1)
         apply(theme)
@@ -50,7 +51,7 @@ public final class Terminal: @unchecked Sendable {
         mouseinterval(0)
         Terminal.emit("\u{1b}[?2004h")
         Terminal.installSignalHandlers()
-        log.info("terminal \(COLS)x\(LINES), colours \(COLORS), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
+        log.info("terminal \(COLS)x\(LINES), colours \(COLORS) (pixels: \(depth.rawValue)), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
     }
 
     /// The roles' colours and attributes from `theme` (at start, and on /theme while running);
@@ -142,17 +143,28 @@ public final class Terminal: @unchecked Sendable {
                 if c.continuation { continue }
                 if !full, let p = previous, p[x, y] == c { continue }
                 dirtyRows.insert(y)
-                var a = attrs[c.role] ?? 0
-                if let px = c.pixels { a = pixelAttribute(px) }
-                attron(a)
                 var w: [wchar_t] = c.char.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
-                _ = mvaddwstr(Int32(y), Int32(x), &w)
-                attroff(a)
+                if let px = c.pixels {
+                    // The pair as its own argument: COLOR_PAIR() has room for 255 pairs only.
+                    wattr_set(shim_stdscr(), 0, pixelPair(px), nil)
+                    _ = mvaddwstr(Int32(y), Int32(x), &w)
+                    wattr_set(shim_stdscr(), 0, 0, nil)
+                } else {
+                    let a = attrs[c.role] ?? 0
+                    attron(a)
+                    _ = mvaddwstr(Int32(y), Int32(x), &w)
+                    attroff(a)
+                }
             }
         }
+        let pixelsMayHaveMoved = depth == .direct && (full || previous.map { grid.linesMayMove(from: $0, pixelsAlike: true) } ?? true)
         previous = grid
         if let (cx, cy) = cursor { move(Int32(cy), Int32(cx)); curs_set(1) } else { curs_set(0) }
         refresh()
+        if depth == .direct {
+            // ncurses drew near colours; the exact ones go over every cell it may have touched.
+            Terminal.emit(TrueColour.overlay(grid, rows: pixelsMayHaveMoved ? TrueColour.pixelRows(grid) : dirtyRows.sorted()))
+        }
         guard graphics.mode == .sixel else { shown = now; return }
         if placementsChanged { logPlacements(grid.placements, images: images) }
         for p in grid.placements {
@@ -203,11 +215,11 @@ public final class Terminal: @unchecked Sendable {
     private struct SixelKey: Hashable { var id, w, h: Int }
     private struct PixelPairKey: Hashable { var fg, bg: Int16 }
 
-    /// The colour pair for a half-block cell (256-colour cube, or the 8 basic colours).
-    private func pixelAttribute(_ p: PixelPair) -> Int32 {
+    /// The colour pair for a half-block cell (0 without colours).
+    private func pixelPair(_ p: PixelPair) -> Int16 {
         guard colour else { return 0 }
-        let key = PixelPairKey(fg: colourIndex(p.top), bg: colourIndex(p.bottom))
-        if let n = pixelPairs[key] { return shim_COLOR_PAIR(n) }
+        let key = PixelPairKey(fg: depth.paletteIndex(p.top, colours: Int(COLORS)), bg: depth.paletteIndex(p.bottom, colours: Int(COLORS)))
+        if let n = pixelPairs[key] { return Int16(n) }
         if nextPixelPair > maxPairs {             // out of pairs: start over; cells drawn before keep theirs until redrawn
             pixelPairs = [:]; nextPixelPair = firstPixelPair
         }
@@ -215,11 +227,7 @@ public final class Terminal: @unchecked Sendable {
         nextPixelPair += 1
         init_pair(Int16(n), key.fg, key.bg)
         pixelPairs[key] = n
-        return shim_COLOR_PAIR(n)
-    }
-
-    private func colourIndex(_ c: RGB) -> Int16 {
-        palette256 ? Int16(Palette.xterm256(c)) : (COLORS >= 16 ? Int16(Palette.basic16(c)) : Int16(Palette.basic8(c)))
+        return Int16(n)
     }
 
     public enum Key: Equatable { case char(String), code(Int32), alt(String), paste(String), wheel(Int), none }
@@ -265,54 +273,5 @@ public final class Terminal: @unchecked Sendable {
             if let u = UnicodeScalar(UInt32(ch)) { out.unicodeScalars.append(u == "\r" ? "\n" : u) }
         }
         return out
-    }
-}
-
-/// Nearest terminal palette colours.
-public enum Palette {
-    /// xterm's 256 colours: the 6x6x6 cube (16...231) or the grey ramp (232...255), whichever is nearer.
-    public static func xterm256(_ c: RGB) -> Int {
-        let levels = [0, 95, 135, 175, 215, 255]
-        func nearestLevel(_ v: UInt8) -> Int {
-            var best = 0
-            for i in 1..<6 where abs(levels[i] - Int(v)) < abs(levels[best] - Int(v)) { best = i }
-            return best
-        }
-        let (r, g, b) = (nearestLevel(c.r), nearestLevel(c.g), nearestLevel(c.b))
-        let cube = 16 + 36 * r + 6 * g + b
-        let cubeErr = dist(c, levels[r], levels[g], levels[b])
-        let avg = (Int(c.r) + Int(c.g) + Int(c.b)) / 3
-        let gi = max(0, min(23, (avg - 8 + 5) / 10))
-        let grey = 8 + 10 * gi
-        return dist(c, grey, grey, grey) < cubeErr ? 232 + gi : cube
-    }
-
-    /// The 8 ANSI colours (black, red, green, yellow, blue, magenta, cyan, white).
-    public static func basic8(_ c: RGB) -> Int { nearest(c, in: ansi16.prefix(8)) }
-
-    /// The 16 ANSI colours (the 8, then their bright forms), nearest by a weighted distance: a
-    /// per-channel threshold turned dark photos black and most others red or yellow.
-    public static func basic16(_ c: RGB) -> Int { nearest(c, in: ansi16[...]) }
-
-    /// xterm's default values of the 16 ANSI colours.
-    static let ansi16: [(Int, Int, Int)] = [
-        (0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205), (229, 229, 229),
-        (127, 127, 127), (255, 0, 0), (0, 255, 0), (255, 255, 0), (92, 92, 255), (255, 0, 255), (0, 255, 255), (255, 255, 255),
-    ]
-
-    static func nearest(_ c: RGB, in palette: ArraySlice<(Int, Int, Int)>) -> Int {
-        var best = 0, bestD = Int.max
-        for (i, p) in palette.enumerated() {
-            // Green weighs most and blue least, roughly as the eye sees differences.
-            let dr = Int(c.r) - p.0, dg = Int(c.g) - p.1, db = Int(c.b) - p.2
-            let d = 3 * dr * dr + 4 * dg * dg + 2 * db * db
-            if d < bestD { best = i; bestD = d }
-        }
-        return best
-    }
-
-    static func dist(_ c: RGB, _ r: Int, _ g: Int, _ b: Int) -> Int {
-        let dr = Int(c.r) - r, dg = Int(c.g) - g, db = Int(c.b) - b
-        return dr * dr + dg * dg + db * db
     }
 }

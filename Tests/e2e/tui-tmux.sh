@@ -5,7 +5,7 @@
 # one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
-# also restored after SIGTERM and SIGSEGV.
+# also restored after SIGTERM and SIGSEGV; with COLORTERM=truecolor thumbnails are in 24-bit colour.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
@@ -122,4 +122,24 @@ killed() {  # killed SIGNAL EXIT_STATUS
 }
 killed TERM 143
 killed SEGV 139
+
+# 24-bit colour (COLORTERM=truecolor): half-block thumbnails reach tmux in the image's exact
+# colours (the orange quadrant, 250,140,20, is in no palette); without it, in 256 colours.
+truecolour() {  # truecolour COLORTERM: prints the panel's cells with their colours
+  tmux "${SOCK[@]}" kill-session -t "$S"
+  S=$S-c$1
+  tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
+    "env TERM=tmux-256color COLORTERM=$1 INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL; sleep 30"
+  wait_for 'context 0/8192'
+  keys -l "/attach $WORK/quadrants.png"; keys Enter
+  wait_for '1\. quadrants\.png'
+  sleep 0.5
+  tmux "${SOCK[@]}" capture-pane -p -e -t "$S"
+}
+python3 Tests/e2e/check-sixel.py make-image "$WORK/quadrants.png"
+truecolour truecolor | grep -q '38;2;250;140;20' || fail "COLORTERM=truecolor: the thumbnail's exact orange should reach tmux"
+grep -q 'pixels: direct' "$LOG" || fail "COLORTERM=truecolor should be logged as direct colour"
+out=$(truecolour none)
+echo "$out" | grep -q '38;2;' && fail "without COLORTERM the thumbnail should use the 256-colour palette"
+echo "$out" | grep -q '38;5;208' || fail "without COLORTERM the orange should be palette colour 208"
 echo "tui e2e: 1 passed, 0 failed"
