@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -5,6 +6,25 @@ import Foundation
 /// The machine's ceilings, measured in the same process as the engine so that ratios compare
 /// like with like: sustained read bandwidth and OpenBLAS SGEMM throughput.
 public enum MachineProbe {
+    /// The instruction-set level the kernels run at (INTERNVL_CHAT_ISA caps it): "portable",
+    /// "avx2", "avx512-vnni" or "avx512-vnni-bf16".
+    public static var isa: String {
+        switch ck_isa() {
+        case 0: return "portable"
+        case 1: return "avx2"
+        case 2: return "avx512-vnni"
+        default: return "avx512-vnni-bf16"
+        }
+    }
+
+    /// The CPU's model name from /proc/cpuinfo (nil where there is none).
+    public static var cpuModel: String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let colon = line.firstIndex(of: ":") else { return nil }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+
     /// GB/s of a streaming sum over `bytes` by the decode kernels' own thread pool (AVX2 loads,
     /// threads kept hot): best of `repeats` passes.
     public static func poolReadBandwidth(bytes: Int = 1 << 30, pool: ThreadPool = .shared, repeats: Int = 5) -> Double {

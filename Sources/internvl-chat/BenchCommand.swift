@@ -172,6 +172,8 @@ struct BenchCommand: ParsableCommand {
             r["rss_peak_mb"] = max(peakMB, MachineProbe.memoryMB().peak)
             r["vision_vs_sgemm"] = visionGFLOPs / max(vit, pre)
             r["threads"] = ProcessInfo.processInfo.activeProcessorCount
+            r["isa"] = MachineProbe.isa
+            r["cpu"] = MachineProbe.cpuModel ?? NSNull()
             print(json ? try jsonLine(r) : table(r))
         }
     }
