@@ -63,8 +63,9 @@ public final class App: @unchecked Sendable {
             let (w, h) = term.size
             if (w, h) != lastSize { lastSize = (w, h); dirty = true }
             if dirty {
-                let (grid, scroll) = renderFrame(state, width: w, height: h)
+                let (grid, scroll, lines) = renderFrame(state, width: w, height: h)
                 state.scroll = scroll
+                state.linesShown = lines
                 let images = imagesByID()
                 term.draw(grid, cursor: cursorPosition(width: w, height: h), images: { images[$0] })
                 dirty = false

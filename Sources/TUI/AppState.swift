@@ -28,6 +28,10 @@ public struct AppState: Sendable, Equatable {
     public var lastTokensPerSecond: Double?
     /// Lines scrolled up from the tail (0: follow the answer as it streams).
     public var scroll = 0
+    /// The conversation's line count in the last frame, and the width it was wrapped at: while
+    /// scrolled up, lines that arrive below add to `scroll`, so the view stays where it is.
+    public var linesShown: LinesShown?
+    public struct LinesShown: Sendable, Equatable { public var count, width: Int }
     public var history: [String] = []
     public var historyIndex: Int?
     /// What was being typed when Up first recalled an earlier input; Down past the newest brings it back.

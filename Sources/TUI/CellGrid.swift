@@ -2,7 +2,7 @@ import ChatAPI
 
 /// What a cell means; themes map roles to colours (the grid never holds raw colours).
 public enum Role: String, Sendable, CaseIterable, Codable {
-    case text, dim, user, assistant, error, status, border, title, input, selection, phase, code
+    case text, dim, user, assistant, error, status, border, title, input, selection, phase, code, emphasis, strong
 }
 
 /// A screen-sized grid of cells: render functions fill it, a backend diffs it to the terminal,

@@ -9,18 +9,19 @@ public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
 
 /// The screen, and the scroll position clamped to the conversation (what `clampedScroll`
 /// returns), from one layout of the conversation: the app loop's frame.
-public func renderFrame(_ s: AppState, width: Int, height: Int) -> (grid: CellGrid, scroll: Int) {
+/// `lines`: what to keep in `AppState.linesShown` for the next frame.
+public func renderFrame(_ s: AppState, width: Int, height: Int) -> (grid: CellGrid, scroll: Int, lines: AppState.LinesShown?) {
     var g = CellGrid(width: width, height: height)
     guard let L = Layout(s, width: width, height: height) else {
         let lines = Wrap.lines("Terminal too small (\(width)x\(height)); internvl-chat needs at least \(Layout.minWidth)x\(Layout.minHeight).", width: max(width, 1))
         for (i, l) in lines.prefix(height).enumerated() { g.put(l, x: 0, y: i, role: .error) }
-        return (g, s.scroll)
+        return (g, s.scroll, s.linesShown)
     }
-    let scroll = renderConversation(s, L.conversation, &g)
+    let (scroll, count) = renderConversation(s, L.conversation, &g)
     renderImages(s, L.images, &g)
     renderInput(s, L.input, &g)
     renderStatus(s, L.status, &g)
-    return (g, scroll)
+    return (g, scroll, .init(count: count, width: L.conversation.width))
 }
 
 /// One row of the conversation: text from column `x` (relative to the pane), and maybe one row
@@ -30,6 +31,8 @@ struct ConversationLine {
     var text: String
     var x = 0
     var image: ImageRow?
+    /// The text in runs of different roles (emphasis), when it has any.
+    var runs: [(Role, String)]?
 }
 
 /// Row `row` of an image thumbnail `cols` x `rows` cells.
@@ -51,7 +54,11 @@ func conversationLines(_ s: AppState, width: Int) -> [ConversationLine] {
         }
         let role: Role = m.kind == .error ? .error : (m.kind == .info ? .dim : .text)
         let body = m.kind == .assistant && m.text.isEmpty && s.busy ? "…" : m.text
-        for (r, l) in MessageLayout.lines(body, width: max(width - 2, 1), role: role) { out.append(.init(role: r, text: "  " + l)) }
+        for l in MessageLayout.styledLines(body, width: max(width - 2, 1), role: role) {
+            var line = ConversationLine(role: l.role, text: "  " + l.runs.map(\.1).joined())
+            if l.runs.contains(where: { $0.0 != l.role }) { line.runs = [(l.role, "  ")] + l.runs }
+            out.append(line)
+        }
         if m.interrupted { out.append(.init(role: .dim, text: "  (interrupted)")) }
         out.append(.init(role: .text, text: ""))
     }
@@ -79,17 +86,25 @@ public func clampedScroll(_ s: AppState, width: Int, height: Int) -> Int {
 
 func clamp(_ scroll: Int, lines: Int, height: Int) -> Int { min(scroll, max(0, lines - height)) }
 
-/// Draws the conversation pane; returns the scroll position it was drawn at.
+/// Draws the conversation pane; returns the scroll position it was drawn at (kept on the same
+/// lines when scrolled up and more arrived below) and its line count.
 @discardableResult
-func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> Int {
+func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> (scroll: Int, lines: Int) {
     let lines = conversationLines(s, width: r.width)
-    let scroll = clamp(s.scroll, lines: lines.count, height: r.height)
+    var wanted = s.scroll
+    if wanted > 0, let seen = s.linesShown, seen.width == r.width, lines.count > seen.count { wanted += lines.count - seen.count }
+    let scroll = clamp(wanted, lines: lines.count, height: r.height)
     var end = max(0, lines.count - scroll)
     let start = max(0, end - r.height)
     if end < lines.count { end = max(start, end - 1) }     // the last row says what is below
     for (i, line) in lines[start..<end].enumerated() {
         let y = r.y + i
-        g.put(line.text, x: r.x + line.x, y: y, role: line.role, limit: max(0, r.width - line.x))
+        if let runs = line.runs {
+            var x = r.x + line.x
+            for (role, t) in runs { x += g.put(t, x: x, y: y, role: role, limit: max(0, r.x + r.width - x)) }
+        } else {
+            g.put(line.text, x: r.x + line.x, y: y, role: line.role, limit: max(0, r.width - line.x))
+        }
         guard let im = line.image else { continue }
         // A sixel image is placed only when it is wholly in view; half-blocks draw row by row.
         let whole = start + i - im.row >= start && start + i - im.row + im.rows <= end
@@ -100,7 +115,7 @@ func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> Int {
         let note = "↓ \(below) more line\(below == 1 ? "" : "s") (PgDn)"
         g.put(note, x: r.x + max(0, r.width - TextWidth.of(note)), y: r.y + r.height - 1, role: .dim, limit: r.width)
     }
-    return scroll
+    return (scroll, lines.count)
 }
 
 /// Row `im.row` of a thumbnail at (x, y): half-block cells, or (at the top row) a sixel placement.

@@ -20,26 +20,36 @@ public struct Theme: Codable, Equatable, Sendable {
 
     public static let colourNames = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"]
 
-    public func style(_ r: Role) -> Style { roles[r.rawValue] ?? Style() }
+    /// A role the theme does not name is plain, except emphasis (underlined) and strong (bold).
+    public func style(_ r: Role) -> Style {
+        if let s = roles[r.rawValue] { return s }
+        switch r {
+        case .emphasis: return Style(underline: true)
+        case .strong: return Style(bold: true)
+        default: return Style()
+        }
+    }
 
     public static let dark = Theme(name: "dark", roles: [
         "text": Style(), "dim": Style(dim: true), "user": Style(fg: "cyan", bold: true),
         "assistant": Style(fg: "green", bold: true), "error": Style(fg: "red", bold: true),
         "status": Style(reverse: true), "border": Style(dim: true), "title": Style(bold: true),
         "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "yellow"), "code": Style(fg: "magenta"),
+        "emphasis": Style(underline: true), "strong": Style(bold: true),
     ])
     public static let light = Theme(name: "light", roles: [
         "text": Style(), "dim": Style(fg: "blue"), "user": Style(fg: "blue", bold: true),
         "assistant": Style(fg: "magenta", bold: true), "error": Style(fg: "red", bold: true),
         "status": Style(reverse: true), "border": Style(fg: "blue"), "title": Style(bold: true),
         "input": Style(), "selection": Style(reverse: true), "phase": Style(fg: "red"), "code": Style(fg: "green"),
+        "emphasis": Style(underline: true), "strong": Style(bold: true),
     ])
     public static let highContrast = Theme(name: "high-contrast", roles: [
         "text": Style(fg: "white", bold: true), "dim": Style(fg: "white"), "user": Style(fg: "yellow", bold: true, underline: true),
         "assistant": Style(fg: "cyan", bold: true), "error": Style(fg: "red", bold: true, reverse: true),
         "status": Style(bold: true, reverse: true), "border": Style(fg: "white", bold: true), "title": Style(bold: true, underline: true),
         "input": Style(fg: "white", bold: true), "selection": Style(reverse: true), "phase": Style(fg: "yellow", bold: true),
-        "code": Style(fg: "green", bold: true),
+        "code": Style(fg: "green", bold: true), "emphasis": Style(fg: "white", underline: true), "strong": Style(fg: "yellow", bold: true),
     ])
     public static let builtIn = [dark, light, highContrast]
 

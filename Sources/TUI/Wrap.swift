@@ -49,8 +49,28 @@ public enum Wrap {
 /// wrap under their text, not under the marker; other paragraphs word-wrap.
 public enum MessageLayout {
     public static func lines(_ text: String, width: Int, role: Role = .text) -> [(Role, String)] {
+        styledLines(text, width: width, role: role).map { ($0.role, $0.runs.map(\.1).joined()) }
+    }
+
+    /// One laid-out line: its role, and its text in runs of one role each (emphasis, strong and
+    /// inline code differ from the line's role).
+    public struct Line {
+        public var role: Role
+        public var runs: [(Role, String)]
+        init(_ role: Role, _ text: String) { self.role = role; runs = [(role, text)] }
+        init(_ role: Role, runs: [(Role, String)]) { self.role = role; self.runs = runs }
+    }
+
+    /// As `lines`, with Markdown emphasis (`InlineMarkdown`) in paragraphs and list items;
+    /// code blocks, headings and tables keep their text as it is.
+    public static func styledLines(_ text: String, width: Int, role: Role = .text) -> [Line] {
         guard width > 0 else { return [] }
-        var out: [(Role, String)] = []
+        var out: [Line] = []
+        func prose(_ s: String, width: Int) -> [[(Role, String)]] {
+            guard role == .text else { return Wrap.lines(s, width: width).map { [(role, $0)] } }
+            let (plain, roles) = InlineMarkdown.parse(s, base: role)
+            return InlineMarkdown.segments(of: Wrap.lines(plain, width: width), in: plain, roles: roles, base: role)
+        }
         var inCode = false
         let all = TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var k = 0
@@ -61,29 +81,29 @@ public enum MessageLayout {
             if !inCode, trimmed.hasPrefix("|") {                  // a table: its rows laid out together
                 var rows = [raw]
                 while k < all.count, all[k].drop(while: { $0 == " " }).hasPrefix("|") { rows.append(all[k]); k += 1 }
-                out += table(rows, width: width, role: role)
+                out += table(rows, width: width, role: role).map { Line($0.0, $0.1) }
                 continue
             }
             if !inCode, let h = heading(raw) {
-                out += Wrap.lines(h, width: width).map { (.title, $0) }
+                out += Wrap.lines(h, width: width).map { Line(.title, $0) }
                 continue
             }
             if trimmed.hasPrefix("```") {
                 inCode.toggle()
-                out.append((.dim, String(raw.prefix(width))))
+                out.append(Line(.dim, String(raw.prefix(width))))
                 continue
             }
             if inCode {
-                out += hardBreak(raw, width: width).map { (.code, $0) }
+                out += hardBreak(raw, width: width).map { Line(.code, $0) }
                 continue
             }
             if let m = listMarker(raw), m < width - 4 {
-                let body = Wrap.lines(String(raw.dropFirst(m)), width: width - m)
+                let body = prose(String(raw.dropFirst(m)), width: width - m)
                 let lead = String(raw.prefix(m)), pad = String(repeating: " ", count: m)
-                for (i, l) in body.enumerated() { out.append((role, (i == 0 ? lead : pad) + l)) }
+                for (i, l) in body.enumerated() { out.append(Line(role, runs: [(role, i == 0 ? lead : pad)] + l)) }
                 continue
             }
-            out += Wrap.lines(raw, width: width).map { (role, $0) }
+            out += prose(raw, width: width).map { Line(role, runs: $0) }
         }
         return out
     }

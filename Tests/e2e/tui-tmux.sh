@@ -80,10 +80,10 @@ wait_for 'EXIT=0'
 wait_for 'SANE' 5
 
 # Saved after every answer: --resume brings the conversation back, images included, and goes on.
-tmux "${SOCK[@]}" kill-session -t "$S"
-S=$S-resume
+OLD=$S; S=$S-resume                 # the new session first: killing the last one stops the server
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --resume --model $MODEL --max-new-tokens 8; sleep 30"
+tmux "${SOCK[@]}" kill-session -t "$OLD"
 wait_for 'Loaded 2026|Loaded [0-9]{8}-'
 wait_for '\(interrupted\)'                          # the tail: the stopped story
 for _ in $(seq 100); do grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" && break; sleep 0.1; done
@@ -108,10 +108,10 @@ keys C-d
 
 # Killed by SIGTERM, or crashing (SIGSEGV), after a turn: the terminal is restored too.
 killed() {  # killed SIGNAL EXIT_STATUS
-  tmux "${SOCK[@]}" kill-session -t "$S"
-  S=$S-$1
+  local old=$S; S=$S-$1              # the new session first: killing the last one stops the server
   tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
     "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
+  tmux "${SOCK[@]}" kill-session -t "$old" 2>/dev/null || true
   wait_for 'context 0/8192'
   keys -l 'Hello'; keys Enter
   wait_for 'tok/s'
@@ -126,10 +126,10 @@ killed SEGV 139
 # 24-bit colour (COLORTERM=truecolor): half-block thumbnails reach tmux in the image's exact
 # colours (the orange quadrant, 250,140,20, is in no palette); without it, in 256 colours.
 truecolour() {  # truecolour COLORTERM: prints the panel's cells with their colours
-  tmux "${SOCK[@]}" kill-session -t "$S"
-  S=$S-c$1
+  local old=$S; S=$S-c$1
   tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
     "env TERM=tmux-256color COLORTERM=$1 INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL; sleep 30"
+  tmux "${SOCK[@]}" kill-session -t "$old" 2>/dev/null || true
   wait_for 'context 0/8192'
   keys -l "/attach $WORK/quadrants.png"; keys Enter
   wait_for '1\. quadrants\.png'
