@@ -53,8 +53,10 @@ struct ColourTests {
     @Test func trueColourPaintsEveryHalfBlockCellInItsExactColours() throws {
         var s = AppState()
         s.graphics = .blocks
-        var photo = cat
-        photo.thumbnail = gradient(width: 240, height: 160)
+        // Half-blocks are cached by image id: an id of its own, not the cat's.
+        let photo = AttachedImage(id: 901, name: "gradient.png", width: 640, height: 427, tiles: 7, tokenCost: 1794,
+                                  grid: TileGrid(cols: 3, rows: 2), tiling: TilingOptions(maxTiles: 12), tokensPerTile: 256,
+                                  thumbnail: gradient(width: 240, height: 160))
         _ = reduce(&s, .attached(photo))
         _ = reduce(&s, .type("Describe it.")); _ = reduce(&s, .enter)
         let g = render(s, width: 120, height: 30)
