@@ -117,14 +117,19 @@ public actor ChatSession: ChatBackend {
     public var modelIdentity: ModelIdentity { engine.identity }
 
     /// The conversation as it stands: system message, turns with their records, the images the
-    /// turns show (bytes and vision tokens).
+    /// turns show (bytes and vision tokens), and the images attached and never shown (pending:
+    /// a front end keeps those it still lists for the next question).
     public func snapshot() -> SessionSnapshot {
         var seen = Set<Int>(), used: [SessionSnapshot.Image] = []
         for id in turns.flatMap(\.imageIDs) where !seen.contains(id) {
             seen.insert(id)
             if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes, tokens: e.tokens)) }
         }
-        return SessionSnapshot(systemMessage: systemMessage, turns: turns, images: used, model: engine.identity)
+        let pending = images.keys.filter { !everShown.contains($0) && !seen.contains($0) }.sorted()
+        for id in pending { if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes, tokens: e.tokens)) } }
+        var s = SessionSnapshot(systemMessage: systemMessage, turns: turns, images: used, model: engine.identity)
+        s.pendingImageIDs = pending
+        return s
     }
 
     /// Replaces the conversation with `snapshot`'s: images attached again (their stored vision

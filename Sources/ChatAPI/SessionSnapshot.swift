@@ -77,6 +77,9 @@ public struct SessionSnapshot: Sendable, Equatable {
     public var model: ModelIdentity
     /// Text typed for the next question and not sent yet (kept with a saved conversation).
     public var draft = ""
+    /// Images attached for the next question and not sent yet, by `info.id`, in the order they
+    /// were attached; they are in `images` too.
+    public var pendingImageIDs: [Int] = []
 
     public init(systemMessage: String, turns: [ChatTurn], images: [Image], model: ModelIdentity) {
         self.systemMessage = systemMessage; self.turns = turns; self.images = images; self.model = model

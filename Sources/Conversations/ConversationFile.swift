@@ -23,6 +23,9 @@ public struct ConversationFile: Codable, Sendable, Equatable {
     /// Text typed for the next question and not sent when the conversation was saved (absent
     /// when there was none).
     public var draft: String?
+    /// Images attached for the next question and not sent (indices into `images`; absent when
+    /// there were none).
+    public var pending: [Int]?
 
     public struct ImageEntry: Codable, Sendable, Equatable {
         public var sha256: String
@@ -137,6 +140,9 @@ extension ConversationFile {
                 throw bad("\(at) claims \(e.width)x\(e.height) pixels (at most \(ImageDecoder.maxPixels) in all)")
             }
             try e.validateTiling(at: at, bad: bad)
+        }
+        for i in pending ?? [] where i < 0 || i >= images.count {
+            throw bad("the images for the next question include image \(i + 1), but there are \(images.count)")
         }
         for (k, t) in turns.enumerated() {
             for i in t.images where i < 0 || i >= images.count {

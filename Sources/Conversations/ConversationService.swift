@@ -47,6 +47,8 @@ public final class ConversationService: @unchecked Sendable {
         public var exchanges: [Exchange]
         /// The unsent text saved with it ("" when none).
         public var draft = ""
+        /// The images saved as attached for the next question, as attached now.
+        public var pending: [AttachedImage] = []
         /// Problems found, one sentence each (the conversation resumed anyway).
         public var problems: [String]
         /// Images whose stored vision tokens fitted the model, of `imageCount`.
@@ -101,6 +103,7 @@ public final class ConversationService: @unchecked Sendable {
         var r = Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: loaded.problems,
                         cachedVision: loaded.cachedVision, imageCount: f.images.count)
         r.draft = loaded.snapshot.draft
+        r.pending = loaded.snapshot.pendingImageIDs.compactMap { byID[$0] }
         return r
     }
 
@@ -123,11 +126,17 @@ public final class ConversationService: @unchecked Sendable {
         public var turns: Int
     }
 
-    /// Saves the backend's conversation, with `draft` (text typed and not sent); nil (and
-    /// nothing written) while it has no turn.
-    public func save(_ naming: Naming = .keep, draft: String = "") async throws -> Saved? {
+    /// Saves the backend's conversation, with `draft` (text typed and not sent) and the images
+    /// `pending` (ids, in order) attached for the next question; nil (and nothing written)
+    /// while it has no turn. Other images the backend holds and no turn shows are left out.
+    public func save(_ naming: Naming = .keep, draft: String = "", pending: [Int] = []) async throws -> Saved? {
         var snapshot = await backend.snapshot()
         snapshot.draft = draft
+        // An image sent before and attached again has the id a turn shows: it is pending too.
+        let held = Set(snapshot.images.map(\.info.id)), shown = Set(snapshot.turns.flatMap(\.imageIDs))
+        snapshot.pendingImageIDs = pending.filter { held.contains($0) }
+        let keep = shown.union(snapshot.pendingImageIDs)
+        snapshot.images = snapshot.images.filter { keep.contains($0.info.id) }
         guard !snapshot.turns.isEmpty else { return nil }
         return try save(snapshot, naming)
     }

@@ -302,10 +302,11 @@ public final class ConversationStore: @unchecked Sendable {
                                       images: t.imageIDs.compactMap { index[$0] }, interrupted: t.interrupted, record: t.record)
             }
             let title = turns.first.map { Self.titleLine($0.typed) } ?? "(empty)"
+            let pending = snapshot.pendingImageIDs.compactMap { index[$0] }
             let file = ConversationFile(format: ConversationFile.formatName, version: ConversationFile.currentVersion,
                                         id: h.id, name: h.name, title: title, created: h.created ?? now, updated: now,
                                         system: snapshot.systemMessage, model: snapshot.model, images: entries, turns: turns,
-                                        draft: snapshot.draft.isEmpty ? nil : snapshot.draft)
+                                        draft: snapshot.draft.isEmpty ? nil : snapshot.draft, pending: pending.isEmpty ? nil : pending)
             try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id))
             h.created = file.created
             prune(dir, keep: file)
@@ -370,6 +371,7 @@ public final class ConversationStore: @unchecked Sendable {
         }
         var snapshot = SessionSnapshot(systemMessage: f.system, turns: turns, images: images, model: f.model)
         snapshot.draft = f.draft ?? ""
+        snapshot.pendingImageIDs = (f.pending ?? []).filter { ok.contains($0) }.map { $0 + 1 }
         return Loaded(file: f, snapshot: snapshot,
                       problems: problems, cachedVision: cached)
     }

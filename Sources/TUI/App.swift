@@ -200,10 +200,10 @@ public final class App: @unchecked Sendable {
             if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
             return
         }
-        let inbox = self.inbox, log = self.log, draft = state.input
+        let inbox = self.inbox, log = self.log, draft = state.input, pending = state.pending.map(\.id)
         conversations.inOrder {
             do {
-                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep, draft: draft) else {
+                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep, draft: draft, pending: pending) else {
                     if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
                     return
                 }
@@ -230,7 +230,7 @@ public final class App: @unchecked Sendable {
                 }
                 log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")
                 let last = r.exchanges.last?.turn.record
-                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems, draft: r.draft,
+                inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems, draft: r.draft, pending: r.pending,
                                    contextUsed: last.map { $0.promptTokens + $0.generatedTokens } ?? 0))
             } catch let e as ConversationService.ResumeError {
                 if case .restoreFailed = e { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: true)) }

@@ -114,7 +114,9 @@ public enum Action: Sendable, Equatable {
     /// A saved conversation is loaded: its messages replace the screen's.
     /// `contextUsed`: the positions its last turn left in the context.
     /// `draft`: text saved unsent with it, put into an empty input.
-    case loaded(messages: [AppState.Message], label: String, problems: [String], draft: String = "", contextUsed: Int = 0)
+    /// `pending`: the images saved as attached for the next question, attached again.
+    case loaded(messages: [AppState.Message], label: String, problems: [String], draft: String = "", pending: [AttachedImage] = [],
+                contextUsed: Int = 0)
     case saved(label: String, explicit: Bool)
     /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
     case loadFailed(String, reset: Bool)

@@ -82,12 +82,12 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .notice(let m, let error):
         s.messages.append(.init(kind: error ? .error : .info, text: m))
         if error, !s.busy { s.phase = nil }
-    case .loaded(let messages, let label, let problems, let draft, let contextUsed):
+    case .loaded(let messages, let label, let problems, let draft, let pending, let contextUsed):
         s.contextUsed = contextUsed
         if s.input.isEmpty && !draft.isEmpty { s.input = draft }
         s.messages = messages + problems.map { .init(kind: .error, text: $0) }
         s.messages.append(.init(kind: .info, text: "Loaded \(label): \(counted(messages.filter { $0.kind == .user }.count, "turn"))."))
-        s.pending = []; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
+        s.pending = pending; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
         s.conversationLabel = label
     case .loadFailed(let m, let reset):
         s.busy = false; s.phase = nil; s.phaseClock = nil
@@ -107,12 +107,15 @@ private func askToQuit(_ s: inout AppState) {
     s.confirmQuit = true
     var what: [String] = []
     if s.busy { what.append("an answer is still coming") }
+    // Saved only with a conversation that has a turn (nothing is written before one).
+    let kept = s.savesConversation && s.messages.contains { $0.kind == .user }
     if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-        // Saved only with a conversation that has a turn (nothing is written before one).
-        let kept = s.savesConversation && s.messages.contains { $0.kind == .user }
         what.append(kept ? "your unsent text is saved with the conversation" : "your unsent text will be lost")
     }
-    if !s.pending.isEmpty { what.append("\(s.pending.count) attached image\(s.pending.count == 1 ? "" : "s") will be dropped") }
+    if !s.pending.isEmpty {
+        let images = "\(s.pending.count) attached image\(s.pending.count == 1 ? "" : "s")"
+        what.append(kept ? "\(images) saved with the conversation" : "\(images) will be dropped")
+    }
     let note = what.isEmpty ? "" : " (" + what.joined(separator: "; ") + ")"
     s.messages.append(.init(kind: .info, text: "Quit\(note)? Press y, Ctrl-C or Ctrl-D to quit, any other key to stay."))
 }

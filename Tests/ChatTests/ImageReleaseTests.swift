@@ -40,4 +40,20 @@ struct ImageReleaseTests {
         #expect(Set([cat.id, rocket.id, camera.id, again.id]).count == 4, "ids are not reused")
         #expect(await send("Describe.", [again]) == nil)
     }
+
+    @Test func aSnapshotCarriesTheImagesNotSentYetAndARestoreBringsThemBack() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let session = ChatSession(engine: engine)
+        let cat = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil)
+        #expect(await ChatSessionTests.collect(await session.send("Describe.", images: [cat], parameters: Self.p)).failure == nil)
+        let rocket = try await session.attach(path: TestData.url("images/photo-rocket.jpg").path, maxTiles: 2)
+        let snap = await session.snapshot()
+        #expect(snap.images.map(\.info.id) == [cat.id, rocket.id] && snap.pendingImageIDs == [rocket.id])
+        let other = ChatSession(engine: engine)
+        var restored: [AttachedImage] = []
+        for await ev in await other.restore(snap) { if case .restored(let r) = ev { restored = r } }
+        #expect(restored.count == 2 && restored[1].tiles == rocket.tiles && restored[1].name == rocket.name)
+        #expect(await other.heldImageCount == 2, "the image for the next question stays attached")
+        #expect(await ChatSessionTests.collect(await other.send("And this?", images: [restored[1]], parameters: Self.p)).failure == nil)
+    }
 }

@@ -1,6 +1,7 @@
 import ChatAPI
 import Conversations
 import Foundation
+import Imaging
 import Testing
 
 /// A backend without a model: holds a snapshot, restores by renumbering the images.
@@ -92,6 +93,46 @@ struct ConversationServiceTests {
         let file = try store.read(first.id)
         #expect(replaced.id == first.id && file.turns.first?.answer == "A dog.")
         c.close()
+    }
+
+    @Test func imagesAttachedForTheNextQuestionAreSavedAndComeBack() async throws {
+        let root = tempDir("svc-pending"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        var snap = syntheticSnapshot()
+        for (id, fill) in [(3, UInt8(11)), (4, UInt8(12)), (5, UInt8(13))] {
+            var img = snap.images[0]
+            img.bytes = [0x89, 0x50, 0x4E, 0x47] + [UInt8](repeating: fill, count: 4000)
+            img.info = AttachedImage(id: id, name: "next \(id).png", width: 320, height: 200, tiles: 3, tokenCost: 770,
+                                     grid: TileGrid(cols: 2, rows: 1), tiling: TilingOptions(maxTiles: 2), tokensPerTile: 256,
+                                     sha256: ContentHash.sha256(img.bytes))
+            snap.images.append(img)
+        }
+        snap.pendingImageIDs = [3, 4, 5]             // held by the backend; the screen lists 5 and 3 (4 was detached)
+        let a = ConversationService(store: store, backend: FakeBackend(snap))
+        let saved = try #require(try await a.save(draft: "Which is bigger?", pending: [5, 3]))
+        let file = try store.read(saved.id)
+        #expect(file.images.map(\.name) == ["pic 1.png", "pic 2.png", "next 3.png", "next 5.png"], "the detached image is not kept")
+        #expect(file.pending == [3, 2])
+        a.close()
+        let b = ConversationService(store: store, backend: FakeBackend())
+        let r = try await b.resume(saved.id)
+        // As attached now (the fake backend numbers them 100 up from their place in the file).
+        #expect(r.pending.map(\.id) == [104, 103] && r.pending.map(\.name) == ["next 5.png", "next 3.png"])
+        #expect(r.draft == "Which is bigger?" && r.exchanges[0].images.map(\.id) == [101, 102])
+        b.close()
+        // Saved without any: the file has no pending list, and a resume gets none.
+        let c = ConversationService(store: store, backend: FakeBackend(snap))
+        let plain = try #require(try await c.save())
+        #expect(try store.read(plain.id).pending == nil && store.list().first { $0.id == plain.id }?.images == 2)
+        c.close()
+        // A hand-edited index past the images is refused with a message.
+        let url = root.appendingPathComponent("\(saved.id)/conversation.json")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        json["pending"] = [7]
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        #expect(throws: ConversationError.invalid(url.path, reason: "the images for the next question include image 8, but there are 4")) {
+            try store.read(saved.id)
+        }
     }
 
     @Test func workRunsInTheOrderItWasHandedIn() async throws {

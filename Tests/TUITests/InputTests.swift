@@ -1,5 +1,6 @@
 import ChatAPI
 import Foundation
+import Imaging
 import Testing
 import TestSupport
 @testable import TUI
@@ -89,6 +90,12 @@ struct InputTests {
         _ = reduce(&d, .quit)
         #expect(d.messages.last?.text.contains("unsent text is saved with the conversation") == true)
         #expect(render(s, width: 100, height: 30).text.contains("4000"))
+        // Images saved as attached for the next question are attached again, shown in the panel.
+        var p = AppState()
+        _ = reduce(&p, .attached(cat))
+        _ = reduce(&p, .loaded(messages: [.init(kind: .user, text: "q")], label: "x", problems: [], pending: [rocketImage]))
+        #expect(p.pending.map(\.id) == [rocketImage.id])
+        #expect(render(p, width: 120, height: 30).text.contains("1. rocket.jpg"))
     }
 
     /// Thousands of random keystrokes mixing ZWJ sequences, flags, skin tones, combining marks,
@@ -281,3 +288,6 @@ struct CopyTests {
         #expect(seq == "\u{1b}]52;c;YRti\u{07}")
     }
 }
+
+let rocketImage = AttachedImage(id: 42, name: "/tmp/rocket.jpg", width: 300, height: 200, tiles: 3, tokenCost: 770,
+                                grid: TileGrid(cols: 2, rows: 1), tiling: TilingOptions(maxTiles: 2), tokensPerTile: 256)

@@ -74,7 +74,7 @@ wait_for 'Terminal too small \(30x8\)'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 100 -y 30
 wait_for 'Next message'
 keys C-d                                                # an image is attached: it asks first
-wait_for '1 attached image will be dropped\)\? Press y'
+wait_for '1 attached image saved with the conversation\)\? Press y'
 keys -l 'y'
 wait_for 'EXIT=0'
 wait_for 'SANE' 5
@@ -86,6 +86,9 @@ tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
 tmux "${SOCK[@]}" kill-session -t "$OLD"
 wait_for 'Loaded 2026|Loaded [0-9]{8}-'
 wait_for '\(interrupted\)'                          # the tail: the stopped story
+wait_for 'Next message'
+tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -A1 'Next message' | grep -q '1\. photo-chelsea\.png' \
+  || fail "the image attached and not sent should come back for the next message"
 for _ in $(seq 100); do grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" && break; sleep 0.1; done
 grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" || fail "the images should come back from the stored vision tokens (log)"
 for _ in 1 2 3 4 5 6; do keys PPage; done              # the top: the first question and both images
