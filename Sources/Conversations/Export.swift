@@ -17,7 +17,7 @@ extension ConversationStore {
         let base = f.name ?? f.id
         let imagesDir = out.appendingPathComponent("\(base)-images")
         try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true)
-        for e in f.images {
+        for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) {     // not the images of an unsent question
             let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
             let dst = imagesDir.appendingPathComponent("\(e.sha256).\(e.format)")
             guard let data = try? Self.readFile(src, limit: Limits.imageBytes) else {

@@ -113,6 +113,10 @@ struct ConversationServiceTests {
         let file = try store.read(saved.id)
         #expect(file.images.map(\.name) == ["pic 1.png", "pic 2.png", "next 3.png", "next 5.png"], "the detached image is not kept")
         #expect(file.pending == [3, 2])
+        // The Markdown transcript has the images its turns show, not those of the unsent question.
+        let md = try store.exportMarkdown(saved.id, to: root.appendingPathComponent("md"))
+        let copied = try FileManager.default.contentsOfDirectory(atPath: md.deletingPathExtension().path + "-images")
+        #expect(Set(copied) == Set(file.images.prefix(2).map { "\($0.sha256).\($0.format)" }))
         a.close()
         let b = ConversationService(store: store, backend: FakeBackend())
         let r = try await b.resume(saved.id)
