@@ -235,7 +235,7 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
             let n = min(prefillChunk, t - start)
             for (l, layer) in layers.enumerated() {
                 if shouldStop() { return UnsafeBufferPointer(start: nil, count: 0) }
-                step(layer, l, x + start * hidden, n, past + start, cache, rope, ropeOffset: start)
+                step(layer, l, x + start * hidden, n, [Segment(cache: cache, rows: 0..<n, position: past + start, rope: rope, ropeRow: start)])
                 progress(start + n * (l + 1) / layers.count)      // positions, counted by layers done
             }
             start += n
@@ -246,6 +246,21 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
         case .last: return project(x + (t - 1) * hidden, 1)
         case .all: return project(x, t)
         }
+    }
+
+    public func forwardBatch(embeddings x: UnsafeMutablePointer<Float>, caches: [KVCache]) -> UnsafeBufferPointer<Float> {
+        let b = caches.count
+        guard b > 0 else { return UnsafeBufferPointer(start: nil, count: 0) }
+        precondition(Set(caches.map(ObjectIdentifier.init)).count == b, "one cache per sequence")
+        scratch.dropLargeLogits(keeping: b * vocabSize)
+        let segments = caches.enumerated().map { k, cache -> Segment in
+            cache.reserve(cache.count + 1)
+            return Segment(cache: cache, rows: k..<(k + 1), position: cache.count,
+                           rope: ropeTables(positions: cache.count..<(cache.count + 1), callLength: cache.count + 1), ropeRow: 0)
+        }
+        for (l, layer) in layers.enumerated() { step(layer, l, x, b, segments) }
+        for cache in caches { cache.advance(by: 1) }
+        return project(x, b)
     }
 
     /// The last decoder layer's output `[t, hidden]` and the logits `[t, vocab]` of every position
@@ -284,9 +299,19 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
         return 2 * (perToken * Double(n) + attention + Double(c.vocabSize * c.hiddenSize))
     }
 
-    /// One decoder layer over `n` rows of `h` at positions `pos0..<pos0+n`.
-    private func step(_ layer: Layer, _ l: Int, _ h: UnsafeMutablePointer<Float>, _ n: Int, _ pos0: Int,
-                      _ cache: KVCache, _ rope: RopeTables, ropeOffset: Int) {
+    /// Rows of one forward call that belong to one sequence: they go into `cache` at `position`
+    /// on, rotated by rows `ropeRow...` of `rope`.
+    struct Segment {
+        let cache: KVCache
+        let rows: Range<Int>
+        let position: Int
+        let rope: RopeTables
+        let ropeRow: Int
+    }
+
+    /// One decoder layer over `n` rows of `h`: the products once for all rows, attention per
+    /// segment (one prompt's rows, or one row of each sequence of a batch).
+    private func step(_ layer: Layer, _ l: Int, _ h: UnsafeMutablePointer<Float>, _ n: Int, _ segments: [Segment]) {
         let c = config
         let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads, hd = c.headDim
         let groups = heads / kvHeads
@@ -305,21 +330,25 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
         // Unpack 'b q (h gs d) -> b q h gs d', gs = groups + 2: per kv head g, `groups` queries,
         // then its key, then its value. Query head g * groups + j reads kv head g.
         let kRows = scratch.buffer(.keys, n * kvHeads * hd), vRows = scratch.buffer(.values, n * kvHeads * hd)
-        for i in 0..<n {
-            let src = qkv + i * qkvRows
-            for g in 0..<kvHeads {
-                let block = src + g * (groups + 2) * hd
-                (q + i * heads * hd + g * groups * hd).update(from: block, count: groups * hd)
-                (kRows + (i * kvHeads + g) * hd).update(from: block + groups * hd, count: hd)
-                (vRows + (i * kvHeads + g) * hd).update(from: block + (groups + 1) * hd, count: hd)
+        for s in segments {
+            for i in s.rows {
+                let src = qkv + i * qkvRows
+                for g in 0..<kvHeads {
+                    let block = src + g * (groups + 2) * hd
+                    (q + i * heads * hd + g * groups * hd).update(from: block, count: groups * hd)
+                    (kRows + (i * kvHeads + g) * hd).update(from: block + groups * hd, count: hd)
+                    (vRows + (i * kvHeads + g) * hd).update(from: block + (groups + 1) * hd, count: hd)
+                }
+                let r = s.ropeRow + i - s.rows.lowerBound
+                applyRoPE(q + i * heads * hd, heads: heads, dim: hd, stride: hd, cos: s.rope.cos(r), sin: s.rope.sin(r))
+                applyRoPE(kRows + i * kvHeads * hd, heads: kvHeads, dim: hd, stride: hd, cos: s.rope.cos(r), sin: s.rope.sin(r))
             }
-            let r = ropeOffset + i
-            applyRoPE(q + i * heads * hd, heads: heads, dim: hd, stride: hd, cos: rope.cos(r), sin: rope.sin(r))
-            applyRoPE(kRows + i * kvHeads * hd, heads: kvHeads, dim: hd, stride: hd, cos: rope.cos(r), sin: rope.sin(r))
+            let i0 = s.rows.lowerBound
+            s.cache.store(l, at: s.position, keys: kRows + i0 * kvHeads * hd, values: vRows + i0 * kvHeads * hd, count: s.rows.count)
+            causalAttention(q: q + i0 * heads * hd, kv: s.cache.rows(l), out: attn + i0 * heads * hd, t: s.rows.count,
+                            past: s.position, heads: heads, kvHeads: kvHeads, dim: hd,
+                            scores: &scratch.scores, kvFloats: &scratch.kvFloats)
         }
-        cache.store(l, at: pos0, keys: kRows, values: vRows, count: n)
-        causalAttention(q: q, kv: cache.rows(l), out: attn, t: n, past: pos0, heads: heads, kvHeads: kvHeads, dim: hd,
-                        scores: &scratch.scores, kvFloats: &scratch.kvFloats)
         matmul(layer.wo, attn, n, o, scratch: &scratch.weightBlock)
         for i in 0..<(n * hidden) { h[i] += o[i] }
 

@@ -27,6 +27,13 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// and valid until the next call.
     func forward(embeddings: UnsafeMutablePointer<Float>, count: Int, cache: KVCache, logits: LogitsWanted,
                  shouldStop: () -> Bool, progress: (Int) -> Void) -> UnsafeBufferPointer<Float>
+    /// Batched decoding: one new position for each of several sequences. Row k of `embeddings`
+    /// (`[caches.count, hidden]`, overwritten) goes after what `caches[k]` holds (distinct caches,
+    /// any lengths). The layer products run once for all rows (the multi-row kernels read the
+    /// weights once per step), attention per sequence over its own cache. Returns the logits
+    /// `[caches.count, vocab]` in model-owned storage, valid until the next call; up to
+    /// `multiRowMaxRows` sequences each row's logits are the bits `forward` gives that row alone.
+    func forwardBatch(embeddings: UnsafeMutablePointer<Float>, caches: [KVCache]) -> UnsafeBufferPointer<Float>
     /// True when a prompt this long must be prefilled whole, nothing cached reused (a position
     /// encoding that depends on the call's length, as dynamic NTK RoPE past its limit).
     func prefillsWhole(promptLength: Int) -> Bool

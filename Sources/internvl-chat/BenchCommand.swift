@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Short prompt timed against a decode step after --short-context cached positions (0: skip).")
     var shortPrefill = 24
     @Option(help: "Cached positions before the short prompt.") var shortContext = 2000
+    @Option(help: "Batched decoding: sequences decoded together, one token each per step (aggregate tokens/s at the first --decode-at context).")
+    var batch: [Int] = []
     @Flag(help: "Measure the inference session instead: follow-up vs official time to first token, typed question, cancel latency.")
     var session = false
     @Flag(help: "With --session: only the cancel-latency measurements.") var cancelOnly = false
@@ -132,6 +134,28 @@ struct BenchCommand: ParsableCommand {
                 r["short_prefill_s"] = short
                 r["decode_step_s_at_short_context"] = step
                 r["short_prefill_steps"] = short / step
+            }
+            if !batch.isEmpty {
+                // Several sequences at the same context, one new token each per step: what a
+                // server decoding its active requests together gets (forwardBatch).
+                let ctx = decodeAt.min() ?? 64
+                var rates: [String: Double] = [:]
+                for b in batch where b > 0 {
+                    log("batched decoding, \(b) sequences…")
+                    let caches = (0..<b).map { _ -> KVCache in
+                        let c = model.makeCache(initialCapacity: ctx + decodeSteps + 1)
+                        _ = model.forward(prompt(ctx), cache: c, logits: .none)
+                        return c
+                    }
+                    let x = FloatBuffer(count: b * model.hidden)
+                    let t0 = Date()
+                    for _ in 0..<decodeSteps {
+                        model.embed(prompt(b), into: x.data)
+                        _ = model.forwardBatch(embeddings: x.data, caches: caches)
+                    }
+                    rates[String(b)] = Double(b * decodeSteps) / Date().timeIntervalSince(t0)
+                }
+                r["batch_decode_tok_s"] = rates
             }
             if !pairedRatios.isEmpty { r["decode_vs_bandwidth_paired"] = pairedRatios.sorted()[pairedRatios.count / 2] }
             peakMB = max(peakMB, MachineProbe.memoryMB().peak - Double(probeBytes) / 1048576)
