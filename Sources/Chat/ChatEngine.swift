@@ -43,10 +43,10 @@ public final class ChatEngine: @unchecked Sendable {
         }
         configuration = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
         configSHA256 = ContentHash.sha256((try? Data(contentsOf: folder.appendingPathComponent("config.json"))) ?? Data())
+        template = try ChatTemplate.named(configuration.template)        // before any weight is read
         let networks = try ModelFamily.load(try CheckpointWeights(folder: folder), config: configuration)
         model = networks.language
         vision = networks.vision
-        template = try ChatTemplate.named(configuration.template)
         tokenizer = try Self.tokenizer(for: configuration, folder: folder)
         guard tokenizer.vocabularySize <= configuration.llmConfig.vocabSize else {
             throw CheckpointError.malformedConfig(folder.appendingPathComponent("config.json").path,

@@ -37,7 +37,6 @@ extension ModelConfiguration {
         }
         typealias L = ConfigurationLimits
 
-        if template != "internlm2-chat" { throw bad("template \"\(template)\" is not supported (internlm2-chat)") }
         if !["v1", "v2"].contains(psVersion) { throw bad("ps_version must be v1 or v2, got \(psVersion)") }
 
         try check("llm_config.hidden_size", l.hiddenSize, L.llmHiddenSize)
