@@ -211,8 +211,19 @@ public actor ChatSession: ChatBackend {
         }
     }
 
+    public func release(imageIDs: [Int]) {
+        let shown = Set(turns.flatMap(\.imageIDs))
+        for id in imageIDs where !shown.contains(id) {
+            guard let e = images.removeValue(forKey: id) else { continue }
+            everShown.remove(id)
+            if byKey[e.key] == id { byKey[e.key] = nil }
+        }
+    }
+
     /// Encoded images the session holds (for tests and the memory benchmark).
     public var heldImageCount: Int { images.count }
+    /// Bytes those images keep: the file as read and the vision tokens.
+    public var heldImageBytes: Int { images.values.reduce(0) { $0 + $1.bytes.count + $1.tokens.count * MemoryLayout<Float>.size } }
 
     public func setSystemMessage(_ text: String) {
         systemMessage = text     // the next turn's prompt differs from its start: nothing is reused

@@ -11,6 +11,9 @@ public protocol ChatBackend: AnyObject, Sendable {
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent>
     func newConversation() async
+    /// Drops attached images the next message will no longer show (detached, or replaced by a
+    /// re-cut), with their vision tokens; an image a turn of the conversation shows stays.
+    func release(imageIDs: [Int]) async
     func setSystemMessage(_ text: String) async
     /// The conversation as it stands, to save it.
     func snapshot() async -> SessionSnapshot

@@ -99,7 +99,11 @@ public final class App: @unchecked Sendable {
         case .attached(let i): log.info("attached \(i.name): \(i.width)x\(i.height), \(i.tiles) tiles")
         default: break
         }
+        let before = state.pending.map(\.id)
         perform(reduce(&state, a))
+        let kept = Set(state.pending.map(\.id) + state.messages.flatMap { $0.images.map(\.id) })
+        let dropped = before.filter { !kept.contains($0) }
+        if !dropped.isEmpty { let backend = self.backend; Task { await backend.release(imageIDs: dropped) } }
     }
 
     func imagesByID() -> [Int: RGBImage] {

@@ -57,3 +57,37 @@ struct ImageReleaseTests {
         #expect(await ChatSessionTests.collect(await other.send("And this?", images: [restored[1]], parameters: Self.p)).failure == nil)
     }
 }
+
+/// Detaching an image before it is sent gives back its file bytes and vision tokens; images a
+/// turn shows are kept whatever the front end asks.
+struct DetachReleaseTests {
+    @Test func detachedImagesAreReleasedAndShownOnesStay() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let session = ChatSession(engine: engine)
+        let empty = await session.heldImageBytes
+        #expect(empty == 0)
+        let cat = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: nil)
+        let rocket = try await session.attach(path: TestData.url("images/photo-rocket.jpg").path, maxTiles: 2)
+        #expect(await session.heldImageCount == 2)
+        #expect(await session.heldImageBytes > 0)
+        await session.release(imageIDs: [rocket.id])
+        #expect(await session.heldImageCount == 1)
+        #expect(await ChatSessionTests.collect(await session.send("Describe.", images: [rocket], parameters: ImageReleaseTests.p)).failure != nil,
+                "a detached image is not attached any more")
+        #expect(await ChatSessionTests.collect(await session.send("Describe.", images: [cat], parameters: ImageReleaseTests.p)).failure == nil)
+        let shown = await session.heldImageBytes
+        await session.release(imageIDs: [cat.id])
+        #expect(await session.heldImageCount == 1)
+        #expect(await session.heldImageBytes == shown, "a turn shows it")
+
+        for _ in 0..<5 {
+            let again = try await session.attach(path: TestData.url("images/photo-rocket.jpg").path, maxTiles: 2)
+            await session.release(imageIDs: [again.id])
+        }
+        #expect(await session.heldImageCount == 1)
+        #expect(await session.heldImageBytes == shown, "attach/detach cycles hold nothing")
+        await session.newConversation()
+        #expect(await session.heldImageCount == 0)
+        #expect(await session.heldImageBytes == 0)
+    }
+}

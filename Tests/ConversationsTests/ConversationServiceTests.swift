@@ -22,6 +22,13 @@ final class FakeBackend: ChatBackend, @unchecked Sendable {
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func newConversation() async { set(SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel)) }
+    func release(imageIDs: [Int]) async {
+        var s = held
+        let shown = Set(s.turns.flatMap(\.imageIDs)), dropped = Set(imageIDs).subtracting(shown)
+        s.images.removeAll { dropped.contains($0.info.id) }
+        s.pendingImageIDs.removeAll { dropped.contains($0) }
+        set(s)
+    }
     func setSystemMessage(_ text: String) async {}
     func snapshot() async -> SessionSnapshot { held }
     func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent> {
