@@ -60,13 +60,13 @@ let package = Package(
         // images, sampling parameters, statistics, the session snapshot. No inference code.
         .target(name: "ChatAPI", dependencies: ["Imaging", .product(name: "Crypto", package: "swift-crypto")]),
         // The local ChatBackend: prompt template, sampling, generation loop.
-        .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging",
+        .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "FileInput",
                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimisedInDebug),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
         .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging", "FileInput"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
-        .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "CNcursesw", "CSixel",
+        .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "FileInput", "CNcursesw", "CSixel",
                                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "internvl-chat",

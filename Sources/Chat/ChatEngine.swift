@@ -1,5 +1,6 @@
 import ChatAPI
 import Checkpoint
+import FileInput
 import Foundation
 import Imaging
 import Kernels
@@ -42,7 +43,8 @@ public final class ChatEngine: @unchecked Sendable {
             throw CheckpointError.folderMissing(folder.path)
         }
         configuration = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
-        configSHA256 = ContentHash.sha256((try? Data(contentsOf: folder.appendingPathComponent("config.json"))) ?? Data())
+        configSHA256 = ContentHash.sha256(Data((try? FileInput.read(folder.appendingPathComponent("config.json").path,
+                                                                     limit: ModelConfiguration.maxFileBytes)) ?? []))
         template = try ChatTemplate.named(configuration.template)        // before any weight is read
         let networks = try ModelFamily.load(try CheckpointWeights(folder: folder), config: configuration)
         model = networks.language

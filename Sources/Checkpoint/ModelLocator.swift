@@ -53,7 +53,7 @@ public struct ModelLocator: Sendable {
     func snapshot(in repo: String) -> URL? {
         let fm = FileManager.default
         let snaps = repo + "/snapshots"
-        if let ref = try? String(contentsOfFile: repo + "/refs/main", encoding: .utf8) {
+        if let bytes = try? FileInput.read(repo + "/refs/main", limit: 4096), let ref = String(validating: bytes, as: UTF8.self) {
             let p = snaps + "/" + ref.trimmingCharacters(in: .whitespacesAndNewlines)
             if fm.fileExists(atPath: p + "/config.json") { return URL(fileURLWithPath: p) }
         }

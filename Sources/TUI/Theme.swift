@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 
 /// Colours and attributes per semantic role. Files (themes/*.json, or the user's in
@@ -82,9 +83,14 @@ public struct Theme: Codable, Equatable, Sendable {
         return base + "/internvl-chat/themes"
     }
 
+    /// A theme is a few hundred bytes; a larger file is not one.
+    public static let maxFileBytes = 1 << 20
+
     public static func read(_ path: String) throws -> Theme {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LoadError.notFound(path, searched: [path])
+        let data: Data
+        do { data = Data(try FileInput.read(path, limit: maxFileBytes)) } catch {
+            if error == .missing { throw LoadError.notFound(path, searched: [path]) }
+            throw LoadError.invalid(path, reason: error.reason)
         }
         let t: Theme
         do { t = try JSONDecoder().decode(Theme.self, from: data) } catch {

@@ -409,4 +409,22 @@ struct ThemeTests {
         try Data(#"{"name": "bad2", "roles": {"headline": {}}}"#.utf8).write(to: folder.appendingPathComponent("bad2.json"))
         #expect(throws: Theme.LoadError.self) { try Theme.load("bad2", environment: env) }
     }
+
+    /// A theme path that is a FIFO, a device or a huge file is refused before it is read (a
+    /// FIFO would block the app's start for ever).
+    @Test(.timeLimit(.minutes(1))) func themeFilesThatAreNotThemes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("theme-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("pipe.json").path, big = dir.appendingPathComponent("big.json")
+        #expect(mkfifo(fifo, 0o644) == 0)
+        try Data(count: Theme.maxFileBytes + 1).write(to: big)
+        for (path, reason) in [(fifo, "is a FIFO (named pipe), not a regular file"), ("/dev/zero", "is a character device"),
+                               (big.path, "more than the 1 MB allowed")] {
+            do { _ = try Theme.load(path, environment: [:]); Issue.record("\(path) was read as a theme") } catch {
+                let message = (error as? LocalizedError)?.errorDescription ?? ""
+                #expect(message.contains(reason), "\(path): \(message)")
+            }
+        }
+    }
 }
