@@ -158,6 +158,7 @@ struct GenerateCommand: ParsableCommand {
                 await session.setCancelAfterTokens(nil)
                 return o
             }
+            if step.action == .new { byPath = [:] }    // the images its turns showed are released
             var obj: [String: Any] = ["turn": k, "action": step.action.rawValue]
             if step.action != .new { obj["seed"] = params.seed }
             if let f = outcome.failure { obj["error"] = f }

@@ -90,21 +90,25 @@ struct CLITests {
             ["question": "And then?"],
             ["action": "regenerate"],
             ["question": "Long", "cancel_after_tokens": 2],
+            ["action": "new"],
+            ["question": "Describe.", "images": [Self.img("photo-chelsea.png")]],
             ["action": "bogus"],
         ]
         try JSONSerialization.data(withJSONObject: steps).write(to: script)
         let bad = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
-        #expect(bad.status == 1 && bad.err.contains("turn 4: unknown action bogus"), "\(bad.err)")
+        #expect(bad.status == 1 && bad.err.contains("turn 6: unknown action bogus"), "\(bad.err)")
         try JSONSerialization.data(withJSONObject: Array(steps.dropLast())).write(to: script)
         let r = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--max-new-tokens", "6", "--turns", script.path])
         #expect(r.status == 0, "\(r.err)")
         let lines = try r.out.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
-        #expect(lines.count == 4)
+        #expect(lines.count == 6)
         #expect(lines[0]["tiles"] as? [Int] == [7] && lines[0]["reused_tokens"] as? Int == 0)
         let prompt1 = lines[1]["prompt_tokens"] as! Int, reused1 = lines[1]["reused_tokens"] as! Int
         #expect(reused1 > prompt1 / 2, "the follow-up reuses the first turn (\(reused1) of \(prompt1))")
         #expect(TestData.ints(lines[2]["token_ids"]) == TestData.ints(lines[1]["token_ids"]), "greedy regenerate repeats")
         #expect(lines[3]["interrupted"] as? Bool == true && TestData.ints(lines[3]["token_ids"]).count == 2)
+        #expect(lines[5]["error"] == nil && TestData.ints(lines[5]["token_ids"]) == TestData.ints(lines[0]["token_ids"]),
+                "an image sent before `new` is attached again after it: \(lines[5])")
     }
 
     @Test func tokenizeModes() throws {
