@@ -132,12 +132,13 @@ static ck_vec vec_of(const ck_pool *p, int m) {
     int nb = p->cols / CK_QK, full = nb / Q4_SG * Q4_SG;
     int quant = p->kind == JOB_Q8 || p->kind == JOB_Q4;
     v.x = quant ? (const void *)((const ck_block_q8 *)p->x + (size_t)m * nb) : (const void *)((const float *)p->x + (size_t)m * p->cols);
-    if (p->xe) { v.xe = p->xe + (size_t)m * (p->cols / 2); v.xo = p->xo + (size_t)m * (p->cols / 2); }
+    if (p->kind == JOB_BF16 || p->kind == JOB_BF16X4) { v.xe = p->xe + (size_t)m * (p->cols / 2); v.xo = p->xo + (size_t)m * (p->cols / 2); }
     if (p->kind == JOB_Q4 && full > 0) {
         v.xl = p->q4xl + (size_t)m * (full / 4); v.xd = p->q4xd + (size_t)m * full; v.c8 = p->q4c8 + (size_t)m * full;
     }
     v.y = p->y + (size_t)m * p->ldy;
-    if (p->ypart) v.ypart = p->ypart + (size_t)m * job_blocks(p->kind, p->cols) * p->rows;
+    int blocks = job_blocks(p->kind, p->cols);
+    if (blocks > 1) v.ypart = p->ypart + (size_t)m * blocks * p->rows;
     return v;
 }
 
@@ -360,24 +361,19 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
         for (int m = 0; m < t; m++)
             deinterleave((const float *)x + (size_t)m * cols, cols, p->xe + (size_t)m * (cols / 2), p->xo + (size_t)m * (cols / 2));
     }
-    float *xe = p->xe, *xo = p->xo;
-    if (!bf16) { p->xe = NULL; p->xo = NULL; }
     int blocks = job_blocks(kind, cols);
     if (blocks > 1 && p->ypcap < (size_t)t * blocks * rows) {
         free(p->ypart); p->ypart = malloc((size_t)t * blocks * rows * sizeof(float)); p->ypcap = (size_t)t * blocks * rows;
     }
-    float *ypart = p->ypart;
-    if (blocks == 1) p->ypart = NULL;
     matvec_dispatch(p, kind, rows, cols, blocks);
     // The column blocks' partial sums, added in block order (the same result on any number of threads).
     if (blocks > 1)
         for (int m = 0; m < t; m++) {
-            float *yp = ypart + (size_t)m * blocks * rows;
+            float *yp = p->ypart + (size_t)m * blocks * rows;
             for (int b = 1; b < blocks; b++)
                 for (int r = 0; r < rows; r++) yp[r] += yp[(size_t)b * rows + r];
             memcpy(y + (size_t)m * ldy, yp, (size_t)rows * sizeof(float));
         }
-    p->xe = xe; p->xo = xo; p->ypart = ypart;
 }
 
 static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks) {

@@ -8,27 +8,7 @@ import COpenBLAS
 /// - x: [W.cols], y: [W.rows]
 public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                    pool: ThreadPool = .shared) {
-    if let q = w.quantization {
-        withQ8Blocks(x, w.cols) { xq in
-            switch q {
-            case .q8:
-                ck_pool_matvec_q8(pool.raw, w.base.assumingMemoryBound(to: Int8.self),
-                                  (w.base + w.rows * w.cols).assumingMemoryBound(to: Float.self), xq, y, Int32(w.rows), Int32(w.cols))
-            case .q4:
-                ck_pool_matvec_q4(pool.raw, w.base.assumingMemoryBound(to: UInt8.self), xq, y, Int32(w.rows), Int32(w.cols))
-            }
-        }
-        return
-    }
-    if w.layout == .groupsOfFour {
-        ck_pool_matvec_bf16_rows4(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(w.rows), Int32(w.cols))
-        return
-    }
-    if w.dtype == .bf16 {
-        ck_pool_matvec_bf16(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(w.rows), Int32(w.cols))
-        return
-    }
-    matvecRows(w, x, y, 0, w.rows)
+    matrows(w, x, 1, y, pool: pool)
 }
 
 /// Y = X W^T for a few rows (a short prompt, or one token of each of several sequences): the
