@@ -62,6 +62,8 @@ let package = Package(
         // The local ChatBackend: prompt template, sampling, generation loop.
         .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "FileInput",
                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimisedInDebug),
+        // Answering completions for a server: requests, events, the CompletionService protocol.
+        .target(name: "Serving", dependencies: ["ChatAPI", "Chat", "Model", "Imaging", "Tokenizer"]),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
         .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging", "FileInput"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.

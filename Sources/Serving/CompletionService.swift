@@ -1,0 +1,104 @@
+import ChatAPI
+
+/// One chat completion as a server receives it, after the HTTP layer has parsed and checked
+/// the body: the conversation (system, user and assistant messages, images as their bytes),
+/// the sampling parameters and the stop strings.
+public struct CompletionRequest: Sendable {
+    public enum Role: String, Sendable, Equatable { case system, user, assistant }
+
+    public struct Image: Sendable, Equatable {
+        /// The encoded file (JPEG, PNG, WebP, ...), as it came in a `data:` URL or an allowed file.
+        public var bytes: [UInt8]
+        /// How errors name it ("image 2 of message 3").
+        public var name: String
+        /// Tiles for this image; nil takes the request's, then the model's.
+        public var maxTiles: Int?
+        public init(bytes: [UInt8], name: String, maxTiles: Int? = nil) {
+            self.bytes = bytes; self.name = name; self.maxTiles = maxTiles
+        }
+    }
+
+    public struct Message: Sendable, Equatable {
+        public var role: Role
+        public var text: String
+        public var images: [Image]
+        public init(role: Role, text: String, images: [Image] = []) {
+            self.role = role; self.text = text; self.images = images
+        }
+    }
+
+    public var messages: [Message]
+    public var parameters: SamplingParameters
+    /// Generation ends before the first of these strings; it is not part of the answer.
+    public var stop: [String]
+    /// Tiles for images that do not name their own.
+    public var maxTiles: Int?
+
+    public init(messages: [Message], parameters: SamplingParameters, stop: [String] = [], maxTiles: Int? = nil) {
+        self.messages = messages; self.parameters = parameters; self.stop = stop; self.maxTiles = maxTiles
+    }
+}
+
+/// Why a completion ended, in the OpenAI API's words.
+public enum FinishReason: String, Sendable, Equatable {
+    /// A stop token or stop string.
+    case stop
+    /// `max_tokens` or the end of the context.
+    case length
+}
+
+public struct CompletionUsage: Sendable, Equatable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    /// Prompt positions taken from a cache instead of prefilled.
+    public var cachedPromptTokens: Int
+    public init(promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0) {
+        self.promptTokens = promptTokens; self.completionTokens = completionTokens; self.cachedPromptTokens = cachedPromptTokens
+    }
+}
+
+/// What a completion stream yields: stable text chunks in order (they add up to the answer),
+/// then one `finished`.
+public enum CompletionEvent: Sendable, Equatable {
+    case text(String)
+    case finished(FinishReason, CompletionUsage, tokenIDs: [Int32])
+}
+
+/// A request the service refuses or cannot finish; the HTTP layer maps each case to a status.
+public enum CompletionError: Error, Equatable, Sendable {
+    /// 400: a value the request got wrong (the message names it).
+    case invalidRequest(String)
+    /// 400: an image that does not decode, or is too large.
+    case badImage(String)
+    /// 400: prompt and answer do not fit the context.
+    case contextExceeded(String)
+    /// 429: the queue is full.
+    case overloaded(String)
+    /// 500: the engine failed.
+    case engineFailure(String)
+
+    public var message: String {
+        switch self {
+        case .invalidRequest(let s), .badImage(let s), .contextExceeded(let s), .overloaded(let s), .engineFailure(let s): return s
+        }
+    }
+}
+
+/// Counters a server exports (queue depth, work in progress).
+public struct ServiceStatus: Sendable, Equatable {
+    /// Requests admitted but not yet prefilled.
+    public var queued: Int
+    /// Requests being prefilled or decoded.
+    public var active: Int
+    public init(queued: Int, active: Int) { self.queued = queued; self.active = active }
+}
+
+/// An engine that answers completions, many at once. Ending the consumption of a stream
+/// (the task iterating it cancelled, or the stream dropped) cancels that request at once and
+/// frees its place.
+public protocol CompletionService: AnyObject, Sendable {
+    /// The name `/v1/models` lists and responses carry.
+    var modelName: String { get }
+    func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error>
+    func status() async -> ServiceStatus
+}
