@@ -69,6 +69,9 @@ static inline int x4_blocks(int cols) { return (cols + X4_BLOCK - 1) / X4_BLOCK;
 static inline int x4_width(int cols, int b) { int rest = cols - b * X4_BLOCK; return rest < X4_BLOCK ? rest : X4_BLOCK; }
 static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { return w + (size_t)(rows / 4 * 4) * X4_BLOCK * b; }
 
+// Activation rows an int8 product runs at once over each weight row (q8_rows_*).
+#define Q8_ROWS 4
+
 typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; } q4_xline;     // 128 bytes
 
 // One decode attention job (attention.c): query heads q, the cache's keys and values (float16
@@ -103,5 +106,9 @@ AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, 
 AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1);
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
+AVX512 void q8_rows_vnni(const int8_t *w, const float *ws, const uint8_t *const *xu, const float *const *xd, float *const *y,
+                         int n, int cols, int r0, int r1);
+AVX2 void q8_rows_avx2(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
+                       const float *const *xd, float *const *y, int n, int cols, int r0, int r1);
 AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
 #endif

@@ -25,6 +25,9 @@ struct ck_pool {
     struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
+    // int8 products of several rows (q8_rows_*): per row the prepared bytes (VNNI: x + 128; AVX2:
+    // |x|) and the block scales; q8mode 2 VNNI, 1 AVX2, 0 the row-at-a-time kernels.
+    int q8mode; uint8_t *q8x; float *q8xd; size_t q8cap;
     float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK, q4 groups: each column block's partial sums, per row
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
@@ -212,6 +215,25 @@ static void matvec_range(const ck_pool *p, const ck_vec *v, int r0, int r1) {
     }
 }
 
+// Rows r0..<r1 of an int8 product for all its activation rows, Q8_ROWS at a time (q8mode set).
+static void q8_rows_range(const ck_pool *p, int r0, int r1) {
+#if defined(__x86_64__)
+    int nb = p->cols / CK_QK;
+    for (int m = 0; m < p->t; m += Q8_ROWS) {
+        int n = p->t - m < Q8_ROWS ? p->t - m : Q8_ROWS;
+        const uint8_t *xu[Q8_ROWS]; const float *xd[Q8_ROWS]; const ck_block_q8 *xq[Q8_ROWS]; float *y[Q8_ROWS];
+        for (int i = 0; i < n; i++) {
+            xu[i] = p->q8x + (size_t)(m + i) * p->cols; xd[i] = p->q8xd + (size_t)(m + i) * nb;
+            xq[i] = (const ck_block_q8 *)p->x + (size_t)(m + i) * nb; y[i] = p->y + (size_t)(m + i) * p->ldy;
+        }
+        if (p->q8mode == 2) q8_rows_vnni((const int8_t *)p->w, p->ws, xu, xd, y, n, p->cols, r0, r1);
+        else q8_rows_avx2((const int8_t *)p->w, p->ws, xu, xq, xd, y, n, p->cols, r0, r1);
+    }
+#else
+    (void)p; (void)r0; (void)r1;
+#endif
+}
+
 static void run_share(ck_pool *p, int self) {
     if (p->kind == JOB_ATTN) {
         attention_part(&p->attn, self, p->threads);
@@ -246,6 +268,7 @@ static void run_share(ck_pool *p, int self) {
             int b = (int)c / p->chunks_per_block, r0 = ((int)c % p->chunks_per_block) * p->chunk_rows, r1 = r0 + p->chunk_rows;
             if (r1 > p->rows) r1 = p->rows;
             if (p->kind == JOB_Q8GEMM) { matvec_range(p, NULL, r0, r1); continue; }
+            if (p->kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, r0, r1); continue; }
             for (int m = 0; m < p->t; m++) {
                 ck_vec v = vec_of(p, m);
                 if (p->kind == JOB_BF16X4 || p->kind == JOB_Q4) block_range(p, &v, b, r0, r1); else matvec_range(p, &v, r0, r1);
@@ -306,6 +329,7 @@ void ck_pool_destroy(ck_pool *p) {
     for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
     free(p->tids);
     free(p->xe); free(p->xo); free(p->ypart); free(p->q4xl); free(p->q4xd); free(p->q4c8);
+    free(p->q8x); free(p->q8xd);
     free(p);
 }
 
@@ -354,6 +378,30 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
             q4_prepare_x((const ck_block_q8 *)x + (size_t)m * nb, full, p->q4xl + (size_t)m * (full / 4),
                          p->q4xd + (size_t)m * full, p->q4c8 + (size_t)m * full);
     }
+    // int8: several rows through q8_rows_* (VNNI, AVX2); one row with VNNI keeps the decode kernel.
+    p->q8mode = 0;
+#if defined(__x86_64__)
+    if (kind == JOB_Q8) {
+        if (has_avx512() && cols % (4 * CK_QK) == 0) p->q8mode = t > 1 ? 2 : 0;
+        else if (ck_has_avx2() && nb % 4 == 0) p->q8mode = 1;
+    }
+    if (p->q8mode) {
+        if (p->q8cap < (size_t)t * cols) {
+            free(p->q8x); free(p->q8xd);
+            p->q8x = aligned_alloc(64, (size_t)t * cols); p->q8xd = aligned_alloc(64, ((size_t)t * nb * sizeof(float) + 63) / 64 * 64);
+            p->q8cap = (size_t)t * cols;
+        }
+        const ck_block_q8 *xq = (const ck_block_q8 *)x;
+        for (size_t b = 0; b < (size_t)t * nb; b++) {
+            uint8_t *o = p->q8x + b * CK_QK;
+            for (int j = 0; j < CK_QK; j++) {
+                int v = xq[b].qs[j];
+                o[j] = (uint8_t)(p->q8mode == 2 ? v + 128 : (v < 0 ? -v : v));
+            }
+            p->q8xd[b] = xq[b].d;
+        }
+    }
+#endif
     int bf16 = kind == JOB_BF16 || kind == JOB_BF16X4;
     if (bf16) {
         size_t need = (size_t)t * (cols / 2);
@@ -381,6 +429,7 @@ static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks
     int bytes_per_row = kind == JOB_BF16 || kind == JOB_BF16X4 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
     int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
     if (p->threads == 1 || rows < (small < 8 ? 8 : small)) {
+        if (kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, 0, rows); return; }
         for (int m = 0; m < p->t; m++) {
             ck_vec v = vec_of(p, m);
             if (blocks > 1) for (int b = 0; b < blocks; b++) block_range(p, &v, b, 0, rows);
