@@ -29,10 +29,19 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "With --session: only the cancel-latency measurements.") var cancelOnly = false
     @Flag(help: "Measure int8 and q4 against bf16: hidden-state error and greedy next-token agreement over 1,000+ positions.")
     var quality = false
+    @Flag(help: "Measure only each product kernel on a matrix held in cache, on one thread (GB/s of weights: the compute ceiling, free of the memory bus); no model is read.")
+    var kernels = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try reportingErrors {
+            if kernels {
+                log("kernels on a cached matrix, one thread…")
+                let r: [String: Any] = ["kernel_cached_gbps": MachineProbe.cachedKernelRates(), "isa": MachineProbe.isa,
+                                        "cpu": MachineProbe.cpuModel ?? NSNull()]
+                print(json ? try jsonLine(r) : table(r))
+                return
+            }
             let folder = try modelOptions.locate()
             var r: [String: Any] = ["weights": weightOptions.weights.rawValue, "model": folder.path]
             if quality {
@@ -214,7 +223,7 @@ struct BenchCommand: ParsableCommand {
             let s: String
             switch v {
             case let d as Double: s = String(format: "%.3f", d)
-            case let m as [String: Double]: s = m.keys.sorted { Int($0) ?? 0 < Int($1) ?? 0 }.map { "\($0): " + String(format: "%.2f", m[$0]!) }.joined(separator: ", ")
+            case let m as [String: Double]: s = m.keys.sorted { (Int($0) ?? 0, $0) < (Int($1) ?? 0, $1) }.map { "\($0): " + String(format: "%.2f", m[$0]!) }.joined(separator: ", ")
             case is NSNull: s = "n/a"
             default: s = "\(v)"
             }
