@@ -13,6 +13,8 @@ public enum ChatEvent: Sendable, Equatable {
 }
 
 public enum ChatPhase: Sendable, Equatable {
+    /// The model's weights are still loading; the request runs once they are in.
+    case loadingModel
     case decodingImage(name: String)
     case encodingImage(layer: Int, of: Int)
     case prefill(done: Int, of: Int)

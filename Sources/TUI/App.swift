@@ -32,6 +32,14 @@ public final class App: @unchecked Sendable {
         state.weightFormat = weightFormat
     }
 
+    /// The backend is a `DeferredBackend` whose model is loading: the status bar says so until
+    /// `modelReady` or `modelFailed`. Call before `run`.
+    public func modelLoading() { state.modelLoading = true }
+    /// The background load finished (from any thread).
+    public func modelReady(weightFormat: String) { inbox.post(.modelReady(weightFormat: weightFormat)) }
+    /// The background load failed (from any thread): the app shows why and keeps what was typed.
+    public func modelFailed(_ message: String) { inbox.post(.modelFailed(message)) }
+
     /// Actions delivered from other threads.
     final class Inbox: @unchecked Sendable {
         private let lock = NSLock()

@@ -50,6 +50,8 @@ public struct AppState: Sendable, Equatable {
     public var graphics: GraphicsMode = .blocks
     public var parameters = SamplingParameters()
     public var weightFormat = "bf16"
+    /// The model is still loading in the background (the screen and typing work meanwhile).
+    public var modelLoading = false
     /// Pending images being re-cut with another tile count: the plan shown until it is ready.
     public var retiling: [Int: TilePlan] = [:]
     /// A one-line hint under the input (completions); cleared by the next key.
@@ -90,6 +92,8 @@ public struct PhaseClock: Sendable, Equatable {
 
 /// What can happen: keys, the backend's events, the terminal.
 public enum Action: Sendable, Equatable {
+    case modelReady(weightFormat: String)  // the background load finished
+    case modelFailed(String)               // it failed: why
     case type(String)              // printable text, pasted text included
     case backspace, delete, left, right, home, end
     case killToEnd, killToStart, killWord

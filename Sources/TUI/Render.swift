@@ -239,9 +239,11 @@ func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     let pendingCost = s.pending.reduce(0) { $0 + (s.retiling[$1.id]?.tokenCost ?? $1.tokenCost) }
     var parts = ["context \(s.contextUsed)\(pendingCost > 0 ? "+\(pendingCost)" : "")/\(s.contextSize)"]
     if let t = s.lastTokensPerSecond { parts.append(String(format: "%.1f tok/s", t)) }
+    if s.modelLoading && s.phase != .loadingModel { parts.append("loading the model…") }
     if let p = s.phase {
         var text: String
         switch p {
+        case .loadingModel: text = "waiting for the model to load (Esc stops)"
         case .decodingImage(let n): text = "decoding \((n as NSString).lastPathComponent)"
         case .encodingImage(let k, let n): text = "encoding image \(100 * k / max(n, 1))%"
         case .prefill(let d, let n): text = "reading prompt \(d)/\(n)"

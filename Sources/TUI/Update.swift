@@ -15,6 +15,11 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     }
     if case .setInput = action {} else { s.hint = nil }
     switch action {
+    case .modelReady(let format):
+        s.modelLoading = false; s.weightFormat = format
+    case .modelFailed(let m):
+        s.modelLoading = false
+        s.messages.append(.init(kind: .error, text: "The model could not be loaded: \(m)"))
     case .type(let t): s.editor.insert(t)
     case .backspace: s.editor.deleteBackward()
     case .delete: s.editor.deleteForward()
@@ -363,6 +368,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
     case .phase(let p):
         s.phase = p
         let (kind, done, total): (Int, Int, Int) = switch p {
+        case .loadingModel: (4, 0, 0)
         case .decodingImage: (0, 0, 0)
         case .encodingImage(let k, let n): (1, k, n)
         case .prefill(let d, let n): (2, d, n)

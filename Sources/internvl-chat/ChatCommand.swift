@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import Checkpoint
 import ChatAPI
 import Foundation
 import Logging
@@ -46,23 +47,48 @@ struct ChatCommand: ParsableCommand {
         try reportingErrors {
             guard isatty(0) != 0 && isatty(1) != 0 else { throw ValidationError(Self.needsTerminal) }
             let folder = try modelOptions.locate()
-            FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
-            let engine = try weightOptions.engine(folder, context: sampling.context)
-            let session = ChatSession(engine: engine, systemMessage: system)
+            // What can be refused quickly is refused before the screen; the weights load behind it.
+            let config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
+            _ = try ChatTemplate.named(config.template)
             let chosen = try Theme.load(theme)
             let logPath = FileLog.defaultPath()
             FileLog.bootstrap(path: logPath)
-            let app = App(backend: session, modelName: folder.lastPathComponent, contextSize: sampling.context,
-                          parameters: sampling.parameters, seedFixed: sampling.seed != nil,
-                          weightFormat: engine.weightFormat)
+            let log = Logger(label: "chat")
+            let requested = weightOptions.weights.rawValue
+            let backend = DeferredBackend(placeholder: ModelIdentity(name: folder.lastPathComponent, configSHA256: "",
+                                                                     weightFormat: requested))
+            let app = App(backend: backend, modelName: folder.lastPathComponent, contextSize: sampling.context,
+                          parameters: sampling.parameters, seedFixed: sampling.seed != nil, weightFormat: requested)
             app.maxTiles = maxTiles
             app.theme = chosen
-            if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: session) }
+            app.modelLoading()
+            if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: backend) }
             let support = GraphicsProbe.detect(requested: graphics.mode)
-            Logger(label: "chat").info("model \(folder.path), loaded in \(engine.loadSeconds) s; log \(logPath)")
+            let load = ModelLoad(weights: weightOptions, folder: folder, context: sampling.context, system: system)
+            Thread {
+                do {
+                    let engine = try load.weights.engine(load.folder, context: load.context)
+                    backend.resolve(ChatSession(engine: engine, systemMessage: load.system))
+                    app.modelReady(weightFormat: engine.weightFormat)
+                    log.info("model \(load.folder.path), loaded in \(engine.loadSeconds) s; log \(logPath)")
+                } catch {
+                    let message = TerminalText.sanitize((error as? LocalizedError)?.errorDescription ?? "\(error)")
+                    backend.fail(message)
+                    app.modelFailed(message)
+                    log.error("model load failed: \(message)")
+                }
+            }.start()
             app.run(graphics: support, resume: resume)
         }
     }
+}
+
+/// What the background load needs, carried to its thread.
+private struct ModelLoad: @unchecked Sendable {
+    let weights: WeightOptions
+    let folder: URL
+    let context: Int
+    let system: String?
 }
 
 enum GraphicsChoice: String, ExpressibleByArgument, CaseIterable {
