@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C system libraries (Debian -dev packages; see README).
@@ -64,6 +66,11 @@ let package = Package(
                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimisedInDebug),
         // Answering completions for a server: requests, events, the CompletionService protocol.
         .target(name: "Serving", dependencies: ["ChatAPI", "Chat", "Model", "Imaging", "Tokenizer"]),
+        // The OpenAI-compatible HTTP server (`serve`): routes, request and response JSON, SSE,
+        // limits, errors, metrics. Talks to a CompletionService only.
+        .target(name: "Server", dependencies: ["Serving", "ChatAPI", "FileInput", .product(name: "Hummingbird", package: "hummingbird"),
+                                              .product(name: "Prometheus", package: "swift-prometheus"),
+                                              .product(name: "Logging", package: "swift-log")]),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
         .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging", "FileInput"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
@@ -73,6 +80,7 @@ let package = Package(
         .executableTarget(
             name: "internvl-chat",
             dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI", "FileInput",
+                           "Serving", "Server",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 

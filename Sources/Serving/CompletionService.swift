@@ -90,7 +90,11 @@ public struct ServiceStatus: Sendable, Equatable {
     public var queued: Int
     /// Requests being prefilled or decoded.
     public var active: Int
-    public init(queued: Int, active: Int) { self.queued = queued; self.active = active }
+    /// The most requests one decode step has run together so far.
+    public var largestBatch: Int
+    public init(queued: Int, active: Int, largestBatch: Int = 0) {
+        self.queued = queued; self.active = active; self.largestBatch = largestBatch
+    }
 }
 
 /// An engine that answers completions, many at once. Ending the consumption of a stream

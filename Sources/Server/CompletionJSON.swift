@@ -1,0 +1,218 @@
+import ChatAPI
+import FileInput
+import Foundation
+import Serving
+
+/// An error in the OpenAI API's shape: `{"error": {"message", "type", "param", "code"}}` with its
+/// HTTP status.
+public struct APIError: Error, Sendable, Equatable {
+    public var status: Int
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var code: String?
+
+    public init(_ status: Int, _ message: String, type: String = "invalid_request_error", param: String? = nil, code: String? = nil) {
+        self.status = status; self.message = message; self.type = type; self.param = param; self.code = code
+    }
+
+    public static func invalid(_ message: String, param: String? = nil) -> APIError { APIError(400, message, param: param) }
+
+    public var body: [String: Any] {
+        ["error": ["message": message, "type": type, "param": param as Any? ?? NSNull(), "code": code as Any? ?? NSNull()]]
+    }
+
+    /// The status and error type of a service's refusal.
+    public init(_ e: CompletionError) {
+        switch e {
+        case .invalidRequest(let m): self.init(400, m)
+        case .badImage(let m): self.init(400, m, param: "messages", code: "invalid_image")
+        case .contextExceeded(let m): self.init(400, m, param: "messages", code: "context_length_exceeded")
+        case .overloaded(let m): self.init(429, m, type: "rate_limit_error", code: "queue_full")
+        case .engineFailure(let m): self.init(500, m, type: "server_error")
+        }
+    }
+}
+
+/// A parsed `POST /v1/chat/completions` body.
+public struct ChatCompletionBody: Sendable {
+    public var request: CompletionRequest
+    public var stream: Bool
+    public var includeUsage: Bool
+
+    /// Parses and checks `bytes` (JSON), reading images from `data:` URLs or, with an allowed
+    /// folder, from files inside it. Every problem is an `APIError` naming the field.
+    public static func parse(_ bytes: [UInt8], options: ServerOptions) throws(APIError) -> ChatCompletionBody {
+        let any: Any
+        do { any = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
+            throw .invalid("The body is not valid JSON.")
+        }
+        guard let o = any as? [String: Any] else { throw .invalid("The body must be a JSON object.") }
+        if let m = o["model"], !(m is NSNull) {
+            guard let name = m as? String else { throw .invalid("model must be a string.", param: "model") }
+            guard name == options.modelName else {
+                throw APIError(404, "The model \(name) does not exist here: this server serves \(options.modelName).", param: "model", code: "model_not_found")
+            }
+        }
+        guard let list = o["messages"] as? [Any], !list.isEmpty else {
+            throw .invalid("messages must be a non-empty array.", param: "messages")
+        }
+        var messages: [CompletionRequest.Message] = []
+        var imageCount = 0
+        for (i, item) in list.enumerated() {
+            guard let m = item as? [String: Any], let role = m["role"] as? String else {
+                throw .invalid("messages[\(i)] must be an object with a role.", param: "messages")
+            }
+            let r: CompletionRequest.Role
+            switch role {
+            case "system", "developer": r = .system
+            case "user": r = .user
+            case "assistant": r = .assistant
+            default: throw .invalid("messages[\(i)].role \"\(role)\" is not supported (system, user, assistant).", param: "messages")
+            }
+            var text: [String] = [], images: [CompletionRequest.Image] = []
+            switch m["content"] {
+            case let s as String: text = [s]
+            case is NSNull, nil:
+                guard r == .assistant else { throw .invalid("messages[\(i)].content is missing.", param: "messages") }
+            case let parts as [Any]:
+                for (k, p) in parts.enumerated() {
+                    guard let part = p as? [String: Any], let type = part["type"] as? String else {
+                        throw .invalid("messages[\(i)].content[\(k)] must be an object with a type.", param: "messages")
+                    }
+                    switch type {
+                    case "text":
+                        guard let t = part["text"] as? String else { throw .invalid("messages[\(i)].content[\(k)].text must be a string.", param: "messages") }
+                        text.append(t)
+                    case "image_url":
+                        guard r == .user else { throw .invalid("messages[\(i)]: only user messages can carry images.", param: "messages") }
+                        imageCount += 1
+                        images.append(try image(part, name: "image \(k + 1) of message \(i + 1)", options: options))
+                    default:
+                        throw .invalid("messages[\(i)].content[\(k)].type \"\(type)\" is not supported (text, image_url).", param: "messages")
+                    }
+                }
+            default: throw .invalid("messages[\(i)].content must be a string or an array of parts.", param: "messages")
+            }
+            messages.append(.init(role: r, text: text.joined(separator: "\n"), images: images))
+        }
+        var p = SamplingParameters()
+        p.temperature = 1
+        p.seed = UInt64.random(in: 0...UInt64(Int64.max))
+        p.maxNewTokens = options.defaultMaxTokens
+        if let v = o["max_completion_tokens"] ?? o["max_tokens"], !(v is NSNull) {
+            guard let n = integer(v), n >= 1, n <= options.maxTokens else {
+                throw .invalid("max_tokens must be an integer from 1 to \(options.maxTokens).", param: "max_tokens")
+            }
+            p.maxNewTokens = n
+        }
+        if let v = o["temperature"], !(v is NSNull) {
+            guard let t = number(v), t >= 0, t <= 2 else { throw .invalid("temperature must be a number from 0 to 2.", param: "temperature") }
+            p.temperature = Float(t)
+        }
+        if let v = o["top_p"], !(v is NSNull) {
+            guard let t = number(v), t > 0, t <= 1 else { throw .invalid("top_p must be a number in (0, 1].", param: "top_p") }
+            p.topP = Float(t)
+        }
+        if let v = o["top_k"], !(v is NSNull) {
+            guard let k = integer(v), k >= 0 else { throw .invalid("top_k must be 0 (off) or a positive integer.", param: "top_k") }
+            p.topK = k
+        }
+        if let v = o["repetition_penalty"], !(v is NSNull) {
+            guard let t = number(v), t > 0, t <= 10 else { throw .invalid("repetition_penalty must be a number in (0, 10].", param: "repetition_penalty") }
+            p.repetitionPenalty = Float(t)
+        }
+        if let v = o["seed"], !(v is NSNull) {
+            guard let s = integer(v) else { throw .invalid("seed must be an integer.", param: "seed") }
+            p.seed = UInt64(bitPattern: Int64(s))
+        }
+        for key in ["frequency_penalty", "presence_penalty"] {
+            if let v = o[key], !(v is NSNull) {
+                guard number(v) == 0 else { throw .invalid("\(key) is not supported; leave it out or 0 (repetition_penalty is).", param: key) }
+            }
+        }
+        if let v = o["n"], !(v is NSNull), integer(v) != 1 { throw .invalid("n must be 1: one answer per request.", param: "n") }
+        if let v = o["logprobs"] as? Bool, v { throw .invalid("logprobs are not supported.", param: "logprobs") }
+        if let v = o["tools"], !(v is NSNull) { throw .invalid("tools are not supported by this model.", param: "tools") }
+        var stop: [String] = []
+        switch o["stop"] {
+        case nil, is NSNull: break
+        case let s as String: stop = [s]
+        case let a as [Any]:
+            stop = a.compactMap { $0 as? String }
+            guard stop.count == a.count, stop.count <= 4 else { throw .invalid("stop must be a string or up to 4 strings.", param: "stop") }
+        default: throw .invalid("stop must be a string or up to 4 strings.", param: "stop")
+        }
+        var maxTiles: Int?
+        if let v = o["max_tiles"] ?? o["max_dynamic_patch"], !(v is NSNull) {
+            guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("max_tiles must be an integer from 1 to 40.", param: "max_tiles") }
+            maxTiles = n
+        }
+        var stream = false
+        if let v = o["stream"], !(v is NSNull) {
+            guard let b = v as? Bool else { throw .invalid("stream must be true or false.", param: "stream") }
+            stream = b
+        }
+        let includeUsage = ((o["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
+        return ChatCompletionBody(request: CompletionRequest(messages: messages, parameters: p, stop: stop, maxTiles: maxTiles),
+                                  stream: stream, includeUsage: includeUsage)
+    }
+
+    static func integer(_ v: Any) -> Int? {
+        guard let n = v as? NSNumber, !isBool(n) else { return nil }
+        let d = n.doubleValue
+        guard d.rounded() == d, abs(d) < 9.0e15 else { return nil }
+        return Int(d)
+    }
+
+    /// JSON true and false arrive as NSNumbers of type "c"; they are not numbers here.
+    static func isBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+
+    static func number(_ v: Any) -> Double? {
+        guard let n = v as? NSNumber, !isBool(n), n.doubleValue.isFinite else { return nil }
+        return n.doubleValue
+    }
+
+    /// An `image_url` part's image: a `data:` URL, or a file inside the allowed folder.
+    static func image(_ part: [String: Any], name: String, options: ServerOptions) throws(APIError) -> CompletionRequest.Image {
+        let field = part["image_url"]
+        let url: String? = (field as? String) ?? ((field as? [String: Any])?["url"] as? String)
+        guard let url else { throw .invalid("\(name): image_url.url must be a string.", param: "messages") }
+        var maxTiles: Int?
+        let inner = field as? [String: Any]
+        if let v = inner?["max_dynamic_patch"] ?? inner?["max_tiles"] ?? part["max_dynamic_patch"] ?? part["max_tiles"], !(v is NSNull) {
+            guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("\(name): max_dynamic_patch must be an integer from 1 to 40.", param: "messages") }
+            maxTiles = n
+        }
+        if url.hasPrefix("data:") {
+            guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
+                throw .invalid("\(name): a data: URL must be base64 (data:image/png;base64,...).", param: "messages")
+            }
+            let b64 = url[url.index(after: comma)...]
+            guard b64.utf8.count / 4 * 3 <= options.maxImageBytes else {
+                throw APIError(413, "\(name) is larger than \(options.maxImageBytes >> 20) MB.", param: "messages")
+            }
+            guard let data = Data(base64Encoded: String(b64), options: .ignoreUnknownCharacters), !data.isEmpty else {
+                throw APIError(400, "\(name): the data: URL is not valid base64.", param: "messages", code: "invalid_image")
+            }
+            return .init(bytes: [UInt8](data), name: name, maxTiles: maxTiles)
+        }
+        if url.hasPrefix("http://") || url.hasPrefix("https://") {
+            throw .invalid("\(name): images are not fetched from the network; send a data: URL.", param: "messages")
+        }
+        guard let folder = options.allowedFolder else {
+            throw .invalid("\(name): file paths are not accepted (start serve with --allow-local-files DIR); send a data: URL.", param: "messages")
+        }
+        let path = url.hasPrefix("file://") ? (URL(string: url)?.path ?? "") : url
+        let root = folder.resolvingSymlinksInPath().standardizedFileURL.path
+        let resolved = URL(fileURLWithPath: path, relativeTo: folder).resolvingSymlinksInPath().standardizedFileURL.path
+        guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+            throw APIError(403, "\(name): \(path) is outside the folder this server may read.", type: "permission_error", param: "messages")
+        }
+        do {
+            return .init(bytes: try FileInput.read(resolved, limit: options.maxImageBytes), name: name, maxTiles: maxTiles)
+        } catch {
+            throw .invalid("\(name): \(error.localizedDescription)", param: "messages")
+        }
+    }
+}

@@ -1,0 +1,292 @@
+import ChatAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import Serving
+
+/// The OpenAI-compatible HTTP server: `POST /v1/chat/completions` (plain or streamed as
+/// server-sent events), `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
+public final class OpenAIServer: Sendable {
+    let service: any CompletionService
+    let options: ServerOptions
+    let metrics: ServerMetrics
+    let log = Logger(label: "serve")
+
+    public init(service: any CompletionService, options: ServerOptions) {
+        self.service = service
+        self.options = options
+        metrics = ServerMetrics()
+    }
+
+    /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
+    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let router = Router()
+        router.get("/health") { _, _ in Self.json(200, ["status": "ok"]) }
+        router.get("/metrics") { [self] _, _ in
+            let s = await service.status()
+            metrics.queued.set(to: Double(s.queued))
+            metrics.active.set(to: Double(s.active))
+            metrics.largestBatch.set(to: Double(s.largestBatch))
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.registry.emitToString())))
+        }
+        router.get("/v1/models") { [self] request, _ in
+            if let e = unauthorized(request) { return finish(e) }
+            return Self.json(200, ["object": "list", "data": [["id": options.modelName, "object": "model",
+                                                               "created": 0, "owned_by": "internvl-chat"]]])
+        }
+        router.post("/v1/chat/completions") { [self] request, _ in await completions(request) }
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
+                              onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+                              logger: log)
+        try await app.runService()
+    }
+
+    func unauthorized(_ request: Request) -> APIError? {
+        guard let key = options.apiKey else { return nil }
+        let given = request.headers[.authorization] ?? ""
+        guard given == "Bearer " + key else {
+            return APIError(401, given.isEmpty ? "Missing API key: send Authorization: Bearer KEY." : "Incorrect API key.",
+                            type: "authentication_error", code: "invalid_api_key")
+        }
+        return nil
+    }
+
+    func finish(_ e: APIError) -> Response {
+        metrics.count(status: e.status)
+        return Self.json(e.status, e.body)
+    }
+
+    static func json(_ status: Int, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func completions(_ request: Request) async -> Response {
+        if let e = unauthorized(request) { return finish(e) }
+        let started = ContinuousClock.now
+        let tooLarge = APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large")
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > options.maxBodyBytes { return finish(tooLarge) }
+        let bytes: [UInt8]
+        do {
+            bytes = try await withDeadline(options.bodySeconds) { [options] in
+                Array(try await request.body.collect(upTo: options.maxBodyBytes).readableBytesView)
+            }
+        } catch is DeadlineExceeded {
+            return finish(APIError(408, "The request body did not arrive within \(Int(options.bodySeconds)) s.", code: "request_timeout"))
+        } catch is NIOTooManyBytesError {
+            return finish(tooLarge)
+        } catch let e as HTTPError where e.status == .contentTooLarge {
+            return finish(tooLarge)
+        } catch {
+            return finish(APIError(400, "The body could not be read: \(error)"))
+        }
+        let body: ChatCompletionBody
+        do { body = try ChatCompletionBody.parse(bytes, options: options) } catch { return finish(error) }
+        let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let created = Int(Date().timeIntervalSince1970)
+        let events = EventSource(service.complete(body.request), seconds: options.requestSeconds)
+        // The first event decides the status: a request the service refuses gets its error.
+        let first: CompletionEvent?
+        do { first = try await events.next() } catch {
+            events.cancel()
+            return finish(Self.apiError(error))
+        }
+        metrics.firstToken(started.duration(to: .now))
+        let context = StreamContext(id: id, created: created, model: options.modelName)
+        if !body.stream {
+            var text = "", result: (FinishReason, CompletionUsage, [Int32])?
+            var event = first
+            do {
+                while let e = event {
+                    switch e {
+                    case .text(let t): text += t
+                    case .finished(let r, let u, let ids): result = (r, u, ids)
+                    }
+                    event = try await events.next()
+                }
+            } catch is DeadlineExceeded {
+            } catch {
+                return finish(Self.apiError(error))
+            }
+            let (reason, usage, ids) = result ?? (.length, CompletionUsage(promptTokens: 0, completionTokens: 0), [])
+            metrics.completed(tokens: usage.completionTokens, seconds: started.duration(to: .now))
+            metrics.count(status: 200)
+            return Self.json(200, [
+                "id": id, "object": "chat.completion", "created": created, "model": options.modelName,
+                "choices": [["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": reason.rawValue,
+                             "token_ids": ids.map(Int.init)]],
+                "usage": Self.usage(usage),
+            ])
+        }
+        metrics.count(status: 200)
+        let includeUsage = body.includeUsage, metrics = self.metrics
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                        body: ResponseBody { writer in
+            // A client that stops reading or goes away fails a write: the request is cancelled.
+            defer { events.cancel() }
+            try await writer.write(context.chunk(["role": "assistant", "content": ""], nil))
+            var event = first
+            var usage: CompletionUsage?
+            do {
+                while let e = event {
+                    switch e {
+                    case .text(let t): try await writer.write(context.chunk(["content": t], nil))
+                    case .finished(let r, let u, let ids):
+                        usage = u
+                        try await writer.write(context.chunk([:], r.rawValue, extra: ["token_ids": ids.map(Int.init)]))
+                    }
+                    event = try await events.next()
+                }
+            } catch is DeadlineExceeded {
+                try await writer.write(context.chunk([:], "length"))
+            } catch {
+                try await writer.write(Self.sse(Self.apiError(error).body))
+            }
+            if let u = usage {
+                metrics.completed(tokens: u.completionTokens, seconds: started.duration(to: .now))
+                if includeUsage {
+                    try await writer.write(Self.sse(["id": context.id, "object": "chat.completion.chunk", "created": context.created,
+                                                     "model": context.model, "choices": [Any](), "usage": Self.usage(u)]))
+                }
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        })
+    }
+
+    static func apiError(_ error: any Error) -> APIError {
+        if let e = error as? CompletionError { return APIError(e) }
+        if error is DeadlineExceeded { return APIError(408, "The request took too long.", code: "request_timeout") }
+        return APIError(500, "\(error)", type: "server_error")
+    }
+
+    static func usage(_ u: CompletionUsage) -> [String: Any] {
+        ["prompt_tokens": u.promptTokens, "completion_tokens": u.completionTokens, "total_tokens": u.promptTokens + u.completionTokens,
+         "prompt_tokens_details": ["cached_tokens": u.cachedPromptTokens]]
+    }
+
+    static func sse(_ object: [String: Any]) -> ByteBuffer {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+    }
+}
+
+/// The ids a streamed response's chunks carry.
+struct StreamContext: Sendable {
+    let id: String
+    let created: Int
+    let model: String
+
+    func chunk(_ delta: [String: Any], _ finish: String?, extra: [String: Any] = [:]) -> ByteBuffer {
+        var choice: [String: Any] = ["index": 0, "delta": delta, "finish_reason": finish as Any? ?? NSNull()]
+        choice.merge(extra) { $1 }
+        return OpenAIServer.sse(["id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]])
+    }
+}
+
+struct DeadlineExceeded: Error {}
+
+/// A service's completion stream, re-emitted so that it can end at a deadline and be read by
+/// the handler, then by the response body: `cancel` (or the deadline) stops the pump reading the
+/// service's stream, which cancels the request in the service.
+final class EventSource: @unchecked Sendable {
+    private let lock = NSLock()
+    private var iterator: AsyncThrowingStream<CompletionEvent, any Error>.AsyncIterator?
+    private let out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation
+    private let pump: Task<Void, Never>
+    private let watchdog: Task<Void, Never>
+
+    init(_ source: AsyncThrowingStream<CompletionEvent, any Error>, seconds: Double) {
+        let (stream, out) = AsyncThrowingStream<CompletionEvent, any Error>.makeStream()
+        self.out = out
+        iterator = stream.makeAsyncIterator()
+        pump = Task {
+            do {
+                for try await e in source { out.yield(e) }
+                out.finish()
+            } catch { out.finish(throwing: error) }
+        }
+        let pump = self.pump
+        watchdog = Task {
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            if Task.isCancelled { return }
+            out.finish(throwing: DeadlineExceeded())
+            pump.cancel()
+        }
+    }
+
+    deinit { cancel() }
+
+    func next() async throws -> CompletionEvent? {
+        guard var it = lock.withLock({ iterator }) else { return nil }
+        let e = try await it.next()
+        lock.withLock { if iterator != nil { iterator = it } }
+        if e == nil { watchdog.cancel() }
+        return e
+    }
+
+    func cancel() {
+        pump.cancel()
+        watchdog.cancel()
+        out.finish()
+        lock.withLock { iterator = nil }
+    }
+}
+
+/// Runs `body`, cancelling it after `seconds` (then throws DeadlineExceeded).
+func withDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask { try await Task.sleep(for: .milliseconds(Int(seconds * 1000))); return nil }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
+        return value
+    }
+}
+
+/// The Prometheus registry and the series `serve` exports.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let queued: Gauge, active: Gauge, tokensPerSecond: Gauge, largestBatch: Gauge
+    let generated: Counter
+    let ttft: DurationHistogram
+    private let statuses = NSLock()
+    private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
+
+    init() {
+        queued = registry.makeGauge(name: "internvl_queue_depth", help: "Requests admitted but not started.")
+        active = registry.makeGauge(name: "internvl_active_requests", help: "Requests being prefilled or decoded.")
+        largestBatch = registry.makeGauge(name: "internvl_largest_batch", help: "The most requests one decode step has run together.")
+        tokensPerSecond = registry.makeGauge(name: "internvl_last_request_tokens_per_second", help: "Generated tokens per second of the last finished request.")
+        generated = registry.makeCounter(name: "internvl_generated_tokens_total", help: "Tokens generated for all requests.")
+        ttft = registry.makeDurationHistogram(name: "internvl_time_to_first_token_seconds",
+                                             buckets: [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2),
+                                                       .seconds(5), .seconds(10), .seconds(30), .seconds(60)],
+                                             help: "From the request's arrival to its first event.")
+    }
+
+    func count(status: Int) {
+        let c: Counter = statuses.withLock {
+            if let c = byStatus[status] { return c }
+            let c = registry.makeCounter(name: "internvl_requests_total", labels: [("status", String(status))],
+                                         help: "Chat completion requests by HTTP status.")
+            byStatus[status] = c
+            return c
+        }
+        c.increment()
+    }
+
+    func firstToken(_ d: Duration) { ttft.record(d) }
+
+    func completed(tokens: Int, seconds: Duration) {
+        generated.increment(by: Int64(tokens))
+        let s = Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18
+        if s > 0 { tokensPerSecond.set(to: Double(tokens) / s) }
+    }
+}

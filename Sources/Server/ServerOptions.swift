@@ -1,0 +1,28 @@
+import Foundation
+
+/// What `serve` listens on and what it accepts; every limit refuses with an OpenAI-shaped error.
+public struct ServerOptions: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// Required as `Authorization: Bearer KEY` on /v1 routes when set.
+    public var apiKey: String?
+    /// `file://` URLs and paths in image parts are read only inside this folder (symlinks resolved).
+    public var allowedFolder: URL?
+    /// Largest request body (413 above it).
+    public var maxBodyBytes = 64 << 20
+    /// Largest image file, decoded from base64 or read from the allowed folder.
+    public var maxImageBytes = 20 << 20
+    /// Largest `max_tokens`.
+    public var maxTokens = 4096
+    /// Default `max_tokens` when a request names none.
+    public var defaultMaxTokens = 512
+    /// Seconds a client may take to send its body (408 after).
+    public var bodySeconds = 30.0
+    /// Seconds a request may run in all (the answer is cut off with finish_reason "length" after).
+    public var requestSeconds = 600.0
+    /// The name /v1/models lists; requests may name it or leave `model` out.
+    public var modelName = "internvl-chat"
+    public init() {}
+
+    public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
+}

@@ -1,0 +1,342 @@
+import ChatAPI
+import Chat
+import Foundation
+import Imaging
+import Kernels
+import Model
+import Tokenizer
+
+/// Limits of an `EngineScheduler`, each refusing a request with a clear message when exceeded.
+public struct SchedulerLimits: Sendable {
+    /// Requests decoded together in one step (the batch).
+    public var maxBatch = 8
+    /// Requests admitted but not yet running; one more is refused as overloaded.
+    public var maxQueue = 64
+    /// Images in one request.
+    public var maxImages = 8
+    /// Tiles over all images of one request.
+    public var maxTiles = 40
+    /// Positions of one prompt prefilled between two decode steps of the running requests.
+    public var prefillChunk = 256
+    /// Finished requests whose KV caches are kept for prefix reuse.
+    public var cachedConversations = 4
+    public init() {}
+}
+
+/// Answers completions on one engine, many at once: a compute thread of its own runs a loop that
+/// prefills a chunk of the next waiting request, then decodes one token for every running request
+/// together (`LanguageModel.forwardBatch`, the layer weights read once per step for all of them),
+/// so new requests start while running streams keep flowing. A prompt that begins as a finished
+/// one did (the same system prompt and images, or a client resending the growing conversation)
+/// continues from that request's KV cache; images are encoded once per content and tile count.
+public final class EngineScheduler: CompletionService, @unchecked Sendable {
+    public let engine: ChatEngine
+    public let modelName: String
+    public let limits: SchedulerLimits
+
+    private let lock = NSCondition()
+    private var waiting: [Job] = []
+    private var running: [Job] = []
+    private var prefilling: Job?
+    private var finishedCaches: [(signatures: [UInt64], cache: KVCache)] = []
+    private var encoded: [String: [Float]] = [:]
+    private var encodedOrder: [String] = []
+    private var stopping = false
+    private var largestBatch = 0
+
+    public init(engine: ChatEngine, modelName: String, limits: SchedulerLimits = SchedulerLimits()) {
+        self.engine = engine
+        self.modelName = modelName
+        self.limits = limits
+        let thread = Thread { [self] in loop() }
+        thread.name = "scheduler"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Ends the compute thread after the work in hand; later requests are refused.
+    public func shutdown() { lock.withLock { stopping = true; lock.signal() } }
+
+    public func status() async -> ServiceStatus {
+        lock.withLock { ServiceStatus(queued: waiting.count, active: running.count + (prefilling == nil ? 0 : 1), largestBatch: largestBatch) }
+    }
+
+    public func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error> {
+        let (stream, out) = AsyncThrowingStream<CompletionEvent, any Error>.makeStream()
+        let job = Job(request: request, out: out, detokenizer: engine.tokenizer.makeDetokenizer())
+        out.onTermination = { [weak self, job] _ in self?.cancel(job) }
+        let refused: String? = lock.withLock {
+            if stopping { return "The server is shutting down." }
+            if waiting.count >= limits.maxQueue {
+                return "The server is busy: \(waiting.count) requests are waiting (the queue holds \(limits.maxQueue)). Retry later."
+            }
+            waiting.append(job)
+            lock.signal()
+            return nil
+        }
+        if let refused { out.finish(throwing: CompletionError.overloaded(refused)) }
+        return stream
+    }
+
+    private func cancel(_ job: Job) {
+        lock.withLock {
+            job.cancelled = true
+            waiting.removeAll { $0 === job }
+            lock.signal()
+        }
+    }
+
+    // MARK: - The compute thread
+
+    private func loop() {
+        while true {
+            lock.lock()
+            while waiting.isEmpty && running.isEmpty && prefilling == nil && !stopping { lock.wait() }
+            if stopping && waiting.isEmpty && running.isEmpty && prefilling == nil { lock.unlock(); return }
+            running.removeAll { $0.cancelled }
+            if prefilling?.cancelled == true { prefilling = nil }
+            if prefilling == nil, running.count < limits.maxBatch, !waiting.isEmpty { prefilling = waiting.removeFirst() }
+            let next = prefilling, batch = running
+            lock.unlock()
+
+            if let job = next { advancePrefill(job) }
+            if !batch.isEmpty { step(batch) }
+        }
+    }
+
+    /// One chunk of `job`'s prefill (preparing its prompt and images first); once its prompt is in,
+    /// its first token is taken and it joins the running requests.
+    private func advancePrefill(_ job: Job) {
+        do {
+            if job.prompt == nil { try prepare(job) }
+            guard let prompt = job.prompt, let cache = job.cache else { return }
+            let upTo = min(prompt.count, cache.count + limits.prefillChunk)
+            let logits = engine.prefill(prompt, images: [job.imageTokens], upTo: upTo, cache: cache,
+                                        logits: upTo == prompt.count ? .last : .none, shouldStop: { job.cancelled })
+            if job.cancelled { return dropPrefilling(job) }
+            guard upTo == prompt.count, let logits else { return }
+            job.firstTokenAt = Date()
+            if take(job, logits: logits) {
+                lock.withLock { prefilling = nil; if !job.cancelled { running.append(job) } }
+            } else {
+                lock.withLock { prefilling = nil }
+            }
+        } catch {
+            lock.withLock { prefilling = nil }
+            job.out.finish(throwing: error as? CompletionError ?? CompletionError.engineFailure("\(error)"))
+        }
+    }
+
+    private func dropPrefilling(_ job: Job) { lock.withLock { if prefilling === job { prefilling = nil } } }
+
+    /// One decode step for the running requests: the tokens they took, through the model together.
+    private func step(_ batch: [Job]) {
+        let live = batch.filter { !$0.cancelled }
+        guard !live.isEmpty else { return }
+        lock.withLock { largestBatch = max(largestBatch, live.count) }
+        let h = engine.model.hidden
+        let x = FloatBuffer(count: live.count * h)
+        engine.model.embed(live.map { $0.pending }, into: x.data)
+        for j in live { j.fed.append(UInt64(UInt32(bitPattern: j.pending))) }
+        let logits = engine.model.forwardBatch(embeddings: x.data, caches: live.map { $0.cache! })
+        let vocab = logits.count / live.count
+        for (k, j) in live.enumerated() {
+            let row = UnsafeBufferPointer(rebasing: logits[(k * vocab)..<((k + 1) * vocab)])
+            if !take(j, logits: row) { lock.withLock { running.removeAll { $0 === j } } }
+        }
+    }
+
+    /// Samples `job`'s next token from `logits`, streams its text, and says whether it goes on
+    /// (false: finished, its stream ended).
+    private func take(_ job: Job, logits: UnsafeBufferPointer<Float>) -> Bool {
+        let p = job.request.parameters
+        let next = job.sampler.next(logits: logits, seen: job.seen)
+        if engine.stopIDs.contains(next) { finish(job, .stop); return false }
+        job.generated.append(next)
+        job.seen.append(next)
+        if job.emit(job.detokenizer.append(next)) { finish(job, .stop, stopString: true); return false }
+        if job.generated.count >= p.maxNewTokens || job.cache!.count + 1 >= engine.contextLength {
+            finish(job, .length); return false
+        }
+        job.pending = next
+        return true
+    }
+
+    private func finish(_ job: Job, _ reason: FinishReason, stopString: Bool = false) {
+        if !stopString { _ = job.emit(job.detokenizer.finish(), final: true) }
+        let usage = CompletionUsage(promptTokens: job.prompt!.count, completionTokens: job.generated.count,
+                                    cachedPromptTokens: job.reused)
+        job.out.yield(.finished(reason, usage, tokenIDs: job.generated))
+        job.out.finish()
+        keep(signatures: job.prompt!.signatures + job.fed, cache: job.cache!)
+    }
+
+    // MARK: - Prompts, images, reuse
+
+    private func prepare(_ job: Job) throws {
+        let r = job.request
+        if let p = r.parameters.problem { throw CompletionError.invalidRequest("Invalid sampling parameters: \(p).") }
+        var messages = r.messages[...]
+        var system: String?
+        while let m = messages.first, m.role == .system {
+            guard m.images.isEmpty else { throw CompletionError.invalidRequest("A system message cannot carry images.") }
+            system = (system.map { $0 + "\n" } ?? "") + m.text
+            messages = messages.dropFirst()
+        }
+        guard let last = messages.last, last.role == .user else {
+            throw CompletionError.invalidRequest("The last message must be the user's (role \"user\").")
+        }
+        var history: [(String, String)] = [], images: [CompletionRequest.Image] = []
+        var rest = Array(messages.dropLast())
+        while !rest.isEmpty {
+            let u = rest.removeFirst()
+            guard u.role == .user, let a = rest.first, a.role == .assistant else {
+                throw CompletionError.invalidRequest("Messages after the system message must alternate user, assistant, ..., user.")
+            }
+            rest.removeFirst()
+            guard a.images.isEmpty else { throw CompletionError.invalidRequest("An assistant message cannot carry images.") }
+            let text = ImagePrompt.count(in: u.text) == 0 && !u.images.isEmpty
+                ? ImagePrompt.withPlaceholders(question: u.text, history: [], imageCount: u.images.count) : u.text
+            guard ImagePrompt.count(in: text) == u.images.count else {
+                throw CompletionError.invalidRequest("A user message has \(u.images.count) image(s) but \(ImagePrompt.count(in: text)) <image> placeholder(s).")
+            }
+            history.append((text, a.text))
+            images += u.images
+        }
+        images += last.images
+        guard images.count <= limits.maxImages else {
+            throw CompletionError.invalidRequest("\(images.count) images in one request; at most \(limits.maxImages).")
+        }
+        var tokens: [Float] = [], promptImages: [PromptImage] = [], tiles = 0
+        for img in images {
+            let (vision, n, key) = try encode(img, maxTiles: img.maxTiles ?? r.maxTiles)
+            tiles += n
+            guard tiles <= limits.maxTiles else {
+                throw CompletionError.invalidRequest("The images need \(tiles)+ tiles; one request may use \(limits.maxTiles). Send fewer images or a smaller max_tiles.")
+            }
+            tokens += vision
+            promptImages.append(PromptImage(key: key, tiles: n))
+        }
+        let template = system.map { engine.template.with(systemMessage: $0) } ?? engine.template
+        let prompt: Prompt
+        do {
+            prompt = try engine.promptBuilder.build(template: template, history: history, question: last.text, images: promptImages)
+        } catch let e as ChatError {
+            throw CompletionError.invalidRequest(e.errorDescription ?? "\(e)")
+        }
+        let budget = prompt.count + 1
+        guard budget < engine.contextLength else {
+            throw CompletionError.contextExceeded("The prompt is \(prompt.count) tokens; the context holds \(engine.contextLength).")
+        }
+        job.imageTokens = tokens
+        job.prompt = prompt
+        job.seen = prompt.ids
+        let (cache, reused) = reusableCache(for: prompt)
+        job.cache = cache
+        job.reused = reused
+    }
+
+    /// Vision tokens, tiles and content key of an image, encoded once per content and tile count.
+    private func encode(_ image: CompletionRequest.Image, maxTiles: Int?) throws -> ([Float], Int, UInt64) {
+        let options = engine.tilingOptions(maxTiles: maxTiles)
+        let digest = ContentHash.sha256(image.bytes)
+        let key = "\(digest)/\(options.maxTiles)"
+        let hashKey = UInt64(digest.prefix(16), radix: 16) ?? 0
+        if let v = lock.withLock({ encoded[key] }) { return (v, v.count / (engine.tokensPerTile * engine.model.hidden), hashKey) }
+        let prepared: PreparedImage
+        do {
+            let rgb = try ImageDecoder.decode(bytes: image.bytes, name: image.name)
+            prepared = ImagePreprocessor.prepare(rgb, options: options)
+        } catch {
+            throw CompletionError.badImage("\(image.name): " + ((error as? LocalizedError)?.errorDescription ?? "\(error)"))
+        }
+        let v = engine.encodeImage(prepared)
+        lock.withLock {
+            encoded[key] = v; encodedOrder.append(key)
+            if encodedOrder.count > 16 { encoded[encodedOrder.removeFirst()] = nil }
+        }
+        return (v, prepared.tiles, hashKey)
+    }
+
+    /// The kept cache sharing the longest prefix with `prompt` (taken out of the pool, cut to
+    /// that prefix), or a new one.
+    private func reusableCache(for prompt: Prompt) -> (KVCache, Int) {
+        let limit = engine.prefillsWhole(promptLength: prompt.count) ? 0 : prompt.count - 1
+        let best: (Int, Int)? = lock.withLock {
+            var best: (index: Int, length: Int)?
+            for (i, e) in finishedCaches.enumerated() {
+                var n = 0
+                let m = min(limit, e.signatures.count, e.cache.count)
+                while n < m && e.signatures[n] == prompt.signatures[n] { n += 1 }
+                if n > (best?.length ?? 0) { best = (i, n) }
+            }
+            return best.map { ($0.index, $0.length) }
+        }
+        if let (i, n) = best, n >= 8 {
+            let cache = lock.withLock { finishedCaches.remove(at: i).cache }
+            cache.truncate(to: n)
+            return (cache, n)
+        }
+        return (engine.model.makeCache(initialCapacity: min(engine.contextLength, prompt.count + 64)), 0)
+    }
+
+    private func keep(signatures: [UInt64], cache: KVCache) {
+        guard limits.cachedConversations > 0 else { return }
+        lock.withLock {
+            finishedCaches.append((signatures, cache))
+            if finishedCaches.count > limits.cachedConversations { finishedCaches.removeFirst() }
+        }
+    }
+
+    /// A request in the scheduler.
+    final class Job: @unchecked Sendable {
+        let request: CompletionRequest
+        let out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation
+        /// Set under the scheduler's lock; read by the compute thread between steps.
+        var cancelled = false
+        var prompt: Prompt?
+        var imageTokens: [Float] = []
+        var cache: KVCache?
+        var reused = 0
+        var seen: [Int32] = []
+        var generated: [Int32] = []
+        /// Signatures of the generated tokens fed to the model (the cache's positions after the prompt).
+        var fed: [UInt64] = []
+        var pending: Int32 = 0
+        var sampler: Sampler
+        var detokenizer: any Detokenizer
+        var firstTokenAt: Date?
+        /// Text of the answer so far, and how much of it has been streamed (stop strings hold back
+        /// what could still become one).
+        var text = ""
+        var sent = 0
+
+        init(request: CompletionRequest, out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation,
+             detokenizer: any Detokenizer) {
+            self.request = request
+            self.out = out
+            self.detokenizer = detokenizer
+            sampler = Sampler(request.parameters)
+        }
+
+        /// Adds stable text; streams what can no longer be part of a stop string. True when a stop
+        /// string appeared (the text before it streamed, the rest dropped).
+        func emit(_ chunk: String, final: Bool = false) -> Bool {
+            text += chunk
+            let stops = request.stop.filter { !$0.isEmpty }
+            if let cut = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+                let before = text[..<cut]
+                if before.count > sent { out.yield(.text(String(before.dropFirst(sent)))) }
+                sent = before.count
+                return true
+            }
+            let hold = final ? 0 : max(0, (stops.map(\.count).max() ?? 0) - 1)
+            let upTo = max(sent, text.count - hold)
+            if upTo > sent {
+                out.yield(.text(String(text.dropFirst(sent).prefix(upTo - sent))))
+                sent = upTo
+            }
+            return false
+        }
+    }
+}

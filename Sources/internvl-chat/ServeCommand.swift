@@ -1,0 +1,72 @@
+import ArgumentParser
+import Chat
+import ChatAPI
+import Foundation
+import Server
+import Serving
+
+/// `internvl-chat serve`: the model behind an OpenAI-compatible HTTP API (docs/serving.md).
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the model over an OpenAI-compatible HTTP API (POST /v1/chat/completions).",
+        discussion: "Listens on 127.0.0.1:8000 unless told otherwise. docs/serving.md has the API, limits and metrics.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var weightOptions: WeightOptions
+    @Option(help: "Address to listen on (a non-loopback address without --api-key is served with a warning).") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port, printed at start).") var port = 8000
+    @Option(help: "Required API key (Authorization: Bearer KEY); default $INTERNVL_CHAT_API_KEY.") var apiKey: String?
+    @Option(help: "Image parts may name files (paths or file:// URLs) inside this folder only.") var allowLocalFiles: String?
+    @Option(help: "Name /v1/models lists (default: the model folder's name).") var servedModelName: String?
+    @Option(help: "Context length per request.") var context = 8192
+    @Option(help: "Requests decoded together.") var maxBatch = 8
+    @Option(help: "Requests waiting beyond the batch; more are refused with 429.") var maxQueue = 64
+    @Option(help: "Largest request body in MB.") var maxBodyMb = 64
+    @Option(help: "Images per request.") var maxImages = 8
+    @Option(help: "Tiles per request, over all its images.") var maxTilesPerRequest = 40
+    @Option(help: "Largest max_tokens.") var maxTokens = 4096
+    @Option(help: "Seconds a request may run (its answer then ends with finish_reason length).") var requestSeconds = 600.0
+    @Option(help: "Seconds a client may take to send its request body (408 after).") var bodySeconds = 30.0
+
+    func run() throws {
+        try reportingErrors {
+            let folder = try modelOptions.locate()
+            var options = ServerOptions()
+            options.host = host
+            options.port = port
+            options.apiKey = apiKey ?? ProcessInfo.processInfo.environment["INTERNVL_CHAT_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+            if let dir = allowLocalFiles {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                    throw ValidationError("--allow-local-files \(TerminalText.sanitize(dir)) is not a folder")
+                }
+                options.allowedFolder = URL(fileURLWithPath: dir)
+            }
+            options.modelName = servedModelName ?? folder.lastPathComponent
+            options.maxBodyBytes = maxBodyMb << 20
+            options.maxTokens = maxTokens
+            options.requestSeconds = requestSeconds
+            options.bodySeconds = bodySeconds
+            if !options.isLoopback && options.apiKey == nil {
+                FileHandle.standardError.write(Data("warning: serving on \(TerminalText.sanitize(host)) without --api-key: anyone who can reach this port can use the model\n".utf8))
+            }
+            FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
+            let engine = try weightOptions.engine(folder, context: context)
+            var limits = SchedulerLimits()
+            limits.maxBatch = maxBatch
+            limits.maxQueue = maxQueue
+            limits.maxImages = maxImages
+            limits.maxTiles = maxTilesPerRequest
+            let scheduler = EngineScheduler(engine: engine, modelName: options.modelName, limits: limits)
+            let server = OpenAIServer(service: scheduler, options: options)
+            let host = options.host, name = options.modelName
+            try blocking {
+                try await server.run { port in
+                    FileHandle.standardError.write(Data("serving \(name) on http://\(host):\(port)/v1\n".utf8))
+                }
+            }
+            scheduler.shutdown()
+        }
+    }
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""`internvl-chat serve` driven by the official `openai` client, on loopback, on a tiny model.
+
+Greedy answers through the server equal `internvl-chat generate --json` token for token (plain,
+streamed, one and two images, history with an image, a system prompt, a seeded sampled answer);
+hostile clients get their errors and the server keeps serving; 16 concurrent streaming clients
+all get their sequential twin's answer. Every request and the server are bounded in time; the
+server is stopped at the end.
+
+usage: openai_client.py BIN MODEL IMAGES_DIR
+"""
+import base64, concurrent.futures, json, os, re, signal, socket, subprocess, sys, tempfile, threading, time
+
+import openai
+
+BIN, MODEL, IMAGES = sys.argv[1], sys.argv[2], sys.argv[3]
+KEY = "test-key-123"
+CAT, COFFEE = os.path.join(IMAGES, "photo-chelsea.png"), os.path.join(IMAGES, "photo-coffee.png")
+failures, checks = [], 0
+
+
+def check(ok, what):
+    global checks
+    checks += 1
+    if not ok:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def data_url(path):
+    with open(path, "rb") as f:
+        return "data:image/png;base64," + base64.b64encode(f.read()).decode()
+
+
+def generate(prompt, images=(), system=None, history=None, extra=()):
+    args = [BIN, "generate", "--model", MODEL, "--json", "--max-new-tokens", "16", *extra]
+    for i in images:
+        args += ["--image", i]
+    if system is not None:
+        args += ["--system", system]
+    tmp = None
+    if history is not None:
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(history, tmp); tmp.close()
+        args += ["--history", tmp.name]
+    out = subprocess.run(args + [prompt], capture_output=True, text=True, timeout=120)
+    if tmp:
+        os.unlink(tmp.name)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start_server(*extra):
+    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", "0", "--api-key", KEY, *extra],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 120
+    for line in proc.stderr:
+        m = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, int(m.group(1))
+        if time.time() > deadline:
+            break
+    proc.kill()
+    raise SystemExit("serve did not start")
+
+
+allowed = tempfile.mkdtemp()
+with open(os.path.join(allowed, "cat.png"), "wb") as f, open(CAT, "rb") as g:
+    f.write(g.read())
+proc, port = start_server("--allow-local-files", allowed, "--body-seconds", "3", "--max-queue", "64")
+base = f"http://127.0.0.1:{port}/v1"
+client = openai.OpenAI(base_url=base, api_key=KEY, timeout=120, max_retries=0)
+model = client.models.list().data[0].id
+
+
+def ask(messages, stream=False, **kw):
+    kw.setdefault("max_tokens", 16)
+    kw.setdefault("temperature", 0)
+    if not stream:
+        r = client.chat.completions.create(model=model, messages=messages, **kw)
+        c = r.choices[0]
+        return c.message.content, c.model_extra["token_ids"], r.usage
+    text, ids, usage = "", None, None
+    for chunk in client.chat.completions.create(model=model, messages=messages, stream=True,
+                                                stream_options={"include_usage": True}, **kw):
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            if c.finish_reason:
+                ids = c.model_extra.get("token_ids")
+    return text, ids, usage
+
+
+def same(name, got, want):
+    check(got[1] == want["token_ids"], f"{name}: token ids {got[1]} != generate's {want['token_ids']}")
+    check(got[0] == want["text"], f"{name}: text {got[0]!r} != generate's {want['text']!r}")
+
+
+# Plain and streamed.
+want = generate("Hello there")
+same("plain", ask([{"role": "user", "content": "Hello there"}]), want)
+streamed = ask([{"role": "user", "content": "Hello there"}], stream=True)
+same("streamed", streamed, want)
+check(streamed[2] is not None and streamed[2].completion_tokens == len(want["token_ids"]), "streamed: usage with include_usage")
+check(streamed[2] is not None and streamed[2].prompt_tokens == len(want["prompt_token_ids"]), "streamed: prompt token count")
+
+# One and two images, as data: URLs and as a file in the allowed folder.
+want = generate("What is in the picture?", images=[CAT])
+msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT)}},
+                                    {"type": "text", "text": "What is in the picture?"}]}]
+same("one image", ask(msg), want)
+msg_file = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file://" + os.path.join(allowed, "cat.png")}},
+                                         {"type": "text", "text": "What is in the picture?"}]}]
+same("one image from the allowed folder", ask(msg_file), want)
+want = generate("Compare them.", images=[CAT, COFFEE])
+msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT)}},
+                                    {"type": "image_url", "image_url": {"url": data_url(COFFEE)}},
+                                    {"type": "text", "text": "Compare them."}]}]
+same("two images", ask(msg), want)
+want = generate("Compare them.", images=[CAT], extra=["--max-tiles", "2"])
+msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT), "max_dynamic_patch": 2}},
+                                    {"type": "text", "text": "Compare them."}]}]
+same("max_dynamic_patch in the image part", ask(msg), want)
+
+# History (with an image in the first turn) and a system prompt.
+want = generate("And the colours?", images=[CAT], system="You are terse.",
+                history=[["<image>\nWhat is it?", "A cat on a chair."]])
+msg = [{"role": "system", "content": "You are terse."},
+       {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT)}}, {"type": "text", "text": "What is it?"}]},
+       {"role": "assistant", "content": "A cat on a chair."},
+       {"role": "user", "content": "And the colours?"}]
+first = ask(msg)
+same("history and system prompt", first, want)
+again = ask(msg)
+same("the same conversation again (prefix reuse)", again, want)
+
+# A seeded sampled answer.
+want = generate("Tell me a story.", extra=["--temperature", "0.8", "--top-p", "0.9", "--seed", "1234"])
+same("seed", ask([{"role": "user", "content": "Tell me a story."}], temperature=0.8, top_p=0.9, seed=1234), want)
+
+# Stop strings: the answer ends before the first occurrence.
+full = ask([{"role": "user", "content": "Hello there"}], max_tokens=16)[0]
+if len(full) > 4:
+    stop = full[2:4]
+    cut = ask([{"role": "user", "content": "Hello there"}], stop=[stop])[0]
+    check(cut == full[:full.index(stop)], f"stop: {cut!r} is not {full!r} cut before {stop!r}")
+
+
+# Hostile clients.
+def raw(body, headers=None, timeout=30):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    h = {"Host": "x", "Content-Type": "application/json", "Authorization": "Bearer " + KEY, "Content-Length": str(len(body))}
+    h.update(headers or {})
+    s.sendall(("POST /v1/chat/completions HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n").encode() + body)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or len(data) < 64:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    finally:
+        s.close()
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0, data
+
+
+def status_of(fn):
+    try:
+        fn()
+        return 200
+    except openai.APIStatusError as e:
+        return e.status_code
+
+
+check(raw(b"{not json")[0] == 400, "garbage JSON: 400")
+check(raw(b"[1, 2]")[0] == 400, "a JSON array: 400")
+big = b'{"messages": [{"role": "user", "content": "' + b"a" * (100 << 20) + b'"}]}'
+check(raw(big, timeout=120)[0] == 413, "a 100 MB body: 413")
+bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!!not-base64"}},
+                                    {"type": "text", "text": "hi"}]}]
+check(status_of(lambda: ask(bad)) == 400, "broken base64: 400")
+notimage = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"hello").decode()}},
+                                         {"type": "text", "text": "hi"}]}]
+check(status_of(lambda: ask(notimage)) == 400, "bytes that are no image: 400")
+outside = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, {"type": "text", "text": "hi"}]}]
+check(status_of(lambda: ask(outside)) == 403, "file:// outside the allowed folder: 403")
+escape = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": os.path.join(allowed, "..", "..", "etc", "passwd")}},
+                                       {"type": "text", "text": "hi"}]}]
+check(status_of(lambda: ask(escape)) == 403, "a path climbing out of the allowed folder: 403")
+wrong = openai.OpenAI(base_url=base, api_key="wrong", timeout=30, max_retries=0)
+check(status_of(lambda: wrong.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])) == 401, "wrong key: 401")
+check(status_of(lambda: ask([{"role": "user", "content": "hi"}], max_tokens=0)) == 400, "max_tokens 0: 400")
+check(status_of(lambda: ask([{"role": "assistant", "content": "hi"}])) == 400, "no user message last: 400")
+# A client that stops reading mid-stream, then goes away.
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+body = json.dumps({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 200, "stream": True, "temperature": 0}).encode()
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+          b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+check(s.recv(100).startswith(b"HTTP/1.1 200"), "the stream starts")
+time.sleep(1)
+s.close()
+# One byte a second: the body does not arrive within --body-seconds (3).
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+          b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+t0, answer = time.time(), b""
+try:
+    for b in b'{"messages": [':
+        s.sendall(bytes([b]))
+        time.sleep(1)
+        s.settimeout(0.01)
+        try:
+            answer += s.recv(1000)
+        except (socket.timeout, BlockingIOError):
+            pass
+        s.settimeout(30)
+        if answer or time.time() - t0 > 10:
+            break
+except (BrokenPipeError, ConnectionResetError):
+    pass
+s.close()
+check(answer.startswith(b"HTTP/1.1 408"), f"one byte a second: 408 ({answer[:40]!r})")
+# Still serving, with the same answers.
+check(client.with_options(timeout=30).models.list().data[0].id == model, "still serving after the hostile clients")
+same("plain, after the hostile clients", ask([{"role": "user", "content": "Hello there"}]), generate("Hello there"))
+
+# Load: 16 concurrent streaming clients, each equal to its sequential twin.
+questions = [f"Question number {i}: what do you see?" for i in range(16)]
+sequential = {q: ask([{"role": "user", "content": q}], max_tokens=12) for q in questions}
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    results = list(pool.map(lambda q: (q, ask([{"role": "user", "content": q}], stream=True, max_tokens=12)), questions))
+for q, (text, ids, _) in results:
+    check((text, ids) == sequential[q][:2], f"load: {q!r} differs from its sequential twin")
+metrics = __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+check('internvl_requests_total{status="200"}' in metrics and "internvl_queue_depth" in metrics, "metrics list requests and the queue")
+batch = re.search(r"^internvl_largest_batch (\S+)", metrics, re.M)
+check(batch is not None and float(batch.group(1)) >= 4, f"the concurrent clients were decoded in batches ({batch.group(1) if batch else None})")
+
+proc.send_signal(signal.SIGTERM)
+try:
+    proc.wait(timeout=30)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    check(False, "serve stops on SIGTERM")
+print(f"serve openai: {checks - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
