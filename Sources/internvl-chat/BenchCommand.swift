@@ -31,6 +31,9 @@ struct BenchCommand: ParsableCommand {
     var quality = false
     @Flag(help: "Measure only each product kernel on a matrix held in cache, on one thread (GB/s of weights: the compute ceiling, free of the memory bus); no model is read.")
     var kernels = false
+    @Flag(help: "Measure serving instead: aggregate decode tokens/s and time to first token with 1, 2, 4 and 8 concurrent requests through the server's scheduler.")
+    var serve = false
+    @Option(help: "With --serve: tokens each request generates.") var serveTokens = 48
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -46,6 +49,15 @@ struct BenchCommand: ParsableCommand {
             var r: [String: Any] = ["weights": weightOptions.weights.rawValue, "model": folder.path]
             if quality {
                 r.merge(try QualityBench.run(folder: folder, weights: weightOptions, log: log)) { $1 }
+                print(json ? try jsonLine(r) : table(r))
+                return
+            }
+            if serve {
+                let engine = try weightOptions.engine(folder, context: 4096)
+                r["load_s"] = engine.loadSeconds
+                r.merge(try ServeBench.run(engine: engine, tokens: serveTokens, log: log)) { $1 }
+                r["isa"] = MachineProbe.isa
+                r["cpu"] = MachineProbe.cpuModel ?? NSNull()
                 print(json ? try jsonLine(r) : table(r))
                 return
             }

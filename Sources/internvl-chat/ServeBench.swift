@@ -1,0 +1,58 @@
+import Chat
+import ChatAPI
+import Foundation
+import Serving
+
+/// `bench --serve`: N requests at once through `EngineScheduler` (what `serve` runs), N = 1, 2, 4,
+/// 8. Each asks its own short question, greedy, and generates `tokens` tokens; the aggregate
+/// rate is all generated tokens over the wall time from submitting the N to the last finishing
+/// (their prompts' prefill included: ~40 positions each). Time to first token is per request,
+/// from submission to its first text.
+enum ServeBench {
+    static func run(engine: ChatEngine, tokens: Int, log: (String) -> Void) throws -> [String: Any] {
+        var limits = SchedulerLimits()
+        limits.maxBatch = 8
+        limits.cachedConversations = 0      // every request prefills its own prompt
+        let scheduler = EngineScheduler(engine: engine, modelName: "bench", limits: limits)
+        defer { scheduler.shutdown() }
+        var rates: [String: Double] = [:], ttftMedian: [String: Double] = [:], ttftMax: [String: Double] = [:]
+        var round = 0
+        for n in [1, 2, 4, 8] {
+            log("\(n) concurrent request(s), \(tokens) tokens each…")
+            round += 1
+            let outcome = try blocking { [round] in
+                try await withThrowingTaskGroup(of: (Int, Double).self) { group in
+                    let t0 = ContinuousClock.now
+                    for k in 0..<n {
+                        var p = SamplingParameters()
+                        p.maxNewTokens = tokens
+                        let request = CompletionRequest(messages: [.init(role: .user, text: "Round \(round), question \(k): describe a sunny day by the sea.")],
+                                                        parameters: p)
+                        group.addTask {
+                            var first: Double?, count = 0
+                            for try await e in scheduler.complete(request) {
+                                switch e {
+                                case .text: if first == nil { first = t0.duration(to: .now).seconds }
+                                case .finished(_, let u, _): count = u.completionTokens
+                                }
+                            }
+                            return (count, first ?? t0.duration(to: .now).seconds)
+                        }
+                    }
+                    var total = 0, firsts: [Double] = []
+                    for try await (c, f) in group { total += c; firsts.append(f) }
+                    return (total, t0.duration(to: .now).seconds, firsts.sorted())
+                }
+            }
+            rates[String(n)] = Double(outcome.0) / outcome.1
+            ttftMedian[String(n)] = outcome.2[outcome.2.count / 2]
+            ttftMax[String(n)] = outcome.2.last!
+        }
+        return ["serve_decode_tok_s": rates, "serve_ttft_median_s": ttftMedian, "serve_ttft_max_s": ttftMax,
+                "serve_tokens_per_request": tokens, "serve_4_vs_1": rates["4"]! / rates["1"]!]
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
