@@ -17,6 +17,11 @@ enum ServeBench {
         defer { scheduler.shutdown() }
         var rates: [String: Double] = [:], ttftMedian: [String: Double] = [:], ttftMax: [String: Double] = [:]
         var round = 0
+        log("warm-up request…")
+        let warm = SamplingParameters(maxNewTokens: 4)
+        _ = try blocking {
+            for try await _ in scheduler.complete(CompletionRequest(messages: [.init(role: .user, text: "Warm up.")], parameters: warm)) {}
+        }
         for n in [1, 2, 4, 8] {
             log("\(n) concurrent request(s), \(tokens) tokens each…")
             round += 1
