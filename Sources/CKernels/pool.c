@@ -1,5 +1,6 @@
 // The thread pool and the jobs it runs (products, int8 GEMM, reads; decode attention from attention.c). See include/ckernels.h.
 #include "internal.h"
+#include <sched.h>
 
 // ---------------------------------------------------------------------------------------------
 // The pool
@@ -290,7 +291,10 @@ static void *worker(void *a) {
         int k = 0;
         while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->stop)) {
             cpu_relax();
-            if (++k == 256) { k = 0; if (now_us() > until) break; }
+            // Every ~256 pauses the core is offered to any other runnable thread (a server's
+            // network and stream threads): a spinning thread that the kernel preempts instead
+            // holds up the product it is part of for a whole time slice.
+            if (++k == 256) { k = 0; if (now_us() > until) break; sched_yield(); }
         }
         if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->stop)) {
             pthread_mutex_lock(&p->mu);             // cold: park until the next job
@@ -345,7 +349,11 @@ static void dispatch(ck_pool *p) {
         pthread_mutex_unlock(&p->mu);
     }
     run_share(p, 0);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
+    // Waiting for a worker the kernel has not run yet: after a short spin, give it this core.
+    for (int k = 1; atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1; k++) {
+        cpu_relax();
+        if (k % 256 == 0) sched_yield();
+    }
 }
 
 // A job of `chunks` chunks of `chunk_rows` rows in each of `blocks` column blocks (job_blocks): each thread's share is a contiguous run of whole chunks (run_share takes its own
