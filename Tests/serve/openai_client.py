@@ -201,6 +201,41 @@ s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bear
 check(s.recv(100).startswith(b"HTTP/1.1 200"), "the stream starts")
 time.sleep(1)
 s.close()
+
+
+def active():
+    m = re.search(r"^internvl_active_requests (\S+)", __import__("urllib.request").request.urlopen(
+        f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode(), re.M)
+    return float(m.group(1)) if m else -1
+
+
+def gone_within(seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        if active() == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+check(gone_within(5), "the reader that went away: its request ended")
+# A client that disconnects from a long streamed answer: its request ends at once. (A request
+# that is not streamed runs on when its client goes: docs/serving.md.)
+for stream in (True,):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    body = json.dumps({"messages": [{"role": "user", "content": "Write at length."}], "max_tokens": 4096,
+                       "temperature": 0, "stream": stream}).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    end = time.time() + 10
+    while active() < 1 and time.time() < end:
+        time.sleep(0.02)
+    check(active() == 1, f"a long request runs (stream={stream})")
+    s.close()
+    t0 = time.time()
+    check(gone_within(1.0), f"a client that disconnects (stream={stream}) cancels its request at once")
+    print(f"disconnect (stream={stream}): request ended {time.time() - t0:.2f} s after the close", flush=True)
+
 # One byte a second: the body does not arrive within --body-seconds (3).
 s = socket.create_connection(("127.0.0.1", port), timeout=30)
 s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
