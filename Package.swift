@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // C system libraries (Debian -dev packages; see README).
@@ -69,6 +70,8 @@ let package = Package(
         // The OpenAI-compatible HTTP server (`serve`): routes, request and response JSON, SSE,
         // limits, errors, metrics. Talks to a CompletionService only.
         .target(name: "Server", dependencies: ["Serving", "ChatAPI", "FileInput", .product(name: "Hummingbird", package: "hummingbird"),
+                                              .product(name: "HummingbirdCore", package: "hummingbird"),
+                                              .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
                                               .product(name: "Logging", package: "swift-log")]),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.

@@ -2,8 +2,10 @@ import ChatAPI
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTPTypes
 import Prometheus
 import Serving
 
@@ -23,7 +25,7 @@ public final class OpenAIServer: Sendable {
 
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        let router = Router()
+        let router = Router(context: ServeContext.self)
         router.get("/health") { _, _ in Self.json(200, ["status": "ok"]) }
         router.get("/metrics") { [self] _, _ in
             let s = await service.status()
@@ -38,8 +40,12 @@ public final class OpenAIServer: Sendable {
             return Self.json(200, ["object": "list", "data": [["id": options.modelName, "object": "model",
                                                                "created": 0, "owned_by": "internvl-chat"]]])
         }
-        router.post("/v1/chat/completions") { [self] request, _ in await completions(request) }
-        let app = Application(router: router,
+        router.post("/v1/chat/completions") { [self] request, context in await completions(request, channel: context.channel) }
+        // A connection that has not sent a whole request head within bodySeconds of opening (or
+        // of its last answer) is closed; a client that closes its side ends its requests.
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler()],
+                                              idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000)))
+        let app = Application(router: router, server: .http1(configuration: http),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
                               onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
                               logger: log)
@@ -67,7 +73,7 @@ public final class OpenAIServer: Sendable {
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    func completions(_ request: Request) async -> Response {
+    func completions(_ request: Request, channel: any Channel) async -> Response {
         if let e = unauthorized(request) { return finish(e) }
         let started = ContinuousClock.now
         let tooLarge = APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large")
@@ -91,12 +97,16 @@ public final class OpenAIServer: Sendable {
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
         let events = EventSource(service.complete(body.request), seconds: options.requestSeconds)
+        // A client that goes away ends its generation at once, streamed or not, whether or not a
+        // token is being written at that moment.
+        channel.closeFuture.whenComplete { _ in events.cancel() }
         // The first event decides the status: a request the service refuses gets its error.
         let first: CompletionEvent?
         do { first = try await events.next() } catch {
             events.cancel()
             return finish(Self.apiError(error))
         }
+        if !channel.isActive { return clientGone() }
         metrics.firstToken(started.duration(to: .now))
         let context = StreamContext(id: id, created: created, model: options.modelName)
         if !body.stream {
@@ -114,6 +124,7 @@ public final class OpenAIServer: Sendable {
             } catch {
                 return finish(Self.apiError(error))
             }
+            if !channel.isActive { return clientGone() }
             let (reason, usage, ids) = result ?? (.length, CompletionUsage(promptTokens: 0, completionTokens: 0), [])
             metrics.completed(tokens: usage.completionTokens, seconds: started.duration(to: .now))
             metrics.count(status: 200)
@@ -129,7 +140,11 @@ public final class OpenAIServer: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody { writer in
             // A client that stops reading or goes away fails a write: the request is cancelled.
-            defer { events.cancel() }
+            var delivered = false
+            defer {
+                events.cancel()
+                if !delivered { metrics.disconnected.increment() }
+            }
             try await writer.write(context.chunk(["role": "assistant", "content": ""], nil))
             var event = first
             var usage: CompletionUsage?
@@ -157,7 +172,16 @@ public final class OpenAIServer: Sendable {
             }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
+            delivered = true
         })
+    }
+
+    /// The answer to a request whose client went away: nobody reads it; counted as 499, as nginx
+    /// counts a client that closed its request.
+    func clientGone() -> Response {
+        metrics.count(status: 499)
+        metrics.disconnected.increment()
+        return Response(status: .init(code: 499))
     }
 
     static func apiError(_ error: any Error) -> APIError {
@@ -231,6 +255,7 @@ final class EventSource: @unchecked Sendable {
         return e
     }
 
+    /// Stops reading the service's stream, which cancels the request there.
     func cancel() {
         pump.cancel()
         watchdog.cancel()
@@ -254,7 +279,7 @@ func withDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable ()
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let queued: Gauge, active: Gauge, tokensPerSecond: Gauge, largestBatch: Gauge
-    let generated: Counter
+    let generated: Counter, disconnected: Counter
     let ttft: DurationHistogram
     private let statuses = NSLock()
     private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
@@ -265,6 +290,8 @@ final class ServerMetrics: Sendable {
         largestBatch = registry.makeGauge(name: "internvl_largest_batch", help: "The most requests one decode step has run together.")
         tokensPerSecond = registry.makeGauge(name: "internvl_last_request_tokens_per_second", help: "Generated tokens per second of the last finished request.")
         generated = registry.makeCounter(name: "internvl_generated_tokens_total", help: "Tokens generated for all requests.")
+        disconnected = registry.makeCounter(name: "internvl_client_disconnects_total",
+                                            help: "Requests whose client went away before the answer ended (their generation was cancelled).")
         ttft = registry.makeDurationHistogram(name: "internvl_time_to_first_token_seconds",
                                              buckets: [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2),
                                                        .seconds(5), .seconds(10), .seconds(30), .seconds(60)],
@@ -288,5 +315,29 @@ final class ServerMetrics: Sendable {
         generated.increment(by: Int64(tokens))
         let s = Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18
         if s > 0 { tokensPerSecond.set(to: Double(tokens) / s) }
+    }
+}
+
+/// The request context of `serve`'s routes: Hummingbird's, plus the connection, whose closing
+/// cancels the request's generation.
+struct ServeContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Closes a connection whose client closed its sending side: HTTP clients do that only when
+/// they give up (as nginx treats it), and Hummingbird would otherwise keep answering, and
+/// generating for, a half-closed connection until the answer is written.
+final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPRequestPart
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 }

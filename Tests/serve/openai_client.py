@@ -3,13 +3,14 @@
 
 Greedy answers through the server equal `internvl-chat generate --json` token for token (plain,
 streamed, one and two images, history with an image, a system prompt, a seeded sampled answer);
-hostile clients get their errors and the server keeps serving; 16 concurrent streaming clients
-all get their sequential twin's answer. Every request and the server are bounded in time; the
-server is stopped at the end.
+hostile clients get their errors and the server keeps serving; a client that goes away (closes,
+half-closes, streamed or not) has its generation cancelled at once; 16 concurrent streaming
+clients all get their sequential twin's answer; a full queue gets 429 and the per-request limits
+400. Every request and both servers are bounded in time; each server is stopped by the test.
 
 usage: openai_client.py BIN MODEL IMAGES_DIR
 """
-import base64, concurrent.futures, json, os, re, signal, socket, subprocess, sys, tempfile, threading, time
+import base64, concurrent.futures, urllib.request, json, os, re, signal, socket, subprocess, sys, tempfile, threading, time
 
 import openai
 
@@ -50,14 +51,18 @@ def generate(prompt, images=(), system=None, history=None, extra=()):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+server_output = []
+
+
 def start_server(*extra):
     proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", "0", "--api-key", KEY, *extra],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, errors="replace")
     deadline = time.time() + 120
     for line in proc.stderr:
+        server_output.append(line)
         m = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", line)
         if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            threading.Thread(target=lambda: server_output.extend(proc.stderr), daemon=True).start()
             return proc, int(m.group(1))
         if time.time() > deadline:
             break
@@ -193,13 +198,54 @@ wrong = openai.OpenAI(base_url=base, api_key="wrong", timeout=30, max_retries=0)
 check(status_of(lambda: wrong.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])) == 401, "wrong key: 401")
 check(status_of(lambda: ask([{"role": "user", "content": "hi"}], max_tokens=0)) == 400, "max_tokens 0: 400")
 check(status_of(lambda: ask([{"role": "assistant", "content": "hi"}])) == 400, "no user message last: 400")
-# A client that stops reading mid-stream, then goes away.
-s = socket.create_connection(("127.0.0.1", port), timeout=30)
-body = json.dumps({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 200, "stream": True, "temperature": 0}).encode()
-s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
-          b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+def metric(name, p=None):
+    text = __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{p or port}/metrics", timeout=10).read().decode()
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def wait_idle(seconds):
+    """True once the server runs no request, within `seconds`."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if metric("internvl_active_requests") == 0 and metric("internvl_queue_depth") == 0:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def open_request(payload):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    body = json.dumps(payload).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return s
+
+
+# Requests of 4000 tokens run for a minute or more on the tiny model in a debug build: each
+# client below goes away after a second, and its generation must end within two.
+long_request = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4000, "temperature": 0}
+# A client that stops reading mid-stream: the others are served meanwhile; then it goes away.
+gone = metric("internvl_client_disconnects_total")
+s = open_request({**long_request, "stream": True})
 check(s.recv(100).startswith(b"HTTP/1.1 200"), "the stream starts")
+same("plain, beside a client that stopped reading", ask([{"role": "user", "content": "Hello there"}]), generate("Hello there"))
+check(metric("internvl_active_requests") == 1, "the stream that is not read is still running")
+s.close()
+check(wait_idle(2), "a streamed request whose client went away is cancelled within 2 s")
+check(metric("internvl_client_disconnects_total") == gone + 1, "the disconnect is counted")
+# A client that goes away while waiting for a whole (non-streamed) answer.
+s = open_request(long_request)
 time.sleep(1)
+check(metric("internvl_active_requests") == 1, "the non-streamed request runs")
+s.close()
+check(wait_idle(2), "a non-streamed request whose client went away is cancelled within 2 s")
+check(metric("internvl_client_disconnects_total") == gone + 2, f"the second disconnect is counted ({gone} then {metric('internvl_client_disconnects_total')})")
+# A client that half-closes (shutdown SHUT_WR) after its request gives up on it too.
+s = open_request(long_request)
+time.sleep(1)
+s.shutdown(socket.SHUT_WR)
+check(wait_idle(2), "a request whose client shut its sending side is cancelled within 2 s")
 s.close()
 
 
@@ -257,6 +303,33 @@ except (BrokenPipeError, ConnectionResetError):
     pass
 s.close()
 check(answer.startswith(b"HTTP/1.1 408"), f"one byte a second: 408 ({answer[:40]!r})")
+# One byte a second from the first byte of the request line: no request head within
+# --body-seconds (3) of connecting, and the connection is closed; others are served meanwhile.
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+t0, closed, served = time.time(), False, False
+try:
+    for b in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n":
+        s.sendall(bytes([b]))
+        if not served:
+            served = client.with_options(timeout=10).models.list().data[0].id == model
+        time.sleep(1)
+        s.settimeout(0.01)
+        try:
+            if s.recv(1000) == b"":
+                closed = True
+                break
+        except (socket.timeout, BlockingIOError):
+            pass
+        s.settimeout(30)
+        if time.time() - t0 > 10:
+            break
+except (BrokenPipeError, ConnectionResetError):
+    closed = True
+s.close()
+check(served, "served while a client sends its request line one byte a second")
+check(closed and time.time() - t0 < 7, f"a request line sent one byte a second is cut off ({time.time() - t0:.1f} s)")
+# Escape sequences in the path, the headers and the body reach no terminal.
+raw(b'{"model": "\x1b[2J\x1b]0;pwned\x07", "messages": []}', headers={"X-Evil": "\x1b[31mred"})
 # Still serving, with the same answers.
 check(client.with_options(timeout=30).models.list().data[0].id == model, "still serving after the hostile clients")
 same("plain, after the hostile clients", ask([{"role": "user", "content": "Hello there"}]), generate("Hello there"))
@@ -273,11 +346,43 @@ check('internvl_requests_total{status="200"}' in metrics and "internvl_queue_dep
 batch = re.search(r"^internvl_largest_batch (\S+)", metrics, re.M)
 check(batch is not None and float(batch.group(1)) >= 4, f"the concurrent clients were decoded in batches ({batch.group(1) if batch else None})")
 
-proc.send_signal(signal.SIGTERM)
-try:
-    proc.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    check(False, "serve stops on SIGTERM")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        check(False, "serve stops on SIGTERM")
+
+
+stop(proc)
+
+# A full queue and the per-request limits, on a server that runs one request and queues one.
+proc, port = start_server("--max-batch", "1", "--max-queue", "1", "--max-images", "1", "--max-tiles-per-request", "3")
+client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, timeout=120, max_retries=0)
+busy = [open_request(long_request)]
+time.sleep(0.5)
+busy.append(open_request(long_request))
+time.sleep(0.5)
+check(metric("internvl_active_requests") == 1 and metric("internvl_queue_depth") == 1, "one request runs and one waits")
+check(status_of(lambda: ask([{"role": "user", "content": "hi"}])) == 429, "a full queue: 429")
+for s in busy:
+    s.close()
+check(wait_idle(3), "both long requests cancelled when their clients went away")
+two = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT)}},
+                                    {"type": "image_url", "image_url": {"url": data_url(COFFEE)}},
+                                    {"type": "text", "text": "Compare them."}]}]
+check(status_of(lambda: ask(two)) == 400, "more images than --max-images: 400")
+one = [{"role": "user", "content": [two[0]["content"][0], two[0]["content"][2]]}]
+check(status_of(lambda: ask(one, extra_body={"max_tiles": 12})) == 400,
+      "more tiles than --max-tiles-per-request: 400")
+same("served after the refusals", ask([{"role": "user", "content": "Hello there"}]), generate("Hello there"))
+check('internvl_requests_total{status="429"}' in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode(),
+      "refusals are counted by status")
+stop(proc)
+time.sleep(0.2)
+check(not any("\x1b" in line or "\x07" in line for line in server_output), "nothing a client sent reaches the terminal raw")
 print(f"serve openai: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
