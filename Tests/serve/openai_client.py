@@ -183,6 +183,23 @@ check(raw(b"{not json")[0] == 400, "garbage JSON: 400")
 check(raw(b"[1, 2]")[0] == 400, "a JSON array: 400")
 big = b'{"messages": [{"role": "user", "content": "' + b"a" * (100 << 20) + b'"}]}'
 check(raw(big, timeout=120)[0] == 413, "a 100 MB body: 413")
+# The same 100 MB sent in chunks, its length not declared.
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+          b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+answer = b""
+try:
+    for _ in range(100):
+        s.sendall(b"100000\r\n" + b"a" * (1 << 20) + b"\r\n")
+    s.sendall(b"0\r\n\r\n")
+except (BrokenPipeError, ConnectionResetError):
+    pass
+try:
+    answer = s.recv(1000)
+except (ConnectionResetError, socket.timeout):
+    pass
+s.close()
+check(answer.startswith(b"HTTP/1.1 413"), f"a 100 MB chunked body: 413 ({answer[:40]!r})")
 bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!!not-base64"}},
                                     {"type": "text", "text": "hi"}]}]
 check(status_of(lambda: ask(bad)) == 400, "broken base64: 400")
@@ -194,6 +211,10 @@ check(status_of(lambda: ask(outside)) == 403, "file:// outside the allowed folde
 escape = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": os.path.join(allowed, "..", "..", "etc", "passwd")}},
                                        {"type": "text", "text": "hi"}]}]
 check(status_of(lambda: ask(escape)) == 403, "a path climbing out of the allowed folder: 403")
+os.symlink("/etc/passwd", os.path.join(allowed, "link.png"))
+link = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "file://" + os.path.join(allowed, "link.png")}},
+                                     {"type": "text", "text": "hi"}]}]
+check(status_of(lambda: ask(link)) == 403, "a symlink in the allowed folder pointing out of it: 403")
 wrong = openai.OpenAI(base_url=base, api_key="wrong", timeout=30, max_retries=0)
 check(status_of(lambda: wrong.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])) == 401, "wrong key: 401")
 check(status_of(lambda: ask([{"role": "user", "content": "hi"}], max_tokens=0)) == 400, "max_tokens 0: 400")
