@@ -225,13 +225,15 @@ def metric(name, p=None):
     return float(m.group(1)) if m else 0.0
 
 
-def wait_idle(seconds):
+def wait_idle(seconds, what=None):
     """True once the server runs no request, within `seconds`."""
-    end = time.time() + seconds
-    while time.time() < end:
+    t0 = time.time()
+    while time.time() < t0 + seconds:
         if metric("internvl_active_requests") == 0 and metric("internvl_queue_depth") == 0:
+            if what:
+                print(f"{what}: no request running {time.time() - t0:.2f} s after the close", flush=True)
             return True
-        time.sleep(0.1)
+        time.sleep(0.05)
     return False
 
 
@@ -244,7 +246,7 @@ def open_request(payload):
 
 
 # Requests of 4000 tokens run for a minute or more on the tiny model in a debug build: each
-# client below goes away after a second, and its generation must end within two.
+# client below goes away after a second, and its generation must end within one.
 long_request = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4000, "temperature": 0}
 # A client that stops reading mid-stream: the others are served meanwhile; then it goes away.
 gone = metric("internvl_client_disconnects_total")
@@ -253,55 +255,21 @@ check(s.recv(100).startswith(b"HTTP/1.1 200"), "the stream starts")
 same("plain, beside a client that stopped reading", ask([{"role": "user", "content": "Hello there"}]), generate("Hello there"))
 check(metric("internvl_active_requests") == 1, "the stream that is not read is still running")
 s.close()
-check(wait_idle(2), "a streamed request whose client went away is cancelled within 2 s")
+check(wait_idle(1, "stream"), "a streamed request whose client went away is cancelled within 1 s")
 check(metric("internvl_client_disconnects_total") == gone + 1, "the disconnect is counted")
 # A client that goes away while waiting for a whole (non-streamed) answer.
 s = open_request(long_request)
 time.sleep(1)
 check(metric("internvl_active_requests") == 1, "the non-streamed request runs")
 s.close()
-check(wait_idle(2), "a non-streamed request whose client went away is cancelled within 2 s")
+check(wait_idle(1, "whole answer"), "a non-streamed request whose client went away is cancelled within 1 s")
 check(metric("internvl_client_disconnects_total") == gone + 2, f"the second disconnect is counted ({gone} then {metric('internvl_client_disconnects_total')})")
 # A client that half-closes (shutdown SHUT_WR) after its request gives up on it too.
 s = open_request(long_request)
 time.sleep(1)
 s.shutdown(socket.SHUT_WR)
-check(wait_idle(2), "a request whose client shut its sending side is cancelled within 2 s")
+check(wait_idle(1, "half-close"), "a request whose client shut its sending side is cancelled within 1 s")
 s.close()
-
-
-def active():
-    m = re.search(r"^internvl_active_requests (\S+)", __import__("urllib.request").request.urlopen(
-        f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode(), re.M)
-    return float(m.group(1)) if m else -1
-
-
-def gone_within(seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        if active() == 0:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-check(gone_within(5), "the reader that went away: its request ended")
-# A client that disconnects from a long streamed answer: its request ends at once. (A request
-# that is not streamed runs on when its client goes: docs/serving.md.)
-for stream in (True,):
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    body = json.dumps({"messages": [{"role": "user", "content": "Write at length."}], "max_tokens": 4096,
-                       "temperature": 0, "stream": stream}).encode()
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
-              b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    end = time.time() + 10
-    while active() < 1 and time.time() < end:
-        time.sleep(0.02)
-    check(active() == 1, f"a long request runs (stream={stream})")
-    s.close()
-    t0 = time.time()
-    check(gone_within(1.0), f"a client that disconnects (stream={stream}) cancels its request at once")
-    print(f"disconnect (stream={stream}): request ended {time.time() - t0:.2f} s after the close", flush=True)
 
 # One byte a second: the body does not arrive within --body-seconds (3).
 s = socket.create_connection(("127.0.0.1", port), timeout=30)
