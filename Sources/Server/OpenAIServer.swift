@@ -55,11 +55,21 @@ public final class OpenAIServer: Sendable {
     func unauthorized(_ request: Request) -> APIError? {
         guard let key = options.apiKey else { return nil }
         let given = request.headers[.authorization] ?? ""
-        guard given == "Bearer " + key else {
+        guard Self.sameBytes(Array(given.utf8), Array(("Bearer " + key).utf8)) else {
             return APIError(401, given.isEmpty ? "Missing API key: send Authorization: Bearer KEY." : "Incorrect API key.",
                             type: "authentication_error", code: "invalid_api_key")
         }
         return nil
+    }
+
+    /// Compares in a time that depends on the lengths only, so that response times do not tell
+    /// how much of a guessed key was right.
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) {
+            diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+        }
+        return diff == 0
     }
 
     func finish(_ e: APIError) -> Response {

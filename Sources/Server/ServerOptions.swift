@@ -24,5 +24,10 @@ public struct ServerOptions: Sendable {
     public var modelName = "internvl-chat"
     public init() {}
 
-    public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
+    /// Whether `host` reaches this machine only: localhost, ::1 or any 127.0.0.0/8 address.
+    public var isLoopback: Bool {
+        if host == "::1" || host == "localhost" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
 }

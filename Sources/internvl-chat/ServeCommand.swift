@@ -60,7 +60,7 @@ struct ServeCommand: ParsableCommand {
             limits.maxTiles = maxTilesPerRequest
             let scheduler = EngineScheduler(engine: engine, modelName: options.modelName, limits: limits)
             let server = OpenAIServer(service: scheduler, options: options)
-            let host = options.host, name = options.modelName
+            let host = TerminalText.sanitize(options.host), name = TerminalText.sanitize(options.modelName)
             try blocking {
                 try await server.run { port in
                     FileHandle.standardError.write(Data("serving \(name) on http://\(host):\(port)/v1\n".utf8))

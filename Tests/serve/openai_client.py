@@ -217,6 +217,8 @@ link = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 
 check(status_of(lambda: ask(link)) == 403, "a symlink in the allowed folder pointing out of it: 403")
 wrong = openai.OpenAI(base_url=base, api_key="wrong", timeout=30, max_retries=0)
 check(status_of(lambda: wrong.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])) == 401, "wrong key: 401")
+almost = openai.OpenAI(base_url=base, api_key=KEY[:-1] + "4", timeout=30, max_retries=0)
+check(status_of(lambda: almost.models.list()) == 401, "a key of the right length, one byte off: 401")
 check(status_of(lambda: ask([{"role": "user", "content": "hi"}], max_tokens=0)) == 400, "max_tokens 0: 400")
 check(status_of(lambda: ask([{"role": "assistant", "content": "hi"}])) == 400, "no user message last: 400")
 def metric(name, p=None):
@@ -371,6 +373,11 @@ same("served after the refusals", ask([{"role": "user", "content": "Hello there"
 check('internvl_requests_total{status="429"}' in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode(),
       "refusals are counted by status")
 stop(proc)
+# A host that is not loopback, without a key, is warned about (192.0.2.1 is a documentation
+# address this machine does not have: binding fails, nothing listens).
+out = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "192.0.2.1", "--port", "0"], capture_output=True, text=True, timeout=60)
+check("warning: serving on 192.0.2.1 without --api-key" in out.stderr and out.returncode != 0,
+      f"a non-loopback host without a key: warning ({out.stderr[:200]!r}, exit {out.returncode})")
 time.sleep(0.2)
 check(not any("\x1b" in line or "\x07" in line for line in server_output), "nothing a client sent reaches the terminal raw")
 print(f"serve openai: {checks - len(failures)} passed, {len(failures)} failed")
