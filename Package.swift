@@ -110,6 +110,7 @@ let package = Package(
         .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
         // The target graph itself (front ends free of the inference stack).
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Serving"]),
         .testTarget(name: "PackageTests", dependencies: ["TestSupport"]),
     ]
 )

@@ -205,7 +205,8 @@ public struct ChatCompletionBody: Sendable {
         }
         let path = url.hasPrefix("file://") ? (URL(string: url)?.path ?? "") : url
         let root = folder.resolvingSymlinksInPath().standardizedFileURL.path
-        let resolved = URL(fileURLWithPath: path, relativeTo: folder).resolvingSymlinksInPath().standardizedFileURL.path
+        let file = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
+        let resolved = file.resolvingSymlinksInPath().standardizedFileURL.path
         guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
             throw APIError(403, "\(name): \(path) is outside the folder this server may read.", type: "permission_error", param: "messages")
         }

@@ -1,0 +1,105 @@
+import Foundation
+@testable import Server
+import Serving
+import Testing
+
+/// `POST /v1/chat/completions` bodies parsed into completion requests, and refused with the
+/// status and `param` a client can act on.
+@Suite struct CompletionBodyTests {
+    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3]
+
+    func parse(_ json: String, _ options: ServerOptions = ServerOptions()) throws(APIError) -> ChatCompletionBody {
+        try ChatCompletionBody.parse(Array(json.utf8), options: options)
+    }
+
+    func refusal(_ json: String, _ options: ServerOptions = ServerOptions()) -> APIError? {
+        do { _ = try parse(json, options); return nil } catch { return error }
+    }
+
+    @Test func rolesPartsAndSamplingBecomeTheRequest() throws {
+        let url = "data:image/png;base64," + Data(Self.png).base64EncodedString()
+        let body = try parse("""
+            {"model": "internvl-chat", "stream": true, "stream_options": {"include_usage": true},
+             "max_completion_tokens": 7, "max_tokens": 99, "temperature": 0, "top_p": 0.5, "seed": -3, "stop": ["a", "b"],
+             "messages": [{"role": "developer", "content": "Be brief."},
+                          {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "\(url)", "max_dynamic_patch": 2}},
+                                                       {"type": "text", "text": "What"}, {"type": "text", "text": "is it?"}]},
+                          {"role": "assistant", "content": "A cat."},
+                          {"role": "user", "content": "And?"}]}
+            """)
+        #expect(body.stream && body.includeUsage)
+        let r = body.request
+        #expect(r.messages.map(\.role) == [.system, .user, .assistant, .user])
+        #expect(r.messages[1].text == "What\nis it?")
+        #expect(r.messages[1].images == [.init(bytes: Self.png, name: "image 1 of message 2", maxTiles: 2)])
+        #expect(r.parameters.maxNewTokens == 7)
+        #expect(r.parameters.temperature == 0 && r.parameters.topP == 0.5)
+        #expect(r.parameters.seed == UInt64(bitPattern: -3))
+        #expect(r.stop == ["a", "b"])
+    }
+
+    @Test func badValuesAreRefusedNamingTheirField() {
+        let user = #"[{"role": "user", "content": "hi"}]"#
+        for (json, status, param) in [
+            ("{not json", 400, nil as String?),
+            ("[1]", 400, nil),
+            (#"{"messages": []}"#, 400, "messages"),
+            (#"{"messages": [{"role": "tool", "content": "x"}]}"#, 400, "messages"),
+            (#"{"messages": \#(user), "max_tokens": 0}"#, 400, "max_tokens"),
+            (#"{"messages": \#(user), "max_tokens": 1.5}"#, 400, "max_tokens"),
+            (#"{"messages": \#(user), "max_tokens": true}"#, 400, "max_tokens"),
+            (#"{"messages": \#(user), "temperature": 3}"#, 400, "temperature"),
+            (#"{"messages": \#(user), "top_p": 0}"#, 400, "top_p"),
+            (#"{"messages": \#(user), "stop": ["a", "b", "c", "d", "e"]}"#, 400, "stop"),
+            (#"{"messages": \#(user), "max_tiles": 41}"#, 400, "max_tiles"),
+            (#"{"messages": \#(user), "n": 2}"#, 400, "n"),
+            (#"{"messages": \#(user), "stream": "yes"}"#, 400, "stream"),
+            (#"{"messages": \#(user), "model": "gpt-4o"}"#, 404, "model"),
+            (#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}}]}]}"#, 400, "messages"),
+            (#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}"#, 400, "messages"),
+            (#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/etc/passwd"}}]}]}"#, 400, "messages"),
+            (#"{"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}"#, 400, "messages"),
+        ] {
+            let e = refusal(json)
+            #expect(e?.status == status, "\(json)")
+            #expect(e?.param == param, "\(json)")
+            #expect(e?.body["error"] != nil)
+        }
+    }
+
+    @Test func filesAreReadOnlyInsideTheAllowedFolder() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("server-tests-\(UUID().uuidString)")
+        let inside = root.appendingPathComponent("allowed"), outside = root.appendingPathComponent("secret.png")
+        try FileManager.default.createDirectory(at: inside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data(Self.png).write(to: inside.appendingPathComponent("a.png"))
+        try Data(Self.png).write(to: outside)
+        try FileManager.default.createSymbolicLink(at: inside.appendingPathComponent("link.png"), withDestinationURL: outside)
+        var options = ServerOptions()
+        options.allowedFolder = inside
+        func ask(_ url: String) -> String {
+            #"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "\#(url)"}}]}]}"#
+        }
+        #expect(try parse(ask("file://" + inside.path + "/a.png"), options).request.messages[0].images[0].bytes == Self.png)
+        #expect(try parse(ask("a.png"), options).request.messages[0].images[0].bytes == Self.png)
+        for url in ["file://" + outside.path, inside.path + "/../secret.png", "link.png", "file://" + inside.path + "/link.png"] {
+            #expect(refusal(ask(url), options)?.status == 403, "\(url)")
+        }
+    }
+
+    @Test func keysCompareWholly() {
+        #expect(OpenAIServer.sameBytes(Array("Bearer k1".utf8), Array("Bearer k1".utf8)))
+        #expect(!OpenAIServer.sameBytes(Array("Bearer k2".utf8), Array("Bearer k1".utf8)))
+        #expect(!OpenAIServer.sameBytes(Array("Bearer k1x".utf8), Array("Bearer k1".utf8)))
+        #expect(!OpenAIServer.sameBytes([], Array("Bearer k1".utf8)))
+    }
+
+    @Test func loopbackHosts() {
+        for (host, loopback) in [("127.0.0.1", true), ("127.1.2.3", true), ("::1", true), ("localhost", true),
+                                 ("0.0.0.0", false), ("127.0.0.1.example.com", false), ("192.168.1.2", false), ("::", false)] {
+            var o = ServerOptions()
+            o.host = host
+            #expect(o.isLoopback == loopback, "\(host)")
+        }
+    }
+}
