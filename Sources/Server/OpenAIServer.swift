@@ -135,15 +135,19 @@ public final class OpenAIServer: Sendable {
                 return finish(Self.apiError(error))
             }
             if !channel.isActive { return clientGone() }
-            let (reason, usage, ids) = result ?? (.length, CompletionUsage(promptTokens: 0, completionTokens: 0), [])
-            metrics.completed(tokens: usage.completionTokens, seconds: started.duration(to: .now))
             metrics.count(status: 200)
-            return Self.json(200, [
-                "id": id, "object": "chat.completion", "created": created, "model": options.modelName,
-                "choices": [["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": reason.rawValue,
-                             "token_ids": ids.map(Int.init)]],
-                "usage": Self.usage(usage),
-            ])
+            var choice: [String: Any] = ["index": 0, "message": ["role": "assistant", "content": text],
+                                         "finish_reason": (result?.0 ?? .length).rawValue]
+            var answer: [String: Any] = ["id": id, "object": "chat.completion", "created": created, "model": options.modelName]
+            // An answer cut off by --request-seconds has its text only: the engine's counts and ids
+            // come with its end, which the cut-off request never reached.
+            if let (_, usage, ids) = result {
+                metrics.completed(tokens: usage.completionTokens, seconds: started.duration(to: .now))
+                choice["token_ids"] = ids.map(Int.init)
+                answer["usage"] = Self.usage(usage)
+            }
+            answer["choices"] = [choice]
+            return Self.json(200, answer)
         }
         metrics.count(status: 200)
         let includeUsage = body.includeUsage, metrics = self.metrics
