@@ -43,6 +43,8 @@ let package = Package(
                        pkgConfig: "spng", providers: [.apt(["libspng-dev"])]),
         .systemLibrary(name: "CWebP", path: "Sources/CWebP",
                        pkgConfig: "libwebp", providers: [.apt(["libwebp-dev"])]),
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
 
         // The decode step's hot loops in C: bf16 / int8 / 4-bit matrix-vector products (AVX2 chosen at
         // run time) and a pool of worker threads kept hot within a step.
@@ -53,6 +55,9 @@ let package = Package(
         .target(name: "FileInput"),
         // Images: decoding as Pillow, Pillow's bicubic resize, InternVL's dynamic tiling.
         .target(name: "Imaging", dependencies: ["FileInput", "CTurboJPEG", "CSpng", "CWebP"], swiftSettings: optimisedInDebug),
+        // Videos: the container's facts, the model card's frame sampling, chosen frames as RGB
+        // (FFmpeg's libraries; Swift's checks stay on: it reads untrusted files).
+        .target(name: "Video", dependencies: ["CFFmpeg", "FileInput", "Imaging"]),
         // The checkpoint a user downloads: config.json, safetensors (single or sharded).
         .target(name: "Checkpoint", dependencies: ["Kernels", "FileInput"]),
         // SentencePiece BPE + InternLM2's added tokens, decoding and streaming detokenizer.
@@ -83,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "internvl-chat",
             dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI", "FileInput",
-                           "Serving", "Server",
+                           "Serving", "Server", "Video",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
@@ -92,6 +97,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Model", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
+        .testTarget(name: "VideoTests", dependencies: ["Video", "CFFmpeg", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatAPITests", dependencies: ["ChatAPI", "Imaging"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),

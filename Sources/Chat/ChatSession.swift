@@ -74,6 +74,11 @@ public actor ChatSession: ChatBackend {
         stream { s, c in c.yield(.attached(try s.attachNow(path: path, maxTiles: maxTiles, events: c))) }
     }
 
+    /// An image given as the bytes of an image file (a video frame, encoded losslessly), shown as `name`.
+    public func attach(imageBytes: [UInt8], name: String, maxTiles: Int?) async throws -> AttachedImage {
+        try attach(bytes: imageBytes, name: name, maxTiles: maxTiles, tokens: nil, events: nil)
+    }
+
     func attachNow(path: String, maxTiles: Int?, events: AsyncStream<ChatEvent>.Continuation?) throws -> AttachedImage {
         try attach(bytes: ImageDecoder.readFile(path: path), name: path, maxTiles: maxTiles, tokens: nil, events: events)
     }

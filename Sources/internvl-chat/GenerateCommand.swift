@@ -4,6 +4,8 @@ import ChatAPI
 import Conversations
 import FileInput
 import Foundation
+import Imaging
+import Video
 
 /// Shared by `generate` and `chat`.
 struct SamplingOptions: ParsableArguments {
@@ -46,6 +48,17 @@ struct ImageOptions: ParsableArguments {
     }
 }
 
+/// A video for the prompt, sampled as the model card's load_video.
+struct VideoOptions: ParsableArguments {
+    @Option(help: "A video for the prompt: frames at the middle of equal segments (the model card's load_video), each tiled with --max-tiles (default 1).")
+    var video: String?
+    @Option(help: "With --video: how many frames to sample.") var segments = 8
+
+    func validate() throws {
+        if segments < 1 || segments > 64 { throw ValidationError("--segments must be between 1 and 64") }
+    }
+}
+
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
@@ -58,7 +71,8 @@ struct GenerateCommand: ParsableCommand {
     var history: String?
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var imageOptions: ImageOptions
-    @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, tiles, timings.") var json = false
+    @OptionGroup var videoOptions: VideoOptions
+    @Flag(help: "Print one JSON object: text, token_ids, prompt_token_ids, tiles, timings (and frames with --video).") var json = false
     @Argument(help: "The question; - (or none, with a pipe on standard input) reads it from standard input.") var prompt: String?
 
     @Option(help: "JSON file of turns to run over one session (format: docs/cli.md); replaces PROMPT.") var turns: String?
@@ -70,6 +84,9 @@ struct GenerateCommand: ParsableCommand {
         if turns == nil && prompt == nil && isatty(0) != 0 { throw ValidationError("missing PROMPT (or --turns FILE, or the question on standard input)") }
         if turns != nil && (prompt != nil || history != nil || !imageOptions.image.isEmpty) {
             throw ValidationError("--turns FILE carries its own questions and images: drop PROMPT, --history and --image")
+        }
+        if videoOptions.video != nil && (turns != nil || !imageOptions.image.isEmpty) {
+            throw ValidationError("--video goes alone: drop --image and --turns")
         }
         if turns == nil && (resume != nil || save != nil) { throw ValidationError("--resume and --save go with --turns FILE") }
     }
@@ -102,11 +119,20 @@ struct GenerateCommand: ParsableCommand {
                 }
                 return
             }
-            let asked = try readQuestion()
+            var asked = try readQuestion()
             let pairs = try history.map(Self.readHistory) ?? []
             let v0 = Date()
             let maxTiles = imageOptions.maxTiles
-            let attached = try imageOptions.image.map { path in try blocking { try await session.attach(path: path, maxTiles: maxTiles) } }
+            var attached = try imageOptions.image.map { path in try blocking { try await session.attach(path: path, maxTiles: maxTiles) } }
+            var frames: [Int]? = nil
+            if let path = videoOptions.video {
+                let (indices, images) = try Self.attachVideo(path, segments: videoOptions.segments, maxTiles: maxTiles ?? 1, to: session)
+                frames = indices
+                attached = images
+                if ImagePrompt.count(in: asked) == 0 && !pairs.contains(where: { ImagePrompt.count(in: $0.0) > 0 }) {
+                    asked = FramePrompt.prefix(frames: indices.count) + asked
+                }
+            }
             let visionSeconds = Date().timeIntervalSince(v0)
             // Images fill the placeholders of the history first, in order; the rest belong to the
             // question (placed before it when it has none).
@@ -123,11 +149,24 @@ struct GenerateCommand: ParsableCommand {
             }
             guard let stats = outcome.stats else { throw TurnFailed(outcome.failure) }
             if json {
-                Output.write(try Self.encode(stats, engine: engine, tiles: attached.map(\.tiles), visionSeconds: visionSeconds) + "\n")
+                Output.write(try Self.encode(stats, engine: engine, tiles: attached.map(\.tiles), frames: frames,
+                                             visionSeconds: visionSeconds) + "\n")
             } else {
                 Output.write("\n")
             }
         }
+    }
+
+    /// Samples `path`'s frames as the model card does and attaches each (a lossless PNG of the
+    /// decoded RGB, so that it is tiled and encoded, and saved, as any image).
+    static func attachVideo(_ path: String, segments: Int, maxTiles: Int, to session: ChatSession) throws -> ([Int], [AttachedImage]) {
+        let video = try VideoDecoder(path: path)
+        let indices = video.sampledIndices(segments: segments)
+        let images = try zip(indices, try video.frames(at: indices)).map { index, frame in
+            guard let png = PNGEncoder.encode(frame) else { throw VideoError.corrupt(path, reason: "frame \(index) could not be kept as PNG") }
+            return try blocking { try await session.attach(imageBytes: png, name: "\(path) frame \(index)", maxTiles: maxTiles) }
+        }
+        return (indices, images)
     }
 
     /// Runs a turn script, printing one JSON object per step.
@@ -228,12 +267,13 @@ struct GenerateCommand: ParsableCommand {
         var token_ids: [Int32]
         var prompt_token_ids: [Int32]
         var tiles: [Int]
+        var frames: [Int]?
         var stopped_at_stop_token: Bool
         var timings: Timings
     }
 
-    static func encode(_ st: TurnStats, engine: ChatEngine, tiles: [Int], visionSeconds: Double) throws -> String {
-        let j = JSONResult(text: st.text, token_ids: st.generatedTokenIDs, prompt_token_ids: st.promptTokenIDs, tiles: tiles,
+    static func encode(_ st: TurnStats, engine: ChatEngine, tiles: [Int], frames: [Int]? = nil, visionSeconds: Double) throws -> String {
+        let j = JSONResult(text: st.text, token_ids: st.generatedTokenIDs, prompt_token_ids: st.promptTokenIDs, tiles: tiles, frames: frames,
                            stopped_at_stop_token: st.stoppedAtStopToken,
                            timings: .init(load_s: engine.loadSeconds, vision_s: visionSeconds, prefill_s: st.prefillSeconds,
                                           decode_s: st.decodeSeconds,

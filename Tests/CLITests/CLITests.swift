@@ -81,6 +81,46 @@ struct CLITests {
         #expect(plain.out == (c["response"] as! String) + "\n")
     }
 
+    /// `generate --video`: two rounds about a clip equal the model card's video example run by the
+    /// reference (decord frames, get_index, Frame1: <image> ..., the first round as history).
+    @Test(arguments: TestData.tinyModels) func generateVideoTwoRoundsEqualsReference(_ name: String) throws {
+        let model = TestData.url(name)
+        let g = try TestData.json(model.appendingPathComponent("golden-video.json"))
+        let video = TestData.url("videos").appendingPathComponent(g["video"] as! String).path
+        let rounds = g["rounds"] as! [[String: Any]]
+        let hist = FileManager.default.temporaryDirectory.appendingPathComponent("video-hist-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: hist) }
+        try JSONSerialization.data(withJSONObject: rounds[1]["history"]!).write(to: hist)
+        let segments = String(g["segments"] as! Int)
+        let first = try Self.run(["generate", "--model", model.path, "--video", video, "--segments", segments,
+                                  "--max-new-tokens", "24", "--json", g["user_question"] as! String])
+        let second = try Self.run(["generate", "--model", model.path, "--video", video, "--segments", segments,
+                                   "--history", hist.path, "--max-new-tokens", "24", "--json", rounds[1]["question"] as! String])
+        for (r, want) in zip([first, second], rounds) {
+            #expect(r.status == 0, "\(name): \(r.err)")
+            guard r.status == 0 else { continue }
+            let d = try Self.lastJSON(r.out)
+            #expect(d["frames"] as? [Int] == g["frames"] as? [Int], "\(name): sampled frames")
+            #expect(d["tiles"] as? [Int] == g["tiles"] as? [Int], "\(name): tiles per frame")
+            #expect(TestData.ints(d["prompt_token_ids"]) == TestData.ints(want["prompt_ids"]), "\(name): prompt")
+            #expect(TestData.ints(d["token_ids"]) == TestData.ints(want["greedy_ids"]), "\(name): answer")
+        }
+    }
+
+    @Test func generateRefusesABadVideoInOneLine() throws {
+        let model = TestData.url("tiny-a").path
+        for (file, words) in [("bad-audio-only.wav", "has no video stream"), ("bad-garbage.mp4", "is not a video FFmpeg can read"),
+                              ("bad-no-frames.avi", "no frames")] {
+            let path = TestData.url("videos").appendingPathComponent(file).path
+            let r = try Self.run(["generate", "--model", model, "--video", path, "--json", "What is it?"])
+            #expect(r.status == 1 && r.err.hasPrefix("error: ") && r.err.contains(words) && r.err.split(separator: "\n").count == 1,
+                    "\(file): \(r.err)")
+            #expect(r.out.isEmpty)
+        }
+        let r = try Self.run(["generate", "--model", model, "--video", "x.mp4", "--segments", "0", "Q"])
+        #expect(r.status != 0 && r.err.contains("--segments must be between 1 and 64"), "\(r.err)")
+    }
+
     /// `generate --turns`: several turns over one session, one JSON object per step.
     @Test func scriptedTurns() throws {
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("turns-\(UUID()).json")

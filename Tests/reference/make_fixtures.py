@@ -26,6 +26,7 @@ import make_tokenizer  # noqa: E402
 from internlm2_ref import RefInternLM2  # noqa: E402
 from tokenizer_ref import RefTokenizer  # noqa: E402
 import make_images  # noqa: E402
+import make_videos  # noqa: E402
 import preprocess_ref  # noqa: E402
 
 SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
@@ -202,6 +203,50 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir):
         json.dump({"model": name, "tokens_per_tile": per_tile, "cases": cases}, f, ensure_ascii=False)
 
 
+VIDEO_CASE = ("mpeg4-25fps.mp4", 8, "What happens in this clip?", "Describe it in more detail.")
+
+
+def write_video_golden(name, cfg, out_dir, tok_dir, videos_dir):
+    """Two rounds about a video, as the model card's video example: frames by load_video
+    (decord, get_index, max_num 1 with the thumbnail rule), the question prefixed with
+    Frame1: <image> ..., the follow-up with the first round as history and the same frames."""
+    import decord
+    from PIL import Image
+    from vision_ref import RefVision
+    from make_videos import get_index
+    weights = checkpoint.read_checkpoint(out_dir)
+    vis, lm, tok = RefVision(cfg, weights), RefInternLM2(cfg, weights), RefTokenizer(tok_dir)
+    size = cfg["force_image_size"]
+    per_tile = int((size // cfg["vision_config"]["patch_size"]) ** 2 * cfg["downsample_ratio"] ** 2)
+    ctx = tok.added["<IMG_CONTEXT>"]
+    stop = {tok.added["<|im_end|>"], tok.sp.eos_id()}
+    video, segments, q1, q2 = VIDEO_CASE
+    vr = decord.VideoReader(os.path.join(videos_dir, video), ctx=decord.cpu(0), num_threads=1)
+    indices = get_index(None, float(vr.get_avg_fps()), len(vr) - 1, 0, segments)
+    tiles, vectors = [], []
+    for i in indices:
+        pv = preprocess_ref.pixel_values_of(Image.fromarray(vr[i].asnumpy()).convert("RGB"), size, 1, 1, True)
+        tiles.append(pv.shape[0])
+        f = vis.extract_feature(pv)
+        vectors.append(f.reshape(-1, f.shape[-1]))
+    vectors = np.concatenate(vectors)
+    question = "".join(f"Frame{k + 1}: <image>\n" for k in range(len(indices))) + q1
+    rounds, history = [], []
+    for q in (question, q2):
+        prompt = chat_prompt(SYSTEM, history, q)
+        for n in tiles:
+            prompt = prompt.replace("<image>", "<img>" + "<IMG_CONTEXT>" * per_tile * n + "</img>", 1)
+        ids = tok.encode(prompt)
+        gen = lm.greedy(ids, 24, stop_ids=stop, embeds=(ctx, vectors, len(ids)))
+        response = tok.chat_response(gen)
+        rounds.append({"question": q, "history": [list(h) for h in history], "prompt_ids": ids,
+                       "greedy_ids": gen, "response": response})
+        history.append((q, response))
+    with open(os.path.join(out_dir, "golden-video.json"), "w", encoding="utf-8") as f:
+        json.dump({"model": name, "video": video, "segments": segments, "frames": [int(i) for i in indices],
+                   "tiles": tiles, "user_question": q1, "rounds": rounds}, f, ensure_ascii=False)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata")
@@ -220,6 +265,7 @@ def main():
                               os.path.join(out, "real-decode-cases.jsonl"), random.Random(99))
     make_images.make_corpus(out)
     make_images.make_resize_cases(out)
+    make_videos.make_all(out)
     with open(os.path.join(out, "tiling-cases.json"), "w") as f:
         json.dump(preprocess_ref.tiling_cases(random.Random(77)), f)
     for seed, (name, (cfg, shards)) in enumerate(tiny_configs(vocab).items()):
@@ -231,6 +277,7 @@ def main():
             shutil.copy(os.path.join(tok_dir, fn), d)
         write_lm_golden(name, cfg, d, tok_dir)
         write_image_golden(name, cfg, d, tok_dir, os.path.join(out, "images"))
+        write_video_golden(name, cfg, d, tok_dir, os.path.join(out, "videos"))
         print(f"{name}: written", file=sys.stderr)
 
 

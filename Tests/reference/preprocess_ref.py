@@ -48,7 +48,11 @@ def dynamic_preprocess(image, min_num=1, max_num=12, image_size=448, use_thumbna
 
 def pixel_values(path, image_size=448, max_num=12, min_num=1, use_thumbnail=True):
     """[tiles, 3, S, S] float32, as load_image(...) in the model card."""
-    image = Image.open(path).convert("RGB")
+    return pixel_values_of(Image.open(path).convert("RGB"), image_size, max_num, min_num, use_thumbnail)
+
+
+def pixel_values_of(image, image_size=448, max_num=12, min_num=1, use_thumbnail=True):
+    """The same for an RGB PIL image (a video frame in the model card's load_video)."""
     out = []
     for t in dynamic_preprocess(image, min_num, max_num, image_size, use_thumbnail):
         if t.size != (image_size, image_size):

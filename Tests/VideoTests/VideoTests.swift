@@ -1,0 +1,114 @@
+import Foundation
+import Imaging
+import Testing
+import TestSupport
+@testable import Video
+
+/// Frame sampling and decoding against the model card's get_index and decord
+/// (fixtures from Tests/reference/make_videos.py).
+struct VideoTests {
+    static var videos: URL { TestData.url("videos") }
+
+    @Test func samplingEqualsGetIndex() throws {
+        let data = try Data(contentsOf: Self.videos.appendingPathComponent("index-cases.json"))
+        let cases = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
+        #expect(cases.count > 1000)
+        var bounded = 0
+        for c in cases {
+            let maxFrame = c["max_frame"] as! Int, fps = c["fps"] as! Double, segments = c["segments"] as! Int
+            var bound: (Double, Double)? = nil
+            if let b = c["bound"] as? [Double] { bound = (b[0], b[1]); bounded += 1 }
+            let got = FrameSampling.indices(maxFrame: maxFrame, fps: fps, segments: segments, bound: bound)
+            #expect(got == c["indices"] as! [Int], "max_frame \(maxFrame) fps \(fps) segments \(segments) bound \(String(describing: bound))")
+        }
+        #expect(bounded > 0)
+    }
+
+    @Test func containerFactsAndSampledFramesEqualDecord() throws {
+        let data = try Data(contentsOf: Self.videos.appendingPathComponent("cases.json"))
+        let cases = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
+        #expect(cases.count >= 9)
+        for c in cases {
+            let name = c["file"] as! String
+            let video = try VideoDecoder(path: Self.videos.appendingPathComponent(name).path)
+            #expect(video.info.frameCount == c["frames"] as! Int, "\(name): frame count")
+            #expect(video.info.averageFPS == c["fps"] as! Double, "\(name): average fps")
+            #expect(video.info.width == c["width"] as! Int && video.info.height == c["height"] as! Int, "\(name): size")
+            for (segments, want) in c["indices"] as! [String: [Int]] {
+                #expect(video.sampledIndices(segments: Int(segments)!) == want, "\(name): \(segments) segments")
+            }
+            let indices = c["decoded"] as! [Int]
+            let frames = try video.frames(at: indices)
+            for (i, frame) in zip(indices, frames) {
+                let want = [UInt8](try Data(contentsOf: Self.videos.appendingPathComponent("\(name)-\(i).rgb")))
+                #expect(frame.width == video.info.width && frame.height == video.info.height)
+                let differ = zip(frame.pixels, want).filter { $0 != $1 }.count
+                let worst = zip(frame.pixels, want).map { abs(Int($0) - Int($1)) }.max() ?? 0
+                #expect(frame.pixels == want, "\(name) frame \(i): \(differ) of \(want.count) values differ (at most by \(worst))")
+            }
+        }
+    }
+
+    @Test func framesComeInTheOrderAskedWithRepeats() throws {
+        let video = try VideoDecoder(path: Self.videos.appendingPathComponent("mpeg4-25fps.mp4").path)
+        let a = try video.frames(at: [20, 3, 20, 0])
+        let b = try video.frames(at: [0, 3, 20])
+        #expect(a.count == 4)
+        #expect(a[0] == b[2] && a[1] == b[1] && a[2] == b[2] && a[3] == b[0])
+        #expect(a[0] != a[1])
+    }
+
+    @Test func aFrameBeyondTheEndIsAClearError() throws {
+        let video = try VideoDecoder(path: Self.videos.appendingPathComponent("mjpeg.avi").path)
+        #expect(throws: VideoError.truncated(video.path, decoded: 9, wanted: 9)) { try video.frames(at: [2, 9]) }
+    }
+
+    @Test func badInputIsRefusedWithOneClearError() throws {
+        let data = try Data(contentsOf: Self.videos.appendingPathComponent("bad.json"))
+        let bad = try JSONSerialization.jsonObject(with: data) as! [String: String]
+        let expected: [String: String] = [
+            "audio-only": "has no video stream (audio only)",
+            "truncated": "is not a video FFmpeg can read",
+            "garbage": "is not a video FFmpeg can read",
+            "text": "is not a video FFmpeg can read",
+            "empty": "is not a video FFmpeg can read",
+            "codec": "which this FFmpeg cannot decode",
+            "no-frames": "has a video stream with no frames",
+        ]
+        #expect(Set(bad.keys) == Set(expected.keys))
+        for (kind, file) in bad {
+            let path = Self.videos.appendingPathComponent(file).path
+            do {
+                let v = try VideoDecoder(path: path)
+                _ = try v.frames(at: v.sampledIndices(segments: 8))
+                Issue.record("\(file) should be refused")
+            } catch let e as VideoError {
+                let m = e.errorDescription!
+                #expect(m.contains(expected[kind]!) && m.contains(path), "\(kind): \(m)")
+                #expect(!m.contains("\n"), "\(kind): one line")
+            }
+        }
+    }
+
+    @Test func aFolderAFifoAndAMissingFileAreRefusedBeforeFFmpegOpensThem() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("video-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("pipe.mp4").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for (path, words) in [(dir.path, "folder"), (fifo, "not a regular file"), (dir.appendingPathComponent("none.mp4").path, "does not exist")] {
+            #expect(throws: VideoError.self) { try VideoDecoder(path: path) }
+            do { _ = try VideoDecoder(path: path) } catch let e as VideoError {
+                #expect(e.errorDescription!.contains(words), "\(e.errorDescription!)")
+            }
+        }
+    }
+
+    @Test func framesAboveThePixelLimitAreRefusedFromTheHeader() throws {
+        let path = Self.videos.appendingPathComponent("mpeg4-25fps.mp4").path
+        #expect(throws: VideoError.tooLarge(path, width: 66, height: 38, limit: 2000)) {
+            try VideoDecoder(path: path, maxPixels: 2000)
+        }
+        #expect(VideoDecoder.maxPixels >= 7680 * 4320)
+    }
+}
