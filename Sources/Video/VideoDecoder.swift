@@ -43,7 +43,7 @@ public struct VideoDecoder: Sendable {
         if w.multipliedReportingOverflow(by: h).partialValue > maxPixels || w > 65_536 || h > 65_536 {
             throw VideoError.tooLarge(path, width: w, height: h, limit: maxPixels)
         }
-        let codecName = String(cString: avcodec_get_name(par.codec_id))
+        let codecName = Self.codecName(par)
         guard avcodec_find_decoder(par.codec_id) != nil else { throw VideoError.missingCodec(path, codec: codecName) }
         var count = 0
         try input.forEachPacket { _ in count += 1; return true }
@@ -51,6 +51,14 @@ public struct VideoDecoder: Sendable {
         let rate = st.pointee.avg_frame_rate
         let fps = rate.num > 0 && rate.den > 0 ? Double(rate.num) / Double(rate.den) : 0
         info = VideoInfo(width: w, height: h, frameCount: count, averageFPS: fps, codec: codecName)
+    }
+
+    /// The codec's name, or for one FFmpeg does not know, the stream's four-character tag.
+    static func codecName(_ par: AVCodecParameters) -> String {
+        guard par.codec_id == AV_CODEC_ID_NONE else { return String(cString: avcodec_get_name(par.codec_id)) }
+        let tag = (0..<4).map { UInt8(truncatingIfNeeded: par.codec_tag >> (8 * $0)) }
+        guard tag.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { return "an unknown codec" }
+        return "an unknown codec (tag \(String(decoding: tag, as: UTF8.self)))"
     }
 
     /// The model card's sampling over the whole video (`get_index` with no bound).
@@ -154,7 +162,7 @@ final class Decoder {
     init(input: Input, path: String) throws {
         self.path = path
         let par = input.stream.pointee.codecpar!
-        let name = String(cString: avcodec_get_name(par.pointee.codec_id))
+        let name = VideoDecoder.codecName(par.pointee)
         guard let codec = avcodec_find_decoder(par.pointee.codec_id) else { throw VideoError.missingCodec(path, codec: name) }
         guard let ctx = avcodec_alloc_context3(codec), let frame = av_frame_alloc() else {
             throw VideoError.unreadable(path, reason: "out of memory")

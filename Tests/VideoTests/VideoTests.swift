@@ -72,7 +72,7 @@ struct VideoTests {
             "garbage": "is not a video FFmpeg can read",
             "text": "is not a video FFmpeg can read",
             "empty": "is not a video FFmpeg can read",
-            "codec": "which this FFmpeg cannot decode",
+            "codec": "encoded with an unknown codec (tag QZQZ), which this FFmpeg cannot decode",
             "no-frames": "has a video stream with no frames",
         ]
         #expect(Set(bad.keys) == Set(expected.keys))
