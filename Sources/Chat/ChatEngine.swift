@@ -83,6 +83,7 @@ public final class ChatEngine: @unchecked Sendable {
     static func tokenizer(for config: ModelConfiguration, folder: URL) throws -> any Tokenizer {
         switch config.llmConfig.architecture {
         case .internLM2, nil: return try InternLM2Tokenizer(folder: folder)
+        case .qwen2: return try ByteLevelBPETokenizer(folder: folder)
         }
     }
 

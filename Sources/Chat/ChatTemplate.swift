@@ -23,8 +23,31 @@ public struct ChatTemplate: Sendable, Equatable {
         systemHeader: "<|im_start|>system\n", userHeader: "<|im_start|>user\n", assistantHeader: "<|im_start|>assistant\n",
         separator: "<|im_end|>", stopTokens: ["<|im_end|>"])
 
+    /// `Hermes-2` (InternVL2-1B, -2B, -4B's Qwen2 and InternLM2 checkpoints): the same ChatML
+    /// framing and system message as `internlm2-chat`; chat() stops on `sep.strip()`.
+    public static let hermes2 = ChatTemplate(
+        name: "Hermes-2",
+        systemMessage: internLM2Chat.systemMessage,
+        systemHeader: "<|im_start|>system\n", userHeader: "<|im_start|>user\n", assistantHeader: "<|im_start|>assistant\n",
+        separator: "<|im_end|>", stopTokens: ["<|im_end|>"])
+
+    /// `internvl2_5` (InternVL2.5): ChatML with a newline after every `<|im_end|>` and the
+    /// InternVL2.5 system message.
+    public static let internVL25 = ChatTemplate(
+        name: "internvl2_5",
+        systemMessage: "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。",
+        systemHeader: "<|im_start|>system\n", userHeader: "<|im_start|>user\n", assistantHeader: "<|im_start|>assistant\n",
+        separator: "<|im_end|>\n", stopTokens: ["<|im_end|>"])
+
+    /// `phi3-chat` (Mini-InternVL-Chat-4B-V1-5, InternVL2-4B).
+    public static let phi3Chat = ChatTemplate(
+        name: "phi3-chat",
+        systemMessage: internLM2Chat.systemMessage,
+        systemHeader: "<|system|>\n", userHeader: "<|user|>\n", assistantHeader: "<|assistant|>\n",
+        separator: "<|end|>", stopTokens: ["<|end|>"])
+
     /// Every template the engine knows.
-    public static let all = [internLM2Chat]
+    public static let all = [internLM2Chat, hermes2, internVL25, phi3Chat]
 
     /// The template config.json names; an unknown name is refused by name.
     public static func named(_ name: String) throws -> ChatTemplate {

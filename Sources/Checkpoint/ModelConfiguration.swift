@@ -62,7 +62,7 @@ public struct VisionConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// `llm_config` (InternLM2Config).
+/// `llm_config` (InternLM2Config, Qwen2Config: the keys they share).
 public struct LLMConfiguration: Codable, Sendable, Equatable {
     public struct RopeScaling: Codable, Sendable, Equatable {
         public var type: String
@@ -111,6 +111,7 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
 /// by one model family in the Model target. A new family adds its case here and its file there.
 public enum LLMArchitecture: String, CaseIterable, Sendable {
     case internLM2 = "InternLM2ForCausalLM"
+    case qwen2 = "Qwen2ForCausalLM"
 }
 
 extension ModelConfiguration {

@@ -5,8 +5,8 @@ import Kernels
 public enum LogitsWanted: Sendable { case last, all, none }
 
 /// A decoder-only language model the engine runs: token embeddings in, logits out, keys and
-/// values kept in a `KVCache`. One file per family (InternLM2.swift, ...) implements it and owns
-/// its tensor names, its forward and its weights in memory; `ModelFamily` picks the family from
+/// values kept in a `KVCache`. `DecoderModel` implements it for the families `DecoderFamily`
+/// names (InternLM2, Qwen2), owning their forward and weights in memory; `ModelFamily` picks the family from
 /// config.json's `llm_config.architectures`.
 public protocol LanguageModel: AnyObject, Sendable {
     var hidden: Int { get }

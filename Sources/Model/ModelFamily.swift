@@ -9,25 +9,21 @@ public struct LoadedNetworks: Sendable {
 }
 
 /// Which model family runs a checkpoint, keyed by config.json's `llm_config.architectures`
-/// (`LLMArchitecture`). A new language-model family adds its file beside InternLM2.swift and a
-/// case to the two switches below.
+/// (`LLMArchitecture`). A decoder family differing only in tensor names and q/k/v packing is a
+/// `DecoderFamily` case; another architecture adds its file beside DecoderModel.swift.
 public enum ModelFamily {
     /// The tensors the checkpoint for `config` must hold, with their shapes.
     public static func expectedTensors(_ config: ModelConfiguration) throws -> [String: [Int]] {
         var s = InternVision.expectedTensors(config)
-        switch try architecture(config) {
-        case .internLM2: s.merge(InternLM2.expectedTensors(config.llmConfig, prefix: "language_model.")) { $1 }
-        }
+        let family = DecoderFamily(try architecture(config))
+        s.merge(DecoderModel.expectedTensors(config.llmConfig, family: family, prefix: "language_model.")) { $1 }
         return s
     }
 
     /// The checkpoint's networks over `weights`, which are checked against `expectedTensors` first.
     public static func load(_ weights: CheckpointWeights, config: ModelConfiguration) throws -> LoadedNetworks {
         try weights.check(expected: expectedTensors(config))
-        let language: any LanguageModel
-        switch try architecture(config) {
-        case .internLM2: language = try InternLM2(weights: weights, config: config.llmConfig)
-        }
+        let language = try DecoderModel(weights: weights, config: config.llmConfig, family: DecoderFamily(try architecture(config)))
         return LoadedNetworks(language: language, vision: try InternVision(weights: weights, config: config))
     }
 

@@ -4,7 +4,7 @@ import Foundation
 /// InternLM2's tokenizer as the model's slow tokenizer (`InternLM2Tokenizer`, use_fast=False)
 /// behaves: added tokens from tokenizer_config.json are cut out first by exact match, each
 /// remaining chunk goes through SentencePiece BPE on its own, BOS is prepended once.
-public struct InternLM2Tokenizer: Tokenizer {
+public struct InternLM2Tokenizer: Tokenizer, StreamDecoding {
     public let sp: SentencePieceBPE
     /// Added token text -> id (all special in this model).
     public let addedTokens: [String: Int32]
@@ -12,7 +12,7 @@ public struct InternLM2Tokenizer: Tokenizer {
     public let eosID: Int32
     /// Ids dropped when decoding with skip_special_tokens: added tokens, <unk>, <s>, </s>.
     public let specialIDs: Set<Int32>
-    private let addedByFirstByte: [UInt8: [(bytes: [UInt8], id: Int32)]]
+    private let splitter: AddedTokenSplitter
     private let addedByID: [Int32: String]
 
     public init(folder: URL) throws {
@@ -60,13 +60,7 @@ public struct InternLM2Tokenizer: Tokenizer {
         bosID = addedTokens["<s>"] ?? id(of: "<s>", 1)
         eosID = addedTokens["</s>"] ?? id(of: "</s>", 2)
         specialIDs = Set(addedTokens.values).union([sp.unkID, bosID, eosID])
-        var byFirst: [UInt8: [(bytes: [UInt8], id: Int32)]] = [:]
-        for (t, i) in addedTokens {
-            let b = Array(t.utf8)
-            byFirst[b[0], default: []].append((b, i))
-        }
-        for k in byFirst.keys { byFirst[k]!.sort { $0.bytes.count > $1.bytes.count } }
-        addedByFirstByte = byFirst
+        splitter = AddedTokenSplitter(addedTokens.map { ($0.key, $0.value) })
         addedByID = Dictionary(addedTokens.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -89,24 +83,7 @@ public struct InternLM2Tokenizer: Tokenizer {
     }
 
     /// Cuts added tokens out of `text` (leftmost, then longest), as transformers' trie split.
-    func split(_ text: String) -> [(String, Int32?)] {
-        let b = Array(text.utf8)
-        var out: [(String, Int32?)] = []
-        var i = 0, start = 0
-        while i < b.count {
-            var hit: (bytes: [UInt8], id: Int32)? = nil
-            if let cands = addedByFirstByte[b[i]] {
-                hit = cands.first { $0.bytes.count <= b.count - i && b[i..<(i + $0.bytes.count)].elementsEqual($0.bytes) }
-            }
-            guard let h = hit else { i += 1; continue }
-            if i > start { out.append((String(decoding: b[start..<i], as: UTF8.self), nil)) }
-            out.append(("", h.id))
-            i += h.bytes.count
-            start = i
-        }
-        if start < b.count { out.append((String(decoding: b[start...], as: UTF8.self), nil)) }
-        return out
-    }
+    func split(_ text: String) -> [(String, Int32?)] { splitter.split(text) }
 
     /// Text for `ids`. With `skipSpecialTokens` (what the chat shows) special ids are dropped;
     /// without, they are written as their text. `cleanUp` applies the slow tokenizer's
@@ -114,6 +91,11 @@ public struct InternLM2Tokenizer: Tokenizer {
     public func decode(_ ids: [Int32], skipSpecialTokens: Bool = true, cleanUp: Bool = true) -> String {
         decodeRaw(ids, skipSpecialTokens: skipSpecialTokens, cleanUp: cleanUp, holdIncomplete: false).text
     }
+
+    public func streamingText(_ ids: [Int32]) -> String {
+        decodeRaw(ids, skipSpecialTokens: true, cleanUp: false, holdIncomplete: true).text
+    }
+    public var cleansUpTokenization: Bool { true }
 
     /// The decoded text and, with `holdIncomplete`, without the bytes of a trailing UTF-8
     /// sequence that is not complete yet (for streaming).

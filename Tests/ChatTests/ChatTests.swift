@@ -25,10 +25,30 @@ struct ChatTemplateTests {
             == "<|im_start|>system\n\(ChatTemplate.internLM2Chat.systemMessage)<|im_end|><|im_start|>user\nhi<|im_end|><|im_start|>assistant\n")
     }
 
+    /// The family's templates as conversation.py's SeparatorStyle.MPT writes them: internvl2_5
+    /// (tiny-qwen2's golden prompts, made by the reference), Hermes-2 and phi3-chat.
+    @Test func familyTemplatesMatchConversationPy() throws {
+        for c in try Self.goldenCases("tiny-qwen2") {
+            let t = ChatTemplate.internVL25.with(systemMessage: c["system"] as! String)
+            #expect(t.prompt(history: Self.history(c), question: c["question"] as! String) == c["prompt"] as! String)
+        }
+        #expect(ChatTemplate.hermes2.prompt(history: [("q", "a")], question: "hi")
+            == "<|im_start|>system\n\(ChatTemplate.internLM2Chat.systemMessage)<|im_end|><|im_start|>user\nq<|im_end|>"
+            + "<|im_start|>assistant\na<|im_end|><|im_start|>user\nhi<|im_end|><|im_start|>assistant\n")
+        #expect(ChatTemplate.phi3Chat.with(systemMessage: "S").prompt(history: [], question: "hi")
+            == "<|system|>\nS<|end|><|user|>\nhi<|end|><|assistant|>\n")
+        #expect(ChatTemplate.internVL25.stopTokens == ["<|im_end|>"] && ChatTemplate.phi3Chat.stopTokens == ["<|end|>"])
+    }
+
     /// config.json's `template` picks the template by name; an unknown one is refused by name.
     @Test func templatesAreChosenByName() throws {
         #expect(try ChatTemplate.named("internlm2-chat") == ChatTemplate.internLM2Chat)
-        #expect(throws: ChatError.unknownTemplate("chatml", known: ["internlm2-chat"])) { try ChatTemplate.named("chatml") }
+        #expect(try ChatTemplate.named("Hermes-2") == ChatTemplate.hermes2)
+        #expect(try ChatTemplate.named("internvl2_5") == ChatTemplate.internVL25)
+        #expect(try ChatTemplate.named("phi3-chat") == ChatTemplate.phi3Chat)
+        #expect(throws: ChatError.unknownTemplate("chatml", known: ["internlm2-chat", "Hermes-2", "internvl2_5", "phi3-chat"])) {
+            try ChatTemplate.named("chatml")
+        }
         #expect(ChatError.unknownTemplate("chatml", known: ["internlm2-chat"]).errorDescription!.contains("\"chatml\""))
     }
 

@@ -12,7 +12,7 @@ struct ImageChatTests {
         try TestData.json(TestData.url(model + "/golden-images.json"))["cases"] as! [[String: Any]]
     }
 
-    @Test(arguments: TestData.tinyModels)
+    @Test(arguments: TestData.tinyModels + ["tiny-qwen2"])
     func greedyImageAnswersMatchReference(model: String) throws {
         let engine = try ChatEngine(folder: TestData.url(model))
         var encoded: [String: (tiles: Int, tokens: [Float])] = [:]
@@ -23,7 +23,8 @@ struct ImageChatTests {
                 encoded[i] = (p.tiles, engine.encodeImage(p))
             }
             let history = (c["history"] as! [[String]]).map { ($0[0], $0[1]) }
-            let ids = try engine.promptIDs(template: ChatTemplate.internLM2Chat.with(systemMessage: c["system"] as! String), history: history,
+            let template = try ChatTemplate.named(engine.configuration.template)
+            let ids = try engine.promptIDs(template: template.with(systemMessage: c["system"] as! String), history: history,
                                            question: c["question"] as! String, tileCounts: images.map { encoded[$0]!.tiles })
             #expect(images.map { encoded[$0]!.tiles } == (c["tiles"] as! [Int]))
             #expect(ids == TestData.ints(c["prompt_ids"]), "\(model): prompt ids differ for \(images)")

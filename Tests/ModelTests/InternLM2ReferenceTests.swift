@@ -10,7 +10,7 @@ import Tokenizer
 /// random checkpoints, which differ in head counts, kv groups, layers, eps and RoPE settings.
 struct InternLM2ReferenceTests {
     struct Loaded {
-        let model: InternLM2
+        let model: DecoderModel
         let tokenizer: InternLM2Tokenizer
         let cases: [[String: Any]]
     }
@@ -20,7 +20,7 @@ struct InternLM2ReferenceTests {
         let config = try ModelConfiguration.load(from: dir.appendingPathComponent("config.json"))
         let weights = try CheckpointWeights(folder: dir, config: config)
         let golden = try TestData.json(dir.appendingPathComponent("golden.json"))
-        return Loaded(model: try InternLM2(weights: weights, config: config.llmConfig),
+        return Loaded(model: try DecoderModel(weights: weights, config: config.llmConfig, family: .internLM2),
                       tokenizer: try InternLM2Tokenizer(folder: dir),
                       cases: golden["cases"] as! [[String: Any]])
     }

@@ -116,6 +116,25 @@ def tensor_shapes(cfg):
     heads, kv = l["num_attention_heads"], l["num_key_value_heads"]
     hd = lh // heads
     ff, vocab = l["intermediate_size"], l["vocab_size"]
+    if l["architectures"][0] == "Qwen2ForCausalLM":
+        shapes["language_model.model.embed_tokens.weight"] = [vocab, lh]
+        for i in range(l["num_hidden_layers"]):
+            b = f"language_model.model.layers.{i}."
+            shapes.update({
+                b + "input_layernorm.weight": [lh],
+                b + "self_attn.q_proj.weight": [heads * hd, lh], b + "self_attn.q_proj.bias": [heads * hd],
+                b + "self_attn.k_proj.weight": [kv * hd, lh], b + "self_attn.k_proj.bias": [kv * hd],
+                b + "self_attn.v_proj.weight": [kv * hd, lh], b + "self_attn.v_proj.bias": [kv * hd],
+                b + "self_attn.o_proj.weight": [lh, heads * hd],
+                b + "post_attention_layernorm.weight": [lh],
+                b + "mlp.gate_proj.weight": [ff, lh],
+                b + "mlp.up_proj.weight": [ff, lh],
+                b + "mlp.down_proj.weight": [lh, ff],
+            })
+        shapes["language_model.model.norm.weight"] = [lh]
+        if not l.get("tie_word_embeddings"):
+            shapes["language_model.lm_head.weight"] = [vocab, lh]
+        return shapes
     shapes["language_model.model.tok_embeddings.weight"] = [vocab, lh]
     for i in range(l["num_hidden_layers"]):
         b = f"language_model.model.layers.{i}."
@@ -155,7 +174,7 @@ def init_tensor(name, shape, rng, scale):
         return 0.02 * rng.standard_normal(shape, dtype=np.float32)
     if len(shape) >= 2:
         fan_in = int(np.prod(shape[1:]))
-        if "tok_embeddings" in name:
+        if "tok_embeddings" in name or "embed_tokens" in name:
             return rng.standard_normal(shape, dtype=np.float32)
         return (scale / np.sqrt(fan_in)) * rng.standard_normal(shape, dtype=np.float32)
     return 0.02 * rng.standard_normal(shape, dtype=np.float32)

