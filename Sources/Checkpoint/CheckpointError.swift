@@ -41,7 +41,8 @@ public enum CheckpointError: LocalizedError, Equatable {
         case .missingShard(let s, let idx):
             return "Shard \(s), listed in \(idx), is missing: the download is incomplete."
         case .notFound(let searched, let download):
-            return "No Mini-InternVL-Chat-2B-V1-5 checkpoint found. Looked in:\n"
+            let repo = download.split(separator: " ").last.map { String($0.split(separator: "/").last ?? $0) } ?? "model"
+            return "No \(repo) checkpoint found. Looked in:\n"
                 + searched.map { "  - \($0)" }.joined(separator: "\n")
                 + "\nDownload it with:\n  \(download)\nor pass --model DIR."
         }

@@ -1,7 +1,8 @@
 import FileInput
 import Foundation
 
-/// Finds the model folder: `--model`, then `$INTERNVL_CHAT_MODEL`, then the `model` key of
+/// Finds the model folder: `--model` (a folder, or a repo id such as `OpenGVLab/InternVL2_5-1B`
+/// looked up in the Hugging Face cache), then `$INTERNVL_CHAT_MODEL`, then the `model` key of
 /// `$XDG_CONFIG_HOME/internvl-chat/config.json`, then the Hugging Face cache
 /// (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
 public struct ModelLocator: Sendable {
@@ -31,7 +32,16 @@ public struct ModelLocator: Sendable {
 
     /// The folder to load, or `CheckpointError.notFound` listing every place searched.
     public func locate(explicit: String?) throws -> URL {
-        if let e = explicit { return try checkFolder(e) }
+        if let e = explicit {
+            if let repo = Self.repoName(e), !FileManager.default.fileExists(atPath: e) {
+                for cache in hubCaches {
+                    if let snap = snapshot(in: cache + "/models--" + repo.replacingOccurrences(of: "/", with: "--")) { return snap }
+                }
+                throw CheckpointError.notFound(searched: hubCaches.map { $0 + "/models--" + repo.replacingOccurrences(of: "/", with: "--") + "/snapshots/*" },
+                                               download: "pip install -U huggingface_hub && hf download \(repo)")
+            }
+            return try checkFolder(e)
+        }
         var searched: [String] = []
         if let e = environment["INTERNVL_CHAT_MODEL"], !e.isEmpty { return try checkFolder(e) }
         searched.append("$INTERNVL_CHAT_MODEL (not set)")
@@ -47,6 +57,17 @@ public struct ModelLocator: Sendable {
             searched.append(repo + "/snapshots/*")
         }
         throw CheckpointError.notFound(searched: searched, download: Self.downloadCommand)
+    }
+
+    /// `owner/name` when `s` has the shape of a Hugging Face repo id (one slash, neither part
+    /// empty, starting with a dot or holding anything but letters, digits, '-', '_' and '.').
+    static func repoName(_ s: String) -> String? {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        for p in parts {
+            guard !p.isEmpty, !p.hasPrefix("."), p.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else { return nil }
+        }
+        return s
     }
 
     /// The snapshot `refs/main` names, else the newest complete one.

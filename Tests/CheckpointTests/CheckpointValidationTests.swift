@@ -158,6 +158,18 @@ struct CheckpointValidationTests {
         try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
         try Data("abc123\n".utf8).write(to: repo.appendingPathComponent("refs/main"))
         #expect(try loc.locate(explicit: nil).path == snap.path)
+        // --model as a repo id: that repo's cached snapshot; absent, the searched paths and its download command.
+        let one = home.appendingPathComponent(".cache/huggingface/hub/models--OpenGVLab--InternVL2_5-1B/snapshots/def456")
+        do {
+            _ = try loc.locate(explicit: "OpenGVLab/InternVL2_5-1B")
+            Issue.record("should not find InternVL2_5-1B yet")
+        } catch let e as CheckpointError {
+            #expect(e.errorDescription!.contains("models--OpenGVLab--InternVL2_5-1B") && e.errorDescription!.contains("hf download OpenGVLab/InternVL2_5-1B"))
+        }
+        try FileManager.default.createDirectory(at: one, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: one.appendingPathComponent("config.json"))
+        #expect(try loc.locate(explicit: "OpenGVLab/InternVL2_5-1B").path == one.path)
+        #expect(ModelLocator.repoName("a/../b") == nil && ModelLocator.repoName("./x") == nil && ModelLocator.repoName("/abs") == nil)
         let env = ModelLocator(environment: ["HOME": home.path, "INTERNVL_CHAT_MODEL": "/definitely/missing"])
         #expect(throws: CheckpointError.folderMissing("/definitely/missing")) { try env.locate(explicit: nil) }
     }
