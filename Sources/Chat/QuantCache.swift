@@ -1,4 +1,5 @@
 import Crypto
+import FileInput
 import Foundation
 import Kernels
 import Model
@@ -57,26 +58,41 @@ public final class QuantCache: @unchecked Sendable {
     }
 
     /// SHA-256 (hex) of config.json's hash and, per safetensors file in name order, name, size,
-    /// header and 16 samples of 4 KB.
+    /// header and 16 samples of 4 KB. A name ending in .safetensors that is not a regular file (a
+    /// FIFO, device, socket or folder) counts by its name and kind and is never opened for reading.
     public static func fingerprint(_ folder: URL, configSHA256: String) throws -> String {
         var h = SHA256()
         h.update(data: Data(configSHA256.utf8))
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".safetensors") }.sorted()
         for name in files {
-            let url = folder.appendingPathComponent(name)
-            guard let fh = FileHandle(forReadingAtPath: url.path) else { continue }
-            defer { try? fh.close() }
-            let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+            let fd: Int32, size: Int
+            do {
+                (fd, size) = try FileInput.openRegular(folder.appendingPathComponent(name).path)
+            } catch {
+                h.update(data: Data("\(name)/\(error.reason)".utf8))
+                continue
+            }
+            defer { close(fd) }
+            func bytes(at offset: Int, _ count: Int) -> [UInt8] {
+                var out = [UInt8](repeating: 0, count: max(0, min(count, size - offset)))
+                var filled = 0
+                while filled < out.count {
+                    let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(offset + filled)) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    filled += n
+                }
+                return Array(out.prefix(filled))
+            }
             h.update(data: Data("\(name)/\(size)".utf8))
-            let head = fh.readData(ofLength: 8)
+            let head = bytes(at: 0, 8)
             if head.count == 8 {
-                let n = head.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+                let n = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
                 h.update(data: head)
-                h.update(data: fh.readData(ofLength: min(n, 100 << 20)))
+                h.update(data: bytes(at: 8, Int(min(n, 100 << 20))))
             }
             for k in 0..<16 where size > 4096 {
-                try fh.seek(toOffset: UInt64((size - 4096) / 15 * k))
-                h.update(data: fh.readData(ofLength: 4096))
+                h.update(data: bytes(at: (size - 4096) / 15 * k, 4096))
             }
         }
         return h.finalize().map { String(format: "%02x", $0) }.joined()

@@ -30,23 +30,8 @@ public enum FileInput {
 
     /// The whole file, at most `limit` bytes.
     public static func read(_ path: String, limit: Int) throws(Problem) -> [UInt8] {
-        let raw = fileSystemPath(path)
-        var st = stat()
-        guard stat(raw, &st) == 0 else {
-            let e = errno
-            if e == ENOENT {
-                var lst = stat()
-                throw lstat(raw, &lst) == 0 ? .danglingLink : .missing
-            }
-            throw .unreadable(String(cString: strerror(e)))
-        }
-        try checkKind(st)
-        let fd = open(raw, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(String(cString: strerror(errno))) }
+        let (fd, size) = try openRegular(path)
         defer { close(fd) }
-        guard fstat(fd, &st) == 0 else { throw .unreadable(String(cString: strerror(errno))) }
-        try checkKind(st)
-        let size = Int(st.st_size)
         guard size <= limit else { throw .tooLarge(size: size, limit: limit) }
         // st_size is a hint (files in /proc claim 0): read until the end, never past the limit.
         var out = [UInt8](repeating: 0, count: min(max(size, 4096), limit) + 1)
@@ -67,6 +52,31 @@ public enum FileInput {
         guard filled <= limit else { throw .tooLarge(size: filled, limit: limit) }
         out.removeSubrange(filled...)
         return out
+    }
+
+    /// A descriptor of the regular file at `path` (the caller closes it) and its size. A FIFO,
+    /// device, socket or folder is refused without blocking on it.
+    public static func openRegular(_ path: String) throws(Problem) -> (fd: Int32, size: Int) {
+        let raw = fileSystemPath(path)
+        var st = stat()
+        guard stat(raw, &st) == 0 else {
+            let e = errno
+            if e == ENOENT {
+                var lst = stat()
+                throw lstat(raw, &lst) == 0 ? .danglingLink : .missing
+            }
+            throw .unreadable(String(cString: strerror(e)))
+        }
+        try checkKind(st)
+        let fd = open(raw, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(String(cString: strerror(errno))) }
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            close(fd)
+            throw .unreadable(String(cString: strerror(e)))
+        }
+        do { try checkKind(st) } catch { close(fd); throw error }
+        return (fd, Int(st.st_size))
     }
 
     /// The kind of what is at `path`, or nil when nothing is (links followed).

@@ -99,7 +99,27 @@ public final class App: @unchecked Sendable {
         if conversations?.waitForPending(seconds: 30) == false { log.error("quit before the last save finished") }
     }
 
+    /// Image work (attach, release) in the order the loop asked for it: a release lands before
+    /// an attach asked after it, else the session could find the detached image again by its
+    /// content and hand back the id that the late release then drops.
+    var imageWork: Task<Void, Never>?
+    /// Ids this app released. An attach that comes back with one of them found its image by
+    /// content before that release landed: it is asked again, after the release, for a live id.
+    var releasedIDs: Set<Int> = []
+
+    func inOrder(_ op: @escaping @Sendable () async -> Void) {
+        let previous = imageWork
+        imageWork = Task { await previous?.value; await op() }
+    }
+
     func dispatch(_ a: Action) {
+        if case .attached(let img) = a, releasedIDs.contains(img.id) {
+            log.info("attach of \(img.name) came back as released image \(img.id): asked again")
+            return perform([.attach(path: img.name, maxTiles: img.tiling.maxTiles)])
+        }
+        if case .retiled(let old, let img) = a, releasedIDs.contains(img.id) {
+            return perform([.retile(oldID: old, path: img.name, maxTiles: img.tiling.maxTiles)])
+        }
         switch a {
         case .event(.finished(let st), _):
             log.info("turn finished: \(st.generatedTokenIDs.count) tokens, \(st.promptTokens) prompt tokens (\(st.reusedTokens) reused), first token \(st.firstTokenSeconds) s\(st.interrupted ? ", interrupted" : "")")
@@ -111,7 +131,11 @@ public final class App: @unchecked Sendable {
         perform(reduce(&state, a))
         let kept = Set(state.pending.map(\.id) + state.messages.flatMap { $0.images.map(\.id) })
         let dropped = before.filter { !kept.contains($0) }
-        if !dropped.isEmpty { let backend = self.backend; Task { await backend.release(imageIDs: dropped) } }
+        if !dropped.isEmpty {
+            releasedIDs.formUnion(dropped)
+            let backend = self.backend
+            inOrder { await backend.release(imageIDs: dropped) }
+        }
     }
 
     func imagesByID() -> [Int: RGBImage] {
@@ -193,7 +217,7 @@ public final class App: @unchecked Sendable {
     func attach(_ path: String, _ maxTiles: Int?, done: @escaping @Sendable (AttachedImage) -> Action,
                 failed: @escaping @Sendable (String) -> Action) {
         let backend = self.backend, inbox = self.inbox
-        Task {
+        inOrder {
             for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
                 switch ev {
                 case .attached(let a): inbox.post(done(a))

@@ -5,7 +5,7 @@ let selected: Harness? = ProcessInfo.processInfo.environment["INTERNVL_FUZZ_HARN
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let h = selected else { fatalError("set INTERNVL_FUZZ_HARNESS to one of \(Harness.allCases.map(\.rawValue))") }
+    guard let h = selected else { return 0 }      // fuzzMain refuses to start without one
     blackHole(h.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []))
     return 0
 }
@@ -19,6 +19,12 @@ func runFuzzerDriver(_ argc: UnsafeMutablePointer<Int32>,
 /// SwiftPM links an executable's `main` to `<module>_main`: here that hands over to libFuzzer.
 @_cdecl("internvl_fuzz_main")
 func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    // Checked before libFuzzer runs anything: failing inside the first input (the empty one)
+    // would be reported as a crash and leave crash-da39a3ee... in the working folder.
+    guard selected != nil else {
+        FileHandle.standardError.write(Data("internvl-fuzz: set INTERNVL_FUZZ_HARNESS to one of \(Harness.allCases.map(\.rawValue).joined(separator: "|"))\n".utf8))
+        return 2
+    }
     var argc = argc, argv = argv
     return runFuzzerDriver(&argc, &argv) { fuzzOne($0, $1) }
 }

@@ -1,0 +1,121 @@
+import ChatAPI
+import Foundation
+import Imaging
+import Testing
+@testable import TUI
+
+/// A backend that, like ChatSession, runs its work one piece at a time in arrival order and
+/// finds an image attached before by its content (here: its path) instead of encoding it again.
+/// `releaseLate` holds a release back before it arrives; `attachTakes` is how long an attach
+/// works once it runs.
+final class DedupBackend: ChatBackend, @unchecked Sendable {
+    private let lock = NSLock()
+    private var byPath: [String: Int] = [:]
+    private var nextID = 1
+    private var tail: Task<Void, Never>?
+    let releaseLate: Duration, attachTakes: Duration
+    init(releaseLate: Duration = .zero, attachTakes: Duration = .zero) { self.releaseLate = releaseLate; self.attachTakes = attachTakes }
+
+    var heldIDs: Set<Int> { lock.withLock { Set(byPath.values) } }
+
+    @discardableResult private func serial(_ op: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        lock.withLock {
+            let previous = tail
+            let t = Task { await previous?.value; await op() }
+            tail = t
+            return t
+        }
+    }
+
+    func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
+    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> {
+        let (stream, c) = AsyncStream<ChatEvent>.makeStream()
+        let takes = attachTakes
+        serial { [self] in
+            if takes > .zero { try? await Task.sleep(for: takes) }
+            let id = lock.withLock {
+                if let id = byPath[path] { return id }
+                defer { nextID += 1 }
+                byPath[path] = nextID
+                return nextID
+            }
+            c.yield(.attached(AttachedImage(id: id, name: path, width: 8, height: 8, tiles: 1, tokenCost: 258,
+                                            tiling: TilingOptions(maxTiles: maxTiles ?? 12))))
+            c.finish()
+        }
+        return stream
+    }
+    func release(imageIDs: [Int]) async {
+        if releaseLate > .zero { try? await Task.sleep(for: releaseLate) }
+        await serial { [self] in lock.withLock { byPath = byPath.filter { !imageIDs.contains($0.value) } } }.value
+    }
+    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
+    func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func newConversation() async {}
+    func setSystemMessage(_ text: String) async {}
+    func snapshot() async -> SessionSnapshot {
+        SessionSnapshot(systemMessage: "", turns: [], images: [], model: modelIdentity)
+    }
+    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    var modelIdentity: ModelIdentity { ModelIdentity(name: "fake", configSHA256: String(repeating: "0", count: 64), weightFormat: "bf16") }
+    func cancel() {}
+}
+
+/// Detaching an image and attaching the same file again: whatever order the backend sees the
+/// release and the attach in, the image the app lists for the next message is one the backend
+/// still holds (the app's release used to run in a Task of its own and could land after the
+/// new attach had been handed the old id).
+struct ImageOrderTests {
+    static func app(_ backend: DedupBackend) -> App {
+        App(backend: backend, modelName: "fake", contextSize: 4096, parameters: SamplingParameters(maxNewTokens: 2))
+    }
+
+    static func command(_ app: App, _ line: String) {
+        app.dispatch(.type(line))
+        app.dispatch(.enter)
+    }
+
+    /// Delivers what the backend posted until its work is done and nothing more arrives.
+    static func settle(_ app: App) async {
+        var quiet = 0
+        for _ in 0..<500 where quiet < 10 {
+            await app.imageWork?.value
+            let actions = app.inbox.take()
+            quiet = actions.isEmpty ? quiet + 1 : 0
+            for a in actions { app.dispatch(a) }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    @Test func aReleaseThatArrivesLateDoesNotDropTheImageAttachedAgain() async {
+        let backend = DedupBackend(releaseLate: .milliseconds(200))
+        let app = Self.app(backend)
+        Self.command(app, "/attach /pictures/cat.png")
+        await Self.settle(app)
+        #expect(app.state.pending.map(\.id) == [1])
+        Self.command(app, "/detach 1")
+        Self.command(app, "/attach /pictures/cat.png")
+        await Self.settle(app)
+        let pending = app.state.pending.map(\.id)
+        #expect(pending.count == 1, "\(pending)")
+        #expect(Set(pending).isSubset(of: backend.heldIDs), "listed \(pending), the backend holds \(backend.heldIDs)")
+        #expect(backend.heldIDs.count == 1, "the released image is gone")
+    }
+
+    @Test func anAttachUnderWayWhenTheSameImageIsDetachedComesBackLive() async {
+        let backend = DedupBackend(attachTakes: .milliseconds(200))
+        let app = Self.app(backend)
+        Self.command(app, "/attach /pictures/cat.png")
+        await Self.settle(app)
+        #expect(app.state.pending.map(\.id) == [1])
+        Self.command(app, "/attach /pictures/cat.png")      // finds image 1 by content, 200 ms from now
+        Self.command(app, "/detach 1")                      // meanwhile image 1 is detached
+        await Self.settle(app)
+        let pending = app.state.pending.map(\.id)
+        #expect(pending.count == 1, "\(pending)")
+        #expect(Set(pending).isSubset(of: backend.heldIDs), "listed \(pending), the backend holds \(backend.heldIDs)")
+        #expect(!pending.contains(1), "image 1 was released")
+    }
+}
