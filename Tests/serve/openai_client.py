@@ -352,7 +352,7 @@ stop(proc)
 
 # A full queue and the per-request limits, on a server that runs one request and queues one.
 proc, port = start_server("--max-batch", "1", "--max-queue", "1", "--max-images", "1", "--max-tiles-per-request", "3",
-                          "--request-seconds", "4")
+                          "--request-seconds", "2")
 client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, timeout=120, max_retries=0)
 busy = [open_request(long_request)]
 time.sleep(0.5)
@@ -371,7 +371,7 @@ one = [{"role": "user", "content": [two[0]["content"][0], two[0]["content"][2]]}
 check(status_of(lambda: ask(one, extra_body={"max_tiles": 12})) == 400,
       "more tiles than --max-tiles-per-request: 400")
 same("served after the refusals", ask([{"role": "user", "content": "Hello there"}]), generate("Hello there"))
-# --request-seconds (4) cuts a 4000-token answer off, streamed or not, with finish_reason "length".
+# --request-seconds (2) cuts a 4000-token answer off, streamed or not, with finish_reason "length".
 t0 = time.time()
 r = client.chat.completions.create(model=model, messages=long_request["messages"], max_tokens=4000, temperature=0)
 check(r.choices[0].finish_reason == "length" and r.choices[0].message.content and r.usage is None and time.time() - t0 < 8,
