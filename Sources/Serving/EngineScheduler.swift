@@ -115,7 +115,6 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
                                         logits: upTo == prompt.count ? .last : .none, shouldStop: { job.cancelled })
             if job.cancelled { return dropPrefilling(job) }
             guard upTo == prompt.count, let logits else { return }
-            job.firstTokenAt = Date()
             if take(job, logits: logits) {
                 lock.withLock { prefilling = nil; if !job.cancelled { running.append(job) } }
             } else {
@@ -305,7 +304,6 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         var pending: Int32 = 0
         var sampler: Sampler
         var detokenizer: any Detokenizer
-        var firstTokenAt: Date?
         /// Text of the answer so far, and how much of it has been streamed (stop strings hold back
         /// what could still become one).
         var text = ""
