@@ -142,7 +142,7 @@ public final class OpenAIServer: Sendable {
             // An answer cut off by --request-seconds has its text only: the engine's counts and ids
             // come with its end, which the cut-off request never reached.
             if let (_, usage, ids) = result {
-                metrics.completed(tokens: usage.completionTokens, seconds: started.duration(to: .now))
+                metrics.completed(tokens: usage.completionTokens, time: started.duration(to: .now))
                 choice["token_ids"] = ids.map(Int.init)
                 answer["usage"] = Self.usage(usage)
             }
@@ -178,7 +178,7 @@ public final class OpenAIServer: Sendable {
                 try await writer.write(Self.sse(Self.apiError(error).body))
             }
             if let u = usage {
-                metrics.completed(tokens: u.completionTokens, seconds: started.duration(to: .now))
+                metrics.completed(tokens: u.completionTokens, time: started.duration(to: .now))
                 if includeUsage {
                     try await writer.write(Self.sse(["id": context.id, "object": "chat.completion.chunk", "created": context.created,
                                                      "model": context.model, "choices": [Any](), "usage": Self.usage(u)]))
@@ -325,9 +325,9 @@ final class ServerMetrics: Sendable {
 
     func firstToken(_ d: Duration) { ttft.record(d) }
 
-    func completed(tokens: Int, seconds: Duration) {
+    func completed(tokens: Int, time: Duration) {
         generated.increment(by: Int64(tokens))
-        let s = Double(seconds.components.seconds) + Double(seconds.components.attoseconds) / 1e18
+        let s = time.seconds
         if s > 0 { tokensPerSecond.set(to: Double(tokens) / s) }
     }
 }

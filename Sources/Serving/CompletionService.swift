@@ -106,3 +106,8 @@ public protocol CompletionService: AnyObject, Sendable {
     func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error>
     func status() async -> ServiceStatus
 }
+
+extension Duration {
+    /// The duration in seconds.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

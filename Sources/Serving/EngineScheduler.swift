@@ -43,6 +43,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     private var encodedOrder: [String] = []
     private var stopping = false
     private var largestBatch = 0
+    private var stepTimes: [Int: DecodeSteps] = [:]
 
     public init(engine: ChatEngine, modelName: String, limits: SchedulerLimits = SchedulerLimits()) {
         self.engine = engine
@@ -77,6 +78,13 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         if let refused { out.finish(throwing: CompletionError.overloaded(refused)) }
         return stream
     }
+
+    /// Decode steps run so far, by how many requests each decoded together, with their time
+    /// (the model's batched forward and the sampling of every row; prefill not included).
+    public func decodeSteps() -> [Int: DecodeSteps] { lock.withLock { stepTimes } }
+
+    /// Forgets the decode-step statistics (a benchmark's next round).
+    public func resetDecodeSteps() { lock.withLock { stepTimes = [:] } }
 
     private func cancel(_ job: Job) {
         lock.withLock {
@@ -133,6 +141,11 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let live = batch.filter { !$0.cancelled }
         guard !live.isEmpty else { return }
         lock.withLock { largestBatch = max(largestBatch, live.count) }
+        let started = ContinuousClock.now
+        defer {
+            let d = started.duration(to: .now)
+            lock.withLock { stepTimes[live.count, default: DecodeSteps()].add(d) }
+        }
         let h = engine.model.hidden
         let x = FloatBuffer(count: live.count * h)
         engine.model.embed(live.map { $0.pending }, into: x.data)
@@ -284,6 +297,16 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         lock.withLock {
             finishedCaches.append((signatures, cache))
             if finishedCaches.count > limits.cachedConversations { finishedCaches.removeFirst() }
+        }
+    }
+
+    /// A count of decode steps and their total time.
+    public struct DecodeSteps: Sendable {
+        public var steps = 0
+        public var seconds = 0.0
+        mutating func add(_ d: Duration) {
+            steps += 1
+            seconds += d.seconds
         }
     }
 

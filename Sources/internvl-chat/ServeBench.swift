@@ -4,10 +4,11 @@ import Foundation
 import Serving
 
 /// `bench --serve`: N requests at once through `EngineScheduler` (what `serve` runs), N = 1, 2, 4,
-/// 8. Each asks its own short question, greedy, and generates `tokens` tokens; the aggregate
-/// rate is all generated tokens over the wall time from submitting the N to the last finishing
-/// (their prompts' prefill included: ~40 positions each). Time to first token is per request,
-/// from submission to its first text.
+/// 8. Each asks its own short question, greedy, and generates `tokens` tokens. Two rates:
+/// aggregate decode, N tokens per decode step that ran all N requests together over those steps'
+/// time (the scheduler's own count); and end to end, all generated tokens over the wall time from
+/// submitting the N to the last finishing (their prompts' prefill included). Time to first token
+/// is per request, from submission to its first text.
 enum ServeBench {
     static func run(engine: ChatEngine, tokens: Int, log: (String) -> Void) throws -> [String: Any] {
         var limits = SchedulerLimits()
@@ -15,7 +16,7 @@ enum ServeBench {
         limits.cachedConversations = 0      // every request prefills its own prompt
         let scheduler = EngineScheduler(engine: engine, modelName: "bench", limits: limits)
         defer { scheduler.shutdown() }
-        var rates: [String: Double] = [:], ttftMedian: [String: Double] = [:], ttftMax: [String: Double] = [:]
+        var rates: [String: Double] = [:], decodeRates: [String: Double] = [:], fullSteps: [String: Int] = [:], ttftMedian: [String: Double] = [:], ttftMax: [String: Double] = [:]
         var round = 0
         log("warm-up request…")
         let warm = SamplingParameters(maxNewTokens: 4)
@@ -25,6 +26,7 @@ enum ServeBench {
         for n in [1, 2, 4, 8] {
             log("\(n) concurrent request(s), \(tokens) tokens each…")
             round += 1
+            scheduler.resetDecodeSteps()
             let outcome = try blocking { [round] in
                 try await withThrowingTaskGroup(of: (Int, Double).self) { group in
                     let t0 = ContinuousClock.now
@@ -50,14 +52,18 @@ enum ServeBench {
                 }
             }
             rates[String(n)] = Double(outcome.0) / outcome.1
+            if let s = scheduler.decodeSteps()[n], s.steps > 0 {
+                decodeRates[String(n)] = Double(n * s.steps) / s.seconds
+                fullSteps[String(n)] = s.steps
+            }
             ttftMedian[String(n)] = outcome.2[outcome.2.count / 2]
             ttftMax[String(n)] = outcome.2.last!
         }
-        return ["serve_decode_tok_s": rates, "serve_ttft_median_s": ttftMedian, "serve_ttft_max_s": ttftMax,
-                "serve_tokens_per_request": tokens, "serve_4_vs_1": rates["4"]! / rates["1"]!]
+        var result: [String: Any] = ["serve_decode_tok_s": decodeRates, "serve_full_batch_steps": fullSteps,
+                                     "serve_end_to_end_tok_s": rates, "serve_ttft_median_s": ttftMedian,
+                                     "serve_ttft_max_s": ttftMax, "serve_tokens_per_request": tokens,
+                                     "serve_end_to_end_4_vs_1": rates["4"]! / rates["1"]!]
+        if let d4 = decodeRates["4"], let d1 = decodeRates["1"] { result["serve_decode_4_vs_1"] = d4 / d1 }
+        return result
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
