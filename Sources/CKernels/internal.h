@@ -71,6 +71,8 @@ static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { ret
 
 // Activation rows an int8 product runs at once over each weight row (q8_rows_*).
 #define Q8_ROWS 4
+// One int8 panel for m activation rows, portable C (ck_q8_gemm_ref's steps).
+void q8p_panel_c(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid);
 
 typedef struct q4_xline_s { int8_t lo[64]; int8_t hi[64]; } q4_xline;     // 128 bytes
 
@@ -105,6 +107,7 @@ void deinterleave(const float *x, int cols, float *xe, float *xo);
 AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1);
 AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1);
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);
+AVX2 void q8p_panel_avx2(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid);
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
 AVX512 void q8_rows_vnni(const int8_t *w, const float *ws, const uint8_t *const *xu, const float *const *xd, float *const *y,
                          int n, int cols, int r0, int r1);

@@ -257,6 +257,56 @@ AVX2 void q8_rows_avx2(const int8_t *w, const float *ws, const uint8_t *const *a
     }
 }
 
+// One int8 panel (32 weight rows, ck_q8_gemm_pack) for R activation rows with AVX2, in slices of
+// eight weight rows (one 256-bit vector per four columns): the packed bytes back to signed by
+// flipping their top bit, then per activation row x's signs moved onto them and |x| as maddubs'
+// unsigned operand (|w|, |x| <= 127 keeps the pair sums inside int16). The integer block sums are
+// exact, the float steps those of ck_q8_gemm_ref in its order, so the results are its bits.
+AVX2 static inline __attribute__((always_inline)) void q8p_slices_avx2(const uint8_t *panel, const ck_block_q8 *const *xq,
+        __m256 (*f)[4], int nb, const int R) {
+    const __m256i k80 = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    for (int v = 0; v < 4; v++) {
+        __m256 acc[4];
+        for (int i = 0; i < R; i++) acc[i] = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            __m256i s[4];
+            for (int i = 0; i < R; i++) s[i] = _mm256_setzero_si256();
+            const uint8_t *pb = panel + (size_t)b * 1024 + 32 * v;
+            for (int k = 0; k < 8; k++) {
+                __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(pb + 128 * k)), k80);
+                for (int i = 0; i < R; i++) {
+                    int32_t four; memcpy(&four, xq[i][b].qs + 4 * k, 4);
+                    __m256i a = _mm256_set1_epi32(four);
+                    s[i] = _mm256_add_epi32(s[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(w, a)), ones));
+                }
+            }
+            for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[i]), _mm256_set1_ps(xq[i][b].d), acc[i]);
+        }
+        for (int i = 0; i < R; i++) f[i][v] = acc[i];
+    }
+}
+
+AVX2 void q8p_panel_avx2(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid) {
+    for (int i0 = 0; i0 < m; i0 += 4) {
+        int n = m - i0 < 4 ? m - i0 : 4;
+        const ck_block_q8 *x[4];
+        for (int i = 0; i < n; i++) x[i] = xq + (size_t)(i0 + i) * nb;
+        __m256 f[4][4];
+        switch (n) {
+        case 4: q8p_slices_avx2(panel, x, f, nb, 4); break;
+        case 3: q8p_slices_avx2(panel, x, f, nb, 3); break;
+        case 2: q8p_slices_avx2(panel, x, f, nb, 2); break;
+        default: q8p_slices_avx2(panel, x, f, nb, 1); break;
+        }
+        for (int i = 0; i < n; i++) {
+            float out[32];
+            for (int v = 0; v < 4; v++) _mm256_storeu_ps(out + 8 * v, f[i][v]);
+            float *row = c + (size_t)(i0 + i) * ldc;
+            for (int j = 0; j < valid; j++) row[j] = out[j] * sw[j];
+        }
+    }
+}
+
 // q4, per product: the activations of each line of a full column group (four blocks) arranged as
 // the nibbles come out of the line: `lo` = elements 0..15 of each block in turn (the low nibbles),
 // `hi` = elements 16..31 of each. Per block of the full groups: xd, the activation scale, and c8,

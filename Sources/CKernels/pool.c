@@ -91,12 +91,24 @@ static inline void cpu_relax(void) {
     }
 Q8_TILE(q8_tile1, 1) Q8_TILE(q8_tile2, 2) Q8_TILE(q8_tile3, 3) Q8_TILE(q8_tile4, 4) Q8_TILE(q8_tile5, 5) Q8_TILE(q8_tile6, 6)
 
-// Panels p0..<p1 of the current int8 GEMM job, all activation rows, six at a time.
+#endif
+
+// Panels p0..<p1 of the current int8 GEMM job, all activation rows: with VNNI six at a time
+// (int8 and q4 panels), else int8 panels by the AVX2 or portable kernel.
 static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
-    int nb = p->cols / CK_QK;
+    int nb = p->cols / CK_QK, isa = ck_isa();
     for (int pn = p0; pn < p1; pn++) {
         int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
         const uint8_t *panel = p->gpack + (size_t)pn * 32 * (p->ws ? (size_t)p->cols : (size_t)nb * 36);
+        float *c0 = p->y + n0;
+        if (isa < 2) {
+#if defined(__x86_64__)
+            if (isa == 1) { q8p_panel_avx2(panel, p->ws + n0, p->gxq, c0, p->gm, nb, p->gldc, valid); continue; }
+#endif
+            q8p_panel_c(panel, p->ws + n0, p->gxq, c0, p->gm, nb, p->gldc, valid);
+            continue;
+        }
+#if defined(__x86_64__)
         for (int m0 = 0; m0 < p->gm; m0 += 6) {
             int mr = p->gm - m0 < 6 ? p->gm - m0 : 6;
             const ck_block_q8 *xq = p->gxq + (size_t)m0 * nb;
@@ -112,9 +124,10 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
             default: q8_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             }
         }
+#endif
     }
 }
-#endif
+
 
 
 // How many column blocks a job's rows run through: bf16 rows in fours wider than X4_BLOCK, and
@@ -207,11 +220,7 @@ static void matvec_range(const ck_pool *p, const ck_vec *v, int r0, int r1) {
     case JOB_BF16X4: case JOB_Q4:
         for (int b = 0; b < job_blocks(p->kind, p->cols); b++) block_range(p, v, b, r0, r1);
         break;
-    case JOB_Q8GEMM:
-#if defined(__x86_64__)
-        q8_gemm_panels(p, r0, r1);
-#endif
-        break;
+    case JOB_Q8GEMM: q8_gemm_panels(p, r0, r1); break;
     case JOB_Q8: ck_matvec_q8((const int8_t *)p->w, p->ws, (const ck_block_q8 *)v->x, v->y, p->cols, r0, r1); break;
     }
 }

@@ -182,6 +182,29 @@ void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *bp) {
     }
 }
 
+void q8p_panel_c(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < valid; j++) {
+            float acc = 0;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *pb = panel + (size_t)b * 1024 + 4 * j;
+                const ck_block_q8 *x = xq + (size_t)i * nb + b;
+                int32_t s = 0;
+                for (int e = 0; e < CK_QK; e++) s += (int8_t)(pb[128 * (e / 4) + e % 4] ^ 0x80) * x->qs[e];
+                acc = fmaf((float)s, x->d, acc);
+            }
+            c[(size_t)i * ldc + j] = acc * sw[j];
+        }
+}
+
+void ck_dequantize_q8_panels(const uint8_t *packed, const float *wscale, int cols, int r0, int r1, float *out) {
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *panel = packed + (size_t)(r / 32) * 32 * cols + 4 * (r % 32);
+        for (int c = 0; c < cols; c++)
+            out[(size_t)(r - r0) * cols + c] = (float)(int8_t)(panel[(size_t)(c / 4) * 128 + c % 4] ^ 0x80) * wscale[r];
+    }
+}
+
 // q4 weights in the same GEMM: per block, fmaf(sum of (q - 8) x, weight scale x activation scale,
 // acc) in order; no row scale.
 float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols) {

@@ -36,7 +36,7 @@ public final class QuantCache: @unchecked Sendable {
     }
 
     func url(_ fingerprint: String, _ q: Quantization) -> URL {
-        directory.appendingPathComponent("\(fingerprint.prefix(32))-\(q.rawValue).bin")
+        directory.appendingPathComponent("\(fingerprint.prefix(32))-\(q.storageTag).bin")
     }
 
     /// Quantizes `model` as `q`: from the cache file when it is valid, else computed and written.
@@ -103,7 +103,8 @@ public final class QuantCache: @unchecked Sendable {
         withUnsafeBytes(of: version.littleEndian) { b += $0 }
         withUnsafeBytes(of: UInt64(length).littleEndian) { b += $0 }
         withUnsafeBytes(of: sum.littleEndian) { b += $0 }
-        b += Array(q.rawValue.utf8).prefix(8) + [UInt8](repeating: 0, count: 8 - min(8, q.rawValue.utf8.count))
+        let tag = Array(q.storageTag.utf8).prefix(8)
+        b += tag + [UInt8](repeating: 0, count: 8 - tag.count)
         b += Array(fingerprint.utf8)
         return b + [UInt8](repeating: 0, count: headerSize - b.count)
     }

@@ -21,9 +21,10 @@ public func matrows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y:
     if let q = w.quantization {
         withQ8Blocks(x, t * w.cols) { xq in
             switch q {
+            case .q8 where w.layout == .int8Panels:
+                ck_pool_q8_gemm(pool.raw, w.base.assumingMemoryBound(to: UInt8.self), w.int8Scales, xq, y, Int32(t), rows, cols, rows)
             case .q8:
-                ck_pool_matrows_q8(pool.raw, w.base.assumingMemoryBound(to: Int8.self),
-                                   (w.base + w.rows * w.cols).assumingMemoryBound(to: Float.self), xq, y, Int32(t), rows, cols)
+                ck_pool_matrows_q8(pool.raw, w.base.assumingMemoryBound(to: Int8.self), w.int8Scales, xq, y, Int32(t), rows, cols)
             case .q4:
                 ck_pool_matrows_q4(pool.raw, w.base.assumingMemoryBound(to: UInt8.self), xq, y, Int32(t), rows, cols)
             }
@@ -65,7 +66,7 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                    scratch: inout [Float], rowsPerCore: Bool = false) {
     if t == 1 { matvec(w, x, y); return }
-    if t <= multiRowMaxRows(w) { matrows(w, x, t, y); return }
+    if t <= multiRowMaxRows(w) || w.layout == .int8Panels { matrows(w, x, t, y); return }
     if let q = w.quantization, int8GEMMAvailable {
         int8Matmul(w, q, x, t, y, scratch: &scratch)
         return
@@ -149,7 +150,7 @@ func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>,
     defer { xq.deallocate() }
     ck_quantize_q8_blocks(x, xq, Int32(t * k))
     let base = w.base.assumingMemoryBound(to: UInt8.self)
-    let scales = (w.base + w.rows * k).assumingMemoryBound(to: Float.self)     // q8 only
+    let scales = w.int8Scales     // q8 only
     scratch.withUnsafeMutableBytes { raw in
         let packed = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var r0 = 0

@@ -9,6 +9,9 @@ public enum Quantization: String, Sendable, CaseIterable {
     /// column groups of 32 blocks, all rows' group 0, then group 1, ... (ckernels.h has the layout).
     case q4
 
+    /// The name of the stored form (cache files): int8 in GEMM panels is "int8p".
+    public var storageTag: String { self == .q8 && int8InPanels ? "int8p" : rawValue }
+
     /// Bytes of one row of `cols` weights (scales included).
     public func rowBytes(_ cols: Int) -> Int {
         switch self {
@@ -48,31 +51,46 @@ public final class QuantStorage: @unchecked Sendable {
     deinit { release() }
 }
 
+/// Whether new int8 matrices are stored in the integer GEMM's panels (`RowLayout.int8Panels`):
+/// with AVX-512 VNNI (as `INTERNVL_CHAT_ISA` allows), where one product of up to six activation
+/// rows costs little more than one row's, so batched decoding and short prompts read and multiply
+/// the weights once. Without it int8 stays in rows, whose AVX2 kernel is the faster there.
+public var int8InPanels: Bool { ck_q8_gemm_available() != 0 }
+
 extension WeightMatrix {
     /// Bytes this matrix occupies as stored (what one matrix-vector product reads).
     public var storageBytes: Int {
-        if let q = quantization { return rows * q.rowBytes(cols) }
+        if let q = quantization { return Self.quantizedBytes(rows: rows, cols: cols, q, panels: layout == .int8Panels) }
         return rows * cols * dtype.size
     }
 
-    /// Bytes `quantized(as:)` writes.
-    public static func quantizedBytes(rows: Int, cols: Int, _ q: Quantization) -> Int { rows * q.rowBytes(cols) }
+    /// Bytes `quantized(as:)` writes (int8 in panels: the panels, rows padded to 32, then the row
+    /// scales).
+    public static func quantizedBytes(rows: Int, cols: Int, _ q: Quantization, panels: Bool = int8InPanels) -> Int {
+        q == .q8 && panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) + 4 * rows : rows * q.rowBytes(cols)
+    }
 
-    /// This matrix quantized into `dst` (`quantizedBytes` long): q8 is the int8 rows then the
-    /// Float row scales; q4 in column groups of 32 blocks, each group of all rows in turn (ckernels.h).
-    /// `cols` must be a multiple of 32.
-    public func quantized(as q: Quantization, into dst: UnsafeMutableRawPointer) -> WeightMatrix {
+    /// This matrix quantized into `dst` (`quantizedBytes` long): q8 is the int8 rows (or their
+    /// panels, `int8InPanels`) then the Float row scales; q4 in column groups of 32 blocks, each
+    /// group of all rows in turn (ckernels.h). `cols` must be a multiple of 32.
+    public func quantized(as q: Quantization, into dst: UnsafeMutableRawPointer, panels inPanels: Bool = int8InPanels) -> WeightMatrix {
         precondition(cols % 32 == 0, "quantized rows must be a multiple of 32 long")
+        let panels = q == .q8 && inPanels
         var row = [Float](repeating: 0, count: cols)
         row.withUnsafeMutableBufferPointer { buf in
             let f = buf.baseAddress!
             switch q {
             case .q8:
-                let ints = dst.assumingMemoryBound(to: Int8.self)
-                let scales = (dst + rows * cols).assumingMemoryBound(to: Float.self)
+                let packed = panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) : rows * cols
+                let ints = panels ? UnsafeMutablePointer<Int8>.allocate(capacity: rows * cols) : dst.assumingMemoryBound(to: Int8.self)
+                let scales = (dst + packed).assumingMemoryBound(to: Float.self)
                 for r in 0..<rows {
                     convertRows(r, r + 1, into: f)
                     ck_quantize_row_q8(f, ints + r * cols, scales + r, Int32(cols))
+                }
+                if panels {
+                    ck_q8_gemm_pack(ints, Int32(rows), Int32(cols), dst.assumingMemoryBound(to: UInt8.self))
+                    ints.deallocate()
                 }
             case .q4:
                 let bytes = dst.assumingMemoryBound(to: UInt8.self)
@@ -82,7 +100,7 @@ extension WeightMatrix {
                 }
             }
         }
-        return WeightMatrix(quantized: q, base: UnsafeRawPointer(dst), rows: rows, cols: cols)
+        return WeightMatrix(quantized: q, base: UnsafeRawPointer(dst), rows: rows, cols: cols, layout: panels ? .int8Panels : .rowMajor)
     }
 }
 

@@ -10,7 +10,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     /// Set when `base` holds quantized weights (Quantized.swift for the layouts).
     public let quantization: Quantization?
-    /// How dense rows lie in memory (quantized matrices: always `.rowMajor`).
+    /// How the rows lie in memory (quantized: `.rowMajor`, or `.int8Panels` for int8).
     public let layout: RowLayout
 
     public init(base: UnsafeRawPointer, dtype: DType, rows: Int, cols: Int, layout: RowLayout = .rowMajor) {
@@ -23,12 +23,13 @@ public struct WeightMatrix: @unchecked Sendable {
         quantization = nil
     }
 
-    public init(quantized q: Quantization, base: UnsafeRawPointer, rows: Int, cols: Int) {
+    public init(quantized q: Quantization, base: UnsafeRawPointer, rows: Int, cols: Int, layout: RowLayout = .rowMajor) {
+        precondition(layout == .rowMajor || (layout == .int8Panels && q == .q8), "only int8 goes in panels")
         self.base = base
         dtype = .bf16
         self.rows = rows
         self.cols = cols
-        layout = .rowMajor
+        self.layout = layout
         quantization = q
     }
 
@@ -71,12 +72,19 @@ public struct WeightMatrix: @unchecked Sendable {
     /// scale (CKernels; the test twin reads the stored bytes itself).
     func dequantizeRows(_ q: Quantization, _ r0: Int, _ r1: Int, _ out: UnsafeMutablePointer<Float>) {
         switch q {
+        case .q8 where layout == .int8Panels:
+            ck_dequantize_q8_panels(base.assumingMemoryBound(to: UInt8.self), int8Scales, Int32(cols), Int32(r0), Int32(r1), out)
         case .q8:
-            ck_dequantize_q8(base.assumingMemoryBound(to: Int8.self), (base + rows * cols).assumingMemoryBound(to: Float.self),
-                             Int32(cols), Int32(r0), Int32(r1), out)
+            ck_dequantize_q8(base.assumingMemoryBound(to: Int8.self), int8Scales, Int32(cols), Int32(r0), Int32(r1), out)
         case .q4:
             ck_dequantize_q4(base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(cols), Int32(r0), Int32(r1), out)
         }
+    }
+
+    /// An int8 matrix's row scales (after its rows, or after its panels).
+    var int8Scales: UnsafePointer<Float> {
+        let weights = layout == .int8Panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) : rows * cols
+        return (base + weights).assumingMemoryBound(to: Float.self)
     }
 
     func dequantizedRow(_ r: Int) -> [Float] {
@@ -105,6 +113,10 @@ public enum RowLayout: Sendable {
     /// weights stream; rows after the last full group stay whole, one after another, at the end.
     /// `cols` a multiple of 32.
     case groupsOfFour
+    /// int8 only: the integer GEMM's panels of 32 rows (ck_q8_gemm_pack: per four columns the 32
+    /// rows' four bytes, as w + 128), rows padded to a multiple of 32, then the row scales. Every
+    /// product, one activation row or many, is `ck_pool_q8_gemm` (`int8InPanels`).
+    case int8Panels
 }
 
 extension WeightMatrix {

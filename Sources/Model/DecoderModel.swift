@@ -226,7 +226,10 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let base = storage.base
         if given != nil {
             for (i, m) in mats.enumerated() {
-                results.baseAddress!.advanced(by: i).initialize(to: kinds[i].map { WeightMatrix(quantized: $0, base: UnsafeRawPointer(base + offsets[i]), rows: m.rows, cols: m.cols) } ?? m)
+                results.baseAddress!.advanced(by: i).initialize(to: kinds[i].map {
+                    WeightMatrix(quantized: $0, base: UnsafeRawPointer(base + offsets[i]), rows: m.rows, cols: m.cols,
+                                 layout: $0 == .q8 && int8InPanels ? .int8Panels : .rowMajor)
+                } ?? m)
             }
         } else {
             let out = SendablePointer(results.baseAddress!), dst = SendablePointer(base), offs = offsets

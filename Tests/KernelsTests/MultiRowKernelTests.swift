@@ -7,11 +7,12 @@ import TestSupport
 /// The multi-row products (short prompts, batched decoding): every activation row's result is the
 /// bits of the one-row product for that row alone, and for the integer formats the bits of the
 /// per-row reference; at every instruction-set level, on 1-3 threads, for shapes with rows left
-/// after the last group of four, several column blocks or groups, and a narrower last group.
+/// after the last group of four (int8 panels: of 32), several column blocks or groups, and a
+/// narrower last group. int8 is tested in rows and in the GEMM's panels.
 struct MultiRowKernelTests {
     static let shapes = [(7, 64), (33, 96), (300, 512), (70, 2112), (259, 8192), (5, 2240)]
 
-    enum Format: CaseIterable { case bf16, bf16InFours, q8, q4 }
+    enum Format: CaseIterable { case bf16, bf16InFours, q8, q8Panels, q4 }
 
     @Test(arguments: shapes, [2, 5, 24])
     func everyRowIsItsOwnDecodeProduct(shape: (rows: Int, cols: Int), t: Int) {
@@ -26,16 +27,22 @@ struct MultiRowKernelTests {
             }
         }
         for format in Format.allCases {
-            let quantization: Quantization? = format == .q8 ? .q8 : (format == .q4 ? .q4 : nil)
-            let store = QuantStorage(bytes: quantization.map { WeightMatrix.quantizedBytes(rows: rows, cols: cols, $0) } ?? 1)
+            let quantization: Quantization? = format == .q8 || format == .q8Panels ? .q8 : (format == .q4 ? .q4 : nil)
+            let panels = format == .q8Panels
+            let store = QuantStorage(bytes: quantization.map { WeightMatrix.quantizedBytes(rows: rows, cols: cols, $0, panels: panels) } ?? 1)
+            let rowsStore = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, .q8, panels: false))
             let bytes = format == .bf16InFours ? packed : storage
             bytes.withUnsafeBytes { raw in
                 var w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols,
                                      layout: format == .bf16InFours ? .groupsOfFour : .rowMajor)
+                var inRows = w
                 if let q = quantization {
-                    w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols).quantized(as: q, into: store.base)
+                    let dense = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols)
+                    w = dense.quantized(as: q, into: store.base, panels: panels)
+                    inRows = panels ? dense.quantized(as: q, into: rowsStore.base, panels: false) : w
                 }
-                let reference = Self.reference(w, format, x, t: t, values: values)
+                #expect(w.layout == (panels ? .int8Panels : (format == .bf16InFours ? .groupsOfFour : .rowMajor)))
+                let reference = Self.reference(inRows, format, x, t: t, values: values)
                 for level in QuantizedKernelTests.isaLevels { for threads in [1, 2, 3] {
                     let pool = ThreadPool(threads: threads)
                     var y = [Float](repeating: .nan, count: t * rows)
@@ -71,22 +78,26 @@ struct MultiRowKernelTests {
     }
 
     /// The naive twin: for bf16 the Double product of the stored values; for int8 and q4 the
-    /// per-row reference dot products over each row's own activation blocks.
+    /// per-row reference dot products over each row's own activation blocks (int8 panels: the
+    /// integer GEMM's reference, one fmaf per block, on the same int8 rows).
     static func reference(_ w: WeightMatrix, _ format: Format, _ x: [Float], t: Int, values: [Float]) -> Reference {
         let (rows, cols) = (w.rows, w.cols)
         switch format {
         case .bf16, .bf16InFours:
             return .close(KernelTests.naive(values, x, rows: rows, cols: cols, t: t))
-        case .q8, .q4:
+        case .q8, .q8Panels, .q4:
             var out = [Float](repeating: 0, count: t * rows)
             for m in 0..<t {
                 var xq = [ck_block_q8](repeating: ck_block_q8(), count: cols / 32)
                 Array(x[(m * cols)..<((m + 1) * cols)]).withUnsafeBufferPointer { ck_quantize_q8_blocks($0.baseAddress!, &xq, Int32(cols)) }
                 for r in 0..<rows {
-                    out[m * rows + r] = format == .q8
-                        ? ck_dot_q8_ref(w.base.assumingMemoryBound(to: Int8.self) + r * cols,
-                                        (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r], xq, Int32(cols))
-                        : ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(r), xq, Int32(cols))
+                    let int8Row = w.base.assumingMemoryBound(to: Int8.self) + r * cols
+                    let scale = (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r]
+                    switch format {
+                    case .q8: out[m * rows + r] = ck_dot_q8_ref(int8Row, scale, xq, Int32(cols))
+                    case .q8Panels: out[m * rows + r] = ck_q8_gemm_ref(int8Row, scale, xq, Int32(cols))
+                    default: out[m * rows + r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(r), xq, Int32(cols))
+                    }
                 }
             }
             return .bits(out)

@@ -147,8 +147,8 @@ struct QuantizedKernelTests {
         storage.withUnsafeBytes { raw in
             let dense = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols)
             for q in Quantization.allCases {
-                let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q))
-                let w = dense.quantized(as: q, into: store.base)
+                let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q, panels: false))
+                let w = dense.quantized(as: q, into: store.base, panels: false)
                 for level in Self.isaLevels { for threads in [1, 2] {
                     var y = [Float](repeating: .nan, count: rows)
                     Self.atISA(level) { matvec(w, x, &y, pool: ThreadPool(threads: threads)) }
@@ -183,8 +183,8 @@ struct QuantizedKernelTests {
         storage.withUnsafeBytes { raw in
             let dense = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols)
             for q in Quantization.allCases {
-                let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q))
-                let w = dense.quantized(as: q, into: store.base)
+                let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q, panels: false))
+                let w = dense.quantized(as: q, into: store.base, panels: false)
                 var want = [Float](repeating: 0, count: rows * cols)
                 for r in 0..<rows { for c in 0..<cols {
                     switch q {
@@ -209,6 +209,14 @@ struct QuantizedKernelTests {
                     var got = [Float](repeating: .nan, count: rows * cols)
                     Self.atISA(level) { got.withUnsafeMutableBufferPointer { w.convertRows(0, rows, into: $0.baseAddress!) } }
                     #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(q) \(rows)x\(cols), ISA level \(level)")
+                }
+                if q == .q8 {           // the same matrix in panels reads back the same values
+                    let inPanels = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q, panels: true))
+                    let p = dense.quantized(as: q, into: inPanels.base, panels: true)
+                    #expect(p.layout == .int8Panels)
+                    var got = [Float](repeating: .nan, count: rows * cols)
+                    got.withUnsafeMutableBufferPointer { p.convertRows(0, rows, into: $0.baseAddress!) }
+                    #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "int8 panels \(rows)x\(cols)")
                 }
             }
         }
@@ -252,9 +260,9 @@ struct QuantizedKernelTests {
         var rng = SeededRandom(seed: UInt64(m * 31 + n * 7 + k))
         let (storage, _) = KernelTests.matrix(n, k, .bf16, &rng)
         let x = KernelTests.randomFloats(m * k, &rng)
-        var stored = [UInt8](repeating: 0, count: WeightMatrix.quantizedBytes(rows: n, cols: k, q))
+        var stored = [UInt8](repeating: 0, count: WeightMatrix.quantizedBytes(rows: n, cols: k, q, panels: false))
         storage.withUnsafeBytes { raw in
-            stored.withUnsafeMutableBytes { _ = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: n, cols: k).quantized(as: q, into: $0.baseAddress!) }
+            stored.withUnsafeMutableBytes { _ = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: n, cols: k).quantized(as: q, into: $0.baseAddress!, panels: false) }
         }
         var xq = [ck_block_q8](repeating: ck_block_q8(), count: m * k / 32)
         ck_quantize_q8_blocks(x, &xq, Int32(m * k))

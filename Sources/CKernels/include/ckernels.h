@@ -87,6 +87,11 @@ void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *packed);
 void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
                      int m, int n, int k, int ldc);
 float ck_q8_gemm_ref(const int8_t *w, float wscale, const ck_block_q8 *xq, int cols);
+// int8 panels (wscale given) run on every instruction set: AVX-512 VNNI tiles, AVX2 and portable
+// kernels, all with ck_q8_gemm_ref's bits. The language model stores its int8 matrices so (the
+// packed panels, then the row scales), and every product with them, one row or many, is this GEMM.
+// Rows r0..<r1 of such a matrix as floats (value x row scale):
+void ck_dequantize_q8_panels(const uint8_t *packed, const float *wscale, int cols, int r0, int r1, float *out);
 // The same GEMM for q4 weights: packed per block as q - 8 + 128 with the block's 32 weight scales
 // after it (ck_q4_gemm_pack); wscale NULL in ck_pool_q8_gemm. Reference: per block, fmaf(integer
 // sum, weight scale x activation scale, acc).
