@@ -184,6 +184,25 @@ static void bf16x4_range(const ck_pool *p, const ck_vec *v, int b, int r0, int r
     }
 }
 
+#if defined(__x86_64__)
+// bf16x4_range for two activation rows: their full groups together (bf16x4_rows2_avx512), the
+// rows after them one activation row at a time.
+static void bf16x4_pair(const ck_pool *p, const ck_vec *v0, const ck_vec *v1, int b, int r0, int r1) {
+    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
+    if (r0 < g1) {
+        const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
+        int parts = x4_blocks(p->cols) > 1;
+        float *y0 = parts ? v0->ypart + (size_t)b * p->rows : v0->y, *y1 = parts ? v1->ypart + (size_t)b * p->rows : v1->y;
+        bf16x4_rows2_avx512(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1);
+    }
+    if (r1 > full) {
+        int t0 = r0 > full ? r0 : full;
+        bf16x4_range(p, v0, b, t0, r1);
+        bf16x4_range(p, v1, b, t0, r1);
+    }
+}
+#endif
+
 // Column group s of rows r0..<r1 of a q4 product: its part of each row, into y (one group) or
 // the group's partial sums (several). Full groups by the SIMD kernels, from the activations
 // matvec_job arranged; a narrower last group, and every group without AVX2, by the reference.
@@ -279,7 +298,12 @@ static void run_share(ck_pool *p, int self) {
             if (r1 > p->rows) r1 = p->rows;
             if (p->kind == JOB_Q8GEMM) { matvec_range(p, NULL, r0, r1); continue; }
             if (p->kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, r0, r1); continue; }
-            for (int m = 0; m < p->t; m++) {
+            int m = 0;
+#if defined(__x86_64__)
+            if (p->kind == JOB_BF16X4 && has_avx512())      // rows in pairs: each weight widened once for two
+                for (; m + 1 < p->t; m += 2) { ck_vec v0 = vec_of(p, m), v1 = vec_of(p, m + 1); bf16x4_pair(p, &v0, &v1, b, r0, r1); }
+#endif
+            for (; m < p->t; m++) {
                 ck_vec v = vec_of(p, m);
                 if (p->kind == JOB_BF16X4 || p->kind == JOB_Q4) block_range(p, &v, b, r0, r1); else matvec_range(p, &v, r0, r1);
             }
