@@ -111,8 +111,6 @@ AVX512 void bf16x4_rows2_avx512(const uint16_t *w, const float *xe0, const float
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);
 AVX2 void q8p_panel_avx2(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid);
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
-AVX512 void q8_rows_vnni(const int8_t *w, const float *ws, const uint8_t *const *xu, const float *const *xd, float *const *y,
-                         int n, int cols, int r0, int r1);
 AVX2 void q8_rows_avx2(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
                        const float *const *xd, float *const *y, int n, int cols, int r0, int r1);
 AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);

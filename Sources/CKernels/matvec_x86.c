@@ -190,58 +190,11 @@ AVX2 static void matvec_q8_avx2(const int8_t *w, const float *ws, const ck_block
     }
 }
 
-// AVX-512 VNNI (256-bit forms): vpdpbusd does maddubs + madd in one instruction without the int16
-// step; the integer sums, and so the results, are those of the AVX2 kernels bit for bit.
-AVX512 static inline __m256i dot32_vnni(__m256i w, __m256i x) {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
-}
-
-AVX512 static void matvec_q8_vnni(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
-    int nb = cols / CK_QK;
-    for (int r = r0; r < r1; r++) {
-        const int8_t *row = w + (size_t)r * cols;
-        __m128 c = _mm_setzero_ps();
-        for (int b = 0; b < nb; b += 4) {
-            const __m256i *q = (const __m256i *)(row + b * CK_QK);
-            __m128i s4 = sum4(dot32_vnni(_mm256_loadu_si256(q), XQ(b)), dot32_vnni(_mm256_loadu_si256(q + 1), XQ(b + 1)),
-                              dot32_vnni(_mm256_loadu_si256(q + 2), XQ(b + 2)), dot32_vnni(_mm256_loadu_si256(q + 3), XQ(b + 3)));
-            c = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), XD4(b), c);
-        }
-        y[r] = finish4(c) * ws[r];
-    }
-}
-
-// int8 products of up to Q8_ROWS activation rows at once (batched decoding, short prompts): each
-// weight vector is loaded once for all of them. Per row the prepared activations (q8_prepare_x):
-// with VNNI the bytes + 128, unsigned as vpdpbusd takes them, the weights' four-byte sums x 128
-// taken off once per weight vector for all rows; with AVX2 |x| (maddubs wants one unsigned
-// operand), x's signs moved onto the weights per row. Either way a block's sum is the exact
-// integer the decode kernel forms, and the float steps are its steps in its order, so every row's
-// result is the decode kernel's bit for bit.
-AVX512 static inline __attribute__((always_inline)) void q8_rows_vnni_n(const int8_t *w, const float *ws, const uint8_t *const *xu,
-        const float *const *xd, float *const *y, int cols, int r0, int r1, const int R) {
-    int nb = cols / CK_QK;
-    const __m256i k128 = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
-    for (int r = r0; r < r1; r++) {
-        const int8_t *row = w + (size_t)r * cols;
-        __m128 c[Q8_ROWS];
-        for (int i = 0; i < R; i++) c[i] = _mm_setzero_ps();
-        for (int b = 0; b < nb; b += 4) {
-            const __m256i *q = (const __m256i *)(row + b * CK_QK);
-            __m256i w0 = _mm256_loadu_si256(q), w1 = _mm256_loadu_si256(q + 1), w2 = _mm256_loadu_si256(q + 2), w3 = _mm256_loadu_si256(q + 3);
-            __m256i n0 = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k128, w0)), n1 = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k128, w1));
-            __m256i n2 = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k128, w2)), n3 = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k128, w3));
-            for (int i = 0; i < R; i++) {
-                const __m256i *x = (const __m256i *)(xu[i] + (size_t)b * CK_QK);
-                __m128i s4 = sum4(_mm256_dpbusd_epi32(n0, _mm256_loadu_si256(x), w0), _mm256_dpbusd_epi32(n1, _mm256_loadu_si256(x + 1), w1),
-                                  _mm256_dpbusd_epi32(n2, _mm256_loadu_si256(x + 2), w2), _mm256_dpbusd_epi32(n3, _mm256_loadu_si256(x + 3), w3));
-                c[i] = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_loadu_ps(xd[i] + b), c[i]);
-            }
-        }
-        for (int i = 0; i < R; i++) y[i][r] = finish4(c[i]) * ws[r];
-    }
-}
-
+// int8 rows (machines without VNNI: with it int8 is stored in GEMM panels), up to Q8_ROWS
+// activation rows at once (batched decoding, short prompts): each weight vector is loaded once
+// for all of them. Per row |x| is prepared once (maddubs wants one unsigned operand) and x's signs
+// are moved onto the weights; a block's sum is the exact integer the decode kernel forms and the
+// float steps are its steps in its order, so every row's result is the decode kernel's bits.
 AVX2 static inline __attribute__((always_inline)) void q8_rows_avx2_n(const int8_t *w, const float *ws, const uint8_t *const *ax,
         const ck_block_q8 *const *xq, const float *const *xd, float *const *y, int cols, int r0, int r1, const int R) {
     int nb = cols / CK_QK;
@@ -264,16 +217,6 @@ AVX2 static inline __attribute__((always_inline)) void q8_rows_avx2_n(const int8
             }
         }
         for (int i = 0; i < R; i++) y[i][r] = finish4(c[i]) * ws[r];
-    }
-}
-
-AVX512 void q8_rows_vnni(const int8_t *w, const float *ws, const uint8_t *const *xu, const float *const *xd, float *const *y,
-                         int n, int cols, int r0, int r1) {
-    switch (n) {
-    case 4: q8_rows_vnni_n(w, ws, xu, xd, y, cols, r0, r1, 4); break;
-    case 3: q8_rows_vnni_n(w, ws, xu, xd, y, cols, r0, r1, 3); break;
-    case 2: q8_rows_vnni_n(w, ws, xu, xd, y, cols, r0, r1, 2); break;
-    default: q8_rows_vnni_n(w, ws, xu, xd, y, cols, r0, r1, 1); break;
     }
 }
 
@@ -473,7 +416,6 @@ void ck_quantize_q8_blocks(const float *x, ck_block_q8 *out, int n) {
 
 void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1) {
 #if defined(__x86_64__)
-    if (cols % (4 * CK_QK) == 0 && has_avx512()) { matvec_q8_vnni(w, ws, xq, y, cols, r0, r1); return; }
     if (ck_has_avx2()) { matvec_q8_avx2(w, ws, xq, y, cols, r0, r1); return; }
 #endif
     matvec_q8_c(w, ws, xq, y, cols, r0, r1);

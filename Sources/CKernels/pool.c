@@ -26,8 +26,8 @@ struct ck_pool {
     struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
-    // int8 products of several rows (q8_rows_*): per row the prepared bytes (VNNI: x + 128; AVX2:
-    // |x|) and the block scales; q8mode 2 VNNI, 1 AVX2, 0 the row-at-a-time kernels.
+    // int8 rows by q8_rows_avx2 (q8mode 1; 0: the portable row kernel): per activation row its
+    // bytes' |x| and the block scales.
     int q8mode; uint8_t *q8x; float *q8xd; size_t q8cap;
     float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK, q4 groups: each column block's partial sums, per row
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
@@ -255,8 +255,7 @@ static void q8_rows_range(const ck_pool *p, int r0, int r1) {
             xu[i] = p->q8x + (size_t)(m + i) * p->cols; xd[i] = p->q8xd + (size_t)(m + i) * nb;
             xq[i] = (const ck_block_q8 *)p->x + (size_t)(m + i) * nb; y[i] = p->y + (size_t)(m + i) * p->ldy;
         }
-        if (p->q8mode == 2) q8_rows_vnni((const int8_t *)p->w, p->ws, xu, xd, y, n, p->cols, r0, r1);
-        else q8_rows_avx2((const int8_t *)p->w, p->ws, xu, xq, xd, y, n, p->cols, r0, r1);
+        q8_rows_avx2((const int8_t *)p->w, p->ws, xu, xq, xd, y, n, p->cols, r0, r1);
     }
 #else
     (void)p; (void)r0; (void)r1;
@@ -419,13 +418,10 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
             q4_prepare_x((const ck_block_q8 *)x + (size_t)m * nb, full, p->q4xl + (size_t)m * (full / 4),
                          p->q4xd + (size_t)m * full, p->q4c8 + (size_t)m * full);
     }
-    // int8: several rows through q8_rows_* (VNNI, AVX2); one row with VNNI keeps the decode kernel.
+    // int8 rows: every activation row through q8_rows_avx2 (one row too).
     p->q8mode = 0;
 #if defined(__x86_64__)
-    if (kind == JOB_Q8) {
-        if (has_avx512() && cols % (4 * CK_QK) == 0) p->q8mode = t > 1 ? 2 : 0;
-        else if (ck_has_avx2() && nb % 4 == 0) p->q8mode = 1;
-    }
+    if (kind == JOB_Q8 && ck_has_avx2() && nb % 4 == 0) p->q8mode = 1;
     if (p->q8mode) {
         if (p->q8cap < (size_t)t * cols) {
             free(p->q8x); free(p->q8xd);
@@ -437,7 +433,7 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
             uint8_t *o = p->q8x + b * CK_QK;
             for (int j = 0; j < CK_QK; j++) {
                 int v = xq[b].qs[j];
-                o[j] = (uint8_t)(p->q8mode == 2 ? v + 128 : (v < 0 ? -v : v));
+                o[j] = (uint8_t)(v < 0 ? -v : v);
             }
             p->q8xd[b] = xq[b].d;
         }
