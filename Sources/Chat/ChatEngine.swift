@@ -140,14 +140,16 @@ public final class ChatEngine: @unchecked Sendable {
     /// Prefills `prompt` from nothing and decodes until a stop token, `maxNewTokens` or the
     /// context end (the session's loop on a fresh cache). `imageTokens` are the vision tokens of
     /// the prompt's image slots, in order. `onText` receives stable text as it appears;
-    /// `shouldStop` is polled every token.
+    /// `shouldStop` is polled every token. `leadingPadding`: the prompt as one of a left-padded
+    /// batch (`KVCache.leadingPadding`).
     public func generate(prompt ids: [Int32], imageTokens: [Float] = [], parameters: SamplingParameters,
-                         onText: (String) -> Void = { _ in },
+                         leadingPadding: Int = 0, onText: (String) -> Void = { _ in },
                          shouldStop: () -> Bool = { false }) throws -> GenerationResult {
         if let p = parameters.problem { throw ChatError.invalidParameters(p) }
         guard ids.count < contextLength else { throw ChatError.promptTooLong(tokens: ids.count, context: contextLength) }
         let prompt = try self.prompt(ids: ids, imageRows: imageTokens.count / max(model.hidden, 1))
         let cache = model.makeCache(initialCapacity: min(contextLength, ids.count + parameters.maxNewTokens))
+        cache.leadingPadding = leadingPadding
         let logits = prefill(prompt, images: [imageTokens], upTo: ids.count, cache: cache, logits: .last)!
         let d = decode(after: logits, prompt: ids, cache: cache, parameters: parameters, shouldStop: shouldStop, onText: onText)
         return GenerationResult(text: d.text, tokenIDs: d.tokenIDs, promptTokenIDs: ids, stoppedAtStopToken: d.stoppedAtStopToken)

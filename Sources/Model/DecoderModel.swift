@@ -284,7 +284,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let past = cache.count
         let total = past + t
         cache.reserve(total)
-        let rope = ropeTables(positions: past..<total, callLength: total)
+        let rope = ropeTables(positions: past..<total, callLength: total + cache.leadingPadding)
         var start = 0
         while start < t {
             let n = min(prefillChunk, t - start)
@@ -311,7 +311,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         let segments = caches.enumerated().map { k, cache -> Segment in
             cache.reserve(cache.count + 1)
             return Segment(cache: cache, rows: k..<(k + 1), position: cache.count,
-                           rope: ropeTables(positions: cache.count..<(cache.count + 1), callLength: cache.count + 1), ropeRow: 0)
+                           rope: ropeTables(positions: cache.count..<(cache.count + 1), callLength: cache.count + 1 + cache.leadingPadding), ropeRow: 0)
         }
         for (l, layer) in layers.enumerated() { step(layer, l, x, b, segments) }
         for cache in caches { cache.advance(by: 1) }

@@ -16,6 +16,10 @@ public final class KVCache: @unchecked Sendable {
     public private(set) var capacity: Int
     /// Positions held.
     public private(set) var count = 0
+    /// Pad positions before this sequence in a left-padded batch (the official batch_chat): they
+    /// are masked and not stored, but the rotary embedding counts them in the sequence length
+    /// from which dynamic NTK scaling picks its base.
+    public var leadingPadding = 0
     private var keys: [UnsafeMutableRawPointer]
     private var values: [UnsafeMutableRawPointer]
 

@@ -76,12 +76,19 @@ struct GenerateCommand: ParsableCommand {
     @Argument(help: "The question; - (or none, with a pipe on standard input) reads it from standard input.") var prompt: String?
 
     @Option(help: "JSON file of turns to run over one session (format: docs/cli.md); replaces PROMPT.") var turns: String?
+    @Option(help: "JSONL file of independent questions, one per line: {\"question\": ..., \"images\": [...], \"max_tiles\": N}; prints one JSON line per question, in order, as the official batch_chat answers them.")
+    var batch: String?
+    @Option(help: "A folder of images: the same question (--question or PROMPT) about each, one JSON line per image.")
+    var batchImages: String?
+    @Option(help: "With --batch-images: the question asked about every image.") var question: String?
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "With --turns: start from this saved conversation (name or id).") var resume: String?
     @Option(help: "With --turns: save the conversation under this name afterwards (replacing one of that name).") var save: String?
 
     func validate() throws {
-        if turns == nil && prompt == nil && isatty(0) != 0 { throw ValidationError("missing PROMPT (or --turns FILE, or the question on standard input)") }
+        if turns == nil && batch == nil && batchImages == nil && prompt == nil && isatty(0) != 0 {
+            throw ValidationError("missing PROMPT (or --turns FILE, --batch FILE, or the question on standard input)")
+        }
         if turns != nil && (prompt != nil || history != nil || !imageOptions.image.isEmpty) {
             throw ValidationError("--turns FILE carries its own questions and images: drop PROMPT, --history and --image")
         }
@@ -89,6 +96,16 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--video goes alone: drop --image and --turns")
         }
         if turns == nil && (resume != nil || save != nil) { throw ValidationError("--resume and --save go with --turns FILE") }
+        if batch != nil || batchImages != nil {
+            if batch != nil && batchImages != nil { throw ValidationError("--batch and --batch-images go one at a time") }
+            if turns != nil || history != nil || videoOptions.video != nil || !imageOptions.image.isEmpty {
+                throw ValidationError("--batch and --batch-images carry their own questions and images: drop --turns, --history, --video and --image")
+            }
+            if batch != nil && (prompt != nil || question != nil) { throw ValidationError("--batch FILE carries its questions: drop PROMPT and --question") }
+            if batchImages != nil && (prompt == nil) == (question == nil) { throw ValidationError("--batch-images needs the question, as --question Q or PROMPT (one of them)") }
+        } else if question != nil {
+            throw ValidationError("--question goes with --batch-images")
+        }
     }
 
     /// The question: PROMPT, or all of standard input for `-` or no PROMPT.
@@ -104,6 +121,13 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let engine = try weightOptions.engine(try modelOptions.locate(), context: sampling.context)
+            if batch != nil || batchImages != nil {
+                let lines = try batch.map { try BatchRun.read(jsonl: $0) }
+                    ?? BatchRun.read(folder: batchImages!, question: (question ?? prompt)!, maxTiles: imageOptions.maxTiles)
+                let template = system.map { engine.template.with(systemMessage: $0) } ?? engine.template
+                try BatchRun(engine: engine, template: template, parameters: sampling.parameters).run(lines, progress: isatty(2) != 0)
+                return
+            }
             let session = ChatSession(engine: engine, systemMessage: system)
             if let turns {
                 let conversations = ConversationService(store: storeOptions.store, backend: session)

@@ -107,6 +107,83 @@ struct CLITests {
         }
     }
 
+    /// `generate --batch`: every line equals the official batch_chat run by the reference on the
+    /// same lines in one call (left-padded to the longest prompt: on these tiny models, whose
+    /// prompts pass max_position_embeddings, the padding changes the shorter lines' answers).
+    @Test(arguments: TestData.tinyModels) func generateBatchEqualsBatchChat(_ name: String) throws {
+        let model = TestData.url(name)
+        let g = try TestData.json(model.appendingPathComponent("golden-batch.json"))
+        let lines = g["lines"] as! [[String: Any]]
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("batch-\(UUID()).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        var text = ""
+        for l in lines {
+            let images = (l["images"] as! [String]).map { Self.img($0) }
+            let object: [String: Any] = ["question": l["question"]!, "images": images, "max_tiles": l["max_tiles"]!]
+            text += String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self) + "\n\n"
+        }
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let r = try Self.run(["generate", "--model", model.path, "--batch", file.path, "--max-new-tokens", "24"])
+        #expect(r.status == 0, "\(name): \(r.err)")
+        let out = r.out.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(out.count == lines.count, "\(name): one JSON line per question")
+        for (k, (d, want)) in zip(out, lines).enumerated() {
+            guard let d else { Issue.record("\(name) line \(k + 1): not JSON"); continue }
+            #expect(d["tiles"] as? [Int] == want["tiles"] as? [Int], "\(name) line \(k + 1): tiles")
+            #expect(TestData.ints(d["prompt_token_ids"]) == TestData.ints(want["prompt_ids"]), "\(name) line \(k + 1): prompt")
+            #expect(TestData.ints(d["token_ids"]) == TestData.ints(want["greedy_ids"]), "\(name) line \(k + 1): answer")
+            #expect(d["text"] as? String == want["response"] as? String, "\(name) line \(k + 1): text")
+        }
+    }
+
+    /// `--batch-images DIR`: one line per image in name order, other files skipped with a note;
+    /// the same answers as `--batch` over those images.
+    @Test func generateBatchImagesCaptionsAFolder() throws {
+        let model = TestData.url("tiny-a").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("batch-images-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (src, dst) in [("photo-coffee.png", "b.png"), ("jpeg-q50.jpg", "a.jpg")] {
+            try FileManager.default.copyItem(atPath: Self.img(src), toPath: dir.appendingPathComponent(dst).path)
+        }
+        try "notes".write(to: dir.appendingPathComponent("readme.txt"), atomically: true, encoding: .utf8)
+        let folder = try Self.run(["generate", "--model", model, "--batch-images", dir.path, "--question", "What is it?",
+                                   "--max-tiles", "2", "--max-new-tokens", "8"])
+        #expect(folder.status == 0, "\(folder.err)")
+        #expect(folder.err.contains("skipping readme.txt"), "\(folder.err)")
+        let jsonl = dir.appendingPathComponent("q.jsonl.in")
+        try (["a.jpg", "b.png"].map { "{\"question\": \"What is it?\", \"images\": [\"\($0)\"], \"max_tiles\": 2}" }.joined(separator: "\n"))
+            .write(to: jsonl, atomically: true, encoding: .utf8)
+        let batch = try Self.run(["generate", "--model", model, "--batch", jsonl.path, "--max-new-tokens", "8"])
+        #expect(batch.status == 0, "\(batch.err)")
+        let a = folder.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let b = batch.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(a.map { $0["image"] as? String } == ["a.jpg", "b.png"])
+        #expect(a.count == 2 && b.count == 2)
+        for (x, y) in zip(a, b) {
+            #expect(TestData.ints(x["token_ids"]) == TestData.ints(y["token_ids"]) && x["text"] as? String == y["text"] as? String)
+        }
+    }
+
+    /// A bad line of a batch file stops the run before any answer with one error naming the line.
+    @Test func generateBatchRefusesABadLine() throws {
+        let model = TestData.url("tiny-a").path
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-batch-\(UUID()).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let good = "{\"question\": \"Hi\"}"
+        for (bad, words) in [("{\"question\": 3}", "line 2: \"question\" must be a non-empty string"),
+                             ("[1, 2]", "line 2: not a JSON object"),
+                             ("{\"question\": \"Q\", \"image\": \"a.jpg\"}", "line 2: unknown key \"image\""),
+                             ("{\"question\": \"Q\", \"max_tiles\": 0}", "line 2: \"max_tiles\" must be a whole number from 1 to 40"),
+                             ("{\"question\": \"Q\", \"images\": [\"/nonexistent/x.png\"]}", "line 2:")] {
+            try (good + "\n" + bad + "\n").write(to: file, atomically: true, encoding: .utf8)
+            let r = try Self.run(["generate", "--model", model, "--batch", file.path, "--max-new-tokens", "4"])
+            #expect(r.status == 1 && r.err.hasPrefix("error: ") && r.err.contains(words) && r.err.split(separator: "\n").count == 1,
+                    "\(bad): \(r.err)")
+            #expect(r.out.isEmpty, "\(bad): nothing answered before the error")
+        }
+    }
+
     @Test func generateRefusesABadVideoInOneLine() throws {
         let model = TestData.url("tiny-a").path
         for (file, words) in [("bad-audio-only.wav", "has no video stream"), ("bad-garbage.mp4", "is not a video FFmpeg can read"),

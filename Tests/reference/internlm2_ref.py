@@ -86,12 +86,17 @@ class RefInternLM2:
         h = self.rms(h, w["model.norm.weight"])
         return h @ w["output.weight"].T
 
-    def greedy(self, ids, n, stop_ids=(), embeds=None):
-        """Greedy continuation as official generate() produces it, recomputed in full each step."""
+    def greedy(self, ids, n, stop_ids=(), embeds=None, pad=0):
+        """Greedy continuation as official generate() produces it, recomputed in full each step.
+
+        pad: left padding of this prompt in a batch (batch_chat pads on the left to the longest
+        prompt). The mask and position ids (cumsum of the attention mask) make the pads invisible,
+        but the rotary embedding gets kv_seq_len, which counts them, so dynamic NTK picks its base
+        from the padded lengths."""
         ids, out = list(ids), []
         P = len(ids)
         for _ in range(n):
-            call_len = [P] * P + [j + 1 for j in range(P, len(ids))]
+            call_len = [P + pad] * P + [j + 1 + pad for j in range(P, len(ids))]
             nxt = int(np.argmax(self.forward(ids, call_len, embeds)[-1]))
             if nxt in stop_ids:
                 break

@@ -262,6 +262,44 @@ def write_video_golden(name, cfg, out_dir, tok_dir, videos_dir):
                    "tiles": tiles, "user_question": q1, "rounds": rounds}, f, ensure_ascii=False)
 
 
+BATCH_CASES = [
+    # (question, image, max_tiles) -- one line of `generate --batch`, one item of batch_chat
+    ("Describe this image.", "photo-chelsea.png", 6),
+    ("What colour is the thing in the middle? Answer in one short sentence, please.", "photo-camera.png", 2),
+    ("<image>\nWhat is this?", "photo-coffee.png", 1),
+]
+
+
+def write_batch_golden(name, cfg, out_dir, tok_dir, images_dir):
+    """batch_chat (modeling_internvl_chat.py): per question '<image>\n' prepended when it has no
+    placeholder, the template's prompt with the default system message, the image's tokens in
+    place of '<image>'; the queries left-padded to the longest and generated together, greedy,
+    eos the template's sep. Padding is masked and positions come from the mask, so each answer is
+    its prompt's own, except that the rotary embedding sees the padded length (`pad`)."""
+    from vision_ref import RefVision
+    weights = checkpoint.read_checkpoint(out_dir)
+    vis, lm, tok = RefVision(cfg, weights), RefInternLM2(cfg, weights), RefTokenizer(tok_dir)
+    size = cfg["force_image_size"]
+    per_tile = int((size // cfg["vision_config"]["patch_size"]) ** 2 * cfg["downsample_ratio"] ** 2)
+    ctx, stop = tok.added["<IMG_CONTEXT>"], {tok.added["<|im_end|>"], tok.sp.eos_id()}
+    items = []
+    for question, image, max_tiles in BATCH_CASES:
+        pv = preprocess_ref.pixel_values(os.path.join(images_dir, image), size, max_tiles, cfg["min_dynamic_patch"], True)
+        f = vis.extract_feature(pv)
+        q = question if "<image>" in question else "<image>\n" + question
+        prompt = chat_prompt(SYSTEM, [], q).replace("<image>", "<img>" + "<IMG_CONTEXT>" * per_tile * pv.shape[0] + "</img>", 1)
+        ids = tok.encode(prompt)
+        items.append((question, image, max_tiles, pv.shape[0], ids, f.reshape(-1, f.shape[-1])))
+    longest = max(len(it[4]) for it in items)
+    lines = []
+    for question, image, max_tiles, tiles, ids, vectors in items:
+        gen = lm.greedy(ids, 24, stop_ids=stop, embeds=(ctx, vectors, len(ids)), pad=longest - len(ids))
+        lines.append({"question": question, "images": [image], "max_tiles": max_tiles, "tiles": [tiles],
+                      "prompt_ids": ids, "greedy_ids": gen, "response": tok.chat_response(gen)})
+    with open(os.path.join(out_dir, "golden-batch.json"), "w", encoding="utf-8") as f:
+        json.dump({"model": name, "padded_length": longest, "lines": lines}, f, ensure_ascii=False)
+
+
 def response(tok, gen):
     """chat(): batch_decode(skip_special_tokens=True), split at sep.strip(), strip()."""
     return tok.decode(gen, skip_special_tokens=True).split("<|im_end|>")[0].strip()
@@ -372,6 +410,7 @@ def main():
         write_lm_golden(name, cfg, d, tok_dir)
         write_image_golden(name, cfg, d, tok_dir, os.path.join(out, "images"))
         write_video_golden(name, cfg, d, tok_dir, os.path.join(out, "videos"))
+        write_batch_golden(name, cfg, d, tok_dir, os.path.join(out, "images"))
         print(f"{name}: written", file=sys.stderr)
     write_qwen2_fixtures(out)
 

@@ -1,0 +1,138 @@
+import Chat
+import ChatAPI
+import FileInput
+import Foundation
+import Imaging
+
+/// `generate --batch FILE.jsonl` and `--batch-images DIR`: many independent questions, each with
+/// its images, answered as the official `batch_chat` answers them in one call. batch_chat
+/// left-pads the prompts to the longest and generates them together; padding is masked and
+/// positions come from the mask, so each answer is its prompt's own, except that dynamic NTK
+/// RoPE sees the padded length: each line is generated alone here (the model loaded once) with
+/// that padding counted (`KVCache.leadingPadding`). Output: one JSON line per question, in order.
+struct BatchRun {
+    struct Line {
+        var number: Int
+        var question: String
+        var images: [String]
+        var maxTiles: Int?
+        /// The image's name for `--batch-images` output.
+        var label: String?
+    }
+
+    struct BatchError: LocalizedError {
+        let message: String
+        var errorDescription: String? { message }
+    }
+
+    struct Answer: Encodable {
+        var image: String?
+        var text: String
+        var token_ids: [Int32]
+        var prompt_token_ids: [Int32]
+        var tiles: [Int]
+        var stopped_at_stop_token: Bool
+    }
+
+    let engine: ChatEngine
+    let template: ChatTemplate
+    let parameters: SamplingParameters
+
+    /// The lines of a JSONL file: each `{"question": "...", "images": ["a.jpg"], "max_tiles": 6}`
+    /// (images and max_tiles optional; relative image paths from the file's folder). Blank lines
+    /// are skipped; anything else that is not such an object is an error naming its line.
+    static func read(jsonl path: String) throws -> [Line] {
+        let data: Data
+        do { data = Data(try FileInput.read(path, limit: 256 << 20)) } catch {
+            throw BatchError(message: "\(TerminalText.sanitize(path)): \(error.reason)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw BatchError(message: "\(TerminalText.sanitize(path)) is not UTF-8 text")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        var lines: [Line] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let number = i + 1
+            func bad(_ why: String) -> BatchError { BatchError(message: "\(TerminalText.sanitize(path)) line \(number): \(why)") }
+            guard !raw.allSatisfy(\.isWhitespace) else { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else {
+                throw bad("not a JSON object")
+            }
+            if let unknown = object.keys.sorted().first(where: { !["question", "images", "max_tiles"].contains($0) }) {
+                throw bad("unknown key \"\(TerminalText.sanitize(unknown))\" (the keys are question, images, max_tiles)")
+            }
+            guard let question = object["question"] as? String, !question.isEmpty else { throw bad("\"question\" must be a non-empty string") }
+            var images: [String] = []
+            if let value = object["images"] {
+                guard let list = value as? [String] else { throw bad("\"images\" must be a list of paths") }
+                images = list.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
+            }
+            var maxTiles: Int?
+            if let value = object["max_tiles"] {
+                guard let n = value as? Int, (1...40).contains(n) else { throw bad("\"max_tiles\" must be a whole number from 1 to 40") }
+                maxTiles = n
+            }
+            lines.append(Line(number: number, question: question, images: images, maxTiles: maxTiles))
+        }
+        guard !lines.isEmpty else { throw BatchError(message: "\(TerminalText.sanitize(path)) has no questions") }
+        return lines
+    }
+
+    /// One line per image file of `folder` (sorted by name), all asking `question`; files that
+    /// are not JPEG, PNG or WebP by their name are skipped with a note on standard error.
+    static func read(folder: String, question: String, maxTiles: Int?) throws -> [Line] {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
+            throw BatchError(message: "\(TerminalText.sanitize(folder)) is not a readable folder")
+        }
+        var lines: [Line] = []
+        for name in names {
+            let path = URL(fileURLWithPath: folder).appendingPathComponent(name).path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            guard ["jpg", "jpeg", "png", "webp"].contains(URL(fileURLWithPath: name).pathExtension.lowercased()) else {
+                FileHandle.standardError.write(Data("note: skipping \(TerminalText.sanitize(name)) (not a .jpg, .png or .webp)\n".utf8))
+                continue
+            }
+            lines.append(Line(number: lines.count + 1, question: question, images: [path], maxTiles: maxTiles, label: name))
+        }
+        guard !lines.isEmpty else { throw BatchError(message: "\(TerminalText.sanitize(folder)) has no .jpg, .png or .webp images") }
+        return lines
+    }
+
+    /// Answers every line in order, writing each answer as one JSON line as soon as it is done.
+    func run(_ lines: [Line], progress: Bool) throws {
+        // The prompts first (their lengths set the padding), then the answers.
+        let lengths = try lines.map { line in try prompt(line, tiles: try line.images.map { try prepare($0, line).tiles }).count }
+        let longest = lengths.max() ?? 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for (k, line) in lines.enumerated() {
+            if progress { FileHandle.standardError.write(Data("\r\u{1B}[Kline \(k + 1) of \(lines.count)…".utf8)) }
+            let prepared = try line.images.map { try prepare($0, line) }
+            let ids = try prompt(line, tiles: prepared.map(\.tiles))
+            let vision = prepared.flatMap { engine.encodeImage($0) }
+            let result = try engine.generate(prompt: ids, imageTokens: vision, parameters: parameters, leadingPadding: longest - ids.count)
+            let answer = Answer(image: line.label, text: result.text, token_ids: result.tokenIDs, prompt_token_ids: result.promptTokenIDs,
+                                tiles: prepared.map(\.tiles), stopped_at_stop_token: result.stoppedAtStopToken)
+            Output.write(String(decoding: try encoder.encode(answer), as: UTF8.self) + "\n")
+        }
+        if progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    private func prepare(_ path: String, _ line: Line) throws -> PreparedImage {
+        do { return try engine.prepareImage(path: path, maxTiles: line.maxTiles) } catch {
+            let why = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            throw BatchError(message: "line \(line.number): \(TerminalText.sanitize(why))")
+        }
+    }
+
+    /// batch_chat's query: `<image>\n` before a question with no placeholder (Image-k labels for
+    /// several images, as `generate`), the template with its default system message.
+    private func prompt(_ line: Line, tiles: [Int]) throws -> [Int32] {
+        do { return try engine.promptIDs(template: template, history: [], question: line.question, tileCounts: tiles) } catch {
+            let why = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            throw BatchError(message: "line \(line.number): \(TerminalText.sanitize(why))")
+        }
+    }
+}
