@@ -42,7 +42,7 @@ enum SessionBench {
             let t0 = Date()
             let prepared = try engine.prepareImage(path: path, maxTiles: maxTiles)
             let tokens = engine.encodeImage(prepared)
-            let ids = try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: [(turns[0].question, turns[0].answer)],
+            let ids = try engine.promptIDs(template: engine.template, history: [(turns[0].question, turns[0].answer)],
                                            question: "And the colours?", tileCounts: [prepared.tiles])
             _ = try engine.generate(prompt: ids, imageTokens: tokens, parameters: q2)
             official[String(tiles)] = Date().timeIntervalSince(t0)
