@@ -80,10 +80,11 @@ public final class ChatEngine: @unchecked Sendable {
     public var weightFormat: String { model.weightFormat }
 
     /// The tokenizer of `config`'s language-model family, from `folder`.
-    static func tokenizer(for config: ModelConfiguration, folder: URL) throws -> any Tokenizer {
+    public static func tokenizer(for config: ModelConfiguration, folder: URL) throws -> any Tokenizer {
         switch config.llmConfig.architecture {
         case .internLM2, nil: return try InternLM2Tokenizer(folder: folder)
         case .qwen2: return try ByteLevelBPETokenizer(folder: folder)
+        case .phi3: return try Phi3Tokenizer(folder: folder)
         }
     }
 

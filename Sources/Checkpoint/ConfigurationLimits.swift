@@ -57,12 +57,26 @@ extension ModelConfiguration {
         try check("llm_config.rms_norm_eps", l.rmsNormEps, above: L.eps.lowerBound, upTo: L.eps.upperBound)
         try check("llm_config.rope_theta", l.ropeTheta, above: L.ropeTheta.lowerBound, upTo: L.ropeTheta.upperBound)
         if let rs = l.ropeScaling {
-            if !["dynamic", "linear"].contains(rs.type) {
-                throw bad("llm_config.rope_scaling.type \"\(rs.type)\" is not supported (dynamic or linear)")
+            switch rs.type {
+            case "dynamic", "linear":
+                guard let f = rs.factor, f.isFinite, L.ropeScalingFactor.contains(f) else {
+                    throw bad("llm_config.rope_scaling.factor must be between 1 and \(Int(L.ropeScalingFactor.upperBound)), got \(rs.factor.map { "\($0)" } ?? "none")")
+                }
+            case "su", "longrope":
+                for (key, f) in [("short_factor", rs.shortFactor), ("long_factor", rs.longFactor)] {
+                    guard let f, f.count == l.headDim / 2, f.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 1e6 }) else {
+                        throw bad("llm_config.rope_scaling.\(key) must be \(l.headDim / 2) positive numbers (head size / 2)")
+                    }
+                }
+                guard let o = l.originalMaxPositionEmbeddings, (1...l.maxPositionEmbeddings).contains(o) else {
+                    throw bad("llm_config.original_max_position_embeddings must be from 1 to max_position_embeddings \(l.maxPositionEmbeddings) with rope_scaling \(rs.type)")
+                }
+            default:
+                throw bad("llm_config.rope_scaling.type \"\(rs.type)\" is not supported (dynamic, linear, su or longrope)")
             }
-            guard rs.factor.isFinite, L.ropeScalingFactor.contains(rs.factor) else {
-                throw bad("llm_config.rope_scaling.factor must be between 1 and \(Int(L.ropeScalingFactor.upperBound)), got \(rs.factor)")
-            }
+        }
+        if l.architecture == .phi3, let w = l.slidingWindow, w < l.maxPositionEmbeddings {
+            throw bad("llm_config.sliding_window \(w) below max_position_embeddings \(l.maxPositionEmbeddings) is not supported (Phi-3 4k checkpoints; the InternVL ones use 128k Phi-3)")
         }
         for (key, id) in [("llm_config.bos_token_id", l.bosTokenId), ("llm_config.eos_token_id", l.eosTokenId)] {
             if let id, !(0..<l.vocabSize).contains(id) {

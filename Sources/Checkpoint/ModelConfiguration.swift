@@ -62,11 +62,24 @@ public struct VisionConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// `llm_config` (InternLM2Config, Qwen2Config: the keys they share).
+/// `llm_config` (InternLM2Config, Qwen2Config, Phi3Config: the keys they share).
 public struct LLMConfiguration: Codable, Sendable, Equatable {
+    /// `rope_scaling`: InternLM2's `dynamic` / `linear` with a `factor`, or Phi-3's `su` /
+    /// `longrope` with per-frequency `short_factor` and `long_factor`.
     public struct RopeScaling: Codable, Sendable, Equatable {
         public var type: String
-        public var factor: Double
+        public var factor: Double?
+        public var shortFactor: [Double]?
+        public var longFactor: [Double]?
+
+        enum CodingKeys: String, CodingKey {
+            case type, factor
+            case shortFactor = "short_factor"
+            case longFactor = "long_factor"
+        }
+
+        /// Phi-3's long-context scaling, whose factors are chosen by the sequence length.
+        public var isLongRope: Bool { type == "su" || type == "longrope" }
     }
 
     public var architectures: [String]
@@ -80,6 +93,10 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
     public var ropeTheta: Double
     public var ropeScaling: RopeScaling?
     public var maxPositionEmbeddings: Int
+    /// Phi-3: the context length trained without scaling; longer sequences take the long factors.
+    public var originalMaxPositionEmbeddings: Int?
+    /// Phi-3: the attention window of its eager attention (keys further back are masked).
+    public var slidingWindow: Int?
     public var tieWordEmbeddings: Bool?
     public var bosTokenId: Int?
     public var eosTokenId: Int?
@@ -96,6 +113,8 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
         case ropeTheta = "rope_theta"
         case ropeScaling = "rope_scaling"
         case maxPositionEmbeddings = "max_position_embeddings"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+        case slidingWindow = "sliding_window"
         case tieWordEmbeddings = "tie_word_embeddings"
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
@@ -112,6 +131,7 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
 public enum LLMArchitecture: String, CaseIterable, Sendable {
     case internLM2 = "InternLM2ForCausalLM"
     case qwen2 = "Qwen2ForCausalLM"
+    case phi3 = "Phi3ForCausalLM"
 }
 
 extension ModelConfiguration {

@@ -3,7 +3,7 @@ import Foundation
 import Kernels
 
 /// The pre-norm decoder the InternVL language models share (InternLM2ForCausalLM,
-/// Qwen2ForCausalLM): RMSNorm, grouped-query attention with RoPE, a SiLU-gated MLP. A family
+/// Qwen2ForCausalLM, Phi3ForCausalLM): RMSNorm, grouped-query attention with RoPE, a SiLU-gated MLP. A family
 /// (`DecoderFamily`, one file each) names the tensors and says how queries, keys and values are
 /// packed; inference only.
 ///
@@ -61,7 +61,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             let b = prefix + "\(n.layers)\(i)."
             s[b + n.attentionNorm] = [lh]
             switch n.qkv {
-            case .fusedGroupedByKV(let w):
+            case .fusedGroupedByKV(let w), .fused(let w):
                 s[b + w] = [(h + 2 * kv) * hd, lh]
             case .separate(let q, let k, let v, let bias):
                 s[b + q + ".weight"] = [h * hd, lh]
@@ -75,8 +75,13 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             }
             s[b + n.attentionOutput] = [lh, h * hd]
             s[b + n.ffnNorm] = [lh]
-            s[b + n.gate] = [l.intermediateSize, lh]
-            s[b + n.up] = [l.intermediateSize, lh]
+            switch n.gateUp {
+            case .separate(let gate, let up):
+                s[b + gate] = [l.intermediateSize, lh]
+                s[b + up] = [l.intermediateSize, lh]
+            case .fused(let w):
+                s[b + w] = [2 * l.intermediateSize, lh]
+            }
             s[b + n.down] = [lh, l.intermediateSize]
         }
         s[prefix + n.finalNorm] = [lh]
@@ -101,7 +106,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         var joined: QuantStorage?
         var qkvs: [(WeightMatrix, [Float]?)] = []
         switch n.qkv {
-        case .fusedGroupedByKV(let w):
+        case .fusedGroupedByKV(let w), .fused(let w):
             qkvs = try (0..<config.numHiddenLayers).map { (try t("\(n.layers)\($0).\(w)").matrix, nil) }
         case .separate(let q, let k, let v, let bias):
             let parts = try (0..<config.numHiddenLayers).map { i in
@@ -128,12 +133,21 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         joinedQKV = joined
         layers = try (0..<config.numHiddenLayers).map { i in
             let p = "\(n.layers)\(i)."
+            let gate: WeightMatrix, up: WeightMatrix
+            switch n.gateUp {
+            case .separate(let g, let u):
+                gate = try t(p + g).matrix; up = try t(p + u).matrix
+            case .fused(let w):
+                let m = try t(p + w).matrix, f = config.intermediateSize
+                gate = WeightMatrix(base: m.base, dtype: m.dtype, rows: f, cols: m.cols)
+                up = WeightMatrix(base: m.base + f * m.cols * m.dtype.size, dtype: m.dtype, rows: f, cols: m.cols)
+            }
             return Layer(attentionNorm: try t(p + n.attentionNorm).floats(),
                          wqkv: qkvs[i].0, qkvBias: qkvs[i].1,
                          wo: try t(p + n.attentionOutput).matrix,
                          ffnNorm: try t(p + n.ffnNorm).floats(),
-                         w1: try t(p + n.gate).matrix,
-                         w3: try t(p + n.up).matrix,
+                         w1: gate,
+                         w3: up,
                          w2: try t(p + n.down).matrix)
         }
         norm = try t(n.finalNorm).floats()
@@ -339,9 +353,14 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         return UnsafeBufferPointer(start: out, count: n * vocabSize)
     }
 
+    /// A prompt whose length changes the RoPE of every position (dynamic NTK past
+    /// max_position_embeddings, Phi-3's long factors past original_max_position_embeddings) is
+    /// computed whole, as the official generate() does, never on top of a cached prefix.
     public func prefillsWhole(promptLength: Int) -> Bool {
-        guard let rs = config.ropeScaling, rs.type == "dynamic" else { return false }
-        return promptLength > config.maxPositionEmbeddings
+        guard let rs = config.ropeScaling else { return false }
+        if rs.type == "dynamic" { return promptLength > config.maxPositionEmbeddings }
+        if rs.isLongRope, let o = config.originalMaxPositionEmbeddings { return promptLength > o }
+        return false
     }
 
     /// Every layer matrix once per token, plus causal attention (QK^T and PV over n^2 / 2
@@ -441,30 +460,47 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     }
 
     /// Inverse frequencies for a call whose sequence length is `callLength`
-    /// (InternLM2RotaryEmbedding and its dynamic NTK / linear variants; Qwen2's is the plain one).
+    /// (InternLM2RotaryEmbedding and its dynamic NTK / linear variants; Qwen2's is the plain one;
+    /// Phi3SuScaledRotaryEmbedding divides by the long factors when `callLength` is past
+    /// original_max_position_embeddings, by the short ones otherwise).
     func inverseFrequencies(callLength: Int) -> [Float] {
         let d = config.headDim
         var base = config.ropeTheta
-        if let rs = config.ropeScaling, rs.type == "dynamic", callLength > config.maxPositionEmbeddings {
-            let ratio = rs.factor * Double(callLength) / Double(config.maxPositionEmbeddings) - (rs.factor - 1)
+        if let rs = config.ropeScaling, rs.type == "dynamic", let factor = rs.factor, callLength > config.maxPositionEmbeddings {
+            let ratio = factor * Double(callLength) / Double(config.maxPositionEmbeddings) - (factor - 1)
             base *= pow(ratio, Double(d) / Double(d - 2))
         }
         // As torch: float32 exponent (arange / dim), float32 power, float32 reciprocal.
-        return (0..<(d / 2)).map { i in 1 / Float(pow(base, Double(Float(2 * i) / Float(d)))) }
+        let powers = (0..<(d / 2)).map { i in Float(pow(base, Double(Float(2 * i) / Float(d)))) }
+        if let rs = config.ropeScaling, rs.isLongRope, let short = rs.shortFactor, let long = rs.longFactor {
+            let useLong = callLength > (config.originalMaxPositionEmbeddings ?? config.maxPositionEmbeddings)
+            let ext = useLong ? long : short
+            return (0..<(d / 2)).map { i in 1 / (Float(ext[i]) * powers[i]) }
+        }
+        return powers.map { 1 / $0 }
+    }
+
+    /// Phi-3's cos/sin multiplier: sqrt(1 + ln(max / original) / ln(original)) when
+    /// max_position_embeddings exceeds original_max_position_embeddings, else 1.
+    var ropeMagnitude: Float {
+        guard let rs = config.ropeScaling, rs.isLongRope, let o = config.originalMaxPositionEmbeddings else { return 1 }
+        let scale = Double(config.maxPositionEmbeddings) / Double(o)
+        return scale <= 1 ? 1 : Float((1 + Foundation.log(scale) / Foundation.log(Double(o))).squareRoot())
     }
 
     func ropeTables(positions: Range<Int>, callLength: Int) -> RopeTables {
         let half = config.headDim / 2
         let inv = inverseFrequencies(callLength: callLength)
         var linear: Float = 1
-        if let rs = config.ropeScaling, rs.type == "linear" { linear = Float(rs.factor) }
+        if let rs = config.ropeScaling, rs.type == "linear", let f = rs.factor { linear = Float(f) }
+        let m = ropeMagnitude
         let c = FloatBuffer(count: positions.count * half), s = FloatBuffer(count: positions.count * half)
         for (k, p) in positions.enumerated() {
             let tpos = Float(p) / linear
             for i in 0..<half {
                 let angle = Double(tpos * inv[i])      // float32 product, as torch's einsum
-                c[k * half + i] = Float(Foundation.cos(angle))
-                s[k * half + i] = Float(Foundation.sin(angle))
+                c[k * half + i] = Float(Foundation.cos(angle)) * m
+                s[k * half + i] = Float(Foundation.sin(angle)) * m
             }
         }
         return RopeTables(half: half, cosv: c, sinv: s)

@@ -172,8 +172,11 @@ func replaceScalars(_ s: [Unicode.Scalar], _ a: [Unicode.Scalar], _ b: [Unicode.
 }
 
 /// The text before the first "<|im_end|>" (the chat's response.split(sep)[0]), and whether one was found.
-func cutAtImEnd(_ t: String) -> (text: String, cut: Bool) {
-    let s = Array(t.unicodeScalars), m = Array("<|im_end|>".unicodeScalars)
+func cutAtImEnd(_ t: String) -> (text: String, cut: Bool) { cutAt("<|im_end|>", t) }
+
+/// The text before the first `marker`, and whether one was found.
+func cutAt(_ marker: String, _ t: String) -> (text: String, cut: Bool) {
+    let s = Array(t.unicodeScalars), m = Array(marker.unicodeScalars)
     var i = 0
     while i + m.count <= s.count {
         if s[i..<(i + m.count)].elementsEqual(m) {

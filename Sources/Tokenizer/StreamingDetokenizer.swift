@@ -7,6 +7,12 @@ public protocol StreamDecoding: Sendable {
     /// Whether `chatResponse` applies transformers' clean_up_tokenization.
     var cleansUpTokenization: Bool { get }
     func chatResponse(_ ids: [Int32]) -> String
+    /// Where the chat cuts the decoded answer (the template's separator).
+    var responseEnd: String { get }
+}
+
+extension StreamDecoding {
+    public var responseEnd: String { "<|im_end|>" }
 }
 
 /// Turns generated ids into text as they arrive, emitting only text that cannot change: the
@@ -53,8 +59,8 @@ public struct StreamingDetokenizer<T: StreamDecoding>: Detokenizer {
         if tokenizer.cleansUpTokenization {
             while let k = p.indices.suffix(3).first(where: { p[$0] == " " }) { p.removeSubrange(k...) }
         }
-        // A tail that may grow into "<|im_end|>".
-        let marker = Array("<|im_end|>".unicodeScalars)
+        // A tail that may grow into the response's end marker.
+        let marker = Array(tokenizer.responseEnd.unicodeScalars)
         for n in stride(from: min(marker.count - 1, p.count), through: 1, by: -1)
         where p.suffix(n).elementsEqual(marker.prefix(n)) {
             p.removeLast(n)
@@ -62,7 +68,7 @@ public struct StreamingDetokenizer<T: StreamDecoding>: Detokenizer {
         }
         var v = String.UnicodeScalarView(); v.append(contentsOf: p)
         let text = tokenizer.cleansUpTokenization ? InternLM2Tokenizer.cleanUpTokenization(String(v)) : String(v)
-        let (cut, found) = cutAtImEnd(text)
+        let (cut, found) = cutAt(tokenizer.responseEnd, text)
         if found { sawImEnd = true }
         var s = Array(cut.unicodeScalars)
         if let first = s.firstIndex(where: { !isPythonSpace($0) }) { s.removeSubrange(..<first) } else { s = [] }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import Checkpoint
 import Foundation
 import Tokenizer
 
@@ -21,7 +22,9 @@ struct TokenizeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let tok = try InternLM2Tokenizer(folder: try modelOptions.locate())
+            let folder = try modelOptions.locate()
+            let config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))
+            let tok = try ChatEngine.tokenizer(for: config, folder: folder)
             if let text {
                 let ids = tok.encode(text)
                 Output.write((json ? "[" + ids.map(String.init).joined(separator: ",") + "]"

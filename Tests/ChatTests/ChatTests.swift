@@ -26,11 +26,13 @@ struct ChatTemplateTests {
     }
 
     /// The family's templates as conversation.py's SeparatorStyle.MPT writes them: internvl2_5
-    /// (tiny-qwen2's golden prompts, made by the reference), Hermes-2 and phi3-chat.
+    /// (tiny-qwen2's golden prompts, made by the reference), phi3-chat (tiny-phi3's) and Hermes-2.
     @Test func familyTemplatesMatchConversationPy() throws {
-        for c in try Self.goldenCases("tiny-qwen2") {
-            let t = ChatTemplate.internVL25.with(systemMessage: c["system"] as! String)
-            #expect(t.prompt(history: Self.history(c), question: c["question"] as! String) == c["prompt"] as! String)
+        for (model, template) in [("tiny-qwen2", ChatTemplate.internVL25), ("tiny-phi3", .phi3Chat)] {
+            for c in try Self.goldenCases(model) {
+                let t = template.with(systemMessage: c["system"] as! String)
+                #expect(t.prompt(history: Self.history(c), question: c["question"] as! String) == c["prompt"] as! String)
+            }
         }
         #expect(ChatTemplate.hermes2.prompt(history: [("q", "a")], question: "hi")
             == "<|im_start|>system\n\(ChatTemplate.internLM2Chat.systemMessage)<|im_end|><|im_start|>user\nq<|im_end|>"
@@ -67,6 +69,25 @@ struct ChatTemplateTests {
             #expect(r.text == c["response"] as! String)
             #expect(streamed == r.text, "streamed text must add up to the response")
             #expect(r.stoppedAtStopToken == (r.tokenIDs.count < 32))
+        }
+    }
+
+    /// Phi-3 through the engine (phi3-chat from config.json, Phi3Tokenizer, greedy loop with its
+    /// stop tokens, response cut at "<|end|>"): text, multi-turn and prompts past the original
+    /// context against tiny-phi3's reference answers.
+    @Test func phi3ChatMatchesReference() throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-phi3"))
+        #expect(engine.configuration.template == "phi3-chat")
+        for c in try Self.goldenCases("tiny-phi3") {
+            let ids = try engine.promptIDs(template: ChatTemplate.phi3Chat.with(systemMessage: c["system"] as! String),
+                                           history: Self.history(c), question: c["question"] as! String)
+            #expect(ids == TestData.ints(c["prompt_ids"]))
+            var streamed = ""
+            let r = try engine.generate(prompt: ids, parameters: SamplingParameters(maxNewTokens: 40),
+                                        onText: { streamed += $0 })
+            #expect(r.tokenIDs == TestData.ints(c["greedy_ids"]), "prompt of \(ids.count) tokens")
+            #expect(r.text == c["response"] as! String)
+            #expect(streamed == r.text, "streamed text must add up to the response")
         }
     }
 

@@ -12,7 +12,7 @@ struct ImageChatTests {
         try TestData.json(TestData.url(model + "/golden-images.json"))["cases"] as! [[String: Any]]
     }
 
-    @Test(arguments: TestData.tinyModels + ["tiny-qwen2"])
+    @Test(arguments: TestData.tinyModels + ["tiny-qwen2", "tiny-phi3"])
     func greedyImageAnswersMatchReference(model: String) throws {
         let engine = try ChatEngine(folder: TestData.url(model))
         var encoded: [String: (tiles: Int, tokens: [Float])] = [:]

@@ -116,6 +116,21 @@ def tensor_shapes(cfg):
     heads, kv = l["num_attention_heads"], l["num_key_value_heads"]
     hd = lh // heads
     ff, vocab = l["intermediate_size"], l["vocab_size"]
+    if l["architectures"][0] == "Phi3ForCausalLM":
+        shapes["language_model.model.embed_tokens.weight"] = [vocab, lh]
+        for i in range(l["num_hidden_layers"]):
+            b = f"language_model.model.layers.{i}."
+            shapes.update({
+                b + "input_layernorm.weight": [lh],
+                b + "self_attn.qkv_proj.weight": [(heads + 2 * kv) * hd, lh],
+                b + "self_attn.o_proj.weight": [lh, heads * hd],
+                b + "post_attention_layernorm.weight": [lh],
+                b + "mlp.gate_up_proj.weight": [2 * ff, lh],
+                b + "mlp.down_proj.weight": [lh, ff],
+            })
+        shapes["language_model.model.norm.weight"] = [lh]
+        shapes["language_model.lm_head.weight"] = [vocab, lh]
+        return shapes
     if l["architectures"][0] == "Qwen2ForCausalLM":
         shapes["language_model.model.embed_tokens.weight"] = [vocab, lh]
         for i in range(l["num_hidden_layers"]):

@@ -111,6 +111,73 @@ def write_qwen2_tokenizer(vocab_dir, out_dir):
     return tok
 
 
+PHI3_BASE_PIECES = 32000
+
+
+def phi3_tokenizer_model(vocab_dir):
+    """tokenizer.model (serialized SentencePiece ModelProto) of Phi-3-mini over the real vocabulary:
+    the first 32,000 pieces with their scores and kinds, BPE, byte fallback, dummy prefix,
+    identity normalization; and the added tokens after them (Phi-3's, then InternVL's) as
+    (id, text) pairs."""
+    import gguf
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    r = gguf.GGUFReader(os.path.join(vocab_dir, "ggml-vocab-phi-3.gguf"))
+    tokens = r.fields["tokenizer.ggml.tokens"].contents()
+    scores = r.fields["tokenizer.ggml.scores"].contents()
+    m = pb.ModelProto()
+    m.trainer_spec.model_type = pb.TrainerSpec.BPE
+    m.trainer_spec.byte_fallback = True
+    m.trainer_spec.vocab_size = PHI3_BASE_PIECES
+    m.trainer_spec.unk_id, m.trainer_spec.bos_id, m.trainer_spec.eos_id, m.trainer_spec.pad_id = 0, 1, 2, -1
+    m.normalizer_spec.name = "identity"
+    m.normalizer_spec.add_dummy_prefix = True
+    m.normalizer_spec.remove_extra_whitespaces = False
+    m.normalizer_spec.escape_whitespaces = True
+    for i in range(PHI3_BASE_PIECES):
+        p = m.pieces.add()
+        p.piece, p.score = tokens[i], scores[i]
+        if i == 0:
+            p.type = pb.ModelProto.SentencePiece.UNKNOWN
+        elif i in (1, 2):
+            p.type = pb.ModelProto.SentencePiece.CONTROL
+        elif tokens[i].startswith("<0x") and len(tokens[i]) == 6:
+            p.type = pb.ModelProto.SentencePiece.BYTE
+        else:
+            p.type = pb.ModelProto.SentencePiece.NORMAL
+    added = [(i, tokens[i]) for i in range(PHI3_BASE_PIECES, len(tokens)) if not tokens[i].startswith("[PAD")]
+    nxt = added[-1][0] + 1
+    added += [(nxt + k, t) for k, t in enumerate(INTERNVL_TOKENS)]
+    return m.SerializeToString(), added
+
+
+def write_phi3_tokenizer(vocab_dir, out_dir):
+    """Writes tokenizer.model, tokenizer_config.json and special_tokens_map.json as an InternVL
+    Phi-3 checkpoint ships them (LlamaTokenizer, legacy false, BOS added) into out_dir; returns
+    transformers' slow LlamaTokenizer over them (what the official chat() loads, use_fast=False),
+    after checking it against llama.cpp's expected ids."""
+    from transformers import LlamaTokenizer
+    os.makedirs(out_dir, exist_ok=True)
+    model, added = phi3_tokenizer_model(vocab_dir)
+    with open(os.path.join(out_dir, "tokenizer.model"), "wb") as f:
+        f.write(model)
+    decoder = {str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
+                        "single_word": False, "special": True} for i, t in
+               [(0, "<unk>"), (1, "<s>"), (2, "</s>")] + added}
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
+                   "legacy": False, "bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>",
+                   "pad_token": "<|endoftext|>", "clean_up_tokenization_spaces": False, "model_max_length": 131072,
+                   "added_tokens_decoder": decoder}, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(out_dir, "special_tokens_map.json"), "w", encoding="utf-8") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "<|endoftext|>", "unk_token": "<unk>", "pad_token": "<|endoftext|>"}, f)
+    tok = LlamaTokenizer.from_pretrained(out_dir)
+    for text, want in test_cases(vocab_dir, "phi-3"):
+        got = tok.encode(text, add_special_tokens=False)
+        if got != want:
+            print(f"note: LlamaTokenizer (legacy false) gives {got} for {text!r}; llama.cpp has {want}", file=sys.stderr)
+    return tok
+
+
 if __name__ == "__main__":
     d = fetch(sys.argv[1] if len(sys.argv) > 1 else "testdata/vocab")
     write_qwen2_tokenizer(d, os.path.join(d, "qwen2-tokenizer"))

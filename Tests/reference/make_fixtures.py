@@ -11,6 +11,9 @@
   OUT/qwen2-tokenizer/           the real Qwen2 vocabulary as tokenizer.json, with InternVL's added tokens
   OUT/qwen2-*cases.jsonl         ids and texts from Hugging Face `tokenizers` for it
   OUT/tiny-qwen2/                InternVL2_5-1B's layout (Qwen2 language model), with its golden files
+  OUT/phi3-tokenizer/            the real Phi-3 vocabulary as tokenizer.model, with InternVL's added tokens
+  OUT/phi3-*cases.jsonl          ids and texts from transformers' slow LlamaTokenizer for it
+  OUT/tiny-phi3/                 Mini-InternVL-Chat-4B-V1-5's layout (Phi-3 language model, su RoPE), golden files
 
 Deterministic for a given sentencepiece/numpy version. Takes about three minutes on 2 cores.
 """
@@ -29,6 +32,7 @@ import checkpoint  # noqa: E402
 import make_tokenizer  # noqa: E402
 import llama_vocab  # noqa: E402
 from qwen2_ref import RefQwen2  # noqa: E402
+from phi3_ref import RefPhi3  # noqa: E402
 from internlm2_ref import RefInternLM2  # noqa: E402
 from tokenizer_ref import RefTokenizer  # noqa: E402
 import make_images  # noqa: E402
@@ -189,7 +193,8 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir, family=None):
         ctx, stop, sep = tok.added["<IMG_CONTEXT>"], {tok.added["<|im_end|>"], tok.sp.eos_id()}, "<|im_end|>"
     else:
         lm, tok, sep, system_default = family(cfg, weights)
-        ctx, stop = tok.token_to_id("<IMG_CONTEXT>"), {tok.token_to_id("<|im_end|>")}
+        end = getattr(tok, "response_end", "<|im_end|>")
+        ctx, stop = tok.token_to_id("<IMG_CONTEXT>"), {tok.token_to_id(end)} | set(getattr(tok, "extra_stop", ()))
     size, max_num = cfg["force_image_size"], cfg["max_dynamic_patch"]
     per_tile = int((size // cfg["vision_config"]["patch_size"]) ** 2 * cfg["downsample_ratio"] ** 2)
     feats, cases, logits = {}, [], []
@@ -202,7 +207,7 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir, family=None):
     for images, system, history, question in IMAGE_CASES:
         if family is not None and system == SYSTEM:
             system = system_default
-        prompt = chat_prompt(system, history, question, sep)
+        prompt = sep(system, history, question) if callable(sep) else chat_prompt(system, history, question, sep)
         for img in images:   # query.replace('<image>', image_tokens, 1) per image, in order
             prompt = prompt.replace("<image>", "<img>" + "<IMG_CONTEXT>" * per_tile * feats[img][0] + "</img>", 1)
         ids = tok.encode(prompt, add_special_tokens=False).ids if family else tok.encode(prompt)
@@ -212,7 +217,7 @@ def write_image_golden(name, cfg, out_dir, tok_dir, images_dir, family=None):
         gen = lm.greedy(ids, 32, stop_ids=stop, embeds=emb)
         cases.append({"images": images, "system": system, "history": history, "question": question,
                       "tiles": [feats[i][0] for i in images], "prompt_ids": ids,
-                      "greedy_ids": gen, "response": response(tok, gen) if family else tok.chat_response(gen)})
+                      "greedy_ids": gen, "response": response(tok, gen, end) if family else tok.chat_response(gen)})
     np.stack(logits).astype("<f8").tofile(os.path.join(out_dir, "golden-images-logits.f64"))
     with open(os.path.join(out_dir, "golden-images.json"), "w", encoding="utf-8") as f:
         json.dump({"model": name, "tokens_per_tile": per_tile, "cases": cases}, f, ensure_ascii=False)
@@ -300,9 +305,9 @@ def write_batch_golden(name, cfg, out_dir, tok_dir, images_dir):
         json.dump({"model": name, "padded_length": longest, "lines": lines}, f, ensure_ascii=False)
 
 
-def response(tok, gen):
+def response(tok, gen, end="<|im_end|>"):
     """chat(): batch_decode(skip_special_tokens=True), split at sep.strip(), strip()."""
-    return tok.decode(gen, skip_special_tokens=True).split("<|im_end|>")[0].strip()
+    return tok.decode(gen, skip_special_tokens=True).split(end)[0].strip()
 
 
 QWEN2_TOKENIZER = None
@@ -379,6 +384,123 @@ def write_qwen2_fixtures(out):
     print("tiny-qwen2: written", file=sys.stderr)
 
 
+def phi3_prompt(system, history, question):
+    """phi3-chat of the official conversation.py (SeparatorStyle.MPT, sep "<|end|>")."""
+    ret = "<|system|>\n" + system + "<|end|>"
+    msgs = []
+    for q, a in history:
+        msgs += [("<|user|>\n", q), ("<|assistant|>\n", a)]
+    msgs += [("<|user|>\n", question), ("<|assistant|>\n", None)]
+    for role, m in msgs:
+        ret += role + m + "<|end|>" if m else role
+    return ret
+
+
+class Phi3Tok:
+    """transformers' slow LlamaTokenizer behind the `tokenizers` calls the golden writers make;
+    encode() is what chat() feeds the model: tokenizer(query), BOS included."""
+    response_end = "<|end|>"
+
+    class Enc:
+        def __init__(self, ids):
+            self.ids = ids
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.extra_stop = {tok.eos_token_id}   # the engine also stops at the tokenizer's EOS
+
+    def encode(self, text, add_special_tokens=True):
+        return self.Enc(self.tok(text).input_ids)
+
+    def token_to_id(self, t):
+        return self.tok.convert_tokens_to_ids(t)
+
+    def decode(self, ids, skip_special_tokens=True):
+        return self.tok.decode(ids, skip_special_tokens=skip_special_tokens)
+
+
+PHI3_TOKENIZER = None
+
+
+def phi3_family(cfg, weights):
+    from transformers import LlamaTokenizer
+    return RefPhi3(cfg, weights), Phi3Tok(LlamaTokenizer.from_pretrained(PHI3_TOKENIZER)), phi3_prompt, SYSTEM
+
+
+def tiny_phi3_config():
+    """Mini-InternVL-Chat-4B-V1-5's layout (Phi-3-mini-128k: fused qkv_proj / gate_up_proj, su
+    RoPE with short and long factors, phi3-chat template), tiny: original context 128 tokens, so
+    that prompts and continuations cross it."""
+    c = checkpoint.real_config()
+    c["vision_config"].update(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2,
+                              image_size=56, layer_norm_eps=1e-6)
+    c["force_image_size"] = 56
+    c["template"] = "phi3-chat"
+    rng = np.random.default_rng(31)
+    half = 8   # head size 16
+    c["llm_config"] = {
+        "architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_act": "silu",
+        "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 96,
+        "num_hidden_layers": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "rope_scaling": {"type": "su",
+                         "short_factor": [round(float(x), 4) for x in 1 + 0.2 * rng.random(half)],
+                         "long_factor": [round(float(x), 4) for x in np.sort(1 + 30 * rng.random(half))]},
+        "max_position_embeddings": 4096, "original_max_position_embeddings": 128, "sliding_window": 8192,
+        "tie_word_embeddings": False, "vocab_size": 32020, "bos_token_id": 1, "eos_token_id": 32000,
+        "pad_token_id": 32000, "attention_dropout": 0.0, "embd_pdrop": 0.0, "resid_pdrop": 0.0,
+        "initializer_range": 0.02, "torch_dtype": "bfloat16", "use_cache": True,
+    }
+    return c
+
+
+PHI3_LONG = ("Summarise the following notes in one line. " + " ".join(
+    f"Note {k}: the {w} is {n} metres from the station." for k, (w, n) in
+    enumerate(zip(["tower", "bridge", "market", "harbour", "museum", "school", "library", "garden"] * 3,
+                  range(100, 2500, 100)))))
+
+
+def write_phi3_fixtures(out):
+    """The real Phi-3 vocabulary (tokenizer cases against transformers' LlamaTokenizer) and tiny-phi3."""
+    global PHI3_TOKENIZER
+    vocab_dir = llama_vocab.fetch(os.path.join(out, "vocab"))
+    PHI3_TOKENIZER = os.path.join(out, "phi3-tokenizer")
+    hf = llama_vocab.write_phi3_tokenizer(vocab_dir, PHI3_TOKENIZER)
+    tok = Phi3Tok(hf)
+    rng = random.Random(8765)
+    phi3_hard = ["<|user|>\nhi<|end|>\n<|assistant|>\n", "<|system|>\n<|end|>", " <|end|> x", "\u2581x \u2581\u2581y",
+                 "<|end|>  <|end|>\n\n", "<img><IMG_CONTEXT></img>", "<s> </s> <unk>", "<|endoftext|>a"]
+    texts = [t for t, _ in llama_vocab.test_cases(vocab_dir, "phi-3")] + QWEN2_HARD + phi3_hard + tokenizer_strings(rng, 1500)
+    with open(os.path.join(out, "phi3-tokenizer-cases.jsonl"), "w", encoding="utf-8") as f:
+        for s in texts:
+            f.write(json.dumps({"text": s, "ids": hf(s).input_ids}, ensure_ascii=False) + "\n")
+    with open(os.path.join(out, "phi3-decode-cases.jsonl"), "w", encoding="utf-8") as f:
+        for k in range(400):
+            ids = [rng.randrange(0, 32020) if k % 3 else rng.randrange(0, 260) for _ in range(rng.randint(0, 20))]
+            f.write(json.dumps({"ids": ids, "text": hf.decode(ids, skip_special_tokens=True)}, ensure_ascii=False) + "\n")
+    cfg = tiny_phi3_config()
+    d = os.path.join(out, "tiny-phi3")
+    checkpoint.write_checkpoint(d, cfg, seed=300)
+    for fn in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(os.path.join(PHI3_TOKENIZER, fn), d)
+    weights = checkpoint.read_checkpoint(d)
+    lm, _, build, system_default = phi3_family(cfg, weights)
+    stop = {tok.token_to_id("<|end|>"), hf.eos_token_id}
+    cases, logits = [], []
+    long_cases = [(SYSTEM, [], PHI3_LONG), ("", [], PHI3_LONG[:330])]
+    for system, history, question in lm_cases() + long_cases:
+        prompt = build(system, history, question)
+        ids = tok.encode(prompt).ids
+        logits.append(lm.forward(ids)[-1])
+        gen = lm.greedy(ids, 40, stop_ids=stop)
+        cases.append({"system": system, "history": history, "question": question, "prompt": prompt,
+                      "prompt_ids": ids, "greedy_ids": gen, "response": response(tok, gen, "<|end|>")})
+    np.stack(logits).astype("<f8").tofile(os.path.join(d, "golden-logits.f64"))
+    with open(os.path.join(d, "golden.json"), "w", encoding="utf-8") as f:
+        json.dump({"model": "tiny-phi3", "original_context": 128, "cases": cases}, f, ensure_ascii=False)
+    write_image_golden("tiny-phi3", cfg, d, None, os.path.join(out, "images"), family=phi3_family)
+    print("tiny-phi3: written", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="testdata")
@@ -413,6 +535,7 @@ def main():
         write_batch_golden(name, cfg, d, tok_dir, os.path.join(out, "images"))
         print(f"{name}: written", file=sys.stderr)
     write_qwen2_fixtures(out)
+    write_phi3_fixtures(out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+import Checkpoint
+import Foundation
+import Kernels
+import Testing
+import TestSupport
+import Tokenizer
+@testable import Model
+
+/// The Phi-3 decoder (DecoderModel, family .phi3) against the NumPy reference
+/// (Tests/reference/phi3_ref.py) on tiny-phi3: Mini-InternVL-Chat-4B-V1-5's layout with fused
+/// qkv_proj and gate_up_proj and su RoPE (short and long factors, original context 128 tokens),
+/// over the real Phi-3 vocabulary. Prompts of 11 to 500 tokens: some stay short, one starts
+/// past the original context (long factors from the start), several cross it while generating
+/// (keys keep the rotation of the call that made them, as generate() with its cache does).
+struct Phi3ReferenceTests {
+    static let name = "tiny-phi3"
+
+    static func load() throws -> (DecoderModel, Phi3Tokenizer, [[String: Any]]) {
+        let dir = TestData.url(name)
+        let config = try ModelConfiguration.load(from: dir.appendingPathComponent("config.json"))
+        #expect(config.llmConfig.architecture == .phi3)
+        let weights = try CheckpointWeights(folder: dir, config: config)
+        let golden = try TestData.json(dir.appendingPathComponent("golden.json"))
+        return (try DecoderModel(weights: weights, config: config.llmConfig, family: .phi3),
+                try Phi3Tokenizer(folder: dir), golden["cases"] as! [[String: Any]])
+    }
+
+    @Test(arguments: KVPrecision.allCases)
+    func lastLogitsMatchReference(kv: KVPrecision) throws {
+        let (model, tok, cases) = try Self.load()
+        #expect(cases.count >= 12)
+        #expect(cases.contains { TestData.ints($0["prompt_ids"]).count > 128 }, "no prompt past the original context")
+        let bound = kv == .float32 ? 1e-4 : 5e-4
+        for (k, c) in cases.enumerated() {
+            let ids = TestData.ints(c["prompt_ids"])
+            #expect(tok.encode(c["prompt"] as! String) == ids, "prompt ids differ")
+            let logits = model.forward(ids, cache: model.makeCache(precision: kv))
+            let want = try TestData.logits(TestData.url(Self.name + "/golden-logits.f64"), index: k, vocab: model.vocabSize)
+            let err = InternLM2ReferenceTests.relativeError(logits, want)
+            #expect(err < bound, "\(kv) KV, prompt of \(ids.count) tokens: relative error \(err)")
+        }
+    }
+
+    @Test func greedyContinuationsMatchReference() throws {
+        let (model, tok, cases) = try Self.load()
+        let stop: Set<Int32> = [tok.tokenID("<|end|>")!, tok.eosID]
+        var crossed = 0
+        for c in cases {
+            let prompt = TestData.ints(c["prompt_ids"])
+            let cache = model.makeCache(initialCapacity: 8)
+            var logits = model.forward(prompt, cache: cache)
+            var out: [Int32] = []
+            for _ in 0..<40 {
+                let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                if stop.contains(next) { break }
+                out.append(next)
+                logits = model.forward([next], cache: cache)
+            }
+            #expect(out == TestData.ints(c["greedy_ids"]), "greedy continuation differs (prompt of \(prompt.count) tokens)")
+            if prompt.count <= 128 && prompt.count + out.count > 129 { crossed += 1 }
+        }
+        #expect(crossed >= 1, "no continuation crosses the original context")
+    }
+
+    /// The long factors are chosen by the call's sequence length, the short ones below it; the
+    /// magnitude is sqrt(1 + ln(4096 / 128) / ln(128)).
+    @Test func ropeFactorsFollowTheSequenceLength() throws {
+        let (model, _, _) = try Self.load()
+        let rs = model.config.ropeScaling!
+        let short = model.inverseFrequencies(callLength: 128), long = model.inverseFrequencies(callLength: 129)
+        let base = model.inverseFrequencies(callLength: 1)
+        #expect(short == base)
+        for i in 0..<8 {
+            #expect(abs(Double(short[i]) * rs.shortFactor![i] * pow(10000, Double(2 * i) / 16) - 1) < 1e-5)
+            #expect(abs(Double(long[i]) * rs.longFactor![i] * pow(10000, Double(2 * i) / 16) - 1) < 1e-5)
+        }
+        #expect(abs(Double(model.ropeMagnitude) - (1 + log(32.0) / log(128.0)).squareRoot()) < 1e-6)
+        #expect(model.prefillsWhole(promptLength: 129) && !model.prefillsWhole(promptLength: 128))
+    }
+
+    @Test func batchedDecodeEqualsLoneSteps() throws {
+        let (model, _, cases) = try Self.load()
+        let prompts = cases.suffix(3).map { TestData.ints($0["prompt_ids"]) }
+        let caches = prompts.map { _ in model.makeCache() }, lone = prompts.map { _ in model.makeCache() }
+        var next: [Int32] = []
+        for (k, p) in prompts.enumerated() {
+            _ = model.forward(p, cache: caches[k]); let l = model.forward(p, cache: lone[k])
+            next.append(Int32(l.indices.max { l[$0] < l[$1] }!))
+        }
+        let x = FloatBuffer(count: next.count * model.hidden)
+        model.embed(next, into: x.data)
+        let batched = Array(model.forwardBatch(embeddings: x.data, caches: caches))
+        for k in prompts.indices {
+            let want = model.forward([next[k]], cache: lone[k])
+            #expect(Array(batched[(k * model.vocabSize)..<((k + 1) * model.vocabSize)]) == want)
+        }
+    }
+
+    @Test func quantizedModelStaysClose() throws {
+        for q in [Quantization.q8, .q4] {
+            let (model, _, cases) = try Self.load()
+            let ids = TestData.ints(cases[1]["prompt_ids"])
+            let before = model.forward(ids, cache: model.makeCache())
+            model.quantize(as: q)
+            #expect(model.weightFormat == q.rawValue)
+            let after = model.forward(ids, cache: model.makeCache())
+            let err = InternLM2ReferenceTests.relativeError(after, before.map(Double.init))
+            #expect(err < (q == .q8 ? 0.05 : 0.3), "\(q): relative error \(err)")
+        }
+    }
+
+    /// A Phi-3 with a sliding window shorter than its context (the 4k Phi-3 checkpoints) is
+    /// refused by name: the engine has no windowed attention.
+    @Test func slidingWindowIsRefused() throws {
+        let dir = TestData.url(Self.name)
+        var json = try TestData.json(dir.appendingPathComponent("config.json"))
+        var llm = json["llm_config"] as! [String: Any]
+        llm["sliding_window"] = 2047
+        json["llm_config"] = llm
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("phi3-window-\(getpid()).json")
+        try JSONSerialization.data(withJSONObject: json).write(to: tmp)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        #expect {
+            _ = try ModelConfiguration.load(from: tmp)
+        } throws: { "\($0.localizedDescription)".contains("sliding_window") }
+    }
+}
