@@ -80,33 +80,12 @@ struct Phi3ReferenceTests {
 
     @Test func batchedDecodeEqualsLoneSteps() throws {
         let (model, _, cases) = try Self.load()
-        let prompts = cases.suffix(3).map { TestData.ints($0["prompt_ids"]) }
-        let caches = prompts.map { _ in model.makeCache() }, lone = prompts.map { _ in model.makeCache() }
-        var next: [Int32] = []
-        for (k, p) in prompts.enumerated() {
-            _ = model.forward(p, cache: caches[k]); let l = model.forward(p, cache: lone[k])
-            next.append(Int32(l.indices.max { l[$0] < l[$1] }!))
-        }
-        let x = FloatBuffer(count: next.count * model.hidden)
-        model.embed(next, into: x.data)
-        let batched = Array(model.forwardBatch(embeddings: x.data, caches: caches))
-        for k in prompts.indices {
-            let want = model.forward([next[k]], cache: lone[k])
-            #expect(Array(batched[(k * model.vocabSize)..<((k + 1) * model.vocabSize)]) == want)
-        }
+        DecoderChecks.batchedDecodeEqualsLoneSteps(model, prompts: cases.suffix(3).map { TestData.ints($0["prompt_ids"]) })
     }
 
     @Test func quantizedModelStaysClose() throws {
-        for q in [Quantization.q8, .q4] {
-            let (model, _, cases) = try Self.load()
-            let ids = TestData.ints(cases[1]["prompt_ids"])
-            let before = model.forward(ids, cache: model.makeCache())
-            model.quantize(as: q)
-            #expect(model.weightFormat == q.rawValue)
-            let after = model.forward(ids, cache: model.makeCache())
-            let err = InternLM2ReferenceTests.relativeError(after, before.map(Double.init))
-            #expect(err < (q == .q8 ? 0.05 : 0.3), "\(q): relative error \(err)")
-        }
+        let ids = TestData.ints(try Self.load().2[1]["prompt_ids"])
+        try DecoderChecks.quantizedModelStaysClose({ try Self.load().0 }, ids: ids)
     }
 
     /// A Phi-3 with a sliding window shorter than its context (the 4k Phi-3 checkpoints) is
