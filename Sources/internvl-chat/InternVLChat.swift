@@ -16,7 +16,7 @@ struct InternVLChat: ParsableCommand {
         $XDG_CONFIG_HOME/internvl-chat/config.json, and the Hugging Face cache.
         """,
         version: "internvl-chat 0.2.0",
-        subcommands: [ChatCommand.self, GenerateCommand.self, ServeCommand.self, TokenizeCommand.self, BenchCommand.self, DumpVisionCommand.self,
+        subcommands: [ChatCommand.self, GenerateCommand.self, ServeCommand.self, TokenizeCommand.self, ModelsCommand.self, BenchCommand.self, DumpVisionCommand.self,
                       ConversationsCommand.self, ExportCommand.self, ImportCommand.self],
         defaultSubcommand: ChatCommand.self)
 

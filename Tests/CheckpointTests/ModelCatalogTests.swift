@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Checkpoint
+
+/// `internvl-chat models`' scan: a Hugging Face cache snapshot (files linked to blobs, as the
+/// hub lays them out), folders in the current folder, a --model argument; what each entry says.
+struct ModelCatalogTests {
+    @Test func findsCachedSnapshotsFoldersAndArguments() throws {
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: root) }
+        let home = root.appendingPathComponent("home"), cwd = root.appendingPathComponent("work")
+        let repo = home.appendingPathComponent(".cache/huggingface/hub/models--OpenGVLab--Mini-InternVL-Chat-4B-V1-5")
+        let snap = repo.appendingPathComponent("snapshots/abc"), blobs = repo.appendingPathComponent("blobs")
+        try fm.createDirectory(at: snap, withIntermediateDirectories: true)
+        try fm.createDirectory(at: blobs, withIntermediateDirectories: true)
+        try fm.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try Data("abc".utf8).write(to: repo.appendingPathComponent("refs/main"))
+        let phi3 = TestData.url("tiny-phi3")
+        var phi3Bytes = 0
+        for (k, name) in try fm.contentsOfDirectory(atPath: phi3.path).enumerated() {
+            let blob = blobs.appendingPathComponent("blob\(k)")
+            try fm.copyItem(at: phi3.appendingPathComponent(name), to: blob)
+            try fm.createSymbolicLink(at: snap.appendingPathComponent(name), withDestinationURL: blob)
+            if name.hasSuffix(".safetensors") { phi3Bytes += try fm.attributesOfItem(atPath: blob.path)[.size] as! Int }
+        }
+        // The current folder: a Qwen2 checkpoint, one whose language model we do not run, and a
+        // folder that is not an InternVL checkpoint at all (left out).
+        try fm.createDirectory(at: cwd, withIntermediateDirectories: true)
+        try fm.createSymbolicLink(at: cwd.appendingPathComponent("qwen"), withDestinationURL: TestData.url("tiny-qwen2"))
+        let other = cwd.appendingPathComponent("other")
+        try fm.createDirectory(at: other, withIntermediateDirectories: true)
+        var config = try TestData.json(TestData.url("tiny-a/config.json"))
+        var llm = config["llm_config"] as! [String: Any]
+        llm["architectures"] = ["MistralForCausalLM"]
+        config["llm_config"] = llm
+        try JSONSerialization.data(withJSONObject: config).write(to: other.appendingPathComponent("config.json"))
+        let plain = cwd.appendingPathComponent("bert")
+        try fm.createDirectory(at: plain, withIntermediateDirectories: true)
+        try Data(#"{"architectures": ["BertModel"]}"#.utf8).write(to: plain.appendingPathComponent("config.json"))
+
+        let catalog = ModelCatalog(locator: ModelLocator(environment: ["HOME": home.path]))
+        let entries = catalog.scan(currentFolder: cwd.path, extra: [TestData.url("tiny-a").path, "/no/such/folder"])
+        let byName = Dictionary(entries.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(entries.count == 5, "\(entries.map(\.name))")
+
+        let cached = try #require(byName["OpenGVLab/Mini-InternVL-Chat-4B-V1-5"])
+        #expect(cached.source == "hf-cache" && cached.path == snap.path)
+        #expect(cached.family == "Phi-3" && cached.template == "phi3-chat" && cached.weightFormat == "bf16")
+        #expect(cached.sizeBytes == phi3Bytes && cached.sizeBytes > 1_000_000)
+        #expect(cached.supported && cached.architectures == ["Phi3ForCausalLM"])
+
+        let qwen = try #require(byName["qwen"])
+        #expect(qwen.source == "folder" && qwen.family == "Qwen2" && qwen.template == "internvl2_5" && qwen.supported)
+
+        let mistral = try #require(byName["other"])
+        #expect(!mistral.supported && mistral.family == nil && mistral.architectures == ["MistralForCausalLM"])
+        #expect(mistral.problem?.contains("MistralForCausalLM") == true, "\(mistral.problem ?? "")")
+
+        let arg = try #require(byName[TestData.url("tiny-a").path])
+        #expect(arg.source == "argument" && arg.family == "InternLM2" && arg.supported)
+        let missing = try #require(byName["/no/such/folder"])
+        #expect(!missing.supported && missing.problem?.contains("not found") == true)
+        #expect(byName["bert"] == nil)
+    }
+}
