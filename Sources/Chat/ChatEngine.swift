@@ -72,7 +72,7 @@ public final class ChatEngine: @unchecked Sendable {
 
     /// The model folder, its config.json's hash and the weight format.
     public var identity: ModelIdentity {
-        ModelIdentity(name: folder.lastPathComponent, configSHA256: configSHA256, weightFormat: weightFormat)
+        ModelIdentity(name: ModelLocator.displayName(folder), configSHA256: configSHA256, weightFormat: weightFormat)
     }
     private let configSHA256: String
 

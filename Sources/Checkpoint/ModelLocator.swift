@@ -59,6 +59,18 @@ public struct ModelLocator: Sendable {
         throw CheckpointError.notFound(searched: searched, download: Self.downloadCommand)
     }
 
+    /// The name people know `folder` by: `OWNER/NAME` for a Hugging Face cache snapshot
+    /// (`.../models--OWNER--NAME/snapshots/REVISION`), else the folder's own name.
+    public static func displayName(_ folder: URL) -> String {
+        let parts = folder.standardizedFileURL.pathComponents
+        if parts.count >= 3, parts[parts.count - 2] == "snapshots", parts[parts.count - 3].hasPrefix("models--") {
+            let repo = parts[parts.count - 3].dropFirst("models--".count)
+            let pieces = repo.components(separatedBy: "--")
+            if pieces.count == 2, let r = repoName(pieces.joined(separator: "/")) { return r }
+        }
+        return folder.lastPathComponent
+    }
+
     /// `owner/name` when `s` has the shape of a Hugging Face repo id (one slash, neither part
     /// empty, starting with a dot or holding anything but letters, digits, '-', '_' and '.').
     static func repoName(_ s: String) -> String? {

@@ -54,6 +54,17 @@ public final class ConversationService: @unchecked Sendable {
         /// Images whose stored vision tokens fitted the model, of `imageCount`.
         public var cachedVision: Int
         public var imageCount: Int
+        /// The model the conversation was saved with.
+        public var savedModel: ModelIdentity?
+    }
+
+    /// What resuming with another model (or the same one in another weight format) means.
+    static func modelChange(saved: ModelIdentity, now: ModelIdentity, images: Int) -> String {
+        let was = "\(saved.name) (\(saved.weightFormat))", isNow = "\(now.name) (\(now.weightFormat))"
+        let which = was == isNow ? "another version of \(was)" : was
+        let what = images == 0 ? "its text is" : images == 1 ? "its text and its image are" : "its text and its \(images) images are"
+        return "This conversation was saved with \(which); it continues with \(isNow): \(what) encoded again "
+            + "for this model, and the earlier answers came from the other one."
     }
 
     public enum ResumeError: LocalizedError, Equatable {
@@ -82,7 +93,8 @@ public final class ConversationService: @unchecked Sendable {
         let id = try store.resolve(target)
         if let open = locked({ handle }), open.id == id { throw ResumeError.alreadyOpen(open.label) }
         let (h, f) = try store.open(id)
-        let loaded = store.load(f, model: await backend.modelIdentity)
+        let current = await backend.modelIdentity
+        let loaded = store.load(f, model: current)
         var restored: [AttachedImage]?, failure = "Loading was cancelled."
         for await ev in await backend.restore(loaded.snapshot) {
             switch ev {
@@ -100,8 +112,13 @@ public final class ConversationService: @unchecked Sendable {
         for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
         let exchanges = loaded.snapshot.turns.map { Resumed.Exchange(turn: $0, images: $0.imageIDs.compactMap { byID[$0] }) }
         replaceHandle(with: h)
-        var r = Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: loaded.problems,
+        var problems = loaded.problems
+        if !f.model.sameModel(as: current) {
+            problems.insert(Self.modelChange(saved: f.model, now: current, images: f.images.count), at: 0)
+        }
+        var r = Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: problems,
                         cachedVision: loaded.cachedVision, imageCount: f.images.count)
+        r.savedModel = f.model
         r.draft = loaded.snapshot.draft
         r.pending = loaded.snapshot.pendingImageIDs.compactMap { byID[$0] }
         return r

@@ -55,9 +55,9 @@ struct ChatCommand: ParsableCommand {
             FileLog.bootstrap(path: logPath)
             let log = Logger(label: "chat")
             let requested = weightOptions.weights.rawValue
-            let backend = DeferredBackend(placeholder: ModelIdentity(name: folder.lastPathComponent, configSHA256: "",
+            let backend = DeferredBackend(placeholder: ModelIdentity(name: ModelLocator.displayName(folder), configSHA256: "",
                                                                      weightFormat: requested))
-            let app = App(backend: backend, modelName: folder.lastPathComponent, contextSize: sampling.context,
+            let app = App(backend: backend, modelName: ModelLocator.displayName(folder), contextSize: sampling.context,
                           parameters: sampling.parameters, seedFixed: sampling.seed != nil, weightFormat: requested)
             app.maxTiles = maxTiles
             app.theme = chosen

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Chat
 import ChatAPI
+import Checkpoint
 import Foundation
 import Server
 import Serving
@@ -43,7 +44,7 @@ struct ServeCommand: ParsableCommand {
                 }
                 options.allowedFolder = URL(fileURLWithPath: dir)
             }
-            options.modelName = servedModelName ?? folder.lastPathComponent
+            options.modelName = servedModelName ?? ModelLocator.displayName(folder)
             options.maxBodyBytes = maxBodyMb << 20
             options.maxTokens = maxTokens
             options.requestSeconds = requestSeconds

@@ -333,6 +333,48 @@ struct CLITests {
         #expect(bad.status != 0 && bad.err.contains("top-p"))
     }
 
+    /// Writes a --turns script of `steps`; returns its path.
+    static func writeScript(_ url: URL, _ steps: [[String: Any]]) throws -> String {
+        try JSONSerialization.data(withJSONObject: steps).write(to: url)
+        return url.path
+    }
+
+    /// Saved with one model, resumed with another (another family): one warning line says so,
+    /// and the conversation is encoded again for the new model: the resumed answer is the one the
+    /// new model gives to that history asked directly.
+    @Test func resumeWithAnotherModelSaysSoAndReencodes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-conv-model-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let img = TestData.url("images/photo-chelsea.png").path
+        let script = { (name: String, steps: [[String: Any]]) throws -> String in
+            try Self.writeScript(dir.appendingPathComponent(name), steps)
+        }
+        let store = ["--max-new-tokens", "6", "--temperature", "0", "--conversations", dir.appendingPathComponent("store").path]
+        let a = try Self.run(["generate", "--model", TestData.url("tiny-b").path] + store
+                             + ["--turns", try script("first.json", [["question": "Describe this image.", "images": [img]]]), "--save", "pets"])
+        #expect(a.status == 0, "\(a.err)")
+        let b = try Self.run(["generate", "--model", TestData.url("tiny-phi3").path] + store
+                             + ["--turns", try script("next.json", [["question": "And then?"]]), "--resume", "pets"])
+        #expect(b.status == 0, "\(b.err)")
+        #expect(b.err.contains("warning: This conversation was saved with tiny-b (bf16); it continues with tiny-phi3 (bf16): "
+                               + "its text and its image are encoded again for this model"), "\(b.err)")
+        // Text only: the resumed answer equals tiny-phi3's own answer to the same history.
+        let c = try Self.run(["generate", "--model", TestData.url("tiny-b").path] + store
+                             + ["--turns", try script("text.json", [["question": "Hello, who are you?"]]), "--save", "words"])
+        let answer = try Self.lastJSON(c.out)["text"] as! String
+        let d = try Self.run(["generate", "--model", TestData.url("tiny-phi3").path] + store
+                             + ["--turns", try script("more.json", [["question": "And then?"]]), "--resume", "words"])
+        #expect(d.status == 0 && d.err.contains("its text is encoded again"), "\(d.err)")
+        let history = dir.appendingPathComponent("history.json")
+        try JSONSerialization.data(withJSONObject: [["Hello, who are you?", answer]]).write(to: history)
+        let direct = try Self.run(["generate", "--model", TestData.url("tiny-phi3").path, "--max-new-tokens", "6", "--temperature", "0",
+                                   "--history", history.path, "--json", "And then?"])
+        let want = try Self.lastJSON(direct.out), got = try Self.lastJSON(d.out)
+        #expect(got["token_ids"] as? [Int] == want["token_ids"] as? [Int] && !(got["token_ids"] as? [Int] ?? []).isEmpty)
+        #expect(got["prompt_tokens"] as? Int == (want["prompt_token_ids"] as? [Int])?.count)
+    }
+
     /// Saved by one process, resumed by another: the follow-up equals the one asked without the
     /// break; the conversation commands list, search, export and import it.
     @Test func saveResumeExportImportAcrossProcesses() throws {
@@ -340,10 +382,8 @@ struct CLITests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let img = TestData.url("images/photo-chelsea.png").path
-        func script(_ name: String, _ steps: [[String: Any]]) throws -> String {
-            let u = dir.appendingPathComponent(name)
-            try JSONSerialization.data(withJSONObject: steps).write(to: u)
-            return u.path
+        let script = { (name: String, steps: [[String: Any]]) throws -> String in
+            try Self.writeScript(dir.appendingPathComponent(name), steps)
         }
         let first: [[String: Any]] = [["question": "Describe this image.", "images": [img], "max_tiles": 4], ["question": "And the colours?"]]
         let last: [[String: Any]] = [["question": "What else?"]]

@@ -64,4 +64,14 @@ struct ModelCatalogTests {
         #expect(!missing.supported && missing.problem?.contains("not found") == true)
         #expect(byName["bert"] == nil)
     }
+
+    /// A cache snapshot is named by its repo id (what the status bar, saved conversations and
+    /// `serve` show), any other folder by its own name.
+    @Test func displayNames() {
+        let snap = URL(fileURLWithPath: "/h/.cache/huggingface/hub/models--OpenGVLab--InternVL2-4B/snapshots/0123abc")
+        #expect(ModelLocator.displayName(snap) == "OpenGVLab/InternVL2-4B")
+        #expect(ModelLocator.displayName(URL(fileURLWithPath: "/data/InternVL2_5-1B")) == "InternVL2_5-1B")
+        #expect(ModelLocator.displayName(URL(fileURLWithPath: "/x/models--a--b--c/snapshots/r")) == "r")
+        #expect(ModelLocator.displayName(URL(fileURLWithPath: "/x/snapshots/r")) == "r")
+    }
 }

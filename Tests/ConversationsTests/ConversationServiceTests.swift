@@ -9,8 +9,10 @@ final class FakeBackend: ChatBackend, @unchecked Sendable {
     private let lock = NSLock()
     private var current: SessionSnapshot
     let failRestore: String?
-    init(_ s: SessionSnapshot = SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel), failRestore: String? = nil) {
-        current = s; self.failRestore = failRestore
+    let model: ModelIdentity
+    init(_ s: SessionSnapshot = SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel), failRestore: String? = nil,
+         model: ModelIdentity = testModel) {
+        current = s; self.failRestore = failRestore; self.model = model
     }
     var held: SessionSnapshot { lock.lock(); defer { lock.unlock() }; return current }
     func set(_ s: SessionSnapshot) { lock.lock(); current = s; lock.unlock() }
@@ -46,7 +48,7 @@ final class FakeBackend: ChatBackend, @unchecked Sendable {
             c.finish()
         }
     }
-    var modelIdentity: ModelIdentity { testModel }
+    var modelIdentity: ModelIdentity { model }
     func cancel() {}
 }
 
@@ -58,6 +60,37 @@ final class EventLog: @unchecked Sendable {
 }
 
 struct ConversationServiceTests {
+    /// A conversation records its model; resuming it with another model (or another weight
+    /// format) says so first among the notes and uses none of its stored vision tokens.
+    @Test func resumingWithAnotherModelSaysSo() async throws {
+        let root = tempDir("svc-model"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let a = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
+        let saved = try #require(try await a.save(.rename("pets")))
+        a.close()
+        #expect(try store.read(saved.id).model == testModel)
+
+        let same = ConversationService(store: store, backend: FakeBackend())
+        let r0 = try await same.resume("pets")
+        #expect(r0.problems.isEmpty && r0.cachedVision == 2 && r0.savedModel == testModel)
+        same.close()
+
+        let phi = ModelIdentity(name: "OpenGVLab/Mini-InternVL-Chat-4B-V1-5", configSHA256: String(repeating: "ab", count: 32), weightFormat: "bf16")
+        let other = ConversationService(store: store, backend: FakeBackend(model: phi))
+        let r1 = try await other.resume("pets")
+        #expect(r1.cachedVision == 0 && r1.savedModel == testModel)
+        #expect(r1.problems.first == "This conversation was saved with tiny (bf16); it continues with OpenGVLab/Mini-InternVL-Chat-4B-V1-5 (bf16): "
+            + "its text and its 2 images are encoded again for this model, and the earlier answers came from the other one.")
+        #expect(r1.exchanges.count == syntheticSnapshot().turns.count, "the conversation itself comes back whole")
+        other.close()
+
+        var int8 = testModel; int8.weightFormat = "int8"
+        let quantized = ConversationService(store: store, backend: FakeBackend(model: int8))
+        let r2 = try await quantized.resume("pets")
+        #expect(r2.problems.first?.hasPrefix("This conversation was saved with tiny (bf16); it continues with tiny (int8)") == true)
+        quantized.close()
+    }
+
     @Test func savesResumesAndRefusesWhatItMust() async throws {
         let root = tempDir("svc"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
