@@ -204,42 +204,44 @@ public final class ChatEngine: @unchecked Sendable {
         public var interrupted = false
     }
 
-    /// The token loop, for every caller: from the logits after `prompt` (which `cache` holds),
-    /// samples, streams text and steps the model until a stop token, `maxNewTokens`, the end of
-    /// the context or `shouldStop` (polled before every token and between the layers of every
+    /// The token loop of one conversation: from the logits after `prompt` (which `cache` holds),
+    /// takes tokens by `TokenStepper`'s rules, streams text and steps the model until a stop token,
+    /// `maxNewTokens`, the end of the context or `shouldStop` (polled before every token and between the layers of every
     /// step). `onToken(count)` runs after each new token is taken (before its text). Every token
     /// but the last is in the cache at the end. One embedding row and the model's logits are
     /// reused across steps: nothing is allocated per token but the id lists' growth.
     public func decode(after first: UnsafeBufferPointer<Float>, prompt: [Int32], cache: KVCache, parameters: SamplingParameters,
                        shouldStop: () -> Bool = { false }, onToken: (Int) -> Void = { _ in },
                        onText: (String) -> Void) -> Decoded {
-        var sampler = Sampler(parameters)
-        var detok = tokenizer.makeDetokenizer()
-        var seen = prompt, d = Decoded(), logits = first
-        seen.reserveCapacity(prompt.count + parameters.maxNewTokens)
-        d.tokenIDs.reserveCapacity(parameters.maxNewTokens)
+        var stepper = tokenStepper(parameters: parameters, prompt: prompt)
+        var d = Decoded(), logits = first
         let row = FloatBuffer(count: model.hidden)
         var one: [Int32] = [0]
-        while d.tokenIDs.count < parameters.maxNewTokens {
+        while stepper.finish == nil {
             if shouldStop() { d.interrupted = true; break }
-            let next = sampler.next(logits: logits, seen: seen)
-            if stopIDs.contains(next) { d.stoppedAtStopToken = true; break }
-            d.tokenIDs.append(next)
-            seen.append(next)
-            onToken(d.tokenIDs.count)
-            let text = detok.append(next)
-            if !text.isEmpty { onText(text) }
-            if d.tokenIDs.count >= parameters.maxNewTokens || cache.count + 1 >= contextLength { break }
+            let s = stepper.step(logits: logits, cached: cache.count)
+            guard let next = s.token else { d.stoppedAtStopToken = true; break }
+            onToken(stepper.tokenIDs.count)
+            if !s.text.isEmpty { onText(s.text) }
+            if s.finish != nil { break }
             one[0] = next
             model.embed(one, into: row.data)
             logits = model.forward(embeddings: row.data, count: 1, cache: cache, logits: .last, shouldStop: shouldStop,
                                    progress: { _ in })
             if logits.isEmpty { d.interrupted = true; break }     // stopped inside the step
         }
-        let rest = detok.finish()
+        let rest = stepper.end()
         if !rest.isEmpty { onText(rest) }
+        d.tokenIDs = stepper.tokenIDs
         d.text = tokenizer.chatResponse(d.tokenIDs)
         return d
+    }
+
+    /// The per-token rules of an answer after `prompt` on this engine (its stop tokens, tokenizer and
+    /// context), with `stop` strings ending it too.
+    public func tokenStepper(parameters: SamplingParameters, prompt: [Int32], stop: [String] = []) -> TokenStepper {
+        TokenStepper(parameters: parameters, prompt: prompt, tokenizer: tokenizer, stopIDs: stopIDs,
+                     contextLength: contextLength, stop: stop)
     }
 
     /// Token embeddings of `prompt` with the `<IMG_CONTEXT>` rows replaced, in order, by the

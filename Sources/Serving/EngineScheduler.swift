@@ -64,7 +64,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
 
     public func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error> {
         let (stream, out) = AsyncThrowingStream<CompletionEvent, any Error>.makeStream()
-        let job = Job(request: request, out: out, detokenizer: engine.tokenizer.makeDetokenizer())
+        let job = Job(request: request, out: out)
         out.onTermination = { [weak self, job] _ in self?.cancel(job) }
         let refused: String? = lock.withLock {
             if stopping { return "The server is shutting down." }
@@ -158,27 +158,22 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         }
     }
 
-    /// Samples `job`'s next token from `logits`, streams its text, and says whether it goes on
+    /// Takes `job`'s next token from `logits` and streams its text; says whether it goes on
     /// (false: finished, its stream ended).
     private func take(_ job: Job, logits: UnsafeBufferPointer<Float>) -> Bool {
-        let p = job.request.parameters
-        let next = job.sampler.next(logits: logits, seen: job.seen)
-        if engine.stopIDs.contains(next) { finish(job, .stop); return false }
-        job.generated.append(next)
-        job.seen.append(next)
-        if job.emit(job.detokenizer.append(next)) { finish(job, .stop, stopString: true); return false }
-        if job.generated.count >= p.maxNewTokens || job.cache!.count + 1 >= engine.contextLength {
-            finish(job, .length); return false
-        }
-        job.pending = next
+        let s = job.stepper!.step(logits: logits, cached: job.cache!.count)
+        if !s.text.isEmpty { job.out.yield(.text(s.text)) }
+        if let reason = s.finish { finish(job, reason); return false }
+        job.pending = s.token!
         return true
     }
 
-    private func finish(_ job: Job, _ reason: FinishReason, stopString: Bool = false) {
-        if !stopString { _ = job.emit(job.detokenizer.finish(), final: true) }
-        let usage = CompletionUsage(promptTokens: job.prompt!.count, completionTokens: job.generated.count,
-                                    cachedPromptTokens: job.reused)
-        job.out.yield(.finished(reason, usage, tokenIDs: job.generated))
+    private func finish(_ job: Job, _ reason: TokenStepper.Finish) {
+        let rest = job.stepper!.end()
+        if !rest.isEmpty { job.out.yield(.text(rest)) }
+        let ids = job.stepper!.tokenIDs
+        let usage = CompletionUsage(promptTokens: job.prompt!.count, completionTokens: ids.count, cachedPromptTokens: job.reused)
+        job.out.yield(.finished(reason == .length ? .length : .stop, usage, tokenIDs: ids))
         job.out.finish()
         keep(signatures: job.prompt!.signatures + job.fed, cache: job.cache!)
     }
@@ -207,8 +202,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             }
             rest.removeFirst()
             guard a.images.isEmpty else { throw CompletionError.invalidRequest("An assistant message cannot carry images.") }
-            let text = ImagePrompt.count(in: u.text) == 0 && !u.images.isEmpty
-                ? ImagePrompt.withPlaceholders(question: u.text, history: [], imageCount: u.images.count) : u.text
+            let text = Self.placingImages(u)
             guard ImagePrompt.count(in: text) == u.images.count else {
                 throw CompletionError.invalidRequest("A user message has \(u.images.count) image(s) but \(ImagePrompt.count(in: text)) <image> placeholder(s).")
             }
@@ -232,7 +226,8 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let template = system.map { engine.template.with(systemMessage: $0) } ?? engine.template
         let prompt: Prompt
         do {
-            prompt = try engine.promptBuilder.build(template: template, history: history, question: last.text, images: promptImages)
+            prompt = try engine.promptBuilder.build(template: template, history: history, question: Self.placingImages(last),
+                                                    images: promptImages)
         } catch let e as ChatError {
             throw CompletionError.invalidRequest(e.errorDescription ?? "\(e)")
         }
@@ -242,10 +237,17 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         }
         job.imageTokens = tokens
         job.prompt = prompt
-        job.seen = prompt.ids
+        job.stepper = engine.tokenStepper(parameters: r.parameters, prompt: prompt.ids, stop: r.stop)
         let (cache, reused) = reusableCache(for: prompt)
         job.cache = cache
         job.reused = reused
+    }
+
+    /// A user message's text with placeholders for its images before it when it has none, so that
+    /// each message's images stay in that message.
+    private static func placingImages(_ m: CompletionRequest.Message) -> String {
+        ImagePrompt.count(in: m.text) == 0 && !m.images.isEmpty
+            ? ImagePrompt.withPlaceholders(question: m.text, history: [], imageCount: m.images.count) : m.text
     }
 
     /// Vision tokens, tiles and content key of an image, encoded once per content and tile count.
@@ -320,44 +322,15 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         var imageTokens: [Float] = []
         var cache: KVCache?
         var reused = 0
-        var seen: [Int32] = []
-        var generated: [Int32] = []
+        /// The answer's per-token rules and state, from the time its prompt is known.
+        var stepper: TokenStepper?
         /// Signatures of the generated tokens fed to the model (the cache's positions after the prompt).
         var fed: [UInt64] = []
         var pending: Int32 = 0
-        var sampler: Sampler
-        var detokenizer: any Detokenizer
-        /// Text of the answer so far, and how much of it has been streamed (stop strings hold back
-        /// what could still become one).
-        var text = ""
-        var sent = 0
 
-        init(request: CompletionRequest, out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation,
-             detokenizer: any Detokenizer) {
+        init(request: CompletionRequest, out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation) {
             self.request = request
             self.out = out
-            self.detokenizer = detokenizer
-            sampler = Sampler(request.parameters)
-        }
-
-        /// Adds stable text; streams what can no longer be part of a stop string. True when a stop
-        /// string appeared (the text before it streamed, the rest dropped).
-        func emit(_ chunk: String, final: Bool = false) -> Bool {
-            text += chunk
-            let stops = request.stop.filter { !$0.isEmpty }
-            if let cut = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
-                let before = text[..<cut]
-                if before.count > sent { out.yield(.text(String(before.dropFirst(sent)))) }
-                sent = before.count
-                return true
-            }
-            let hold = final ? 0 : max(0, (stops.map(\.count).max() ?? 0) - 1)
-            let upTo = max(sent, text.count - hold)
-            if upTo > sent {
-                out.yield(.text(String(text.dropFirst(sent).prefix(upTo - sent))))
-                sent = upTo
-            }
-            return false
         }
     }
 }
