@@ -1,0 +1,301 @@
+import ChatAPI
+import Chat
+import Foundation
+import Serving
+import Testing
+import TestSupport
+
+/// The scheduler against `ChatEngine.generate` on the tiny models: every answer it streams, alone
+/// or decoded in a batch with others, after a reused prefix or a chunked prefill, is the answer
+/// `generate` gives for the same conversation (ids, text, usage); stop strings, cancellation and
+/// the queue limit behave as the `CompletionService` contract says.
+///
+/// `generate` runs on a second engine of the same model: an engine is not shared between threads.
+struct EngineSchedulerTests {
+    struct Outcome: Equatable {
+        var text = ""
+        var ids: [Int32] = []
+        var reason: FinishReason?
+        var usage: CompletionUsage?
+    }
+
+    static func collect(_ s: AsyncThrowingStream<CompletionEvent, any Error>) async throws -> Outcome {
+        var o = Outcome()
+        for try await e in s {
+            switch e {
+            case .text(let t): o.text += t
+            case .finished(let r, let u, let ids): o.reason = r; o.usage = u; o.ids = ids
+            }
+        }
+        return o
+    }
+
+    static func image(_ name: String) throws -> CompletionRequest.Image {
+        CompletionRequest.Image(bytes: Array(try Data(contentsOf: TestData.url("images/" + name))), name: name)
+    }
+
+    /// A conversation as both sides take it: the scheduler's request and what `generate` needs.
+    struct Chat {
+        var system: String?
+        /// (question, images, answer): images go before their question when it has no `<image>`.
+        var history: [(String, [String], String)] = []
+        var question: String
+        var images: [String] = []
+        var parameters = SamplingParameters(maxNewTokens: 10)
+        var stop: [String] = []
+
+        func request() throws -> CompletionRequest {
+            var m: [CompletionRequest.Message] = system.map { [.init(role: .system, text: $0)] } ?? []
+            for (q, imgs, a) in history {
+                m.append(.init(role: .user, text: q, images: try imgs.map(EngineSchedulerTests.image)))
+                m.append(.init(role: .assistant, text: a))
+            }
+            m.append(.init(role: .user, text: question, images: try images.map(EngineSchedulerTests.image)))
+            return CompletionRequest(messages: m, parameters: parameters, stop: stop)
+        }
+
+        /// `generate`'s answer for this conversation, each turn's images placed in its question
+        /// as the chat session places them.
+        func expected(_ engine: ChatEngine) throws -> Outcome {
+            let place = { (q: String, n: Int) in ImagePrompt.count(in: q) > 0 ? q : ImagePrompt.withPlaceholders(question: q, history: [], imageCount: n) }
+            let all = history.flatMap(\.1) + images
+            let prepared = try all.map { try engine.prepareImage(path: TestData.url("images/" + $0).path) }
+            let template = system.map { engine.template.with(systemMessage: $0) } ?? engine.template
+            let ids = try engine.promptIDs(template: template, history: history.map { (place($0.0, $0.1.count), $0.2) },
+                                           question: place(question, images.count), tileCounts: prepared.map(\.tiles))
+            var text = ""
+            let r = try engine.generate(prompt: ids, imageTokens: prepared.flatMap { engine.encodeImage($0) }, parameters: parameters,
+                                        onText: { text += $0 })
+            return Outcome(text: text, ids: r.tokenIDs, reason: r.stoppedAtStopToken ? .stop : .length,
+                           usage: CompletionUsage(promptTokens: ids.count, completionTokens: r.tokenIDs.count))
+        }
+    }
+
+    static let chats: [Chat] = [
+        Chat(question: "Hello, who are you?"),
+        Chat(system: "You are a terse assistant.", question: "Name three colours."),
+        Chat(history: [("What is 2 + 2?", [], "4."), ("And 3 + 3?", [], "6.")], question: "Which was larger?"),
+        Chat(question: "Describe the picture.", images: ["photo-chelsea.png"]),
+        Chat(question: "What differs?", images: ["photo-chelsea.png", "photo-camera.png"]),
+        Chat(history: [("Describe.", ["photo-camera.png"], "A camera.")], question: "And this one?", images: ["photo-rocket.jpg"]),
+        Chat(question: "First <image> then <image>, compare.", images: ["jpeg-base-420-67x45.jpg", "photo-chelsea.png"]),
+        Chat(question: "Tell a story.", parameters: SamplingParameters(temperature: 0.8, topP: 0.9, seed: 7, maxNewTokens: 10)),
+    ]
+
+    /// The status once the finished requests have left the loop (their streams end just before).
+    static func settled(_ scheduler: EngineScheduler) async -> ServiceStatus {
+        var s = await scheduler.status()
+        for _ in 0..<100 where s.active > 0 || s.queued > 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+            s = await scheduler.status()
+        }
+        return s
+    }
+
+    static func withoutCached(_ o: Outcome) -> Outcome {
+        var o = o
+        o.usage?.cachedPromptTokens = 0
+        return o
+    }
+
+    /// One request at a time: each answer is `generate`'s. Prefix reuse happens between them (the
+    /// same image, the same system template), so this also checks reused caches.
+    @Test(arguments: ["tiny-a", "tiny-b"])
+    func answersEqualGenerate(model: String) async throws {
+        let reference = try ChatEngine(folder: TestData.url(model))
+        let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url(model)), modelName: model)
+        defer { scheduler.shutdown() }
+        for (k, chat) in Self.chats.enumerated() {
+            let want = try chat.expected(reference)
+            let got = try await Self.collect(scheduler.complete(try chat.request()))
+            #expect(Self.withoutCached(got) == want, "\(model) chat \(k)")
+        }
+    }
+
+    /// All chats at once: the compute loop decodes them in one batch (largestBatch says it did)
+    /// and every stream is its sequential twin, greedy and seeded sampling alike; newcomers are
+    /// prefilled between the running requests' decode steps.
+    @Test(arguments: ["tiny-a", "tiny-c"])
+    func concurrentRequestsEqualTheirSequentialTwins(model: String) async throws {
+        let reference = try ChatEngine(folder: TestData.url(model))
+        var limits = SchedulerLimits()
+        limits.cachedConversations = 0
+        let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url(model)), modelName: model, limits: limits)
+        defer { scheduler.shutdown() }
+        var chats = Self.chats
+        for k in chats.indices { chats[k].parameters.maxNewTokens = 40 }
+        let wants = try chats.map { try $0.expected(reference) }
+        let requests = try chats.map { try $0.request() }
+        let gots = try await withThrowingTaskGroup(of: (Int, Outcome).self) { group in
+            for (k, r) in requests.enumerated() { group.addTask { (k, try await Self.collect(scheduler.complete(r))) } }
+            var out = [Outcome?](repeating: nil, count: requests.count)
+            for try await (k, o) in group { out[k] = o }
+            return out
+        }
+        for k in chats.indices { #expect(gots[k] == wants[k], "\(model) chat \(k)") }
+        let s = await Self.settled(scheduler)
+        #expect(s.largestBatch >= 4, "\(model): at most \(s.largestBatch) requests were decoded together")
+        #expect(s.active == 0 && s.queued == 0)
+    }
+
+    /// A client resending the growing conversation, and a second user with the same system
+    /// prompt and image: the prompt continues a kept cache (cachedPromptTokens) and the answer is
+    /// still `generate`'s.
+    @Test(arguments: ["tiny-b", "tiny-a"])
+    func prefixReuseKeepsTheAnswers(model: String) async throws {
+        let reference = try ChatEngine(folder: TestData.url(model))
+        let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url(model)), modelName: model)
+        defer { scheduler.shutdown() }
+        let system = "You answer in one short sentence."
+        var chat = Chat(system: system, question: "Describe the picture.", images: ["photo-chelsea.png"])
+        let first = try await Self.collect(scheduler.complete(try chat.request()))
+        #expect(Self.withoutCached(first) == (try chat.expected(reference)))
+        #expect(first.usage?.cachedPromptTokens == 0)
+
+        chat.history = [(chat.question, chat.images, first.text)]
+        chat.question = "What colour is it?"
+        chat.images = []
+        let second = try await Self.collect(scheduler.complete(try chat.request()))
+        let want = try chat.expected(reference)
+        #expect(Self.withoutCached(second) == want, "\(model): the resent conversation")
+        let whole = reference.prefillsWhole(promptLength: want.usage!.promptTokens)
+        if whole {
+            #expect(second.usage?.cachedPromptTokens == 0, "a prompt prefilled whole reuses nothing")
+        } else {
+            #expect((second.usage?.cachedPromptTokens ?? 0) >= first.usage!.promptTokens, "\(model): the first turn's prompt is reused")
+        }
+
+        let other = Chat(system: system, question: "Is there an animal?", images: ["photo-chelsea.png"])
+        let third = try await Self.collect(scheduler.complete(try other.request()))
+        let otherWant = try other.expected(reference)
+        #expect(Self.withoutCached(third) == otherWant, "\(model): same system prompt and image")
+        if !reference.prefillsWhole(promptLength: otherWant.usage!.promptTokens) {
+            #expect((third.usage?.cachedPromptTokens ?? 0) > 0)
+        }
+    }
+
+    /// The answer ends before the first stop string, which no chunk contains; finish reason stop.
+    @Test func stopStringsEndTheAnswer() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let chat = Chat(question: "Hello, who are you?", parameters: SamplingParameters(maxNewTokens: 24))
+        let full = try chat.expected(engine)
+        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b")
+        defer { scheduler.shutdown() }
+        let chars = Array(full.text)
+        try #require(chars.count >= 8, "the greedy answer is too short to cut: \(full.text)")
+        let stop = String(chars[(chars.count / 2)..<(chars.count / 2 + 3)])
+        let before = String(full.text[..<full.text.range(of: stop)!.lowerBound])
+        var stopped = chat
+        stopped.stop = ["never appears", stop]
+        var chunks: [String] = []
+        var reason: FinishReason?
+        for try await e in scheduler.complete(try stopped.request()) {
+            switch e {
+            case .text(let t): chunks.append(t)
+            case .finished(let r, _, _): reason = r
+            }
+        }
+        #expect(chunks.joined() == before)
+        #expect(reason == .stop)
+        #expect(!chunks.contains { $0.contains(stop) })
+    }
+
+    /// A request that runs until its consumer stops reading: greedy decoding on a random model
+    /// never meets a stop token here, and the context is made too long to reach.
+    static func endless(_ engine: ChatEngine, _ question: String) throws -> CompletionRequest {
+        engine.contextLength = 1 << 20
+        return try Chat(question: question, parameters: SamplingParameters(maxNewTokens: 1 << 20)).request()
+    }
+
+    /// Starts consuming `request` in a task and returns once its first text arrived.
+    static func consumeStarted(_ scheduler: EngineScheduler, _ request: CompletionRequest) async -> Task<Int, any Error> {
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        let consumer = Task {
+            var n = 0
+            for try await e in scheduler.complete(request) {
+                if case .text = e { n += 1; signal.yield() }
+            }
+            signal.finish()
+            return n
+        }
+        for await _ in started { break }
+        return consumer
+    }
+
+    /// One slot, a request that would run for ever: cancelling its consumer frees the slot, and
+    /// the next request is answered.
+    @Test func cancellationFreesTheSlot() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        var limits = SchedulerLimits()
+        limits.maxBatch = 1
+        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b", limits: limits)
+        defer { scheduler.shutdown() }
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Go on forever."))
+        #expect(await scheduler.status().active == 1)
+        consumer.cancel()
+        _ = try? await consumer.value
+        let short = Chat(question: "Hello, who are you?")
+        let got = try await Self.collect(scheduler.complete(try short.request()))
+        #expect(Self.withoutCached(got) == (try short.expected(try ChatEngine(folder: TestData.url("tiny-b")))))
+        let s = await Self.settled(scheduler)
+        #expect(s.active == 0 && s.queued == 0)
+    }
+
+    /// A full queue refuses at once with `overloaded`; the requests in hand go on, and the queued
+    /// one runs once the slot is free.
+    @Test func aFullQueueRefuses() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        var limits = SchedulerLimits()
+        limits.maxBatch = 1
+        limits.maxQueue = 1
+        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b", limits: limits)
+        defer { scheduler.shutdown() }
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Go on."))
+        let queued = scheduler.complete(try Chat(question: "Wait.").request())
+        var s = await scheduler.status()
+        #expect(s.queued == 1 && s.active == 1)
+        do {
+            for try await _ in scheduler.complete(try Chat(question: "One too many.").request()) {}
+            Issue.record("a third request was accepted")
+        } catch let e as CompletionError {
+            if case .overloaded = e {} else { Issue.record("refused as \(e), not overloaded") }
+        }
+        let waiter = Task { try await Self.collect(queued) }
+        consumer.cancel()
+        let second = try await waiter.value
+        #expect(second.reason != nil, "the queued request finished once the slot was freed")
+        s = await Self.settled(scheduler)
+        #expect(s.queued == 0 && s.active == 0)
+    }
+
+    /// Bad conversations and images are refused with the case the HTTP layer maps to 400.
+    @Test func badRequestsAreRefused() async throws {
+        let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url("tiny-b")), modelName: "tiny-b")
+        defer { scheduler.shutdown() }
+        let p = SamplingParameters(maxNewTokens: 4)
+        func refusal(_ m: [CompletionRequest.Message], _ params: SamplingParameters = SamplingParameters(maxNewTokens: 4)) async -> CompletionError? {
+            do {
+                for try await _ in scheduler.complete(CompletionRequest(messages: m, parameters: params)) {}
+                return nil
+            } catch { return error as? CompletionError }
+        }
+        let bad = CompletionRequest.Image(bytes: Array("not an image at all".utf8), name: "image 1 of message 1")
+        let broken = try Self.image("truncated.png")
+        func isInvalid(_ e: CompletionError?) -> Bool { if case .invalidRequest? = e { return true }; return false }
+        func isBadImage(_ e: CompletionError?) -> Bool { if case .badImage? = e { return true }; return false }
+        #expect(isInvalid(await refusal([])))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "Hi"), .init(role: .assistant, text: "Hello")])))
+        #expect(isInvalid(await refusal([.init(role: .assistant, text: "Hello"), .init(role: .user, text: "Hi")])))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "a"), .init(role: .user, text: "b")])))
+        #expect(isInvalid(await refusal([.init(role: .system, text: "s", images: [bad]), .init(role: .user, text: "Hi")])))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "Hi")], SamplingParameters(topP: 0, maxNewTokens: 4))))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "<image> alone", images: [try Self.image("photo-camera.png"), try Self.image("photo-chelsea.png")])])))
+        let e = await refusal([.init(role: .user, text: "What is it?", images: [bad])])
+        #expect(isBadImage(e))
+        #expect(e?.message.contains("image 1 of message 1") == true, "the error names the image: \(e?.message ?? "")")
+        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [broken])])))
+        // Still serving.
+        let ok = try await Self.collect(scheduler.complete(CompletionRequest(messages: [.init(role: .user, text: "Hi")], parameters: p)))
+        #expect(ok.reason != nil)
+    }
+}
