@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C system libraries (Debian -dev packages; see README).
@@ -79,6 +81,12 @@ let package = Package(
                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
                                               .product(name: "Logging", package: "swift-log")]),
+        // The ChatBackend over an OpenAI-compatible server (our `serve`, vLLM, LMDeploy): the
+        // conversation kept here and resent each turn, answers streamed as server-sent events.
+        .target(name: "RemoteBackend", dependencies: ["ChatAPI", "Imaging",
+                                                     .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                     .product(name: "NIOCore", package: "swift-nio"),
+                                                     .product(name: "NIOHTTP1", package: "swift-nio")]),
         // Saved conversations: the versioned on-disk format, crash-safe saving, locking, export.
         .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging", "FileInput"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
@@ -89,6 +97,7 @@ let package = Package(
             name: "internvl-chat",
             dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI", "FileInput",
                            "Serving", "Server", "Video",
+                           "RemoteBackend",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
@@ -115,6 +124,9 @@ let package = Package(
         .testTarget(name: "ConversationsTests",
                     dependencies: ["Conversations", "ChatAPI", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
         .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
+        .testTarget(name: "RemoteBackendTests", dependencies: ["RemoteBackend", "ChatAPI", "Imaging", "TestSupport",
+                                                          .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                    exclude: ["openai_test_server.py"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
         // The target graph itself (front ends free of the inference stack).
         .testTarget(name: "ServerTests", dependencies: ["Server", "Serving"]),

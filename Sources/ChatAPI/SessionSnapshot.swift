@@ -33,7 +33,7 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
         self.parameters = parameters; self.model = model
         visionSeconds = stats.visionSeconds; prefillSeconds = stats.prefillSeconds; decodeSeconds = stats.decodeSeconds
         firstTokenSeconds = stats.firstTokenSeconds; promptTokens = stats.promptTokens; reusedTokens = stats.reusedTokens
-        generatedTokens = stats.generatedTokenIDs.count; stoppedAtStopToken = stats.stoppedAtStopToken
+        generatedTokens = stats.generatedTokens; stoppedAtStopToken = stats.stoppedAtStopToken
         interrupted = stats.interrupted
     }
 }

@@ -14,10 +14,13 @@ public struct TurnStats: Sendable, Equatable {
     public var reusedTokens = 0
     public var prefilledTokens = 0
     public var generatedTokenIDs: [Int32] = []
+    /// Tokens generated as a server counted them, when their ids are not known (a remote backend).
+    public var countedTokens: Int?
+    public var generatedTokens: Int { countedTokens ?? generatedTokenIDs.count }
     public var interrupted = false
     public var text = ""
     public var decodeTokensPerSecond: Double {
-        decodeSeconds > 0 ? Double(max(generatedTokenIDs.count - 1, 0)) / decodeSeconds : 0
+        decodeSeconds > 0 ? Double(max(generatedTokens - 1, 0)) / decodeSeconds : 0
     }
     public init() {}
 }

@@ -31,6 +31,12 @@ public struct ModelConfiguration: Codable, Sendable, Equatable {
 
     /// Tile side in pixels: `force_image_size`, else the vision tower's `image_size`.
     public var imageSize: Int { forceImageSize ?? visionConfig.imageSize }
+
+    /// Vision tokens per tile after pixel shuffle (num_image_token).
+    public var tokensPerTile: Int {
+        let side = imageSize / visionConfig.patchSize, s = Int((1 / downsampleRatio).rounded())
+        return (side / s) * (side / s)
+    }
 }
 
 /// `vision_config` (InternVisionConfig).

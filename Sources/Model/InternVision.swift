@@ -38,10 +38,7 @@ public final class InternVision: VisionEncoder, @unchecked Sendable {
     public var tileSize: Int { config.imageSize }
     public var patchesPerSide: Int { config.imageSize / config.visionConfig.patchSize }
     /// Vision tokens per tile after pixel shuffle (num_image_token).
-    public var tokensPerTile: Int {
-        let s = Int((1 / config.downsampleRatio).rounded())
-        return (patchesPerSide / s) * (patchesPerSide / s)
-    }
+    public var tokensPerTile: Int { config.tokensPerTile }
     public var outputSize: Int { config.llmConfig.hiddenSize }
 
     /// The tensors InternViT and the `mlp1` projector need for `c`, with their shapes.

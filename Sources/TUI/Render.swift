@@ -67,7 +67,7 @@ func conversationLines(_ s: AppState, width: Int) -> [ConversationLine] {
 
 /// An image in a user turn: a thumbnail (when the terminal can show one) with its label beside it.
 func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [ConversationLine] {
-    let label = ["[\(fileName(img))]", "\(img.width)x\(img.height), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"]
+    let label = ["[\(fileName(img))]", "\(img.width)x\(img.height)\(costs(img))"]
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
         return [.init(role: .dim, text: "  [image \(imageLabel(img))]")]
     }
@@ -134,7 +134,12 @@ func drawThumbnailRow(_ im: ImageRow, x: Int, y: Int, mode: GraphicsMode, placeS
 func fileName(_ i: AttachedImage) -> String { (i.name as NSString).lastPathComponent }
 
 func imageLabel(_ i: AttachedImage) -> String {
-    "\(fileName(i)) \(i.width)x\(i.height), \(counted(i.tiles, "tile")), \(counted(i.tokenCost, "token"))"
+    "\(fileName(i)) \(i.width)x\(i.height)\(costs(i))"
+}
+
+/// ", N tiles, M tokens", or nothing when the backend cannot tell (a remote model not known here).
+func costs(_ i: AttachedImage) -> String {
+    i.tokensPerTile > 0 ? ", \(counted(i.tiles, "tile")), \(counted(i.tokenCost, "token"))" : ""
 }
 
 /// The images for the next message on one line (narrow screens): whole labels when they fit,
@@ -144,6 +149,7 @@ func panelLine(_ s: AppState, width: Int) -> String {
     if s.pending.isEmpty { return "No images attached (/attach PATH)" }
     func entry(_ i: Int, _ img: AttachedImage, name: String, long: Bool) -> String {
         if let p = s.retiling[img.id] { return "\(i + 1): \(name) → \(counted(p.tiles, "tile")) (cutting…)" }
+        if img.tokensPerTile == 0 { return "\(i + 1): \(name)" + (long ? " \(img.width)x\(img.height)" : "") }
         return long ? "\(i + 1): \(name) \(img.width)x\(img.height), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
                     : "\(i + 1): \(name) \(counted(img.tiles, "tile")), \(img.tokenCost) tok"
     }
@@ -198,7 +204,7 @@ func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: In
     if s.graphics != .none, img.thumbnail != nil {
         fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, min(14, width - 21)), maxRows: bottom - y > 12 ? 6 : 4)   // 20 cells stay for the text
     }
-    var text = ["\(img.width)x\(img.height)", shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"]
+    var text = ["\(img.width)x\(img.height)"] + (img.tokensPerTile > 0 ? [shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"] : [])
     if let p = s.retiling[img.id] { text += ["→ \(shortGrid(p.grid, tiles: p.tiles))", "  \(p.tokenCost) tok (cutting…)"] }
     let h = 1 + max(fit.rows, text.count)
     guard y + h <= bottom else { return 0 }

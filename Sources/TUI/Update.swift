@@ -384,7 +384,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
     case .finished(let st):
         s.busy = false; s.phase = nil; s.phaseClock = nil
         s.lastTokensPerSecond = st.decodeTokensPerSecond
-        s.contextUsed = st.promptTokens + st.generatedTokenIDs.count
+        s.contextUsed = st.promptTokens + st.generatedTokens
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].interrupted = st.interrupted }
     case .failed(let m):
         s.busy = false; s.phase = nil; s.phaseClock = nil

@@ -22,6 +22,7 @@ struct ChatCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var remote: RemoteOptions
     @Option(help: "System message (default: the model's own).") var system: String?
     @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
     @OptionGroup var sampling: SamplingOptions
@@ -46,6 +47,7 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard isatty(0) != 0 && isatty(1) != 0 else { throw ValidationError(Self.needsTerminal) }
+            if remote.isRemote { return try runRemote() }
             let folder = try modelOptions.locate()
             // What can be refused quickly is refused before the screen; the weights load behind it.
             let config = try ModelConfiguration.load(from: folder.appendingPathComponent("config.json"))

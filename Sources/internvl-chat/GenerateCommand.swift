@@ -66,6 +66,7 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var remote: RemoteOptions
     @Option(help: "System message (default: the model's own).") var system: String?
     @Option(help: "JSON file: an array of [question, answer] pairs, as the official chat(history=...).")
     var history: String?
@@ -106,6 +107,9 @@ struct GenerateCommand: ParsableCommand {
         } else if question != nil {
             throw ValidationError("--question goes with --batch-images")
         }
+        if remote.isRemote && (turns != nil || batch != nil || batchImages != nil || videoOptions.video != nil) {
+            throw ValidationError("--turns, --batch, --batch-images and --video run on the local model only; drop --endpoint")
+        }
     }
 
     /// The question: PROMPT, or all of standard input for `-` or no PROMPT.
@@ -120,6 +124,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if remote.isRemote { return try runRemote() }
             let engine = try weightOptions.engine(try modelOptions.locate(), context: sampling.context)
             if batch != nil || batchImages != nil {
                 let lines = try batch.map { try BatchRun.read(jsonl: $0) }
