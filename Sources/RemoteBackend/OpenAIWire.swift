@@ -60,6 +60,9 @@ enum OpenAIWire {
         var finishReason: String?
         var promptTokens: Int?
         var completionTokens: Int?
+        /// The answer's token ids, where the server gives them (our `serve` adds `token_ids` to
+        /// the choice that finishes).
+        var tokenIDs: [Int32]?
         /// An error object sent inside the stream.
         var error: String?
     }
@@ -74,6 +77,7 @@ enum OpenAIWire {
             let delta = (first["delta"] as? [String: Any]) ?? (first["message"] as? [String: Any])
             c.text = delta?["content"] as? String ?? ""
             c.finishReason = first["finish_reason"] as? String
+            c.tokenIDs = (first["token_ids"] as? [Int])?.compactMap { Int32(exactly: $0) }
         }
         if let u = obj["usage"] as? [String: Any] {
             c.promptTokens = u["prompt_tokens"] as? Int

@@ -70,6 +70,8 @@ public actor RemoteChatBackend: ChatBackend {
     /// As the local session: images some turn showed; released when no turn shows them any more.
     private var everShown: Set<Int> = []
     private var resolvedModel: String?
+    /// The last answer's token ids when the server sent them (our `serve` does), nil when not.
+    public private(set) var lastAnswerTokenIDs: [Int32]?
     private nonisolated let running = RunningRequest()
 
     public init(_ configuration: RemoteConfiguration) throws {
@@ -296,6 +298,7 @@ public actor RemoteChatBackend: ChatBackend {
         request.body = .bytes(ByteBuffer(bytes: try OpenAIWire.requestBody(model: model, messages: messages, parameters: parameters)))
 
         var stats = TurnStats()
+        lastAnswerTokenIDs = nil
         var answer = "", finish: String?, firstText: Date?
         /// Records what was answered (possibly cut off) and reports it finished.
         func keep(interrupted: Bool) {
@@ -330,6 +333,7 @@ public actor RemoteChatBackend: ChatBackend {
                 if let f = c.finishReason { finish = f }
                 if let p = c.promptTokens { stats.promptTokens = p }
                 if let n = c.completionTokens { stats.countedTokens = n }
+                if let ids = c.tokenIDs { stats.generatedTokenIDs = ids; lastAnswerTokenIDs = ids }
             }
             var done = false
             if response.headers.first(name: "Content-Type")?.lowercased().contains("application/json") == true {

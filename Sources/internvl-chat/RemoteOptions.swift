@@ -65,8 +65,8 @@ extension ChatCommand {
 }
 
 extension GenerateCommand {
-    /// One question to a served model: the answer streamed, or with --json one object (the
-    /// server gives text and counts, not token ids).
+    /// One question to a served model: the answer streamed, or with --json one object (text and
+    /// counts as the server gives them; token ids only from a server that sends them).
     func runRemote() throws {
         let backend = try remote.backend(system: system, modelFolder: modelOptions.model)
         let asked = try readQuestion()
@@ -80,18 +80,20 @@ extension GenerateCommand {
             assigned.append(rest.prefix(n).map(\.id)); rest = rest.dropFirst(n)
         }
         let perTurn = assigned, current = Array(rest), params = sampling.parameters, quiet = json
-        let outcome = try blocking {
+        let (outcome, tokenIDs) = try blocking {
             await backend.setHistory(pairs, imageIDs: perTurn)
-            return await Self.consume(await backend.send(asked, images: current, parameters: params), stream: !quiet)
+            let o = await Self.consume(await backend.send(asked, images: current, parameters: params), stream: !quiet)
+            return (o, await backend.lastAnswerTokenIDs)
         }
         guard let st = outcome.stats else { throw TurnFailed(outcome.failure) }
         if let f = outcome.failure { throw TurnFailed(f) }          // cut off: what came is printed, the status says so
         guard json else { return Output.write("\n") }
-        let obj: [String: Any] = [
+        var obj: [String: Any] = [
             "text": st.text, "tiles": attached.map { $0.tokensPerTile > 0 ? $0.tiles as Any : NSNull() }, "stopped_at_stop_token": st.stoppedAtStopToken,
             "prompt_tokens": st.promptTokens, "generated_tokens": st.generatedTokens,
             "timings": ["first_token_s": st.firstTokenSeconds, "decode_s": st.decodeSeconds, "decode_tok_s": st.decodeTokensPerSecond],
         ]
+        if let tokenIDs { obj["token_ids"] = tokenIDs.map(Int.init) }      // our serve gives them
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
         Output.write(String(decoding: data, as: UTF8.self) + "\n")
     }

@@ -103,6 +103,7 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         let st = try #require(first.stats)
         #expect(st.text == first.text && !st.interrupted && st.stoppedAtStopToken)
         #expect(st.promptTokens == 42 && st.countedTokens == first.chunks)
+        #expect(st.generatedTokenIDs == (0..<Int32(first.chunks)).map { $0 })      // as our serve adds them
 
         let second = await collect(await b.send("again", images: [], parameters: params))
         #expect(second.text == "echo: again | images=0 | messages=system,user,assistant,user")

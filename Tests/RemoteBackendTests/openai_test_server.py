@@ -214,7 +214,7 @@ class Handler(BaseHTTPRequestHandler):
         self.chunk({"role": "assistant", "content": ""})
         for p in pieces:
             self.chunk({"content": p})
-        self.chunk({}, finish="stop")
+        self.chunk({}, finish="stop", token_ids=list(range(len(pieces))))
         if body["stream_options"]["include_usage"]:
             self.event({"id": "c", "object": "chat.completion.chunk", "choices": [],
                         "usage": {"prompt_tokens": 42, "completion_tokens": len(pieces), "total_tokens": 42 + len(pieces)}})
@@ -225,9 +225,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\r\n\r\n")
         self.wfile.flush()
 
-    def chunk(self, delta, finish=None):
+    def chunk(self, delta, finish=None, **extra):
         self.event({"id": "c", "object": "chat.completion.chunk",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]})
 
 
 def count():

@@ -14,39 +14,20 @@ import base64, concurrent.futures, urllib.request, json, os, re, signal, socket,
 
 import openai
 
+import harness
+from harness import check
+
 BIN, MODEL, IMAGES = sys.argv[1], sys.argv[2], sys.argv[3]
 KEY = "test-key-123"
 CAT, COFFEE = os.path.join(IMAGES, "photo-chelsea.png"), os.path.join(IMAGES, "photo-coffee.png")
-failures, checks = [], 0
-
-
-def check(ok, what):
-    global checks
-    checks += 1
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-
-
 def data_url(path):
     with open(path, "rb") as f:
         return "data:image/png;base64," + base64.b64encode(f.read()).decode()
 
 
 def generate(prompt, images=(), system=None, history=None, extra=()):
-    args = [BIN, "generate", "--model", MODEL, "--json", "--max-new-tokens", "16", *extra]
-    for i in images:
-        args += ["--image", i]
-    if system is not None:
-        args += ["--system", system]
-    tmp = None
-    if history is not None:
-        tmp = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump(history, tmp); tmp.close()
-        args += ["--history", tmp.name]
-    out = subprocess.run(args + [prompt], capture_output=True, text=True, timeout=120)
-    if tmp:
-        os.unlink(tmp.name)
+    out = harness.generate(BIN, ["--model", MODEL, "--json", "--max-new-tokens", "16", *extra], prompt,
+                           images=images, system=system, history=history, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -55,19 +36,7 @@ server_output = []
 
 
 def start_server(*extra):
-    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", "0", "--api-key", KEY, *extra],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, errors="replace")
-    deadline = time.time() + 120
-    for line in proc.stderr:
-        server_output.append(line)
-        m = re.search(r"on http://127\.0\.0\.1:(\d+)/v1", line)
-        if m:
-            threading.Thread(target=lambda: server_output.extend(proc.stderr), daemon=True).start()
-            return proc, int(m.group(1))
-        if time.time() > deadline:
-            break
-    proc.kill()
-    raise SystemExit("serve did not start")
+    return harness.start_server(BIN, MODEL, KEY, *extra, output=server_output)
 
 
 allowed = tempfile.mkdtemp()
@@ -391,5 +360,4 @@ check("warning: serving on 192.0.2.1 without --api-key" in out.stderr and out.re
       f"a non-loopback host without a key: warning ({out.stderr[:200]!r}, exit {out.returncode})")
 time.sleep(0.2)
 check(not any("\x1b" in line or "\x07" in line for line in server_output), "nothing a client sent reaches the terminal raw")
-print(f"serve openai: {checks - len(failures)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+harness.finish("serve openai")
