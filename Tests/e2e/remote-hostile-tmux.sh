@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The app in tmux against a hostile OpenAI server (Tests/RemoteBackendTests/openai_test_server.py on
+# loopback, killed by trap): an error carrying escape sequences is one message with them made
+# visible (no OSC reaches the terminal, the title is not set); a stream cut mid-answer keeps the
+# text that came, marked interrupted, with one message.
+set -euo pipefail
+BIN=${BIN:-.build/debug/internvl-chat}
+S=hostiletest-$$; SOCK=(-L "hostiletest-$$"); WORK=$(mktemp -d); export LANG=C.UTF-8
+SERVER=
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+python3 Tests/RemoteBackendTests/openai_test_server.py --lifetime 60 > "$WORK/port" & SERVER=$!
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+PORT=$(cat "$WORK/port")
+tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
+  "env TERM=tmux-256color INTERNVL_CHAT_CONVERSATIONS=$WORK/c $BIN --endpoint http://127.0.0.1:$PORT --remote-model test-model 2>$WORK/err; echo EXIT=\$?; sleep 30"
+fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "hostile server tui e2e: 0 passed, 1 failed"; exit 1; }
+wait_for() { local re=$1 t=${2:-20} i; for ((i = 0; i < t * 10; i++)); do tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -qE -- "$re" && return 0; sleep 0.1; done; fail "timeout waiting for: $re"; }
+keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
+wait_for 'context 0/'
+keys -l 'hello #status500'; keys Enter
+wait_for 'engine exploded'
+wait_for '␛\[31mred␛\[0m ␛\]0;title␇ here'
+tmux "${SOCK[@]}" capture-pane -p -e -t "$S" | grep -q $'\x1b\\]0;title' && fail "an OSC from the server reached the terminal"
+tmux "${SOCK[@]}" display-message -p -t "$S" '#{pane_title}' | grep -q title && fail "the server set the window title"
+keys -l 'cut #drop'; keys Enter
+wait_for 'closed before the'
+wait_for '^  echo: cut'
+wait_for '\(interrupted\)'
+keys C-d
+wait_for 'EXIT=0'
+echo "hostile server tui e2e: 1 passed, 0 failed"
