@@ -9,7 +9,6 @@ set -euo pipefail
 BIN=${BIN:-$PWD/.build/debug/internvl-chat}; MODEL=${MODEL:-$PWD/testdata/tiny-b}
 WORK=$(mktemp -d); trap 'cleanup' EXIT
 LOG=$WORK/app.log; IMG=$WORK/quadrants.png
-DISP=:$((90 + RANDOM % 100))
 cleanup() {
   [ -n "${XT:-}" ] && kill "$XT" 2>/dev/null || true
   [ -n "${XVFB:-}" ] && kill "$XVFB" 2>/dev/null || true
@@ -18,9 +17,11 @@ cleanup() {
 fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "sixel e2e: 0 passed, 1 failed"; KEEP=1; exit 1; }
 python3 Tests/e2e/check-sixel.py make-image "$IMG"
 
-Xvfb "$DISP" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & XVFB=$!
-export DISPLAY=$DISP
-for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
+# Xvfb picks a free display itself (-displayfd): a random number could be another test's.
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$WORK/display" >/dev/null 2>&1 & XVFB=$!
+for _ in $(seq 100); do [ -s "$WORK/display" ] && break; sleep 0.1; done
+export DISPLAY=:$(head -1 "$WORK/display" 2>/dev/null)
+for _ in $(seq 100); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 xdpyinfo >/dev/null 2>&1 || fail "Xvfb did not start"
 xterm -ti vt340 -xrm 'XTerm*numColorRegisters: 256' -xrm 'XTerm*sixelScrolling: true' \
   -xrm 'XTerm*allowWindowOps: true' -geometry 100x18+0+0 -fa Monospace -fs 11 -title sixeltest \
