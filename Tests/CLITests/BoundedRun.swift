@@ -41,7 +41,13 @@ struct BoundedRun {
         var status: Int32 = 0
         var usage = rusage()
         var killed = false
+        // The child's own peak (VmHWM, its address space after exec), sampled while it runs:
+        // wait4's ru_maxrss also counts the parent's pages the spawn started on.
+        var peak = 0
         while true {
+            if let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+               let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+               let kb = Int(line.split(separator: " ").dropFirst().first ?? "") { peak = max(peak, kb * 1024) }
             let r = wait4(pid, &status, WNOHANG, &usage)
             if r == pid { break }
             if r < 0 && errno != EINTR { break }
@@ -53,6 +59,6 @@ struct BoundedRun {
         return BoundedRun(status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), killed: killed,
                           err: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "",
                           out: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                          maxRSSBytes: usage.ru_maxrss * 1024, seconds: seconds)
+                          maxRSSBytes: peak, seconds: seconds)
     }
 }
