@@ -67,7 +67,13 @@ extension WeightMatrix {
     /// Bytes `quantized(as:)` writes (int8 in panels: the panels, rows padded to 32, then the row
     /// scales).
     public static func quantizedBytes(rows: Int, cols: Int, _ q: Quantization, panels: Bool = int8InPanels) -> Int {
-        q == .q8 && panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) + 4 * rows : rows * q.rowBytes(cols)
+        q == .q8 ? int8WeightBytes(rows: rows, cols: cols, panels: panels) + 4 * rows : rows * q.rowBytes(cols)
+    }
+
+    /// Bytes of an int8 matrix's weights before its row scales: its rows, or its panels (rows
+    /// padded to 32).
+    static func int8WeightBytes(rows: Int, cols: Int, panels: Bool) -> Int {
+        panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) : rows * cols
     }
 
     /// This matrix quantized into `dst` (`quantizedBytes` long): q8 is the int8 rows (or their
@@ -81,7 +87,7 @@ extension WeightMatrix {
             let f = buf.baseAddress!
             switch q {
             case .q8:
-                let packed = panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) : rows * cols
+                let packed = Self.int8WeightBytes(rows: rows, cols: cols, panels: panels)
                 let ints = panels ? UnsafeMutablePointer<Int8>.allocate(capacity: rows * cols) : dst.assumingMemoryBound(to: Int8.self)
                 let scales = (dst + packed).assumingMemoryBound(to: Float.self)
                 for r in 0..<rows {

@@ -83,8 +83,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// An int8 matrix's row scales (after its rows, or after its panels).
     var int8Scales: UnsafePointer<Float> {
-        let weights = layout == .int8Panels ? Int(ck_q8_gemm_packed_bytes(Int32(rows), Int32(cols))) : rows * cols
-        return (base + weights).assumingMemoryBound(to: Float.self)
+        (base + Self.int8WeightBytes(rows: rows, cols: cols, panels: layout == .int8Panels)).assumingMemoryBound(to: Float.self)
     }
 
     func dequantizedRow(_ r: Int) -> [Float] {
