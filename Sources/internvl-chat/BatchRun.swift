@@ -102,9 +102,13 @@ struct BatchRun {
 
     /// Answers every line in order, writing each answer as one JSON line as soon as it is done.
     func run(_ lines: [Line], progress: Bool) throws {
-        // The prompts first (their lengths set the padding), then the answers.
-        let lengths = try lines.map { line in try prompt(line, tiles: try line.images.map { try prepare($0, line).tiles }).count }
-        let longest = lengths.max() ?? 0
+        // The prompts' lengths set the padding, which only matters where the RoPE can change with
+        // the call's length (dynamic NTK, long factors) at a padded length, under 2 x the context:
+        // tiny test models, not the real ones. Only then are the prompts built first.
+        var longest = 0
+        if engine.prefillsWhole(promptLength: 2 * engine.contextLength) {
+            longest = try lines.map { line in try prompt(line, tiles: try line.images.map { try prepare($0, line).tiles }).count }.max() ?? 0
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for (k, line) in lines.enumerated() {
@@ -112,7 +116,7 @@ struct BatchRun {
             let prepared = try line.images.map { try prepare($0, line) }
             let ids = try prompt(line, tiles: prepared.map(\.tiles))
             let vision = prepared.flatMap { engine.encodeImage($0) }
-            let result = try engine.generate(prompt: ids, imageTokens: vision, parameters: parameters, leadingPadding: longest - ids.count)
+            let result = try engine.generate(prompt: ids, imageTokens: vision, parameters: parameters, leadingPadding: max(0, longest - ids.count))
             let answer = Answer(image: line.label, text: result.text, token_ids: result.tokenIDs, prompt_token_ids: result.promptTokenIDs,
                                 tiles: prepared.map(\.tiles), stopped_at_stop_token: result.stoppedAtStopToken)
             Output.write(String(decoding: try encoder.encode(answer), as: UTF8.self) + "\n")
