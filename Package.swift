@@ -91,7 +91,7 @@ let package = Package(
         .target(name: "Conversations", dependencies: ["ChatAPI", "Imaging", "FileInput"]),
         // The full-screen app's pure core: state, update, layout, rendering into a cell grid.
         // It talks to a ChatBackend only: no Model, no Kernels.
-        .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "FileInput", "CNcursesw", "CSixel",
+        .target(name: "TUI", dependencies: ["ChatAPI", "Conversations", "Imaging", "FileInput", "Video", "CNcursesw", "CSixel",
                                            .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "internvl-chat",

@@ -141,6 +141,7 @@ public final class App: @unchecked Sendable {
     func imagesByID() -> [Int: RGBImage] {
         var out: [Int: RGBImage] = [:]
         for i in state.pending { out[i.id] = i.thumbnail }
+        if let v = state.video { out[v.strip.id] = v.strip.thumbnail }
         for m in state.messages { for i in m.images { out[i.id] = i.thumbnail } }
         return out
     }
@@ -224,6 +225,25 @@ public final class App: @unchecked Sendable {
                 case .failed(let m): inbox.post(failed(m))
                 default: inbox.post(.event(ev, at: App.now()))
                 }
+            }
+        }
+    }
+
+    /// Samples a video's frames (PNG files in a folder of this run), attaches each in order and
+    /// posts them as one video, or one error naming the file.
+    func attachVideo(_ path: String, segments: Int, maxTiles: Int) {
+        let backend = self.backend, inbox = self.inbox
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("internvl-chat-frames-\(ProcessInfo.processInfo.processIdentifier)")
+            .appendingPathComponent(UUID().uuidString)
+        inOrder {
+            do {
+                let sampled = try VideoFiles.sampleFrames(path, segments: segments, into: folder)
+                var images: [AttachedImage] = []
+                for f in sampled { images.append(try await backend.attach(path: f.file, maxTiles: maxTiles)) }
+                inbox.post(.videoAttached(path: path, frames: sampled.map(\.index), images: images))
+            } catch {
+                inbox.post(.attachFailed(error.localizedDescription))
             }
         }
     }
@@ -321,6 +341,9 @@ public final class App: @unchecked Sendable {
             case .send(let q, let images):
                 log.info("send: \(q.count) characters, \(images.count) image(s)")
                 Task { await forward(await backend.send(q, images: images, parameters: p)) }
+            case .attachVideo(let path, let segments, let maxTiles):
+                log.info("attach video \(path), \(segments) frames")
+                attachVideo(path, segments: segments, maxTiles: maxTiles)
             case .attach(let path, let maxTiles):
                 log.info("attach \(path)")
                 attach(path, maxTiles, done: { .attached($0) }, failed: { .attachFailed($0) })

@@ -23,6 +23,10 @@ public struct AppState: Sendable, Equatable {
     }
     public var cursor: Int { editor.cursor }
     public var pending: [AttachedImage] = []
+    /// The video whose sampled frames are among `pending` (asked as Frame1: <image> ...).
+    public var video: PendingVideo?
+    /// Frames sampled from a video (/frames N).
+    public var segments = 8
     public var busy = false
     public var phase: ChatPhase?
     public var lastTokensPerSecond: Double?
@@ -106,6 +110,8 @@ public enum Action: Sendable, Equatable {
     case event(ChatEvent, at: Double = 0)     // at: seconds on any steady clock (for ETAs)
     case attached(AttachedImage)
     case attachFailed(String)
+    /// A video's sampled frames, attached as images in frame order.
+    case videoAttached(path: String, frames: [Int], images: [AttachedImage])
     /// Pasted text that named image files (already checked to exist): attach them.
     case attachPaths([String])
     case retiled(oldID: Int, AttachedImage)
@@ -132,6 +138,8 @@ public enum Action: Sendable, Equatable {
 public enum Effect: Sendable, Equatable {
     case send(question: String, images: [AttachedImage])
     case attach(path: String, maxTiles: Int?)
+    /// Sample `segments` frames of a video (the model card's get_index) and attach each.
+    case attachVideo(path: String, segments: Int, maxTiles: Int)
     /// Cut a pending image again with another tile count.
     case retile(oldID: Int, path: String, maxTiles: Int)
     /// Prefill the next prompt up to these images while the user types.

@@ -150,10 +150,11 @@ func panelLine(_ s: AppState, width: Int) -> String {
     func entry(_ i: Int, _ img: AttachedImage, name: String, long: Bool) -> String {
         if let p = s.retiling[img.id] { return "\(i + 1): \(name) → \(counted(p.tiles, "tile")) (cutting…)" }
         if img.tokensPerTile == 0 { return "\(i + 1): \(name)" + (long ? " \(img.width)x\(img.height)" : "") }
-        return long ? "\(i + 1): \(name) \(img.width)x\(img.height), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
+        let size = img.id < 0 ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
+        return long ? "\(i + 1): \(name) \(size), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
                     : "\(i + 1): \(name) \(counted(img.tiles, "tile")), \(img.tokenCost) tok"
     }
-    let items = Array(s.pending.enumerated())
+    let items = Array(shownPending(s).enumerated())
     for long in [true, false] {
         let line = items.map { entry($0.offset, $0.element, name: fileName($0.element), long: long) }.joined(separator: "  ")
         if TextWidth.of(line) <= width { return line }
@@ -191,7 +192,7 @@ func renderImages(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
             y += h + 1
         }
     }
-    section("Next message", s.pending, numbered: true, empty: "none (/attach PATH)")
+    section("Next message", shownPending(s), numbered: true, empty: "none (/attach PATH)")
     let earlier = s.conversationImages
     if !earlier.isEmpty { section("In this conversation", earlier, numbered: false, empty: "") }
 }
@@ -200,22 +201,27 @@ func renderImages(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
 /// cost beside it. Returns the rows used, 0 when it does not fit above `bottom`.
 func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: Int, width: Int, bottom: Int,
                 _ g: inout CellGrid) -> Int {
+    let filmstrip = img.id < 0             // a video's frames (shownPending): the strip spans the panel, the text below it
     var fit = (cols: 0, rows: 0)
     if s.graphics != .none, img.thumbnail != nil {
-        fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, min(14, width - 21)), maxRows: bottom - y > 12 ? 6 : 4)   // 20 cells stay for the text
+        fit = filmstrip ? Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, width - 1), maxRows: 4)
+                        : Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, min(14, width - 21)), maxRows: bottom - y > 12 ? 6 : 4)   // 20 cells stay for the text
     }
-    var text = ["\(img.width)x\(img.height)"] + (img.tokensPerTile > 0 ? [shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"] : [])
+    var text = filmstrip ? ["\(counted(img.grid.cols, "frame")) x \(counted(img.tiles / max(img.grid.cols, 1), "tile")) x \(img.tokensPerTile)",
+                            "= \(img.tokenCost) tokens"]
+                         : ["\(img.width)x\(img.height)"] + (img.tokensPerTile > 0 ? [shortGrid(img.grid, tiles: img.tiles), "\(img.tokenCost) tokens"] : [])
     if let p = s.retiling[img.id] { text += ["→ \(shortGrid(p.grid, tiles: p.tiles))", "  \(p.tokenCost) tok (cutting…)"] }
-    let h = 1 + max(fit.rows, text.count)
+    let h = 1 + (filmstrip ? fit.rows + text.count : max(fit.rows, text.count))
     guard y + h <= bottom else { return 0 }
     g.put("\(number.map { "\($0). " } ?? "")\(fileName(img))", x: x, y: y, role: .text, limit: width)
     for r in 0..<fit.rows {
         drawThumbnailRow(ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols), x: x, y: y + 1 + r, mode: s.graphics,
                          placeSixel: r == 0, &g)
     }
-    let tx = fit.cols > 0 ? x + fit.cols + 1 : x + 2
+    let tx = filmstrip ? x : fit.cols > 0 ? x + fit.cols + 1 : x + 2
+    let ty = filmstrip ? y + 1 + fit.rows : y + 1
     for (i, t) in text.enumerated() {
-        g.put(t, x: tx, y: y + 1 + i, role: i >= 3 ? .phase : .dim, limit: max(0, width - (tx - x)))
+        g.put(t, x: tx, y: ty + i, role: i >= 3 ? .phase : .dim, limit: max(0, width - (tx - x)))
     }
     return h
 }

@@ -46,7 +46,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .setInput(let text, let hint):
         s.input = text; s.hint = hint
     case .attachPaths(let paths):
-        return paths.map { .attach(path: $0, maxTiles: s.maxTiles) }
+        return paths.map { attachEffect(&s, $0) }
     case .retiled(let old, let img):
         s.retiling[old] = nil
         if let i = s.pending.firstIndex(where: { $0.id == old }) { s.pending[i] = img } else { s.pending.append(img) }
@@ -81,6 +81,16 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .attachFailed(let m):
         s.messages.append(.init(kind: .error, text: m))
         if !s.busy { s.phase = nil }
+    case .videoAttached(let path, let frames, let images):
+        if let old = s.video { s.pending.removeAll { old.imageIDs.contains($0.id) } }
+        let v = PendingVideo(path: path, frames: frames, images: images)
+        s.video = v
+        s.pending += images
+        let perFrame = images.first.map { "\(counted($0.tiles, "tile")) x \($0.tokensPerTile)" } ?? ""
+        s.messages.append(.init(kind: .info, text: "\((path as NSString).lastPathComponent): \(counted(frames.count, "frame")) "
+                                + "(\(frames.map(String.init).joined(separator: ", "))), \(frames.count) x \(perFrame) = "
+                                + "\(counted(v.strip.tokenCost, "token")) with the image markers; /frames N samples again."))
+        if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
     case .event(let e, let at):
         apply(&s, e, at: at)
         if case .finished = e { return [.save(name: nil, explicit: false)] }
@@ -92,7 +102,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         if s.input.isEmpty && !draft.isEmpty { s.input = draft }
         s.messages = messages + problems.map { .init(kind: .error, text: $0) }
         s.messages.append(.init(kind: .info, text: "Loaded \(label): \(counted(messages.filter { $0.kind == .user }.count, "turn"))."))
-        s.pending = pending; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
+        s.pending = pending; s.video = nil; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil
         s.conversationLabel = label
     case .loadFailed(let m, let reset):
         s.busy = false; s.phase = nil; s.phaseClock = nil
@@ -141,12 +151,15 @@ private func submit(_ s: inout AppState) -> [Effect] {
     s.input = ""; s.historyIndex = nil; s.draft = nil
     s.history.append(line)
     if line.hasPrefix("/") { return command(&s, line) }
+    var question = line
+    if let v = s.video, v.isPending(in: s.pending) { question = framedQuestion(line, pending: s.pending, video: v) }
+    s.video = nil
     s.messages.append(.init(kind: .user, text: line, images: s.pending))
     s.messages.append(.init(kind: .assistant, text: ""))
     s.busy = true; s.scroll = 0
     let images = s.pending
     s.pending = []
-    return [.send(question: line, images: images)]
+    return [.send(question: question, images: images)]
 }
 
 /// Loads a saved conversation ("" for the most recent) in place of the one on screen.
@@ -163,7 +176,17 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     switch parts[0] {
     case "/attach":
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /attach PATH")); return [] }
-        return [.attach(path: unquotePath(arg), maxTiles: s.maxTiles)]
+        return [attachEffect(&s, unquotePath(arg))]
+    case "/frames":
+        guard let n = Int(arg), (1...64).contains(n) else {
+            s.messages.append(.init(kind: .error, text: "Usage: /frames N, N from 1 to 64 (frames sampled from a video; now \(s.segments))")); return []
+        }
+        s.segments = n
+        guard let v = s.video, v.isPending(in: s.pending) else {
+            s.messages.append(.init(kind: .info, text: "The next video attached is sampled at \(counted(n, "frame"))."))
+            return []
+        }
+        return [attachEffect(&s, v.path)]
     case "/detach":
         guard !s.pending.isEmpty else {
             s.messages.append(.init(kind: .error, text: "No image is attached to the next message.")); return []
@@ -229,6 +252,14 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.messages.append(.init(kind: .error, text: "Unknown command \(parts[0]); /help lists them."))
     }
     return []
+}
+
+/// `/attach PATH`: a video (by its extension) is sampled into frames (one tile each, as the model
+/// card's video chat), anything else is attached as an image.
+private func attachEffect(_ s: inout AppState, _ path: String) -> Effect {
+    guard VideoFiles.isVideo(path) else { return .attach(path: path, maxTiles: s.maxTiles) }
+    s.messages.append(.init(kind: .info, text: "Sampling \(counted(s.segments, "frame")) of \((path as NSString).lastPathComponent)…"))
+    return .attachVideo(path: path, segments: s.segments, maxTiles: 1)
 }
 
 /// `/tiles N` (every pending image and the images attached from now on) or `/tiles K N` (pending
@@ -398,7 +429,7 @@ let helpText = """
 Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, Up/Down recall earlier inputs,
 PgUp/PgDn scroll, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
-/attach PATH  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
+/attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
 /set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
 /theme NAME  /copy [code] (last answer or its code, to the clipboard)  /show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
