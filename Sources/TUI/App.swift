@@ -63,7 +63,7 @@ public final class App: @unchecked Sendable {
         state.graphics = graphics.mode
         let term = Terminal(theme: theme, graphics: graphics)
         terminal = term
-        defer { term.close(); terminal = nil }
+        defer { term.close(); terminal = nil; try? FileManager.default.removeItem(at: framesFolder) }
         if let r = resume { dispatch(.resume(r == ConversationStore.latest ? "" : r)) }
         var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
@@ -229,13 +229,16 @@ public final class App: @unchecked Sendable {
         }
     }
 
+    /// Where this run keeps sampled video frames (attached by path); removed when the app ends, as
+    /// the session and saved conversations hold the frames' bytes.
+    let framesFolder = FileManager.default.temporaryDirectory
+        .appendingPathComponent("internvl-chat-frames-\(ProcessInfo.processInfo.processIdentifier)")
+
     /// Samples a video's frames (PNG files in a folder of this run), attaches each in order and
     /// posts them as one video, or one error naming the file.
     func attachVideo(_ path: String, segments: Int, maxTiles: Int) {
         let backend = self.backend, inbox = self.inbox
-        let folder = FileManager.default.temporaryDirectory
-            .appendingPathComponent("internvl-chat-frames-\(ProcessInfo.processInfo.processIdentifier)")
-            .appendingPathComponent(UUID().uuidString)
+        let folder = framesFolder.appendingPathComponent(UUID().uuidString)
         inOrder {
             do {
                 let sampled = try VideoFiles.sampleFrames(path, segments: segments, into: folder)

@@ -49,7 +49,8 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         return paths.map { attachEffect(&s, $0) }
     case .retiled(let old, let img):
         s.retiling[old] = nil
-        if let i = s.pending.firstIndex(where: { $0.id == old }) { s.pending[i] = img } else { s.pending.append(img) }
+        guard let i = s.pending.firstIndex(where: { $0.id == old }) else { break }     // detached while it was cut
+        s.pending[i] = img
         if s.pending.filter({ $0.id == img.id }).count > 1, let last = s.pending.lastIndex(where: { $0.id == img.id }) {
             s.pending.remove(at: last)                           // re-cut into a copy of another attached image
         }
@@ -191,11 +192,15 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard !s.pending.isEmpty else {
             s.messages.append(.init(kind: .error, text: "No image is attached to the next message.")); return []
         }
-        guard let n = Int(arg), n >= 1, n <= s.pending.count else {
-            s.messages.append(.init(kind: .error, text: s.pending.count == 1 ? "Usage: /detach 1 (one image is attached)"
-                                                      : "Usage: /detach N, with N from 1 to \(s.pending.count)")); return []
+        let shown = shownPending(s)
+        guard let n = Int(arg), n >= 1, n <= shown.count else {
+            s.messages.append(.init(kind: .error, text: shown.count == 1 ? "Usage: /detach 1 (one image is attached)"
+                                                      : "Usage: /detach N, with N from 1 to \(shown.count)")); return []
         }
-        s.pending.remove(at: n - 1)
+        var gone: Set = [shown[n - 1].id]
+        if let v = s.video, gone.contains(v.strip.id) { gone = Set(v.imageIDs); s.video = nil }     // the video: all its frames
+        s.pending.removeAll { gone.contains($0.id) }
+        for id in gone { s.retiling[id] = nil }
         if !s.pending.isEmpty && !s.busy { return [.prefillAhead(s.pending)] }
     case "/tiles":
         return tiles(&s, arg)
@@ -270,13 +275,18 @@ private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
     guard (nums.count == 1 || nums.count == 2), let n = nums.last, (1...40).contains(n) else {
         s.messages.append(.init(kind: .error, text: usage)); return []
     }
-    var targets = s.pending
+    let shown = shownPending(s)
+    let strip = s.video.flatMap { v in v.isPending(in: s.pending) ? v.strip.id : nil }
+    var targets = shown.filter { $0.id != strip }           // a video's frames keep one tile each, as the model card
     if nums.count == 2 {
-        guard nums[0] >= 1, nums[0] <= s.pending.count else {
-            s.messages.append(.init(kind: .error, text: s.pending.isEmpty ? "No image is attached to the next message." :
-                                        "There is no image \(nums[0]); images 1 to \(s.pending.count) are attached.")); return []
+        guard nums[0] >= 1, nums[0] <= shown.count else {
+            s.messages.append(.init(kind: .error, text: shown.isEmpty ? "No image is attached to the next message." :
+                                        "There is no image \(nums[0]); images 1 to \(shown.count) are attached.")); return []
         }
-        targets = [s.pending[nums[0] - 1]]
+        guard shown[nums[0] - 1].id != strip else {
+            s.messages.append(.init(kind: .error, text: "A video's frames use one tile each; /frames N samples more or fewer.")); return []
+        }
+        targets = [shown[nums[0] - 1]]
     } else {
         s.maxTiles = n
     }

@@ -106,4 +106,34 @@ struct VideoAttachTests {
             #expect(decoded.pixels == [UInt8](want), "frame \(f.index)")
         }
     }
+
+    @Test func detachAndTilesNumberThePanelsEntries() {
+        var s = AppState()
+        let photo = AttachedImage(id: 30, name: "/p/cat.jpg", width: 900, height: 600, tiles: 7, tokenCost: 1794,
+                                  grid: TileGrid(cols: 3, rows: 2), tiling: TilingOptions(maxTiles: 6), tokensPerTile: 256)
+        _ = reduce(&s, .attached(photo))
+        _ = reduce(&s, .videoAttached(path: "/v/clip.mp4", frames: [0, 5, 10], images: frames))
+        #expect(shownPending(s).map(\.id) == [30, s.video!.strip.id])
+        _ = reduce(&s, .type("/tiles 2 4")); #expect(reduce(&s, .enter).isEmpty)
+        #expect(s.messages.last?.kind == .error && s.messages.last?.text.contains("one tile each") == true)
+        _ = reduce(&s, .type("/tiles 2"))
+        #expect(reduce(&s, .enter) == [.retile(oldID: 30, path: "/p/cat.jpg", maxTiles: 2)])    // the frames stay at one tile
+        _ = reduce(&s, .type("/detach 3")); _ = reduce(&s, .enter)
+        #expect(s.messages.last?.text == "Usage: /detach N, with N from 1 to 2")
+        _ = reduce(&s, .type("/detach 2")); _ = reduce(&s, .enter)
+        #expect(s.pending.map(\.id) == [30] && s.video == nil)                // the whole video, not its second frame
+        _ = reduce(&s, .videoAttached(path: "/v/clip.mp4", frames: [0, 5, 10], images: frames))
+        _ = reduce(&s, .type("/detach 1")); _ = reduce(&s, .enter)
+        #expect(s.pending.map(\.id) == [10, 11, 12] && s.video != nil && s.retiling.isEmpty)
+        let recut = AttachedImage(id: 31, name: "/p/cat.jpg", width: 900, height: 600, tiles: 3, tokenCost: 770,
+                                  grid: TileGrid(cols: 2, rows: 1), tiling: TilingOptions(maxTiles: 2), tokensPerTile: 256)
+        _ = reduce(&s, .retiled(oldID: 30, recut))                           // the re-cut of the detached photo arrives late
+        #expect(s.pending.map(\.id) == [10, 11, 12])
+        _ = reduce(&s, .type("Go"))
+        let sent = reduce(&s, .enter).map { e -> String in
+            if case .send(let q, let images) = e { return "\(q) \(images.map(\.id))" }
+            return String(describing: e).prefix(60) + "…"
+        }
+        #expect(sent == ["Frame1: <image>\nFrame2: <image>\nFrame3: <image>\nGo [10, 11, 12]"])
+    }
 }
