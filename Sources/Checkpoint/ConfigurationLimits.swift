@@ -75,6 +75,15 @@ extension ModelConfiguration {
                 throw bad("llm_config.rope_scaling.type \"\(rs.type)\" is not supported (dynamic, linear, su or longrope)")
             }
         }
+        if let act = l.hiddenAct, act != "silu" {
+            throw bad("llm_config.hidden_act \"\(act)\" is not supported (silu)")
+        }
+        if l.architecture == .internLM2, l.bias == true {
+            throw bad("llm_config.bias true (biases on InternLM2's attention) is not supported")
+        }
+        if l.architecture == .qwen2, l.useSlidingWindow == true, let w = l.slidingWindow, w < l.maxPositionEmbeddings {
+            throw bad("llm_config.use_sliding_window with sliding_window \(w) below max_position_embeddings \(l.maxPositionEmbeddings) is not supported")
+        }
         if l.architecture == .phi3, let w = l.slidingWindow, w < l.maxPositionEmbeddings {
             throw bad("llm_config.sliding_window \(w) below max_position_embeddings \(l.maxPositionEmbeddings) is not supported (Phi-3 4k checkpoints; the InternVL ones use 128k Phi-3)")
         }
@@ -98,6 +107,9 @@ extension ModelConfiguration {
         }
         if v.normType != "layer_norm" { throw bad("vision_config.norm_type \(v.normType) is not supported (layer_norm)") }
         if v.qkNormalization { throw bad("vision_config.qk_normalization true is not supported") }
+        if let act = v.hiddenAct, act != "gelu" {
+            throw bad("vision_config.hidden_act \"\(act)\" is not supported (gelu)")
+        }
         if let c = v.numChannels, c != 3 { throw bad("vision_config.num_channels must be 3 (RGB), got \(c)") }
         try check("vision_config.layer_norm_eps", v.layerNormEps, above: L.eps.lowerBound, upTo: L.eps.upperBound)
         if let f = forceImageSize { try check("force_image_size", f, L.imageSize) }

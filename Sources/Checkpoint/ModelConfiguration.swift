@@ -52,6 +52,8 @@ public struct VisionConfiguration: Codable, Sendable, Equatable {
     public var qkNormalization: Bool
     public var normType: String
     public var numChannels: Int?
+    /// The MLP's activation (InternViT: exact GELU).
+    public var hiddenAct: String?
 
     enum CodingKeys: String, CodingKey {
         case hiddenSize = "hidden_size"
@@ -65,6 +67,7 @@ public struct VisionConfiguration: Codable, Sendable, Equatable {
         case qkNormalization = "qk_normalization"
         case normType = "norm_type"
         case numChannels = "num_channels"
+        case hiddenAct = "hidden_act"
     }
 }
 
@@ -106,6 +109,12 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
     public var tieWordEmbeddings: Bool?
     public var bosTokenId: Int?
     public var eosTokenId: Int?
+    /// The MLP's activation (every family here: SiLU).
+    public var hiddenAct: String?
+    /// InternLM2: biases on the attention projections (no InternVL checkpoint has them).
+    public var bias: Bool?
+    /// Qwen2: whether attention is windowed to `sliding_window` (off in every InternVL checkpoint).
+    public var useSlidingWindow: Bool?
 
     enum CodingKeys: String, CodingKey {
         case architectures
@@ -124,6 +133,9 @@ public struct LLMConfiguration: Codable, Sendable, Equatable {
         case tieWordEmbeddings = "tie_word_embeddings"
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
+        case hiddenAct = "hidden_act"
+        case bias
+        case useSlidingWindow = "use_sliding_window"
     }
 
     public var headDim: Int { hiddenSize / numAttentionHeads }

@@ -5,10 +5,10 @@ import TestSupport
 /// config.json values a hostile or broken download may carry: each ends with one `error:` line
 /// naming the key, status 1, quickly and in little memory, through the real binary.
 struct HostileConfigTests {
-    /// A model folder whose config.json is `edit`ed; the other files are links to tiny-b's.
-    static func folder(_ edit: (inout [String: Any]) -> Void) throws -> URL {
+    /// A model folder whose config.json is `edit`ed; the other files are links to `base`'s.
+    static func folder(_ edit: (inout [String: Any]) -> Void, base: String = "tiny-b") throws -> URL {
         let fm = FileManager.default
-        let src = TestData.url("tiny-b")
+        let src = TestData.url(base)
         let dir = fm.temporaryDirectory.appendingPathComponent("hostile-config-\(UUID().uuidString)")
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         for name in try fm.contentsOfDirectory(atPath: src.path) where name != "config.json" {
@@ -109,12 +109,60 @@ struct HostileConfigTests {
         ("vision channels 4", vision("num_channels", 4), "vision_config.num_channels"),
         ("vision norm_type", vision("norm_type", "rms_norm"), "vision_config.norm_type"),
         ("vision qk_normalization", vision("qk_normalization", true), "vision_config.qk_normalization"),
+        ("vision hidden_act", vision("hidden_act", "gelu_pytorch_tanh"), "vision_config.hidden_act"),
+        ("vision qkv_bias text", vision("qkv_bias", "yes"), "vision_config.qkv_bias"),
+        ("vision_config null", top("vision_config", NSNull()), "vision_config"),
+        ("llm_config missing", { $0["llm_config"] = nil }, "llm_config"),
+        ("template missing", { $0["template"] = nil }, "template"),
+        ("ps_version number", top("ps_version", 1), "ps_version"),
+        ("llm hidden_act", llm("hidden_act", "relu"), "llm_config.hidden_act"),
+        ("InternLM2 bias", llm("bias", true), "llm_config.bias"),
+        ("tie_word_embeddings text", llm("tie_word_embeddings", "no"), "llm_config.tie_word_embeddings"),
+        // In range, but not what the weights are: the first tensor that disagrees is named.
+        ("llm hidden 128 (weights 96)", llm("hidden_size", 128), "config.json implies [128, 128]"),
+        ("llm kv heads 1 (weights 2)", llm("num_key_value_heads", 1), "attention.wqkv.weight has shape [144, 96]"),
+        ("llm vocab 1000 (weights 92553)", llm("vocab_size", 1000), "tok_embeddings.weight has shape [92553, 96]"),
+        ("llm intermediate 100 (weights 160)", llm("intermediate_size", 100), "config.json implies [100, 96]"),
+        ("llm layers 2 (weights 3)", llm("num_hidden_layers", 2), "unexpected tensor language_model.model.layers.2."),
+        ("llm layers 4 (weights 3)", llm("num_hidden_layers", 4), "lacks tensor language_model.model.layers.3."),
+        ("vision layers 3 (weights 2)", vision("num_hidden_layers", 3), "lacks tensor vision_model.encoder.layers.2."),
+        ("vision qkv_bias false (weights have it)", vision("qkv_bias", false), "attn.qkv.bias: the checkpoint does not match config.json"),
+        ("downsample_ratio 0.25 (projector for 0.5)", top("downsample_ratio", 0.25), "mlp1.0.bias has shape [128]"),
+        ("tie_word_embeddings true (weights have output)", llm("tie_word_embeddings", true), "unexpected tensor language_model.output.weight"),
+        ("Qwen2 architecture on InternLM2 weights", llm("architectures", ["Qwen2ForCausalLM"]), "lacks tensor language_model.lm_head.weight"),
+    ]
+
+    /// The keys only the other families read, on their tiny models.
+    nonisolated(unsafe) static let familyCases: [(String, String, (inout [String: Any]) -> Void, String)] = [
+        ("Qwen2 sliding window", "tiny-qwen2", { c in
+            var l = c["llm_config"] as! [String: Any]; l["use_sliding_window"] = true; l["sliding_window"] = 1024; c["llm_config"] = l
+        }, "llm_config.use_sliding_window"),
+        ("Qwen2 hidden_act", "tiny-qwen2", llm("hidden_act", "gelu"), "llm_config.hidden_act"),
+        ("Qwen2 untied (no lm_head in the weights)", "tiny-qwen2", llm("tie_word_embeddings", false),
+         "lacks tensor language_model.lm_head.weight"),
+        ("Phi-3 sliding window", "tiny-phi3", llm("sliding_window", 2048), "llm_config.sliding_window"),
+        ("Phi-3 original context 1e6", "tiny-phi3", llm("original_max_position_embeddings", 1_000_000),
+         "llm_config.original_max_position_embeddings"),
+        ("Phi-3 negative long factor", "tiny-phi3", { c in
+            var l = c["llm_config"] as! [String: Any]; var r = l["rope_scaling"] as! [String: Any]
+            var f = r["long_factor"] as! [Any]; f[0] = -1.0; r["long_factor"] = f; l["rope_scaling"] = r; c["llm_config"] = l
+        }, "llm_config.rope_scaling.long_factor"),
+        ("Phi-3 tied (weights have lm_head)", "tiny-phi3", llm("tie_word_embeddings", true), "unexpected tensor language_model.lm_head.weight"),
     ]
 
     @Test(arguments: 0..<cases.count)
     func hostileValueIsOneCleanError(_ i: Int) throws {
         let (name, edit, key) = Self.cases[i]
-        let dir = try Self.folder(edit)
+        try Self.expectOneCleanError(name, try Self.folder(edit), key)
+    }
+
+    @Test(arguments: 0..<familyCases.count)
+    func hostileFamilyValueIsOneCleanError(_ i: Int) throws {
+        let (name, base, edit, key) = Self.familyCases[i]
+        try Self.expectOneCleanError(name, try Self.folder(edit, base: base), key)
+    }
+
+    static func expectOneCleanError(_ name: String, _ dir: URL, _ key: String) throws {
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = TestData.url("images/photo-chelsea.png").path
         let r = try BoundedRun.run(CLITests.binary, ["generate", "--model", dir.path, "--image", image,
