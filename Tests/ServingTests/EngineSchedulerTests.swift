@@ -200,8 +200,10 @@ struct EngineSchedulerTests {
         #expect(!chunks.contains { $0.contains(stop) })
     }
 
-    /// A request that runs until its consumer stops reading: greedy decoding on a random model
-    /// never meets a stop token here, and the context is made too long to reach.
+    /// A request that runs until its consumer stops reading: the context is made too long to reach,
+    /// and the questions passed here are ones whose greedy answer on tiny-b goes past 2,000 tokens
+    /// without a stop token (`generate --json` says so); others ("Go on.") stop after a few hundred,
+    /// which a loaded machine decodes before the test looks.
     static func endless(_ engine: ChatEngine, _ question: String) throws -> CompletionRequest {
         engine.contextLength = 1 << 20
         return try Chat(question: question, parameters: SamplingParameters(maxNewTokens: 1 << 20)).request()
@@ -230,7 +232,7 @@ struct EngineSchedulerTests {
         limits.maxBatch = 1
         let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b", limits: limits)
         defer { scheduler.shutdown() }
-        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Go on forever."))
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Write a long story."))
         #expect(await scheduler.status().active == 1)
         consumer.cancel()
         _ = try? await consumer.value
@@ -250,7 +252,7 @@ struct EngineSchedulerTests {
         limits.maxQueue = 1
         let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b", limits: limits)
         defer { scheduler.shutdown() }
-        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Go on."))
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
         let queued = scheduler.complete(try Chat(question: "Wait.").request())
         var s = await scheduler.status()
         #expect(s.queued == 1 && s.active == 1)
