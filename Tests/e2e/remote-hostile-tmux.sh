@@ -14,8 +14,7 @@ PORT=$(cat "$WORK/port")
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_CONVERSATIONS=$WORK/c $BIN --endpoint http://127.0.0.1:$PORT --remote-model test-model 2>$WORK/err; echo EXIT=\$?; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "hostile server tui e2e: 0 passed, 1 failed"; exit 1; }
-wait_for() { local re=$1 t=${2:-20} i; for ((i = 0; i < t * 10; i++)); do tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -qE -- "$re" && return 0; sleep 0.1; done; fail "timeout waiting for: $re"; }
-keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
+source Tests/e2e/lib/tmux.sh
 wait_for 'context 0/'
 keys -l 'hello #status500'; keys Enter
 wait_for 'engine exploded'

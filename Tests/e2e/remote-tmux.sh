@@ -18,14 +18,7 @@ PORT=$(grep -oE 'on http://127\.0\.0\.1:[0-9]+/v1' "$WORK/serve.log" | grep -oE 
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN --endpoint http://127.0.0.1:$PORT --api-key $KEY --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "remote tui e2e: 0 passed, 1 failed"; exit 1; }
-wait_for() {
-  local re=$1 t=${2:-30} i
-  for ((i = 0; i < t * 10; i++)); do
-    tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -qE -- "$re" && return 0; sleep 0.1
-  done
-  fail "timeout waiting for: $re"
-}
-keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
+source Tests/e2e/lib/tmux.sh
 wait_for 'context 0/'
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'

@@ -16,14 +16,7 @@ trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "tui e2e: 0 passed, 1 failed"; exit 1; }
-wait_for() {  # wait_for REGEX [timeout_s]
-  local re=$1 t=${2:-20} i
-  for ((i = 0; i < t * 10; i++)); do
-    tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -qE -- "$re" && return 0; sleep 0.1
-  done
-  fail "timeout waiting for: $re"
-}
-keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
+source Tests/e2e/lib/tmux.sh
 wait_for 'context 0/8192'
 for k in 'I am a ' '👩' $'\u200d' '💻' ' dev'; do keys -l "$k"; done    # a joiner typed key by key
 tmux "${SOCK[@]}" set-buffer -- ' 👨‍👩‍👧 ok'; tmux "${SOCK[@]}" paste-buffer -p -t "$S"   # and pasted

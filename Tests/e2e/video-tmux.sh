@@ -18,14 +18,7 @@ app() {  # app ARGS...: the app in a new session (the old one killed after it)
   [ -z "$old" ] || tmux "${SOCK[@]}" kill-session -t "$old" 2>/dev/null || true
 }
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "video e2e: 0 passed, 1 failed"; exit 1; }
-wait_for() {  # wait_for REGEX [timeout_s]
-  local re=$1 t=${2:-30} i
-  for ((i = 0; i < t * 10; i++)); do
-    tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -qE -- "$re" && return 0; sleep 0.1
-  done
-  fail "timeout waiting for: $re"
-}
-keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
+source Tests/e2e/lib/tmux.sh
 app
 wait_for 'context 0/8192'
 keys -l 'what is said? '

@@ -7,28 +7,15 @@ BIN=${BIN:-$PWD/.build/debug/internvl-chat}; MODEL=${MODEL:-$PWD/testdata/tiny-b
 WORK=$(mktemp -d); trap 'cleanup' EXIT
 LOG=$WORK/app.log; CLIP=$WORK/colours.mkv
 cleanup() {
-  [ -n "${XT:-}" ] && kill "$XT" 2>/dev/null || true
-  [ -n "${XVFB:-}" ] && kill "$XVFB" 2>/dev/null || true
+  stop_xterm
   [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "video xterm e2e: 0 passed, 1 failed"; KEEP=1; exit 1; }
 python3 Tests/e2e/check-filmstrip.py make-video "$CLIP"
 
-Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$WORK/display" >/dev/null 2>&1 & XVFB=$!
-for _ in $(seq 100); do [ -s "$WORK/display" ] && break; sleep 0.1; done
-export DISPLAY=:$(head -1 "$WORK/display" 2>/dev/null)
-for _ in $(seq 100); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
-xdpyinfo >/dev/null 2>&1 || fail "Xvfb did not start"
-xterm -ti vt340 -xrm 'XTerm*numColorRegisters: 256' -xrm 'XTerm*sixelScrolling: true' \
-  -xrm 'XTerm*allowWindowOps: true' -geometry 100x18+0+0 -fa Monospace -fs 11 -title videotest \
-  -e env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" "$BIN" chat --model "$MODEL" --max-new-tokens 6 & XT=$!
-for _ in $(seq 100); do xdotool search --name videotest >/dev/null 2>&1 && break; sleep 0.1; done
-xdotool mousemove 300 300                       # no window manager: focus follows the pointer
-wait_log() {  # wait_log REGEX [timeout_s]
-  local i
-  for ((i = 0; i < ${2:-20} * 10; i++)); do grep -qE -- "$1" "$LOG" 2>/dev/null && return 0; sleep 0.1; done
-  fail "timeout waiting for log: $1"
-}
+source Tests/e2e/lib/xterm.sh
+start_xterm videotest env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" \
+  "$BIN" chat --model "$MODEL" --max-new-tokens 6
 wait_log 'graphics sixel'
 xdotool type --delay 2 -- "/attach $CLIP"; xdotool key Return
 wait_log 'sixel placements .*\[-[0-9]+@' 30
