@@ -29,13 +29,7 @@ public actor ChatSession: ChatBackend {
     public let engine: ChatEngine
     public private(set) var turns: [Turn] = []
     public private(set) var systemMessage: String
-    private var images: [Int: EncodedImage] = [:]
-    private var byKey: [UInt64: Int] = [:]
-    /// Image ids are never reused: a front end may still hold one that was released.
-    private var nextImageID = 1
-    /// Images some recorded turn showed. Those no turn shows any more are released; an image
-    /// never shown is pending (a next message may use it) and stays.
-    private var everShown: Set<Int> = []
+    private var images = HeldImages<EncodedImage, UInt64>()
     private let cache: KVCache
     /// One signature per cached position: the token id, or for an image token the image's key
     /// and the token's index in it (equal ids of two different images must not match).
@@ -89,7 +83,7 @@ public actor ChatSession: ChatBackend {
                 events: AsyncStream<ChatEvent>.Continuation?) throws -> AttachedImage {
         let options = engine.tilingOptions(maxTiles: maxTiles)
         let key = fnv1a(bytes, seed: fnv1a(Array("\(options.tileSize)/\(options.minTiles)/\(options.maxTiles)/\(options.useThumbnail)/\(engine.folder.path)".utf8)))
-        if let id = byKey[key], let e = images[id] { return e.info }
+        if let e = images.find(key) { return e.info }
         let v0 = Date()
         events?.yield(.phase(.decodingImage(name: name)))
         let decoded = try ImageDecoder.decode(bytes: bytes, name: name)
@@ -105,16 +99,14 @@ public actor ChatSession: ChatBackend {
             else { throw CancellationError() }
             tokens = t
         }
-        let id = nextImageID
-        nextImageID += 1
-        let info = AttachedImage(id: id, name: name, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
-                                 tokenCost: 2 + prepared.tiles * engine.tokensPerTile,
-                                 grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
-                                 tokensPerTile: engine.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256),
-                                 sha256: ContentHash.sha256(bytes))
-        images[id] = EncodedImage(info: info, key: key, tokens: tokens, bytes: bytes, seconds: Date().timeIntervalSince(v0))
-        byKey[key] = id
-        return info
+        return images.add(key: key) { id in
+            let info = AttachedImage(id: id, name: name, width: prepared.width, height: prepared.height, tiles: prepared.tiles,
+                                     tokenCost: 2 + prepared.tiles * engine.tokensPerTile,
+                                     grid: TileGrid(cols: prepared.grid.cols, rows: prepared.grid.rows), tiling: options,
+                                     tokensPerTile: engine.tokensPerTile, thumbnail: decoded.thumbnail(fitting: 256),
+                                     sha256: ContentHash.sha256(bytes))
+            return EncodedImage(info: info, key: key, tokens: tokens, bytes: bytes, seconds: Date().timeIntervalSince(v0))
+        }.info
     }
 
     // MARK: saving and restoring
@@ -125,13 +117,8 @@ public actor ChatSession: ChatBackend {
     /// turns show (bytes and vision tokens), and the images attached and never shown (pending:
     /// a front end keeps those it still lists for the next question).
     public func snapshot() -> SessionSnapshot {
-        var seen = Set<Int>(), used: [SessionSnapshot.Image] = []
-        for id in turns.flatMap(\.imageIDs) where !seen.contains(id) {
-            seen.insert(id)
-            if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes, tokens: e.tokens)) }
-        }
-        let pending = images.keys.filter { !everShown.contains($0) && !seen.contains($0) }.sorted()
-        for id in pending { if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes, tokens: e.tokens)) } }
+        let (ids, pending) = images.snapshotOrder(turnImageIDs: turns.flatMap(\.imageIDs))
+        let used = ids.compactMap { images[$0] }.map { SessionSnapshot.Image(info: $0.info, bytes: $0.bytes, tokens: $0.tokens) }
         var s = SessionSnapshot(systemMessage: systemMessage, turns: turns, images: used, model: engine.identity)
         s.pendingImageIDs = pending
         return s
@@ -206,29 +193,14 @@ public actor ChatSession: ChatBackend {
     }
 
     /// Drops the encoded images (bytes and vision tokens) that turns showed and no turn shows now.
-    func releaseUnused() {
-        let shown = Set(turns.flatMap(\.imageIDs))
-        everShown.formUnion(shown)
-        for (id, e) in images where !shown.contains(id) && everShown.contains(id) {
-            images[id] = nil
-            everShown.remove(id)
-            if byKey[e.key] == id { byKey[e.key] = nil }
-        }
-    }
+    func releaseUnused() { images.releaseUnshown(shown: Set(turns.flatMap(\.imageIDs))) }
 
-    public func release(imageIDs: [Int]) {
-        let shown = Set(turns.flatMap(\.imageIDs))
-        for id in imageIDs where !shown.contains(id) {
-            guard let e = images.removeValue(forKey: id) else { continue }
-            everShown.remove(id)
-            if byKey[e.key] == id { byKey[e.key] = nil }
-        }
-    }
+    public func release(imageIDs: [Int]) { images.release(imageIDs, shown: Set(turns.flatMap(\.imageIDs))) }
 
     /// Encoded images the session holds (for tests and the memory benchmark).
     public var heldImageCount: Int { images.count }
     /// Bytes those images keep: the file as read and the vision tokens.
-    public var heldImageBytes: Int { images.values.reduce(0) { $0 + $1.bytes.count + $1.tokens.count * MemoryLayout<Float>.size } }
+    public var heldImageBytes: Int { images.all.reduce(0) { $0 + $1.bytes.count + $1.tokens.count * MemoryLayout<Float>.size } }
 
     public func setSystemMessage(_ text: String) {
         systemMessage = text     // the next turn's prompt differs from its start: nothing is reused

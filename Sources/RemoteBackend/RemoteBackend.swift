@@ -55,7 +55,6 @@ public actor RemoteChatBackend: ChatBackend {
         let bytes: [UInt8]
         /// The most tiles asked for at attach (sent to the server), nil: its default.
         let maxTiles: Int?
-        let key: String
     }
 
     public let configuration: RemoteConfiguration
@@ -64,11 +63,7 @@ public actor RemoteChatBackend: ChatBackend {
     private let client: HTTPClient
     public private(set) var turns: [ChatTurn] = []
     public private(set) var systemMessage: String
-    private var images: [Int: StoredImage] = [:]
-    private var byKey: [String: Int] = [:]
-    private var nextImageID = 1
-    /// As the local session: images some turn showed; released when no turn shows them any more.
-    private var everShown: Set<Int> = []
+    private var images = HeldImages<StoredImage, String>()
     private var resolvedModel: String?
     /// The last answer's token ids when the server sent them (our `serve` does), nil when not.
     public private(set) var lastAnswerTokenIDs: [Int32]?
@@ -135,50 +130,35 @@ public actor RemoteChatBackend: ChatBackend {
     func attach(bytes: [UInt8], name: String, maxTiles: Int?, events: AsyncStream<ChatEvent>.Continuation?) async throws -> AttachedImage {
         let sha = ContentHash.sha256(bytes)
         let key = "\(sha)/\(maxTiles.map(String.init) ?? "-")"
-        if let id = byKey[key], let e = images[id] { return e.info }
+        if let e = images.find(key) { return e.info }
         events?.yield(.phase(.decodingImage(name: name)))
         let decoded = try ImageDecoder.decode(bytes: bytes, name: name)
         let cost = await costing()
-        let id = nextImageID
-        nextImageID += 1
-        let info: AttachedImage
-        if let cost {
-            let tiling = cost.tiling(maxTiles: maxTiles)
-            let plan = TilePlan(width: decoded.width, height: decoded.height, tiling: tiling, maxTiles: tiling.maxTiles,
-                                tokensPerTile: cost.tokensPerTile)
-            info = AttachedImage(id: id, name: name, width: decoded.width, height: decoded.height, tiles: plan.tiles,
-                                 tokenCost: plan.tokenCost, grid: plan.grid, tiling: tiling, tokensPerTile: cost.tokensPerTile,
-                                 thumbnail: decoded.thumbnail(fitting: 256), sha256: sha)
-        } else {
+        return images.add(key: key) { id in StoredImage(info: Self.info(id: id, name: name, decoded, sha: sha, cost: cost, maxTiles: maxTiles),
+                                                         bytes: bytes, maxTiles: maxTiles) }.info
+    }
+
+    /// How an attached image is shown: its size, thumbnail and, when the served model's costing
+    /// is known, its tiles and tokens.
+    static func info(id: Int, name: String, _ decoded: RGBImage, sha: String, cost: ImageCosting?, maxTiles: Int?) -> AttachedImage {
+        guard let cost else {
             var tiling = TilingOptions()
             if let m = maxTiles { tiling.maxTiles = m }
-            info = AttachedImage(id: id, name: name, width: decoded.width, height: decoded.height, tiles: 0, tokenCost: 0,
+            return AttachedImage(id: id, name: name, width: decoded.width, height: decoded.height, tiles: 0, tokenCost: 0,
                                  grid: TileGrid(cols: 0, rows: 0), tiling: tiling, tokensPerTile: 0,
                                  thumbnail: decoded.thumbnail(fitting: 256), sha256: sha)
         }
-        images[id] = StoredImage(info: info, bytes: bytes, maxTiles: maxTiles, key: key)
-        byKey[key] = id
-        return info
+        let tiling = cost.tiling(maxTiles: maxTiles)
+        let plan = TilePlan(width: decoded.width, height: decoded.height, tiling: tiling, maxTiles: tiling.maxTiles,
+                            tokensPerTile: cost.tokensPerTile)
+        return AttachedImage(id: id, name: name, width: decoded.width, height: decoded.height, tiles: plan.tiles,
+                             tokenCost: plan.tokenCost, grid: plan.grid, tiling: tiling, tokensPerTile: cost.tokensPerTile,
+                             thumbnail: decoded.thumbnail(fitting: 256), sha256: sha)
     }
 
-    public func release(imageIDs: [Int]) {
-        let shown = Set(turns.flatMap(\.imageIDs))
-        for id in imageIDs where !shown.contains(id) {
-            guard let e = images.removeValue(forKey: id) else { continue }
-            everShown.remove(id)
-            if byKey[e.key] == id { byKey[e.key] = nil }
-        }
-    }
+    public func release(imageIDs: [Int]) { images.release(imageIDs, shown: Set(turns.flatMap(\.imageIDs))) }
 
-    func releaseUnused() {
-        let shown = Set(turns.flatMap(\.imageIDs))
-        everShown.formUnion(shown)
-        for (id, e) in images where !shown.contains(id) && everShown.contains(id) {
-            images[id] = nil
-            everShown.remove(id)
-            if byKey[e.key] == id { byKey[e.key] = nil }
-        }
-    }
+    func releaseUnused() { images.releaseUnshown(shown: Set(turns.flatMap(\.imageIDs))) }
 
     /// Images held (bytes kept to resend them).
     public var heldImageCount: Int { images.count }
@@ -202,13 +182,8 @@ public actor RemoteChatBackend: ChatBackend {
     }
 
     public func snapshot() -> SessionSnapshot {
-        var seen = Set<Int>(), used: [SessionSnapshot.Image] = []
-        for id in turns.flatMap(\.imageIDs) where !seen.contains(id) {
-            seen.insert(id)
-            if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes)) }
-        }
-        let pending = images.keys.filter { !everShown.contains($0) && !seen.contains($0) }.sorted()
-        for id in pending { if let e = images[id] { used.append(.init(info: e.info, bytes: e.bytes)) } }
+        let (ids, pending) = images.snapshotOrder(turnImageIDs: turns.flatMap(\.imageIDs))
+        let used = ids.compactMap { images[$0] }.map { SessionSnapshot.Image(info: $0.info, bytes: $0.bytes) }
         var s = SessionSnapshot(systemMessage: systemMessage, turns: turns, images: used, model: modelIdentity)
         s.pendingImageIDs = pending
         return s
@@ -217,7 +192,7 @@ public actor RemoteChatBackend: ChatBackend {
     public func restore(_ snapshot: SessionSnapshot) -> AsyncStream<ChatEvent> {
         stream { s, c in
             s.turns = []
-            s.images = [:]; s.byKey = [:]; s.everShown = []
+            s.images.removeAll()
             s.systemMessage = snapshot.systemMessage
             var map: [Int: Int] = [:], now: [AttachedImage] = []
             do {
@@ -237,7 +212,7 @@ public actor RemoteChatBackend: ChatBackend {
                     return t
                 }
             } catch {
-                s.turns = []; s.images = [:]; s.byKey = [:]; s.everShown = []
+                s.turns = []; s.images.removeAll()
                 throw error
             }
             s.releaseUnused()
