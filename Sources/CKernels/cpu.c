@@ -32,3 +32,41 @@ _Thread_local int isa_cap = 2;
 int ck_isa(void) { int m = isa_machine(); return m < isa_cap ? m : isa_cap; }
 void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
 int ck_has_avx2(void) { return ck_isa() >= 1; }
+
+// ---------------------------------------------------------------------------------------------
+// The multiply-add peak (bench --kernels compares the product kernels with it)
+
+#if defined(__x86_64__)
+AVX512 static double fma_probe_avx512(long n, float seed) {
+    __m512 a[12], x = _mm512_set1_ps(1.0f - seed * 1e-9f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(seed * (float)i);
+    for (long j = 0; j < n; j++)
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], x, x);
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
+    return s == 1234.5f ? 0 : (double)n * 12 * 16;
+}
+
+AVX2 static double fma_probe_avx2(long n, float seed) {
+    __m256 a[12], x = _mm256_set1_ps(1.0f - seed * 1e-9f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(seed * (float)i);
+    for (long j = 0; j < n; j++)
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], x, x);
+    float s = 0, t[8];
+    for (int i = 0; i < 12; i++) { _mm256_storeu_ps(t, a[i]); for (int k = 0; k < 8; k++) s += t[k]; }
+    return s == 1234.5f ? 0 : (double)n * 12 * 8;
+}
+#endif
+
+double ck_fma_probe(long n, float seed) {
+#if defined(__x86_64__)
+    if (ck_isa() >= 2) return fma_probe_avx512(n, seed);
+    if (ck_isa() >= 1) return fma_probe_avx2(n, seed);
+#endif
+    float a[12], x = 1.0f - seed * 1e-9f, s = 0;
+    for (int i = 0; i < 12; i++) a[i] = seed * (float)i;
+    for (long j = 0; j < n; j++)
+        for (int i = 0; i < 12; i++) a[i] = fmaf(a[i], x, x);
+    for (int i = 0; i < 12; i++) s += a[i];
+    return s == 1234.5f ? 0 : (double)n * 12;
+}

@@ -99,6 +99,19 @@ public enum MachineProbe {
         return (field("VmRSS"), field("VmHWM"))
     }
 
+    /// The calling thread's multiply-add peak in G multiply-adds/s (independent vector FMA chains
+    /// at its instruction-set level, best of five ~0.1 s runs): what the kernels' cached rates
+    /// compare with (a bf16 row kernel does one multiply-add per 2 weight bytes per activation row).
+    public static func fmaPeakGMACs() -> Double {
+        var best = 0.0
+        for k in 0..<5 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let macs = ck_fma_probe(2_000_000, Float(k + 1))
+            best = max(best, macs / Double(DispatchTime.now().uptimeNanoseconds - t0))
+        }
+        return best
+    }
+
     /// Each product kernel's rate on a matrix held in cache, on one thread: GB/s of weight bytes
     /// (of weight-row bytes for several rows), the compute ceiling free of the memory bus, whose
     /// rate on a shared VM moves by 2x from run to run. 1,024 x 2,048 (4 MB bf16, 1.1 MB q4) stays

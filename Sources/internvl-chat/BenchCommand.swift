@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
             if kernels {
                 log("kernels on a cached matrix, one thread…")
                 let r: [String: Any] = ["kernel_cached_gbps": MachineProbe.cachedKernelRates(), "isa": MachineProbe.isa,
-                                        "cpu": MachineProbe.cpuModel ?? NSNull()]
+                                        "fma_peak_gmac_s": MachineProbe.fmaPeakGMACs(), "cpu": MachineProbe.cpuModel ?? NSNull()]
                 print(json ? try jsonLine(r) : table(r))
                 return
             }

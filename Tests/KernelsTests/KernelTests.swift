@@ -45,6 +45,15 @@ struct KernelTests {
         return d.contains { $0.isNaN } ? .infinity : d.max() ?? 0
     }
 
+    /// The FMA probe bench --kernels reports counts the multiply-adds of its level's vectors.
+    @Test func fmaProbeCountsItsMultiplyAdds() {
+        for level in QuantizedKernelTests.isaLevels {
+            let lanes: Double = level >= 2 ? 16 : (level == 1 ? 8 : 1)
+            #expect(QuantizedKernelTests.atISA(level) { ck_fma_probe(1000, 1) } == 1000 * 12 * lanes, "ISA level \(level)")
+        }
+        #expect(MachineProbe.fmaPeakGMACs() > 0.1)
+    }
+
     @Test func bf16RoundsToNearestEven() {
         #expect(floatToBF16(1.0) == 0x3F80)
         #expect(bf16ToFloat(floatToBF16(3.140625)) == 3.140625)

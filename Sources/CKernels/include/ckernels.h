@@ -23,6 +23,10 @@ int ck_has_avx2(void);
 // starts (the tests run every level the CPU has).
 int ck_isa(void);
 void ck_set_isa_limit(int level);
+// The calling thread's multiply-add peak: `n` rounds of twelve independent vector FMA chains at
+// its instruction-set level (512-bit, 256-bit or scalar). Returns the multiply-adds done; the
+// caller times it (bench --kernels). `seed` keeps the compiler from folding the loop.
+double ck_fma_probe(long n, float seed);
 
 // y[r] = dot(W[r], x) for r in [r0, r1) on the calling thread (bf16: ck_pool_matvec_bf16 only).
 void ck_matvec_q8(const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
