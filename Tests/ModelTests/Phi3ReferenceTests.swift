@@ -16,13 +16,7 @@ struct Phi3ReferenceTests {
     static let name = "tiny-phi3"
 
     static func load() throws -> (DecoderModel, Phi3Tokenizer, [[String: Any]]) {
-        let dir = TestData.url(name)
-        let config = try ModelConfiguration.load(from: dir.appendingPathComponent("config.json"))
-        #expect(config.llmConfig.architecture == .phi3)
-        let weights = try CheckpointWeights(folder: dir, config: config)
-        let golden = try TestData.json(dir.appendingPathComponent("golden.json"))
-        return (try DecoderModel(weights: weights, config: config.llmConfig, family: .phi3),
-                try Phi3Tokenizer(folder: dir), golden["cases"] as! [[String: Any]])
+        try DecoderChecks.load(name, .phi3, family: .phi3) { try Phi3Tokenizer(folder: $0) }
     }
 
     @Test(arguments: KVPrecision.allCases)
@@ -30,15 +24,7 @@ struct Phi3ReferenceTests {
         let (model, tok, cases) = try Self.load()
         #expect(cases.count >= 12)
         #expect(cases.contains { TestData.ints($0["prompt_ids"]).count > 128 }, "no prompt past the original context")
-        let bound = kv == .float32 ? 1e-4 : 5e-4
-        for (k, c) in cases.enumerated() {
-            let ids = TestData.ints(c["prompt_ids"])
-            #expect(tok.encode(c["prompt"] as! String) == ids, "prompt ids differ")
-            let logits = model.forward(ids, cache: model.makeCache(precision: kv))
-            let want = try TestData.logits(TestData.url(Self.name + "/golden-logits.f64"), index: k, vocab: model.vocabSize)
-            let err = InternLM2ReferenceTests.relativeError(logits, want)
-            #expect(err < bound, "\(kv) KV, prompt of \(ids.count) tokens: relative error \(err)")
-        }
+        try DecoderChecks.lastLogitsMatchReference(model, tok, cases: cases, name: Self.name, kv: kv)
     }
 
     @Test func greedyContinuationsMatchReference() throws {
@@ -47,15 +33,7 @@ struct Phi3ReferenceTests {
         var crossed = 0
         for c in cases {
             let prompt = TestData.ints(c["prompt_ids"])
-            let cache = model.makeCache(initialCapacity: 8)
-            var logits = model.forward(prompt, cache: cache)
-            var out: [Int32] = []
-            for _ in 0..<40 {
-                let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-                if stop.contains(next) { break }
-                out.append(next)
-                logits = model.forward([next], cache: cache)
-            }
+            let out = DecoderChecks.greedy(model, prompt, stop: stop, steps: 40)
             #expect(out == TestData.ints(c["greedy_ids"]), "greedy continuation differs (prompt of \(prompt.count) tokens)")
             if prompt.count <= 128 && prompt.count + out.count > 129 { crossed += 1 }
         }

@@ -1,4 +1,3 @@
-import Checkpoint
 import Foundation
 import Kernels
 import Testing
@@ -13,28 +12,14 @@ struct Qwen2ReferenceTests {
     static let name = "tiny-qwen2"
 
     static func load() throws -> (DecoderModel, ByteLevelBPETokenizer, [[String: Any]]) {
-        let dir = TestData.url(name)
-        let config = try ModelConfiguration.load(from: dir.appendingPathComponent("config.json"))
-        #expect(config.llmConfig.architecture == .qwen2)
-        let weights = try CheckpointWeights(folder: dir, config: config)
-        let golden = try TestData.json(dir.appendingPathComponent("golden.json"))
-        return (try DecoderModel(weights: weights, config: config.llmConfig, family: .qwen2),
-                try ByteLevelBPETokenizer(folder: dir), golden["cases"] as! [[String: Any]])
+        try DecoderChecks.load(name, .qwen2, family: .qwen2) { try ByteLevelBPETokenizer(folder: $0) }
     }
 
     @Test(arguments: KVPrecision.allCases)
     func lastLogitsMatchReference(kv: KVPrecision) throws {
         let (model, tok, cases) = try Self.load()
         #expect(cases.count >= 10)
-        let bound = kv == .float32 ? 1e-4 : 5e-4
-        for (k, c) in cases.enumerated() {
-            let ids = TestData.ints(c["prompt_ids"])
-            #expect(tok.encode(c["prompt"] as! String) == ids, "prompt ids differ")
-            let logits = model.forward(ids, cache: model.makeCache(precision: kv))
-            let want = try TestData.logits(TestData.url(Self.name + "/golden-logits.f64"), index: k, vocab: model.vocabSize)
-            let err = InternLM2ReferenceTests.relativeError(logits, want)
-            #expect(err < bound, "\(kv) KV, prompt of \(ids.count) tokens: relative error \(err)")
-        }
+        try DecoderChecks.lastLogitsMatchReference(model, tok, cases: cases, name: Self.name, kv: kv)
     }
 
     @Test func greedyContinuationsMatchReference() throws {
@@ -42,15 +27,7 @@ struct Qwen2ReferenceTests {
         let stop = tok.tokenID("<|im_end|>")!
         var nonEmpty = 0
         for c in cases {
-            let cache = model.makeCache(initialCapacity: 8)
-            var logits = model.forward(TestData.ints(c["prompt_ids"]), cache: cache)
-            var out: [Int32] = []
-            for _ in 0..<32 {
-                let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-                if next == stop { break }
-                out.append(next)
-                logits = model.forward([next], cache: cache)
-            }
+            let out = DecoderChecks.greedy(model, TestData.ints(c["prompt_ids"]), stop: [stop], steps: 32)
             #expect(out == TestData.ints(c["greedy_ids"]), "greedy continuation differs")
             if !out.isEmpty { nonEmpty += 1 }
         }
