@@ -22,6 +22,7 @@ ap.add_argument("--family", choices=["internlm2", "qwen2", "phi3"], default="int
 ap.add_argument("--tokenizer", default=None,
                 help="folder with the tokenizer files (default: ../shared/fixtures/internlm2-tokenizer, "
                      "testdata/qwen2-tokenizer or testdata/phi3-tokenizer)")
+ap.add_argument("--layers", type=int, default=None, help="layers of each tower (default: the real count)")
 args = ap.parse_args()
 here = os.path.dirname(os.path.abspath(__file__))
 cfg = checkpoint.real_config()
@@ -54,6 +55,8 @@ else:
         "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "sliding_window": 262144,
         "tie_word_embeddings": False, "vocab_size": 32020, "bos_token_id": 1, "eos_token_id": 32000,
         "torch_dtype": "bfloat16"}
+if args.layers is not None:
+    cfg["llm_config"]["num_hidden_layers"] = cfg["vision_config"]["num_hidden_layers"] = args.layers
 if not os.path.exists(os.path.join(tok, files[0])):
     sys.exit(f"no {files[0]} in {tok}: pass --tokenizer with the {args.family} tokenizer files")
 checkpoint.write_checkpoint(args.out, cfg, seed=2024, shards=4 if args.family == "phi3" else 1)
