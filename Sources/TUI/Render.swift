@@ -150,7 +150,7 @@ func panelLine(_ s: AppState, width: Int) -> String {
     func entry(_ i: Int, _ img: AttachedImage, name: String, long: Bool) -> String {
         if let p = s.retiling[img.id] { return "\(i + 1): \(name) → \(counted(p.tiles, "tile")) (cutting…)" }
         if img.tokensPerTile == 0 { return "\(i + 1): \(name)" + (long ? " \(img.width)x\(img.height)" : "") }
-        let size = img.id < 0 ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
+        let size = img.isFilmstrip ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
         return long ? "\(i + 1): \(name) \(size), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
                     : "\(i + 1): \(name) \(counted(img.tiles, "tile")), \(img.tokenCost) tok"
     }
@@ -201,7 +201,7 @@ func renderImages(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
 /// cost beside it. Returns the rows used, 0 when it does not fit above `bottom`.
 func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: Int, width: Int, bottom: Int,
                 _ g: inout CellGrid) -> Int {
-    let filmstrip = img.id < 0             // a video's frames (shownPending): the strip spans the panel, the text below it
+    let filmstrip = img.isFilmstrip         // the strip spans the panel, the text below it
     var fit = (cols: 0, rows: 0)
     if s.graphics != .none, img.thumbnail != nil {
         fit = filmstrip ? Thumbnails.fit(width: img.width, height: img.height, maxCols: max(4, width - 1), maxRows: 4)

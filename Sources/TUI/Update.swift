@@ -198,7 +198,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
                                                       : "Usage: /detach N, with N from 1 to \(shown.count)")); return []
         }
         var gone: Set = [shown[n - 1].id]
-        if let v = s.video, gone.contains(v.strip.id) { gone = Set(v.imageIDs); s.video = nil }     // the video: all its frames
+        if shown[n - 1].isFilmstrip, let v = s.video { gone = Set(v.imageIDs); s.video = nil }     // the video: all its frames
         s.pending.removeAll { gone.contains($0.id) }
         for id in gone { s.retiling[id] = nil }
         if !s.pending.isEmpty && !s.busy { return [.prefillAhead(s.pending)] }
@@ -276,14 +276,13 @@ private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
         s.messages.append(.init(kind: .error, text: usage)); return []
     }
     let shown = shownPending(s)
-    let strip = s.video.flatMap { v in v.isPending(in: s.pending) ? v.strip.id : nil }
-    var targets = shown.filter { $0.id != strip }           // a video's frames keep one tile each, as the model card
+    var targets = shown.filter { !$0.isFilmstrip }           // a video's frames keep one tile each, as the model card
     if nums.count == 2 {
         guard nums[0] >= 1, nums[0] <= shown.count else {
             s.messages.append(.init(kind: .error, text: shown.isEmpty ? "No image is attached to the next message." :
                                         "There is no image \(nums[0]); images 1 to \(shown.count) are attached.")); return []
         }
-        guard shown[nums[0] - 1].id != strip else {
+        guard !shown[nums[0] - 1].isFilmstrip else {
             s.messages.append(.init(kind: .error, text: "A video's frames use one tile each; /frames N samples more or fewer.")); return []
         }
         targets = [shown[nums[0] - 1]]

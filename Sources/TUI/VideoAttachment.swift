@@ -63,6 +63,11 @@ func framedQuestion(_ question: String, pending: [AttachedImage], video: Pending
     return prefix + question
 }
 
+extension AttachedImage {
+    /// Whether this is a pending video's panel entry (`Filmstrip.entry`: the only negative ids).
+    var isFilmstrip: Bool { id < 0 }
+}
+
 enum Filmstrip {
     static let frameHeight = 64
 
