@@ -7,18 +7,11 @@
 # scrolls it out of view, and after /new).
 set -euo pipefail
 BIN=${BIN:-$PWD/.build/debug/internvl-chat}; MODEL=${MODEL:-$PWD/testdata/tiny-b}
-WORK=$(mktemp -d); trap 'cleanup' EXIT
-LOG=$WORK/app.log; IMG=$WORK/quadrants.png
-cleanup() {
-  stop_xterm
-  [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "sixel e2e: 0 passed, 1 failed"; KEEP=1; exit 1; }
-python3 Tests/e2e/check-sixel.py make-image "$IMG"
-
 source Tests/e2e/lib/xterm.sh
-start_xterm sixeltest env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" \
-  "$BIN" chat --model "$MODEL" --max-new-tokens 6
+xterm_test "sixel e2e"
+IMG=$WORK/quadrants.png
+python3 Tests/e2e/check-sixel.py make-image "$IMG"
+start_app sixeltest
 wait_count() {  # wait_count REGEX N: at least N log lines match
   local i
   for ((i = 0; i < 200; i++)); do [ "$(count "$1")" -ge "$2" ] && return 0; sleep 0.1; done

@@ -4,18 +4,11 @@
 # left to right where the app logged the strip's sixel placement (check-filmstrip.py).
 set -euo pipefail
 BIN=${BIN:-$PWD/.build/debug/internvl-chat}; MODEL=${MODEL:-$PWD/testdata/tiny-b}
-WORK=$(mktemp -d); trap 'cleanup' EXIT
-LOG=$WORK/app.log; CLIP=$WORK/colours.mkv
-cleanup() {
-  stop_xterm
-  [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
-}
-fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "video xterm e2e: 0 passed, 1 failed"; KEEP=1; exit 1; }
-python3 Tests/e2e/check-filmstrip.py make-video "$CLIP"
-
 source Tests/e2e/lib/xterm.sh
-start_xterm videotest env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" \
-  "$BIN" chat --model "$MODEL" --max-new-tokens 6
+xterm_test "video xterm e2e"
+CLIP=$WORK/colours.mkv
+python3 Tests/e2e/check-filmstrip.py make-video "$CLIP"
+start_app videotest
 wait_log 'graphics sixel'
 xdotool type --delay 2 -- "/attach $CLIP"; xdotool key Return
 wait_log 'sixel placements .*\[-[0-9]+@' 30

@@ -1,5 +1,19 @@
-# Sourced by the xterm tests. The caller sets WORK (a scratch folder) and LOG (the app's log) and
-# defines fail(); XT and XVFB are the processes stop_xterm ends.
+# Sourced by the xterm tests (from the repository's root, BIN and MODEL set): xterm_test NAME
+# makes WORK (a scratch folder, kept when a check fails) and LOG (the app's log) and sets fail()'s
+# report; start_app TITLE runs the app in xterm; XT and XVFB are the processes stop_xterm ends.
+
+xterm_test() {  # xterm_test NAME: WORK, LOG, and the cleanup when the script exits
+  TEST_NAME=$1
+  WORK=$(mktemp -d); LOG=$WORK/app.log
+  trap 'stop_xterm; [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"' EXIT
+}
+
+fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "$TEST_NAME: 0 passed, 1 failed"; KEEP=1; exit 1; }
+
+start_app() {  # start_app TITLE: the app on MODEL in xterm, logging to LOG, conversations in WORK
+  start_xterm "$1" env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" \
+    "$BIN" chat --model "$MODEL" --max-new-tokens 6
+}
 
 start_xterm() {  # start_xterm TITLE COMMAND...: COMMAND in xterm -ti vt340 (sixel) on a new Xvfb
   local title=$1; shift
