@@ -8,6 +8,7 @@ set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 WORK=$(mktemp -d); LOG=$WORK/app.log
 CLIP="$WORK/my clip.mp4"; cp testdata/videos/mpeg4-25fps.mp4 "$CLIP"     # written by Tests/reference/make_videos.py
+AUDIO="$WORK/bad-audio-only.wav"; cp testdata/videos/bad-audio-only.wav "$AUDIO"   # a short path: the error line must not wrap
 S=; N=0; SOCK=(-L "videotest-$$")
 export LANG=C.UTF-8
 trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -22,7 +23,7 @@ source Tests/e2e/lib/tmux.sh
 app
 wait_for 'context 0/8192'
 keys -l 'what is said? '
-tmux "${SOCK[@]}" set-buffer -- "$PWD/testdata/videos/bad-audio-only.wav"; tmux "${SOCK[@]}" paste-buffer -p -t "$S"
+tmux "${SOCK[@]}" set-buffer -- "$AUDIO"; tmux "${SOCK[@]}" paste-buffer -p -t "$S"
 wait_for 'bad-audio-only\.wav has no video stream'
 wait_for '^> what is said\? *$'
 keys C-u
