@@ -43,6 +43,10 @@ public struct ChatCompletionBody: Sendable {
     /// Parses and checks `bytes` (JSON), reading images from `data:` URLs or, with an allowed
     /// folder, from files inside it. Every problem is an `APIError` naming the field.
     public static func parse(_ bytes: [UInt8], options: ServerOptions) throws(APIError) -> ChatCompletionBody {
+        // Foundation would also read UTF-16 and UTF-32; a NUL byte is never valid UTF-8 JSON.
+        guard String(validating: bytes, as: UTF8.self) != nil, !bytes.contains(0) else {
+            throw .invalid("The body is not UTF-8 text: JSON must be sent as UTF-8.")
+        }
         let any: Any
         do { any = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
             throw .invalid("The body is not valid JSON.")
@@ -100,9 +104,10 @@ public struct ChatCompletionBody: Sendable {
         p.temperature = 1
         p.seed = UInt64.random(in: 0...UInt64(Int64.max))
         p.maxNewTokens = options.defaultMaxTokens
-        if let v = o["max_completion_tokens"] ?? o["max_tokens"], !(v is NSNull) {
+        let tokensKey = o["max_completion_tokens"].map { !($0 is NSNull) } == true ? "max_completion_tokens" : "max_tokens"
+        if let v = o[tokensKey], !(v is NSNull) {
             guard let n = integer(v), n >= 1, n <= options.maxTokens else {
-                throw .invalid("max_tokens must be an integer from 1 to \(options.maxTokens).", param: "max_tokens")
+                throw .invalid("\(tokensKey) must be an integer from 1 to \(options.maxTokens).", param: tokensKey)
             }
             p.maxNewTokens = n
         }
@@ -132,8 +137,7 @@ public struct ChatCompletionBody: Sendable {
             }
         }
         if let v = o["n"], !(v is NSNull), integer(v) != 1 { throw .invalid("n must be 1: one answer per request.", param: "n") }
-        if let v = o["logprobs"] as? Bool, v { throw .invalid("logprobs are not supported.", param: "logprobs") }
-        if let v = o["tools"], !(v is NSNull) { throw .invalid("tools are not supported by this model.", param: "tools") }
+        try refuseWhatCannotBeHonoured(o)
         var stop: [String] = []
         switch o["stop"] {
         case nil, is NSNull: break
@@ -153,9 +157,43 @@ public struct ChatCompletionBody: Sendable {
             guard let b = v as? Bool else { throw .invalid("stream must be true or false.", param: "stream") }
             stream = b
         }
+        if let v = o["stream_options"], !(v is NSNull), !stream {
+            throw .invalid("stream_options is only allowed with stream: true.", param: "stream_options")
+        }
         let includeUsage = ((o["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
         return ChatCompletionBody(request: CompletionRequest(messages: messages, parameters: p, stop: stop, maxTiles: maxTiles),
                                   stream: stream, includeUsage: includeUsage)
+    }
+
+    /// OpenAI fields whose dropping would change what the answer is (its format, its tokens'
+    /// odds, a tool call in place of text, log probabilities a client reads) are refused naming
+    /// the field. Fields unknown here are ignored, as vLLM ignores them.
+    static func refuseWhatCannotBeHonoured(_ o: [String: Any]) throws(APIError) {
+        func given(_ key: String) -> Any? { o[key].flatMap { $0 is NSNull ? nil : $0 } }
+        if let v = given("logprobs") {
+            guard let b = v as? NSNumber, isBool(b) else { throw .invalid("logprobs must be true or false.", param: "logprobs") }
+            if b.boolValue { throw .invalid("logprobs are not supported.", param: "logprobs") }
+        }
+        if let v = given("top_logprobs"), integer(v) != 0 {
+            throw .invalid("top_logprobs is not supported (logprobs are not); leave it out or 0.", param: "top_logprobs")
+        }
+        if let v = given("response_format") {
+            guard let f = v as? [String: Any], f["type"] as? String == "text" else {
+                throw .invalid("response_format: only {\"type\": \"text\"} is supported; JSON mode and JSON schemas are not enforced by this server.",
+                               param: "response_format")
+            }
+        }
+        if let v = given("logit_bias"), (v as? [String: Any])?.isEmpty != true {
+            throw .invalid("logit_bias is not supported; leave it out or {}.", param: "logit_bias")
+        }
+        if given("tools") != nil { throw .invalid("tools are not supported by this model.", param: "tools") }
+        if let v = given("functions"), (v as? [Any])?.isEmpty != true {
+            throw .invalid("functions are not supported by this model.", param: "functions")
+        }
+        if given("function_call") != nil { throw .invalid("function_call is not supported by this model.", param: "function_call") }
+        if let v = given("tool_choice"), !["none", "auto"].contains(v as? String) {
+            throw .invalid("tool_choice: there are no tools to call; leave it out, \"none\" or \"auto\".", param: "tool_choice")
+        }
     }
 
     static func integer(_ v: Any) -> Int? {

@@ -12,8 +12,8 @@ import Testing
         try ChatCompletionBody.parse(Array(json.utf8), options: options)
     }
 
-    func refusal(_ json: String, _ options: ServerOptions = ServerOptions()) -> APIError? {
-        do { _ = try parse(json, options); return nil } catch { return error }
+    func refusal(_ json: String, _ options: ServerOptions = ServerOptions(), bytes: [UInt8]? = nil) -> APIError? {
+        do { _ = try ChatCompletionBody.parse(bytes ?? Array(json.utf8), options: options); return nil } catch { return error }
     }
 
     @Test func rolesPartsAndSamplingBecomeTheRequest() throws {
@@ -64,6 +64,50 @@ import Testing
             #expect(e?.status == status, "\(json)")
             #expect(e?.param == param, "\(json)")
             #expect(e?.body["error"] != nil)
+        }
+    }
+
+    /// OpenAI fields that would change what the answer is (its format, its tokens' odds, a tool
+    /// call, usage chunks of a stream) are refused when they cannot be honoured, not dropped;
+    /// fields this server does not know are ignored, as vLLM does.
+    @Test func fieldsThatWouldChangeTheAnswerAreRefusedOthersIgnored() throws {
+        let user = #"[{"role": "user", "content": "hi"}]"#
+        for (field, param) in [
+            (#""response_format": {"type": "json_object"}"#, "response_format"),
+            (#""response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}"#, "response_format"),
+            (#""response_format": "json""#, "response_format"),
+            (#""top_logprobs": 3"#, "top_logprobs"),
+            (#""logprobs": false, "top_logprobs": 2"#, "top_logprobs"),
+            (#""logprobs": "yes""#, "logprobs"),
+            (#""logit_bias": {"5": 100}"#, "logit_bias"),
+            (#""functions": [{"name": "f", "parameters": {}}]"#, "functions"),
+            (#""function_call": "auto""#, "function_call"),
+            (#""tool_choice": "required""#, "tool_choice"),
+            (#""tool_choice": {"type": "function", "function": {"name": "f"}}"#, "tool_choice"),
+            (#""stream_options": {"include_usage": true}"#, "stream_options"),
+            (#""max_completion_tokens": 0"#, "max_completion_tokens"),
+        ] {
+            let e = refusal(#"{"messages": \#(user), \#(field)}"#)
+            #expect(e?.status == 400 && e?.param == param, "\(field): \(String(describing: e))")
+        }
+        for field in [#""response_format": {"type": "text"}"#, #""top_logprobs": 0"#, #""top_logprobs": null"#, #""logit_bias": {}"#,
+                      #""logprobs": false"#, #""tool_choice": "none""#, #""tool_choice": "auto""#, #""functions": []"#,
+                      #""stream": true, "stream_options": {"include_usage": true}"#, #""user": "u1", "metadata": {"a": "b"}, "store": false"#,
+                      #""some_future_field": 1"#] {
+            #expect(refusal(#"{"messages": \#(user), \#(field)}"#) == nil, "\(field)")
+        }
+    }
+
+    /// JSON between programs is UTF-8 (RFC 8259); Foundation would also take UTF-16 and UTF-32.
+    @Test func bodiesAreUTF8Only() throws {
+        let json = #"{"messages": [{"role": "user", "content": "hi"}]}"#
+        let utf8: [UInt8] = Array(json.utf8)
+        let utf16le: [UInt8] = Array(json.utf16).flatMap { (u: UInt16) -> [UInt8] in [UInt8(u & 0xFF), UInt8(u >> 8)] }
+        let latin1: [UInt8] = utf8.map { $0 == UInt8(ascii: "i") ? 0xE9 : $0 }
+        #expect(try ChatCompletionBody.parse([0xEF, 0xBB, 0xBF] + utf8, options: ServerOptions()).request.messages[0].text == "hi")
+        for bytes in [utf16le, [0xFF, 0xFE] + utf16le, latin1] {
+            let e = refusal(String(decoding: [], as: UTF8.self), bytes: bytes)
+            #expect(e?.status == 400 && e?.message.contains("UTF-8") == true, "\(String(describing: e))")
         }
     }
 
