@@ -10,7 +10,7 @@ import Kernels
 struct InternVLChat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "internvl-chat",
-        abstract: "Chat with Mini-InternVL-Chat-2B-V1-5 on the CPU.",
+        abstract: "Chat about your images with Mini-InternVL-Chat-2B-V1-5 (and InternVL2 / 2.5 1B-4B) on the CPU.",
         discussion: """
         Without --model the checkpoint is looked for in $INTERNVL_CHAT_MODEL, the "model" entry of \
         $XDG_CONFIG_HOME/internvl-chat/config.json, and the Hugging Face cache.
@@ -45,7 +45,7 @@ struct InternVLChat: ParsableCommand {
 
 /// Where the model is.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "The checkpoint folder (config.json, *.safetensors, tokenizer.model).")
+    @Option(name: .long, help: "The checkpoint folder as Hugging Face ships it (config.json, *.safetensors, the tokenizer files), or a repo id in the Hugging Face cache.")
     var model: String?
 
     func locate() throws -> URL {
