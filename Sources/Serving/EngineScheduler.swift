@@ -10,7 +10,7 @@ import Tokenizer
 public struct SchedulerLimits: Sendable {
     /// Requests decoded together in one step (the batch).
     public var maxBatch = 8
-    /// Requests admitted but not yet running; one more is refused as overloaded.
+    /// Requests admitted beyond the free places of the batch; one more is refused as overloaded.
     public var maxQueue = 64
     /// Images in one request.
     public var maxImages = 8
@@ -68,7 +68,9 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         out.onTermination = { [weak self, job] _ in self?.cancel(job) }
         let refused: String? = lock.withLock {
             if stopping { return "The server is shutting down." }
-            if waiting.count >= limits.maxQueue {
+            // Requests that a free place in the batch will take at once are not waiting for one.
+            let free = max(0, limits.maxBatch - running.count - (prefilling == nil ? 0 : 1))
+            if waiting.count >= limits.maxQueue + free {
                 return "The server is busy: \(waiting.count) requests are waiting (the queue holds \(limits.maxQueue)). Retry later."
             }
             waiting.append(job)

@@ -243,14 +243,19 @@ struct EngineSchedulerTests {
         #expect(s.active == 0 && s.queued == 0)
     }
 
-    /// A full queue refuses at once with `overloaded`; the requests in hand go on, and the queued
-    /// one runs once the slot is free.
-    @Test func aFullQueueRefuses() async throws {
+    /// A scheduler on tiny-b with one batch place and `queue` waiting places.
+    static func oneSlot(queue: Int) throws -> (ChatEngine, EngineScheduler) {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
         var limits = SchedulerLimits()
         limits.maxBatch = 1
-        limits.maxQueue = 1
-        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b", limits: limits)
+        limits.maxQueue = queue
+        return (engine, EngineScheduler(engine: engine, modelName: "tiny-b", limits: limits))
+    }
+
+    /// A full queue refuses at once with `overloaded`; the requests in hand go on, and the queued
+    /// one runs once the slot is free.
+    @Test func aFullQueueRefuses() async throws {
+        let (engine, scheduler) = try Self.oneSlot(queue: 1)
         defer { scheduler.shutdown() }
         let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
         let queued = scheduler.complete(try Chat(question: "Wait.").request())
@@ -267,6 +272,25 @@ struct EngineSchedulerTests {
         let second = try await waiter.value
         #expect(second.reason != nil, "the queued request finished once the slot was freed")
         s = await Self.settled(scheduler)
+        #expect(s.queued == 0 && s.active == 0)
+    }
+
+    /// Places free in the batch take requests whatever the queue holds: with no waiting places
+    /// (`--max-queue 0`) an idle server answers, and a busy one refuses at once.
+    @Test func aFreeBatchPlaceAdmitsWithoutAQueue() async throws {
+        let (engine, scheduler) = try Self.oneSlot(queue: 0)
+        defer { scheduler.shutdown() }
+        let first = try await Self.collect(scheduler.complete(try Chat(question: "Hello", parameters: SamplingParameters(maxNewTokens: 2)).request()))
+        #expect(first.reason != nil, "an idle server with no queue answered")
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
+        do {
+            for try await _ in scheduler.complete(try Chat(question: "One too many.").request()) {}
+            Issue.record("a request beyond the batch was accepted with no queue")
+        } catch let e as CompletionError {
+            if case .overloaded = e {} else { Issue.record("refused as \(e), not overloaded") }
+        }
+        consumer.cancel()
+        let s = await Self.settled(scheduler)
         #expect(s.queued == 0 && s.active == 0)
     }
 
