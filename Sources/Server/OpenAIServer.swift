@@ -26,6 +26,7 @@ public final class OpenAIServer: Sendable {
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let router = Router(context: ServeContext.self)
+        router.addMiddleware { OpenAIShapedErrors() }
         router.get("/health") { _, _ in Self.json(200, ["status": "ok"]) }
         router.get("/metrics") { [self] _, _ in
             let s = await service.status()
@@ -37,8 +38,18 @@ public final class OpenAIServer: Sendable {
         }
         router.get("/v1/models") { [self] request, _ in
             if let e = unauthorized(request) { return finish(e) }
-            return Self.json(200, ["object": "list", "data": [["id": options.modelName, "object": "model",
-                                                               "created": 0, "owned_by": "internvl-chat"]]])
+            return Self.json(200, ["object": "list", "data": [modelObject]])
+        }
+        // A served name may hold a slash (OpenGVLab/...), which clients put in the path as it is.
+        router.get("/v1/models/**") { [self] request, _ in
+            if let e = unauthorized(request) { return finish(e) }
+            let asked = String(request.uri.path.dropFirst("/v1/models/".count))
+            let name = asked.removingPercentEncoding ?? asked
+            guard name == options.modelName else {
+                return Self.json(404, APIError(404, "The model \(name) does not exist here: this server serves \(options.modelName).",
+                                               param: "model", code: "model_not_found").body)
+            }
+            return Self.json(200, modelObject)
         }
         router.post("/v1/chat/completions") { [self] request, context in await completions(request, channel: context.channel) }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
@@ -51,6 +62,8 @@ public final class OpenAIServer: Sendable {
                               logger: log)
         try await app.runService()
     }
+
+    var modelObject: [String: Any] { ["id": options.modelName, "object": "model", "created": 0, "owned_by": "internvl-chat"] }
 
     func unauthorized(_ request: Request) -> APIError? {
         guard let key = options.apiKey else { return nil }
@@ -74,7 +87,11 @@ public final class OpenAIServer: Sendable {
 
     func finish(_ e: APIError) -> Response {
         metrics.count(status: e.status)
-        return Self.json(e.status, e.body)
+        var response = Self.json(e.status, e.body)
+        // The queue is full: a place frees when a running answer ends. The official clients
+        // wait this long before they retry.
+        if e.status == 429 { response.headers[.retryAfter] = "1" }
+        return response
     }
 
     static func json(_ status: Int, _ object: [String: Any]) -> Response {
@@ -85,6 +102,15 @@ public final class OpenAIServer: Sendable {
 
     func completions(_ request: Request, channel: any Channel) async -> Response {
         if let e = unauthorized(request) { return finish(e) }
+        // Only JSON: a web page may post text/plain or a form to a loopback server without
+        // asking the browser first (no CORS preflight), but not application/json.
+        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        guard mediaType == "application/json" else {
+            return finish(APIError(415, "Content-Type must be application/json (it was \(request.headers[.contentType].map { "\"\(TerminalText.sanitize($0))\"" } ?? "missing")).",
+                                   code: "unsupported_media_type"))
+        }
         let started = ContinuousClock.now
         let tooLarge = APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large")
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > options.maxBodyBytes { return finish(tooLarge) }
@@ -212,6 +238,30 @@ public final class OpenAIServer: Sendable {
     static func sse(_ object: [String: Any]) -> ByteBuffer {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
         return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+    }
+}
+
+/// Hummingbird's own errors (no route, a route asked with another method) in OpenAI's shape:
+/// 404 for an unknown path, 405 with `Allow` for a known one.
+struct OpenAIShapedErrors: RouterMiddleware {
+    typealias Context = ServeContext
+    static let methods: [String: String] = ["/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET", "/metrics": "GET"]
+
+    func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as HTTPError {
+            let path = request.uri.path
+            let line = TerminalText.sanitize("\(request.method) \(path)")
+            let allowed = Self.methods[path] ?? (path.hasPrefix("/v1/models/") ? "GET" : nil)
+            if e.status == .notFound, let allowed {
+                var r = OpenAIServer.json(405, APIError(405, "Method not allowed (\(line)): use \(allowed).").body)
+                r.headers[.allow] = allowed
+                return r
+            }
+            let message = e.status == .notFound ? "Invalid URL (\(line))." : (e.body ?? e.status.reasonPhrase)
+            return OpenAIServer.json(e.status.code, APIError(e.status.code, message).body)
+        }
     }
 }
 

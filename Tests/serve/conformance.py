@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""What OpenAI tooling expects of `internvl-chat serve` around the answers themselves: routes
+and methods, media types, error shapes and statuses, a full queue's Retry-After, and a clean
+end of streamed answers when the server is told to stop. Loopback only, every request bounded
+in time, every server stopped by the test.
+
+usage: conformance.py BIN MODEL
+"""
+import json, socket, sys, threading, time
+import urllib.request
+
+import openai
+
+import harness
+from harness import check
+
+BIN, MODEL = sys.argv[1], sys.argv[2]
+KEY = "conformance-key"
+output = []
+
+
+def http(port, method, path, body=None, headers=None, timeout=60):
+    """(status, headers, parsed JSON or raw bytes) of one request."""
+    h = {"Authorization": "Bearer " + KEY, **(headers or {})}
+    r = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method, headers=h)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(r, timeout=timeout) as resp:
+            status, hdrs, raw = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, e.headers, e.read()
+    try:
+        return status, hdrs, json.loads(raw)
+    except ValueError:
+        return status, hdrs, raw
+
+
+def openai_error(name, got, status, param=None):
+    """The response is `status` with an error body in OpenAI's shape."""
+    s, _, body = got
+    check(s == status, f"{name}: status {s}, wanted {status} ({body!r:.200})")
+    e = body.get("error") if isinstance(body, dict) else None
+    check(isinstance(e, dict) and set(e) == {"message", "type", "param", "code"} and isinstance(e["message"], str) and e["message"],
+          f"{name}: body {body!r:.200} is not OpenAI's error shape")
+    if param is not None and isinstance(e, dict):
+        check(e.get("param") == param, f"{name}: param {e.get('param')!r}, wanted {param!r}")
+
+
+USER = [{"role": "user", "content": "Hello there"}]
+BODY = json.dumps({"messages": USER, "max_tokens": 2, "temperature": 0}).encode()
+
+proc, port = harness.start_server(BIN, MODEL, KEY, "--max-batch", "1", "--max-queue", "0", output=output)
+try:
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, timeout=60, max_retries=0)
+    model = client.models.list().data[0].id
+
+    # GET /v1/models/{id}: the model object, or OpenAI's 404 for another name.
+    try:
+        m = client.models.retrieve(model)
+        check(m.id == model and m.object == "model", f"models.retrieve: {m}")
+    except openai.APIError as e:
+        check(False, f"models.retrieve({model!r}): {e}")
+    try:
+        client.models.retrieve("gpt-4o")
+        check(False, "models.retrieve('gpt-4o') succeeded")
+    except openai.NotFoundError as e:
+        check(e.code == "model_not_found", f"models.retrieve('gpt-4o'): code {e.code!r}")
+    openai_error("GET /v1/models/other", http(port, "GET", "/v1/models/other"), 404, "model")
+    openai_error("GET /v1/models/{id} without key", http(port, "GET", f"/v1/models/{model}", headers={"Authorization": ""}), 401)
+
+    # Unknown routes and known routes asked with another method.
+    for method, path in [("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("GET", "/v2/models"), ("GET", "/")]:
+        openai_error(f"{method} {path}", http(port, method, path, body=BODY if method == "POST" else None,
+                                               headers={"Content-Type": "application/json"}), 404)
+    for method, path, allow in [("GET", "/v1/chat/completions", "POST"), ("PUT", "/v1/chat/completions", "POST"),
+                                ("POST", "/v1/models", "GET"), ("DELETE", f"/v1/models/{model}", "GET")]:
+        got = http(port, method, path, body=BODY if method in ("POST", "PUT") else None, headers={"Content-Type": "application/json"})
+        openai_error(f"{method} {path}", got, 405)
+        check(got[1].get("Allow") == allow, f"{method} {path}: Allow {got[1].get('Allow')!r}, wanted {allow}")
+
+    # Only JSON bodies: a text/plain or form post (what a web page may send without asking the
+    # browser first) is refused before anything runs.
+    for ctype in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]:
+        headers = {} if ctype is None else {"Content-Type": ctype}
+        got = http(port, "POST", "/v1/chat/completions", body=BODY, headers=headers)
+        if ctype is None:  # urllib adds a form type to a body without one; send none at all
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n"
+                      f"Content-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+            s.close()
+            head, _, rest = raw.partition(b"\r\n\r\n")
+            got = (int(head.split()[1]), {}, json.loads(rest) if rest.startswith(b"{") else rest)
+        openai_error(f"Content-Type {ctype}", got, 415)
+    s, _, body = http(port, "POST", "/v1/chat/completions", body=BODY, headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    check(s == 200 and body["choices"][0]["finish_reason"] == "length", f"Content-Type with charset: {s} {body!r:.200}")
+
+    # Refusals reach the official client with their field.
+    try:
+        client.chat.completions.create(model=model, messages=USER, max_tokens=2, response_format={"type": "json_object"})
+        check(False, "response_format json_object was accepted")
+    except openai.BadRequestError as e:
+        check(e.param == "response_format", f"response_format: param {e.param!r}")
+
+    # A full queue (one running request, no waiting places): 429 with Retry-After, which the
+    # official client honours.
+    long = json.dumps({"messages": USER, "max_tokens": 4000, "temperature": 1, "seed": 5, "stream": True}).encode()
+    busy = socket.create_connection(("127.0.0.1", port), timeout=60)
+    busy.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(long)}\r\n\r\n".encode() + long)
+    seen = b""
+    while seen.count(b"data:") < 2:
+        seen += busy.recv(65536)
+    got = http(port, "POST", "/v1/chat/completions", body=BODY, headers={"Content-Type": "application/json"})
+    openai_error("full queue", got, 429)
+    retry = got[1].get("Retry-After")
+    check(retry is not None and retry.isdigit() and 1 <= int(retry) <= 60, f"full queue: Retry-After {retry!r}")
+    busy.close()
+finally:
+    harness.stop_server(proc)
+
+harness.finish("conformance")
