@@ -148,13 +148,8 @@ public final class App: @unchecked Sendable {
 
     func cursorPosition(width: Int, height: Int) -> (x: Int, y: Int)? {
         guard let L = Layout(state, width: width, height: height) else { return nil }
-        let textWidth = max(width - 2, 1)
-        let shownFrom = max(0, Wrap.lines(state.input, width: textWidth).count - (L.input.height - 1))
-        let typed = String(state.input.prefix(state.cursor))
-        let before = Wrap.lines(typed, width: textWidth)
-        let row = min(max(before.count - 1 - shownFrom, 0), L.input.height - 2)
-        let trailingSpaces = typed.reversed().prefix { $0 == " " }.count      // wrapped lines drop them
-        return (min(width - 1, 2 + TextWidth.of(before.last ?? "") + trailingSpaces), L.input.y + 1 + row)
+        let view = InputView(state, L.input)
+        return (min(width - 1, 2 + view.cursor.col), L.input.y + 1 + view.cursor.row - view.first)
     }
 
     /// Pasted (or dropped) text: image files are attached, anything else goes into the input.

@@ -234,9 +234,9 @@ func shortGrid(_ g: TileGrid, tiles: Int) -> String {
 func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     g.put(String(repeating: "─", count: r.width), x: r.x, y: r.y, role: .border)
     if let h = s.hint { g.put(" " + h + " ", x: r.x + 2, y: r.y, role: .dim, limit: r.width - 4) }
-    let lines = Wrap.lines(s.input, width: max(r.width - 2, 1))
-    for (i, l) in lines.suffix(r.height - 1).enumerated() {
-        g.put((i == 0 ? "> " : "  ") + l, x: r.x, y: r.y + 1 + i, role: .input, limit: r.width)
+    let view = InputView(s, r)
+    for (i, l) in view.lines[view.first..<min(view.lines.count, view.first + view.visible)].enumerated() {
+        g.put((view.first + i == 0 ? "> " : "  ") + l, x: r.x, y: r.y + 1 + i, role: .input, limit: r.width)
     }
     if s.input.isEmpty {
         g.put("> ", x: r.x, y: r.y + 1, role: .input)
@@ -244,6 +244,24 @@ func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
             g.put("Ask about an image: /attach PATH (or paste a file), type a question, Enter. F1: help",
                   x: r.x + 2, y: r.y + 1, role: .dim, limit: r.width - 2)
         }
+    }
+}
+
+/// The input's wrapped lines in the input pane `r` (its first row is the rule above them), the
+/// first line in view and the cursor's line and cells from the text's left edge: the view shows
+/// the last lines unless the cursor is above them (Home in a long text shows its start).
+struct InputView {
+    let lines: [String]
+    let visible: Int, first: Int
+    let cursor: (row: Int, col: Int)
+
+    init(_ s: AppState, _ r: Rect) {
+        let width = max(r.width - 2, 1)
+        let rows = Wrap.rows(s.input, width: width)
+        lines = rows.map(\.text)
+        cursor = Wrap.cursor(in: s.input, at: s.cursor, rows: rows, width: width)
+        visible = max(r.height - 1, 1)
+        first = min(max(0, lines.count - visible), cursor.row)
     }
 }
 

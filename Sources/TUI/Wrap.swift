@@ -4,27 +4,40 @@ import ChatAPI
 /// inside a wide character; explicit newlines are kept.
 public enum Wrap {
     public static func lines(_ text: String, width: Int) -> [String] {
+        rows(text, width: width).map(\.text)
+    }
+
+    /// The wrapped lines, each with the offset (in Unicode scalars of the text as
+    /// `TerminalText.sanitize` shows it, tabs as 4 spaces) where it starts; the spaces dropped at
+    /// a break belong to no line.
+    static func rows(_ text: String, width: Int) -> [(text: String, start: Int)] {
         guard width > 0 else { return [] }
-        var out: [String] = []
+        var out: [(text: String, start: Int)] = []
+        var offset = 0
         for paragraph in TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false) {
-            var line = "", lineWidth = 0
-            var word = "", wordWidth = 0
+            var line = "", lineWidth = 0, lineStart = offset
+            var word = "", wordWidth = 0, wordStart = offset
             func flushWord() {
+                let wordScalars = word.unicodeScalars.count
+                defer { word = ""; wordWidth = 0; wordStart += wordScalars }
                 if lineWidth + wordWidth <= width {
+                    if line.isEmpty { lineStart = wordStart }
                     line += word; lineWidth += wordWidth
-                } else {
-                    if !line.isEmpty { out.append(trimmedEnd(line)); line = ""; lineWidth = 0 }
-                    var w = word[...]
-                    while TextWidth.of(String(w)) > width {     // a word longer than the line
-                        var take = "", tw = 0
-                        while let c = w.first, tw + TextWidth.of(character: c) <= width { take.append(c); tw += TextWidth.of(character: c); w = w.dropFirst() }
-                        if take.isEmpty { take = String(w.prefix(1)); w = w.dropFirst() }
-                        out.append(take)
-                    }
-                    line = String(w).drop(while: { $0 == " " }).description
-                    lineWidth = TextWidth.of(line)
+                    return
                 }
-                word = ""; wordWidth = 0
+                if !line.isEmpty { out.append((trimmedEnd(line), lineStart)); line = ""; lineWidth = 0 }
+                var w = word[...], start = wordStart, left = wordWidth
+                while left > width {     // a word longer than the line
+                    var take = "", tw = 0
+                    while let c = w.first, tw + TextWidth.of(character: c) <= width { take.append(c); tw += TextWidth.of(character: c); w = w.dropFirst() }
+                    if take.isEmpty, let c = w.first { take = String(c); tw = TextWidth.of(character: c); w = w.dropFirst() }
+                    out.append((take, start))
+                    start += take.unicodeScalars.count; left -= tw
+                }
+                let kept = w.drop(while: { $0 == " " })
+                line = String(kept)
+                lineWidth = TextWidth.of(line)
+                lineStart = start + (w.unicodeScalars.count - kept.unicodeScalars.count)
             }
             for ch in paragraph {
                 word.append(ch); wordWidth += TextWidth.of(character: ch)
@@ -32,9 +45,22 @@ public enum Wrap {
                 if ch == " " || TextWidth.of(character: ch) >= 2 { flushWord() }
             }
             flushWord()
-            out.append(trimmedEnd(line))
+            out.append((trimmedEnd(line), lineStart))
+            offset += paragraph.unicodeScalars.count + 1
         }
         return out
+    }
+
+    /// Where the cursor after the first `cursor` characters of `text` is drawn among `rows`
+    /// (from `rows(text, width:)`): the row, and the cells before it on that row (at most `width`).
+    /// At a break, the cursor before the dropped spaces stays at the end of the row, after them
+    /// it starts the next row.
+    static func cursor(in text: String, at cursor: Int, rows: [(text: String, start: Int)], width: Int) -> (row: Int, col: Int) {
+        let shown = Array(TerminalText.sanitize(text, tabWidth: 4).unicodeScalars)
+        let target = min(TerminalText.sanitize(String(text.prefix(cursor)), tabWidth: 4).unicodeScalars.count, shown.count)
+        guard let row = rows.lastIndex(where: { $0.start <= target }) else { return (0, 0) }
+        let start = min(rows[row].start, target)
+        return (row, min(width, shown[start..<target].reduce(0) { $0 + TextWidth.of($1) }))
     }
 
     static func trimmedEnd(_ s: String) -> String {

@@ -291,3 +291,61 @@ struct CopyTests {
 
 let rocketImage = AttachedImage(id: 42, name: "/tmp/rocket.jpg", width: 300, height: 200, tiles: 3, tokenCost: 770,
                                 grid: TileGrid(cols: 2, rows: 1), tiling: TilingOptions(maxTiles: 2), tokensPerTile: 256)
+
+/// Where the cursor is drawn in a wrapped input, and what the input pane shows of a long text.
+struct InputCursorTests {
+    static func app(_ text: String, left: Int = 0) -> App {
+        let app = ImageOrderTests.app(DedupBackend())
+        app.dispatch(.type(text))
+        for _ in 0..<left { app.dispatch(.left) }
+        return app
+    }
+
+    /// The cell under the cursor holds the character after it (unless that is a blank the wrap
+    /// dropped or a line break).
+    static func cellUnderCursor(_ app: App, width: Int, height: Int) -> Character? {
+        guard let (x, y) = app.cursorPosition(width: width, height: height) else { return nil }
+        return render(app.state, width: width, height: height)[x, y].char
+    }
+
+    @Test func theCursorFollowsAWordTheWrapMovedToTheNextLine() {
+        // 19 words fill the first line of a 100-column input (98 cells of text); the long word goes below.
+        let text = String(repeating: "aaaa ", count: 19) + "bbQbbbbbbbbbb"
+        let app = Self.app(text, left: 11)                 // before the Q, which is drawn on the second line
+        #expect(app.state.input.dropFirst(app.state.cursor).first == "Q")
+        let pos = app.cursorPosition(width: 100, height: 30)
+        let screen = render(app.state, width: 100, height: 30).text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(pos.map { screen[$0.y].hasPrefix("  bbQ") && $0.x == 4 } == true, "cursor at \(String(describing: pos))")
+    }
+
+    @Test(arguments: [1, 2, 3]) func theCellUnderTheCursorHoldsTheNextCharacter(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        let pieces = ["a", "bb", "ccccccc", " ", "  ", "中", "文字", "é", "\n", String(repeating: "x", count: 70)]
+        for _ in 0..<30 {
+            var text = ""
+            for _ in 0..<(5 + rng.next() % 40) { text += pieces[Int(rng.next() % UInt64(pieces.count))] }
+            let width = 40 + Int(rng.next() % 80), height = 12 + Int(rng.next() % 30)
+            let app = Self.app("")
+            for _ in 0..<20 {
+                let c = Int(rng.next() % UInt64(text.count))
+                let next = text[text.index(text.startIndex, offsetBy: c)]
+                if next == " " || next == "\n" { continue }
+                app.state.editor = LineEditor(text: text, cursor: c)
+                let cell = Self.cellUnderCursor(app, width: width, height: height)
+                #expect(cell == TextWidth.displayUnits(next).first?.text, "\(width)x\(height), cursor \(c) of \(text.debugDescription)")
+                if cell != TextWidth.displayUnits(next).first?.text { return }
+            }
+        }
+    }
+
+    @Test func homeInALongTextShowsItsStart() {
+        let text = (1...50).map { "line \($0) of the paste" }.joined(separator: "\n")
+        let app = Self.app(text)
+        app.dispatch(.home)
+        let screen = render(app.state, width: 100, height: 30).text
+        #expect(screen.contains("> line 1 of the paste"), "\(screen)")
+        #expect(Self.cellUnderCursor(app, width: 100, height: 30) == "l")
+        app.dispatch(.end)
+        #expect(render(app.state, width: 100, height: 30).text.contains("  line 50 of the paste"))
+    }
+}
