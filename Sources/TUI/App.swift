@@ -189,6 +189,8 @@ public final class App: @unchecked Sendable {
         }
     }
 
+    let helpKey = shim_KEY_F(1)
+
     func handle(code k: Int32) {
         switch k {
         case 27: dispatch(.cancel)
@@ -203,7 +205,7 @@ public final class App: @unchecked Sendable {
         case KEY_PPAGE: dispatch(.pageUp)
         case KEY_NPAGE: dispatch(.pageDown)
         case KEY_ENTER: dispatch(.enter)
-        case shim_KEY_F(1): dispatch(.type("/help")); dispatch(.enter)
+        case helpKey: dispatch(.help)
         default: break      // KEY_RESIZE: the next frame is rendered at the new size
         }
     }

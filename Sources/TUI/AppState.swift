@@ -107,6 +107,7 @@ public enum Action: Sendable, Equatable {
     case cancel                    // Esc: stops an answer, never quits
     case interrupt                 // Ctrl-C: stops an answer; when idle asks before quitting
     case quit                      // Ctrl-D
+    case help                      // F1: the help, the input left as it is
     case event(ChatEvent, at: Double = 0)     // at: seconds on any steady clock (for ETAs)
     case attached(AttachedImage)
     case attachFailed(String)

@@ -48,12 +48,12 @@ public struct LineEditor: Sendable, Equatable {
     public mutating func killToEnd() { let i = cursorIndex; splice(i..<text.endIndex, "") }
     public mutating func killToStart() { splice(text.startIndex..<cursorIndex, ""); cursor = 0 }
 
-    /// Deletes the word before the cursor and the spaces after it (Ctrl-W).
+    /// Deletes the word before the cursor and the blanks (spaces, tabs, line breaks) after it (Ctrl-W).
     public mutating func killWord() {
         let end = cursorIndex
         var start = end
-        while start > text.startIndex, text[text.index(before: start)] == " " { start = text.index(before: start) }
-        while start > text.startIndex, text[text.index(before: start)] != " " { start = text.index(before: start) }
+        while start > text.startIndex, text[text.index(before: start)].isWhitespace { start = text.index(before: start) }
+        while start > text.startIndex, !text[text.index(before: start)].isWhitespace { start = text.index(before: start) }
         splice(start..<end, "")
     }
 

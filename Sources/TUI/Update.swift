@@ -71,6 +71,8 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         s.quitRequested = true; return [.quit]
     case .enter:
         return submit(&s)
+    case .help:
+        s.messages.append(.init(kind: .info, text: helpText))
     case .attached(let img):
         if s.pending.contains(where: { $0.id == img.id }) {      // the same content, cut the same way
             s.messages.append(.init(kind: .info, text: "\(fileName(img)) is already attached to the next message."))
@@ -238,21 +240,26 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     case "/show":
         s.messages.append(.init(kind: .info, text: settingsText(s)))
     case "/regen":
-        guard !s.busy, let i = s.messages.lastIndex(where: { $0.kind == .assistant }) else { return [] }
+        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+        guard let i = s.messages.lastIndex(where: { $0.kind == .assistant }) else {
+            s.messages.append(.init(kind: .error, text: "There is no answer to regenerate yet.")); return []
+        }
         s.messages[i].text = ""; s.messages[i].interrupted = false; s.busy = true
         return [.regenerate]
     case "/edit":
-        guard !s.busy, !arg.isEmpty, let i = s.messages.lastIndex(where: { $0.kind == .user }) else {
-            s.messages.append(.init(kind: .error, text: "Usage: /edit NEW QUESTION")); return []
+        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+        guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /edit NEW QUESTION (replaces your last question)")); return [] }
+        guard let i = s.messages.lastIndex(where: { $0.kind == .user }) else {
+            s.messages.append(.init(kind: .error, text: "There is no question to edit yet.")); return []
         }
         s.messages[i].text = arg
         if i + 1 < s.messages.count { s.messages[i + 1].text = "" }
         s.busy = true
         return [.edit(arg)]
     case "/help":
-        s.messages.append(.init(kind: .info, text: helpText))
+        return reduce(&s, .help)
     case "/quit":
-        s.quitRequested = true; return [.quit]
+        return reduce(&s, .quit)            // as Ctrl-D: asks first when an answer or attached images would be lost
     default:
         s.messages.append(.init(kind: .error, text: "Unknown command \(parts[0]); /help lists them."))
     }
@@ -270,9 +277,10 @@ private func attachEffect(_ s: inout AppState, _ path: String) -> Effect {
 /// `/tiles N` (every pending image and the images attached from now on) or `/tiles K N` (pending
 /// image K): the new grid and cost are shown at once, the image is re-cut in the background.
 private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
-    let nums = arg.split(separator: " ").compactMap { Int($0) }
+    let words = arg.split(separator: " ")
+    let nums = words.compactMap { Int($0) }
     let usage = "Usage: /tiles N (all images) or /tiles K N (image K), N from 1 to 40"
-    guard (nums.count == 1 || nums.count == 2), let n = nums.last, (1...40).contains(n) else {
+    guard nums.count == words.count, nums.count == 1 || nums.count == 2, let n = nums.last, (1...40).contains(n) else {
         s.messages.append(.init(kind: .error, text: usage)); return []
     }
     let shown = shownPending(s)
@@ -400,7 +408,7 @@ public func answerParameters(_ s: AppState, draw: () -> UInt64) -> SamplingParam
 public func unquotePath(_ p: String) -> String {
     var t = p.trimmingCharacters(in: .whitespaces)
     if t.count >= 2, let f = t.first, f == t.last, f == "'" || f == "\"" { t = String(t.dropFirst().dropLast()) }
-    return PathInput.fromFileURL(t).replacingOccurrences(of: "\\ ", with: " ")
+    return (PathInput.fromFileURL(t).replacingOccurrences(of: "\\ ", with: " ") as NSString).expandingTildeInPath
 }
 
 private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {

@@ -292,6 +292,18 @@ struct CopyTests {
 let rocketImage = AttachedImage(id: 42, name: "/tmp/rocket.jpg", width: 300, height: 200, tiles: 3, tokenCost: 770,
                                 grid: TileGrid(cols: 2, rows: 1), tiling: TilingOptions(maxTiles: 2), tokensPerTile: 256)
 
+/// Keys as the app loop maps them, on an app with a backend that answers nothing.
+struct KeyMapTests {
+    @Test func f1ShowsTheHelpAndLeavesTheTypedTextAlone() {
+        let app = ImageOrderTests.app(DedupBackend())
+        app.dispatch(.type("half a question"))
+        app.handle(code: app.helpKey)
+        #expect(app.state.input == "half a question", "F1 used to type /help after the draft and send both")
+        #expect(!app.state.busy && !app.state.messages.contains { $0.kind == .user })
+        #expect(app.state.messages.last?.text == helpText)
+    }
+}
+
 /// Where the cursor is drawn in a wrapped input, and what the input pane shows of a long text.
 struct InputCursorTests {
     static func app(_ text: String, left: Int = 0) -> App {
@@ -347,5 +359,57 @@ struct InputCursorTests {
         #expect(Self.cellUnderCursor(app, width: 100, height: 30) == "l")
         app.dispatch(.end)
         #expect(render(app.state, width: 100, height: 30).text.contains("  line 50 of the paste"))
+    }
+}
+
+struct EditingKeyTests {
+    @Test func ctrlWStopsAtALineBreak() {
+        var s = AppState()
+        _ = reduce(&s, .type("first line\nsecond line\nthird"))
+        _ = reduce(&s, .killWord)
+        #expect(s.input == "first line\nsecond line\n")
+        _ = reduce(&s, .killWord)
+        #expect(s.input == "first line\nsecond ")
+    }
+}
+
+struct CommandArgumentTests {
+    func run(_ s: inout AppState, _ line: String) -> [Effect] { _ = reduce(&s, .type(line)); return reduce(&s, .enter) }
+
+    @Test func attachExpandsTheHomeFolderAsTabCompletionDoes() {
+        var s = AppState()
+        let home = ("~" as NSString).expandingTildeInPath
+        #expect(home != "~")
+        #expect(run(&s, "/attach ~/pictures/cat.jpg") == [.attach(path: home + "/pictures/cat.jpg", maxTiles: nil)])
+        #expect(run(&s, "/attach '~/my cat.jpg'") == [.attach(path: home + "/my cat.jpg", maxTiles: nil)])
+    }
+
+    @Test func tilesRefusesWordsItCannotRead() {
+        var s = AppState()
+        _ = reduce(&s, .attached(cat))
+        for bad in ["/tiles 2 x", "/tiles x 2", "/tiles 2 3 4", "/tiles", "/tiles 0", "/tiles 41", "/tiles 1 2.5"] {
+            #expect(run(&s, bad).isEmpty && s.messages.last?.text.hasPrefix("Usage: /tiles") == true, "\(bad)")
+            #expect(s.maxTiles == nil, "\(bad)")
+        }
+    }
+
+    @Test func regenAndEditSayWhyTheyCannot() {
+        var s = AppState()
+        #expect(run(&s, "/regen").isEmpty && s.messages.last?.text == "There is no answer to regenerate yet.")
+        #expect(run(&s, "/edit Why?").isEmpty && s.messages.last?.text == "There is no question to edit yet.")
+        _ = run(&s, "Describe.")
+        #expect(s.busy)
+        #expect(run(&s, "/regen").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
+        #expect(run(&s, "/edit Why?").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
+    }
+
+    @Test func quitAsksAsCtrlDDoesWhenSomethingWouldBeLost() {
+        var s = AppState()
+        _ = reduce(&s, .attached(cat))
+        #expect(run(&s, "/quit").isEmpty && s.confirmQuit && !s.quitRequested)
+        #expect(s.messages.last?.text.contains("1 attached image will be dropped") == true)
+        #expect(reduce(&s, .type("y")) == [.quit])
+        var idle = AppState()
+        #expect(run(&idle, "/quit") == [.quit] && idle.quitRequested, "nothing to lose: at once")
     }
 }
