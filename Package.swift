@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C system libraries (Debian -dev packages; see README).
@@ -80,6 +81,8 @@ let package = Package(
                                               .product(name: "HummingbirdCore", package: "hummingbird"),
                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
+                                              .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                              .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                                               .product(name: "Logging", package: "swift-log")]),
         // The ChatBackend over an OpenAI-compatible server (our `serve`, vLLM, LMDeploy): the
         // conversation kept here and resent each turn, answers streamed as server-sent events.

@@ -8,6 +8,8 @@ import NIOCore
 import NIOHTTPTypes
 import Prometheus
 import Serving
+import ServiceLifecycle
+import UnixSignals
 
 /// The OpenAI-compatible HTTP server: `POST /v1/chat/completions` (plain or streamed as
 /// server-sent events), `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus text).
@@ -16,6 +18,7 @@ public final class OpenAIServer: Sendable {
     let options: ServerOptions
     let metrics: ServerMetrics
     let log = Logger(label: "serve")
+    let inFlight = InFlight()
 
     public init(service: any CompletionService, options: ServerOptions) {
         self.service = service
@@ -24,6 +27,10 @@ public final class OpenAIServer: Sendable {
     }
 
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
+    /// The first signal stops taking connections and gives running answers
+    /// `options.shutdownSeconds` to end; then (or at a second signal) each ends as a request past
+    /// `--request-seconds` does: a stream with `finish_reason: "length"` and `[DONE]`, a plain
+    /// answer with its text so far; a request not yet started gets 503.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let router = Router(context: ServeContext.self)
         router.addMiddleware { OpenAIShapedErrors() }
@@ -60,7 +67,27 @@ public final class OpenAIServer: Sendable {
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
                               onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
                               logger: log)
-        try await app.runService()
+        let group = ServiceGroup(configuration: .init(services: [app], logger: log))
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask { [inFlight, options] in
+                var drain: Task<Void, Never>?
+                for await _ in signals {
+                    if drain == nil {
+                        drain = Task {
+                            try? await Task.sleep(for: .milliseconds(Int(options.shutdownSeconds * 1000)))
+                            inFlight.cutAll()
+                        }
+                        await group.triggerGracefulShutdown()
+                    } else {
+                        inFlight.cutAll()
+                    }
+                }
+            }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
     }
 
     var modelObject: [String: Any] { ["id": options.modelName, "object": "model", "created": 0, "owned_by": "internvl-chat"] }
@@ -133,6 +160,7 @@ public final class OpenAIServer: Sendable {
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
         let events = EventSource(service.complete(body.request), seconds: options.requestSeconds)
+        inFlight.add(events)
         // A client that goes away ends its generation at once, streamed or not, whether or not a
         // token is being written at that moment.
         channel.closeFuture.whenComplete { _ in events.cancel() }
@@ -226,7 +254,10 @@ public final class OpenAIServer: Sendable {
 
     static func apiError(_ error: any Error) -> APIError {
         if let e = error as? CompletionError { return APIError(e) }
-        if error is DeadlineExceeded { return APIError(408, "The request took too long.", code: "request_timeout") }
+        if let d = error as? DeadlineExceeded {
+            if d.shuttingDown { return APIError(503, "The server is shutting down.", type: "server_error", code: "shutting_down") }
+            return APIError(408, "The request took too long.", code: "request_timeout")
+        }
         return APIError(500, "\(error)", type: "server_error")
     }
 
@@ -278,7 +309,37 @@ struct StreamContext: Sendable {
     }
 }
 
-struct DeadlineExceeded: Error {}
+/// A request cut off: past `--request-seconds`, or by the server's shutdown.
+struct DeadlineExceeded: Error {
+    var shuttingDown = false
+}
+
+/// The completions being answered, so that a shutdown can end them; a request that arrives
+/// after `cutAll` is cut at once.
+final class InFlight: @unchecked Sendable {
+    private struct Weak { weak var source: EventSource? }
+    private let lock = NSLock()
+    private var sources: [Weak] = []
+    private var closed = false
+
+    func add(_ source: EventSource) {
+        let cut: Bool = lock.withLock {
+            sources.removeAll { $0.source == nil }
+            if !closed { sources.append(Weak(source: source)) }
+            return closed
+        }
+        if cut { source.cut(DeadlineExceeded(shuttingDown: true)) }
+    }
+
+    func cutAll() {
+        let all: [EventSource] = lock.withLock {
+            closed = true
+            defer { sources = [] }
+            return sources.compactMap(\.source)
+        }
+        for s in all { s.cut(DeadlineExceeded(shuttingDown: true)) }
+    }
+}
 
 /// A service's completion stream, re-emitted so that it can end at a deadline and be read by
 /// the handler, then by the response body: `cancel` (or the deadline) stops the pump reading the
@@ -307,6 +368,14 @@ final class EventSource: @unchecked Sendable {
             out.finish(throwing: DeadlineExceeded())
             pump.cancel()
         }
+    }
+
+    /// Ends the stream with `error` after the events already in hand, and the request in the
+    /// service.
+    func cut(_ error: DeadlineExceeded) {
+        out.finish(throwing: error)
+        pump.cancel()
+        watchdog.cancel()
     }
 
     deinit { cancel() }

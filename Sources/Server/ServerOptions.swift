@@ -20,6 +20,8 @@ public struct ServerOptions: Sendable {
     public var bodySeconds = 30.0
     /// Seconds a request may run in all (the answer is cut off with finish_reason "length" after).
     public var requestSeconds = 600.0
+    /// Seconds running answers get to end after SIGTERM or SIGINT (then they are cut off).
+    public var shutdownSeconds = 5.0
     /// The name /v1/models lists; requests may name it or leave `model` out.
     public var modelName = "internvl-chat"
     public init() {}

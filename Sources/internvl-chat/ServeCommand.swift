@@ -29,6 +29,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest max_tokens.") var maxTokens = 4096
     @Option(help: "Seconds a request may run (its answer then ends with finish_reason length).") var requestSeconds = 600.0
     @Option(help: "Seconds a client may take to send its request body (408 after).") var bodySeconds = 30.0
+    @Option(help: "Seconds running answers get to end after SIGTERM or SIGINT (a second signal: none).") var shutdownSeconds = 5.0
 
     func run() throws {
         try reportingErrors {
@@ -49,6 +50,7 @@ struct ServeCommand: ParsableCommand {
             options.maxTokens = maxTokens
             options.requestSeconds = requestSeconds
             options.bodySeconds = bodySeconds
+            options.shutdownSeconds = shutdownSeconds
             if !options.isLoopback && options.apiKey == nil {
                 FileHandle.standardError.write(Data("warning: serving on \(TerminalText.sanitize(host)) without --api-key: anyone who can reach this port can use the model\n".utf8))
             }

@@ -6,7 +6,7 @@ in time, every server stopped by the test.
 
 usage: conformance.py BIN MODEL
 """
-import json, socket, sys, threading, time
+import json, signal, socket, subprocess, sys, threading, time
 import urllib.request
 
 import openai
@@ -120,5 +120,86 @@ try:
     busy.close()
 finally:
     harness.stop_server(proc)
+
+
+def start_long(port, stream):
+    """A socket with a long answer (4000 tokens, no stop on tiny-a) under way."""
+    body = json.dumps({"messages": USER, "max_tokens": 4000, "temperature": 1, "seed": 5, "stream": stream}).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    return s
+
+
+def read_all(s):
+    data = b""
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except OSError as e:
+        data += f"<<{type(e).__name__}>>".encode()
+    return data
+
+
+def events(data):
+    """The JSON events of a chunked SSE response."""
+    return [json.loads(line[6:]) for line in data.decode(errors="replace").splitlines()
+            if line.startswith("data: {")]
+
+
+# SIGTERM (or SIGINT) stops taking connections and gives running answers --shutdown-seconds to
+# end; then each ends cleanly: a stream with finish_reason "length", [DONE] and the last chunk of
+# the body, a plain answer with its text so far, a request still waiting for a batch place 503.
+# A second signal ends them at once.
+for name, signals, seconds, batch in [("SIGTERM", [signal.SIGTERM], "1", "1"), ("SIGINT twice", [signal.SIGINT, signal.SIGINT], "60", "8")]:
+    proc, port = harness.start_server(BIN, MODEL, KEY, "--shutdown-seconds", seconds, "--max-batch", batch, output=output)
+    try:
+        streamed, seen = start_long(port, True), b""
+        while seen.count(b"data:") < 3:
+            seen += streamed.recv(65536)
+        plain = start_long(port, False)
+        want = "internvl_queue_depth 1.0" if batch == "1" else "internvl_active_requests 2.0"
+        for _ in range(100):
+            if want in http(port, "GET", "/metrics")[2].decode():
+                break
+            time.sleep(0.1)
+        else:
+            check(False, f"{name}: the plain request never got to '{want}'")
+        results = {}
+        readers = [threading.Thread(target=lambda k=k, s=s: results.__setitem__(k, read_all(s)))
+                   for k, s in [("streamed", streamed), ("plain", plain)]]
+        for t in readers:
+            t.start()
+        t0 = time.time()
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.2)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            check(False, f"{name}: a new connection was taken after the signal")
+        except OSError:
+            pass
+        for t in readers:
+            t.join(timeout=30)
+        took = time.time() - t0
+        check(took < 10, f"{name}: the answers ended {took:.1f} s after the signal")
+        data = seen + results.get("streamed", b"")
+        ends = [e for e in events(data) if e.get("choices") and e["choices"][0].get("finish_reason")]
+        check(len(ends) == 1 and ends[0]["choices"][0]["finish_reason"] == "length" and "token_ids" not in ends[0]["choices"][0],
+              f"{name}: the stream's end {ends!r:.300} is not a cut-off")
+        check(data.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), f"{name}: the stream did not end cleanly: {data[-120:]!r}")
+        head, _, rest = results.get("plain", b"").partition(b"\r\n\r\n")
+        if batch == "1":
+            ok = head.startswith(b"HTTP/1.1 503") and json.loads(rest)["error"]["code"] == "shutting_down"
+        else:
+            ok = head.startswith(b"HTTP/1.1 200") and json.loads(rest)["choices"][0]["finish_reason"] == "length"
+        check(ok, f"{name}: the plain answer {head[:40]!r} {rest[:200]!r}")
+        try:
+            code = proc.wait(timeout=20)
+            check(code == 0, f"{name}: serve exited with {code}")
+        except subprocess.TimeoutExpired:
+            check(False, f"{name}: serve still runs 20 s after the signal")
+    finally:
+        harness.stop_server(proc)
 
 harness.finish("conformance")
