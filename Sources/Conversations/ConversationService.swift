@@ -213,6 +213,24 @@ public final class ConversationService: @unchecked Sendable {
     /// another).
     public func startNew() { replaceHandle(with: nil) }
 
+    /// Deletes a saved conversation (`ConversationStore.delete`), not the one open here.
+    @discardableResult
+    public func delete(_ target: String) throws -> String {
+        if !target.isEmpty, let open = locked({ handle }), try store.resolve(target) == open.id { throw DeleteError.openHere(open.label) }
+        return try store.delete(target)
+    }
+
+    public enum DeleteError: LocalizedError, Equatable {
+        /// The target is the conversation this session has open.
+        case openHere(String)
+
+        public var errorDescription: String? {
+            switch self {
+            case .openHere(let l): return "\(l) is the conversation open here: /new starts another, then /delete \(l) deletes it."
+            }
+        }
+    }
+
     /// Releases the open conversation's lock.
     public func close() { replaceHandle(with: nil) }
 }

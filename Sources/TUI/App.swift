@@ -302,7 +302,7 @@ public final class App: @unchecked Sendable {
         guard let conversations else { inbox.post(.notice("Saving is off (no conversation folder).", error: true)); return }
         let inbox = self.inbox
         conversations.inOrder {
-            do { inbox.post(.notice("Deleted \(try conversations.store.delete(target)).", error: false)) }
+            do { inbox.post(.notice("Deleted \(try conversations.delete(target)).", error: false)) }
             catch { inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true)) }
         }
     }

@@ -119,6 +119,10 @@ struct ConversationServiceTests {
         #expect(events.all == [.phase(.prefill(done: 0, of: 1))])
         #expect(bBackend.held.turns == syntheticSnapshot().turns)
         await #expect(throws: ConversationService.ResumeError.alreadyOpen("cats")) { try await b.resume("cats") }
+        // Deleting the conversation open here says so (it was 'open in another internvl-chat', naming this process).
+        #expect(throws: ConversationService.DeleteError.openHere("cats")) { try b.delete("cats") }
+        #expect(throws: ConversationService.DeleteError.openHere("cats")) { try b.delete(first.id) }
+        #expect(store.list().map(\.label) == ["cats"])
 
         // Saving again writes to the resumed conversation; renaming onto a taken name is refused.
         var more = bBackend.held; more.turns.append(ChatTurn(question: "More?", answer: "No.", imageIDs: [], interrupted: false))
