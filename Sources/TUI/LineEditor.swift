@@ -57,5 +57,24 @@ public struct LineEditor: Sendable, Equatable {
         splice(start..<end, "")
     }
 
+    /// Moves the cursor to the line above (`by: -1`) or below (`by: 1`) at the same column in
+    /// characters (or that line's end); false, without moving, on the first or last line.
+    public mutating func moveLine(by delta: Int) -> Bool {
+        let chars = Array(text)
+        func lineStart(_ i: Int) -> Int { var j = i; while j > 0, chars[j - 1] != "\n" { j -= 1 }; return j }
+        func lineEnd(_ i: Int) -> Int { var j = i; while j < chars.count, chars[j] != "\n" { j += 1 }; return j }
+        let start = lineStart(cursor), column = cursor - start
+        if delta < 0 {
+            guard start > 0 else { return false }
+            let above = lineStart(start - 1)
+            cursor = above + min(column, start - 1 - above)
+        } else {
+            let end = lineEnd(cursor)
+            guard end < chars.count else { return false }
+            cursor = end + 1 + min(column, lineEnd(end + 1) - end - 1)
+        }
+        return true
+    }
+
     public mutating func replace(with s: String) { text = s; cursor = s.count }
 }

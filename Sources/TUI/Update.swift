@@ -32,12 +32,12 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .killWord: s.editor.killWord()
     case .newline: s.editor.insert("\n")
     case .up:
-        guard !s.history.isEmpty else { break }
+        guard !s.editor.moveLine(by: -1), !s.history.isEmpty else { break }     // in a text of several lines: the line above
         if s.historyIndex == nil { s.draft = s.input }
         let i = max(0, (s.historyIndex ?? s.history.count) - 1)
         s.historyIndex = i; s.input = s.history[i]
     case .down:
-        guard let i = s.historyIndex else { break }
+        guard !s.editor.moveLine(by: 1), let i = s.historyIndex else { break }
         if i + 1 < s.history.count { s.historyIndex = i + 1; s.input = s.history[i + 1] }
         else { s.historyIndex = nil; s.input = s.draft ?? ""; s.draft = nil }
     case .pageUp: s.scroll += 10
@@ -443,7 +443,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
 }
 
 let helpText = """
-Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, Up/Down recall earlier inputs,
+Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, Up/Down move between lines, then recall earlier inputs,
 PgUp/PgDn scroll, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT

@@ -363,6 +363,25 @@ struct InputCursorTests {
 }
 
 struct EditingKeyTests {
+    @Test func upAndDownMoveBetweenLinesBeforeTheyRecallHistory() {
+        var s = AppState()
+        s.history = ["older question"]
+        _ = reduce(&s, .type("first line\nsecond\nthird line"))
+        _ = reduce(&s, .left); _ = reduce(&s, .left)          // "third li|ne"
+        _ = reduce(&s, .up)
+        #expect(s.input == "first line\nsecond\nthird line" && s.cursor == 17, "the end of 'second' (shorter than the column)")
+        _ = reduce(&s, .up)
+        #expect(s.cursor == 6, "first line, column 6")
+        _ = reduce(&s, .type("X"))
+        #expect(s.input == "first Xline\nsecond\nthird line")
+        _ = reduce(&s, .down); _ = reduce(&s, .down)
+        #expect(s.cursor == 25 && s.historyIndex == nil, "third line, column 6 (as on the shorter line)")
+        _ = reduce(&s, .up); _ = reduce(&s, .up); _ = reduce(&s, .up)   // past the first line: the history
+        #expect(s.input == "older question")
+        _ = reduce(&s, .down)
+        #expect(s.input == "first Xline\nsecond\nthird line", "the draft comes back")
+    }
+
     @Test func ctrlWStopsAtALineBreak() {
         var s = AppState()
         _ = reduce(&s, .type("first line\nsecond line\nthird"))
