@@ -140,7 +140,10 @@ private func askToQuit(_ s: inout AppState) {
 
 private func submit(_ s: inout AppState) -> [Effect] {
     let line = s.input.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard !line.isEmpty else { return [] }
+    guard !line.isEmpty else {
+        if !s.pending.isEmpty { s.hint = "type a question about the attached image\(s.pending.count == 1 ? "" : "s"), then Enter" }
+        return []
+    }
     if !line.hasPrefix("/") {
         guard !s.busy else {
             s.messages.append(.init(kind: .error, text: "Still answering: your text stays in the input; send it when the answer ends, or press Esc to stop it."))

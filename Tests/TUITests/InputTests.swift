@@ -412,6 +412,14 @@ struct CommandArgumentTests {
         }
     }
 
+    @Test func enterWithImagesAndNoQuestionSaysWhatIsMissing() {
+        var s = AppState()
+        #expect(reduce(&s, .enter).isEmpty && s.hint == nil, "nothing typed, nothing attached: nothing to say")
+        _ = reduce(&s, .attached(cat))
+        #expect(reduce(&s, .enter).isEmpty && s.pending == [cat])
+        #expect(render(s, width: 100, height: 30).text.contains("type a question about the attached image, then Enter"))
+    }
+
     @Test func regenAndEditSayWhyTheyCannot() {
         var s = AppState()
         #expect(run(&s, "/regen").isEmpty && s.messages.last?.text == "There is no answer to regenerate yet.")
