@@ -82,7 +82,7 @@ public final class App: @unchecked Sendable {
             switch k {
             case .none: continue
             case .char(let c): handle(char: c)
-            case .alt(let c): if c == "\r" || c == "\n" { dispatch(.newline) }
+            case .alt(let c): handle(alt: c)
             case .code(let code): handle(code: code)
             case .paste(let text): paste(text)
             case .wheel(let n): dispatch(.scroll(n))
@@ -189,6 +189,17 @@ public final class App: @unchecked Sendable {
         }
     }
 
+    /// Alt (or Esc) and a key.
+    func handle(alt c: String) {
+        switch c {
+        case "\r", "\n": dispatch(.newline)
+        case "b", "B": dispatch(.wordLeft)
+        case "f", "F": dispatch(.wordRight)
+        case "\u{7F}", "\u{08}": dispatch(.killWord)      // Alt-Backspace
+        default: break
+        }
+    }
+
     let helpKey = shim_KEY_F(1)
 
     func handle(code k: Int32) {
@@ -198,6 +209,8 @@ public final class App: @unchecked Sendable {
         case KEY_DC: dispatch(.delete)
         case KEY_LEFT: dispatch(.left)
         case KEY_RIGHT: dispatch(.right)
+        case Terminal.wordLeftKey: dispatch(.wordLeft)
+        case Terminal.wordRightKey: dispatch(.wordRight)
         case KEY_HOME: dispatch(.home)
         case KEY_END: dispatch(.end)
         case KEY_UP: dispatch(.up)

@@ -100,6 +100,7 @@ public enum Action: Sendable, Equatable {
     case modelFailed(String)               // it failed: why
     case type(String)              // printable text, pasted text included
     case backspace, delete, left, right, home, end
+    case wordLeft, wordRight       // Alt-B / Alt-F, Ctrl-Left / Ctrl-Right
     case killToEnd, killToStart, killWord
     case newline                   // Alt-Enter / Ctrl-J
     case enter

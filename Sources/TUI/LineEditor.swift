@@ -76,5 +76,23 @@ public struct LineEditor: Sendable, Equatable {
         return true
     }
 
+    /// Moves to the start of the word before the cursor (Alt-B, Ctrl-Left).
+    public mutating func wordLeft() {
+        let chars = Array(text)
+        var i = cursor
+        while i > 0, chars[i - 1].isWhitespace { i -= 1 }
+        while i > 0, !chars[i - 1].isWhitespace { i -= 1 }
+        cursor = i
+    }
+
+    /// Moves past the end of the word after the cursor (Alt-F, Ctrl-Right).
+    public mutating func wordRight() {
+        let chars = Array(text)
+        var i = cursor
+        while i < chars.count, chars[i].isWhitespace { i += 1 }
+        while i < chars.count, !chars[i].isWhitespace { i += 1 }
+        cursor = i
+    }
+
     public mutating func replace(with s: String) { text = s; cursor = s.count }
 }

@@ -26,6 +26,8 @@ public final class Terminal: @unchecked Sendable {
     private var sixelCache: [SixelKey: [UInt8]] = [:]
 
     static let pasteStart = shim_KEY_MAX() + 1, pasteEnd = shim_KEY_MAX() + 2
+    /// Ctrl-Left / Ctrl-Right (and Alt-Left / Alt-Right), which the terminfo entries may not name.
+    static let wordLeftKey = shim_KEY_MAX() + 3, wordRightKey = shim_KEY_MAX() + 4
 
     public init(theme: Theme = .dark, graphics: GraphicsSupport) {
         self.graphics = graphics
@@ -47,6 +49,12 @@ public final class Terminal: @unchecked Sendable {
         // Pasted text arrives between ESC[200~ and ESC[201~ (bracketed paste, switched on below).
         define_key("\u{1b}[200~", Terminal.pasteStart)
         define_key("\u{1b}[201~", Terminal.pasteEnd)
+        for m in ["5", "3"] {                             // xterm's modifier codes: 5 Ctrl, 3 Alt
+            for (end, code) in [("D", Terminal.wordLeftKey), ("C", Terminal.wordRightKey)] {
+                define_key("\u{1b}[1;\(m)\(end)", 0)           // whatever the terminfo entry calls it
+                define_key("\u{1b}[1;\(m)\(end)", code)
+            }
+        }
         mousemask(shim_BUTTON4_PRESSED() | shim_BUTTON5_PRESSED(), nil)
         mouseinterval(0)
         Terminal.emit("\u{1b}[?2004h")
@@ -255,6 +263,9 @@ public final class Terminal: @unchecked Sendable {
             let r2 = get_wch(&next)
             timeout(30)
             if r2 == ERR { return .code(27) }
+            if r2 == KEY_CODE_YES {                   // Alt + a key the keypad translated
+                return Int32(next) == KEY_BACKSPACE ? .alt("\u{7F}") : .code(Int32(next))
+            }
             return .alt(String(UnicodeScalar(UInt32(next)).map(Character.init) ?? " "))
         }
         return .char(String(UnicodeScalar(UInt32(ch)).map(Character.init) ?? " "))

@@ -27,6 +27,8 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .right: s.editor.right()
     case .home: s.editor.home()
     case .end: s.editor.end()
+    case .wordLeft: s.editor.wordLeft()
+    case .wordRight: s.editor.wordRight()
     case .killToEnd: s.editor.killToEnd()
     case .killToStart: s.editor.killToStart()
     case .killWord: s.editor.killWord()

@@ -363,6 +363,25 @@ struct InputCursorTests {
 }
 
 struct EditingKeyTests {
+    @Test func altBAndAltFMoveByWords() {
+        let app = ImageOrderTests.app(DedupBackend())
+        app.dispatch(.type("look at  this\nphoto 中文"))
+        app.handle(alt: "b")
+        #expect(app.state.cursor == 20, "before 中文")
+        app.handle(alt: "b"); app.handle(alt: "b")
+        #expect(app.state.cursor == 9, "before this")
+        app.handle(alt: "f")
+        #expect(app.state.cursor == 13, "after this")
+        app.handle(alt: "f")
+        #expect(app.state.cursor == 19, "after photo, across the line break")
+        app.handle(alt: "\u{7F}")
+        #expect(app.state.input == "look at  this\n 中文", "Alt-Backspace deletes the word before")
+        app.dispatch(.home); app.dispatch(.wordLeft)
+        #expect(app.state.cursor == 0)
+        app.dispatch(.end); app.dispatch(.wordRight)
+        #expect(app.state.cursor == app.state.input.count)
+    }
+
     @Test func upAndDownMoveBetweenLinesBeforeTheyRecallHistory() {
         var s = AppState()
         s.history = ["older question"]

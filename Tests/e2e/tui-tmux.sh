@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of the full-screen app in tmux with a tiny model: start, type and paste ZWJ
-# emoji (drawn as their parts, the text around them intact), type a question, see
+# emoji (drawn as their parts, the text around them intact), word moves and Alt-Backspace, F1
+# (the draft stays), Home in a long paste (the input pane shows its start), type a question, see
 # the answer stream in, attach an image by path and by a bracketed paste of a quoted path, re-cut
 # one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
@@ -30,6 +31,17 @@ wait_for 'Theme light\.'
 [ "$(tmux "${SOCK[@]}" capture-pane -p -e -t "$S" | tail -1)" != "$before" ] || fail "the status bar kept its colours after /theme light"
 keys -l '/theme nosuch'; keys Enter
 wait_for 'No theme nosuch: built in are dark'
+keys -l 'one two three'; keys C-Left; keys M-BSpace; keys M-f; keys -l '!'   # word moves and Alt-Backspace as tmux sends them
+wait_for '^> one three!'
+keys F1                                                 # the help, the draft left in the input (not sent with /help)
+wait_for 'Enter sends, Alt-Enter or Ctrl-J adds a line'
+wait_for '^> one three!'
+keys C-u
+tmux "${SOCK[@]}" set-buffer -- "$(seq -f 'pasted line %g' 1 40)"; tmux "${SOCK[@]}" paste-buffer -p -t "$S"
+wait_for '^  pasted line 40'
+keys Home                                               # the input pane follows the cursor to the first line
+wait_for '^> pasted line 1$'
+keys C-e; keys C-u
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
 wait_for 'tok/s'
