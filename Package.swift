@@ -80,6 +80,8 @@ let package = Package(
         .target(name: "Server", dependencies: ["Serving", "ChatAPI", "FileInput", .product(name: "Hummingbird", package: "hummingbird"),
                                               .product(name: "HummingbirdCore", package: "hummingbird"),
                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                                              .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                                              .product(name: "NIOHTTP1", package: "swift-nio"),
                                               .product(name: "Prometheus", package: "swift-prometheus"),
                                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                               .product(name: "UnixSignals", package: "swift-service-lifecycle"),

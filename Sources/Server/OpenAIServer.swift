@@ -5,7 +5,9 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Prometheus
 import Serving
 import ServiceLifecycle
@@ -61,7 +63,7 @@ public final class OpenAIServer: Sendable {
         router.post("/v1/chat/completions") { [self] request, context in await completions(request, channel: context.channel) }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
         // of its last answer) is closed; a client that closes its side ends its requests.
-        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler()],
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(), HTTP10Support()],
                                               idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000)))
         let app = Application(router: router, server: .http1(configuration: http),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
@@ -472,5 +474,49 @@ final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, S
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
         context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// HTTP/1.0 clients (ApacheBench, old libraries) know neither chunked bodies nor persistent
+/// connections unless they ask: their answers go out as HTTP/1.0, a stream as a plain body, and
+/// the connection closes after each. Hummingbird's HTTP types drop the request's version, so the
+/// work is done before their codec: Hummingbird adds this handler after it, and this handler
+/// puts an `HTTP10Framing` there in its place.
+final class HTTP10Support: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPRequestPart
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(HTTP10Framing(), position: .before(codec))
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// Marks an HTTP/1.0 request `Connection: close` (Hummingbird then closes after answering it)
+/// and sends its answer as HTTP/1.0, which NIO's encoder frames without chunks.
+final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Whether the request being answered is HTTP/1.0 (touched on the channel's event loop only).
+    private var http10 = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        http10 = head.version.major == 1 && head.version.minor == 0
+        guard http10 else { return context.fireChannelRead(data) }
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard http10, case .head(var head) = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        head.version = .http1_0
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        context.write(wrapOutboundOut(.head(head)), promise: promise)
     }
 }

@@ -46,6 +46,16 @@ def openai_error(name, got, status, param=None):
         check(e.get("param") == param, f"{name}: param {e.get('param')!r}, wanted {param!r}")
 
 
+def read_all(s):
+    data = b""
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except OSError as e:
+        data += b"<<timeout>>" if isinstance(e, socket.timeout) else f"<<{type(e).__name__}>>".encode()
+    return data
+
+
 USER = [{"role": "user", "content": "Hello there"}]
 BODY = json.dumps({"messages": USER, "max_tokens": 2, "temperature": 0}).encode()
 
@@ -104,6 +114,25 @@ try:
     except openai.BadRequestError as e:
         check(e.param == "response_format", f"response_format: param {e.param!r}")
 
+    # HTTP/1.0 (ApacheBench, old libraries) knows no chunked bodies and no persistent connections
+    # unless asked: a streamed answer comes as a plain body ended by the connection's close, and
+    # every answer is followed by the close.
+    for name, body in [("HTTP/1.0 plain", BODY), ("HTTP/1.0 stream", json.dumps({"messages": USER, "max_tokens": 3, "stream": True}).encode())]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"POST /v1/chat/completions HTTP/1.0\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        raw = read_all(s)
+        s.close()
+        head, _, rest = raw.removesuffix(b"<<timeout>>").partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").lower().split("\r\n")
+        check(lines[0].split()[1:2] == ["200"] and not any(l.startswith("transfer-encoding") for l in lines),
+              f"{name}: head {lines}")
+        check(not raw.endswith(b"<<timeout>>"), f"{name}: the connection stayed open after the answer")
+        if "stream" in name:
+            check(rest.startswith(b"data: {") and rest.endswith(b"data: [DONE]\n\n"), f"{name}: body {rest[-80:]!r}")
+        else:
+            check(json.loads(rest)["object"] == "chat.completion", f"{name}: body {rest[:80]!r}")
+
     # A full queue (one running request, no waiting places): 429 with Retry-After, which the
     # official client honours.
     long = json.dumps({"messages": USER, "max_tokens": 4000, "temperature": 1, "seed": 5, "stream": True}).encode()
@@ -129,16 +158,6 @@ def start_long(port, stream):
     s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
     return s
-
-
-def read_all(s):
-    data = b""
-    try:
-        while chunk := s.recv(65536):
-            data += chunk
-    except OSError as e:
-        data += f"<<{type(e).__name__}>>".encode()
-    return data
 
 
 def events(data):
