@@ -128,8 +128,8 @@ public struct ChatCompletionBody: Sendable {
             p.repetitionPenalty = Float(t)
         }
         if let v = o["seed"], !(v is NSNull) {
-            guard let s = integer(v) else { throw .invalid("seed must be an integer.", param: "seed") }
-            p.seed = UInt64(bitPattern: Int64(s))
+            guard let s = int64(v) else { throw .invalid("seed must be an integer from -2^63 to 2^63-1.", param: "seed") }
+            p.seed = UInt64(bitPattern: s)
         }
         for key in ["frequency_penalty", "presence_penalty"] {
             if let v = o[key], !(v is NSNull) {
@@ -201,6 +201,13 @@ public struct ChatCompletionBody: Sendable {
         let d = n.doubleValue
         guard d.rounded() == d, abs(d) < 9.0e15 else { return nil }
         return Int(d)
+    }
+
+    /// A 64-bit integer, exact also above 2^53 (where `integer`, through a Double, stops).
+    static func int64(_ v: Any) -> Int64? {
+        guard let n = v as? NSNumber, !isBool(n) else { return nil }
+        if let i = Int64(n.stringValue) { return i }
+        return integer(v).map(Int64.init)
     }
 
     /// JSON true and false arrive as NSNumbers of type "c"; they are not numbers here.

@@ -98,6 +98,21 @@ import Testing
         }
     }
 
+    /// Seeds are 64-bit integers, as OpenAI's and vLLM's: those above 2^53, which a Double cannot
+    /// hold, are taken exactly.
+    @Test func seedsAreAnySixtyFourBitInteger() throws {
+        for (text, seed) in [("9007199254740993", UInt64(9_007_199_254_740_993)), ("4611686018427387904", UInt64(1) << 62),
+                             ("9223372036854775807", UInt64(Int64.max)), ("-9223372036854775808", UInt64(bitPattern: Int64.min)),
+                             ("-1", UInt64.max), ("1e3", UInt64(1000))] {
+            let body = try parse(#"{"messages": [{"role": "user", "content": "hi"}], "seed": \#(text)}"#)
+            #expect(body.request.parameters.seed == seed, "\(text)")
+        }
+        for text in ["9223372036854775808", "18446744073709551616", "1.5", "\"7\"", "true"] {
+            let e = refusal(#"{"messages": [{"role": "user", "content": "hi"}], "seed": \#(text)}"#)
+            #expect(e?.param == "seed", "\(text)")
+        }
+    }
+
     /// JSON between programs is UTF-8 (RFC 8259); Foundation would also take UTF-16 and UTF-32.
     @Test func bodiesAreUTF8Only() throws {
         let json = #"{"messages": [{"role": "user", "content": "hi"}]}"#
