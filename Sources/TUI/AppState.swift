@@ -136,6 +136,20 @@ public enum Action: Sendable, Equatable {
     case resume(String)
 }
 
+extension Action {
+    /// Whether the user did this (a key, a paste, the wheel), not the backend or background work.
+    var isKey: Bool {
+        switch self {
+        case .type, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .killToEnd, .killToStart, .killWord,
+             .newline, .enter, .up, .down, .pageUp, .pageDown, .cancel, .interrupt, .quit, .help, .attachPaths, .setInput, .scroll:
+            return true
+        case .modelReady, .modelFailed, .event, .attached, .attachFailed, .videoAttached, .retiled, .retileFailed, .notice, .loaded,
+             .saved, .loadFailed, .resume:
+            return false
+        }
+    }
+}
+
 /// What the app loop must do for an action; `reduce` itself does nothing outside the state.
 public enum Effect: Sendable, Equatable {
     case send(question: String, images: [AttachedImage])

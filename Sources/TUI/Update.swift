@@ -3,14 +3,14 @@ import Foundation
 
 /// The single place where state changes: pure, unit-tested; effects are returned, not run.
 public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
-    if s.confirmQuit {
+    if s.confirmQuit, action.isKey {       // the question waits for a key: streamed tokens and results do not answer it
         s.confirmQuit = false
         switch action {
         case .type(let t) where t.lowercased() == "y": s.quitRequested = true; return [.quit]
         case .interrupt, .quit: s.quitRequested = true; return [.quit]
         default:
             s.messages.append(.init(kind: .info, text: "Not quitting."))
-            if case .event = action {} else { return [] }       // the backend's events still count
+            return []
         }
     }
     if case .setInput = action {} else { s.hint = nil }

@@ -449,6 +449,23 @@ struct CommandArgumentTests {
         #expect(run(&s, "/edit Why?").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
     }
 
+    @Test func theQuitQuestionWaitsForAKeyWhileTheAnswerStreams() {
+        var s = AppState()
+        _ = run(&s, "Tell me a story.")
+        _ = reduce(&s, .event(.phase(.generating)))
+        #expect(reduce(&s, .quit).isEmpty && s.confirmQuit)
+        #expect(s.messages.last?.text.contains("an answer is still coming") == true)
+        _ = reduce(&s, .event(.text("Once")))                  // a token arrives while the question is on screen
+        _ = reduce(&s, .notice("Saved.", error: false))
+        #expect(s.confirmQuit, "streamed tokens used to answer 'Not quitting.' before the user could press y")
+        #expect(s.messages.last(where: { $0.kind == .assistant })?.text == "Once")
+        #expect(reduce(&s, .type("y")) == [.quit] && s.quitRequested)
+        var t = AppState()
+        _ = run(&t, "Tell me a story.")
+        _ = reduce(&t, .quit)
+        #expect(reduce(&t, .type("n")).isEmpty && !t.confirmQuit && !t.quitRequested && t.messages.last?.text == "Not quitting.")
+    }
+
     @Test func quitAsksAsCtrlDDoesWhenSomethingWouldBeLost() {
         var s = AppState()
         _ = reduce(&s, .attached(cat))
