@@ -223,6 +223,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /delete NAME (a saved conversation; /list shows them)")); return [] }
         return [.delete(arg)]
     case "/new":
+        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
         let kept = s.pending.isEmpty ? "" : " The attached images stay attached to your next message."
         s.messages = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
         let system = s.systemMessage == nil ? "the model's default system message" : "your system message (/system to see it)"

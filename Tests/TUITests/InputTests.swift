@@ -447,6 +447,9 @@ struct CommandArgumentTests {
         #expect(s.busy)
         #expect(run(&s, "/regen").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
         #expect(run(&s, "/edit Why?").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
+        // /new during an answer cleared the screen while the answer went on unseen and was saved nowhere.
+        #expect(run(&s, "/new").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
+        #expect(s.messages.contains { $0.kind == .user && $0.text == "Describe." })
     }
 
     @Test func theQuitQuestionWaitsForAKeyWhileTheAnswerStreams() {
