@@ -63,7 +63,7 @@ public final class OpenAIServer: Sendable {
         router.post("/v1/chat/completions") { [self] request, context in await completions(request, channel: context.channel) }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
         // of its last answer) is closed; a client that closes its side ends its requests.
-        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(), HTTP10Support()],
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(), HTTP1Details()],
                                               idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000)))
         let app = Application(router: router, server: .http1(configuration: http),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
@@ -477,46 +477,53 @@ final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, S
     }
 }
 
-/// HTTP/1.0 clients (ApacheBench, old libraries) know neither chunked bodies nor persistent
-/// connections unless they ask: their answers go out as HTTP/1.0, a stream as a plain body, and
-/// the connection closes after each. Hummingbird's HTTP types drop the request's version, so the
-/// work is done before their codec: Hummingbird adds this handler after it, and this handler
-/// puts an `HTTP10Framing` there in its place.
-final class HTTP10Support: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// HTTP/1 details that Hummingbird's HTTP types lose (they drop the request's version) or leave
+/// out, handled before their codec: Hummingbird adds this handler after the codec, and this
+/// handler puts an `HTTP1Details.Handler` there in its place.
+///
+/// - HTTP/1.0 clients (ApacheBench, old libraries) know neither chunked bodies nor persistent
+///   connections unless they ask: their answers go out as HTTP/1.0 (NIO's encoder then frames a
+///   stream by the connection's close), and the connection closes after each.
+/// - `Expect: 100-continue` (curl's for bodies over 1 MB, such as an image) gets its
+///   `100 Continue` at once; without it curl waits a second before it sends the body.
+final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = HTTPRequestPart
 
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
-            try? pipeline.addHandler(HTTP10Framing(), position: .before(codec))
+            try? pipeline.addHandler(Handler(), position: .before(codec))
         }
         pipeline.removeHandler(context: context, promise: nil)
     }
-}
 
-/// Marks an HTTP/1.0 request `Connection: close` (Hummingbird then closes after answering it)
-/// and sends its answer as HTTP/1.0, which NIO's encoder frames without chunks.
-final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    final class Handler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundOut = HTTPServerRequestPart
+        typealias OutboundIn = HTTPServerResponsePart
+        typealias OutboundOut = HTTPServerResponsePart
 
-    /// Whether the request being answered is HTTP/1.0 (touched on the channel's event loop only).
-    private var http10 = false
+        /// Whether the request being answered is HTTP/1.0 (touched on the channel's event loop only).
+        private var http10 = false
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
-        http10 = head.version.major == 1 && head.version.minor == 0
-        guard http10 else { return context.fireChannelRead(data) }
-        head.headers.replaceOrAdd(name: "connection", value: "close")
-        context.fireChannelRead(wrapInboundOut(.head(head)))
-    }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+            http10 = head.version.major == 1 && head.version.minor == 0
+            if http10 {
+                // Hummingbird closes the connection after answering a request that says so.
+                head.headers.replaceOrAdd(name: "connection", value: "close")
+            } else if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                head.headers.remove(name: "expect")
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+        }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard http10, case .head(var head) = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
-        head.version = .http1_0
-        head.headers.replaceOrAdd(name: "connection", value: "close")
-        context.write(wrapOutboundOut(.head(head)), promise: promise)
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            guard http10, case .head(var head) = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+            head.version = .http1_0
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        }
     }
 }

@@ -133,6 +133,24 @@ try:
         else:
             check(json.loads(rest)["object"] == "chat.completion", f"{name}: body {rest[:80]!r}")
 
+    # Expect: 100-continue (curl sends it for bodies over 1 MB, such as an image): the server says
+    # "go on" before the body comes; without it curl waits a second before sending anyway.
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+              f"Expect: 100-continue\r\nConnection: close\r\nContent-Length: {len(BODY)}\r\n\r\n".encode())
+    s.settimeout(0.5)
+    try:
+        interim = s.recv(65536)
+    except socket.timeout:
+        interim = b""
+    check(interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), f"Expect: 100-continue: before the body came {interim[:60]!r}")
+    s.settimeout(30)
+    s.sendall(BODY)
+    rest = read_all(s)
+    s.close()
+    final = (interim + rest).split(b"\r\n\r\n", 1)[1] if interim.startswith(b"HTTP/1.1 100") else interim + rest
+    check(final.startswith(b"HTTP/1.1 200"), f"Expect: 100-continue: then {final[:60]!r}")
+
     # A full queue (one running request, no waiting places): 429 with Retry-After, which the
     # official client honours.
     long = json.dumps({"messages": USER, "max_tokens": 4000, "temperature": 1, "seed": 5, "stream": True}).encode()
