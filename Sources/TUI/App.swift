@@ -48,6 +48,9 @@ public final class App: @unchecked Sendable {
         func take() -> [Action] { lock.lock(); defer { lock.unlock() }; let t = items; items = []; return t }
     }
 
+    /// The conversation's messages as laid out for the last frames.
+    let layoutCache = ConversationLayoutCache()
+
     public var theme: Theme = .dark
     /// Where and how the conversation is saved and resumed (nil: not saved).
     /// The terminal while `run` has it.
@@ -71,7 +74,7 @@ public final class App: @unchecked Sendable {
             let (w, h) = term.size
             if (w, h) != lastSize { lastSize = (w, h); dirty = true }
             if dirty {
-                let (grid, scroll, lines) = renderFrame(state, width: w, height: h)
+                let (grid, scroll, lines) = renderFrame(state, width: w, height: h, cache: layoutCache)
                 state.scroll = scroll
                 state.linesShown = lines
                 let images = imagesByID()

@@ -10,14 +10,17 @@ public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
 /// The screen, and the scroll position clamped to the conversation (what `clampedScroll`
 /// returns), from one layout of the conversation: the app loop's frame.
 /// `lines`: what to keep in `AppState.linesShown` for the next frame.
-public func renderFrame(_ s: AppState, width: Int, height: Int) -> (grid: CellGrid, scroll: Int, lines: AppState.LinesShown?) {
+/// `cache`: the messages laid out in earlier frames, reused while they are unchanged (the app's
+/// loop passes one, so a key or a token re-lays only what changed, not a long conversation).
+public func renderFrame(_ s: AppState, width: Int, height: Int,
+                        cache: ConversationLayoutCache? = nil) -> (grid: CellGrid, scroll: Int, lines: AppState.LinesShown?) {
     var g = CellGrid(width: width, height: height)
     guard let L = Layout(s, width: width, height: height) else {
         let lines = Wrap.lines("Terminal too small (\(width)x\(height)); internvl-chat needs at least \(Layout.minWidth)x\(Layout.minHeight).", width: max(width, 1))
         for (i, l) in lines.prefix(height).enumerated() { g.put(l, x: 0, y: i, role: .error) }
         return (g, s.scroll, s.linesShown)
     }
-    let (scroll, count) = renderConversation(s, L.conversation, &g)
+    let (scroll, count) = renderConversation(s, L.conversation, &g, cache: cache)
     renderImages(s, L.images, &g)
     renderInput(s, L.input, &g)
     renderStatus(s, L.status, &g)
@@ -42,26 +45,74 @@ struct ImageRow {
 }
 
 /// Conversation lines at `width`.
-func conversationLines(_ s: AppState, width: Int) -> [ConversationLine] {
+func conversationLines(_ s: AppState, width: Int, cache: ConversationLayoutCache? = nil) -> [ConversationLine] {
     var out: [ConversationLine] = []
-    for m in s.messages {
-        switch m.kind {
-        case .user:
-            out.append(.init(role: .user, text: "You"))
-            for img in m.images { out += imageLines(img, s.graphics, width: width) }
-        case .assistant: out.append(.init(role: .assistant, text: "InternVL"))
-        case .error, .info: break
-        }
-        let role: Role = m.kind == .error ? .error : (m.kind == .info ? .dim : .text)
-        let body = m.kind == .assistant && m.text.isEmpty && s.busy ? "…" : m.text
-        for l in MessageLayout.styledLines(body, width: max(width - 2, 1), role: role) {
-            var line = ConversationLine(role: l.role, text: "  " + l.runs.map(\.1).joined())
-            if l.runs.contains(where: { $0.0 != l.role }) { line.runs = [(l.role, "  ")] + l.runs }
-            out.append(line)
-        }
-        if m.interrupted { out.append(.init(role: .dim, text: "  (interrupted)")) }
-        out.append(.init(role: .text, text: ""))
+    for (i, m) in s.messages.enumerated() {
+        let placeholder = m.kind == .assistant && m.text.isEmpty && s.busy
+        let key = ConversationLayoutCache.Key(message: m, width: width, graphics: s.graphics, placeholder: placeholder)
+        if let lines = cache?.lines(at: i, for: key) { out += lines; continue }
+        let lines = messageLines(m, placeholder: placeholder, graphics: s.graphics, width: width)
+        cache?.store(lines, at: i, for: key)
+        out += lines
     }
+    cache?.keep(s.messages.count)
+    return out
+}
+
+/// Laid-out messages by their place in the conversation, each reused while the message, the
+/// width and the thumbnail mode are the same (comparing an unchanged message is cheap: its
+/// strings and arrays share their storage).
+public final class ConversationLayoutCache: @unchecked Sendable {
+    struct Key: Equatable {
+        var message: AppState.Message
+        var width: Int
+        var graphics: GraphicsMode
+        var placeholder: Bool
+    }
+    private let lock = NSLock()
+    private var entries: [(key: Key, lines: [ConversationLine])?] = []
+    /// Messages laid out (not found here) so far.
+    private(set) var laidOut = 0
+
+    public init() {}
+
+    func lines(at i: Int, for key: Key) -> [ConversationLine]? {
+        lock.withLock { i < entries.count && entries[i]?.key == key ? entries[i]?.lines : nil }
+    }
+
+    func store(_ lines: [ConversationLine], at i: Int, for key: Key) {
+        lock.withLock {
+            while entries.count <= i { entries.append(nil) }
+            entries[i] = (key, lines)
+            laidOut += 1
+        }
+    }
+
+    /// Forgets the messages past the first `count`.
+    func keep(_ count: Int) {
+        lock.withLock { if entries.count > count { entries.removeLast(entries.count - count) } }
+    }
+}
+
+/// One message's lines: the speaker's name, its images, the body, and a blank line.
+func messageLines(_ m: AppState.Message, placeholder: Bool, graphics: GraphicsMode, width: Int) -> [ConversationLine] {
+    var out: [ConversationLine] = []
+    switch m.kind {
+    case .user:
+        out.append(.init(role: .user, text: "You"))
+        for img in m.images { out += imageLines(img, graphics, width: width) }
+    case .assistant: out.append(.init(role: .assistant, text: "InternVL"))
+    case .error, .info: break
+    }
+    let role: Role = m.kind == .error ? .error : (m.kind == .info ? .dim : .text)
+    let body = placeholder ? "…" : m.text
+    for l in MessageLayout.styledLines(body, width: max(width - 2, 1), role: role) {
+        var line = ConversationLine(role: l.role, text: "  " + l.runs.map(\.1).joined())
+        if l.runs.contains(where: { $0.0 != l.role }) { line.runs = [(l.role, "  ")] + l.runs }
+        out.append(line)
+    }
+    if m.interrupted { out.append(.init(role: .dim, text: "  (interrupted)")) }
+    out.append(.init(role: .text, text: ""))
     return out
 }
 
@@ -89,8 +140,8 @@ func clamp(_ scroll: Int, lines: Int, height: Int) -> Int { min(scroll, max(0, l
 /// Draws the conversation pane; returns the scroll position it was drawn at (kept on the same
 /// lines when scrolled up and more arrived below) and its line count.
 @discardableResult
-func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid) -> (scroll: Int, lines: Int) {
-    let lines = conversationLines(s, width: r.width)
+func renderConversation(_ s: AppState, _ r: Rect, _ g: inout CellGrid, cache: ConversationLayoutCache? = nil) -> (scroll: Int, lines: Int) {
+    let lines = conversationLines(s, width: r.width, cache: cache)
     var wanted = s.scroll
     if wanted > 0, let seen = s.linesShown, seen.width == r.width, lines.count > seen.count { wanted += lines.count - seen.count }
     let scroll = clamp(wanted, lines: lines.count, height: r.height)

@@ -428,3 +428,44 @@ struct ThemeTests {
         }
     }
 }
+
+/// The app's frames reuse the messages laid out before: a key or a streamed token lays out at
+/// most the message that changed, and the frames equal those drawn without the cache.
+struct LayoutCacheTests {
+    @Test func framesRelayOnlyWhatChangedAndMatchAFreshLayout() {
+        var s = AppState()
+        for i in 0..<40 {
+            s.messages.append(.init(kind: .user, text: "question \(i) about **the** picture"))
+            s.messages.append(.init(kind: .assistant, text: String(repeating: "word \(i) ", count: 200) + "\n```\ncode \(i)\n```"))
+        }
+        let cache = ConversationLayoutCache()
+        func frame(_ w: Int = 100, _ h: Int = 30) -> String {
+            let cached = renderFrame(s, width: w, height: h, cache: cache)
+            let fresh = renderFrame(s, width: w, height: h)
+            #expect(cached.grid == fresh.grid && cached.scroll == fresh.scroll && cached.lines == fresh.lines)
+            return cached.grid.text
+        }
+        _ = frame()
+        #expect(cache.laidOut == 80)
+        _ = reduce(&s, .type("and the colours?"))
+        _ = frame()
+        #expect(cache.laidOut == 80, "typing lays out no message")
+        _ = reduce(&s, .enter)                                   // a question and an empty answer
+        _ = frame()
+        #expect(cache.laidOut == 82)
+        _ = reduce(&s, .event(.text("Grey")))
+        let screen = frame()
+        #expect(cache.laidOut == 83 && screen.contains("  Grey"), "a token lays out the answer it went to")
+        _ = reduce(&s, .pageUp)
+        _ = frame()
+        #expect(cache.laidOut == 83, "scrolling lays out nothing")
+        _ = frame(90, 30)
+        #expect(cache.laidOut == 83 + 82, "another width: everything again")
+        var st = TurnStats(); st.interrupted = true
+        _ = reduce(&s, .event(.finished(st)))
+        _ = frame(90, 30)
+        #expect(cache.laidOut == 83 + 82 + 1, "(interrupted) added to the answer")
+        _ = reduce(&s, .type("/new")); _ = reduce(&s, .enter)
+        #expect(frame(90, 30).contains("New conversation"))
+    }
+}
