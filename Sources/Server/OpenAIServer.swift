@@ -174,7 +174,7 @@ public final class OpenAIServer: Sendable {
         }
         if !channel.isActive { return clientGone() }
         metrics.firstToken(started.duration(to: .now))
-        let context = StreamContext(id: id, created: created, model: options.modelName)
+        let context = StreamContext(id: id, created: created, model: options.modelName, includeUsage: body.includeUsage)
         if !body.stream {
             var text = "", result: (FinishReason, CompletionUsage, [Int32])?
             var event = first
@@ -303,11 +303,16 @@ struct StreamContext: Sendable {
     let id: String
     let created: Int
     let model: String
+    /// With `stream_options.include_usage`, every chunk before the usage chunk has `usage: null`
+    /// (OpenAI's API reference says so).
+    var includeUsage = false
 
     func chunk(_ delta: [String: Any], _ finish: String?, extra: [String: Any] = [:]) -> ByteBuffer {
         var choice: [String: Any] = ["index": 0, "delta": delta, "finish_reason": finish as Any? ?? NSNull()]
         choice.merge(extra) { $1 }
-        return OpenAIServer.sse(["id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]])
+        var chunk: [String: Any] = ["id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]]
+        if includeUsage { chunk["usage"] = NSNull() }
+        return OpenAIServer.sse(chunk)
     }
 }
 

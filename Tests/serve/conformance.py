@@ -133,6 +133,21 @@ try:
         else:
             check(json.loads(rest)["object"] == "chat.completion", f"{name}: body {rest[:80]!r}")
 
+    # stream_options.include_usage: every chunk has "usage", null until the last one, whose
+    # choices are empty; without it no chunk has the key.
+    for include in (True, False):
+        body = {"messages": USER, "max_tokens": 3, "temperature": 0, "stream": True}
+        if include:
+            body["stream_options"] = {"include_usage": True}
+        s, _, raw = http(port, "POST", "/v1/chat/completions", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        chunks = [json.loads(l[6:]) for l in raw.decode().splitlines() if l.startswith("data: {")]
+        if include:
+            ok = all("usage" in c and c["usage"] is None for c in chunks[:-1]) and chunks[-1]["choices"] == [] \
+                and chunks[-1]["usage"]["completion_tokens"] == 3
+        else:
+            ok = len(chunks) > 1 and not any("usage" in c for c in chunks)
+        check(s == 200 and ok, f"include_usage {include}: {[c.get('usage', 'absent') for c in chunks]}")
+
     # Expect: 100-continue (curl sends it for bodies over 1 MB, such as an image): the server says
     # "go on" before the body comes; without it curl waits a second before sending anyway.
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
