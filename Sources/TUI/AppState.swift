@@ -56,6 +56,8 @@ public struct AppState: Sendable, Equatable {
     public var weightFormat = "bf16"
     /// The model is still loading in the background (the screen and typing work meanwhile).
     public var modelLoading = false
+    /// Attaches asked for and not answered yet (an image or a video each): a question waits for them.
+    public var attaching = 0
     /// Pending images being re-cut with another tile count: the plan shown until it is ready.
     public var retiling: [Int: TilePlan] = [:]
     /// A one-line hint under the input (completions); cleared by the next key.

@@ -76,6 +76,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .help:
         s.messages.append(.init(kind: .info, text: helpText))
     case .attached(let img):
+        s.attaching = max(0, s.attaching - 1)
         if s.pending.contains(where: { $0.id == img.id }) {      // the same content, cut the same way
             s.messages.append(.init(kind: .info, text: "\(fileName(img)) is already attached to the next message."))
             if !s.busy { s.phase = nil }
@@ -84,9 +85,11 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         s.pending.append(img)
         if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
     case .attachFailed(let m):
+        s.attaching = max(0, s.attaching - 1)
         s.messages.append(.init(kind: .error, text: m))
         if !s.busy { s.phase = nil }
     case .videoAttached(let path, let frames, let images):
+        s.attaching = max(0, s.attaching - 1)
         if let old = s.video { s.pending.removeAll { old.imageIDs.contains($0.id) } }
         let v = PendingVideo(path: path, frames: frames, images: images)
         s.video = v
@@ -153,6 +156,10 @@ private func submit(_ s: inout AppState) -> [Effect] {
         }
         guard s.retiling.isEmpty else {
             s.messages.append(.init(kind: .error, text: "An image is still being cut into its new tiles; send again when the panel shows it ready."))
+            return []
+        }
+        guard s.attaching == 0 else {
+            s.messages.append(.init(kind: .error, text: "An image is still being attached; your text stays in the input: send it when the panel shows the image."))
             return []
         }
     }
@@ -275,6 +282,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
 /// `/attach PATH`: a video (by its extension) is sampled into frames (one tile each, as the model
 /// card's video chat), anything else is attached as an image.
 private func attachEffect(_ s: inout AppState, _ path: String) -> Effect {
+    s.attaching += 1
     guard VideoFiles.isVideo(path) else { return .attach(path: path, maxTiles: s.maxTiles) }
     s.messages.append(.init(kind: .info, text: "Sampling \(counted(s.segments, "frame")) of \((path as NSString).lastPathComponent)…"))
     return .attachVideo(path: path, segments: s.segments, maxTiles: 1)

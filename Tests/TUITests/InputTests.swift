@@ -431,6 +431,18 @@ struct CommandArgumentTests {
         }
     }
 
+    @Test func aQuestionWaitsForTheImagesStillBeingAttached() {
+        var s = AppState()
+        #expect(run(&s, "/attach /home/u/Pictures/cat photo.jpg") == [.attach(path: "/home/u/Pictures/cat photo.jpg", maxTiles: nil)])
+        _ = reduce(&s, .attachPaths(["/tmp/b.png"]))
+        #expect(run(&s, "What is this?").isEmpty, "sent while the image was encoding, the question went without it")
+        #expect(s.input == "What is this?" && s.messages.last?.text.hasPrefix("An image is still being attached") == true)
+        _ = reduce(&s, .attached(cat))
+        #expect(reduce(&s, .enter).isEmpty && s.input == "What is this?", "one of the two is still coming")
+        _ = reduce(&s, .attachFailed("/tmp/b.png does not exist."))
+        #expect(reduce(&s, .enter) == [.send(question: "What is this?", images: [cat])])
+    }
+
     @Test func enterWithImagesAndNoQuestionSaysWhatIsMissing() {
         var s = AppState()
         #expect(reduce(&s, .enter).isEmpty && s.hint == nil, "nothing typed, nothing attached: nothing to say")
