@@ -36,8 +36,13 @@ public final class OpenAIServer: Sendable {
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let router = Router(context: ServeContext.self)
         router.addMiddleware { OpenAIShapedErrors() }
-        router.get("/health") { _, _ in Self.json(200, ["status": "ok"]) }
-        router.get("/metrics") { [self] _, _ in
+        // What GET serves is served to HEAD too (health checks, curl -I); NIO leaves the body out.
+        func get(_ path: RouterPath, _ handler: @escaping @Sendable (Request, ServeContext) async throws -> Response) {
+            router.get(path, use: handler)
+            router.head(path, use: handler)
+        }
+        get("/health") { _, _ in Self.json(200, ["status": "ok"]) }
+        get("/metrics") { [self] _, _ in
             let s = await service.status()
             metrics.queued.set(to: Double(s.queued))
             metrics.active.set(to: Double(s.active))
@@ -45,12 +50,12 @@ public final class OpenAIServer: Sendable {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.registry.emitToString())))
         }
-        router.get("/v1/models") { [self] request, _ in
+        get("/v1/models") { [self] request, _ in
             if let e = unauthorized(request) { return finish(e) }
             return Self.json(200, ["object": "list", "data": [modelObject]])
         }
         // A served name may hold a slash (OpenGVLab/...), which clients put in the path as it is.
-        router.get("/v1/models/**") { [self] request, _ in
+        get("/v1/models/**") { [self] request, _ in
             if let e = unauthorized(request) { return finish(e) }
             let asked = String(request.uri.path.dropFirst("/v1/models/".count))
             let name = asked.removingPercentEncoding ?? asked
@@ -278,7 +283,8 @@ public final class OpenAIServer: Sendable {
 /// 404 for an unknown path, 405 with `Allow` for a known one.
 struct OpenAIShapedErrors: RouterMiddleware {
     typealias Context = ServeContext
-    static let methods: [String: String] = ["/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET", "/metrics": "GET"]
+    static let methods: [String: String] = ["/v1/chat/completions": "POST", "/v1/models": "GET, HEAD", "/health": "GET, HEAD",
+                                            "/metrics": "GET, HEAD"]
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
         do {
@@ -286,7 +292,7 @@ struct OpenAIShapedErrors: RouterMiddleware {
         } catch let e as HTTPError {
             let path = request.uri.path
             let line = TerminalText.sanitize("\(request.method) \(path)")
-            let allowed = Self.methods[path] ?? (path.hasPrefix("/v1/models/") ? "GET" : nil)
+            let allowed = Self.methods[path] ?? (path.hasPrefix("/v1/models/") ? "GET, HEAD" : nil)
             if e.status == .notFound, let allowed {
                 var r = OpenAIServer.json(405, APIError(405, "Method not allowed (\(line)): use \(allowed).").body)
                 r.headers[.allow] = allowed

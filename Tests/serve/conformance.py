@@ -83,10 +83,19 @@ try:
         openai_error(f"{method} {path}", http(port, method, path, body=BODY if method == "POST" else None,
                                                headers={"Content-Type": "application/json"}), 404)
     for method, path, allow in [("GET", "/v1/chat/completions", "POST"), ("PUT", "/v1/chat/completions", "POST"),
-                                ("POST", "/v1/models", "GET"), ("DELETE", f"/v1/models/{model}", "GET")]:
+                                ("POST", "/v1/models", "GET, HEAD"), ("DELETE", f"/v1/models/{model}", "GET, HEAD")]:
         got = http(port, method, path, body=BODY if method in ("POST", "PUT") else None, headers={"Content-Type": "application/json"})
         openai_error(f"{method} {path}", got, 405)
         check(got[1].get("Allow") == allow, f"{method} {path}: Allow {got[1].get('Allow')!r}, wanted {allow}")
+
+    # HEAD of what GET serves (health checks, curl -I): its status and headers, no body.
+    for path in ["/health", "/v1/models", f"/v1/models/{model}", "/metrics"]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n".encode())
+        raw = read_all(s)
+        s.close()
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200") and rest == b"", f"HEAD {path}: {raw[:200]!r}")
 
     # Only JSON bodies: a text/plain or form post (what a web page may send without asking the
     # browser first) is refused before anything runs.
