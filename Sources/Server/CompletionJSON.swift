@@ -25,7 +25,8 @@ public struct APIError: Error, Sendable, Equatable {
     /// The status and error type of a service's refusal.
     public init(_ e: CompletionError) {
         switch e {
-        case .invalidRequest(let m): self.init(400, m)
+        // The HTTP layer checks every other value first: what the service refuses is the conversation.
+        case .invalidRequest(let m): self.init(400, m, param: "messages")
         case .badImage(let m): self.init(400, m, param: "messages", code: "invalid_image")
         case .contextExceeded(let m): self.init(400, m, param: "messages", code: "context_length_exceeded")
         case .overloaded(let m): self.init(429, m, type: "rate_limit_error", code: "queue_full")

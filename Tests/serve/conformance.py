@@ -175,6 +175,15 @@ try:
     final = (interim + rest).split(b"\r\n\r\n", 1)[1] if interim.startswith(b"HTTP/1.1 100") else interim + rest
     check(final.startswith(b"HTTP/1.1 200"), f"Expect: 100-continue: then {final[:60]!r}")
 
+    # Conversations the prompt cannot hold get 400 naming messages.
+    for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
+                           ("two user messages", USER + USER), ("assistant last", USER + [{"role": "assistant", "content": "Hi"}])]:
+        try:
+            client.chat.completions.create(model=model, messages=messages, max_tokens=2)
+            check(False, f"{name}: accepted")
+        except openai.BadRequestError as e:
+            check(e.param == "messages", f"{name}: param {e.param!r} ({e.message})")
+
     # A full queue (one running request, no waiting places): 429 with Retry-After, which the
     # official client honours.
     long = json.dumps({"messages": USER, "max_tokens": 4000, "temperature": 1, "seed": 5, "stream": True}).encode()
