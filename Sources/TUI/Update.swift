@@ -13,7 +13,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
             return []
         }
     }
-    if case .setInput = action {} else { s.hint = nil }
+    if case .setInput = action {} else if action.isKey { s.hint = nil }      // a hint stays until the next key
     switch action {
     case .modelReady(let format):
         s.modelLoading = false; s.weightFormat = format

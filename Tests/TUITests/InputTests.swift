@@ -443,6 +443,16 @@ struct CommandArgumentTests {
         #expect(reduce(&s, .enter) == [.send(question: "What is this?", images: [cat])])
     }
 
+    @Test func aHintStaysUntilTheNextKeyWhileAnAnswerStreams() {
+        var s = AppState()
+        _ = run(&s, "Tell me a story.")
+        _ = reduce(&s, .setInput("/s", hint: "/save  /set  /show  /system"))
+        _ = reduce(&s, .event(.text("Once")))
+        #expect(s.hint == "/save  /set  /show  /system", "the next token used to wipe the completions")
+        _ = reduce(&s, .type("h"))
+        #expect(s.hint == nil)
+    }
+
     @Test func enterWithImagesAndNoQuestionSaysWhatIsMissing() {
         var s = AppState()
         #expect(reduce(&s, .enter).isEmpty && s.hint == nil, "nothing typed, nothing attached: nothing to say")
