@@ -264,7 +264,7 @@ func panelEntry(_ s: AppState, _ img: AttachedImage, number: Int?, x: Int, y: In
     if let p = s.retiling[img.id] { text += ["→ \(shortGrid(p.grid, tiles: p.tiles))", "  \(p.tokenCost) tok (cutting…)"] }
     let h = 1 + (filmstrip ? fit.rows + text.count : max(fit.rows, text.count))
     guard y + h <= bottom else { return 0 }
-    g.put("\(number.map { "\($0). " } ?? "")\(fileName(img))", x: x, y: y, role: .text, limit: width)
+    g.put(TextWidth.truncated("\(number.map { "\($0). " } ?? "")\(fileName(img))", toWidth: width), x: x, y: y, role: .text, limit: width)
     for r in 0..<fit.rows {
         drawThumbnailRow(ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols), x: x, y: y + 1 + r, mode: s.graphics,
                          placeSixel: r == 0, &g)

@@ -248,6 +248,14 @@ struct ThumbnailTests {
         #expect(panelLine(s, width: 200).contains("1: cat photo.jpg 640x427, 7 tiles, 1794 tokens"))
     }
 
+    @Test func aLongFileNameInThePanelEndsWithAnEllipsis() {
+        var s = AppState()
+        _ = reduce(&s, .attached(AttachedImage(id: 5, name: "/tmp/a very very long file name for a photo of a cup of coffee.png",
+                                               width: 600, height: 400, tiles: 7, tokenCost: 1794)))
+        let row = render(s, width: 100, height: 30).text.split(separator: "\n").first { $0.contains("1. a very") }
+        #expect(row?.hasSuffix("…") == true, "cut without a mark: \(row ?? "")")
+    }
+
     @Test func conversationThumbnailsUseTheRoomThereIs() {
         let wide = imageLines(cat, .blocks, width: 100).compactMap(\.image).first
         #expect(wide?.cols == 24 && wide?.rows == 8, "640x427 in 24 x 16 half-block pixels, not 12 x 8")
