@@ -352,6 +352,7 @@ public final class App: @unchecked Sendable {
             let p = answerParameters(state) { UInt64.random(in: 0...UInt64(UInt32.max)) }
             let forward: @Sendable (AsyncStream<ChatEvent>) async -> Void = { stream in
                 for await ev in stream { inbox.post(.event(ev, at: App.now())) }
+                inbox.post(.answerEnded)
             }
             switch e {
             case .send(let q, let images):

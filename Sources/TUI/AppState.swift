@@ -56,6 +56,15 @@ public struct AppState: Sendable, Equatable {
     public var weightFormat = "bf16"
     /// The model is still loading in the background (the screen and typing work meanwhile).
     public var modelLoading = false
+    /// The screen as it was before the answer now coming (and the question, images and video it
+    /// took from the input): put back when the answer stops before its first token.
+    public var beforeAnswer: BeforeAnswer?
+    public struct BeforeAnswer: Sendable, Equatable {
+        public var messages: [Message]
+        public var question: String?
+        public var pending: [AttachedImage] = []
+        public var video: PendingVideo?
+    }
     /// Attaches asked for and not answered yet (an image or a video each): a question waits for them.
     public var attaching = 0
     /// Pending images being re-cut with another tile count: the plan shown until it is ready.
@@ -112,6 +121,9 @@ public enum Action: Sendable, Equatable {
     case quit                      // Ctrl-D
     case help                      // F1: the help, the input left as it is
     case event(ChatEvent, at: Double = 0)     // at: seconds on any steady clock (for ETAs)
+    /// An answer's event stream ended (after its .finished or .failed, or with none when it was
+    /// stopped before the first token).
+    case answerEnded
     case attached(AttachedImage)
     case attachFailed(String)
     /// A video's sampled frames, attached as images in frame order.
@@ -145,7 +157,7 @@ extension Action {
         case .type, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .killToEnd, .killToStart, .killWord,
              .newline, .enter, .up, .down, .pageUp, .pageDown, .cancel, .interrupt, .quit, .help, .attachPaths, .setInput, .scroll:
             return true
-        case .modelReady, .modelFailed, .event, .attached, .attachFailed, .videoAttached, .retiled, .retileFailed, .notice, .loaded,
+        case .modelReady, .modelFailed, .event, .answerEnded, .attached, .attachFailed, .videoAttached, .retiled, .retileFailed, .notice, .loaded,
              .saved, .loadFailed, .resume:
             return false
         }

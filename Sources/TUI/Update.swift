@@ -99,6 +99,22 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
                                 + "(\(frames.map(String.init).joined(separator: ", "))), \(frames.count) x \(perFrame) = "
                                 + "\(counted(v.strip.tokenCost, "token")) with the image markers; /frames N samples again."))
         if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
+    case .answerEnded:
+        guard s.busy, let before = s.beforeAnswer else { break }       // .finished or .failed came: nothing to undo
+        // Stopped before its first token: the session kept nothing of the turn (a regenerated or
+        // edited one keeps the turn it had), so the screen goes back to what it was.
+        s.busy = false; s.phase = nil; s.phaseClock = nil; s.beforeAnswer = nil
+        s.messages = before.messages
+        if let q = before.question {
+            s.pending = before.pending + s.pending.filter { p in !before.pending.contains { $0.id == p.id } }
+            if s.video == nil { s.video = before.video }
+            let back = s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            if back { s.input = q }
+            s.messages.append(.init(kind: .info, text: "Stopped before the answer began: nothing was kept"
+                                    + (back ? "; your question is back in the input." : ".")))
+        } else {
+            s.messages.append(.init(kind: .info, text: "Stopped before the answer began: the answer before stays."))
+        }
     case .event(let e, let at):
         apply(&s, e, at: at)
         if case .finished = e { return [.save(name: nil, explicit: false)] }
@@ -168,6 +184,7 @@ private func submit(_ s: inout AppState) -> [Effect] {
     if line.hasPrefix("/") { return command(&s, line) }
     var question = line
     if let v = s.video, v.isPending(in: s.pending) { question = framedQuestion(line, pending: s.pending, video: v) }
+    s.beforeAnswer = .init(messages: s.messages, question: line, pending: s.pending, video: s.video)
     s.video = nil
     s.messages.append(.init(kind: .user, text: line, images: s.pending))
     s.messages.append(.init(kind: .assistant, text: ""))
@@ -257,6 +274,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard let i = s.messages.lastIndex(where: { $0.kind == .assistant }) else {
             s.messages.append(.init(kind: .error, text: "There is no answer to regenerate yet.")); return []
         }
+        s.beforeAnswer = .init(messages: s.messages)
         s.messages[i].text = ""; s.messages[i].interrupted = false; s.busy = true
         return [.regenerate]
     case "/edit":
@@ -265,6 +283,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard let i = s.messages.lastIndex(where: { $0.kind == .user }) else {
             s.messages.append(.init(kind: .error, text: "There is no question to edit yet.")); return []
         }
+        s.beforeAnswer = .init(messages: s.messages)
         s.messages[i].text = arg
         if i + 1 < s.messages.count { s.messages[i + 1].text = "" }
         s.busy = true
@@ -444,11 +463,13 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
     case .text(let t):
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].text += t }
     case .finished(let st):
+        s.beforeAnswer = nil
         s.busy = false; s.phase = nil; s.phaseClock = nil
         s.lastTokensPerSecond = st.decodeTokensPerSecond
         s.contextUsed = st.promptTokens + st.generatedTokens
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].interrupted = st.interrupted }
     case .failed(let m):
+        s.beforeAnswer = nil
         s.busy = false; s.phase = nil; s.phaseClock = nil
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }), s.messages[i].text.isEmpty { s.messages.remove(at: i) }
         s.messages.append(.init(kind: .error, text: m))

@@ -451,6 +451,38 @@ struct CommandArgumentTests {
         #expect(reduce(&s, .enter) == [.send(question: "What is this?", images: [cat])])
     }
 
+    @Test func anAnswerStoppedBeforeItsFirstTokenPutsTheQuestionBack() {
+        var s = AppState()
+        _ = reduce(&s, .attached(cat))
+        #expect(run(&s, "Describe it.") == [.send(question: "Describe it.", images: [cat])])
+        _ = reduce(&s, .event(.phase(.prefill(done: 74, of: 445))))
+        #expect(reduce(&s, .cancel) == [.cancel])
+        _ = reduce(&s, .answerEnded)                    // the session ends such a stream with no event at all
+        #expect(!s.busy && s.phase == nil, "the app stayed 'reading prompt 74/445' for good, refusing every question")
+        #expect(s.input == "Describe it." && s.pending == [cat] && !s.messages.contains { $0.kind == .user })
+        #expect(s.messages.last?.text == "Stopped before the answer began: nothing was kept; your question is back in the input.")
+        // A regenerated answer stopped as early: the answer before is back on screen (the session keeps it).
+        var t = AppState()
+        t.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "A cat.")]
+        #expect(run(&t, "/regen") == [.regenerate])
+        _ = reduce(&t, .answerEnded)
+        #expect(!t.busy && t.messages[1].text == "A cat." && t.messages.last?.text.hasPrefix("Stopped before the answer began") == true)
+        // After a finished answer the end of its stream changes nothing.
+        _ = run(&t, "And the dog?")
+        _ = reduce(&t, .event(.text("No dog.")))
+        _ = reduce(&t, .event(.finished(TurnStats())))
+        let done = t
+        _ = reduce(&t, .answerEnded)
+        #expect(t == done)
+    }
+
+    @Test func theAppEndsAnAnswerWhoseStreamEndsWithoutAnEvent() async {
+        let app = ImageOrderTests.app(DedupBackend())        // its send stream ends at once, with no event
+        ImageOrderTests.command(app, "Hello")
+        await ImageOrderTests.settle(app)
+        #expect(!app.state.busy && app.state.input == "Hello")
+    }
+
     @Test func aHintStaysUntilTheNextKeyWhileAnAnswerStreams() {
         var s = AppState()
         _ = run(&s, "Tell me a story.")
