@@ -64,19 +64,33 @@ public struct ChatTemplate: Sendable, Equatable {
         return t
     }
 
+    /// A message of a conversation as the template frames it.
+    public enum Message: Sendable, Equatable {
+        case system(String), user(String), assistant(String)
+    }
+
     /// The prompt text for `question` after `history` of (question, answer) pairs, ending where
-    /// the assistant's answer starts. As in conversation.py, an empty message adds its role
-    /// header without a separator.
+    /// the assistant's answer starts.
     public func prompt(history: [(String, String)], question: String) -> String {
+        prompt(messages: history.flatMap { [Message.user($0.0), .assistant($0.1)] } + [.user(question)])
+    }
+
+    /// The prompt text for `messages` in any order, ending where a new answer starts: the system
+    /// message, then each message under its role's header (a system message after the first
+    /// under the system header, as chat templates render one), then the assistant's header. As
+    /// in conversation.py, an empty message adds its role header without a separator.
+    public func prompt(messages: [Message]) -> String {
         var s = systemHeader + systemMessage + separator
         func add(_ role: String, _ message: String?) {
             if let m = message, !m.isEmpty { s += role + m + separator } else { s += role }
         }
-        for (q, a) in history {
-            add(userHeader, q)
-            add(assistantHeader, a)
+        for m in messages {
+            switch m {
+            case .system(let t): add(systemHeader, t)
+            case .user(let t): add(userHeader, t)
+            case .assistant(let t): add(assistantHeader, t)
+            }
         }
-        add(userHeader, question)
         add(assistantHeader, nil)
         return s
     }

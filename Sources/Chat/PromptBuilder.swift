@@ -44,8 +44,17 @@ public struct PromptBuilder: Sendable {
                       images: [PromptImage]) throws -> Prompt {
         guard !question.isEmpty else { throw ChatError.emptyPrompt }
         let q = ImagePrompt.withPlaceholders(question: question, history: history, imageCount: images.count)
-        let text = try ImagePrompt.expand(template.prompt(history: history, question: q), tileCounts: images.map(\.tiles),
-                                          tokensPerTile: tokensPerTile)
+        return try build(text: template.prompt(history: history, question: q), images: images)
+    }
+
+    /// The prompt for `messages` in any order (a server's conversation), each image already
+    /// placed by an `<image>` placeholder in its message; `images` in placeholder order.
+    public func build(template: ChatTemplate, messages: [ChatTemplate.Message], images: [PromptImage]) throws -> Prompt {
+        try build(text: template.prompt(messages: messages), images: images)
+    }
+
+    private func build(text prompt: String, images: [PromptImage]) throws -> Prompt {
+        let text = try ImagePrompt.expand(prompt, tileCounts: images.map(\.tiles), tokensPerTile: tokensPerTile)
         let ids = tokenizer.encode(text)
         guard ids.count < contextLength else { throw ChatError.promptTooLong(tokens: ids.count, context: contextLength) }
         let perImage = images.map { $0.tiles * tokensPerTile }

@@ -192,26 +192,27 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             system = (system.map { $0 + "\n" } ?? "") + m.text
             messages = messages.dropFirst()
         }
-        guard let last = messages.last, last.role == .user else {
-            throw CompletionError.invalidRequest("The last message must be the user's (role \"user\").")
+        guard let last = messages.last else {
+            throw CompletionError.invalidRequest("The conversation has no user or assistant message after the system message.")
         }
-        var history: [(String, String)] = [], images: [CompletionRequest.Image] = []
-        var rest = Array(messages.dropLast())
-        while !rest.isEmpty {
-            let u = rest.removeFirst()
-            guard u.role == .user, let a = rest.first, a.role == .assistant else {
-                throw CompletionError.invalidRequest("Messages after the system message must alternate user, assistant, ..., user.")
-            }
-            rest.removeFirst()
-            guard a.images.isEmpty else { throw CompletionError.invalidRequest("An assistant message cannot carry images.") }
-            let text = Self.placingImages(u)
-            guard ImagePrompt.count(in: text) == u.images.count else {
-                throw CompletionError.invalidRequest("A user message has \(u.images.count) image(s) but \(ImagePrompt.count(in: text)) <image> placeholder(s).")
-            }
-            history.append((text, a.text))
-            images += u.images
+        guard !last.text.isEmpty || !last.images.isEmpty else {
+            throw CompletionError.invalidRequest("The last message is empty.")
         }
-        images += last.images
+        var turns: [ChatTemplate.Message] = [], images: [CompletionRequest.Image] = []
+        for (k, m) in zip((r.messages.count - messages.count + 1)..., messages) {
+            switch m.role {
+            case .user:
+                let text = Self.placingImages(m)
+                guard ImagePrompt.count(in: text) == m.images.count else {
+                    throw CompletionError.invalidRequest("Message \(k) has \(m.images.count) image(s) but \(ImagePrompt.count(in: text)) <image> placeholder(s).")
+                }
+                turns.append(.user(text))
+                images += m.images
+            case .assistant, .system:
+                guard m.images.isEmpty else { throw CompletionError.invalidRequest("Message \(k) (\(m.role.rawValue)) cannot carry images.") }
+                turns.append(m.role == .assistant ? ChatTemplate.Message.assistant(m.text) : .system(m.text))
+            }
+        }
         guard images.count <= limits.maxImages else {
             throw CompletionError.invalidRequest("\(images.count) images in one request; at most \(limits.maxImages).")
         }
@@ -228,8 +229,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let template = system.map { engine.template.with(systemMessage: $0) } ?? engine.template
         let prompt: Prompt
         do {
-            prompt = try engine.promptBuilder.build(template: template, history: history, question: Self.placingImages(last),
-                                                    images: promptImages)
+            prompt = try engine.promptBuilder.build(template: template, messages: turns, images: promptImages)
         } catch let e as ChatError {
             throw CompletionError.invalidRequest(e.errorDescription ?? "\(e)")
         }

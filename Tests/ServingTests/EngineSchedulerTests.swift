@@ -294,6 +294,38 @@ struct EngineSchedulerTests {
         #expect(s.queued == 0 && s.active == 0)
     }
 
+    /// Conversations in orders a pair-based history cannot hold (an assistant greeting first, two
+    /// user messages in a row, a system message later, an assistant message last) are answered
+    /// as `generate` answers their prompt written out by hand in the template's framing: each
+    /// message under its role's header, then the assistant's header.
+    @Test(arguments: [("tiny-b", "<|im_end|>"), ("tiny-qwen2", "<|im_end|>\n")])
+    func anyMessageOrderIsAnsweredAsItsPrompt(model: String, separator: String) async throws {
+        let reference = try ChatEngine(folder: TestData.url(model))
+        let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url(model)), modelName: model)
+        defer { scheduler.shutdown() }
+        let sys = "<|im_start|>system\n", user = "<|im_start|>user\n", bot = "<|im_start|>assistant\n"
+        let own = sys + reference.template.systemMessage + separator
+        let cases: [([CompletionRequest.Message], String)] = [
+            ([.init(role: .assistant, text: "Hello! How can I help?"), .init(role: .user, text: "Name a colour.")],
+             own + bot + "Hello! How can I help?" + separator + user + "Name a colour." + separator + bot),
+            ([.init(role: .user, text: "First question."), .init(role: .user, text: "Second question.")],
+             own + user + "First question." + separator + user + "Second question." + separator + bot),
+            ([.init(role: .system, text: "Be brief."), .init(role: .user, text: "Hi"), .init(role: .assistant, text: "Hello."),
+              .init(role: .system, text: "Answer in French."), .init(role: .user, text: "How are you?")],
+             sys + "Be brief." + separator + user + "Hi" + separator + bot + "Hello." + separator
+                + sys + "Answer in French." + separator + user + "How are you?" + separator + bot),
+            ([.init(role: .user, text: "Write a haiku."), .init(role: .assistant, text: "Snow falls.")],
+             own + user + "Write a haiku." + separator + bot + "Snow falls." + separator + bot),
+        ]
+        let parameters = SamplingParameters(maxNewTokens: 8)
+        for (k, (messages, text)) in cases.enumerated() {
+            let ids = reference.tokenizer.encode(text)
+            let r = try reference.generate(prompt: ids, parameters: parameters)
+            let got = try await Self.collect(scheduler.complete(CompletionRequest(messages: messages, parameters: parameters)))
+            #expect(got.ids == r.tokenIDs && got.usage?.promptTokens == ids.count, "\(model) case \(k)")
+        }
+    }
+
     /// Bad conversations and images are refused with the case the HTTP layer maps to 400.
     @Test func badRequestsAreRefused() async throws {
         let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url("tiny-b")), modelName: "tiny-b")
@@ -310,10 +342,11 @@ struct EngineSchedulerTests {
         func isInvalid(_ e: CompletionError?) -> Bool { if case .invalidRequest? = e { return true }; return false }
         func isBadImage(_ e: CompletionError?) -> Bool { if case .badImage? = e { return true }; return false }
         #expect(isInvalid(await refusal([])))
-        #expect(isInvalid(await refusal([.init(role: .user, text: "Hi"), .init(role: .assistant, text: "Hello")])))
-        #expect(isInvalid(await refusal([.init(role: .assistant, text: "Hello"), .init(role: .user, text: "Hi")])))
-        #expect(isInvalid(await refusal([.init(role: .user, text: "a"), .init(role: .user, text: "b")])))
+        #expect(isInvalid(await refusal([.init(role: .system, text: "Only a system message.")])))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "Hi"), .init(role: .user, text: "")])))
         #expect(isInvalid(await refusal([.init(role: .system, text: "s", images: [bad]), .init(role: .user, text: "Hi")])))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "Hi"), .init(role: .assistant, text: "Look", images: [bad]), .init(role: .user, text: "So?")])))
+        #expect(isInvalid(await refusal([.init(role: .user, text: "Hi"), .init(role: .system, text: "s", images: [bad]), .init(role: .user, text: "So?")])))
         #expect(isInvalid(await refusal([.init(role: .user, text: "Hi")], SamplingParameters(topP: 0, maxNewTokens: 4))))
         #expect(isInvalid(await refusal([.init(role: .user, text: "<image> alone", images: [try Self.image("photo-camera.png"), try Self.image("photo-chelsea.png")])])))
         let e = await refusal([.init(role: .user, text: "What is it?", images: [bad])])

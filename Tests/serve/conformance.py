@@ -175,14 +175,18 @@ try:
     final = (interim + rest).split(b"\r\n\r\n", 1)[1] if interim.startswith(b"HTTP/1.1 100") else interim + rest
     check(final.startswith(b"HTTP/1.1 200"), f"Expect: 100-continue: then {final[:60]!r}")
 
-    # Conversations the prompt cannot hold get 400 naming messages.
+    # Message orders beyond user/assistant pairs are answered, as OpenAI and vLLM answer them;
+    # an empty last message is refused naming messages.
     for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
-                           ("two user messages", USER + USER), ("assistant last", USER + [{"role": "assistant", "content": "Hi"}])]:
-        try:
-            client.chat.completions.create(model=model, messages=messages, max_tokens=2)
-            check(False, f"{name}: accepted")
-        except openai.BadRequestError as e:
-            check(e.param == "messages", f"{name}: param {e.param!r} ({e.message})")
+                           ("two user messages", USER + USER), ("assistant last", USER + [{"role": "assistant", "content": "Hi"}]),
+                           ("system later", USER + [{"role": "assistant", "content": "Hi"}, {"role": "system", "content": "Be brief."}] + USER)]:
+        r = client.chat.completions.create(model=model, messages=messages, max_tokens=2, temperature=0)
+        check(r.choices[0].finish_reason in ("stop", "length") and r.usage.prompt_tokens > 0, f"{name}: answered")
+    try:
+        client.chat.completions.create(model=model, messages=USER + [{"role": "user", "content": ""}], max_tokens=2)
+        check(False, "an empty last message: accepted")
+    except openai.BadRequestError as e:
+        check(e.param == "messages", f"an empty last message: param {e.param!r} ({e.message})")
 
     # A full queue (one running request, no waiting places): 429 with Retry-After, which the
     # official client honours.

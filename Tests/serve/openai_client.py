@@ -189,7 +189,7 @@ check(status_of(lambda: wrong.chat.completions.create(model=model, messages=[{"r
 almost = openai.OpenAI(base_url=base, api_key=KEY[:-1] + "4", timeout=30, max_retries=0)
 check(status_of(lambda: almost.models.list()) == 401, "a key of the right length, one byte off: 401")
 check(status_of(lambda: ask([{"role": "user", "content": "hi"}], max_tokens=0)) == 400, "max_tokens 0: 400")
-check(status_of(lambda: ask([{"role": "assistant", "content": "hi"}])) == 400, "no user message last: 400")
+check(status_of(lambda: ask([{"role": "system", "content": "Only a system message."}])) == 400, "no message after the system message: 400")
 def metric(name, p=None):
     text = __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{p or port}/metrics", timeout=10).read().decode()
     m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
