@@ -232,13 +232,16 @@ public final class App: @unchecked Sendable {
                 failed: @escaping @Sendable (String) -> Action) {
         let backend = self.backend, inbox = self.inbox
         inOrder {
+            var ended = false
             for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
                 switch ev {
-                case .attached(let a): inbox.post(done(a))
-                case .failed(let m): inbox.post(failed(m))
+                case .attached(let a): inbox.post(done(a)); ended = true
+                case .failed(let m): inbox.post(failed(m)); ended = true
                 default: inbox.post(.event(ev, at: App.now()))
                 }
             }
+            // A stopped attach ends its stream with neither (as a stopped answer does).
+            if !ended { inbox.post(failed("Attaching \((path as NSString).lastPathComponent) was stopped; attach it again.")) }
         }
     }
 
