@@ -14,7 +14,11 @@ final class DedupBackend: ChatBackend, @unchecked Sendable {
     private var nextID = 1
     private var tail: Task<Void, Never>?
     let releaseLate: Duration, attachTakes: Duration
-    init(releaseLate: Duration = .zero, attachTakes: Duration = .zero) { self.releaseLate = releaseLate; self.attachTakes = attachTakes }
+    /// Attaches end their stream with no event.
+    let quietAttach: Bool
+    init(releaseLate: Duration = .zero, attachTakes: Duration = .zero, quietAttach: Bool = false) {
+        self.releaseLate = releaseLate; self.attachTakes = attachTakes; self.quietAttach = quietAttach
+    }
 
     var heldIDs: Set<Int> { lock.withLock { Set(byPath.values) } }
 
@@ -30,6 +34,7 @@ final class DedupBackend: ChatBackend, @unchecked Sendable {
     func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
     func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> {
         let (stream, c) = AsyncStream<ChatEvent>.makeStream()
+        if quietAttach { c.finish(); return stream }
         let takes = attachTakes
         serial { [self] in
             if takes > .zero { try? await Task.sleep(for: takes) }

@@ -542,26 +542,9 @@ struct CommandArgumentTests {
     }
 }
 
-/// A backend whose attaches end without an answer, as a stopped attach of ChatSession does.
-final class QuietAttachBackend: ChatBackend, @unchecked Sendable {
-    func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
-    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func release(imageIDs: [Int]) async {}
-    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
-    func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func newConversation() async {}
-    func setSystemMessage(_ text: String) async {}
-    func snapshot() async -> SessionSnapshot { SessionSnapshot(systemMessage: "", turns: [], images: [], model: modelIdentity) }
-    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    var modelIdentity: ModelIdentity { ModelIdentity(name: "fake", configSHA256: String(repeating: "0", count: 64), weightFormat: "bf16") }
-    func cancel() {}
-}
-
 struct StoppedAttachTests {
     @Test func anAttachThatEndsWithoutAnAnswerDoesNotHoldTheQuestionBack() async {
-        let app = App(backend: QuietAttachBackend(), modelName: "fake", contextSize: 4096, parameters: SamplingParameters(maxNewTokens: 2))
+        let app = ImageOrderTests.app(DedupBackend(quietAttach: true))     // as a stopped attach of ChatSession ends
         ImageOrderTests.command(app, "/attach /pictures/cat.png")
         await ImageOrderTests.settle(app)
         #expect(app.state.attaching == 0 && app.state.messages.last?.text == "Attaching cat.png was stopped; attach it again.")
