@@ -8,7 +8,7 @@ import Tokenizer
 /// A harness returns normally for any input: a thrown error is the parser refusing the input,
 /// which is the expected outcome; a trap, a sanitizer report or a hang is a bug.
 enum Harness: String, CaseIterable {
-    case safetensors, config, tokenizer, jpeg, png, webp, conversation, export
+    case safetensors, config, tokenizer, bpe, jpeg, png, webp, conversation, export
 
     /// Inputs above this are skipped (libFuzzer's -max_len keeps them smaller anyway).
     static let maxInput = 1 << 20
@@ -33,6 +33,12 @@ enum Harness: String, CaseIterable {
             guard let model = try? SentencePieceModel(bytes: input),
                   let t = try? InternLM2Tokenizer(model: model, addedTokens: ["<|im_end|>": 2]) else { return false }
             let ids = t.encode("Hello, 世界! <|im_end|> 12345\n\ttabs and  spaces \u{1F600}")
+            blackHole(t.decode(ids, skipSpecialTokens: false))
+            return true
+        case .bpe:
+            _ = Scratch.write(input, as: "tokenizer.json")
+            guard let t = try? ByteLevelBPETokenizer(folder: URL(fileURLWithPath: Scratch.dir)) else { return false }
+            let ids = t.encode("Hello, 世界! <|im_end|> 12345\n\ttabs and  spaces \u{1F600} it's")
             blackHole(t.decode(ids, skipSpecialTokens: false))
             return true
         case .jpeg: return decode(input, signature: [(0, [0xFF, 0xD8, 0xFF])])
