@@ -205,6 +205,9 @@ private func load(_ s: inout AppState, _ target: String) -> [Effect] {
 private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
     let arg = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+    if let usage = withoutArgument[parts[0]], !arg.isEmpty {       // "/regen 3" would regenerate the last answer, not the third
+        s.messages.append(.init(kind: .error, text: "\(parts[0]) takes nothing after it: \(usage)")); return []
+    }
     switch parts[0] {
     case "/attach":
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /attach PATH")); return [] }
@@ -408,6 +411,12 @@ func settingsText(_ s: AppState) -> String {
     Tiles per image: \(s.maxTiles.map { "at most \($0)" } ?? "the model's default"); thumbnails: \(s.graphics.rawValue)
     """
 }
+
+/// The commands that take no argument, and what each does instead.
+let withoutArgument = ["/new": "it starts an empty conversation (/save NAME names one)",
+                       "/regen": "it answers the last question again",
+                       "/show": "it shows the model and every setting",
+                       "/quit": "it quits (asking first when something would be lost)"]
 
 /// Commands the input completes with Tab.
 let commandNames = ["/attach", "/copy", "/delete", "/detach", "/edit", "/help", "/list", "/load", "/new", "/quit", "/regen",

@@ -501,6 +501,16 @@ struct CommandArgumentTests {
         #expect(render(s, width: 100, height: 30).text.contains("type a question about the attached image, then Enter"))
     }
 
+    @Test func commandsWithoutArgumentsRefuseExtraWords() {
+        var s = AppState()
+        s.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "A cat.")]
+        #expect(run(&s, "/regen 1").isEmpty && s.messages.last?.text == "/regen takes nothing after it: it answers the last question again")
+        #expect(run(&s, "/new chat about cats").isEmpty && s.messages.contains { $0.text == "A cat." }, "the conversation stays")
+        #expect(run(&s, "/quit now").isEmpty && !s.quitRequested && !s.confirmQuit)
+        #expect(run(&s, "/show all").isEmpty && s.messages.last?.kind == .error)
+        #expect(run(&s, "/regen ") == [.regenerate], "trailing blanks are no argument")
+    }
+
     @Test func regenAndEditSayWhyTheyCannot() {
         var s = AppState()
         #expect(run(&s, "/regen").isEmpty && s.messages.last?.text == "There is no answer to regenerate yet.")
