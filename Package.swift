@@ -73,11 +73,17 @@ let package = Package(
         // The local ChatBackend: prompt template, sampling, generation loop.
         .target(name: "Chat", dependencies: ["ChatAPI", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "FileInput",
                                             .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimisedInDebug),
-        // Answering completions for a server: requests, events, the CompletionService protocol.
-        .target(name: "Serving", dependencies: ["ChatAPI", "Chat", "Model", "Imaging", "Tokenizer"]),
-        // The OpenAI-compatible HTTP server (`serve`): routes, request and response JSON, SSE,
-        // limits, errors, metrics. Talks to a CompletionService only.
-        .target(name: "Server", dependencies: ["Serving", "ChatAPI", "FileInput", .product(name: "Hummingbird", package: "hummingbird"),
+        // What a server asks of an engine: completion requests, events, errors, the
+        // CompletionService protocol. No inference code.
+        .target(name: "ServingAPI", dependencies: ["ChatAPI"]),
+        // The engine's CompletionService: continuous batching over one ChatEngine.
+        .target(name: "Serving", dependencies: ["ServingAPI", "ChatAPI", "Chat", "Model", "Imaging", "Tokenizer"]),
+        // The OpenAI API's request body as a CompletionRequest, its error shape, the server's
+        // options and limits: everything a hostile client's bytes reach before the engine.
+        .target(name: "OpenAIAPI", dependencies: ["ServingAPI", "ChatAPI", "FileInput"]),
+        // The OpenAI-compatible HTTP server (`serve`): routes, response JSON, SSE, limits,
+        // errors, metrics. Talks to a CompletionService only.
+        .target(name: "Server", dependencies: ["OpenAIAPI", "ServingAPI", "ChatAPI", .product(name: "Hummingbird", package: "hummingbird"),
                                               .product(name: "HummingbirdCore", package: "hummingbird"),
                                               .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                                               .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
@@ -101,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "internvl-chat",
             dependencies: ["ChatAPI", "Chat", "Conversations", "Model", "Tokenizer", "Checkpoint", "Imaging", "TUI", "FileInput",
-                           "Serving", "Server", "Video",
+                           "ServingAPI", "Serving", "OpenAIAPI", "Server", "Video",
                            "RemoteBackend",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -116,13 +122,13 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["compute-probe", "ChatAPI", "Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "ChatAPI", "Chat", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "ServingAPI", "ChatAPI", "Chat", "TestSupport"]),
         // Saves a conversation over and over, for the SIGKILL and disk-full tests.
         .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "ChatAPI", "Imaging"],
                           path: "Tests/Tools/conversation-writer"),
         // libFuzzer harnesses for every parser of untrusted bytes (scripts/fuzz); built plainly,
         // it replays input files through a harness.
-        .executableTarget(name: "internvl-fuzz", dependencies: ["Checkpoint", "Conversations", "Imaging", "Tokenizer"],
+        .executableTarget(name: "internvl-fuzz", dependencies: ["Checkpoint", "Conversations", "Imaging", "Tokenizer", "OpenAIAPI"],
                           path: "Tests/Fuzz/internvl-fuzz"),
         // Runs turns beside a UI-tick-like task, for the compute-off-the-pool test.
         .executableTarget(name: "compute-probe", dependencies: ["Chat", "ChatAPI"], path: "Tests/Tools/compute-probe"),
@@ -134,7 +140,7 @@ let package = Package(
                     exclude: ["openai_test_server.py"]),
         .testTarget(name: "CLITests", dependencies: ["internvl-chat", "TestSupport"]),
         // The target graph itself (front ends free of the inference stack).
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Serving"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "OpenAIAPI", "ServingAPI"]),
         .testTarget(name: "PackageTests", dependencies: ["TestSupport"]),
     ]
 )

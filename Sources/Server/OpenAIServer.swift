@@ -9,7 +9,8 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Prometheus
-import Serving
+import OpenAIAPI
+import ServingAPI
 import ServiceLifecycle
 import UnixSignals
 

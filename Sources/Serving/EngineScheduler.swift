@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Kernels
 import Model
+import ServingAPI
 import Tokenizer
 
 /// Limits of an `EngineScheduler`, each refusing a request with a clear message when exceeded.

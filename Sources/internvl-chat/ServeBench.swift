@@ -2,6 +2,7 @@ import Chat
 import ChatAPI
 import Foundation
 import Serving
+import ServingAPI
 
 /// `bench --serve`: N requests at once through `EngineScheduler` (what `serve` runs), N = 1, 2, 4,
 /// 8. Each asks its own short question, greedy, and generates `tokens` tokens. Two rates:

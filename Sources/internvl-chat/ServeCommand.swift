@@ -3,8 +3,10 @@ import Chat
 import ChatAPI
 import Checkpoint
 import Foundation
+import OpenAIAPI
 import Server
 import Serving
+import ServingAPI
 
 /// `internvl-chat serve`: the model behind an OpenAI-compatible HTTP API (docs/serving.md).
 struct ServeCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
+@testable import OpenAIAPI
 @testable import Server
-import Serving
+import ServingAPI
 import Testing
 
 /// `POST /v1/chat/completions` bodies parsed into completion requests, and refused with the

@@ -2,6 +2,7 @@ import ChatAPI
 import Chat
 import Foundation
 import Serving
+import ServingAPI
 import Testing
 import TestSupport
 

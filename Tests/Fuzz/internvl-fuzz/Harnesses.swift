@@ -2,13 +2,14 @@ import Checkpoint
 import Conversations
 import Foundation
 import Imaging
+import OpenAIAPI
 import Tokenizer
 
 /// One parser of untrusted bytes each, as libFuzzer targets (see docs/testing.md, "Fuzzing").
 /// A harness returns normally for any input: a thrown error is the parser refusing the input,
 /// which is the expected outcome; a trap, a sanitizer report or a hang is a bug.
 enum Harness: String, CaseIterable {
-    case safetensors, config, tokenizer, bpe, jpeg, png, webp, conversation, export
+    case safetensors, config, tokenizer, bpe, jpeg, png, webp, conversation, export, request
 
     /// Inputs above this are skipped (libFuzzer's -max_len keeps them smaller anyway).
     static let maxInput = 1 << 20
@@ -48,6 +49,12 @@ enum Harness: String, CaseIterable {
             return (try? ConversationStore.decode(Data(input), path: "conversation.json")) != nil
         case .export:
             return (try? ConversationStore.parseExport(Data(input), path: "export.json")) != nil
+        case .request:
+            var options = ServerOptions()
+            options.allowedFolder = URL(fileURLWithPath: Scratch.dir)
+            guard let body = try? ChatCompletionBody.parse(input, options: options) else { return false }
+            blackHole(body.request.messages.map { $0.images.map(\.bytes.count) })
+            return true
         }
     }
 

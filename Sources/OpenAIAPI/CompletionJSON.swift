@@ -1,7 +1,7 @@
 import ChatAPI
 import FileInput
 import Foundation
-import Serving
+import ServingAPI
 
 /// An error in the OpenAI API's shape: `{"error": {"message", "type", "param", "code"}}` with its
 /// HTTP status.
