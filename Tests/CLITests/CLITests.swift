@@ -268,7 +268,9 @@ struct CLITests {
             }
             // nobody may not reach the checkout (a clone under /root): use world-readable copies.
             let bin = dir.appendingPathComponent("internvl-chat"), m = dir.appendingPathComponent("model")
-            try fm.copyItem(at: binary, to: bin)
+            // A link, not a copy: a copy's write descriptor can leak into a child another test
+            // forks meanwhile, and exec then fails with "Text file busy" (status 126).
+            do { try fm.linkItem(at: binary, to: bin) } catch { try fm.copyItem(at: binary, to: bin) }
             try fm.copyItem(at: model, to: m)
             try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin.path)
             try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: m.path)
