@@ -165,7 +165,8 @@ private func submit(_ s: inout AppState) -> [Effect] {
         if !s.pending.isEmpty { s.hint = "type a question about the attached image\(s.pending.count == 1 ? "" : "s"), then Enter" }
         return []
     }
-    if !line.hasPrefix("/") {
+    let isCommand = line.hasPrefix("/") && !line.hasPrefix("//")
+    if !isCommand {
         guard !s.busy else {
             s.messages.append(.init(kind: .error, text: "Still answering: your text stays in the input; send it when the answer ends, or press Esc to stop it."))
             return []
@@ -181,12 +182,13 @@ private func submit(_ s: inout AppState) -> [Effect] {
     }
     s.input = ""; s.historyIndex = nil; s.draft = nil
     s.history.append(line)
-    if line.hasPrefix("/") { return command(&s, line) }
-    var question = line
-    if let v = s.video, v.isPending(in: s.pending) { question = framedQuestion(line, pending: s.pending, video: v) }
+    if isCommand { return command(&s, line) }
+    let text = line.hasPrefix("//") ? String(line.dropFirst()) : line     // "//x" sends "/x"
+    var question = text
+    if let v = s.video, v.isPending(in: s.pending) { question = framedQuestion(text, pending: s.pending, video: v) }
     s.beforeAnswer = .init(messages: s.messages, question: line, pending: s.pending, video: s.video)
     s.video = nil
-    s.messages.append(.init(kind: .user, text: line, images: s.pending))
+    s.messages.append(.init(kind: .user, text: text, images: s.pending))
     s.messages.append(.init(kind: .assistant, text: ""))
     s.busy = true; s.scroll = 0
     let images = s.pending
@@ -494,5 +496,5 @@ Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes
 /set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
 /theme NAME  /copy [code] (last answer or its code, to the clipboard)  /show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
-Conversations are saved after every answer and on quit.
+A message starting with / is sent by typing // (//etc/hosts sends /etc/hosts). Conversations are saved after every answer and on quit.
 """

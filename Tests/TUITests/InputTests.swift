@@ -65,6 +65,17 @@ struct InputTests {
         #expect(reduce(&s, .enter) == [.send(question: "And the colours?", images: [])])
     }
 
+    @Test func aDoubledSlashSendsTheTextWithOneSlash() {
+        var s = AppState()
+        _ = reduce(&s, .type("//etc/hosts: what is this file?"))
+        #expect(reduce(&s, .enter) == [.send(question: "/etc/hosts: what is this file?", images: [])])
+        #expect(s.messages.contains { $0.kind == .user && $0.text == "/etc/hosts: what is this file?" })
+        #expect(s.history.last == "//etc/hosts: what is this file?")
+        var c = AppState()
+        _ = reduce(&c, .type("/frobnicate"))
+        #expect(reduce(&c, .enter).isEmpty && c.messages.last?.text.contains("Unknown command") == true)
+    }
+
     @Test func eachAnswerDrawsItsSeedUnlessOneIsSet() {
         var s = AppState()
         var draws: [UInt64] = [11, 12]
