@@ -4,7 +4,8 @@ import Logging
 
 /// Log lines go to a file while curses owns the screen: `$XDG_STATE_HOME/internvl-chat/internvl-chat.log`
 /// (default `~/.local/state/...`), or `$INTERNVL_CHAT_LOG`. Lines are made inert (no escape
-/// sequences from file names or model text reach a terminal that `cat`s the log).
+/// sequences from file names or model text reach a terminal that `cat`s the log) and one event
+/// is one line (a newline in a file name shows as ␤, it cannot forge a line).
 public enum FileLog {
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let p = environment["INTERNVL_CHAT_LOG"], !p.isEmpty { return p }
@@ -62,6 +63,7 @@ struct FileLogHandler: LogHandler {
              file: String, function: String, line: UInt) {
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current,
                                                 formatOptions: [.withInternetDateTime, .withFractionalSeconds])
-        sink.write("\(stamp) \(level) \(label): \(TerminalText.sanitize(message.description, tabWidth: 4))\n")
+        let text = TerminalText.sanitize(message.description, tabWidth: 4).replacingOccurrences(of: "\n", with: "\u{2424}")  // ␤
+        sink.write("\(stamp) \(level) \(label): \(text)\n")
     }
 }
