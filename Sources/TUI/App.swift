@@ -178,6 +178,7 @@ public final class App: @unchecked Sendable {
         case "\u{0B}": dispatch(.killToEnd)
         case "\u{15}": dispatch(.killToStart)
         case "\u{17}": dispatch(.killWord)
+        case "\u{19}": dispatch(.yank)
         case "\n": dispatch(.newline)          // Ctrl-J (nonl: Enter arrives as \r)
         case "\t":
             let names = { self.conversations?.store.list().flatMap { [$0.name, $0.id].compactMap { $0 } } ?? [] }

@@ -112,7 +112,7 @@ public enum Action: Sendable, Equatable {
     case type(String)              // printable text, pasted text included
     case backspace, delete, left, right, home, end
     case wordLeft, wordRight       // Alt-B / Alt-F, Ctrl-Left / Ctrl-Right
-    case killToEnd, killToStart, killWord
+    case killToEnd, killToStart, killWord, yank
     case newline                   // Alt-Enter / Ctrl-J
     case enter
     case up, down, pageUp, pageDown
@@ -154,7 +154,7 @@ extension Action {
     /// Whether the user did this (a key, a paste, the wheel), not the backend or background work.
     var isKey: Bool {
         switch self {
-        case .type, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .killToEnd, .killToStart, .killWord,
+        case .type, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .killToEnd, .killToStart, .killWord, .yank,
              .newline, .enter, .up, .down, .pageUp, .pageDown, .cancel, .interrupt, .quit, .help, .attachPaths, .setInput, .scroll:
             return true
         case .modelReady, .modelFailed, .event, .answerEnded, .attached, .attachFailed, .videoAttached, .retiled, .retileFailed, .notice, .loaded,

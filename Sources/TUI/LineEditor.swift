@@ -5,6 +5,8 @@
 public struct LineEditor: Sendable, Equatable {
     public private(set) var text: String
     public private(set) var cursor: Int
+    /// What the last Ctrl-K, Ctrl-U or Ctrl-W took out, for Ctrl-Y to put back.
+    public private(set) var killed = ""
 
     public init(text: String = "", cursor: Int? = nil) {
         self.text = text
@@ -45,8 +47,17 @@ public struct LineEditor: Sendable, Equatable {
     public mutating func right() { cursor = min(text.count, cursor + 1) }
     public mutating func home() { cursor = 0 }
     public mutating func end() { cursor = text.count }
-    public mutating func killToEnd() { let i = cursorIndex; splice(i..<text.endIndex, "") }
-    public mutating func killToStart() { splice(text.startIndex..<cursorIndex, ""); cursor = 0 }
+    public mutating func killToEnd() { kill(cursorIndex..<text.endIndex) }
+    public mutating func killToStart() { kill(text.startIndex..<cursorIndex) }
+
+    /// Inserts what the last kill took out at the cursor (Ctrl-Y, as readline's yank).
+    public mutating func yank() { insert(killed) }
+
+    private mutating func kill(_ r: Range<String.Index>) {
+        guard !r.isEmpty else { return }
+        killed = String(text[r])
+        splice(r, "")
+    }
 
     /// Deletes the word before the cursor and the blanks (spaces, tabs, line breaks) after it (Ctrl-W).
     public mutating func killWord() {
@@ -54,7 +65,7 @@ public struct LineEditor: Sendable, Equatable {
         var start = end
         while start > text.startIndex, text[text.index(before: start)].isWhitespace { start = text.index(before: start) }
         while start > text.startIndex, !text[text.index(before: start)].isWhitespace { start = text.index(before: start) }
-        splice(start..<end, "")
+        kill(start..<end)
     }
 
     /// Moves the cursor to the line above (`by: -1`) or below (`by: 1`) at the same column in

@@ -32,6 +32,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .killToEnd: s.editor.killToEnd()
     case .killToStart: s.editor.killToStart()
     case .killWord: s.editor.killWord()
+    case .yank: s.editor.yank()
     case .newline: s.editor.insert("\n")
     case .up:
         guard !s.editor.moveLine(by: -1), !s.history.isEmpty else { break }     // in a text of several lines: the line above
@@ -490,7 +491,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
 
 let helpText = """
 Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, Up/Down move between lines, then recall earlier inputs,
-PgUp/PgDn scroll, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
+PgUp/PgDn scroll, Ctrl-Y puts back what Ctrl-K/U/W cut, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
 /set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)

@@ -65,6 +65,24 @@ struct InputTests {
         #expect(reduce(&s, .enter) == [.send(question: "And the colours?", images: [])])
     }
 
+    @Test func ctrlYPutsBackWhatAKillTookOut() {
+        var s = AppState()
+        let text = "first line\nsecond line\nthird 👩‍💻"
+        _ = reduce(&s, .type(text))
+        _ = reduce(&s, .killToStart)
+        #expect(s.input.isEmpty)
+        _ = reduce(&s, .yank)
+        #expect(s.input == text && s.cursor == text.count)
+        _ = reduce(&s, .home); _ = reduce(&s, .killToEnd); _ = reduce(&s, .type("> ")); _ = reduce(&s, .yank)
+        #expect(s.input == "> " + text)
+        _ = reduce(&s, .killWord)
+        #expect(s.input == "> first line\nsecond line\nthird ")
+        _ = reduce(&s, .end); _ = reduce(&s, .yank)
+        #expect(s.input == "> " + text)
+        _ = reduce(&s, .yank)
+        #expect(s.input == "> " + text + "👩‍💻", "the last kill (one word), not an earlier one")
+    }
+
     @Test func aDoubledSlashSendsTheTextWithOneSlash() {
         var s = AppState()
         _ = reduce(&s, .type("//etc/hosts: what is this file?"))

@@ -42,6 +42,10 @@ wait_for '^  pasted line 40'
 keys Home                                               # the input pane follows the cursor to the first line
 wait_for '^> pasted line 1$'
 keys C-e; keys C-u
+wait_gone 'pasted line'
+keys C-y                                                # what Ctrl-U cut comes back
+wait_for '^  pasted line 40'
+keys C-u
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
 wait_for 'tok/s'

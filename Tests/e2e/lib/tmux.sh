@@ -10,3 +10,11 @@ wait_for() {  # wait_for REGEX [timeout_s]: the pane shows a line matching REGEX
 }
 
 keys() { tmux "${SOCK[@]}" send-keys -t "$S" "$@"; }
+
+wait_gone() {  # wait_gone REGEX [timeout_s]: no line of the pane matches REGEX
+  local re=$1 t=${2:-30} i
+  for ((i = 0; i < t * 10; i++)); do
+    tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -qE -- "$re" || return 0; sleep 0.1
+  done
+  fail "timeout waiting for this to go: $re"
+}
