@@ -52,6 +52,10 @@ public final class App: @unchecked Sendable {
     let layoutCache = ConversationLayoutCache()
 
     public var theme: Theme = .dark
+    /// Inputs kept between runs: Up recalls them; each one sent is added (nil: this run only).
+    public var inputHistory: InputHistory? {
+        didSet { state.history = inputHistory?.load() ?? [] }
+    }
     /// Where and how the conversation is saved and resumed (nil: not saved).
     /// The terminal while `run` has it.
     var terminal: Terminal?
@@ -130,8 +134,9 @@ public final class App: @unchecked Sendable {
         case .attached(let i): log.info("attached \(i.name): \(i.width)x\(i.height), \(i.tiles) tiles")
         default: break
         }
-        let before = state.pending.map(\.id)
+        let before = state.pending.map(\.id), sent = state.history.count
         perform(reduce(&state, a))
+        if state.history.count > sent, let h = inputHistory, let entry = state.history.last { h.append(entry) }
         let kept = Set(state.pending.map(\.id) + state.messages.flatMap { $0.images.map(\.id) })
         let dropped = before.filter { !kept.contains($0) }
         if !dropped.isEmpty {

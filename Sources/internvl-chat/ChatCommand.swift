@@ -31,7 +31,7 @@ struct ChatCommand: ParsableCommand {
     var theme = "dark"
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Reopen a saved conversation: its name or id; without one, the most recent.") var resume: String?
-    @Flag(help: "Do not save the conversation.") var noSave = false
+    @Flag(help: "Do not save the conversation, nor what you type to the input history.") var noSave = false
     @Option(help: "Thumbnails: auto (sixel when the terminal answers it has it, else colour half-blocks), sixel, blocks or none.")
     var graphics: GraphicsChoice = .auto
 
@@ -63,6 +63,7 @@ struct ChatCommand: ParsableCommand {
                           parameters: sampling.parameters, seedFixed: sampling.seed != nil, weightFormat: requested)
             app.maxTiles = maxTiles
             app.theme = chosen
+            if !noSave { app.inputHistory = InputHistory(path: InputHistory.defaultPath()) }
             app.modelLoading()
             if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: backend) }
             let support = GraphicsProbe.detect(requested: graphics.mode)

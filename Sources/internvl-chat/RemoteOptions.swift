@@ -60,6 +60,7 @@ extension ChatCommand {
         app.maxTiles = maxTiles
         app.theme = chosen
         if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: backend) }
+        if !noSave { app.inputHistory = InputHistory(path: InputHistory.defaultPath()) }
         app.run(graphics: GraphicsProbe.detect(requested: graphics.mode), resume: resume)
     }
 }

@@ -5,7 +5,7 @@
 # text that came, marked interrupted, with one message.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}
-S=hostiletest-$$; SOCK=(-L "hostiletest-$$"); WORK=$(mktemp -d); export LANG=C.UTF-8
+S=hostiletest-$$; SOCK=(-L "hostiletest-$$"); WORK=$(mktemp -d); export LANG=C.UTF-8 XDG_STATE_HOME=$WORK/state
 SERVER=
 trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
 python3 Tests/RemoteBackendTests/openai_test_server.py --lifetime 60 > "$WORK/port" & SERVER=$!

@@ -6,7 +6,7 @@ set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
 S=remotetest-$$; SOCK=(-L "remotetest-$$")
-WORK=$(mktemp -d); KEY=remote-tmux-key
+WORK=$(mktemp -d); KEY=remote-tmux-key; export XDG_STATE_HOME=$WORK/state
 export LANG=C.UTF-8
 SERVER=
 trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT

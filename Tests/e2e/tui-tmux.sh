@@ -12,7 +12,7 @@ BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
 S=tuitest-$$; SOCK=(-L "tuitest-$$")
 WORK=$(mktemp -d); LOG=$WORK/app.log
-export LANG=C.UTF-8
+export LANG=C.UTF-8 XDG_STATE_HOME=$WORK/state        # the input history in the scratch folder
 trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
@@ -100,6 +100,9 @@ tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -A1 'Next message' | grep -q '1
   || fail "the image attached and not sent should come back for the next message"
 for _ in $(seq 100); do grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" && break; sleep 0.1; done
 grep -q 'loaded .*: 2 turns, 2/2 images from stored vision tokens' "$LOG" || fail "the images should come back from the stored vision tokens (log)"
+keys Up                                                # the input history outlives the process: the last input sent
+wait_for '^> /attach /'
+keys C-u
 for _ in 1 2 3 4 5 6; do keys PPage; done              # the top: the first question and both images
 wait_for 'Hello there'
 wait_for '\[my coffee\.png\]'

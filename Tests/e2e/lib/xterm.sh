@@ -11,7 +11,7 @@ xterm_test() {  # xterm_test NAME: WORK, LOG, and the cleanup when the script ex
 fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "$TEST_NAME: 0 passed, 1 failed"; KEEP=1; exit 1; }
 
 start_app() {  # start_app TITLE: the app on MODEL in xterm, logging to LOG, conversations in WORK
-  start_xterm "$1" env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" \
+  start_xterm "$1" env LANG=C.UTF-8 INTERNVL_CHAT_LOG="$LOG" INTERNVL_CHAT_CONVERSATIONS="$WORK/conversations" XDG_STATE_HOME="$WORK/state" \
     "$BIN" chat --model "$MODEL" --max-new-tokens 6
 }
 
