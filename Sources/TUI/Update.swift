@@ -105,15 +105,11 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         // Stopped before its first token: the session kept nothing of the turn (a regenerated or
         // edited one keeps the turn it had), so the screen goes back to what it was.
         s.busy = false; s.phase = nil; s.phaseClock = nil; s.beforeAnswer = nil
-        s.messages = before.messages
-        if let q = before.question {
-            s.pending = before.pending + s.pending.filter { p in !before.pending.contains { $0.id == p.id } }
-            if s.video == nil { s.video = before.video }
-            let back = s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
-            if back { s.input = q }
+        if let back = undoQuestion(&s, before) {
             s.messages.append(.init(kind: .info, text: "Stopped before the answer began: nothing was kept"
                                     + (back ? "; your question is back in the input." : ".")))
         } else {
+            s.messages = before.messages
             s.messages.append(.init(kind: .info, text: "Stopped before the answer began: the answer before stays."))
         }
     case .event(let e, let at):
@@ -481,12 +477,33 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
         s.contextUsed = st.promptTokens + st.generatedTokens
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].interrupted = st.interrupted }
     case .failed(let m):
+        let before = s.beforeAnswer
         s.beforeAnswer = nil
         s.busy = false; s.phase = nil; s.phaseClock = nil
+        // Failed before its first token (a prompt too long, a server's error): the backend kept
+        // nothing of the turn, so the question goes back to the input rather than stay on screen
+        // as if asked.
+        if s.messages.last(where: { $0.kind == .assistant })?.text.isEmpty == true, let before, let back = undoQuestion(&s, before) {
+            s.messages.append(.init(kind: .error, text: m + (back ? " Your question is back in the input." : "")))
+            return
+        }
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }), s.messages[i].text.isEmpty { s.messages.remove(at: i) }
         s.messages.append(.init(kind: .error, text: m))
     case .attached, .restored: break      // arrive as Action.attached and Action.loaded instead
     }
+}
+
+/// The screen as it was before a question that the backend kept nothing of: its messages, the
+/// images and video that went with it back in the panel, the question back in the input when
+/// that is empty. Whether it went back; nil for a regenerated or edited answer (no question).
+private func undoQuestion(_ s: inout AppState, _ before: AppState.BeforeAnswer) -> Bool? {
+    guard let q = before.question else { return nil }
+    s.messages = before.messages
+    s.pending = before.pending + s.pending.filter { p in !before.pending.contains { $0.id == p.id } }
+    if s.video == nil { s.video = before.video }
+    let back = s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    if back { s.input = q }
+    return back
 }
 
 let helpText = """

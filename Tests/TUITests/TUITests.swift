@@ -80,9 +80,15 @@ struct UpdateTests {
         var st = TurnStats(); st.interrupted = true
         _ = reduce(&s, .event(.finished(st)))
         #expect(!s.busy && s.messages.last?.interrupted == true)
+        let shown = s.messages
+        _ = reduce(&s, .attached(cat))
         _ = reduce(&s, .type("x")); _ = reduce(&s, .enter)
+        #expect(s.pending.isEmpty)
+        // Failed before its first token: nothing was kept, the question and its image come back.
         _ = reduce(&s, .event(.failed("The prompt is too long.")))
-        #expect(s.messages.last == .init(kind: .error, text: "The prompt is too long.") && !s.busy)
+        #expect(s.messages == shown + [.init(kind: .error, text: "The prompt is too long. Your question is back in the input.")] && !s.busy)
+        #expect(s.input == "x" && s.pending == [cat])
+        _ = reduce(&s, .killToStart)
         // Ctrl-C when idle asks first.
         #expect(reduce(&s, .interrupt).isEmpty && s.confirmQuit)
         #expect(reduce(&s, .type("n")).isEmpty && !s.quitRequested)

@@ -21,6 +21,8 @@ wait_for 'engine exploded'
 wait_for '␛\[31mred␛\[0m ␛\]0;title␇ here'
 tmux "${SOCK[@]}" capture-pane -p -e -t "$S" | grep -q $'\x1b\\]0;title' && fail "an OSC from the server reached the terminal"
 tmux "${SOCK[@]}" display-message -p -t "$S" '#{pane_title}' | grep -q title && fail "the server set the window title"
+wait_for '^> hello #status500'                          # failed before its first token: the question is back in the input
+keys C-u
 keys -l 'cut #drop'; keys Enter
 wait_for 'closed before the'
 wait_for '^  echo: cut'
