@@ -86,13 +86,15 @@ public final class App: @unchecked Sendable {
                 dirty = false
             }
             let k = term.key()
-            switch k {
-            case .none: continue
-            case .char(let c): handle(char: c)
-            case .alt(let c): handle(alt: c)
-            case .code(let code): handle(code: code)
-            case .paste(let text): paste(text)
-            case .wheel(let n): dispatch(.scroll(n))
+            if case .none = k { continue }
+            handle(k)
+            // Keys already waiting (typing faster than frames, a paste the terminal does not
+            // bracket) go in before the next frame: up to 512 of them or 25 ms.
+            let until = DispatchTime.now().uptimeNanoseconds + 25_000_000
+            for _ in 0..<512 where !state.quitRequested && DispatchTime.now().uptimeNanoseconds < until {
+                let more = term.key(wait: false)
+                if case .none = more { break }
+                handle(more)
             }
             dirty = true
         }
@@ -173,6 +175,17 @@ public final class App: @unchecked Sendable {
     func isFile(_ p: String) -> Bool {
         var d: ObjCBool = false
         return FileManager.default.fileExists(atPath: p, isDirectory: &d) && !d.boolValue
+    }
+
+    func handle(_ k: Terminal.Key) {
+        switch k {
+        case .none: break
+        case .char(let c): handle(char: c)
+        case .alt(let c): handle(alt: c)
+        case .code(let code): handle(code: code)
+        case .paste(let text): paste(text)
+        case .wheel(let n): dispatch(.scroll(n))
+        }
     }
 
     func handle(char c: String) {

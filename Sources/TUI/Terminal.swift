@@ -241,9 +241,12 @@ public final class Terminal: @unchecked Sendable {
     public enum Key: Equatable { case char(String), code(Int32), alt(String), paste(String), wheel(Int), none }
 
     /// The next key, or `.none` after the 30 ms timeout.
-    public func key() -> Key {
+    /// The next key, waiting up to 30 ms for one (`wait: false`: only one already there).
+    public func key(wait: Bool = true) -> Key {
         var ch: wint_t = 0
+        if !wait { timeout(0) }
         let r = get_wch(&ch)
+        if !wait { timeout(30) }
         if r == ERR { return .none }
         if r == KEY_CODE_YES {
             let code = Int32(ch)

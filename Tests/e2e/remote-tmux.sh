@@ -19,15 +19,20 @@ tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN --endpoint http://127.0.0.1:$PORT --api-key $KEY --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "remote tui e2e: 0 passed, 1 failed"; exit 1; }
 source Tests/e2e/lib/tmux.sh
+LOG=$WORK/state/internvl-chat/internvl-chat.log
+finished() {  # finished N: the log has N answers ended (the status bar's tok/s stays from the last one)
+  for _ in $(seq 300); do [ "$(grep -c 'turn finished' "$LOG" 2>/dev/null)" -ge "$1" ] && return 0; sleep 0.1; done
+  fail "timeout waiting for answer $1 to end"
+}
 wait_for 'context 0/'
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
-wait_for 'tok/s'
+finished 1
 keys -l "/attach $IMG"; keys Enter
 wait_for '1\. photo-chelsea\.png'
 keys -l 'What is in the picture?'; keys Enter
 wait_for '\[photo-chelsea\.png\]'
-wait_for 'tok/s'
+finished 2
 keys -l '/set max_tokens 4000'; keys Enter
 wait_for 'max_tokens = 4000'
 keys -l '/set temperature 1'; keys Enter

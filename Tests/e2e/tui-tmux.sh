@@ -46,6 +46,9 @@ wait_gone 'pasted line'
 keys C-y                                                # what Ctrl-U cut comes back
 wait_for '^  pasted line 40'
 keys C-u
+keys -l "$(seq -f 'w%04g' 0 449 | tr '\n' ' ')END"      # 2,700 keys in one burst (no bracketed paste): all, in order
+wait_for '^  w0448 w0449 END'
+keys C-u
 keys -l 'Hello there'; keys Enter
 wait_for '^InternVL'
 wait_for 'tok/s'
