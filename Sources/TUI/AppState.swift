@@ -56,6 +56,8 @@ public struct AppState: Sendable, Equatable {
     public var weightFormat = "bf16"
     /// The model is still loading in the background (the screen and typing work meanwhile).
     public var modelLoading = false
+    /// The background load failed: nothing can be answered in this run (the status bar says so).
+    public var modelLoadFailed = false
     /// The screen as it was before the answer now coming (and the question, images and video it
     /// took from the input): put back when the answer stops before its first token.
     public var beforeAnswer: BeforeAnswer?

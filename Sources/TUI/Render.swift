@@ -321,6 +321,7 @@ func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     var parts = ["context \(s.contextUsed)\(pendingCost > 0 ? "+\(pendingCost)" : "")/\(s.contextSize)"]
     if let t = s.lastTokensPerSecond { parts.append(String(format: "%.1f tok/s", t)) }
     if s.modelLoading && s.phase != .loadingModel { parts.append("loading the model…") }
+    if s.modelLoadFailed { parts.append("the model did not load (the error is above; /quit)") }
     if let p = s.phase {
         var text: String
         switch p {

@@ -18,7 +18,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .modelReady(let format):
         s.modelLoading = false; s.weightFormat = format
     case .modelFailed(let m):
-        s.modelLoading = false
+        s.modelLoading = false; s.modelLoadFailed = true
         s.messages.append(.init(kind: .error, text: "The model could not be loaded: \(m)"))
     case .type(let t): s.editor.insert(t)
     case .backspace: s.editor.deleteBackward()

@@ -46,5 +46,8 @@ struct ModelLoadingTests {
         #expect(s.input == "draft")
         #expect(s.messages.last?.text == "The model could not be loaded: config.json: llm_config.num_hidden_layers is 0")
         #expect(renderFrame(s, width: 100, height: 12).grid.text.contains("The model could not be loaded"))
+        for _ in 0..<30 { _ = reduce(&s, .notice("something else", error: false)) }     // the error scrolled away
+        let status = renderFrame(s, width: 120, height: 12).grid.text.split(separator: "\n").last ?? ""
+        #expect(status.contains("the model did not load"), "the status bar keeps saying so: \(status)")
     }
 }
