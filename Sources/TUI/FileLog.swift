@@ -8,10 +8,7 @@ import Logging
 /// is one line (a newline in a file name shows as ␤, it cannot forge a line).
 public enum FileLog {
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let p = environment["INTERNVL_CHAT_LOG"], !p.isEmpty { return p }
-        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/state")
-        return (base as NSString).appendingPathComponent("internvl-chat/internvl-chat.log")
+        StateFile.path("internvl-chat.log", override: "INTERNVL_CHAT_LOG", environment: environment)
     }
 
     /// Sends swift-log output to `path` (created with its folder); returns false when it cannot

@@ -5,17 +5,17 @@ import Foundation
 /// (default `~/.local/state/...`), readable by its owner only. Up recalls the newest `limit`.
 /// A line that does not parse is skipped; a file that cannot be read or written is no history,
 /// never an error on screen.
-public struct InputHistory: Sendable {
+public final class InputHistory {
     public let path: String
     public static let limit = 1000
+    /// The file's line count and end as this object last wrote it: still right when the file
+    /// ends there, so an append need not read the file again.
+    private var known: (lines: Int, end: UInt64)?
 
     public init(path: String) { self.path = path }
 
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let p = environment["INTERNVL_CHAT_HISTORY"], !p.isEmpty { return p }
-        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/state")
-        return (base as NSString).appendingPathComponent("internvl-chat/history.jsonl")
+        StateFile.path("history.jsonl", override: "INTERNVL_CHAT_HISTORY", environment: environment)
     }
 
     /// The newest `limit` entries, oldest first.
@@ -30,21 +30,28 @@ public struct InputHistory: Sendable {
     /// Adds `entry` at the end; past twice `limit` lines the file is rewritten with the newest
     /// `limit` (atomically: a crash leaves the old file or the new one).
     public func append(_ entry: String) {
-        guard let json = try? JSONSerialization.data(withJSONObject: entry, options: [.fragmentsAllowed]) else { return }
+        guard let line = Self.line(entry) else { return }
         let fm = FileManager.default
         try? fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: path) { fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
+        if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
         guard let h = FileHandle(forWritingAtPath: path) else { return }
-        h.seekToEndOfFile()
-        h.write(json + Data([UInt8(ascii: "\n")]))
+        let end = h.seekToEndOfFile()
+        h.write(line)
         try? h.close()
-        let lines = (fm.contents(atPath: path) ?? Data()).reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        let lines: Int
+        if let k = known, k.end == end { lines = k.lines + 1 }
+        else { lines = (fm.contents(atPath: path) ?? Data()).reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } }
+        known = (lines, end + UInt64(line.count))
         guard lines > 2 * Self.limit else { return }
-        var kept = Data()
-        for e in load() {
-            if let j = try? JSONSerialization.data(withJSONObject: e, options: [.fragmentsAllowed]) { kept += j + Data([UInt8(ascii: "\n")]) }
-        }
-        try? kept.write(to: URL(fileURLWithPath: path), options: .atomic)
+        let kept = load().compactMap(Self.line)
+        let data = kept.reduce(Data(), +)
+        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
         try? fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        known = (kept.count, UInt64(data.count))
+    }
+
+    /// `entry` as one line of the file.
+    private static func line(_ entry: String) -> Data? {
+        (try? JSONSerialization.data(withJSONObject: entry, options: [.fragmentsAllowed])).map { $0 + Data([UInt8(ascii: "\n")]) }
     }
 }

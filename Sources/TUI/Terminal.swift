@@ -240,8 +240,8 @@ public final class Terminal: @unchecked Sendable {
 
     public enum Key: Equatable { case char(String), code(Int32), alt(String), paste(String), wheel(Int), none }
 
-    /// The next key, or `.none` after the 30 ms timeout.
-    /// The next key, waiting up to 30 ms for one (`wait: false`: only one already there).
+    /// The next key, waiting up to 30 ms for one (`wait: false`: only one already there); `.none`
+    /// when none came.
     public func key(wait: Bool = true) -> Key {
         var ch: wint_t = 0
         if !wait { timeout(0) }

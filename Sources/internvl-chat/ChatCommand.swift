@@ -63,9 +63,11 @@ struct ChatCommand: ParsableCommand {
                           parameters: sampling.parameters, seedFixed: sampling.seed != nil, weightFormat: requested)
             app.maxTiles = maxTiles
             app.theme = chosen
-            if !noSave { app.inputHistory = InputHistory(path: InputHistory.defaultPath()) }
             app.modelLoading()
-            if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: backend) }
+            if !noSave {
+                app.conversations = ConversationService(store: storeOptions.store, backend: backend)
+                app.inputHistory = InputHistory(path: InputHistory.defaultPath())
+            }
             let support = GraphicsProbe.detect(requested: graphics.mode)
             let load = ModelLoad(weights: weightOptions, folder: folder, context: sampling.context, system: system)
             Thread {

@@ -59,8 +59,10 @@ extension ChatCommand {
                       parameters: sampling.parameters, seedFixed: sampling.seed != nil, weightFormat: "remote")
         app.maxTiles = maxTiles
         app.theme = chosen
-        if !noSave { app.conversations = ConversationService(store: storeOptions.store, backend: backend) }
-        if !noSave { app.inputHistory = InputHistory(path: InputHistory.defaultPath()) }
+        if !noSave {
+            app.conversations = ConversationService(store: storeOptions.store, backend: backend)
+            app.inputHistory = InputHistory(path: InputHistory.defaultPath())
+        }
         app.run(graphics: GraphicsProbe.detect(requested: graphics.mode), resume: resume)
     }
 }
