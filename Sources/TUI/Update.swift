@@ -102,9 +102,9 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         if !s.busy { s.phase = nil; return [.prefillAhead(s.pending)] }
     case .answerEnded:
         guard s.busy, let before = s.beforeAnswer else { break }       // .finished or .failed came: nothing to undo
+        _ = endAnswer(&s)
         // Stopped before its first token: the session kept nothing of the turn (a regenerated or
         // edited one keeps the turn it had), so the screen goes back to what it was.
-        s.busy = false; s.phase = nil; s.phaseClock = nil; s.beforeAnswer = nil
         if let back = undoQuestion(&s, before) {
             s.messages.append(.init(kind: .info, text: "Stopped before the answer began: nothing was kept"
                                     + (back ? "; your question is back in the input." : ".")))
@@ -195,7 +195,7 @@ private func submit(_ s: inout AppState) -> [Effect] {
 
 /// Loads a saved conversation ("" for the most recent) in place of the one on screen.
 private func load(_ s: inout AppState, _ target: String) -> [Effect] {
-    guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+    guard !s.busy else { return refuseWhileAnswering(&s) }
     s.busy = true
     s.messages.append(.init(kind: .info, text: "Loading \(target.isEmpty ? "the most recent conversation" : target)…"))
     return [.load(target)]
@@ -249,7 +249,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /delete NAME (a saved conversation; /list shows them)")); return [] }
         return [.delete(arg)]
     case "/new":
-        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+        guard !s.busy else { return refuseWhileAnswering(&s) }
         let kept = s.pending.isEmpty ? "" : " The attached images stay attached to your next message."
         s.messages = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
         let system = s.systemMessage == nil ? "the model's default system message" : "your system message (/system to see it)"
@@ -272,7 +272,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     case "/show":
         s.messages.append(.init(kind: .info, text: settingsText(s)))
     case "/regen":
-        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+        guard !s.busy else { return refuseWhileAnswering(&s) }
         guard let i = s.messages.lastIndex(where: { $0.kind == .assistant }) else {
             s.messages.append(.init(kind: .error, text: "There is no answer to regenerate yet.")); return []
         }
@@ -280,7 +280,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.messages[i].text = ""; s.messages[i].interrupted = false; s.busy = true
         return [.regenerate]
     case "/edit":
-        guard !s.busy else { s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first.")); return [] }
+        guard !s.busy else { return refuseWhileAnswering(&s) }
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /edit NEW QUESTION (replaces your last question)")); return [] }
         guard let i = s.messages.lastIndex(where: { $0.kind == .user }) else {
             s.messages.append(.init(kind: .error, text: "There is no question to edit yet.")); return []
@@ -471,15 +471,12 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
     case .text(let t):
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].text += t }
     case .finished(let st):
-        s.beforeAnswer = nil
-        s.busy = false; s.phase = nil; s.phaseClock = nil
+        _ = endAnswer(&s)
         s.lastTokensPerSecond = st.decodeTokensPerSecond
         s.contextUsed = st.promptTokens + st.generatedTokens
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].interrupted = st.interrupted }
     case .failed(let m):
-        let before = s.beforeAnswer
-        s.beforeAnswer = nil
-        s.busy = false; s.phase = nil; s.phaseClock = nil
+        let before = endAnswer(&s)
         // Failed before its first token (a prompt too long, a server's error): the backend kept
         // nothing of the turn, so the question goes back to the input rather than stay on screen
         // as if asked.
@@ -491,6 +488,20 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
         s.messages.append(.init(kind: .error, text: m))
     case .attached, .restored: break      // arrive as Action.attached and Action.loaded instead
     }
+}
+
+/// The answer under way is over: the app is idle again. Returns (and forgets) the screen as it
+/// was before that answer, for one that ended before its first token.
+private func endAnswer(_ s: inout AppState) -> AppState.BeforeAnswer? {
+    defer { s.beforeAnswer = nil }
+    s.busy = false; s.phase = nil; s.phaseClock = nil
+    return s.beforeAnswer
+}
+
+/// A command that needs the answer under way to end first.
+private func refuseWhileAnswering(_ s: inout AppState) -> [Effect] {
+    s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first."))
+    return []
 }
 
 /// The screen as it was before a question that the backend kept nothing of: its messages, the
