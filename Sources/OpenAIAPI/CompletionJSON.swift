@@ -18,6 +18,11 @@ public struct APIError: Error, Sendable, Equatable {
 
     public static func invalid(_ message: String, param: String? = nil) -> APIError { APIError(400, message, param: param) }
 
+    /// 404: `name` is not the model this server serves (`served`).
+    public static func modelNotFound(_ name: String, served: String) -> APIError {
+        APIError(404, "The model \(name) does not exist here: this server serves \(served).", param: "model", code: "model_not_found")
+    }
+
     public var body: [String: Any] {
         ["error": ["message": message, "type": type, "param": param as Any? ?? NSNull(), "code": code as Any? ?? NSNull()]]
     }
@@ -55,15 +60,12 @@ public struct ChatCompletionBody: Sendable {
         guard let o = any as? [String: Any] else { throw .invalid("The body must be a JSON object.") }
         if let m = o["model"], !(m is NSNull) {
             guard let name = m as? String else { throw .invalid("model must be a string.", param: "model") }
-            guard name == options.modelName else {
-                throw APIError(404, "The model \(name) does not exist here: this server serves \(options.modelName).", param: "model", code: "model_not_found")
-            }
+            guard name == options.modelName else { throw .modelNotFound(name, served: options.modelName) }
         }
         guard let list = o["messages"] as? [Any], !list.isEmpty else {
             throw .invalid("messages must be a non-empty array.", param: "messages")
         }
         var messages: [CompletionRequest.Message] = []
-        var imageCount = 0
         for (i, item) in list.enumerated() {
             guard let m = item as? [String: Any], let role = m["role"] as? String else {
                 throw .invalid("messages[\(i)] must be an object with a role.", param: "messages")
@@ -91,7 +93,6 @@ public struct ChatCompletionBody: Sendable {
                         text.append(t)
                     case "image_url":
                         guard r == .user else { throw .invalid("messages[\(i)]: only user messages can carry images.", param: "messages") }
-                        imageCount += 1
                         images.append(try image(part, name: "image \(k + 1) of message \(i + 1)", options: options))
                     default:
                         throw .invalid("messages[\(i)].content[\(k)].type \"\(type)\" is not supported (text, image_url).", param: "messages")

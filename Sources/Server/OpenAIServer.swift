@@ -60,10 +60,7 @@ public final class OpenAIServer: Sendable {
             if let e = unauthorized(request) { return finish(e) }
             let asked = String(request.uri.path.dropFirst("/v1/models/".count))
             let name = asked.removingPercentEncoding ?? asked
-            guard name == options.modelName else {
-                return Self.json(404, APIError(404, "The model \(name) does not exist here: this server serves \(options.modelName).",
-                                               param: "model", code: "model_not_found").body)
-            }
+            guard name == options.modelName else { return Self.json(404, APIError.modelNotFound(name, served: options.modelName).body) }
             return Self.json(200, modelObject)
         }
         router.post("/v1/chat/completions") { [self] request, context in await completions(request, channel: context.channel) }
