@@ -231,6 +231,14 @@ public struct ChatCompletionBody: Sendable {
             guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("\(name): max_dynamic_patch must be an integer from 1 to 40.", param: "messages") }
             maxTiles = n
         }
+        // OpenAI's detail: "low" is InternVL's thumbnail alone (the whole image as one tile);
+        // "high" and "auto" keep the tiling the part, the request or the model sets.
+        if let v = inner?["detail"], !(v is NSNull) {
+            guard let detail = v as? String, ["low", "high", "auto"].contains(detail) else {
+                throw .invalid("\(name): image_url.detail must be \"low\", \"high\" or \"auto\".", param: "messages")
+            }
+            if detail == "low", maxTiles == nil { maxTiles = 1 }
+        }
         if url.hasPrefix("data:") {
             guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
                 throw .invalid("\(name): a data: URL must be base64 (data:image/png;base64,...).", param: "messages")

@@ -99,6 +99,27 @@ import Testing
         }
     }
 
+    /// `image_url.detail` (OpenAI's): "low" is the thumbnail only (one tile) unless the part
+    /// names its own tile count; "high" and "auto" leave the tiling as the part, the request or
+    /// the model's default set it; any other value is refused naming the field.
+    @Test func imageDetailChoosesTheTiling() throws {
+        let url = "data:image/png;base64," + Data(Self.png).base64EncodedString()
+        func tiles(_ imageURL: String, request: String = "") throws -> Int? {
+            let body = try parse(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": \#(imageURL)}]}]\#(request)}"#)
+            return body.request.messages[0].images[0].maxTiles
+        }
+        #expect(try tiles(#"{"url": "\#(url)", "detail": "low"}"#) == 1)
+        #expect(try tiles(#"{"url": "\#(url)", "detail": "low"}"#, request: #", "max_tiles": 6"#) == 1)
+        #expect(try tiles(#"{"url": "\#(url)", "detail": "low", "max_dynamic_patch": 4}"#) == 4)
+        #expect(try tiles(#"{"url": "\#(url)", "detail": "high"}"#) == nil)
+        #expect(try tiles(#"{"url": "\#(url)", "detail": "auto", "max_tiles": 3}"#) == 3)
+        #expect(try tiles(#"{"url": "\#(url)", "detail": null}"#) == nil)
+        for bad in [#""medium""#, #""LOW""#, "1", "true", #"["low"]"#] {
+            let e = refusal(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "\#(url)", "detail": \#(bad)}}]}]}"#)
+            #expect(e?.status == 400 && e?.param == "messages" && e?.message.contains("image_url.detail") == true, "\(bad): \(String(describing: e))")
+        }
+    }
+
     /// Seeds are 64-bit integers, as OpenAI's and vLLM's: those above 2^53, which a Double cannot
     /// hold, are taken exactly.
     @Test func seedsAreAnySixtyFourBitInteger() throws {

@@ -97,6 +97,12 @@ want = generate("Compare them.", images=[CAT], extra=["--max-tiles", "2"])
 msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT), "max_dynamic_patch": 2}},
                                     {"type": "text", "text": "Compare them."}]}]
 same("max_dynamic_patch in the image part", ask(msg), want)
+want = generate("What is in the picture?", images=[CAT], extra=["--max-tiles", "1"])
+msg = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(CAT), "detail": "low"}},
+                                    {"type": "text", "text": "What is in the picture?"}]}]
+low = ask(msg)
+same("detail low (the thumbnail tile only)", low, want)
+check(low[2].prompt_tokens == len(want["prompt_token_ids"]), f"detail low: {low[2].prompt_tokens} prompt tokens, generate --max-tiles 1 has {len(want['prompt_token_ids'])}")
 
 # History (with an image in the first turn) and a system prompt.
 want = generate("And the colours?", images=[CAT], system="You are terse.",
