@@ -177,8 +177,14 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let ids = job.stepper!.tokenIDs
         let usage = CompletionUsage(promptTokens: job.prompt!.count, completionTokens: ids.count, cachedPromptTokens: job.reused)
         job.out.yield(.finished(reason == .length ? .length : .stop, usage, tokenIDs: ids))
-        job.out.finish()
+        // The cache is kept and the place freed before the stream ends: a client may send its
+        // next request (the same conversation, one turn longer) as soon as it has this answer.
         keep(signatures: job.prompt!.signatures + job.fed, cache: job.cache!)
+        lock.withLock {
+            running.removeAll { $0 === job }
+            if prefilling === job { prefilling = nil }
+        }
+        job.out.finish()
     }
 
     // MARK: - Prompts, images, reuse

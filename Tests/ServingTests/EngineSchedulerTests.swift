@@ -295,6 +295,21 @@ struct EngineSchedulerTests {
         #expect(s.queued == 0 && s.active == 0)
     }
 
+    /// A request's place is free by the time its stream ends: a client that sends its next
+    /// request as soon as it has the answer is not refused as overloaded by its own last request
+    /// (one batch place, no queue, requests back to back).
+    @Test func thePlaceIsFreeWhenTheAnswerEnds() async throws {
+        let (_, scheduler) = try Self.oneSlot(queue: 0)
+        defer { scheduler.shutdown() }
+        let request = try Chat(question: "Hello", parameters: SamplingParameters(maxNewTokens: 1)).request()
+        var refused = 0, busyAfterEnd = 0
+        for _ in 0..<300 {
+            do { _ = try await Self.collect(scheduler.complete(request)) } catch { refused += 1 }
+            if await scheduler.status().active != 0 { busyAfterEnd += 1 }
+        }
+        #expect(refused == 0 && busyAfterEnd == 0, "\(refused) refused, \(busyAfterEnd) still running after their end")
+    }
+
     /// Conversations in orders a pair-based history cannot hold (an assistant greeting first, two
     /// user messages in a row, a system message later, an assistant message last) are answered
     /// as `generate` answers their prompt written out by hand in the template's framing: each
