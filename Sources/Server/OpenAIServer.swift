@@ -22,6 +22,7 @@ public final class OpenAIServer: Sendable {
     let metrics: ServerMetrics
     let log = Logger(label: "serve")
     let inFlight = InFlight()
+    let connections = Connections()
 
     public init(service: any CompletionService, options: ServerOptions) {
         self.service = service
@@ -37,6 +38,7 @@ public final class OpenAIServer: Sendable {
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let router = Router(context: ServeContext.self)
         router.addMiddleware { OpenAIShapedErrors() }
+        router.addMiddleware { [connections, metrics] in RefuseWhileStopping(connections: connections, metrics: metrics) }
         // What GET serves is served to HEAD too (health checks, curl -I); NIO leaves the body out.
         func get(_ path: RouterPath, _ handler: @escaping @Sendable (Request, ServeContext) async throws -> Response) {
             router.get(path, use: handler)
@@ -52,21 +54,29 @@ public final class OpenAIServer: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.registry.emitToString())))
         }
         get("/v1/models") { [self] request, _ in
-            if let e = unauthorized(request) { return finish(e) }
+            if let e = unauthorized(request.headers[.authorization]) { return finish(e) }
             return Self.json(200, ["object": "list", "data": [modelObject]])
         }
         // A served name may hold a slash (OpenGVLab/...), which clients put in the path as it is.
         get("/v1/models/**") { [self] request, _ in
-            if let e = unauthorized(request) { return finish(e) }
+            if let e = unauthorized(request.headers[.authorization]) { return finish(e) }
             let asked = String(request.uri.path.dropFirst("/v1/models/".count))
             let name = asked.removingPercentEncoding ?? asked
             guard name == options.modelName else { return Self.json(404, APIError.modelNotFound(name, served: options.modelName).body) }
             return Self.json(200, modelObject)
         }
         router.post("/v1/chat/completions") { [self] request, context in await completions(request, channel: context.channel) }
+        // The head as the route sees it: HTTP types join a repeated field's values with ", ".
+        let readsBody: @Sendable (HTTPRequestHead) -> Bool = { [self] head in
+            func field(_ name: String) -> String? { head.headers[name].isEmpty ? nil : head.headers[name].joined(separator: ", ") }
+            return head.method == .POST && head.uri.split(separator: "?", maxSplits: 1).first == "/v1/chat/completions"
+                && refusalBeforeBody(authorization: field("authorization"), contentType: field("content-type"),
+                                     contentLength: field("content-length")) == nil
+        }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
         // of its last answer) is closed; a client that closes its side ends its requests.
-        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(), HTTP1Details()],
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(),
+                                                                          HTTP1Details(connections: self.connections, readsBody: readsBody)],
                                               idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000)))
         let app = Application(router: router, server: .http1(configuration: http),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
@@ -76,17 +86,20 @@ public final class OpenAIServer: Sendable {
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            tasks.addTask { [inFlight, options] in
+            tasks.addTask { [inFlight, connections, options] in
                 var drain: Task<Void, Never>?
                 for await _ in signals {
                     if drain == nil {
+                        connections.stop()
                         drain = Task {
                             try? await Task.sleep(for: .milliseconds(Int(options.shutdownSeconds * 1000)))
                             inFlight.cutAll()
+                            connections.endWindow()
                         }
                         await group.triggerGracefulShutdown()
                     } else {
                         inFlight.cutAll()
+                        connections.endWindow()
                     }
                 }
             }
@@ -97,9 +110,9 @@ public final class OpenAIServer: Sendable {
 
     var modelObject: [String: Any] { ["id": options.modelName, "object": "model", "created": 0, "owned_by": "internvl-chat"] }
 
-    func unauthorized(_ request: Request) -> APIError? {
+    func unauthorized(_ authorization: String?) -> APIError? {
         guard let key = options.apiKey else { return nil }
-        let given = request.headers[.authorization] ?? ""
+        let given = authorization ?? ""
         guard Self.sameBytes(Array(given.utf8), Array(("Bearer " + key).utf8)) else {
             return APIError(401, given.isEmpty ? "Missing API key: send Authorization: Bearer KEY." : "Incorrect API key.",
                             type: "authentication_error", code: "invalid_api_key")
@@ -132,20 +145,30 @@ public final class OpenAIServer: Sendable {
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    func completions(_ request: Request, channel: any Channel) async -> Response {
-        if let e = unauthorized(request) { return finish(e) }
+    /// What refuses a chat completion from its head alone: the key, the media type, a declared
+    /// length over the limit. A request with `Expect: 100-continue` gets its `100 Continue` only
+    /// when this is nil.
+    func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?) -> APIError? {
+        if let e = unauthorized(authorization) { return e }
         // Only JSON: a web page may post text/plain or a form to a loopback server without
         // asking the browser first (no CORS preflight), but not application/json.
-        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        }
+        let mediaType = (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard mediaType == "application/json" else {
-            return finish(APIError(415, "Content-Type must be application/json (it was \(request.headers[.contentType].map { "\"\(TerminalText.sanitize($0))\"" } ?? "missing")).",
-                                   code: "unsupported_media_type"))
+            return APIError(415, "Content-Type must be application/json (it was \(contentType.map { "\"\(TerminalText.sanitize($0))\"" } ?? "missing")).",
+                            code: "unsupported_media_type")
+        }
+        if let declared = contentLength.flatMap(Int.init), declared > options.maxBodyBytes { return tooLarge }
+        return nil
+    }
+
+    var tooLarge: APIError { APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large") }
+
+    func completions(_ request: Request, channel: any Channel) async -> Response {
+        if let e = refusalBeforeBody(authorization: request.headers[.authorization], contentType: request.headers[.contentType],
+                                     contentLength: request.headers[.contentLength]) {
+            return finish(e)
         }
         let started = ContinuousClock.now
-        let tooLarge = APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large")
-        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > options.maxBodyBytes { return finish(tooLarge) }
         let bytes: [UInt8]
         do {
             bytes = try await withDeadline(options.bodySeconds) { [options] in
@@ -274,6 +297,21 @@ public final class OpenAIServer: Sendable {
     static func sse(_ object: [String: Any]) -> ByteBuffer {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
         return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+    }
+}
+
+/// From the first signal on, every request that starts gets 503 (`shutting_down`): those on
+/// connections that were open then (no new ones are taken) and health checks, which thereby take
+/// the server out of a load balancer.
+struct RefuseWhileStopping: RouterMiddleware {
+    typealias Context = ServeContext
+    let connections: Connections
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
+        guard connections.isStopping else { return try await next(request, context) }
+        if request.uri.path == "/v1/chat/completions" { metrics.count(status: 503) }
+        return OpenAIServer.json(503, OpenAIServer.apiError(DeadlineExceeded(shuttingDown: true)).body)
     }
 }
 
@@ -471,68 +509,5 @@ struct ServeContext: RequestContext {
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
-    }
-}
-
-/// Closes a connection whose client closed its sending side: HTTP clients do that only when
-/// they give up (as nginx treats it), and Hummingbird would otherwise keep answering, and
-/// generating for, a half-closed connection until the answer is written.
-final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = HTTPRequestPart
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
-        context.fireUserInboundEventTriggered(event)
-    }
-}
-
-/// HTTP/1 details that Hummingbird's HTTP types lose (they drop the request's version) or leave
-/// out, handled before their codec: Hummingbird adds this handler after the codec, and this
-/// handler puts an `HTTP1Details.Handler` there in its place.
-///
-/// - HTTP/1.0 clients (ApacheBench, old libraries) know neither chunked bodies nor persistent
-///   connections unless they ask: their answers go out as HTTP/1.0 (NIO's encoder then frames a
-///   stream by the connection's close), and the connection closes after each.
-/// - `Expect: 100-continue` (curl's for bodies over 1 MB, such as an image) gets its
-///   `100 Continue` at once; without it curl waits a second before it sends the body.
-final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = HTTPRequestPart
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let pipeline = context.pipeline.syncOperations
-        if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
-            try? pipeline.addHandler(Handler(), position: .before(codec))
-        }
-        pipeline.removeHandler(context: context, promise: nil)
-    }
-
-    final class Handler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias InboundOut = HTTPServerRequestPart
-        typealias OutboundIn = HTTPServerResponsePart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        /// Whether the request being answered is HTTP/1.0 (touched on the channel's event loop only).
-        private var http10 = false
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
-            http10 = head.version.major == 1 && head.version.minor == 0
-            if http10 {
-                // Hummingbird closes the connection after answering a request that says so.
-                head.headers.replaceOrAdd(name: "connection", value: "close")
-            } else if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                head.headers.remove(name: "expect")
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
-            context.fireChannelRead(wrapInboundOut(.head(head)))
-        }
-
-        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            guard http10, case .head(var head) = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
-            head.version = .http1_0
-            head.headers.replaceOrAdd(name: "connection", value: "close")
-            context.write(wrapOutboundOut(.head(head)), promise: promise)
-        }
     }
 }

@@ -6,7 +6,7 @@ in time, every server stopped by the test.
 
 usage: conformance.py BIN MODEL
 """
-import json, signal, socket, subprocess, sys, threading, time
+import json, re, signal, socket, subprocess, sys, threading, time
 import urllib.request
 
 import openai
@@ -175,6 +175,32 @@ try:
     final = (interim + rest).split(b"\r\n\r\n", 1)[1] if interim.startswith(b"HTTP/1.1 100") else interim + rest
     check(final.startswith(b"HTTP/1.1 200"), f"Expect: 100-continue: then {final[:60]!r}")
 
+    # A request the server refuses before reading its body gets its final status instead of
+    # "100 Continue", and the connection closes after it (as nginx and uvicorn do): the client
+    # then never sends the body. The refusal says so in its head.
+    for name, path, headers, status in [
+            ("a wrong key", "/v1/chat/completions", {"Authorization": "Bearer wrong", "Content-Type": "application/json"}, 401),
+            ("no key", "/v1/chat/completions", {"Content-Type": "application/json"}, 401),
+            ("text/plain", "/v1/chat/completions", {"Authorization": f"Bearer {KEY}", "Content-Type": "text/plain"}, 415),
+            ("a body over the limit", "/v1/chat/completions",
+             {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json", "Content-Length": str(100 << 20)}, 413),
+            ("an unknown path", "/v1/completions", {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}, 404)]:
+        h = {"Host": "x", "Content-Length": str(len(BODY)), "Expect": "100-continue", **headers}
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall((f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n").encode())
+        raw = read_all(s)
+        s.close()
+        head, _, rest = raw.removesuffix(b"<<timeout>>").partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").lower().split("\r\n")
+        check(lines[0].startswith(f"http/1.1 {status} "), f"Expect: 100-continue with {name}: {raw[:80]!r}, wanted {status} at once")
+        check("connection: close" in lines, f"Expect: 100-continue with {name}: head {lines} without Connection: close")
+        check(not raw.endswith(b"<<timeout>>"), f"Expect: 100-continue with {name}: the connection stayed open waiting for the body")
+        try:
+            e = json.loads(rest)["error"]
+            check(set(e) == {"message", "type", "param", "code"}, f"Expect: 100-continue with {name}: {e}")
+        except (ValueError, KeyError, TypeError):
+            check(False, f"Expect: 100-continue with {name}: body {rest[:200]!r}")
+
     # Message orders beyond user/assistant pairs are answered, as OpenAI and vLLM answer them;
     # an empty last message is refused naming messages.
     for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
@@ -225,9 +251,30 @@ def events(data):
 # end; then each ends cleanly: a stream with finish_reason "length", [DONE] and the last chunk of
 # the body, a plain answer with its text so far, a request still waiting for a batch place 503.
 # A second signal ends them at once.
-for name, signals, seconds, batch in [("SIGTERM", [signal.SIGTERM], "1", "1"), ("SIGINT twice", [signal.SIGINT, signal.SIGINT], "60", "8")]:
+#
+# A keep-alive connection open at the signal stays open through the shutdown window: a request
+# sent on it then gets 503 (shutting_down) with Connection: close instead of a closed
+# connection; one that sends nothing is closed when the window ends.
+def keep_alive(port):
+    """A connection that has had one whole answer and stays open."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+    got = b""
+    while b"\r\n\r\n" not in got and (chunk := s.recv(65536)):
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length and (chunk := s.recv(65536)):
+        body += chunk
+    check(got.startswith(b"HTTP/1.1 200") and b"connection: close" not in got.lower(), f"keep-alive answer: {got[:80]!r}")
+    return s
+
+
+for name, signals, seconds, batch in [("SIGTERM", [signal.SIGTERM], "2", "1"), ("SIGINT twice", [signal.SIGINT, signal.SIGINT], "60", "8")]:
     proc, port = harness.start_server(BIN, MODEL, KEY, "--shutdown-seconds", seconds, "--max-batch", batch, output=output)
     try:
+        idle = [keep_alive(port), keep_alive(port)] if len(signals) == 1 else []
         streamed, seen = start_long(port, True), b""
         while seen.count(b"data:") < 3:
             seen += streamed.recv(65536)
@@ -253,6 +300,23 @@ for name, signals, seconds, batch in [("SIGTERM", [signal.SIGTERM], "1", "1"), (
             check(False, f"{name}: a new connection was taken after the signal")
         except OSError:
             pass
+        if idle:
+            asking, quiet = idle
+            asking.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                           f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+            raw = read_all(asking)
+            head, _, rest = raw.removesuffix(b"<<timeout>>").partition(b"\r\n\r\n")
+            lines = head.decode(errors="replace").lower().split("\r\n")
+            try:
+                code = json.loads(rest)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = None
+            check(lines[0].startswith("http/1.1 503 ") and code == "shutting_down" and "connection: close" in lines
+                  and not raw.endswith(b"<<timeout>>"),
+                  f"{name}: a request on an open keep-alive connection during the window: {raw[:300]!r}")
+            quiet_end = read_all(quiet)
+            check(quiet_end == b"", f"{name}: an idle keep-alive connection at the window's end: {quiet_end[:80]!r}")
+            asking.close(); quiet.close()
         for t in readers:
             t.join(timeout=30)
         took = time.time() - t0

@@ -1,0 +1,155 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+
+/// Closes a connection whose client closed its sending side: HTTP clients do that only when
+/// they give up (as nginx treats it), and Hummingbird would otherwise keep answering, and
+/// generating for, a half-closed connection until the answer is written.
+final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPRequestPart
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// The server's connections as a shutdown sees them. From the first signal (`stop`) every
+/// request that starts is refused with 503; a connection idle at that moment stays open until
+/// the shutdown window ends (`endWindow`), so that a request its client sent on it just then gets
+/// that answer (with `Connection: close`) instead of a closed connection.
+final class Connections: @unchecked Sendable {
+    private struct Weak { weak var channel: (any Channel)? }
+    private let lock = NSLock()
+    private var channels: [Weak] = []
+    private var stopping = false
+
+    var isStopping: Bool { lock.withLock { stopping } }
+
+    func stop() { lock.withLock { stopping = true } }
+
+    func add(_ channel: any Channel) {
+        lock.withLock {
+            channels.removeAll { $0.channel == nil }
+            channels.append(Weak(channel: channel))
+        }
+    }
+
+    /// Closes the connections kept open for the window: idle ones at once, the others after
+    /// their answer.
+    func endWindow() {
+        let all = lock.withLock { channels.compactMap(\.channel) }
+        for channel in all { channel.pipeline.fireUserInboundEventTriggered(WindowEnded()) }
+    }
+
+    struct WindowEnded: Sendable {}
+}
+
+/// HTTP/1 details that Hummingbird's HTTP types lose (they drop the request's version) or leave
+/// out, handled before their codec: Hummingbird adds this handler after the codec, and this
+/// handler puts an `HTTP1Details.Handler` there in its place.
+///
+/// - HTTP/1.0 clients (ApacheBench, old libraries) know neither chunked bodies nor persistent
+///   connections unless they ask: their answers go out as HTTP/1.0 (NIO's encoder then frames a
+///   stream by the connection's close), and the connection closes after each.
+/// - `Expect: 100-continue` (curl's for bodies over 1 MB, such as an image) gets its
+///   `100 Continue` at once when the body will be read (`readsBody`); without it curl waits a
+///   second before it sends the body. A request refused from its head (key, media type, length,
+///   path, shutdown) gets its final answer instead, with `Connection: close`, and the connection
+///   closes after it: the client does not send the body, and the server does not wait for it.
+/// - At a shutdown (NIO's quiesce event) a connection with a request under way closes after its
+///   answer, which says `Connection: close` when its head is still to be written; an idle one
+///   stays open until `Connections.endWindow`, and a request on it gets its answer (503) with
+///   `Connection: close`.
+final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = HTTPRequestPart
+    let connections: Connections
+    let readsBody: @Sendable (HTTPRequestHead) -> Bool
+
+    init(connections: Connections, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
+        self.connections = connections
+        self.readsBody = readsBody
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(Handler(readsBody: readsBody), position: .before(codec))
+            connections.add(context.channel)
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+
+    final class Handler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundOut = HTTPServerRequestPart
+        typealias OutboundIn = HTTPServerResponsePart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        let readsBody: @Sendable (HTTPRequestHead) -> Bool
+        // Touched on the channel's event loop only.
+        /// Whether the request being answered is HTTP/1.0.
+        private var http10 = false
+        /// Whether the answer being written ends the connection.
+        private var closing = false
+        /// Requests read whose answers have not ended.
+        private var unanswered = 0
+        /// The server is stopping; `heldQuiesce`: the quiesce event not yet passed on to
+        /// Hummingbird's connection state (which would close the idle connection at once).
+        private var draining = false, heldQuiesce = false
+
+        init(readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) { self.readsBody = readsBody }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+            unanswered += 1
+            http10 = head.version.major == 1 && head.version.minor == 0
+            closing = http10 || draining
+            if !http10, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                head.headers.remove(name: "expect")
+                if !draining && readsBody(head) {
+                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                } else {
+                    closing = true
+                }
+            }
+            // Hummingbird ends the connection after answering a request that says so, without
+            // waiting for the rest of its body.
+            if closing { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            switch unwrapOutboundIn(data) {
+            case .head(var head) where head.status.code >= 200:
+                if http10 { head.version = .http1_0 }
+                if closing || draining { head.headers.replaceOrAdd(name: "connection", value: "close") }
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+            case .end:
+                unanswered = max(0, unanswered - 1)
+                context.write(data, promise: promise)
+            default:
+                context.write(data, promise: promise)
+            }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            switch event {
+            case is ChannelShouldQuiesceEvent:
+                draining = true
+                if unanswered == 0 { heldQuiesce = true } else { context.fireUserInboundEventTriggered(event) }
+            case is Connections.WindowEnded:
+                if heldQuiesce {
+                    heldQuiesce = false
+                    context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
+            default:
+                context.fireUserInboundEventTriggered(event)
+            }
+        }
+    }
+}
