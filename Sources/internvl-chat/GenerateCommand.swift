@@ -50,12 +50,20 @@ struct ImageOptions: ParsableArguments {
 
 /// A video for the prompt, sampled as the model card's load_video.
 struct VideoOptions: ParsableArguments {
-    @Option(help: "A video for the prompt: frames at the middle of equal segments (the model card's load_video), each tiled with --max-tiles (default 1).")
-    var video: String?
-    @Option(help: "With --video: how many frames to sample.") var segments = 8
+    @Option(name: .customLong("video"),
+            help: "A video for the prompt (one): frames at the middle of equal segments (the model card's load_video), each tiled with --max-tiles (default 1).")
+    var videos: [String] = []
+    @Option(help: "With --video: how many frames to sample (default: 8).") var segments: Int?
+
+    var video: String? { videos.first }
+    var segmentCount: Int { segments ?? 8 }
 
     func validate() throws {
-        if segments < 1 || segments > 64 { throw ValidationError("--segments must be between 1 and 64") }
+        if videos.count > 1 { throw ValidationError("one --video at a time (the model card's prompt has one clip); \(videos.count) were given") }
+        if let s = segments {
+            if videos.isEmpty { throw ValidationError("--segments goes with --video") }
+            if s < 1 || s > 64 { throw ValidationError("--segments must be between 1 and 64") }
+        }
     }
 }
 
@@ -155,7 +163,7 @@ struct GenerateCommand: ParsableCommand {
             var attached = try imageOptions.image.map { path in try blocking { try await session.attach(path: path, maxTiles: maxTiles) } }
             var frames: [Int]? = nil
             if let path = videoOptions.video {
-                let (indices, images) = try Self.attachVideo(path, segments: videoOptions.segments, maxTiles: maxTiles ?? 1, to: session)
+                let (indices, images) = try Self.attachVideo(path, segments: videoOptions.segmentCount, maxTiles: maxTiles ?? 1, to: session)
                 frames = indices
                 attached = images
                 if ImagePrompt.count(in: asked) == 0 && !pairs.contains(where: { ImagePrompt.count(in: $0.0) > 0 }) {

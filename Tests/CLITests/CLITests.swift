@@ -196,6 +196,13 @@ struct CLITests {
         }
         let r = try Self.run(["generate", "--model", model, "--video", "x.mp4", "--segments", "0", "Q"])
         #expect(r.status != 0 && r.err.contains("--segments must be between 1 and 64"), "\(r.err)")
+        let clip = TestData.url("videos/mjpeg.avi").path
+        for (args, words) in [(["--segments", "4", "Q"], "--segments goes with --video"),
+                              (["--video", clip, "--video", clip, "Q"], "one --video at a time")] {
+            let r = try Self.run(["generate", "--model", model] + args)
+            #expect(r.status != 0 && r.err.contains(words), "\(args): \(r.err)")
+            #expect(r.out.isEmpty, "\(args): nothing answered")
+        }
     }
 
     /// `generate --turns`: several turns over one session, one JSON object per step.
