@@ -3,6 +3,7 @@
 #include <libswscale/swscale.h>
 #include <libavutil/avutil.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/display.h>
 #include <libavutil/log.h>
 
 /* FFmpeg's error codes are function-like macros, which Swift does not import. */

@@ -6,13 +6,16 @@ public enum FrameSampling {
     ///
     /// start = max(firstIndex, round(start * fps)), end = min(round(end * fps), maxFrame),
     /// segment = (end - start) / segments, index k = int(start + segment / 2 + round(segment * k))
-    /// with Python's rounding (half to even) and truncation toward zero.
+    /// with Python's rounding (half to even) and truncation toward zero. An unknown rate (`fps` 0,
+    /// where decord's reader gives NaN and get_index fails) spans all frames, as any known rate
+    /// does without a bound; a bound needs a rate and is then ignored.
     public static func indices(maxFrame: Int, fps: Double, segments: Int, bound: (start: Double, end: Double)? = nil,
                                firstIndex: Int = 0) -> [Int] {
         precondition(segments > 0, "at least one segment")
+        let known = fps > 0 && fps.isFinite
         let (start, end) = bound ?? (-100_000, 100_000)
-        let startIndex = max(Double(firstIndex), (start * fps).rounded(.toNearestOrEven))
-        let endIndex = min((end * fps).rounded(.toNearestOrEven), Double(maxFrame))
+        let startIndex = known ? max(Double(firstIndex), (start * fps).rounded(.toNearestOrEven)) : Double(firstIndex)
+        let endIndex = known ? min((end * fps).rounded(.toNearestOrEven), Double(maxFrame)) : Double(maxFrame)
         let segment = (endIndex - startIndex) / Double(segments)
         return (0..<segments).map { k in
             Int((startIndex + segment / 2 + (segment * Double(k)).rounded(.toNearestOrEven)).rounded(.towardZero))

@@ -5,8 +5,12 @@ import Imaging
 
 /// What a video holds, read from its container without decoding a frame.
 public struct VideoInfo: Sendable, Equatable {
+    /// The frames' size as shown (after `rotation`).
     public var width: Int
     public var height: Int
+    /// Clockwise degrees (0, 90, 180 or 270) the stored frames are turned by to be upright, from
+    /// the stream's `rotate` tag or display matrix (phone videos), as decord turns them.
+    public var rotation: Int
     /// Frames of the video stream, counted from its packets (as decord's `len(VideoReader)`).
     public var frameCount: Int
     /// The stream's average frame rate (decord's `get_avg_fps()`); 0 when the container has none.
@@ -50,7 +54,28 @@ public struct VideoDecoder: Sendable {
         guard count > 0 else { throw VideoError.noFrames(path) }
         let rate = st.pointee.avg_frame_rate
         let fps = rate.num > 0 && rate.den > 0 ? Double(rate.num) / Double(rate.den) : 0
-        info = VideoInfo(width: w, height: h, frameCount: count, averageFPS: fps, codec: codecName)
+        let rotation = Self.rotation(st)
+        let turned = rotation == 90 || rotation == 270
+        info = VideoInfo(width: turned ? h : w, height: turned ? w : h, rotation: rotation, frameCount: count, averageFPS: fps,
+                         codec: codecName)
+    }
+
+    /// decord's `GetRotation`: the `rotate` tag when it is set and not "0", else minus the display
+    /// matrix's angle; in [0, 360), truncated to whole degrees. Only 90, 180 and 270 turn frames.
+    static func rotation(_ stream: UnsafeMutablePointer<AVStream>) -> Int {
+        var theta = 0.0
+        if let tag = av_dict_get(stream.pointee.metadata, "rotate", nil, 0), let value = tag.pointee.value,
+           value.pointee != 0, strcmp(value, "0") != 0 {
+            theta = atof(value)
+        }
+        if theta == 0, let matrix = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, nil) {
+            theta = matrix.withMemoryRebound(to: Int32.self, capacity: 9) { -av_display_rotation_get($0) }
+        }
+        guard theta.isFinite else { return 0 }
+        theta = fmod(theta, 360)
+        if theta < 0 { theta += 360 }
+        let degrees = Int(theta)
+        return [90, 180, 270].contains(degrees) ? degrees : 0
     }
 
     /// The codec's name, or for one FFmpeg does not know, the stream's four-character tag.
@@ -61,7 +86,8 @@ public struct VideoDecoder: Sendable {
         return "an unknown codec (tag \(String(decoding: tag, as: UTF8.self)))"
     }
 
-    /// The model card's sampling over the whole video (`get_index` with no bound).
+    /// The model card's sampling over the whole video (`get_index` with no bound; a stream with no
+    /// average frame rate, such as a raw elementary stream, is sampled over all its frames).
     public func sampledIndices(segments: Int) -> [Int] {
         FrameSampling.indices(maxFrame: info.frameCount - 1, fps: info.averageFPS, segments: segments)
     }
@@ -79,7 +105,9 @@ public struct VideoDecoder: Sendable {
         var next = 0
         let take: (UnsafeMutablePointer<AVFrame>) throws -> Bool = { frame in
             defer { next += 1 }
-            if wanted.contains(next) { found[next] = try converter.rgb(frame, path: path, maxPixels: maxPixels) }
+            if wanted.contains(next) {
+                found[next] = try converter.rgb(frame, path: path, maxPixels: maxPixels).turned(clockwise: info.rotation)
+            }
             return next < last
         }
         var more = true
@@ -251,6 +279,33 @@ final class Converter {
         var pixels = [UInt8](repeating: 0, count: w * h * 3)
         for y in 0..<h { pixels[(y * w * 3)..<((y + 1) * w * 3)] = buffer[(y * stride)..<(y * stride + w * 3)] }
         return RGBImage(width: w, height: h, pixels: pixels)
+    }
+}
+
+extension RGBImage {
+    /// The image turned clockwise by 90, 180 or 270 degrees (any other value: as it is).
+    func turned(clockwise degrees: Int) -> RGBImage {
+        guard [90, 180, 270].contains(degrees) else { return self }
+        let w = width, h = height
+        let (ow, oh) = degrees == 180 ? (w, h) : (h, w)
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<oh {
+                    for x in 0..<ow {
+                        let (sx, sy): (Int, Int)
+                        switch degrees {
+                        case 90: (sx, sy) = (y, h - 1 - x)
+                        case 270: (sx, sy) = (w - 1 - y, x)
+                        default: (sx, sy) = (w - 1 - x, h - 1 - y)
+                        }
+                        let s = (sy * w + sx) * 3, d = (y * ow + x) * 3
+                        dst[d] = src[s]; dst[d + 1] = src[s + 1]; dst[d + 2] = src[s + 2]
+                    }
+                }
+            }
+        }
+        return RGBImage(width: ow, height: oh, pixels: out)
     }
 }
 

@@ -27,7 +27,7 @@ struct VideoTests {
     @Test func containerFactsAndSampledFramesEqualDecord() throws {
         let data = try Data(contentsOf: Self.videos.appendingPathComponent("cases.json"))
         let cases = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
-        #expect(cases.count >= 9)
+        #expect(cases.count >= 12)
         for c in cases {
             let name = c["file"] as! String
             let video = try VideoDecoder(path: Self.videos.appendingPathComponent(name).path)
@@ -47,6 +47,35 @@ struct VideoTests {
                 #expect(frame.pixels == want, "\(name) frame \(i): \(differ) of \(want.count) values differ (at most by \(worst))")
             }
         }
+    }
+
+    /// Phone videos: the track's display matrix turns the frames upright (decord's frames are
+    /// compared above; here the angle read and the size reported).
+    @Test func rotatedVideosReportTheirTurnAndUprightSize() throws {
+        for (name, degrees) in [("rot90.mp4", 90), ("rot180.mp4", 180), ("rot270.mp4", 270), ("mpeg4-25fps.mp4", 0)] {
+            let video = try VideoDecoder(path: Self.videos.appendingPathComponent(name).path)
+            #expect(video.info.rotation == degrees, "\(name)")
+        }
+        let upright = try VideoDecoder(path: Self.videos.appendingPathComponent("rot180.mp4").path)
+        let turned = try VideoDecoder(path: Self.videos.appendingPathComponent("rot90.mp4").path)
+        #expect(turned.info.width == upright.info.height && turned.info.height == upright.info.width)
+        let a = try upright.frames(at: [3])[0], b = try turned.frames(at: [3])[0]
+        #expect(a.turned(clockwise: 270) == b, "180 then 270 more is 90")
+    }
+
+    /// A raw elementary stream has no container frame rate: the sampling still spans the video
+    /// (get_index with a rate of 0 would put every frame at 0).
+    @Test func aStreamWithoutAFrameRateIsSampledOverAllItsFrames() throws {
+        #expect(FrameSampling.indices(maxFrame: 19, fps: 0, segments: 4) == [2, 7, 12, 16])
+        let data = try Data(contentsOf: Self.videos.appendingPathComponent("raw-stream.json"))
+        let c = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let video = try VideoDecoder(path: Self.videos.appendingPathComponent(c["file"] as! String).path)
+        #expect(video.info.frameCount == c["frames"] as! Int)
+        for (segments, want) in c["indices"] as! [String: [Int]] {
+            #expect(video.sampledIndices(segments: Int(segments)!) == want, "\(segments) segments")
+        }
+        let frames = try video.frames(at: video.sampledIndices(segments: 8))
+        #expect(frames.count == 8 && frames[0] != frames[7])
     }
 
     @Test func framesComeInTheOrderAskedWithRepeats() throws {

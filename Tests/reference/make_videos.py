@@ -69,6 +69,30 @@ VIDEOS = [
     ("one-frame.mp4", 1, 25, 32, 24, "mpeg4", "yuv420p", None, None, None, None),
 ]
 SEGMENTS = [1, 2, 3, 8, 16, 32]
+# Phone videos store upright as a rotation in the track header (tkhd's display matrix); decord
+# turns the frames by it (90: clockwise, 270: counter-clockwise), so frames come out upright.
+ROTATED = [("rot90.mp4", 90), ("rot180.mp4", 180), ("rot270.mp4", 270)]
+ROTATED_SOURCE = (11, 10, 64, 32)  # frames, rate, width, height (an mpeg4 MP4)
+# A raw MPEG-4 elementary stream: no container frame rate in this FFmpeg (decord refuses it).
+RAW_STREAM = ("raw-mpeg4.m4v", 20, 25, 40, 24)
+
+
+def display_matrix(degrees):
+    """tkhd's 3x3 matrix (16.16 fixed point, the last column 2.30) turning the picture clockwise."""
+    c, s = {90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees]
+    return (c << 16, s << 16, 0, (-s) << 16, c << 16, 0, 0, 0, 1 << 30)
+
+
+def rotated(src, degrees):
+    """src's bytes with its video track's display matrix set to a rotation by `degrees`."""
+    import struct
+    data = bytearray(src)
+    i = data.find(b"tkhd")
+    version = data[i + 4]
+    at = i + 8 + (8 if version == 0 else 16) + 8 + (4 if version == 0 else 8) + 16
+    assert struct.unpack(">9i", data[at:at + 36]) == (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30), "not the identity matrix"
+    data[at:at + 36] = struct.pack(">9i", *display_matrix(degrees))
+    return bytes(data)
 
 
 def bad_files(out):
@@ -125,10 +149,17 @@ def make_all(root):
     cases = []
     # A cut Matroska file keeps its header: decord reads the frames before the cut as the video.
     cut = [("cut-h264.mkv", "h264-bframes.mkv", 0.6), ("cut-vp9.webm", "vp9.webm", 0.5)]
-    for name, n, rate, w, h, codec, pix, container, options, cs, rng in VIDEOS + [(c, None) + (None,) * 9 for c, _, _ in cut]:
+    upright = os.path.join(out, "rot0.mp4")
+    write(upright, *ROTATED_SOURCE, "mpeg4", "yuv420p")
+    later = [(c, None) + (None,) * 9 for c, _, _ in cut] + [(c, None) + (None,) * 9 for c, _ in ROTATED]
+    for name, n, rate, w, h, codec, pix, container, options, cs, rng in VIDEOS + later:
         path = os.path.join(out, name)
         if n is not None:
             write(path, n, rate, w, h, codec, pix, container, options, cs, rng)
+        elif name in dict(ROTATED):
+            degrees = dict(ROTATED)[name]
+            open(path, "wb").write(rotated(open(upright, "rb").read(), degrees))
+            w, h = ROTATED_SOURCE[2:] if degrees == 180 else ROTATED_SOURCE[:1:-1]
         else:
             src, frac = next((s, f) for c, s, f in cut if c == name)
             data = open(os.path.join(out, src), "rb").read()
@@ -144,7 +175,13 @@ def make_all(root):
             open(os.path.join(out, f"{name}-{i}.rgb"), "wb").write(rgb.tobytes())
         cases.append({"file": name, "frames": len(vr), "fps": fps, "width": w, "height": h, "indices": sampled,
                       "decoded": frames})
+    os.remove(upright)
     json.dump(cases, open(os.path.join(out, "cases.json"), "w"), indent=1)
+    name, n, rate, w, h = RAW_STREAM
+    write(os.path.join(out, name), n, rate, w, h, "mpeg4", "yuv420p", container="m4v")
+    json.dump({"file": name, "frames": n, "width": w, "height": h,
+               "indices": {str(k): get_index(None, rate, n - 1, 0, k) for k in SEGMENTS}},
+              open(os.path.join(out, "raw-stream.json"), "w"), indent=1)
     rng = np.random.default_rng(19)
     index_cases = []
     for max_frame in [0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 99, 100, 249, 250, 1000, 3599, 107999]:
