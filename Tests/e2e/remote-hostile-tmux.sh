@@ -9,8 +9,9 @@ S=hostiletest-$$; SOCK=(-L "hostiletest-$$"); WORK=$(mktemp -d); export LANG=C.U
 SERVER=
 trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
 python3 Tests/RemoteBackendTests/openai_test_server.py --lifetime 60 > "$WORK/port" & SERVER=$!
-for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$WORK/port" ] && break; kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
 PORT=$(cat "$WORK/port")
+[ -n "$PORT" ] || { echo "FAIL: the test server did not start"; echo "hostile server tui e2e: 0 passed, 1 failed"; exit 1; }
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_CONVERSATIONS=$WORK/c $BIN --endpoint http://127.0.0.1:$PORT --remote-model test-model 2>$WORK/err; echo EXIT=\$?; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "hostile server tui e2e: 0 passed, 1 failed"; exit 1; }

@@ -25,7 +25,7 @@ shot() {  # shot NAME: screenshot after the last frame settled, checked against 
   python3 Tests/e2e/check-sixel.py check "$WORK/$1.png" "$LOG" "$1" || fail "screenshot $1"
 }
 
-wait_log 'graphics sixel'
+wait_sixel
 grep -q 'cell 11x22 px from TIOCGWINSZ' "$LOG" || fail "cell size not found from TIOCGWINSZ"
 
 n=$(count 'sixel placements'); type_line "/attach $IMG"

@@ -9,7 +9,7 @@ xterm_test "video xterm e2e"
 CLIP=$WORK/colours.mkv
 python3 Tests/e2e/check-filmstrip.py make-video "$CLIP"
 start_app videotest
-wait_log 'graphics sixel'
+wait_sixel
 xdotool type --delay 2 -- "/attach $CLIP"; xdotool key Return
 wait_log 'sixel placements .*\[-[0-9]+@' 30
 sleep 0.8
