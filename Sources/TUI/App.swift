@@ -85,8 +85,13 @@ public final class App: @unchecked Sendable {
                 term.draw(grid, cursor: cursorPosition(width: w, height: h), images: { images[$0] })
                 dirty = false
             }
-            let k = term.key()
+            var k = term.key()
             if case .none = k { continue }
+            if case .paste(let text) = k {
+                let tail = PasteTail.read { term.key(waitingMilliseconds: PasteTail.pauseMilliseconds) }
+                if !tail.isEmpty { log.notice("the paste went on past an end-of-paste marker: \(tail.count) more characters taken as pasted text") }
+                k = .paste(text + tail)
+            }
             handle(k)
             // Keys already waiting (typing faster than frames, a paste the terminal does not
             // bracket) go in before the next frame: up to 512 of them or 25 ms.
@@ -115,6 +120,17 @@ public final class App: @unchecked Sendable {
     /// Ids this app released. An attach that comes back with one of them found its image by
     /// content before that release landed: it is asked again, after the release, for a live id.
     var releasedIDs: Set<Int> = []
+
+    /// Counts Esc presses that stopped attaching: an attach asked before the latest one does not
+    /// start, and one under way is stopped again on each of its events (the backend may reset
+    /// its cancel flag when the attach starts, after the Esc).
+    final class StopCount: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        var value: Int { lock.withLock { n } }
+        func raise() { lock.withLock { n += 1 } }
+    }
+    let attachStops = StopCount()
 
     func inOrder(_ op: @escaping @Sendable () async -> Void) {
         let previous = imageWork
@@ -162,19 +178,15 @@ public final class App: @unchecked Sendable {
         return (min(width - 1, 2 + view.cursor.col), L.input.y + 1 + view.cursor.row - view.first)
     }
 
-    /// Pasted (or dropped) text: image files are attached, anything else goes into the input.
+    /// Pasted (or dropped) text: paths that all name images or videos are attached, anything
+    /// else (a text file's path, a folder, a sentence) goes into the input.
     func paste(_ text: String) {
-        if let paths = PathInput.split(text), paths.allSatisfy({ isFile($0) }) {
+        if let paths = PathInput.split(text), paths.allSatisfy(PathInput.isAttachable) {
             log.info("pasted \(paths.count) path(s): attaching")
             dispatch(.attachPaths(paths))
         } else {
             dispatch(.type(text))
         }
-    }
-
-    func isFile(_ p: String) -> Bool {
-        var d: ObjCBool = false
-        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && !d.boolValue
     }
 
     func handle(_ k: Terminal.Key) {
@@ -246,13 +258,15 @@ public final class App: @unchecked Sendable {
     }
 
     /// Attaches `path` in the background: progress goes to the status line, the result becomes
-    /// `done(image)` or `failed(message)`.
-    func attach(_ path: String, _ maxTiles: Int?, done: @escaping @Sendable (AttachedImage) -> Action,
+    /// `done(image)` or `failed(message)`; `stopped` is the message when Esc stopped it.
+    func attach(_ path: String, _ maxTiles: Int?, stopped: String, done: @escaping @Sendable (AttachedImage) -> Action,
                 failed: @escaping @Sendable (String) -> Action) {
-        let backend = self.backend, inbox = self.inbox
+        let backend = self.backend, inbox = self.inbox, stops = attachStops, asked = attachStops.value
         inOrder {
+            guard stops.value == asked else { inbox.post(failed(stopped)); return }
             var ended = false
             for await ev in await backend.attachStreaming(path: path, maxTiles: maxTiles) {
+                if stops.value != asked { backend.cancel() }
                 switch ev {
                 case .attached(let a): inbox.post(done(a)); ended = true
                 case .failed(let m): inbox.post(failed(m)); ended = true
@@ -260,7 +274,7 @@ public final class App: @unchecked Sendable {
                 }
             }
             // A stopped attach ends its stream with neither (as a stopped answer does).
-            if !ended { inbox.post(failed("Attaching \((path as NSString).lastPathComponent) was stopped; attach it again.")) }
+            if !ended { inbox.post(failed(stopped)) }
         }
     }
 
@@ -272,14 +286,20 @@ public final class App: @unchecked Sendable {
     /// Samples a video's frames (PNG files in a folder of this run), attaches each in order and
     /// posts them as one video, or one error naming the file.
     func attachVideo(_ path: String, segments: Int, maxTiles: Int) {
-        let backend = self.backend, inbox = self.inbox
+        let backend = self.backend, inbox = self.inbox, stops = attachStops, asked = attachStops.value
         let folder = framesFolder.appendingPathComponent(UUID().uuidString)
         inOrder {
             do {
+                guard stops.value == asked else { throw CancellationError() }
                 let sampled = try VideoFiles.sampleFrames(path, segments: segments, into: folder)
                 var images: [AttachedImage] = []
-                for f in sampled { images.append(try await backend.attach(path: f.file, maxTiles: maxTiles)) }
+                for f in sampled {
+                    guard stops.value == asked else { throw CancellationError() }
+                    images.append(try await backend.attach(path: f.file, maxTiles: maxTiles))
+                }
                 inbox.post(.videoAttached(path: path, frames: sampled.map(\.index), images: images))
+            } catch is CancellationError {
+                inbox.post(.attachFailed("Sampling \((path as NSString).lastPathComponent) was stopped; attach it again."))
             } catch {
                 inbox.post(.attachFailed(error.localizedDescription))
             }
@@ -385,11 +405,17 @@ public final class App: @unchecked Sendable {
                 attachVideo(path, segments: segments, maxTiles: maxTiles)
             case .attach(let path, let maxTiles):
                 log.info("attach \(path)")
-                attach(path, maxTiles, done: { .attached($0) }, failed: { .attachFailed($0) })
+                attach(path, maxTiles, stopped: "Attaching \((path as NSString).lastPathComponent) was stopped; attach it again.",
+                       done: { .attached($0) }, failed: { .attachFailed($0) })
             case .retile(let old, let path, let maxTiles):
-                attach(path, maxTiles, done: { .retiled(oldID: old, $0) }, failed: { .retileFailed(oldID: old, $0) })
+                attach(path, maxTiles, stopped: "Re-cutting \((path as NSString).lastPathComponent) was stopped; it keeps the tiles it had.",
+                       done: { .retiled(oldID: old, $0) }, failed: { .retileFailed(oldID: old, $0) })
             case .prefillAhead(let images): Task { _ = await backend.prefillAhead(images: images) }
             case .cancel: backend.cancel()
+            case .stopAttaching:
+                log.info("attaching stopped (Esc)")
+                attachStops.raise()
+                backend.cancel()
             case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }
             case .edit(let q): Task { await forward(await backend.editLast(q, parameters: p)) }
             case .newConversation:

@@ -69,6 +69,9 @@ public struct AppState: Sendable, Equatable {
     }
     /// Attaches asked for and not answered yet (an image or a video each): a question waits for them.
     public var attaching = 0
+    /// Attaches asked while an answer was under way (or a conversation loading), in order: they
+    /// start when it ends.
+    public var attachesAfterAnswer: [Effect] = []
     /// Pending images being re-cut with another tile count: the plan shown until it is ready.
     public var retiling: [Int: TilePlan] = [:]
     /// A one-line hint under the input (completions); cleared by the next key.
@@ -118,7 +121,7 @@ public enum Action: Sendable, Equatable {
     case newline                   // Alt-Enter / Ctrl-J
     case enter
     case up, down, pageUp, pageDown
-    case cancel                    // Esc: stops an answer, never quits
+    case cancel                    // Esc: stops an answer, else the attaches under way; never quits
     case interrupt                 // Ctrl-C: stops an answer; when idle asks before quitting
     case quit                      // Ctrl-D
     case help                      // F1: the help, the input left as it is
@@ -177,6 +180,8 @@ public enum Effect: Sendable, Equatable {
     /// Prefill the next prompt up to these images while the user types.
     case prefillAhead([AttachedImage])
     case cancel
+    /// Stop the attaches under way and those asked before this (Esc while an image is encoded).
+    case stopAttaching
     case regenerate
     case edit(String)
     case newConversation

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// Paths typed, pasted or dropped into the input: unquoting, splitting a paste into paths, and
 /// Tab completion.
@@ -25,6 +26,20 @@ public enum PathInput {
         let paths = out.map(normalise)
         guard !paths.isEmpty, paths.allSatisfy({ $0.hasPrefix("/") || $0.hasPrefix("./") || $0.hasPrefix("../") }) else { return nil }
         return paths
+    }
+
+    /// Whether a pasted path is offered for attaching: a regular file that is an image by its
+    /// first bytes (the formats /attach decodes, whatever the extension says) or a video by its
+    /// extension (as /attach tells them apart). A folder, a text or source file, a device or a
+    /// path that does not exist is not.
+    public static func isAttachable(_ path: String) -> Bool {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              attributes[.type] as? FileAttributeType == .typeRegular else { return false }
+        if VideoFiles.isVideo(path) { return true }
+        guard let file = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? file.close() }
+        let head = (try? file.read(upToCount: 12)) ?? nil
+        return ImageDecoder.format(of: [UInt8](head ?? Data())) != nil
     }
 
     static func normalise(_ p: String) -> String {

@@ -326,13 +326,16 @@ func renderStatus(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
         var text: String
         switch p {
         case .loadingModel: text = "waiting for the model to load (Esc stops)"
-        case .decodingImage(let n): text = "decoding \((n as NSString).lastPathComponent)"
-        case .encodingImage(let k, let n): text = "encoding image \(100 * k / max(n, 1))%"
+        case .decodingImage(let n): text = "decoding \((n as NSString).lastPathComponent)\(s.busy ? "" : " (Esc stops)")"
+        case .encodingImage(let k, let n): text = "encoding image \(100 * k / max(n, 1))%\(s.busy ? "" : " (Esc stops)")"
         case .prefill(let d, let n): text = "reading prompt \(d)/\(n)"
         case .generating: text = "answering… (Esc stops)"
         }
         if let eta = s.phaseClock?.eta { text += eta < 60 ? String(format: ", %.0f s left", eta.rounded(.up)) : String(format: ", %d min left", Int(eta / 60) + 1) }
         parts.append(text)
+    }
+    if !s.attachesAfterAnswer.isEmpty {
+        parts.append("\(counted(s.attachesAfterAnswer.count, "file")) queued to attach")
     }
     // The model's name goes first when it fits; the phase and its ETA matter more.
     let model = "\(s.modelName) (\(s.weightFormat))" + (s.conversationLabel.map { " │ \($0)" } ?? "")

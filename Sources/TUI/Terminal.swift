@@ -242,11 +242,14 @@ public final class Terminal: @unchecked Sendable {
 
     /// The next key, waiting up to 30 ms for one (`wait: false`: only one already there); `.none`
     /// when none came.
-    public func key(wait: Bool = true) -> Key {
+    public func key(wait: Bool = true) -> Key { key(waitingMilliseconds: wait ? 30 : 0) }
+
+    /// The next key, waiting up to `ms` milliseconds for one.
+    public func key(waitingMilliseconds ms: Int32) -> Key {
         var ch: wint_t = 0
-        if !wait { timeout(0) }
+        if ms != 30 { timeout(ms) }
         let r = get_wch(&ch)
-        if !wait { timeout(30) }
+        if ms != 30 { timeout(30) }
         if r == ERR { return .none }
         if r == KEY_CODE_YES {
             let code = Int32(ch)

@@ -3,6 +3,15 @@ import Foundation
 
 /// The single place where state changes: pure, unit-tested; effects are returned, not run.
 public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
+    var effects = step(&s, action)
+    if !s.busy, !s.attachesAfterAnswer.isEmpty {      // attaches asked during the answer start when it ends
+        effects += s.attachesAfterAnswer
+        s.attachesAfterAnswer = []
+    }
+    return effects
+}
+
+private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
     if s.confirmQuit, action.isKey {       // the question waits for a key: streamed tokens and results do not answer it
         s.confirmQuit = false
         switch action {
@@ -49,7 +58,7 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .setInput(let text, let hint):
         s.input = text; s.hint = hint
     case .attachPaths(let paths):
-        return paths.map { attachEffect(&s, $0) }
+        return paths.flatMap { attachEffect(&s, $0) }
     case .retiled(let old, let img):
         s.retiling[old] = nil
         guard let i = s.pending.firstIndex(where: { $0.id == old }) else { break }     // detached while it was cut
@@ -64,6 +73,10 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
         if !s.busy { s.phase = nil }
     case .cancel:
         if s.busy { return [.cancel] }
+        if s.attaching > 0 || !s.retiling.isEmpty {
+            s.hint = "stopping the attach…"
+            return [.stopAttaching]
+        }
     case .interrupt:
         if s.busy { return [.cancel] }
         askToQuit(&s)
@@ -210,7 +223,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     switch parts[0] {
     case "/attach":
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /attach PATH")); return [] }
-        return [attachEffect(&s, unquotePath(arg))]
+        return attachEffect(&s, unquotePath(arg))
     case "/frames":
         guard let n = Int(arg), (1...64).contains(n) else {
             s.messages.append(.init(kind: .error, text: "Usage: /frames N, N from 1 to 64 (frames sampled from a video; now \(s.segments))")); return []
@@ -220,7 +233,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
             s.messages.append(.init(kind: .info, text: "The next video attached is sampled at \(counted(n, "frame"))."))
             return []
         }
-        return [attachEffect(&s, v.path)]
+        return attachEffect(&s, v.path)
     case "/detach":
         guard !s.pending.isEmpty else {
             s.messages.append(.init(kind: .error, text: "No image is attached to the next message.")); return []
@@ -302,11 +315,21 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
 
 /// `/attach PATH`: a video (by its extension) is sampled into frames (one tile each, as the model
 /// card's video chat), anything else is attached as an image.
-private func attachEffect(_ s: inout AppState, _ path: String) -> Effect {
+/// While an answer is under way (or a conversation loads) the attach waits for it to end, and
+/// says so: the model is busy, and a conversation being loaded would replace the images.
+private func attachEffect(_ s: inout AppState, _ path: String) -> [Effect] {
     s.attaching += 1
-    guard VideoFiles.isVideo(path) else { return .attach(path: path, maxTiles: s.maxTiles) }
-    s.messages.append(.init(kind: .info, text: "Sampling \(counted(s.segments, "frame")) of \((path as NSString).lastPathComponent)…"))
-    return .attachVideo(path: path, segments: s.segments, maxTiles: 1)
+    let name = (path as NSString).lastPathComponent, video = VideoFiles.isVideo(path)
+    let effect: Effect = video ? .attachVideo(path: path, segments: s.segments, maxTiles: 1) : .attach(path: path, maxTiles: s.maxTiles)
+    let frames = video ? "\(counted(s.segments, "frame")) of " : ""
+    guard s.busy else {
+        if video { s.messages.append(.init(kind: .info, text: "Sampling \(frames)\(name)…")) }
+        return [effect]
+    }
+    s.attachesAfterAnswer.append(effect)
+    let after = s.beforeAnswer != nil ? "when the answer ends" : "once the conversation has loaded"
+    s.messages.append(.init(kind: .info, text: "\(video ? "Sampling " + frames : "Attaching ")\(name) \(after)."))
+    return []
 }
 
 /// `/tiles N` (every pending image and the images attached from now on) or `/tiles K N` (pending
@@ -518,7 +541,7 @@ private func undoQuestion(_ s: inout AppState, _ before: AppState.BeforeAnswer) 
 }
 
 let helpText = """
-Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer, Up/Down move between lines, then recall earlier inputs,
+Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer or an attach, Up/Down move between lines, then recall earlier inputs,
 PgUp/PgDn scroll, Ctrl-Y puts back what Ctrl-K/U/W cut, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT

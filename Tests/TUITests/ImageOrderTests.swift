@@ -4,15 +4,45 @@ import Imaging
 import Testing
 @testable import TUI
 
+/// A backend that does nothing: every stream ends at once with no event. The fakes change what
+/// they test, running their work with `serial`: one piece at a time in arrival order, as
+/// ChatSession's compute thread does.
+class IdleBackend: ChatBackend, @unchecked Sendable {
+    private let workLock = NSLock()
+    private var tail: Task<Void, Never>?
+
+    @discardableResult func serial(_ op: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        workLock.withLock {
+            let previous = tail
+            let t = Task { await previous?.value; await op() }
+            tail = t
+            return t
+        }
+    }
+
+    func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
+    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func release(imageIDs: [Int]) async {}
+    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
+    func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func newConversation() async {}
+    func setSystemMessage(_ text: String) async {}
+    func snapshot() async -> SessionSnapshot { SessionSnapshot(systemMessage: "", turns: [], images: [], model: modelIdentity) }
+    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    var modelIdentity: ModelIdentity { ModelIdentity(name: "fake", configSHA256: String(repeating: "0", count: 64), weightFormat: "bf16") }
+    func cancel() {}
+}
+
 /// A backend that, like ChatSession, runs its work one piece at a time in arrival order and
 /// finds an image attached before by its content (here: its path) instead of encoding it again.
 /// `releaseLate` holds a release back before it arrives; `attachTakes` is how long an attach
 /// works once it runs.
-final class DedupBackend: ChatBackend, @unchecked Sendable {
+final class DedupBackend: IdleBackend, @unchecked Sendable {
     private let lock = NSLock()
     private var byPath: [String: Int] = [:]
     private var nextID = 1
-    private var tail: Task<Void, Never>?
     let releaseLate: Duration, attachTakes: Duration
     /// Attaches end their stream with no event.
     let quietAttach: Bool
@@ -22,17 +52,7 @@ final class DedupBackend: ChatBackend, @unchecked Sendable {
 
     var heldIDs: Set<Int> { lock.withLock { Set(byPath.values) } }
 
-    @discardableResult private func serial(_ op: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
-        lock.withLock {
-            let previous = tail
-            let t = Task { await previous?.value; await op() }
-            tail = t
-            return t
-        }
-    }
-
-    func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
-    func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> {
+    override func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> {
         let (stream, c) = AsyncStream<ChatEvent>.makeStream()
         if quietAttach { c.finish(); return stream }
         let takes = attachTakes
@@ -50,22 +70,10 @@ final class DedupBackend: ChatBackend, @unchecked Sendable {
         }
         return stream
     }
-    func release(imageIDs: [Int]) async {
+    override func release(imageIDs: [Int]) async {
         if releaseLate > .zero { try? await Task.sleep(for: releaseLate) }
         await serial { [self] in lock.withLock { byPath = byPath.filter { !imageIDs.contains($0.value) } } }.value
     }
-    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
-    func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func newConversation() async {}
-    func setSystemMessage(_ text: String) async {}
-    func snapshot() async -> SessionSnapshot {
-        SessionSnapshot(systemMessage: "", turns: [], images: [], model: modelIdentity)
-    }
-    func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    var modelIdentity: ModelIdentity { ModelIdentity(name: "fake", configSHA256: String(repeating: "0", count: 64), weightFormat: "bf16") }
-    func cancel() {}
 }
 
 /// Detaching an image and attaching the same file again: whatever order the backend sees the
@@ -73,7 +81,7 @@ final class DedupBackend: ChatBackend, @unchecked Sendable {
 /// still holds (the app's release used to run in a Task of its own and could land after the
 /// new attach had been handed the old id).
 struct ImageOrderTests {
-    static func app(_ backend: DedupBackend) -> App {
+    static func app(_ backend: any ChatBackend) -> App {
         App(backend: backend, modelName: "fake", contextSize: 4096, parameters: SamplingParameters(maxNewTokens: 2))
     }
 

@@ -2,8 +2,10 @@
 # End-to-end test of the full-screen app in tmux with a tiny model: start, type and paste ZWJ
 # emoji (drawn as their parts, the text around them intact), word moves and Alt-Backspace, F1
 # (the draft stays), Home in a long paste (the input pane shows its start), type a question, see
-# the answer stream in, attach an image by path and by a bracketed paste of a quoted path, re-cut
-# one image's tiles, Tab-complete a path, stop a long answer with Esc, resize (side panel ->
+# the answer stream in, attach an image by path and by a bracketed paste of a quoted path (a pasted
+# path of a text file is typed), pasted text holding the end-of-paste marker (its line break does not
+# send), re-cut one image's tiles, Tab-complete a path, attach during a long answer (queued), stop
+# it with Esc (the image then attached), resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
 # also restored after SIGTERM and SIGSEGV; with COLORTERM=truecolor thumbnails are in 24-bit colour.
@@ -49,7 +51,21 @@ keys C-u
 keys -l "$(seq -f 'w%04g' 0 449 | tr '\n' ' ')END"      # 2,700 keys in one burst (no bracketed paste): all, in order
 wait_for '^  w0448 w0449 END'
 keys C-u
-keys -l 'Hello there'; keys Enter
+printf 'notes\n' > "$WORK/notes.txt"
+tmux "${SOCK[@]}" set-buffer -- "$WORK/notes.txt"; tmux "${SOCK[@]}" paste-buffer -p -t "$S"   # a pasted path of no image: typed
+wait_for '^> /.*/notes\.txt$'
+keys C-u
+# Pasted text holding the end-of-paste marker: tmux passes it on, so the paste seems to end there;
+# the line break after it must not send "onetwo" (the keys right after a paste are more of it).
+tmux "${SOCK[@]}" set-buffer -- $'one\e[201~two\nthree'; tmux "${SOCK[@]}" paste-buffer -p -t "$S"
+wait_for '^  three$'
+wait_for '^> onetwo$'
+sleep 0.3
+tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -q '^You' && fail "a line break pasted after an end-of-paste marker sent the text"
+grep -q 'the paste went on past an end-of-paste marker' "$LOG" || fail "the log should say the paste went on past its marker"
+keys C-e; keys C-u
+wait_gone 'onetwo'
+keys -l $'Hello there\r'                                # typed with Enter in one burst: sent
 wait_for '^InternVL'
 wait_for 'tok/s'
 keys -l "/attach $IMG"; keys Enter
@@ -74,10 +90,12 @@ keys -l '/set temperature 1'; keys Enter                # sampled: no early stop
 wait_for 'temperature = 1'
 keys -l 'Tell me a long story'; keys Enter             # a long answer, stopped with Esc
 wait_for 'answering'
+keys -l "/attach $IMG"; keys Enter                     # (the others went with the story): attached after the answer
+wait_for 'Attaching photo-chelsea\.png when the answer ends\.'
+wait_for '1 file queued to attach'
 keys Escape
 wait_for '\(interrupted\)'
 grep -q 'turn finished: .*interrupted' "$LOG" || fail "the log should record the interrupted turn"
-keys -l "/attach $IMG"; keys Enter                     # (the others went with the story)
 wait_for '1\. photo-chelsea\.png'
 tmux "${SOCK[@]}" resize-window -t "$S" -x 70 -y 20    # narrower: the image list becomes one line
 wait_for '1: photo-chelsea\.png 451x300, 3 tiles'
