@@ -4,6 +4,7 @@ import Foundation
 /// The single place where state changes: pure, unit-tested; effects are returned, not run.
 public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     var effects = step(&s, action)
+    if s.hint == stoppingHint, s.attaching == 0, s.retiling.isEmpty { s.hint = nil }      // stopped: the message says so
     if !s.busy, !s.attachesAfterAnswer.isEmpty {      // attaches asked during the answer start when it ends
         effects += s.attachesAfterAnswer
         s.attachesAfterAnswer = []
@@ -74,7 +75,7 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .cancel:
         if s.busy { return [.cancel] }
         if s.attaching > 0 || !s.retiling.isEmpty {
-            s.hint = "stopping the attach…"
+            s.hint = stoppingHint
             return [.stopAttaching]
         }
     case .interrupt:
@@ -150,6 +151,8 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
     }
     return []
 }
+
+let stoppingHint = "stopping the attach…"
 
 /// Asks before quitting, saying what would be lost and how to answer.
 private func askToQuit(_ s: inout AppState) {
