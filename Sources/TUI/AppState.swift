@@ -122,7 +122,7 @@ public enum Action: Sendable, Equatable {
     case enter
     case up, down, pageUp, pageDown
     case cancel                    // Esc: stops an answer, else the attaches under way; never quits
-    case interrupt                 // Ctrl-C: stops an answer; when idle asks before quitting
+    case interrupt                 // Ctrl-C: as Esc; when idle asks before quitting
     case quit                      // Ctrl-D
     case help                      // F1: the help, the input left as it is
     case event(ChatEvent, at: Double = 0)     // at: seconds on any steady clock (for ETAs)

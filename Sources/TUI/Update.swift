@@ -72,15 +72,13 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         s.retiling[old] = nil
         s.messages.append(.init(kind: .error, text: m))
         if !s.busy { s.phase = nil }
-    case .cancel:
+    case .cancel, .interrupt:
         if s.busy { return [.cancel] }
         if s.attaching > 0 || !s.retiling.isEmpty {
             s.hint = stoppingHint
             return [.stopAttaching]
         }
-    case .interrupt:
-        if s.busy { return [.cancel] }
-        askToQuit(&s)
+        if action == .interrupt { askToQuit(&s) }
     case .quit:
         if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !s.pending.isEmpty || s.busy {
             askToQuit(&s); return []

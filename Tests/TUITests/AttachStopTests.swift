@@ -64,6 +64,14 @@ struct AttachStopTests {
         #expect(app.state.messages.contains { $0.kind == .user && $0.text == "What is this?" }, "a question is no longer held back")
     }
 
+    @Test func ctrlCStopsAnAttachAsItStopsAnAnswerAndAsksToQuitOnlyWhenIdle() {
+        var s = AppState()
+        _ = reduce(&s, .type("/attach /pictures/cat.png")); _ = reduce(&s, .enter)
+        #expect(reduce(&s, .interrupt) == [.stopAttaching] && !s.confirmQuit, "Ctrl-C during an encode asked to quit")
+        _ = reduce(&s, .attachFailed("Attaching cat.png was stopped; attach it again."))
+        #expect(reduce(&s, .interrupt).isEmpty && s.confirmQuit)
+    }
+
     @Test func escStopsTheAttachesAskedBeforeItEvenThoseNotStartedYet() async {
         let backend = EncodingBackend()
         let app = ImageOrderTests.app(backend)
