@@ -102,6 +102,13 @@ public struct ChatCompletionBody: Sendable {
             }
             messages.append(.init(role: r, text: text.joined(separator: "\n"), images: images))
         }
+        if let limit = options.maxPromptBytes {
+            let bytes = messages.reduce(0) { $0 + $1.text.utf8.count }
+            guard bytes <= limit else {
+                throw APIError(400, "The messages hold \(bytes) bytes of text; the context cannot hold more than \(limit). Shorten the history or the question.",
+                               param: "messages", code: "context_length_exceeded")
+            }
+        }
         var p = SamplingParameters()
         p.temperature = 1
         p.seed = UInt64.random(in: 0...UInt64(Int64.max))

@@ -22,6 +22,9 @@ public struct ServerOptions: Sendable {
     public var requestSeconds = 600.0
     /// Seconds running answers get to end after SIGTERM or SIGINT (then they are cut off).
     public var shutdownSeconds = 5.0
+    /// Most bytes of message text a prompt can hold: the context's tokens times the longest
+    /// piece of the vocabulary (nil: no bound). More is refused before it is tokenized.
+    public var maxPromptBytes: Int?
     /// The name /v1/models lists; requests may name it or leave `model` out.
     public var modelName = "internvl-chat"
     public init() {}

@@ -7,6 +7,7 @@ import OpenAIAPI
 import Server
 import Serving
 import ServingAPI
+import Tokenizer
 
 /// `internvl-chat serve`: the model behind an OpenAI-compatible HTTP API (docs/serving.md).
 struct ServeCommand: ParsableCommand {
@@ -58,6 +59,7 @@ struct ServeCommand: ParsableCommand {
             }
             FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
             let engine = try weightOptions.engine(folder, context: context)
+            options.maxPromptBytes = Self.maxPromptBytes(engine.tokenizer, context: engine.contextLength)
             var limits = SchedulerLimits()
             limits.maxBatch = maxBatch
             limits.maxQueue = maxQueue
@@ -73,5 +75,13 @@ struct ServeCommand: ParsableCommand {
             }
             scheduler.shutdown()
         }
+    }
+
+    /// The most text `context` tokens can cover: each token at most the longest piece of the
+    /// vocabulary, or 64 bytes (added tokens such as `<|im_start|>` decode to nothing).
+    static func maxPromptBytes(_ tokenizer: any Tokenizer, context: Int) -> Int {
+        var longest = 64
+        for id in 0..<Int32(tokenizer.vocabularySize) { longest = max(longest, tokenizer.decode([id]).utf8.count + 1) }
+        return context * longest
     }
 }

@@ -120,6 +120,21 @@ import Testing
         }
     }
 
+    /// Text that cannot fit the context whatever its tokens (more bytes than the context's
+    /// tokens can cover at the longest piece) is refused before anything tokenizes it: a 64 MB
+    /// message would otherwise hold the compute thread, and every running answer, for a minute.
+    @Test func textBeyondAnyContextIsRefusedUnread() throws {
+        var options = ServerOptions()
+        options.maxPromptBytes = 100
+        func body(_ a: Int, _ b: Int) -> String {
+            #"{"messages": [{"role": "system", "content": "\#(String(repeating: "s", count: a))"}, {"role": "user", "content": [{"type": "text", "text": "\#(String(repeating: "é", count: b / 2))"}]}]}"#
+        }
+        #expect(refusal(body(40, 60), options) == nil)
+        let e = refusal(body(40, 62), options)
+        #expect(e?.status == 400 && e?.param == "messages" && e?.code == "context_length_exceeded", "\(String(describing: e))")
+        #expect(refusal(body(4000, 6000)) == nil, "no bound without maxPromptBytes")
+    }
+
     /// Seeds are 64-bit integers, as OpenAI's and vLLM's: those above 2^53, which a Double cannot
     /// hold, are taken exactly.
     @Test func seedsAreAnySixtyFourBitInteger() throws {

@@ -175,6 +175,20 @@ except (ConnectionResetError, socket.timeout):
     pass
 s.close()
 check(answer.startswith(b"HTTP/1.1 413"), f"a 100 MB chunked body: 413 ({answer[:40]!r})")
+# 40 MB of text (under the body limit) cannot fit the context whatever its tokens: refused before
+# it is tokenized, which would hold the compute thread, and every running answer, for a minute.
+huge = json.dumps({"messages": [{"role": "user", "content": "hello world " * ((40 << 20) // 12)}]}).encode()
+s = socket.create_connection(("127.0.0.1", port), timeout=120)
+t0 = time.time()
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+          b"Connection: close\r\nContent-Length: " + str(len(huge)).encode() + b"\r\n\r\n" + huge)
+answer = b""
+while part := s.recv(65536):
+    answer += part
+took = time.time() - t0
+s.close()
+check(answer.startswith(b"HTTP/1.1 400") and b"context_length_exceeded" in answer and took < 10,
+      f"40 MB of text: after {took:.1f} s {answer[:12]!r} {answer[-160:]!r}")
 bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!!not-base64"}},
                                     {"type": "text", "text": "hi"}]}]
 check(status_of(lambda: ask(bad)) == 400, "broken base64: 400")
