@@ -69,9 +69,9 @@ public struct AppState: Sendable, Equatable {
     }
     /// Attaches asked for and not answered yet (an image or a video each): a question waits for them.
     public var attaching = 0
-    /// Attaches asked while an answer was under way (or a conversation loading), in order: they
-    /// start when it ends.
-    public var attachesAfterAnswer: [Effect] = []
+    /// Paths to attach asked while an answer was under way (or a conversation loading), in
+    /// order: they start when it ends, with the /tiles and /frames settings of then.
+    public var attachesAfterAnswer: [String] = []
     /// Pending images being re-cut with another tile count: the plan shown until it is ready.
     public var retiling: [Int: TilePlan] = [:]
     /// A one-line hint under the input (completions); cleared by the next key.

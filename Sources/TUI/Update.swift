@@ -6,8 +6,9 @@ public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
     var effects = step(&s, action)
     if s.hint == stoppingHint, s.attaching == 0, s.retiling.isEmpty { s.hint = nil }      // stopped: the message says so
     if !s.busy, !s.attachesAfterAnswer.isEmpty {      // attaches asked during the answer start when it ends
-        effects += s.attachesAfterAnswer
+        let paths = s.attachesAfterAnswer
         s.attachesAfterAnswer = []
+        effects += paths.map { startAttach(&s, $0) }
     }
     return effects
 }
@@ -320,17 +321,18 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
 /// says so: the model is busy, and a conversation being loaded would replace the images.
 private func attachEffect(_ s: inout AppState, _ path: String) -> [Effect] {
     s.attaching += 1
-    let name = (path as NSString).lastPathComponent, video = VideoFiles.isVideo(path)
-    let effect: Effect = video ? .attachVideo(path: path, segments: s.segments, maxTiles: 1) : .attach(path: path, maxTiles: s.maxTiles)
-    let frames = video ? "\(counted(s.segments, "frame")) of " : ""
-    guard s.busy else {
-        if video { s.messages.append(.init(kind: .info, text: "Sampling \(frames)\(name)…")) }
-        return [effect]
-    }
-    s.attachesAfterAnswer.append(effect)
+    guard s.busy else { return [startAttach(&s, path)] }
+    s.attachesAfterAnswer.append(path)
     let after = s.beforeAnswer != nil ? "when the answer ends" : "once the conversation has loaded"
-    s.messages.append(.init(kind: .info, text: "\(video ? "Sampling " + frames : "Attaching ")\(name) \(after)."))
+    s.messages.append(.init(kind: .info, text: "\(VideoFiles.isVideo(path) ? "Sampling" : "Attaching") \((path as NSString).lastPathComponent) \(after)."))
     return []
+}
+
+/// The attach of `path` with the settings as they are now (/tiles, /frames).
+private func startAttach(_ s: inout AppState, _ path: String) -> Effect {
+    guard VideoFiles.isVideo(path) else { return .attach(path: path, maxTiles: s.maxTiles) }
+    s.messages.append(.init(kind: .info, text: "Sampling \(counted(s.segments, "frame")) of \((path as NSString).lastPathComponent)…"))
+    return .attachVideo(path: path, segments: s.segments, maxTiles: 1)
 }
 
 /// `/tiles N` (every pending image and the images attached from now on) or `/tiles K N` (pending

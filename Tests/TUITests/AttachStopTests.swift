@@ -114,13 +114,15 @@ struct AttachStopTests {
         _ = reduce(&s, .type("/attach /pictures/cat.png"))
         #expect(reduce(&s, .enter).isEmpty, "the attach went to the backend behind the answer")
         #expect(reduce(&s, .attachPaths(["/pictures/clip.mp4"])).isEmpty)
-        #expect(s.messages.suffix(2).map(\.text) == ["Attaching cat.png when the answer ends.",
-                                                     "Sampling 8 frames of clip.mp4 when the answer ends."])
+        #expect(s.messages.suffix(2).map(\.text) == ["Attaching cat.png when the answer ends.", "Sampling clip.mp4 when the answer ends."])
         #expect(render(s, width: 120, height: 12).text.contains("2 files queued to attach"))
+        _ = reduce(&s, .type("/tiles 2")); _ = reduce(&s, .enter)            // settings changed meanwhile apply to them
+        _ = reduce(&s, .type("/frames 4")); _ = reduce(&s, .enter)
         _ = reduce(&s, .event(.text("Once")))
         var st = TurnStats(); st.generatedTokenIDs = [1]
-        #expect(reduce(&s, .event(.finished(st))) == [.save(name: nil, explicit: false), .attach(path: "/pictures/cat.png", maxTiles: nil),
-                                                     .attachVideo(path: "/pictures/clip.mp4", segments: 8, maxTiles: 1)])
+        #expect(reduce(&s, .event(.finished(st))) == [.save(name: nil, explicit: false), .attach(path: "/pictures/cat.png", maxTiles: 2),
+                                                     .attachVideo(path: "/pictures/clip.mp4", segments: 4, maxTiles: 1)])
+        #expect(s.messages.last?.text == "Sampling 4 frames of clip.mp4…")
         #expect(s.attachesAfterAnswer.isEmpty && s.attaching == 2)
         #expect(!render(s, width: 120, height: 12).text.contains("queued to attach"))
         #expect(reduce(&s, .answerEnded).isEmpty, "started once")
