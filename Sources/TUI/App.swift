@@ -88,7 +88,10 @@ public final class App: @unchecked Sendable {
             var k = term.key()
             if case .none = k { continue }
             if case .paste(let text) = k {
-                let tail = PasteTail.read { term.key(waitingMilliseconds: PasteTail.pauseMilliseconds) }
+                let until = DispatchTime.now().uptimeNanoseconds + PasteTail.longestNanoseconds   // wheel turns keep coming
+                let tail = PasteTail.read {
+                    DispatchTime.now().uptimeNanoseconds < until ? term.key(waitingMilliseconds: PasteTail.pauseMilliseconds) : .none
+                }
                 if !tail.isEmpty { log.notice("the paste went on past an end-of-paste marker: \(tail.count) more characters taken as pasted text") }
                 k = .paste(text + tail)
             }

@@ -8,6 +8,9 @@ public enum PasteTail {
     /// The longest pause between two keys of the same paste, in milliseconds: pastes arrive in
     /// one write, so their keys are already waiting or a fraction of a millisecond apart.
     public static let pauseMilliseconds: Int32 = 40
+    /// Keys are read as a paste's tail for at most this long (a wheel turned on and on right after
+    /// a paste sends keys with no pause, and they are dropped).
+    public static let longestNanoseconds: UInt64 = 2_000_000_000
     /// At most this many characters follow a paste (as `Terminal.readPaste` reads at most).
     static let limit = 1_000_000
 
