@@ -13,6 +13,7 @@ public enum CheckpointError: LocalizedError, Equatable {
     case wrongShape(String, file: String, expected: [Int], found: [Int])
     case wrongDType(String, file: String, found: String)
     case missingShard(String, index: String)
+    case brokenLink(String, target: String)
     case notFound(searched: [String], download: String)
 
     public var errorDescription: String? {
@@ -40,6 +41,8 @@ public enum CheckpointError: LocalizedError, Equatable {
             return "\(f): tensor \(n) has dtype \(d); supported are BF16, F16 and F32."
         case .missingShard(let s, let idx):
             return "Shard \(s), listed in \(idx), is missing: the download is incomplete."
+        case .brokenLink(let p, let target):
+            return "\(p) is a link to \(target), which does not exist: the download did not finish; download the model again."
         case .notFound(let searched, let download):
             let repo = download.split(separator: " ").last.map { String($0.split(separator: "/").last ?? $0) } ?? "model"
             return "No \(repo) checkpoint found. Looked in:\n"

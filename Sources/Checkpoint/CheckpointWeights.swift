@@ -54,12 +54,13 @@ public final class CheckpointWeights: @unchecked Sendable {
             fileOf = map
             names = Array(Set(map.values)).sorted()
             for n in names where !fm.fileExists(atPath: folder.appendingPathComponent(n).path) {
-                throw CheckpointError.missingShard(folder.appendingPathComponent(n).path, index: indexURL.path)
+                let shard = folder.appendingPathComponent(n).path
+                throw Self.absent(shard, otherwise: .missingShard(shard, index: indexURL.path))
             }
         } else if fm.fileExists(atPath: single.path) {
             names = ["model.safetensors"]
         } else {
-            throw CheckpointError.fileMissing(single.path, what: "model.safetensors (or model.safetensors.index.json with its shards)")
+            throw Self.absent(single.path, otherwise: .fileMissing(single.path, what: "model.safetensors (or model.safetensors.index.json with its shards)"))
         }
         self.folder = folder
         self.fileOf = fileOf
@@ -75,6 +76,13 @@ public final class CheckpointWeights: @unchecked Sendable {
                 index[name] = (f, info)
             }
         }
+    }
+
+    /// What to say about a weights file that is not there: a link whose target is missing (what an
+    /// interrupted Hugging Face download leaves in a snapshot) is named as one.
+    static func absent(_ path: String, otherwise: CheckpointError) -> CheckpointError {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) else { return otherwise }
+        return .brokenLink(path, target: target)
     }
 
     /// Throws unless the checkpoint holds exactly `expected` (name -> shape), ignorable extras aside.

@@ -104,6 +104,11 @@ public struct ModelCatalog: Sendable {
             problem = (error as? LocalizedError)?.errorDescription ?? "\(error)"
         }
         if problem == nil && shards.isEmpty { problem = "no *.safetensors files" }
+        if problem == nil {
+            do { _ = try CheckpointWeights(folder: URL(fileURLWithPath: folder)) } catch {
+                problem = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            }
+        }
         return CatalogEntry(name: name, path: folder, source: source, sizeBytes: size, family: family,
                             architectures: architectures, template: template, weightFormat: format, problem: problem)
     }
