@@ -88,6 +88,9 @@ extension ConversationStore {
 
     /// A JSON export's conversation, validated, and its images' bytes by SHA-256.
     public static func parseExport(_ data: Data, path: String) throws -> (ConversationFile, [String: Data]) {
+        guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+            throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or not an export at all)")
+        }
         let export: Export
         do { export = try Self.decoder.decode(Export.self, from: data) } catch {
             throw ConversationError.invalid(path, reason: Self.describe(error))

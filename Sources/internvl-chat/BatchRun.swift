@@ -18,6 +18,9 @@ struct BatchRun {
         var maxTiles: Int?
         /// The image's name for `--batch-images` output.
         var label: String?
+        /// Where the line is, for errors: "FILE line K" for a JSONL file (nil for a folder, whose
+        /// errors name the image).
+        var place: String? = nil
     }
 
     struct BatchError: LocalizedError {
@@ -67,12 +70,17 @@ struct BatchRun {
                 guard let list = value as? [String] else { throw bad("\"images\" must be a list of paths") }
                 images = list.map { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).path }
             }
+            // A missing image is found before the first answer, not after hours of others.
+            for image in images {
+                if let problem = FileInput.kind(image) { throw bad("image \(TerminalText.sanitize(image)): \(problem.reason)") }
+            }
             var maxTiles: Int?
             if let value = object["max_tiles"] {
                 guard let n = value as? Int, (1...40).contains(n) else { throw bad("\"max_tiles\" must be a whole number from 1 to 40") }
                 maxTiles = n
             }
-            lines.append(Line(number: number, question: question, images: images, maxTiles: maxTiles))
+            lines.append(Line(number: number, question: question, images: images, maxTiles: maxTiles,
+                              place: "\(TerminalText.sanitize(path)) line \(number)"))
         }
         guard !lines.isEmpty else { throw BatchError(message: "\(TerminalText.sanitize(path)) has no questions") }
         return lines
@@ -125,18 +133,20 @@ struct BatchRun {
     }
 
     private func prepare(_ path: String, _ line: Line) throws -> PreparedImage {
-        do { return try engine.prepareImage(path: path, maxTiles: line.maxTiles) } catch {
-            let why = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-            throw BatchError(message: "line \(line.number): \(TerminalText.sanitize(why))")
-        }
+        do { return try engine.prepareImage(path: path, maxTiles: line.maxTiles) } catch { throw failure(error, line) }
+    }
+
+    /// An error of `line`'s images or prompt, named by where the line is.
+    private func failure(_ error: Error, _ line: Line) -> BatchError {
+        let why = TerminalText.sanitize((error as? LocalizedError)?.errorDescription ?? "\(error)")
+        return BatchError(message: line.place.map { "\($0): \(why)" } ?? why)
     }
 
     /// batch_chat's query: `<image>\n` before a question with no placeholder (Image-k labels for
     /// several images, as `generate`), the template with its default system message.
     private func prompt(_ line: Line, tiles: [Int]) throws -> [Int32] {
         do { return try engine.promptIDs(template: template, history: [], question: line.question, tileCounts: tiles) } catch {
-            let why = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-            throw BatchError(message: "line \(line.number): \(TerminalText.sanitize(why))")
+            throw failure(error, line)
         }
     }
 }

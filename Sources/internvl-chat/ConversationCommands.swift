@@ -94,8 +94,12 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let id = try storeOptions.store.importJSON(URL(fileURLWithPath: file), name: name)
-            Output.write(id + "\n")
+            do {
+                let id = try storeOptions.store.importJSON(URL(fileURLWithPath: file), name: name)
+                Output.write(id + "\n")
+            } catch ConversationError.nameTaken(let taken, let id) {
+                throw ValidationError("A conversation named \(taken) exists already (\(id)): import it under another name with --name NAME.")
+            }
         }
     }
 }

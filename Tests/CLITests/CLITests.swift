@@ -175,7 +175,10 @@ struct CLITests {
                              ("[1, 2]", "line 2: not a JSON object"),
                              ("{\"question\": \"Q\", \"image\": \"a.jpg\"}", "line 2: unknown key \"image\""),
                              ("{\"question\": \"Q\", \"max_tiles\": 0}", "line 2: \"max_tiles\" must be a whole number from 1 to 40"),
-                             ("{\"question\": \"Q\", \"images\": [\"/nonexistent/x.png\"]}", "line 2:")] {
+                             ("{\"question\": \"Q\", \"images\": [\"/nonexistent/x.png\"]}",
+                              "\(file.lastPathComponent) line 2: image /nonexistent/x.png: it does not exist"),
+                             ("{\"question\": \"Q\", \"images\": [\"\(Self.img("truncated.png"))\"]}",
+                              "\(file.lastPathComponent) line 2: \(Self.img("truncated.png")) is truncated or corrupt")] {
             try (good + "\n" + bad + "\n").write(to: file, atomically: true, encoding: .utf8)
             let r = try Self.run(["generate", "--model", model, "--batch", file.path, "--max-new-tokens", "4"])
             #expect(r.status == 1 && r.err.hasPrefix("error: ") && r.err.contains(words) && r.err.split(separator: "\n").count == 1,
@@ -424,11 +427,18 @@ struct CLITests {
         let missing = try Self.run(["export", "nope"] + store)
         #expect(missing.status == 1 && missing.err.hasPrefix("error: No saved conversation nope"))
         let taken = try Self.run(["import", dir.appendingPathComponent("x.json").path, "--name", "copy"] + store)
-        #expect(taken.status == 1 && taken.err.contains("A conversation named copy exists already"))
+        #expect(taken.status == 1 && taken.err.contains("A conversation named copy exists already") && taken.err.contains("--name NAME"),
+                "\(taken.err)")
         let garbage = dir.appendingPathComponent("garbage.json")
         try Data("{\"conversation\": 1".utf8).write(to: garbage)
         let g = try Self.run(["import", garbage.path] + store)
-        #expect(g.status == 1 && g.err.contains("is not a valid conversation"), "\(g.err)")
+        #expect(g.status == 1 && g.err.contains("is not a valid conversation: it is not complete JSON") && !g.err.contains(".."), "\(g.err)")
+        let exported = try Data(contentsOf: dir.appendingPathComponent("x.json"))
+        let cut = dir.appendingPathComponent("cut.json")
+        try exported.prefix(exported.count / 2).write(to: cut)
+        let c = try Self.run(["import", cut.path, "--name", "cut"] + store)
+        #expect(c.status == 1 && c.err.contains("cut.json is not a valid conversation: it is not complete JSON"), "\(c.err)")
+        #expect(!(try Self.run(["conversations"] + store).out.contains("cut ")), "nothing half-imported")
         // --delete removes one conversation, folder and images; a second time it is not there.
         let del = try Self.run(["conversations", "--delete", "copy"] + store)
         #expect(del.status == 0 && del.out == "Deleted copy.\n", "\(del.out) \(del.err)")
