@@ -27,8 +27,10 @@ public struct PendingVideo: Sendable, Equatable {
 }
 
 public enum VideoFiles {
-    /// Video containers, and audio ones: FFmpeg opens those too and says they have no video stream.
-    public static let extensions: Set<String> = ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "ogv", "flv", "3gp",
+    /// Video containers (camcorder MPEG-TS, Windows Media, DVD, animated GIF too), and audio ones:
+    /// FFmpeg opens those too and says they have no video stream.
+    public static let extensions: Set<String> = ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "m2ts", "vob",
+                                                 "ogv", "flv", "3gp", "3g2", "wmv", "asf", "gif",
                                                  "wav", "mp3", "m4a", "aac", "ogg", "opus", "flac"]
 
     public static func isVideo(_ path: String) -> Bool {

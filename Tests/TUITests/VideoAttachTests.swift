@@ -24,6 +24,10 @@ struct VideoAttachTests {
         #expect(s.messages.last?.text == "Sampling 8 frames of clip.MP4…")
         #expect(reduce(&s, .attachPaths(["/a/b.webm", "/a/c.jpg"])) == [.attachVideo(path: "/a/b.webm", segments: 8, maxTiles: 1),
                                                                         .attach(path: "/a/c.jpg", maxTiles: 6)])
+        // Camcorder (MPEG-TS), Windows Media and animated GIF files are videos FFmpeg reads, not images.
+        for name in ["/cam/00001.MTS", "/cam/clip.m2ts", "/w/talk.wmv", "/w/talk.asf", "/g/loop.gif", "/d/VTS_01_1.VOB"] {
+            #expect(reduce(&s, .attachPaths([name])) == [.attachVideo(path: name, segments: 8, maxTiles: 1)], "\(name)")
+        }
     }
 
     @Test func framesArePendingAsOneFilmstripWithTheirCostAndAskedAsFrameK() {
