@@ -11,20 +11,11 @@ struct ModelCatalogTests {
         let root = fm.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString)")
         defer { try? fm.removeItem(at: root) }
         let home = root.appendingPathComponent("home"), cwd = root.appendingPathComponent("work")
-        let repo = home.appendingPathComponent(".cache/huggingface/hub/models--OpenGVLab--Mini-InternVL-Chat-4B-V1-5")
-        let snap = repo.appendingPathComponent("snapshots/abc"), blobs = repo.appendingPathComponent("blobs")
-        try fm.createDirectory(at: snap, withIntermediateDirectories: true)
-        try fm.createDirectory(at: blobs, withIntermediateDirectories: true)
-        try fm.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
-        try Data("abc".utf8).write(to: repo.appendingPathComponent("refs/main"))
         let phi3 = TestData.url("tiny-phi3")
-        var phi3Bytes = 0
-        for (k, name) in try fm.contentsOfDirectory(atPath: phi3.path).enumerated() {
-            let blob = blobs.appendingPathComponent("blob\(k)")
-            try fm.copyItem(at: phi3.appendingPathComponent(name), to: blob)
-            try fm.createSymbolicLink(at: snap.appendingPathComponent(name), withDestinationURL: blob)
-            if name.hasSuffix(".safetensors") { phi3Bytes += try fm.attributesOfItem(atPath: blob.path)[.size] as! Int }
-        }
+        let snap = try HubCache.snapshot(hub: home.appendingPathComponent(".cache/huggingface/hub"),
+                                         repo: "OpenGVLab/Mini-InternVL-Chat-4B-V1-5", copying: phi3)
+        let phi3Bytes = try fm.contentsOfDirectory(atPath: phi3.path).filter { $0.hasSuffix(".safetensors") }
+            .reduce(0) { $0 + (try fm.attributesOfItem(atPath: phi3.appendingPathComponent($1).path)[.size] as! Int) }
         // The current folder: a Qwen2 checkpoint, one whose language model we do not run, and a
         // folder that is not an InternVL checkpoint at all (left out).
         try fm.createDirectory(at: cwd, withIntermediateDirectories: true)
