@@ -102,10 +102,10 @@ public struct ChatCompletionBody: Sendable {
             }
             messages.append(.init(role: r, text: text.joined(separator: "\n"), images: images))
         }
-        if let limit = options.maxPromptBytes {
-            let bytes = messages.reduce(0) { $0 + $1.text.utf8.count }
-            guard bytes <= limit else {
-                throw APIError(400, "The messages hold \(bytes) bytes of text; the context cannot hold more than \(limit). Shorten the history or the question.",
+        if let limit = options.promptLimit {
+            let fewest = PromptLimit.fewestTokens(messages, bytesPerToken: limit.bytesPerToken)
+            guard fewest <= limit.tokens else {
+                throw APIError(400, "The \(messages.count) messages need at least \(fewest) tokens; the context holds \(limit.tokens). Shorten the history or the question.",
                                param: "messages", code: "context_length_exceeded")
             }
         }

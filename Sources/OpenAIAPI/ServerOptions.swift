@@ -1,4 +1,5 @@
 import Foundation
+import ServingAPI
 
 /// What `serve` listens on and what it accepts; every limit refuses with an OpenAI-shaped error.
 public struct ServerOptions: Sendable {
@@ -22,9 +23,9 @@ public struct ServerOptions: Sendable {
     public var requestSeconds = 600.0
     /// Seconds running answers get to end after SIGTERM or SIGINT (then they are cut off).
     public var shutdownSeconds = 5.0
-    /// Most bytes of message text a prompt can hold: the context's tokens times the longest
-    /// piece of the vocabulary (nil: no bound). More is refused before it is tokenized.
-    public var maxPromptBytes: Int?
+    /// What a prompt can hold, so that one that cannot fit is refused before it is tokenized
+    /// (nil: no bound).
+    public var promptLimit: PromptLimit?
     /// The name /v1/models lists; requests may name it or leave `model` out.
     public var modelName = "internvl-chat"
     public init() {}
@@ -34,5 +35,23 @@ public struct ServerOptions: Sendable {
         if host == "::1" || host == "localhost" { return true }
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
         return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+}
+
+/// The context's tokens, and the most bytes of text one token covers (the vocabulary's longest
+/// piece). Every message the prompt renders adds its role's header, at least one special token
+/// of its own, and its text at least one token per `bytesPerToken` bytes.
+public struct PromptLimit: Sendable {
+    public var tokens: Int
+    public var bytesPerToken: Int
+    public init(tokens: Int, bytesPerToken: Int) { self.tokens = tokens; self.bytesPerToken = bytesPerToken }
+
+    /// The fewest tokens `messages` can take: the leading system messages share one header.
+    public static func fewestTokens(_ messages: [CompletionRequest.Message], bytesPerToken: Int) -> Int {
+        let leading = messages.prefix { $0.role == .system }.count
+        let headers = messages.dropFirst(leading).filter { !$0.text.isEmpty || !$0.images.isEmpty }.count
+            + (messages.prefix(leading).contains { !$0.text.isEmpty } ? 1 : 0)
+        let bytes = messages.reduce(0) { $0 + $1.text.utf8.count }
+        return headers + (bytes + bytesPerToken - 1) / bytesPerToken
     }
 }

@@ -59,7 +59,7 @@ struct ServeCommand: ParsableCommand {
             }
             FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
             let engine = try weightOptions.engine(folder, context: context)
-            options.maxPromptBytes = Self.maxPromptBytes(engine.tokenizer, context: engine.contextLength)
+            options.promptLimit = PromptLimit(tokens: engine.contextLength, bytesPerToken: Self.longestPieceBytes(engine.tokenizer))
             var limits = SchedulerLimits()
             limits.maxBatch = maxBatch
             limits.maxQueue = maxQueue
@@ -77,11 +77,11 @@ struct ServeCommand: ParsableCommand {
         }
     }
 
-    /// The most text `context` tokens can cover: each token at most the longest piece of the
-    /// vocabulary, or 64 bytes (added tokens such as `<|im_start|>` decode to nothing).
-    static func maxPromptBytes(_ tokenizer: any Tokenizer, context: Int) -> Int {
+    /// The most bytes of text one token covers: the vocabulary's longest piece, or 64 bytes
+    /// (added tokens such as `<|im_start|>` decode to nothing).
+    static func longestPieceBytes(_ tokenizer: any Tokenizer) -> Int {
         var longest = 64
         for id in 0..<Int32(tokenizer.vocabularySize) { longest = max(longest, tokenizer.decode([id]).utf8.count + 1) }
-        return context * longest
+        return longest
     }
 }

@@ -120,19 +120,27 @@ import Testing
         }
     }
 
-    /// Text that cannot fit the context whatever its tokens (more bytes than the context's
-    /// tokens can cover at the longest piece) is refused before anything tokenizes it: a 64 MB
-    /// message would otherwise hold the compute thread, and every running answer, for a minute.
-    @Test func textBeyondAnyContextIsRefusedUnread() throws {
+    /// A prompt that cannot fit the context whatever its tokens (its text at the longest piece
+    /// per token, one header token per message) is refused before anything tokenizes it: 64 MB of
+    /// text, or two million short messages, would otherwise hold the compute thread, and every
+    /// running answer, for a minute.
+    @Test func promptsBeyondAnyContextAreRefusedUnread() throws {
         var options = ServerOptions()
-        options.maxPromptBytes = 100
-        func body(_ a: Int, _ b: Int) -> String {
-            #"{"messages": [{"role": "system", "content": "\#(String(repeating: "s", count: a))"}, {"role": "user", "content": [{"type": "text", "text": "\#(String(repeating: "é", count: b / 2))"}]}]}"#
+        options.promptLimit = PromptLimit(tokens: 10, bytesPerToken: 10)
+        func body(system: Int, text: Int, messages: Int = 1) -> String {
+            let user = #"{"role": "user", "content": [{"type": "text", "text": "\#(String(repeating: "é", count: text / 2))"}]}"#
+            let systems = (0..<system).map { _ in #"{"role": "system", "content": "s"}"# }
+            return #"{"messages": [\#((systems + Array(repeating: user, count: messages)).joined(separator: ", "))]}"#
         }
-        #expect(refusal(body(40, 60), options) == nil)
-        let e = refusal(body(40, 62), options)
-        #expect(e?.status == 400 && e?.param == "messages" && e?.code == "context_length_exceeded", "\(String(describing: e))")
-        #expect(refusal(body(4000, 6000)) == nil, "no bound without maxPromptBytes")
+        // 3 system bytes under one header, 60 bytes of text under one: 1 + 1 + 7 tokens at least.
+        #expect(refusal(body(system: 3, text: 60), options) == nil)
+        // 3 + 68 bytes: 1 + 1 + 8 = 10 tokens; 3 + 78: 11.
+        #expect(refusal(body(system: 3, text: 68), options) == nil)
+        for json in [body(system: 3, text: 78), body(system: 0, text: 2, messages: 9), body(system: 0, text: 16, messages: 4)] {
+            let e = refusal(json, options)
+            #expect(e?.status == 400 && e?.param == "messages" && e?.code == "context_length_exceeded", "\(json): \(String(describing: e))")
+        }
+        #expect(refusal(body(system: 3, text: 78)) == nil, "no bound without promptLimit")
     }
 
     /// Seeds are 64-bit integers, as OpenAI's and vLLM's: those above 2^53, which a Double cannot

@@ -175,20 +175,24 @@ except (ConnectionResetError, socket.timeout):
     pass
 s.close()
 check(answer.startswith(b"HTTP/1.1 413"), f"a 100 MB chunked body: 413 ({answer[:40]!r})")
-# 40 MB of text (under the body limit) cannot fit the context whatever its tokens: refused before
-# it is tokenized, which would hold the compute thread, and every running answer, for a minute.
-huge = json.dumps({"messages": [{"role": "user", "content": "hello world " * ((40 << 20) // 12)}]}).encode()
-s = socket.create_connection(("127.0.0.1", port), timeout=120)
-t0 = time.time()
-s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\nContent-Type: application/json\r\n"
-          b"Connection: close\r\nContent-Length: " + str(len(huge)).encode() + b"\r\n\r\n" + huge)
-answer = b""
-while part := s.recv(65536):
-    answer += part
-took = time.time() - t0
-s.close()
-check(answer.startswith(b"HTTP/1.1 400") and b"context_length_exceeded" in answer and took < 10,
-      f"40 MB of text: after {took:.1f} s {answer[:12]!r} {answer[-160:]!r}")
+# 40 MB of text, or 200,000 short messages (under the body limit), cannot fit the context
+# whatever their tokens: refused before they are tokenized (the engine's own refusal, "The prompt
+# is N tokens", comes after), which would hold the compute thread, and every running answer, for
+# a minute.
+for name, messages in [("40 MB of text", [{"role": "user", "content": "hello world " * ((40 << 20) // 12)}]),
+                       ("200,000 messages", [{"role": "user", "content": "a"}] * 200000)]:
+    huge = json.dumps({"messages": messages}).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    t0 = time.time()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+              b"Connection: close\r\nContent-Length: " + str(len(huge)).encode() + b"\r\n\r\n" + huge)
+    answer = b""
+    while part := s.recv(65536):
+        answer += part
+    took = time.time() - t0
+    s.close()
+    check(answer.startswith(b"HTTP/1.1 400") and b"context_length_exceeded" in answer and b"need at least" in answer,
+          f"{name}: after {took:.1f} s {answer[:12]!r} {answer[-160:]!r}")
 bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!!not-base64"}},
                                     {"type": "text", "text": "hi"}]}]
 check(status_of(lambda: ask(bad)) == 400, "broken base64: 400")
