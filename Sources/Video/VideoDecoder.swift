@@ -52,12 +52,28 @@ public struct VideoDecoder: Sendable {
         var count = 0
         try input.forEachPacket { _ in count += 1; return true }
         guard count > 0 else { throw VideoError.noFrames(path) }
+        // An MP4 whose index comes first and whose data was cut off reads as a shorter video
+        // without any error: its index still places frames past the end of the file.
+        let fileBytes = avio_size(input.context.pointee.pb)
+        if fileBytes > 0, let listed = Self.indexedEnd(st), listed > fileBytes {
+            throw VideoError.cutShort(path, fileBytes: fileBytes, indexedBytes: listed)
+        }
         let rate = st.pointee.avg_frame_rate
         let fps = rate.num > 0 && rate.den > 0 ? Double(rate.num) / Double(rate.den) : 0
         let rotation = Self.rotation(st)
         let turned = rotation == 90 || rotation == 270
         info = VideoInfo(width: turned ? h : w, height: turned ? w : h, rotation: rotation, frameCount: count, averageFPS: fps,
                          codec: codecName)
+    }
+
+    /// The byte just past the last packet the stream's index places in the file, if it has one.
+    static func indexedEnd(_ stream: UnsafeMutablePointer<AVStream>) -> Int64? {
+        var end: Int64? = nil
+        for i in 0..<avformat_index_get_entries_count(stream) {
+            guard let e = avformat_index_get_entry(stream, i), e.pointee.pos >= 0 else { continue }
+            end = max(end ?? 0, e.pointee.pos + Int64(e.pointee.size))
+        }
+        return end
     }
 
     /// decord's `GetRotation`: the `rotate` tag when it is set and not "0", else minus the display
@@ -138,7 +154,9 @@ final class Input {
         defer { av_dict_free(&options) }
         let url = "file:" + String(decoding: FileInput.fileSystemPath(path).prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let opened = avformat_open_input(&ctx, url, nil, &options)
-        guard opened >= 0, let ctx else { throw VideoError.notAVideo(path, reason: ffmpegMessage(opened)) }
+        guard opened >= 0, let ctx else {
+            throw VideoError.notAVideo(path, reason: Self.refusedFormat(path) ?? ffmpegMessage(opened))
+        }
         context = ctx
         var ok = false
         defer { if !ok { var c: UnsafeMutablePointer<AVFormatContext>? = ctx; avformat_close_input(&c) } }
@@ -161,6 +179,31 @@ final class Input {
     deinit {
         var c: UnsafeMutablePointer<AVFormatContext>? = context
         avformat_close_input(&c)
+    }
+
+    /// When FFmpeg recognises the file's first bytes as a format outside `VideoDecoder.formats`
+    /// (a playlist, a still-image format), says which: FFmpeg itself only says "invalid argument".
+    static func refusedFormat(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let head = [UInt8]((try? handle.read(upToCount: 4096)) ?? Data())
+        guard !head.isEmpty else { return nil }
+        var buffer = head + [UInt8](repeating: 0, count: Int(AVPROBE_PADDING_SIZE))
+        let found = buffer.withUnsafeMutableBufferPointer { buf in
+            path.withCString { name -> UnsafePointer<AVInputFormat>? in
+                var probe = AVProbeData()
+                probe.filename = name
+                probe.buf = buf.baseAddress
+                probe.buf_size = Int32(head.count)
+                return av_probe_input_format(&probe, 1)
+            }
+        }
+        guard let format = found else { return nil }
+        let names = String(cString: format.pointee.name).split(separator: ",")
+        let allowed = Set(VideoDecoder.formats.split(separator: ","))
+        guard !names.contains(where: allowed.contains) else { return nil }
+        let long = format.pointee.long_name.map { String(cString: $0) } ?? String(names.first ?? "")
+        return "its format, \(long), is not one this program reads"
     }
 
     /// Calls `body` with each packet of the video stream in file order until it returns false or

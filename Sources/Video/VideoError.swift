@@ -10,6 +10,7 @@ public enum VideoError: LocalizedError, Equatable {
     case tooLarge(String, width: Int, height: Int, limit: Int)
     case corrupt(String, reason: String)
     case truncated(String, decoded: Int, wanted: Int)
+    case cutShort(String, fileBytes: Int64, indexedBytes: Int64)
 
     public var errorDescription: String? {
         switch self {
@@ -21,6 +22,8 @@ public enum VideoError: LocalizedError, Equatable {
         case .tooLarge(let p, let w, let h, let l):
             return "\(p) has \(w)x\(h) frames, more than the limit of \(l) pixels a frame."
         case .corrupt(let p, let r): return "\(p) is corrupt (\(r))."
+        case .cutShort(let p, let have, let listed):
+            return "\(p) is cut short: it has \(have) bytes of the \(listed) its index lists (an unfinished download or copy?)."
         case .truncated(let p, let d, let w):
             return "\(p) is truncated or corrupt: it decodes to \(d) frames, but frame \(w) is needed."
         }

@@ -103,6 +103,7 @@ struct VideoTests {
             "empty": "is not a video FFmpeg can read",
             "codec": "encoded with an unknown codec (tag QZQZ), which this FFmpeg cannot decode",
             "no-frames": "has a video stream with no frames",
+            "cut-index": "is cut short: it has",
         ]
         #expect(Set(bad.keys) == Set(expected.keys))
         for (kind, file) in bad {
@@ -116,6 +117,21 @@ struct VideoTests {
                 #expect(m.contains(expected[kind]!) && m.contains(path), "\(kind): \(m)")
                 #expect(!m.contains("\n"), "\(kind): one line")
             }
+        }
+    }
+
+    /// A playlist would open further files or URLs, so its format is not read; the message names it.
+    @Test func aFormatWeDoNotReadIsNamed() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("video-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let playlist = dir.appendingPathComponent("clip.m3u8")
+        try Data("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg0.ts\n#EXT-X-ENDLIST\n".utf8).write(to: playlist)
+        do {
+            _ = try VideoDecoder(path: playlist.path)
+            Issue.record("a playlist should be refused")
+        } catch let e as VideoError {
+            #expect(e.errorDescription!.contains("its format, Apple HTTP Live Streaming, is not one this program reads"), "\(e.errorDescription!)")
         }
     }
 

@@ -115,6 +115,21 @@ def bad_files(out):
                        ("bad-text.mp4", b"this is not a video\n" * 20), ("bad-empty.mp4", b"")]:
         open(os.path.join(out, name), "wb").write(data)
         paths[name[4:-4]] = os.path.join(out, name)
+    # An MP4 with its index first (faststart), cut: the index places frames past the end.
+    p = os.path.join(out, "bad-cut-index.mp4")
+    c = av.open(p, "w", options={"movflags": "faststart"})
+    s = c.add_stream("mpeg4", rate=25)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    for i in range(40):
+        for pk in s.encode(av.VideoFrame.from_ndarray(pattern(i, 64, 48), format="rgb24")):
+            c.mux(pk)
+    for pk in s.encode():
+        c.mux(pk)
+    c.close()
+    data = open(p, "rb").read()
+    assert data.find(b"moov") < data.find(b"mdat"), "the index should come first"
+    open(p, "wb").write(data[: len(data) * 6 // 10])
+    paths["cut-index"] = p
     # An AVI whose video fourcc names no codec FFmpeg knows.
     p = os.path.join(out, "bad-codec.avi")
     write(p, 3, 10, 32, 24, "mpeg4", "yuv420p", container="avi")
