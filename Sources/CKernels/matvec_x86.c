@@ -117,7 +117,7 @@ AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *
 // weight vector is loaded and widened once for both, and each row keeps the single-row kernel's
 // accumulators and order, so its results are that kernel's bits.
 AVX512 void bf16x4_rows2_avx512(const uint16_t *w, const float *xe0, const float *xo0, const float *xe1, const float *xo1,
-                                float *y0, float *y1, int cols, int r0, int r1) {
+                                float *y0, float *y1, int cols, int r0, int r1, const char *pf, int pfstep) {
     const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000);
     for (int r = r0; r < r1; r += 4) {
         const uint16_t *a = w + (size_t)r * cols;
@@ -129,12 +129,14 @@ AVX512 void bf16x4_rows2_avx512(const uint16_t *w, const float *xe0, const float
             __m512 e1 = _mm512_loadu_ps(xe1 + c / 2), o1 = _mm512_loadu_ps(xo1 + c / 2);
             for (int k = 0; k < 4; k++) {
                 __m512i v = _mm512_loadu_si512((const void *)(b + 32 * k));
+                if (pf && 64 * k < pfstep) _mm_prefetch(pf + 64 * k, _MM_HINT_T1);
                 __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
                 p[2 * k] = _mm512_fmadd_ps(we, e0, p[2 * k]);
                 p[2 * k + 1] = _mm512_fmadd_ps(wo, o0, p[2 * k + 1]);
                 q[2 * k] = _mm512_fmadd_ps(we, e1, q[2 * k]);
                 q[2 * k + 1] = _mm512_fmadd_ps(wo, o1, q[2 * k + 1]);
             }
+            if (pf) pf += pfstep;
         }
         for (int k = 0; k < 4; k++) {
             y0[r + k] = _mm512_reduce_add_ps(_mm512_add_ps(p[2 * k], p[2 * k + 1]));

@@ -185,15 +185,23 @@ static void bf16x4_range(const ck_pool *p, const ck_vec *v, int b, int r0, int r
 }
 
 #if defined(__x86_64__)
+// The weights of the chunk after chunk c of a bf16 product in fours (the next one a thread takes
+// from its own share), or NULL past the last full group.
+static const char *next_chunk(const ck_pool *p, int c) {
+    int n = c + 1, b = n / p->chunks_per_block, r0 = (n % p->chunks_per_block) * p->chunk_rows;
+    if (b >= x4_blocks(p->cols) || r0 >= p->rows / 4 * 4) return NULL;
+    return (const char *)(x4_block((const uint16_t *)p->w, p->rows, b) + (size_t)r0 * x4_width(p->cols, b));
+}
+
 // bf16x4_range for two activation rows: their full groups together (bf16x4_rows2_avx512), the
 // rows after them one activation row at a time.
-static void bf16x4_pair(const ck_pool *p, const ck_vec *v0, const ck_vec *v1, int b, int r0, int r1) {
+static void bf16x4_pair(const ck_pool *p, const ck_vec *v0, const ck_vec *v1, int b, int r0, int r1, const char *pf, int pfstep) {
     int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
     if (r0 < g1) {
         const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
         int parts = x4_blocks(p->cols) > 1;
         float *y0 = parts ? v0->ypart + (size_t)b * p->rows : v0->y, *y1 = parts ? v1->ypart + (size_t)b * p->rows : v1->y;
-        bf16x4_rows2_avx512(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1);
+        bf16x4_rows2_avx512(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1, pf, pfstep);
     }
     if (r1 > full) {
         int t0 = r0 > full ? r0 : full;
@@ -299,8 +307,19 @@ static void run_share(ck_pool *p, int self) {
             if (p->kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, r0, r1); continue; }
             int m = 0;
 #if defined(__x86_64__)
-            if (p->kind == JOB_BF16X4 && has_avx512())      // rows in pairs: each weight widened once for two
-                for (; m + 1 < p->t; m += 2) { ck_vec v0 = vec_of(p, m), v1 = vec_of(p, m + 1); bf16x4_pair(p, &v0, &v1, b, r0, r1); }
+            if (p->kind == JOB_BF16X4 && has_avx512() && p->t >= 2) {
+                // Rows in pairs: each weight widened once for two. The next chunk is fetched
+                // into L2 while this one is multiplied, a part during each of the first (up to
+                // four) pair passes: the passes after the first hit only L2, and the hardware
+                // prefetchers, which follow misses, would leave the memory idle through them.
+                int passes = p->t / 2 < 4 ? p->t / 2 : 4, step = (256 / passes + 63) & ~63;
+                const char *next = next_chunk(p, (int)c);
+                size_t part = (size_t)(r1 - r0) * x4_width(p->cols, b) * 2 / passes;
+                for (int j = 0; m + 1 < p->t; m += 2, j++) {
+                    ck_vec v0 = vec_of(p, m), v1 = vec_of(p, m + 1);
+                    bf16x4_pair(p, &v0, &v1, b, r0, r1, next && j < passes ? next + part * j : NULL, step);
+                }
+            }
 #endif
             for (; m < p->t; m++) {
                 ck_vec v = vec_of(p, m);
