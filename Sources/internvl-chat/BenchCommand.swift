@@ -159,23 +159,39 @@ struct BenchCommand: ParsableCommand {
             if !batch.isEmpty {
                 // Several sequences at the same context, one new token each per step: what a
                 // server decoding its active requests together gets (forwardBatch).
+                // The batch sizes take their steps in turn (N=1, N=4, N=1, ...), each step timed,
+                // so that all of them meet the same states of a shared machine's memory; the rate
+                // is from the median step, and each size's gain over one sequence is the median of
+                // its steps' ratios to the single-sequence steps taken beside them.
                 let ctx = decodeAt.min() ?? 64
-                var rates: [String: Double] = [:]
-                for b in batch where b > 0 {
-                    log("batched decoding, \(b) sequences…")
-                    let caches = (0..<b).map { _ -> KVCache in
+                let sizes = batch.filter { $0 > 0 }
+                log("batched decoding, \(sizes.map(String.init).joined(separator: ", ")) sequences, steps in turn…")
+                let caches = sizes.map { b in
+                    (0..<b).map { _ -> KVCache in
                         let c = model.makeCache(initialCapacity: ctx + decodeSteps + 1)
                         _ = model.forward(prompt(ctx), cache: c, logits: .none)
                         return c
                     }
-                    let x = FloatBuffer(count: b * model.hidden)
-                    let t0 = Date()
-                    for _ in 0..<decodeSteps {
-                        model.embed(prompt(b), into: x.data)
-                        _ = model.forwardBatch(embeddings: x.data, caches: caches)
-                    }
-                    rates[String(b)] = Double(b * decodeSteps) / Date().timeIntervalSince(t0)
                 }
+                let x = FloatBuffer(count: (sizes.max() ?? 1) * model.hidden)
+                var times = sizes.map { _ in [Double]() }
+                for _ in 0..<decodeSteps {
+                    for (i, b) in sizes.enumerated() {
+                        let t0 = Date()
+                        model.embed(prompt(b), into: x.data)
+                        _ = model.forwardBatch(embeddings: x.data, caches: caches[i])
+                        times[i].append(Date().timeIntervalSince(t0))
+                    }
+                }
+                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+                var rates: [String: Double] = [:], gains: [String: Double] = [:]
+                for (i, b) in sizes.enumerated() {
+                    rates[String(b)] = Double(b) / median(times[i])
+                    if let one = sizes.firstIndex(of: 1) {
+                        gains[String(b)] = median(zip(times[one], times[i]).map { Double(b) * $0 / $1 })
+                    }
+                }
+                if !gains.isEmpty { r["batch_decode_vs_1"] = gains }
                 r["batch_decode_tok_s"] = rates
             }
             if !pairedRatios.isEmpty { r["decode_vs_bandwidth_paired"] = pairedRatios.sorted()[pairedRatios.count / 2] }
