@@ -166,7 +166,12 @@ struct GenerateCommand: ParsableCommand {
                 let (indices, images) = try Self.attachVideo(path, segments: videoOptions.segmentCount, maxTiles: maxTiles ?? 1, to: session)
                 frames = indices
                 attached = images
-                if ImagePrompt.count(in: asked) == 0 && !pairs.contains(where: { ImagePrompt.count(in: $0.0) > 0 }) {
+                let inHistory = pairs.reduce(0) { $0 + ImagePrompt.count(in: $1.0) }
+                if inHistory > 0 && inHistory != indices.count && ImagePrompt.count(in: asked) == 0 {
+                    throw ValidationError("the --history has \(inHistory) <image> placeholders but --video was sampled to \(indices.count) frames: "
+                                          + "a follow-up on the same clip needs the --segments of the answer it follows (\(inHistory))")
+                }
+                if ImagePrompt.count(in: asked) == 0 && inHistory == 0 {
                     asked = FramePrompt.prefix(frames: indices.count) + asked
                 }
             }

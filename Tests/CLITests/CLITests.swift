@@ -200,8 +200,13 @@ struct CLITests {
         let r = try Self.run(["generate", "--model", model, "--video", "x.mp4", "--segments", "0", "Q"])
         #expect(r.status != 0 && r.err.contains("--segments must be between 1 and 64"), "\(r.err)")
         let clip = TestData.url("videos/mjpeg.avi").path
+        let history = FileManager.default.temporaryDirectory.appendingPathComponent("history-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: history) }
+        try Data(#"[["Frame1: <image>\nFrame2: <image>\nWhat happens?", "A cat walks."]]"#.utf8).write(to: history)
         for (args, words) in [(["--segments", "4", "Q"], "--segments goes with --video"),
-                              (["--video", clip, "--video", clip, "Q"], "one --video at a time")] {
+                              (["--video", clip, "--video", clip, "Q"], "one --video at a time"),
+                              (["--video", clip, "--history", history.path, "And then?"],
+                               "the --history has 2 <image> placeholders but --video was sampled to 8 frames")] {
             let r = try Self.run(["generate", "--model", model] + args)
             #expect(r.status != 0 && r.err.contains(words), "\(args): \(r.err)")
             #expect(r.out.isEmpty, "\(args): nothing answered")
