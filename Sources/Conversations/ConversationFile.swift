@@ -69,6 +69,7 @@ public enum ConversationError: LocalizedError, Equatable {
     case nameTaken(String, id: String)
     case badName(String)
     case saveFailed(String, reason: String)
+    case exportFailed(String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -82,6 +83,7 @@ public enum ConversationError: LocalizedError, Equatable {
         case .nameTaken(let n, let id): return "A conversation named \(n) exists already (\(id))."
         case .badName(let n): return "\(n) cannot be a conversation name: use letters, digits, spaces, - _ . (at most 80)."
         case .saveFailed(let p, let r): return "Could not save \(p): \(r). The previous save is intact."
+        case .exportFailed(let p, let r): return "Could not write \(p): \(r)."
         }
     }
 }

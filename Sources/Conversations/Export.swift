@@ -15,15 +15,19 @@ extension ConversationStore {
     public func exportMarkdown(_ id: String, to out: URL) throws -> URL {
         let f = try read(id)
         let base = f.name ?? f.id
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw ConversationError.exportFailed(out.path, reason: "it is a file; Markdown is written into a folder (NAME.md and NAME-images/)")
+        }
         let imagesDir = out.appendingPathComponent("\(base)-images")
-        try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true)
+        try Self.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
         for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) {     // not the images of an unsent question
             let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
             let dst = imagesDir.appendingPathComponent("\(e.sha256).\(e.format)")
             guard let data = try? Self.readFile(src, limit: Limits.imageBytes) else {
                 throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation or not a readable file")
             }
-            try AtomicFile.write(data, to: dst)
+            try Self.writing(dst.path) { try AtomicFile.write(data, to: dst) }
         }
         let df = ISO8601DateFormatter()
         var md = "# \(Self.markdownText(f.title))\n\n"
@@ -46,8 +50,13 @@ extension ConversationStore {
             }
         }
         let url = out.appendingPathComponent("\(base).md")
-        try AtomicFile.write(Data(md.utf8), to: url)
+        try Self.writing(url.path) { try AtomicFile.write(Data(md.utf8), to: url) }
         return url
+    }
+
+    /// Runs a write of an export, giving a failure as one sentence naming `path`.
+    static func writing(_ path: String, _ body: () throws -> Void) throws {
+        do { try body() } catch { throw ConversationError.exportFailed(path, reason: AtomicFile.reason(error)) }
     }
 
     /// Text as it goes into Markdown: control characters dropped (no escape sequence survives);
@@ -83,7 +92,12 @@ extension ConversationStore {
             }
             images[e.sha256] = data.base64EncodedString()
         }
-        try AtomicFile.write(try Self.encoder.encode(Export(conversation: f, images: images)), to: url)
+        let data = try Self.encoder.encode(Export(conversation: f, images: images))
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.deletingLastPathComponent().path, isDirectory: &isFolder) == false || !isFolder.boolValue {
+            throw ConversationError.exportFailed(url.path, reason: "its folder \(url.deletingLastPathComponent().path) does not exist")
+        }
+        try Self.writing(url.path) { try AtomicFile.write(data, to: url) }
     }
 
     /// A JSON export's conversation, validated, and its images' bytes by SHA-256.

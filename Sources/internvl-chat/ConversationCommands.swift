@@ -2,6 +2,7 @@ import ArgumentParser
 import Chat
 import ChatAPI
 import Conversations
+import FileInput
 import Foundation
 
 /// Where saved conversations live.
@@ -63,7 +64,7 @@ struct ExportCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "The conversation's name, id or id prefix.") var name: String
     @Option(help: "markdown or json.") var format: Format = .markdown
-    @Option(help: "Folder for Markdown (default: the current one); file for JSON (default: NAME.json).") var out: String?
+    @Option(help: "Folder for Markdown (default: the current one); file for JSON (default: NAME.json; a folder: NAME.json in it).") var out: String?
 
     func run() throws {
         try reportingErrors {
@@ -75,7 +76,8 @@ struct ExportCommand: ParsableCommand {
                 Output.write(url.path + "\n")
             case .json:
                 let label = try store.read(id).name ?? id
-                let url = URL(fileURLWithPath: out ?? "\(label).json")
+                var url = URL(fileURLWithPath: out ?? "\(label).json")
+                if FileInput.kind(url.path) == .directory { url = url.appendingPathComponent("\(label).json") }
                 try store.exportJSON(id, to: url)
                 Output.write(url.path + "\n")
             }
