@@ -104,7 +104,13 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         if !s.busy { s.phase = nil }
     case .videoAttached(let path, let frames, let images):
         s.attaching = max(0, s.attaching - 1)
-        if let old = s.video { s.pending.removeAll { old.imageIDs.contains($0.id) } }
+        if let old = s.video {
+            if old.path != path, old.isPending(in: s.pending) {
+                s.messages.append(.init(kind: .info, text: "\((path as NSString).lastPathComponent) replaces \((old.path as NSString).lastPathComponent): "
+                                        + "one video a message, as the model card's video prompt has one clip."))
+            }
+            s.pending.removeAll { old.imageIDs.contains($0.id) }
+        }
         let v = PendingVideo(path: path, frames: frames, images: images)
         s.video = v
         s.pending += images

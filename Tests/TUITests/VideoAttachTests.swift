@@ -76,6 +76,19 @@ struct VideoAttachTests {
         #expect(s.pending.map(\.id) == [20, 21] && s.video?.frames == [3, 8])
         _ = reduce(&s, .type("/frames 0")); _ = reduce(&s, .enter)
         #expect(s.messages.last?.kind == .error && s.segments == 2)
+        #expect(!s.messages.contains { $0.text.contains("replaces") }, "sampling the same clip again replaces nothing")
+    }
+
+    /// A second video replaces the first (one clip a message) and says so; its frames leave.
+    @Test func aSecondVideoSaysItReplacesTheFirst() {
+        var s = AppState()
+        _ = reduce(&s, .videoAttached(path: "/v/first.mp4", frames: [0, 5, 10], images: frames))
+        let other = frames.map { f in
+            AttachedImage(id: f.id + 10, name: f.name, width: f.width, height: f.height, tiles: 1, tokenCost: 258, thumbnail: f.thumbnail)
+        }
+        _ = reduce(&s, .videoAttached(path: "/v/second.mkv", frames: [1, 2, 3], images: other))
+        #expect(s.pending.map(\.id) == other.map(\.id) && s.video?.path == "/v/second.mkv")
+        #expect(s.messages.contains { $0.text.hasPrefix("second.mkv replaces first.mp4: one video a message") }, "\(s.messages.map(\.text))")
     }
 
     @Test func aBadVideoIsOneErrorAndKeepsTheTypedText() throws {
