@@ -34,6 +34,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Measure serving instead: aggregate decode tokens/s and time to first token with 1, 2, 4 and 8 concurrent requests through the server's scheduler.")
     var serve = false
     @Option(help: "With --serve: tokens each request generates.") var serveTokens = 48
+    @Option(help: "With --serve: pairs of rounds (1 request, then 4) run back to back for the paired 4-vs-1 gain.") var servePairs = 3
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -55,7 +56,7 @@ struct BenchCommand: ParsableCommand {
             if serve {
                 let engine = try weightOptions.engine(folder, context: 4096)
                 r["load_s"] = engine.loadSeconds
-                r.merge(try ServeBench.run(engine: engine, tokens: serveTokens, log: log)) { $1 }
+                r.merge(try ServeBench.run(engine: engine, tokens: serveTokens, pairs: servePairs, log: log)) { $1 }
                 r["isa"] = MachineProbe.isa
                 r["cpu"] = MachineProbe.cpuModel ?? NSNull()
                 print(json ? try jsonLine(r) : table(r))
