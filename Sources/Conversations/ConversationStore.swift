@@ -76,7 +76,9 @@ public final class ConversationStore: @unchecked Sendable {
                 let f = try read(id)
                 good.append(Summary(id: id, name: f.name, title: f.title, updated: f.updated, turns: f.turns.count, images: f.imageCount))
             } catch {
-                broken.append(Summary(id: id, name: nil, title: "", updated: .distantPast, turns: 0, images: 0,
+                let written = [fileURL(id), folder(id)].lazy
+                    .compactMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.modificationDate] as? Date }.first
+                broken.append(Summary(id: id, name: nil, title: "", updated: written ?? .distantPast, turns: 0, images: 0,
                                       problem: (error as? LocalizedError)?.errorDescription ?? "\(error)"))
             }
         }

@@ -130,6 +130,8 @@ struct FormatTests {
         }
         #expect(try Data(contentsOf: url) == data, "a refused file is never rewritten")
         #expect(store.list().first?.problem != nil, "listed as unreadable")
+        let written = try FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date
+        #expect(store.list().first?.updated == written, "an unreadable one is dated by its file, not the year 1")
         // The app goes on: a new conversation saves beside it.
         let h2 = try store.create(); try store.save(syntheticSnapshot(), to: h2); h2.close()
         #expect(store.list().filter { $0.problem == nil }.count == 1)
