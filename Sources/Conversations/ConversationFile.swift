@@ -66,6 +66,7 @@ public enum ConversationError: LocalizedError, Equatable {
     case invalid(String, reason: String)
     case futureVersion(String, version: Int)
     case locked(String, by: String)
+    case notFoundAmongUnreadable(String, store: String, unreadable: Int)
     case nameTaken(String, id: String)
     case badName(String)
     case saveFailed(String, reason: String)
@@ -74,6 +75,9 @@ public enum ConversationError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .notFound(let n, let store): return "No saved conversation \(n) in \(store) (`internvl-chat conversations`, or /list in the app, shows them)."
+        case .notFoundAmongUnreadable(let n, let store, let k):
+            return "No readable conversation \(n) in \(store); \(k == 1 ? "one" : "\(k)") could not be read (a newer version or a damaged file) "
+                + "and may be it: `internvl-chat conversations` lists them with the reason."
         case .ambiguous(let n, let m): return "\(n) matches several conversations: \(m.joined(separator: ", "))."
         case .unreadable(let p, let r): return "Cannot read \(p): \(r)."
         case .invalid(let p, let r): return "\(p) is not a valid conversation: \(r). It was left as it is."

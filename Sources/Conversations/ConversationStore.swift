@@ -116,6 +116,8 @@ public final class ConversationStore: @unchecked Sendable {
         let prefixed = all.filter { $0.id.hasPrefix(nameOrID) }
         if prefixed.count == 1 { return prefixed[0].id }
         if prefixed.count > 1 { throw ConversationError.ambiguous(nameOrID, matches: prefixed.map(\.id)) }
+        let unreadable = list().filter { $0.problem != nil }.count
+        if unreadable > 0 { throw ConversationError.notFoundAmongUnreadable(nameOrID, store: root.path, unreadable: unreadable) }
         throw ConversationError.notFound(nameOrID, store: root.path)
     }
 

@@ -132,6 +132,10 @@ struct FormatTests {
         #expect(store.list().first?.problem != nil, "listed as unreadable")
         let written = try FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date
         #expect(store.list().first?.updated == written, "an unreadable one is dated by its file, not the year 1")
+        do { _ = try store.resolve("no such name"); Issue.record("resolved a name nothing has") } catch {
+            let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            #expect(m.contains("one could not be read") && m.contains("may be it"), "a name in an unreadable file is not claimed missing: \(m)")
+        }
         // The app goes on: a new conversation saves beside it.
         let h2 = try store.create(); try store.save(syntheticSnapshot(), to: h2); h2.close()
         #expect(store.list().filter { $0.problem == nil }.count == 1)
