@@ -147,6 +147,8 @@ final class Input {
         Quiet.once
         self.path = path
         if let problem = FileInput.kind(path) { throw VideoError.unreadable(path, reason: problem.reason) }
+        var st = stat()
+        if stat(FileInput.fileSystemPath(path), &st) == 0, st.st_size == 0 { throw VideoError.empty(path) }
         var ctx: UnsafeMutablePointer<AVFormatContext>? = nil
         var options: OpaquePointer? = nil
         av_dict_set(&options, "protocol_whitelist", "file", 0)

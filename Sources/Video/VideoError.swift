@@ -3,6 +3,7 @@ import Foundation
 /// What can be wrong with a video a user gives, each as one sentence naming the file.
 public enum VideoError: LocalizedError, Equatable {
     case unreadable(String, reason: String)
+    case empty(String)
     case notAVideo(String, reason: String)
     case audioOnly(String)
     case noFrames(String)
@@ -15,6 +16,7 @@ public enum VideoError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .unreadable(let p, let r): return "Cannot read \(p): \(r)."
+        case .empty(let p): return "\(p) is empty (0 bytes)."
         case .notAVideo(let p, let r): return "\(p) is not a video FFmpeg can read (\(r))."
         case .audioOnly(let p): return "\(p) has no video stream (audio only)."
         case .noFrames(let p): return "\(p) has a video stream with no frames."

@@ -100,7 +100,7 @@ struct VideoTests {
             "truncated": "is not a video FFmpeg can read",
             "garbage": "is not a video FFmpeg can read",
             "text": "is not a video FFmpeg can read",
-            "empty": "is not a video FFmpeg can read",
+            "empty": "is empty (0 bytes)",
             "codec": "encoded with an unknown codec (tag QZQZ), which this FFmpeg cannot decode",
             "no-frames": "has a video stream with no frames",
             "cut-index": "is cut short: it has",
