@@ -126,11 +126,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
                                         logits: upTo == prompt.count ? .last : .none, shouldStop: { job.cancelled })
             if job.cancelled { return dropPrefilling(job) }
             guard upTo == prompt.count, let logits else { return }
-            if take(job, logits: logits) {
-                lock.withLock { prefilling = nil; if !job.cancelled { running.append(job) } }
-            } else {
-                lock.withLock { prefilling = nil }
-            }
+            if take(job, logits: logits) { lock.withLock { prefilling = nil; if !job.cancelled { running.append(job) } } }
         } catch {
             lock.withLock { prefilling = nil }
             job.out.finish(throwing: error as? CompletionError ?? CompletionError.engineFailure("\(error)"))
@@ -157,12 +153,12 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let vocab = logits.count / live.count
         for (k, j) in live.enumerated() {
             let row = UnsafeBufferPointer(rebasing: logits[(k * vocab)..<((k + 1) * vocab)])
-            if !take(j, logits: row) { lock.withLock { running.removeAll { $0 === j } } }
+            _ = take(j, logits: row)
         }
     }
 
     /// Takes `job`'s next token from `logits` and streams its text; says whether it goes on
-    /// (false: finished, its stream ended).
+    /// (false: finished, its place freed and its stream ended by `finish`).
     private func take(_ job: Job, logits: UnsafeBufferPointer<Float>) -> Bool {
         let s = job.stepper!.step(logits: logits, cached: job.cache!.count)
         if !s.text.isEmpty { job.out.yield(.text(s.text)) }
