@@ -149,7 +149,7 @@ struct BenchCommand: ParsableCommand {
                         cache.truncate(to: shortContext)
                         return dt
                     }
-                    return times.sorted()[2]
+                    return times.median
                 }
                 let step = median { _ = model.forward(prompt(1), cache: cache) }
                 let short = median { _ = model.forward(prompt(shortPrefill), cache: cache) }
@@ -184,18 +184,16 @@ struct BenchCommand: ParsableCommand {
                         times[i].append(Date().timeIntervalSince(t0))
                     }
                 }
-                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
                 var rates: [String: Double] = [:], gains: [String: Double] = [:]
+                let one = sizes.firstIndex(of: 1)
                 for (i, b) in sizes.enumerated() {
-                    rates[String(b)] = Double(b) / median(times[i])
-                    if let one = sizes.firstIndex(of: 1) {
-                        gains[String(b)] = median(zip(times[one], times[i]).map { Double(b) * $0 / $1 })
-                    }
+                    rates[String(b)] = Double(b) / times[i].median
+                    if let one { gains[String(b)] = zip(times[one], times[i]).map { Double(b) * $0 / $1 }.median }
                 }
                 if !gains.isEmpty { r["batch_decode_vs_1"] = gains }
                 r["batch_decode_tok_s"] = rates
             }
-            if !pairedRatios.isEmpty { r["decode_vs_bandwidth_paired"] = pairedRatios.sorted()[pairedRatios.count / 2] }
+            if !pairedRatios.isEmpty { r["decode_vs_bandwidth_paired"] = pairedRatios.median }
             peakMB = max(peakMB, MachineProbe.memoryMB().peak - Double(probeBytes) / 1048576)
             probe = nil
             MachineProbe.resetPeakRSS()
@@ -259,4 +257,9 @@ struct BenchCommand: ParsableCommand {
             return k.padding(toLength: 24, withPad: " ", startingAt: 0) + s
         }.joined(separator: "\n")
     }
+}
+
+extension Array where Element == Double {
+    /// The middle value once sorted (of two middle ones, the upper).
+    var median: Double { sorted()[count / 2] }
 }

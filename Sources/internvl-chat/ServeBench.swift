@@ -63,7 +63,7 @@ enum ServeBench {
             let m = try measure(n)
             rates[String(n)] = m.endToEnd
             if let d = m.decode { decodeRates[String(n)] = d; fullSteps[String(n)] = m.steps }
-            ttftMedian[String(n)] = m.firsts[m.firsts.count / 2]
+            ttftMedian[String(n)] = m.firsts.median
             ttftMax[String(n)] = m.firsts.last!
         }
         // The rounds above run one after another, tens of seconds apart, and a shared machine's
@@ -80,7 +80,7 @@ enum ServeBench {
                                      "serve_ttft_max_s": ttftMax, "serve_tokens_per_request": tokens,
                                      "serve_end_to_end_4_vs_1": rates["4"]! / rates["1"]!]
         if let d4 = decodeRates["4"], let d1 = decodeRates["1"] { result["serve_decode_4_vs_1"] = d4 / d1 }
-        if !paired.isEmpty { result["serve_decode_4_vs_1_paired"] = paired.sorted()[paired.count / 2]; result["serve_decode_4_vs_1_pairs"] = paired }
+        if !paired.isEmpty { result["serve_decode_4_vs_1_paired"] = paired.median; result["serve_decode_4_vs_1_pairs"] = paired }
         return result
     }
 }
