@@ -29,6 +29,15 @@ static int isa_machine(void) {
 
 _Thread_local int isa_cap = 2;
 
+#if defined(__x86_64__)
+int ck_prefetch_ahead = 4096;
+
+__attribute__((constructor)) static void prefetch_from_env(void) {
+    const char *e = getenv("INTERNVL_CHAT_PREFETCH");
+    if (e && *e) { long v = strtol(e, NULL, 10); ck_prefetch_ahead = v < 0 ? 0 : (v > (1 << 20) ? 1 << 20 : (int)v); }
+}
+#endif
+
 int ck_isa(void) { int m = isa_machine(); return m < isa_cap ? m : isa_cap; }
 void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
 int ck_has_avx2(void) { return ck_isa() >= 1; }

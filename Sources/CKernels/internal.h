@@ -16,6 +16,14 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
+// The decode kernels prefetch their weight stream this many bytes ahead into L2 (prefetcht1),
+// 0: not at all (INTERNVL_CHAT_PREFETCH=bytes sets it). The hardware prefetchers alone left an
+// Intel Xeon (Sapphire Rapids class) at 0.6-0.7 of its read rate, its cores waiting on memory while
+// the other units idled; 4 KiB ahead lifted every format and ISA there by 10-65%
+// (docs/benchmarks.md, issue 20).
+extern int ck_prefetch_ahead;
+#define PREFETCH_W(p) do { if (ck_prefetch_ahead) _mm_prefetch((const char *)(p) + ck_prefetch_ahead, _MM_HINT_T1); } while (0)
+
 AVX2 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -99,7 +107,7 @@ void matvec_bf16_c(const uint16_t *w, const float *x, float *y, int cols, int r0
 void bf16x4_rows_c(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
 void matvec_q8_c(const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
 void convert_part(const uint16_t *src, float *dst, size_t n);
-uint64_t read_part(const uint8_t *buf, size_t n);
+uint64_t read_part(const uint8_t *buf, size_t n, int prefetch);
 void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd, float *c8);
 #if defined(__x86_64__)
 void bf16_rows(const uint16_t *w, const float *xe, const float *xo, const float *x, float *y, int cols, int r0, int r1);

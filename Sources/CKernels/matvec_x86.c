@@ -27,6 +27,7 @@ AVX2 static void bf16_rows_avx2(const uint16_t *w, const float *xe, const float 
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < c32; c += 32) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(a + c)), u = _mm256_loadu_si256((const __m256i *)(a + c + 16));
+            PREFETCH_W(a + c);
             a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xe + c / 2), a0);
             a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), _mm256_loadu_ps(xo + c / 2), a1);
             a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), _mm256_loadu_ps(xe + c / 2 + 8), a2);
@@ -48,6 +49,7 @@ AVX512 static void bf16_rows_avx512(const uint16_t *w, const float *xe, const fl
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < c64; c += 64) {
             __m512i v = _mm512_loadu_si512((const void *)(a + c)), u = _mm512_loadu_si512((const void *)(a + c + 32));
+            PREFETCH_W(a + c); PREFETCH_W(a + c + 32);
             a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(xe + c / 2), a0);
             a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), _mm512_loadu_ps(xo + c / 2), a1);
             a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), _mm512_loadu_ps(xe + c / 2 + 16), a2);
@@ -84,6 +86,7 @@ AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, 
             __m256 e1 = _mm256_loadu_ps(xe + c / 2 + 8), o1 = _mm256_loadu_ps(xo + c / 2 + 8);
             for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(b + 32 * k)), u = _mm256_loadu_si256((const __m256i *)(b + 32 * k + 16));
+                PREFETCH_W(b + 32 * k);
                 acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), e0, acc[2 * k]);
                 acc[2 * k + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), o0, acc[2 * k + 1]);
                 acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), e1, acc[2 * k]);
@@ -105,6 +108,7 @@ AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *
             __m512 e = _mm512_loadu_ps(xe + c / 2), o = _mm512_loadu_ps(xo + c / 2);
             for (int k = 0; k < 4; k++) {
                 __m512i v = _mm512_loadu_si512((const void *)(b + 32 * k));
+                PREFETCH_W(b + 32 * k);
                 acc[2 * k] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), e, acc[2 * k]);
                 acc[2 * k + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), o, acc[2 * k + 1]);
             }
@@ -208,6 +212,7 @@ AVX2 static inline __attribute__((always_inline)) void q8_rows_avx2_n(const int8
         for (int b = 0; b < nb; b += 4) {
             const __m256i *q = (const __m256i *)(row + b * CK_QK);
             __m256i w0 = _mm256_loadu_si256(q), w1 = _mm256_loadu_si256(q + 1), w2 = _mm256_loadu_si256(q + 2), w3 = _mm256_loadu_si256(q + 3);
+            PREFETCH_W(q); PREFETCH_W(q + 2);
             for (int i = 0; i < R; i++) {
                 const __m256i *a = (const __m256i *)(ax[i] + (size_t)b * CK_QK);
                 const ck_block_q8 *x = xq[i] + b;
@@ -310,6 +315,7 @@ AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, c
     const __m256i hi01 = _mm256_set_epi32(5, 5, 5, 5, 4, 4, 4, 4), hi23 = _mm256_set_epi32(7, 7, 7, 7, 6, 6, 6, 6);
     for (int r = r0; r < r1; r++) {
         const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
+        PREFETCH_W(g);
         __m256 s[4];
         for (int j = 0; j < 4; j++)
             s[j] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16 * j))), _mm256_loadu_ps(xd + 8 * j));
@@ -317,6 +323,7 @@ AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, c
         for (int k = 0; k < 8; k++) {
             const q4_xline *x = xl + k;
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32));
+            PREFETCH_W(qs + 64 * k);
             __m256i a = _mm256_madd_epi16(_mm256_add_epi16(
                 _mm256_maddubs_epi16(_mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x->lo)),
                 _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x->hi))), ones);
@@ -348,11 +355,13 @@ AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *x
                   l6 = _mm512_load_si512(xl[6].lo), h6 = _mm512_load_si512(xl[6].hi), l7 = _mm512_load_si512(xl[7].lo), h7 = _mm512_load_si512(xl[7].hi);
 #define Q4_LINE(K, LO, HI, SP, S)                                                                          \
     {   __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * (K)));                                     \
+        PREFETCH_W(qs + 64 * (K));                                                                         \
         __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, m), LO);               \
         a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), m), HI);                      \
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_permutexvar_ps(SP, S), acc); }
     for (int r = r0; r < r1; r++) {
         const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
+        PREFETCH_W(g);
         __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(xd));
         __m512 s1 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32))), _mm512_loadu_ps(xd + 16));
         __m512 acc = _mm512_setzero_ps();
@@ -365,10 +374,11 @@ AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *x
 #undef Q4_LINE
 }
 
-AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n) {
+AVX2 static uint64_t read_avx2(const uint8_t *buf, size_t n, int prefetch) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
     for (; i + 128 <= n; i += 128) {
+        if (prefetch) { PREFETCH_W(buf + i); PREFETCH_W(buf + i + 64); }
         a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(buf + i)));
         a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(buf + i + 32)));
         a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(buf + i + 64)));
@@ -423,9 +433,11 @@ void ck_matvec_q8(const int8_t *w, const float *ws, const ck_block_q8 *xq, float
     matvec_q8_c(w, ws, xq, y, cols, r0, r1);
 }
 
-uint64_t read_part(const uint8_t *buf, size_t n) {
+uint64_t read_part(const uint8_t *buf, size_t n, int prefetch) {
 #if defined(__x86_64__)
-    if (ck_has_avx2() && ((uintptr_t)buf % 32) == 0) return read_avx2(buf, n);
+    if (ck_has_avx2() && ((uintptr_t)buf % 32) == 0) return read_avx2(buf, n, prefetch);
+#else
+    (void)prefetch;
 #endif
     uint64_t t = 0;
     const uint64_t *p = (const uint64_t *)buf;

@@ -20,7 +20,7 @@ struct ck_pool {
     // the job
     int kind, rows, cols, isa;    // isa: the caller's instruction-set level, used by every thread
     const void *w; const float *ws; const void *x; float *y;
-    const uint8_t *buf; size_t n; uint64_t partial[64];
+    const uint8_t *buf; size_t n; int prefetch; uint64_t partial[64];
     int t; size_t ldy;            // activation rows of a product (1 for decoding); y's row stride
     float *xe, *xo; size_t xcap;  // x de-interleaved once per bf16 job, cols / 2 floats per row
     struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
@@ -63,6 +63,7 @@ static inline void cpu_relax(void) {
             const uint8_t *pb = panel + (size_t)b * stride;                                                \
             for (int s = 0; s < 8; s++) {                                                                  \
                 __m512i w0 = _mm512_loadu_si512((const void *)(pb + 128 * s)), w1 = _mm512_loadu_si512((const void *)(pb + 128 * s + 64)); \
+                PREFETCH_W(pb + 128 * s); PREFETCH_W(pb + 128 * s + 64);                                   \
                 for (int i = 0; i < MR; i++) {                                                             \
                     int32_t four; memcpy(&four, xq[(size_t)i * nb + b].qs + 4 * s, 4);                     \
                     __m512i a = _mm512_set1_epi32(four);                                                   \
@@ -282,7 +283,7 @@ static void run_share(ck_pool *p, int self) {
     if (p->kind == JOB_READ) {
         size_t per = (p->n / p->threads) & ~(size_t)127, start = per * (size_t)self;
         size_t len = self == p->threads - 1 ? p->n - start : per;
-        p->partial[self] = read_part(p->buf + start, len);
+        p->partial[self] = read_part(p->buf + start, len, p->prefetch);
         return;
     }
     // Each thread takes the chunks of its own contiguous share from the front (one long stream
@@ -549,10 +550,10 @@ void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, con
     free(corr);
 }
 
-uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n) {
-    if (p->threads == 1) return read_part(buf, n);
+uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n, int prefetch) {
+    if (p->threads == 1) return read_part(buf, n, prefetch);
     pthread_mutex_lock(&p->job);
-    p->kind = JOB_READ; p->buf = buf; p->n = n;
+    p->kind = JOB_READ; p->buf = buf; p->n = n; p->prefetch = prefetch;
     dispatch(p);
     uint64_t t = 0;
     for (int i = 0; i < p->threads; i++) t += p->partial[i];

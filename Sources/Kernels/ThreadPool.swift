@@ -20,8 +20,9 @@ public final class ThreadPool: @unchecked Sendable {
         return ThreadPool(threads: env ?? ProcessInfo.processInfo.activeProcessorCount)
     }()
 
-    /// Sums `n` bytes of `buf` with every thread (the memory-bandwidth probe).
-    public func read(_ buf: UnsafeRawPointer, _ n: Int) -> UInt64 {
-        ck_pool_read(raw, buf.assumingMemoryBound(to: UInt8.self), n)
+    /// Sums `n` bytes of `buf` with every thread (the memory-bandwidth probe); `prefetching`: the
+    /// read also prefetches ahead as the decode kernels do.
+    public func read(_ buf: UnsafeRawPointer, _ n: Int, prefetching: Bool = false) -> UInt64 {
+        ck_pool_read(raw, buf.assumingMemoryBound(to: UInt8.self), n, prefetching ? 1 : 0)
     }
 }

@@ -46,6 +46,34 @@ struct KernelTests {
     }
 
     /// The FMA probe bench --kernels reports counts the multiply-adds of its level's vectors.
+    /// The bandwidth probe's read, plain and prefetching (the kernels' prefetch distance ahead),
+    /// sums every byte once: random bytes, lengths with tails past the 128-byte loop, on one
+    /// thread and on two. The reference adds what the AVX2 loop adds: each thread's share in
+    /// little-endian 64-bit lanes over its full 128-byte blocks, then the rest byte by byte.
+    @Test(arguments: [1, 2])
+    func poolReadSumsEveryByteWithAndWithoutPrefetch(threads: Int) {
+        let pool = ThreadPool(threads: threads)
+        var rng = SeededRandom(seed: 20)
+        for n in [0, 1, 127, 128, 4096 + 37, 300_001] {
+            let bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let buf = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 64)
+            defer { buf.deallocate() }
+            buf.copyMemory(from: bytes, byteCount: n)
+            var expected: UInt64 = 0
+            let share = (n / threads) & ~127
+            for t in 0..<threads {
+                let start = share * t, len = t == threads - 1 ? n - start : share, body = len / 128 * 128
+                for i in stride(from: 0, to: body, by: 8) {
+                    for k in 0..<8 { expected &+= UInt64(bytes[start + i + k]) << (8 * k) }
+                }
+                for i in body..<len { expected &+= UInt64(bytes[start + i]) }
+            }
+            let plain = pool.read(UnsafeRawPointer(buf), n)
+            #expect(pool.read(UnsafeRawPointer(buf), n, prefetching: true) == plain, "\(n) bytes")
+            if ck_has_avx2() != 0 { #expect(plain == expected, "\(n) bytes") }
+        }
+    }
+
     @Test func fmaProbeCountsItsMultiplyAdds() {
         for level in QuantizedKernelTests.isaLevels {
             let lanes: Double = level >= 2 ? 16 : (level == 1 ? 8 : 1)

@@ -139,5 +139,6 @@ void ck_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 void ck_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 
 // A streaming read of n bytes with all pool threads (the bandwidth probe): returns a checksum.
-uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n);
+// prefetch != 0: the read also prefetches ahead as the decode kernels do (ck_prefetch_ahead).
+uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n, int prefetch);
 #endif
