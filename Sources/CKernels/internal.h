@@ -18,9 +18,9 @@
 
 // The decode kernels prefetch their weight stream this many bytes ahead into L2 (prefetcht1),
 // 0: not at all (INTERNVL_CHAT_PREFETCH=bytes sets it). The hardware prefetchers alone left an
-// Intel Xeon (Sapphire Rapids class) at 0.6-0.7 of its read rate, its cores waiting on memory while
-// the other units idled; 4 KiB ahead lifted every format and ISA there by 10-65%
-// (docs/benchmarks.md, issue 20).
+// Intel Xeon (Emerald Rapids class) at 0.55-0.8 of its read rate, its cores waiting on memory
+// between bursts of compute; 4 KiB ahead made decode there 1.06-1.62x faster in every format and
+// ISA (docs/benchmarks.md, issue 20).
 extern int ck_prefetch_ahead;
 #define PREFETCH_W(p) do { if (ck_prefetch_ahead) _mm_prefetch((const char *)(p) + ck_prefetch_ahead, _MM_HINT_T1); } while (0)
 

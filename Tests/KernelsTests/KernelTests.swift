@@ -45,7 +45,6 @@ struct KernelTests {
         return d.contains { $0.isNaN } ? .infinity : d.max() ?? 0
     }
 
-    /// The FMA probe bench --kernels reports counts the multiply-adds of its level's vectors.
     /// The bandwidth probe's read, plain and prefetching (the kernels' prefetch distance ahead),
     /// sums every byte once: random bytes, lengths with tails past the 128-byte loop, on one
     /// thread and on two. The reference adds what the AVX2 loop adds: each thread's share in
@@ -74,6 +73,7 @@ struct KernelTests {
         }
     }
 
+    /// The FMA probe bench --kernels reports counts the multiply-adds of its level's vectors.
     @Test func fmaProbeCountsItsMultiplyAdds() {
         for level in QuantizedKernelTests.isaLevels {
             let lanes: Double = level >= 2 ? 16 : (level == 1 ? 8 : 1)
