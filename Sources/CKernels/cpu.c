@@ -1,5 +1,6 @@
 // CPU feature detection and the per-thread instruction-set cap. See include/ckernels.h.
 #include "internal.h"
+#include <strings.h>
 
 // ---------------------------------------------------------------------------------------------
 // CPU features
@@ -39,6 +40,57 @@ __attribute__((constructor)) static void prefetch_from_env(void) {
 #endif
 
 int ck_isa(void) { int m = isa_machine(); return m < isa_cap ? m : isa_cap; }
+
+// ---------------------------------------------------------------------------------------------
+// OpenBLAS's kernels (the prefill's and the vision encoder's SGEMM)
+
+// OpenBLAS built for many CPUs (Debian's, 0.3.21) picks its kernels by CPU model and falls back to
+// Prescott (SSE3) on models newer than it knows: on an Emerald Rapids Xeon its SGEMM ran 57
+// GFLOP/s, with its SkylakeX kernels 254 and its Haswell ones 144 (256x8192x2048, two threads).
+// So when its choice cannot use the AVX2 + FMA this CPU has, it is made again from the features
+// (SkylakeX with AVX-512 F/BW/DQ/VL/CD, else Haswell), before any BLAS call; with
+// INTERNVL_CHAT_ISA=avx2 its AVX-512 kernels give way to Haswell's too, so that the cap stands for
+// an AVX2-only machine. An OPENBLAS_CORETYPE set by the user is left alone. The OpenBLAS functions
+// are weak: a BLAS without them (not built for many CPUs) keeps its own choice.
+extern char *openblas_get_corename(void) __attribute__((weak));
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+static int blas_core_rechosen = 0;
+
+static int name_in(const char *name, const char *const *list) {
+    for (; *list; list++) if (strcasecmp(name, *list) == 0) return 1;
+    return 0;
+}
+
+__attribute__((constructor)) static void blas_core_for_cpu(void) {
+#if defined(__x86_64__)
+    if (!openblas_get_corename || !gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *now = openblas_get_corename();
+    if (!now) return;
+    static const char *const avx512[] = { "SkylakeX", "Cooperlake", "SapphireRapids", NULL };
+    static const char *const avx2[] = { "Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", NULL };
+    if (isa_machine() < 1) return;
+    __builtin_cpu_init();
+    const char *cap = getenv("INTERNVL_CHAT_ISA");
+    int capped = cap && strcmp(cap, "avx2") == 0;
+    int wide = !capped && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd");
+    const char *want = NULL;
+    if (!name_in(now, avx2)) want = wide ? "SkylakeX" : "Haswell";
+    else if (capped && name_in(now, avx512)) want = "Haswell";
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+    blas_core_rechosen = 1;
+#endif
+}
+
+const char *ck_blas_core(void) { return openblas_get_corename ? openblas_get_corename() : NULL; }
+int ck_blas_core_rechosen(void) { return blas_core_rechosen; }
 void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
 int ck_has_avx2(void) { return ck_isa() >= 1; }
 

@@ -17,6 +17,14 @@ public enum MachineProbe {
         }
     }
 
+    /// OpenBLAS's kernel set ("SkylakeX", "Haswell", ...), with " (chosen from the CPU's
+    /// features)" when the one OpenBLAS picked could not use them (see CKernels/cpu.c); nil
+    /// when the BLAS does not name it.
+    public static var blasCore: String? {
+        guard let name = ck_blas_core() else { return nil }
+        return String(cString: name) + (ck_blas_core_rechosen() != 0 ? " (chosen from the CPU's features)" : "")
+    }
+
     /// The CPU's model name from /proc/cpuinfo (nil where there is none).
     public static var cpuModel: String? {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

@@ -234,6 +234,7 @@ struct BenchCommand: ParsableCommand {
             r["threads"] = ProcessInfo.processInfo.activeProcessorCount
             r["isa"] = MachineProbe.isa
             r["cpu"] = MachineProbe.cpuModel ?? NSNull()
+            r["blas_core"] = MachineProbe.blasCore ?? NSNull()
             print(json ? try jsonLine(r) : table(r))
         }
     }

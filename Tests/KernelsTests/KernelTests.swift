@@ -82,6 +82,17 @@ struct KernelTests {
         #expect(MachineProbe.fmaPeakGMACs() > 0.1)
     }
 
+    /// OpenBLAS runs kernels that use this CPU's AVX2 and FMA when it has them (a build for many
+    /// CPUs falls back to SSE3 ones on models it does not know; cpu.c chooses again), and ones
+    /// without AVX-512 when the instruction set is capped at AVX2. The products themselves are
+    /// checked against loops in matmulMatchesNaiveLoop.
+    @Test func blasKernelsUseTheVectorUnitsTheCPUHas() throws {
+        let core = try #require(MachineProbe.blasCore, "this BLAS does not name its kernels")
+        let name = String(core.prefix { $0 != " " }).lowercased()
+        if ck_isa() >= 1 { #expect(["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"].contains(name), "\(core)") }
+        if ProcessInfo.processInfo.environment["INTERNVL_CHAT_ISA"] == "avx2" { #expect(name == "haswell" || name == "zen", "\(core)") }
+    }
+
     @Test func bf16RoundsToNearestEven() {
         #expect(floatToBF16(1.0) == 0x3F80)
         #expect(bf16ToFloat(floatToBF16(3.140625)) == 3.140625)

@@ -27,6 +27,10 @@ void ck_set_isa_limit(int level);
 // its instruction-set level (512-bit, 256-bit or scalar). Returns the multiply-adds done; the
 // caller times it (bench --kernels). `seed` keeps the compiler from folding the loop.
 double ck_fma_probe(long n, float seed);
+// The kernel set OpenBLAS runs (its core name; NULL when the BLAS does not say) and whether it
+// was chosen again from this CPU's features at start (see cpu.c).
+const char *ck_blas_core(void);
+int ck_blas_core_rechosen(void);
 
 // y[r] = dot(W[r], x) for r in [r0, r1) on the calling thread (bf16: ck_pool_matvec_bf16 only).
 void ck_matvec_q8(const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int cols, int r0, int r1);
