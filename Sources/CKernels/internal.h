@@ -116,6 +116,8 @@ AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, 
 AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *xo, float *y, int cols, int r0, int r1);
 AVX512 void bf16x4_rows2_avx512(const uint16_t *w, const float *xe0, const float *xo0, const float *xe1, const float *xo1,
                                 float *y0, float *y1, int cols, int r0, int r1, const char *pf, int pfstep);
+AVX2 void bf16x4_rows2_avx2(const uint16_t *w, const float *xe0, const float *xo0, const float *xe1, const float *xo1,
+                            float *y0, float *y1, int cols, int r0, int r1, const char *pf, int pfstep);
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);
 AVX2 void q8p_panel_avx2(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid);
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);

@@ -149,6 +149,45 @@ AVX512 void bf16x4_rows2_avx512(const uint16_t *w, const float *xe0, const float
     }
 }
 
+// bf16x4_rows_avx2 for two activation rows at once (short prompts, batched decoding): each weight
+// vector loaded and widened once for both. Sixteen registers hold the accumulators of two rows
+// of a group for two activation rows, so a group goes in two halves (rows 0-1, then 2-3; the
+// second half finds its bytes in L1). Each row keeps the one-row kernel's accumulators and order
+// (its bits). pf: the next chunk, pfstep bytes of it prefetched per 32 columns of the first half.
+AVX2 void bf16x4_rows2_avx2(const uint16_t *w, const float *xe0, const float *xo0, const float *xe1, const float *xo1,
+                            float *y0, float *y1, int cols, int r0, int r1, const char *pf, int pfstep) {
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000);
+    for (int r = r0; r < r1; r += 4) {
+        const uint16_t *a = w + (size_t)r * cols;
+        for (int k0 = 0; k0 < 4; k0 += 2) {
+            __m256 p[4], q[4];      // [2j], [2j + 1]: row k0 + j's even and odd sums, for x0 (p) and x1 (q)
+            for (int j = 0; j < 4; j++) { p[j] = _mm256_setzero_ps(); q[j] = p[j]; }
+            for (int c = 0; c < cols; c += 32) {
+                const uint16_t *b = a + (size_t)c * 4;
+                if (pf && k0 == 0) { for (int i = 0; i < pfstep; i += 64) _mm_prefetch(pf + i, _MM_HINT_T1); pf += pfstep; }
+                for (int j = 0; j < 2; j++) {
+                    const uint16_t *bk = b + 32 * (k0 + j);
+                    __m256i v = _mm256_loadu_si256((const __m256i *)bk), u = _mm256_loadu_si256((const __m256i *)(bk + 16));
+                    __m256 ve = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), vo = _mm256_castsi256_ps(_mm256_and_si256(v, hi));
+                    __m256 ue = _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), uo = _mm256_castsi256_ps(_mm256_and_si256(u, hi));
+                    p[2 * j] = _mm256_fmadd_ps(ve, _mm256_loadu_ps(xe0 + c / 2), p[2 * j]);
+                    p[2 * j + 1] = _mm256_fmadd_ps(vo, _mm256_loadu_ps(xo0 + c / 2), p[2 * j + 1]);
+                    p[2 * j] = _mm256_fmadd_ps(ue, _mm256_loadu_ps(xe0 + c / 2 + 8), p[2 * j]);
+                    p[2 * j + 1] = _mm256_fmadd_ps(uo, _mm256_loadu_ps(xo0 + c / 2 + 8), p[2 * j + 1]);
+                    q[2 * j] = _mm256_fmadd_ps(ve, _mm256_loadu_ps(xe1 + c / 2), q[2 * j]);
+                    q[2 * j + 1] = _mm256_fmadd_ps(vo, _mm256_loadu_ps(xo1 + c / 2), q[2 * j + 1]);
+                    q[2 * j] = _mm256_fmadd_ps(ue, _mm256_loadu_ps(xe1 + c / 2 + 8), q[2 * j]);
+                    q[2 * j + 1] = _mm256_fmadd_ps(uo, _mm256_loadu_ps(xo1 + c / 2 + 8), q[2 * j + 1]);
+                }
+            }
+            for (int j = 0; j < 2; j++) {
+                y0[r + k0 + j] = hsum(_mm256_add_ps(p[2 * j], p[2 * j + 1]));
+                y1[r + k0 + j] = hsum(_mm256_add_ps(q[2 * j], q[2 * j + 1]));
+            }
+        }
+    }
+}
+
 // Four rows of a group as floats: o0 + k * ld is row k.
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld) {
     for (int c = 0; c < cols; c += 32)

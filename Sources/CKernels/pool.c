@@ -194,15 +194,16 @@ static const char *next_chunk(const ck_pool *p, int c) {
     return (const char *)(x4_block((const uint16_t *)p->w, p->rows, b) + (size_t)r0 * x4_width(p->cols, b));
 }
 
-// bf16x4_range for two activation rows: their full groups together (bf16x4_rows2_avx512), the
-// rows after them one activation row at a time.
+// bf16x4_range for two activation rows: their full groups together (bf16x4_rows2_avx512 or
+// _avx2), the rows after them one activation row at a time.
 static void bf16x4_pair(const ck_pool *p, const ck_vec *v0, const ck_vec *v1, int b, int r0, int r1, const char *pf, int pfstep) {
     int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
     if (r0 < g1) {
         const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
         int parts = x4_blocks(p->cols) > 1;
         float *y0 = parts ? v0->ypart + (size_t)b * p->rows : v0->y, *y1 = parts ? v1->ypart + (size_t)b * p->rows : v1->y;
-        bf16x4_rows2_avx512(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1, pf, pfstep);
+        if (has_avx512()) bf16x4_rows2_avx512(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1, pf, pfstep);
+        else bf16x4_rows2_avx2(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1, pf, pfstep);
     }
     if (r1 > full) {
         int t0 = r0 > full ? r0 : full;
@@ -308,7 +309,7 @@ static void run_share(ck_pool *p, int self) {
             if (p->kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, r0, r1); continue; }
             int m = 0;
 #if defined(__x86_64__)
-            if (p->kind == JOB_BF16X4 && has_avx512() && p->t >= 2) {
+            if (p->kind == JOB_BF16X4 && ck_has_avx2() && p->t >= 2) {
                 // Rows in pairs: each weight widened once for two. The next chunk is fetched
                 // into L2 while this one is multiplied, a part during each of the first (up to
                 // four) pair passes: the passes after the first hit only L2, and the hardware

@@ -118,7 +118,10 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// run): bf16 matrows led at every length to 128 (49.9 / 37.5 at 128 with AVX-512, 40.9 / 41.2
 /// with AVX2); q4 too (93.7 / 89.5, 53.8 / 43.0); int8 led the VNNI GEMM to 48 rows (49.3 /
 /// 41.2) and lost from 64 (28.0 / 35.1), and the AVX2 float path to 96 (28.3 / 20.0), not at 128
-/// (25.9 / 36.2). `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
+/// (25.9 / 36.2). On an Intel Xeon whose OpenBLAS runs its SkylakeX or Haswell kernels (150-300
+/// GFLOP/s) the GEMMs took bf16's AVX2 path over from 96 rows (matrows / GEMM 27.5 / 28.7 tok/s at
+/// 96, 25.7 / 33.2 at 128), its AVX-512 path at about 128 (42.1 / 46.6); the q4 and int8 lines held.
+/// `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
     w.quantization == nil && w.dtype != .bf16 ? 1 : multiRowMaxRows(w.quantization)
 }
@@ -128,7 +131,8 @@ public func multiRowMaxRows(_ q: Quantization?) -> Int {
     if let n = matrowsOverride { return n }
     switch q {
     case .q8?: return int8GEMMAvailable ? 48 : 96
-    case .q4?, nil: return 128
+    case .q4?: return 128
+    case nil: return ck_isa() >= 2 ? 128 : 96
     }
 }
 
