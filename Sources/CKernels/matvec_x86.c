@@ -117,6 +117,39 @@ AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *
     }
 }
 
+// bf16x4_rows_avx512 for three activation rows at once (24 accumulators): each weight widened
+// once for three rows, a third fewer passes over the chunk than in pairs. Same bits per row.
+AVX512 void bf16x4_rows3_avx512(const uint16_t *w, const float *const *xe, const float *const *xo, float *const *y,
+                                int cols, int r0, int r1, const char *pf, int pfstep) {
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000);
+    const float *e0 = xe[0], *e1 = xe[1], *e2 = xe[2], *o0 = xo[0], *o1 = xo[1], *o2 = xo[2];
+    for (int r = r0; r < r1; r += 4) {
+        const uint16_t *a = w + (size_t)r * cols;
+        __m512 p[8], q[8], s[8];
+        for (int k = 0; k < 8; k++) { p[k] = _mm512_setzero_ps(); q[k] = p[k]; s[k] = p[k]; }
+        for (int c = 0; c < cols; c += 32) {
+            const uint16_t *b = a + (size_t)c * 4;
+            for (int k = 0; k < 4; k++) {
+                __m512i v = _mm512_loadu_si512((const void *)(b + 32 * k));
+                if (pf && 64 * k < pfstep) _mm_prefetch(pf + 64 * k, _MM_HINT_T1);
+                __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+                p[2 * k] = _mm512_fmadd_ps(we, _mm512_loadu_ps(e0 + c / 2), p[2 * k]);
+                p[2 * k + 1] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(o0 + c / 2), p[2 * k + 1]);
+                q[2 * k] = _mm512_fmadd_ps(we, _mm512_loadu_ps(e1 + c / 2), q[2 * k]);
+                q[2 * k + 1] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(o1 + c / 2), q[2 * k + 1]);
+                s[2 * k] = _mm512_fmadd_ps(we, _mm512_loadu_ps(e2 + c / 2), s[2 * k]);
+                s[2 * k + 1] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(o2 + c / 2), s[2 * k + 1]);
+            }
+            if (pf) pf += pfstep;
+        }
+        for (int k = 0; k < 4; k++) {
+            y[0][r + k] = _mm512_reduce_add_ps(_mm512_add_ps(p[2 * k], p[2 * k + 1]));
+            y[1][r + k] = _mm512_reduce_add_ps(_mm512_add_ps(q[2 * k], q[2 * k + 1]));
+            y[2][r + k] = _mm512_reduce_add_ps(_mm512_add_ps(s[2 * k], s[2 * k + 1]));
+        }
+    }
+}
+
 // bf16x4_rows_avx512 for two activation rows at once (batched decoding, short prompts): each
 // weight vector is loaded and widened once for both, and each row keeps the single-row kernel's
 // accumulators and order, so its results are that kernel's bits.

@@ -211,6 +211,25 @@ static void bf16x4_pair(const ck_pool *p, const ck_vec *v0, const ck_vec *v1, in
         bf16x4_range(p, v1, b, t0, r1);
     }
 }
+
+// bf16x4_pair for three activation rows (bf16x4_rows3_avx512).
+static void bf16x4_three(const ck_pool *p, const ck_vec *v, int b, int r0, int r1, const char *pf, int pfstep) {
+    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
+    if (r0 < g1) {
+        const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
+        int parts = x4_blocks(p->cols) > 1;
+        const float *xe[3], *xo[3]; float *y[3];
+        for (int i = 0; i < 3; i++) {
+            xe[i] = v[i].xe + c0 / 2; xo[i] = v[i].xo + c0 / 2;
+            y[i] = parts ? v[i].ypart + (size_t)b * p->rows : v[i].y;
+        }
+        bf16x4_rows3_avx512(wb, xe, xo, y, width, r0, g1, pf, pfstep);
+    }
+    if (r1 > full) {
+        int t0 = r0 > full ? r0 : full;
+        for (int i = 0; i < 3; i++) bf16x4_range(p, v + i, b, t0, r1);
+    }
+}
 #endif
 
 // Column group s of rows r0..<r1 of a q4 product: its part of each row, into y (one group) or
@@ -310,16 +329,28 @@ static void run_share(ck_pool *p, int self) {
             int m = 0;
 #if defined(__x86_64__)
             if (p->kind == JOB_BF16X4 && ck_has_avx2() && p->t >= 2) {
-                // Rows in pairs: each weight widened once for two. The next chunk is fetched
-                // into L2 while this one is multiplied, a part during each of the first (up to
-                // four) pair passes: the passes after the first hit only L2, and the hardware
-                // prefetchers, which follow misses, would leave the memory idle through them.
-                int passes = p->t / 2 < 4 ? p->t / 2 : 4, step = (256 / passes + 63) & ~63;
+                // Rows in threes (AVX-512) and pairs: each weight widened once for all of them,
+                // no row left alone (4 = 2 + 2). The next chunk is fetched into L2 while this
+                // one is multiplied, a part during each of the first (up to four) passes: the
+                // passes after the first hit only L2, and the hardware prefetchers, which follow
+                // misses, would leave the memory idle through them.
+                int threes = has_avx512() ? p->t / 3 : 0;
+                if (threes > 0 && p->t % 3 == 1) threes--;
+                int calls = threes + (p->t - 3 * threes) / 2;
+                int passes = calls < 4 ? calls : 4, step = (256 / passes + 63) & ~63;
                 const char *next = next_chunk(p, (int)c);
                 size_t part = (size_t)(r1 - r0) * x4_width(p->cols, b) * 2 / passes;
-                for (int j = 0; m + 1 < p->t; m += 2, j++) {
-                    ck_vec v0 = vec_of(p, m), v1 = vec_of(p, m + 1);
-                    bf16x4_pair(p, &v0, &v1, b, r0, r1, next && j < passes ? next + part * j : NULL, step);
+                for (int j = 0; m + 1 < p->t; j++) {
+                    const char *pf = next && j < passes ? next + part * j : NULL;
+                    if (j < threes) {
+                        ck_vec v[3] = { vec_of(p, m), vec_of(p, m + 1), vec_of(p, m + 2) };
+                        bf16x4_three(p, v, b, r0, r1, pf, step);
+                        m += 3;
+                    } else {
+                        ck_vec v0 = vec_of(p, m), v1 = vec_of(p, m + 1);
+                        bf16x4_pair(p, &v0, &v1, b, r0, r1, pf, step);
+                        m += 2;
+                    }
                 }
             }
 #endif

@@ -14,7 +14,7 @@ struct MultiRowKernelTests {
 
     enum Format: CaseIterable { case bf16, bf16InFours, q8, q8Panels, q4 }
 
-    @Test(arguments: shapes, [2, 5, 24])
+    @Test(arguments: shapes, [2, 4, 5, 7, 24])
     func everyRowIsItsOwnDecodeProduct(shape: (rows: Int, cols: Int), t: Int) {
         let (rows, cols) = shape
         var rng = SeededRandom(seed: UInt64(rows * 31 + cols + t))
@@ -91,13 +91,15 @@ struct MultiRowKernelTests {
                 var xq = [ck_block_q8](repeating: ck_block_q8(), count: cols / 32)
                 Array(x[(m * cols)..<((m + 1) * cols)]).withUnsafeBufferPointer { ck_quantize_q8_blocks($0.baseAddress!, &xq, Int32(cols)) }
                 for r in 0..<rows {
+                    if format == .q4 {
+                        out[m * rows + r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(r), xq, Int32(cols))
+                        continue
+                    }
+                    // int8 rows: rows x cols int8, then a float scale per row (q4 has no such scales).
                     let int8Row = w.base.assumingMemoryBound(to: Int8.self) + r * cols
                     let scale = (w.base + rows * cols).assumingMemoryBound(to: Float.self)[r]
-                    switch format {
-                    case .q8: out[m * rows + r] = ck_dot_q8_ref(int8Row, scale, xq, Int32(cols))
-                    case .q8Panels: out[m * rows + r] = ck_q8_gemm_ref(int8Row, scale, xq, Int32(cols))
-                    default: out[m * rows + r] = ck_dot_q4_ref(w.base.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(r), xq, Int32(cols))
-                    }
+                    out[m * rows + r] = format == .q8 ? ck_dot_q8_ref(int8Row, scale, xq, Int32(cols))
+                                                     : ck_q8_gemm_ref(int8Row, scale, xq, Int32(cols))
                 }
             }
             return .bits(out)
