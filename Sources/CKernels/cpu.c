@@ -5,6 +5,17 @@
 // ---------------------------------------------------------------------------------------------
 // CPU features
 
+#if defined(__x86_64__)
+// INTERNVL_CHAT_ISA=c|avx2 caps the whole process (benchmarks compare the levels): 0, 1, or 2
+// (no cap).
+static int isa_env_cap(void) {
+    const char *e = getenv("INTERNVL_CHAT_ISA");
+    if (e && strcmp(e, "c") == 0) return 0;
+    if (e && strcmp(e, "avx2") == 0) return 1;
+    return 2;
+}
+#endif
+
 // The best instruction set of this CPU: 2 = AVX-512 with VNNI (avx512f/bw/vl/vnni), 1 = AVX2 + FMA
 // + F16C, 0 = portable C. Each thread may cap it (ck_set_isa_limit); pool jobs run at their
 // caller's level.
@@ -17,10 +28,8 @@ static int isa_machine(void) {
         int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
         v = avx512 ? 2 : (avx2 ? 1 : 0);
-        // INTERNVL_CHAT_ISA=c|avx2 caps the whole process (benchmarks compare the levels).
-        const char *e = getenv("INTERNVL_CHAT_ISA");
-        if (e && strcmp(e, "c") == 0) v = 0;
-        else if (e && strcmp(e, "avx2") == 0 && v > 1) v = 1;
+        int cap = isa_env_cap();
+        if (v > cap) v = cap;
     }
     return v;
 #else
@@ -40,6 +49,8 @@ __attribute__((constructor)) static void prefetch_from_env(void) {
 #endif
 
 int ck_isa(void) { int m = isa_machine(); return m < isa_cap ? m : isa_cap; }
+void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
+int ck_has_avx2(void) { return ck_isa() >= 1; }
 
 // ---------------------------------------------------------------------------------------------
 // OpenBLAS's kernels (the prefill's and the vision encoder's SGEMM)
@@ -58,10 +69,12 @@ extern void gotoblas_dynamic_quit(void) __attribute__((weak));
 
 static int blas_core_rechosen = 0;
 
+#if defined(__x86_64__)
 static int name_in(const char *name, const char *const *list) {
     for (; *list; list++) if (strcasecmp(name, *list) == 0) return 1;
     return 0;
 }
+#endif
 
 __attribute__((constructor)) static void blas_core_for_cpu(void) {
 #if defined(__x86_64__)
@@ -71,10 +84,8 @@ __attribute__((constructor)) static void blas_core_for_cpu(void) {
     if (!now) return;
     static const char *const avx512[] = { "SkylakeX", "Cooperlake", "SapphireRapids", NULL };
     static const char *const avx2[] = { "Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", NULL };
-    if (isa_machine() < 1) return;
-    __builtin_cpu_init();
-    const char *cap = getenv("INTERNVL_CHAT_ISA");
-    int capped = cap && strcmp(cap, "avx2") == 0;
+    if (isa_machine() < 1) return;      // (it has run __builtin_cpu_init)
+    int capped = isa_env_cap() == 1;
     int wide = !capped && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd");
     const char *want = NULL;
@@ -91,8 +102,6 @@ __attribute__((constructor)) static void blas_core_for_cpu(void) {
 
 const char *ck_blas_core(void) { return openblas_get_corename ? openblas_get_corename() : NULL; }
 int ck_blas_core_rechosen(void) { return blas_core_rechosen; }
-void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
-int ck_has_avx2(void) { return ck_isa() >= 1; }
 
 // ---------------------------------------------------------------------------------------------
 // The multiply-add peak (bench --kernels compares the product kernels with it)

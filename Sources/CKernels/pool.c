@@ -194,40 +194,25 @@ static const char *next_chunk(const ck_pool *p, int c) {
     return (const char *)(x4_block((const uint16_t *)p->w, p->rows, b) + (size_t)r0 * x4_width(p->cols, b));
 }
 
-// bf16x4_range for two activation rows: their full groups together (bf16x4_rows2_avx512 or
-// _avx2), the rows after them one activation row at a time.
-static void bf16x4_pair(const ck_pool *p, const ck_vec *v0, const ck_vec *v1, int b, int r0, int r1, const char *pf, int pfstep) {
-    int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
-    if (r0 < g1) {
-        const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
-        int parts = x4_blocks(p->cols) > 1;
-        float *y0 = parts ? v0->ypart + (size_t)b * p->rows : v0->y, *y1 = parts ? v1->ypart + (size_t)b * p->rows : v1->y;
-        if (has_avx512()) bf16x4_rows2_avx512(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1, pf, pfstep);
-        else bf16x4_rows2_avx2(wb, v0->xe + c0 / 2, v0->xo + c0 / 2, v1->xe + c0 / 2, v1->xo + c0 / 2, y0, y1, width, r0, g1, pf, pfstep);
-    }
-    if (r1 > full) {
-        int t0 = r0 > full ? r0 : full;
-        bf16x4_range(p, v0, b, t0, r1);
-        bf16x4_range(p, v1, b, t0, r1);
-    }
-}
-
-// bf16x4_pair for three activation rows (bf16x4_rows3_avx512).
-static void bf16x4_three(const ck_pool *p, const ck_vec *v, int b, int r0, int r1, const char *pf, int pfstep) {
+// bf16x4_range for n (2 or 3) activation rows: their full groups together (bf16x4_rows2_avx512 or
+// _avx2, bf16x4_rows3_avx512), the rows after them one activation row at a time.
+static void bf16x4_rows_n(const ck_pool *p, const ck_vec *v, int n, int b, int r0, int r1, const char *pf, int pfstep) {
     int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
     if (r0 < g1) {
         const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
         int parts = x4_blocks(p->cols) > 1;
         const float *xe[3], *xo[3]; float *y[3];
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < n; i++) {
             xe[i] = v[i].xe + c0 / 2; xo[i] = v[i].xo + c0 / 2;
             y[i] = parts ? v[i].ypart + (size_t)b * p->rows : v[i].y;
         }
-        bf16x4_rows3_avx512(wb, xe, xo, y, width, r0, g1, pf, pfstep);
+        if (n == 3) bf16x4_rows3_avx512(wb, xe, xo, y, width, r0, g1, pf, pfstep);
+        else if (has_avx512()) bf16x4_rows2_avx512(wb, xe[0], xo[0], xe[1], xo[1], y[0], y[1], width, r0, g1, pf, pfstep);
+        else bf16x4_rows2_avx2(wb, xe[0], xo[0], xe[1], xo[1], y[0], y[1], width, r0, g1, pf, pfstep);
     }
     if (r1 > full) {
         int t0 = r0 > full ? r0 : full;
-        for (int i = 0; i < 3; i++) bf16x4_range(p, v + i, b, t0, r1);
+        for (int i = 0; i < n; i++) bf16x4_range(p, v + i, b, t0, r1);
     }
 }
 #endif
@@ -341,16 +326,11 @@ static void run_share(ck_pool *p, int self) {
                 const char *next = next_chunk(p, (int)c);
                 size_t part = (size_t)(r1 - r0) * x4_width(p->cols, b) * 2 / passes;
                 for (int j = 0; m + 1 < p->t; j++) {
-                    const char *pf = next && j < passes ? next + part * j : NULL;
-                    if (j < threes) {
-                        ck_vec v[3] = { vec_of(p, m), vec_of(p, m + 1), vec_of(p, m + 2) };
-                        bf16x4_three(p, v, b, r0, r1, pf, step);
-                        m += 3;
-                    } else {
-                        ck_vec v0 = vec_of(p, m), v1 = vec_of(p, m + 1);
-                        bf16x4_pair(p, &v0, &v1, b, r0, r1, pf, step);
-                        m += 2;
-                    }
+                    int n = j < threes ? 3 : 2;
+                    ck_vec v[3];
+                    for (int i = 0; i < n; i++) v[i] = vec_of(p, m + i);
+                    bf16x4_rows_n(p, v, n, b, r0, r1, next && j < passes ? next + part * j : NULL, step);
+                    m += n;
                 }
             }
 #endif
