@@ -126,8 +126,10 @@ struct KernelTests {
     /// with room for more positions after each head's run); dims 8, 40 and 128 take the AVX2
     /// path, 64 and 128 the AVX-512 one (query heads two at a time, three per kv head here, so
     /// one pair and one single), 12 the portable one; 600 rows go through three causal blocks.
+    /// Short prompts (t up to 64) take the column kernel: 3 x t queries per kv head fill whole
+    /// score tiles, part of one, or several, and leave value tiles with a remainder.
     @Test(arguments: [(4, 5, 8), (1, 0, 8), (1, 37, 8), (1, 300, 128), (3, 0, 128), (1, 41, 12), (1, 6, 40), (600, 9, 16),
-                      (1, 1029, 64), (2, 70, 64), (5, 70, 64), (64, 40, 16), (65, 3, 8), (24, 200, 40)],
+                      (1, 1029, 64), (2, 70, 64), (5, 70, 64), (64, 40, 16), (65, 3, 8), (24, 200, 40), (16, 101, 128)],
           KVPrecision.allCases)
     func attentionMatchesNaiveLoop(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
         let (t, past, dim) = shape
