@@ -37,6 +37,16 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "With --serve: pairs of rounds (1 request, then 4) run back to back for the paired 4-vs-1 gain.") var servePairs = 3
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        if visionBatch < 1 { throw ValidationError("--vision-batch must be at least 1 (tiles timed through the vision encoder)") }
+        if decodeSteps < 1 { throw ValidationError("--decode-steps must be at least 1") }
+        if prefill.contains(where: { $0 < 1 }) { throw ValidationError("--prefill lengths must be at least 1") }
+        if decodeAt.contains(where: { $0 < 1 }) { throw ValidationError("--decode-at contexts must be at least 1") }
+        if batch.contains(where: { $0 < 1 }) { throw ValidationError("--batch sizes must be at least 1") }
+        if shortPrefill < 0 || shortContext < 0 { throw ValidationError("--short-prefill and --short-context cannot be negative") }
+        if serveTokens < 1 || servePairs < 1 { throw ValidationError("--serve-tokens and --serve-pairs must be at least 1") }
+    }
+
     func run() throws {
         try reportingErrors {
             if kernels {

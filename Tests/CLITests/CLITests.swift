@@ -348,6 +348,11 @@ struct CLITests {
         }
         let bad = try Self.run(["generate", "--model", tiny, "--top-p", "0", "hi"])
         #expect(bad.status != 0 && bad.err.contains("top-p"))
+        for (args, option) in [(["--vision-batch", "0"], "--vision-batch"), (["--decode-steps", "0"], "--decode-steps"),
+                               (["--prefill", "0"], "--prefill"), (["--batch", "0"], "--batch")] {
+            let r = try Self.run(["bench", "--model", tiny, "--json"] + args)
+            #expect(r.status != 0 && r.err.contains(option) && r.out.isEmpty, "\(args): \(r.err)")
+        }
     }
 
     /// Writes a --turns script of `steps`; returns its path.
