@@ -33,6 +33,7 @@ struct ck_pool {
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
     const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
+    const uint8_t *gq4;       // a q4 matrix (gn rows) whose panels each thread packs as it goes
     ck_attention attn;        // decode attention
     ck_attention_rows arows;  // a short prompt's attention
 };
@@ -94,13 +95,89 @@ Q8_TILE(q8_tile1, 1) Q8_TILE(q8_tile2, 2) Q8_TILE(q8_tile3, 3) Q8_TILE(q8_tile4,
 
 #endif
 
+#if defined(__x86_64__)
+// Panel pn of a q4 matrix (rows r0 = 32 pn ..< r0 + 32, past `rows` zero weights and scales) in
+// ck_q4_gemm_pack's layout, for full column groups (nb a multiple of 32). Per line of four
+// blocks, four rows' lines are transposed by 128-bit lanes into each block's four rows, the nibbles
+// split and offset, and each 4-column slice of the block gathered from the rows by dword
+// permutes; the 32 rows' scales of a block by one masked gather each half.
+AVX512 static void q4_pack_panel_avx512(const uint8_t *w, int rows, int nb, int r0, uint8_t *out) {
+    static const uint8_t empty[64] = { [0 ... 63] = 0x88 };   // nibbles 8: weight 0
+    int valid = rows - r0 < 32 ? rows - r0 : 32;
+    const __m512i m = _mm512_set1_epi8(0x0F), off = _mm512_set1_epi8(120);
+    const __m512i join = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    __m512i sel[4];
+    for (int s = 0; s < 4; s++) sel[s] = _mm512_setr_epi32(s, 4 + s, 8 + s, 12 + s, 16 + s, 20 + s, 24 + s, 28 + s, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i rowoff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(Q4_SG * 18));
+    __mmask16 v0 = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);
+    __mmask16 v1 = valid >= 32 ? 0xFFFF : (valid <= 16 ? 0 : (__mmask16)((1u << (valid - 16)) - 1));
+    _Alignas(64) uint8_t q[4][8][64];        // per block of a line, per 4 rows: the four rows' 16 bytes
+    for (int g = 0; g < nb / Q4_SG; g++) {
+        const uint8_t *gb = w + (size_t)g * rows * (Q4_SG * 18) + (size_t)r0 * (Q4_SG * 18);
+        for (int l = 0; l < 8; l++) {
+            for (int k = 0; k < 8; k++) {
+                __m512i L[4];
+                for (int i = 0; i < 4; i++) {
+                    int r = 4 * k + i;
+                    L[i] = _mm512_loadu_si512((const void *)(r < valid ? gb + (size_t)r * (Q4_SG * 18) + 64 + 64 * l : empty));
+                }
+                __m512i t0 = _mm512_shuffle_i32x4(L[0], L[1], 0x44), t1 = _mm512_shuffle_i32x4(L[0], L[1], 0xEE);
+                __m512i t2 = _mm512_shuffle_i32x4(L[2], L[3], 0x44), t3 = _mm512_shuffle_i32x4(L[2], L[3], 0xEE);
+                _mm512_store_si512((void *)q[0][k], _mm512_shuffle_i32x4(t0, t2, 0x88));
+                _mm512_store_si512((void *)q[1][k], _mm512_shuffle_i32x4(t0, t2, 0xDD));
+                _mm512_store_si512((void *)q[2][k], _mm512_shuffle_i32x4(t1, t3, 0x88));
+                _mm512_store_si512((void *)q[3][k], _mm512_shuffle_i32x4(t1, t3, 0xDD));
+            }
+            for (int c = 0; c < 4; c++) {
+                int b = Q4_SG * g + 4 * l + c;
+                uint8_t *ob = out + (size_t)b * 1152;
+                __m512i lo[8], hi[8];
+                for (int k = 0; k < 8; k++) {
+                    __m512i v = _mm512_load_si512((const void *)q[c][k]);
+                    lo[k] = _mm512_add_epi8(_mm512_and_si512(v, m), off);
+                    hi[k] = _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m), off);
+                }
+                for (int s = 0; s < 4; s++) {
+                    __m512i a = _mm512_permutex2var_epi32(lo[0], sel[s], lo[1]), bb = _mm512_permutex2var_epi32(lo[2], sel[s], lo[3]);
+                    __m512i cc = _mm512_permutex2var_epi32(lo[4], sel[s], lo[5]), d = _mm512_permutex2var_epi32(lo[6], sel[s], lo[7]);
+                    _mm512_storeu_si512((void *)(ob + 128 * s), _mm512_permutex2var_epi32(a, join, bb));
+                    _mm512_storeu_si512((void *)(ob + 128 * s + 64), _mm512_permutex2var_epi32(cc, join, d));
+                    a = _mm512_permutex2var_epi32(hi[0], sel[s], hi[1]); bb = _mm512_permutex2var_epi32(hi[2], sel[s], hi[3]);
+                    cc = _mm512_permutex2var_epi32(hi[4], sel[s], hi[5]); d = _mm512_permutex2var_epi32(hi[6], sel[s], hi[7]);
+                    _mm512_storeu_si512((void *)(ob + 128 * (s + 4)), _mm512_permutex2var_epi32(a, join, bb));
+                    _mm512_storeu_si512((void *)(ob + 128 * (s + 4) + 64), _mm512_permutex2var_epi32(cc, join, d));
+                }
+                const uint8_t *sc = gb + 2 * (4 * l + c);
+                __m512i h0 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), v0, rowoff, sc, 1);
+                __m512i h1 = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), v1, rowoff, sc + (size_t)16 * (Q4_SG * 18), 1);
+                _mm512_storeu_ps(ob + 1024, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h0)));
+                _mm512_storeu_ps(ob + 1088, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h1)));
+            }
+        }
+    }
+}
+#endif
+
 // Panels p0..<p1 of the current int8 GEMM job, all activation rows: with VNNI six at a time
-// (int8 and q4 panels), else int8 panels by the AVX2 or portable kernel.
+// (int8 and q4 panels), else int8 panels by the AVX2 or portable kernel. A q4 job packs each
+// panel first, into a buffer of the thread's (the weights come from memory once, as 4 bits).
 static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
     int nb = p->cols / CK_QK, isa = ck_isa();
+    static _Thread_local uint8_t *q4buf; static _Thread_local size_t q4cap;
+    if (p->gq4 && q4cap < (size_t)nb * 1152) {
+        free(q4buf); q4cap = (size_t)nb * 1152; q4buf = aligned_alloc(64, q4cap);
+    }
     for (int pn = p0; pn < p1; pn++) {
         int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
-        const uint8_t *panel = p->gpack + (size_t)pn * 32 * (p->ws ? (size_t)p->cols : (size_t)nb * 36);
+        const uint8_t *panel;
+        if (p->gq4) {
+#if defined(__x86_64__)
+            if (nb % Q4_SG == 0) q4_pack_panel_avx512(p->gq4, p->gn, nb, n0, q4buf);
+            else
+#endif
+            ck_q4_gemm_pack(p->gq4, p->gn, p->cols, n0, n0 + valid, q4buf);
+            panel = q4buf;
+        } else panel = p->gpack + (size_t)pn * 32 * (p->ws ? (size_t)p->cols : (size_t)nb * 36);
         float *c0 = p->y + n0;
         if (isa < 2) {
 #if defined(__x86_64__)
@@ -543,8 +620,20 @@ void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, flo
 
 int ck_q8_gemm_available(void) { return has_avx512(); }
 
+static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, const float *wscale, const ck_block_q8 *xq,
+                        float *c, int m, int n, int k, int ldc);
+
 void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
                      int m, int n, int k, int ldc) {
+    q8_gemm_job(p, packed, NULL, wscale, xq, c, m, n, k, ldc);
+}
+
+void ck_pool_q4_gemm(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *c, int m, int rows, int k, int ldc) {
+    q8_gemm_job(p, NULL, w, NULL, xq, c, m, rows, k, ldc);
+}
+
+static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, const float *wscale, const ck_block_q8 *xq,
+                        float *c, int m, int n, int k, int ldc) {
     int nb = k / CK_QK, panels = (n + 31) / 32;
     int32_t *corr = malloc((size_t)m * nb * sizeof(int32_t));
     for (size_t i = 0; i < (size_t)m * nb; i++) {          // 128 x each block's activation sum
@@ -553,7 +642,7 @@ void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, con
         corr[i] = 128 * t;
     }
     pthread_mutex_lock(&p->job);
-    p->kind = JOB_Q8GEMM; p->gpack = packed; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
+    p->kind = JOB_Q8GEMM; p->gpack = packed; p->gq4 = q4; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
     p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
     // One panel per chunk, shares of whole panels (the stealing split of the products).
     split_shares(p, 1, panels, 1);

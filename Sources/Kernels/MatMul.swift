@@ -121,6 +121,9 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// (25.9 / 36.2). On an Intel Xeon whose OpenBLAS runs its SkylakeX or Haswell kernels (150-300
 /// GFLOP/s) the GEMMs took bf16's AVX2 path over from 96 rows (matrows / GEMM 27.5 / 28.7 tok/s at
 /// 96, 25.7 / 33.2 at 128), its AVX-512 path at about 128 (42.1 / 46.6); the q4 and int8 lines held.
+/// Since the q4 GEMM packs its panels in the threads that run them (`ck_pool_q4_gemm`; before, one
+/// thread packed the whole matrix first), with VNNI it leads matrows from 6 rows (Intel Xeon: 59.8 /
+/// 57.4 at 6, 104.3 / 62.3 at 24, 126.0 / 70.4 at 64) and trails at 2-4 (26.2 / 36.4 at 2).
 /// `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
     w.quantization == nil && w.dtype != .bf16 ? 1 : multiRowMaxRows(w.quantization)
@@ -131,7 +134,7 @@ public func multiRowMaxRows(_ q: Quantization?) -> Int {
     if let n = matrowsOverride { return n }
     switch q {
     case .q8?: return int8GEMMAvailable ? 48 : 96
-    case .q4?: return 128
+    case .q4?: return int8GEMMAvailable ? 5 : 128
     case nil: return ck_isa() >= 2 ? 128 : 96
     }
 }
@@ -143,11 +146,19 @@ public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 
 /// Y = X W^T for int8 or q4 weights with AVX-512 VNNI: X's rows quantized to int8 blocks of 32
 /// exactly as a decode step quantizes its vector, integer products summed block by block
-/// (CKernels, `ck_pool_q8_gemm`). Weights are packed for it in blocks of up to 64 MiB in `scratch`.
+/// (CKernels, `ck_pool_q8_gemm`). int8 weights in rows are packed for it in blocks of up to 64 MiB
+/// in `scratch`; q4 weights are packed panel by panel by the threads that run them
+/// (`ck_pool_q4_gemm`).
 func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                 scratch: inout [Float]) {
     let k = w.cols, nb = k / 32
-    let packedPerRow = Int(q == .q8 ? ck_q8_gemm_packed_bytes(32, Int32(k)) : ck_q4_gemm_packed_bytes(32, Int32(k))) / 32
+    if q == .q4 {
+        withQ8Blocks(x, t * k) { xq in
+            ck_pool_q4_gemm(ThreadPool.shared.raw, w.base.assumingMemoryBound(to: UInt8.self), xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
+        }
+        return
+    }
+    let packedPerRow = Int(ck_q8_gemm_packed_bytes(32, Int32(k))) / 32
     let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / packedPerRow) / 32 * 32))
     if scratch.count < (blockRows * packedPerRow + 3) / 4 { scratch = [Float](repeating: 0, count: (blockRows * packedPerRow + 3) / 4) }
     let xq = UnsafeMutablePointer<ck_block_q8>.allocate(capacity: t * nb)
@@ -160,14 +171,8 @@ func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>,
         var r0 = 0
         while r0 < w.rows {
             let r1 = min(w.rows, r0 + blockRows), n = Int32(r1 - r0)
-            switch q {
-            case .q8:
-                ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * k).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)   // rows of k int8, scales after all rows
-                ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
-            case .q4:
-                ck_q4_gemm_pack(base, Int32(w.rows), Int32(k), Int32(r0), Int32(r1), packed)
-                ck_pool_q8_gemm(ThreadPool.shared.raw, packed, nil, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
-            }
+            ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * k).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)   // rows of k int8, scales after all rows
+            ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
             r0 = r1
         }
     }

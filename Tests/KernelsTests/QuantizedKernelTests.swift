@@ -254,7 +254,8 @@ struct QuantizedKernelTests {
     /// the tiles of six, weight rows that leave a partial panel of 32, 1-3 threads; through
     /// `matmul` (packing in blocks) as well, and close to the exact product.
     @Test(.enabled(if: ck_q8_gemm_available() != 0, "needs AVX-512 VNNI"),
-          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64), (100, 40, 2240), (140, 40, 256)], Quantization.allCases)
+          arguments: [(1, 32, 32), (13, 37, 96), (6, 64, 2048), (40, 100, 256), (35, 1000, 160), (101, 70, 64), (100, 40, 2240), (140, 40, 256),
+                      (24, 45, 1024), (7, 83, 3072)], Quantization.allCases)
     func integerGEMMEqualsItsReferenceBitForBit(shape: (m: Int, n: Int, k: Int), q: Quantization) {
         let (m, n, k) = shape
         var rng = SeededRandom(seed: UInt64(m * 31 + n * 7 + k))
@@ -297,6 +298,11 @@ struct QuantizedKernelTests {
                     ck_pool_q8_gemm(pool.raw, packed, q == .q8 ? scales : nil, xq, &c, Int32(m), Int32(n), Int32(k), Int32(n))
                 }
                 #expect(c == want, "\(q) \(m)x\(n)x\(k), \(threads) threads")
+                if q == .q4 {      // packed panel by panel in the threads (the vector packer when k is whole groups of 1,024)
+                    var d = [Float](repeating: .nan, count: m * n)
+                    withExtendedLifetime(pool) { ck_pool_q4_gemm(pool.raw, bytes, xq, &d, Int32(m), Int32(n), Int32(k), Int32(n)) }
+                    #expect(d == want, "q4 packed in the threads, \(m)x\(n)x\(k), \(threads) threads")
+                }
             }
             // Shorter prompts go through the multi-row products: each row as a product alone.
             if m > 1 && m <= multiRowMaxRows(q) {
