@@ -629,6 +629,11 @@ void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, con
 }
 
 void ck_pool_q4_gemm(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *c, int m, int rows, int k, int ldc) {
+    if (!has_avx512()) {         // the tiles need VNNI: the reference, output by output
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < rows; j++) c[(size_t)i * ldc + j] = ck_q4_gemm_ref(w, rows, j, xq + (size_t)i * (k / CK_QK), k);
+        return;
+    }
     q8_gemm_job(p, NULL, w, NULL, xq, c, m, rows, k, ldc);
 }
 

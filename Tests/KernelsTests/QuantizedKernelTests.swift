@@ -302,6 +302,11 @@ struct QuantizedKernelTests {
                     var d = [Float](repeating: .nan, count: m * n)
                     withExtendedLifetime(pool) { ck_pool_q4_gemm(pool.raw, bytes, xq, &d, Int32(m), Int32(n), Int32(k), Int32(n)) }
                     #expect(d == want, "q4 packed in the threads, \(m)x\(n)x\(k), \(threads) threads")
+                    if threads == 1 {        // below VNNI the same call is the reference's
+                        var e = [Float](repeating: .nan, count: m * n)
+                        QuantizedKernelTests.atISA(1) { ck_pool_q4_gemm(pool.raw, bytes, xq, &e, Int32(m), Int32(n), Int32(k), Int32(n)) }
+                        #expect(e == want, "q4 GEMM below VNNI, \(m)x\(n)x\(k)")
+                    }
                 }
             }
             // Shorter prompts go through the multi-row products: each row as a product alone.

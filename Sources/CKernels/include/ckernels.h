@@ -106,8 +106,9 @@ void ck_dequantize_q8_panels(const uint8_t *packed, const float *wscale, int col
 size_t ck_q4_gemm_packed_bytes(int rows, int cols);
 void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, int r0, int r1, uint8_t *packed);     // rows r0..<r1
 float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols);
-// The same product straight from a q4 matrix (rows x k, VNNI only): each thread packs the panels it
-// takes into a buffer of its own (as ck_q4_gemm_pack) and runs them at once; the same bits.
+// The same product straight from a q4 matrix (rows x k): with VNNI each thread packs the panels it
+// takes into a buffer of its own (as ck_q4_gemm_pack) and runs them at once; the same bits (without
+// VNNI: ck_q4_gemm_ref per output, slowly).
 void ck_pool_q4_gemm(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *c, int m, int rows, int k, int ldc);
 
 // Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
