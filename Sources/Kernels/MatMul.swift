@@ -151,29 +151,25 @@ public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 /// (`ck_pool_q4_gemm`).
 func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                 scratch: inout [Float]) {
-    let k = w.cols, nb = k / 32
-    if q == .q4 {
-        withQ8Blocks(x, t * k) { xq in
-            ck_pool_q4_gemm(ThreadPool.shared.raw, w.base.assumingMemoryBound(to: UInt8.self), xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
+    let k = w.cols, base = w.base.assumingMemoryBound(to: UInt8.self)
+    withQ8Blocks(x, t * k) { xq in
+        if q == .q4 {
+            ck_pool_q4_gemm(ThreadPool.shared.raw, base, xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
+            return
         }
-        return
-    }
-    let packedPerRow = Int(ck_q8_gemm_packed_bytes(32, Int32(k))) / 32
-    let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / packedPerRow) / 32 * 32))
-    if scratch.count < (blockRows * packedPerRow + 3) / 4 { scratch = [Float](repeating: 0, count: (blockRows * packedPerRow + 3) / 4) }
-    let xq = UnsafeMutablePointer<ck_block_q8>.allocate(capacity: t * nb)
-    defer { xq.deallocate() }
-    ck_quantize_q8_blocks(x, xq, Int32(t * k))
-    let base = w.base.assumingMemoryBound(to: UInt8.self)
-    let scales = w.int8Scales     // q8 only
-    scratch.withUnsafeMutableBytes { raw in
-        let packed = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        var r0 = 0
-        while r0 < w.rows {
-            let r1 = min(w.rows, r0 + blockRows), n = Int32(r1 - r0)
-            ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * k).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)   // rows of k int8, scales after all rows
-            ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
-            r0 = r1
+        let packedPerRow = Int(ck_q8_gemm_packed_bytes(32, Int32(k))) / 32
+        let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / packedPerRow) / 32 * 32))
+        if scratch.count < (blockRows * packedPerRow + 3) / 4 { scratch = [Float](repeating: 0, count: (blockRows * packedPerRow + 3) / 4) }
+        let scales = w.int8Scales
+        scratch.withUnsafeMutableBytes { raw in
+            let packed = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var r0 = 0
+            while r0 < w.rows {
+                let r1 = min(w.rows, r0 + blockRows), n = Int32(r1 - r0)
+                ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * k).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)   // rows of k int8, scales after all rows
+                ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
+                r0 = r1
+            }
         }
     }
 }
