@@ -48,50 +48,73 @@ static inline void cpu_relax(void) {
 
 #if defined(__x86_64__)
 // int8 GEMM tiles: MR activation rows x one panel of 32 weight rows (two 16-lane vectors), over
-// all blocks of 32 columns. Per block: eight vpdpbusd steps of four columns (packed w + 128 as
-// the unsigned operand, four activation bytes broadcast as the signed one) into int32, minus
-// 128 x the block's activation sum, then one FMA with the block's scale into float (the
-// reference's order, so the results are its bits). Columns past `valid` are not stored.
-#define Q8_TILE(NAME, MR)                                                                                  \
+// all blocks of 32 columns. Per block: the int32 sums start at -128 x the block's activation sum,
+// then eight vpdpbusd steps of four columns (packed w + 128 as the unsigned operand, four
+// activation bytes broadcast as the signed one), then one FMA with the block's scale into float
+// (the reference's order, so the results are its bits). Q4: the panel is a packed q4 one (each
+// block's 32 weight scales after it, multiplied into the scale per block) instead of int8 with one
+// scale per weight row (applied at the end). One function per format, so that no branch on it
+// sits in the loop and the 4 x MR accumulators stay in registers. Columns past `valid` are not
+// stored.
+// acc + w (unsigned bytes) . four signed bytes at x broadcast to every lane, the broadcast folded
+// into the instruction's memory operand: the compiler, given _mm512_set1_epi32 of the bytes,
+// hoisted 48 broadcasts a block out of general registers (vector-port work beside the 96
+// products) and spilled them.
+AVX512 static inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *x) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)x));
+    return acc;
+}
+
+#define Q8_TILE(NAME, MR, Q4)                                                                              \
     AVX512 static void NAME(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, const int32_t *corr, \
                             float *c, int nb, int ldc, int valid) {                                        \
         __m512 f[MR][2];                                                                                   \
         for (int i = 0; i < MR; i++) { f[i][0] = _mm512_setzero_ps(); f[i][1] = f[i][0]; }                  \
-        size_t stride = sw ? 1024 : 1152;         /* q4 panels: each block's 32 weight scales after it */ \
+        const size_t stride = Q4 ? 1152 : 1024;                                                            \
         for (int b = 0; b < nb; b++) {                                                                     \
             __m512i acc[MR][2];                                                                            \
-            for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_si512(); acc[i][1] = acc[i][0]; }     \
+            for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_set1_epi32(-corr[(size_t)i * nb + b]); acc[i][1] = acc[i][0]; } \
             const uint8_t *pb = panel + (size_t)b * stride;                                                \
             for (int s = 0; s < 8; s++) {                                                                  \
                 __m512i w0 = _mm512_loadu_si512((const void *)(pb + 128 * s)), w1 = _mm512_loadu_si512((const void *)(pb + 128 * s + 64)); \
                 PREFETCH_W(pb + 128 * s); PREFETCH_W(pb + 128 * s + 64);                                   \
                 for (int i = 0; i < MR; i++) {                                                             \
-                    int32_t four; memcpy(&four, xq[(size_t)i * nb + b].qs + 4 * s, 4);                     \
-                    __m512i a = _mm512_set1_epi32(four);                                                   \
-                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], w0, a);                                     \
-                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], w1, a);                                     \
+                    const int8_t *a = xq[(size_t)i * nb + b].qs + 4 * s;                                   \
+                    acc[i][0] = dpbusd_bcast(acc[i][0], w0, a);                                            \
+                    acc[i][1] = dpbusd_bcast(acc[i][1], w1, a);                                            \
                 }                                                                                          \
             }                                                                                              \
-            __m512 ws0 = _mm512_set1_ps(1), ws1 = ws0;                                                     \
-            if (!sw) { ws0 = _mm512_loadu_ps((const float *)(pb + 1024)); ws1 = _mm512_loadu_ps((const float *)(pb + 1088)); } \
-            for (int i = 0; i < MR; i++) {                                                                 \
-                __m512i cr = _mm512_set1_epi32(corr[(size_t)i * nb + b]);                                   \
-                __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d), d0 = d, d1 = d;                        \
-                if (!sw) { d0 = _mm512_mul_ps(ws0, d); d1 = _mm512_mul_ps(ws1, d); }                       \
-                f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], cr)), d0, f[i][0]); \
-                f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], cr)), d1, f[i][1]); \
-            }                                                                                              \
+            if (Q4) {                                                                                      \
+                __m512 ws0 = _mm512_loadu_ps((const float *)(pb + 1024)), ws1 = _mm512_loadu_ps((const float *)(pb + 1088)); \
+                for (int i = 0; i < MR; i++) {                                                             \
+                    __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d);                                   \
+                    f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(ws0, d), f[i][0]); \
+                    f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(ws1, d), f[i][1]); \
+                }                                                                                          \
+            } else                                                                                         \
+                for (int i = 0; i < MR; i++) {                                                             \
+                    __m512 d = _mm512_set1_ps(xq[(size_t)i * nb + b].d);                                   \
+                    f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), d, f[i][0]);                  \
+                    f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), d, f[i][1]);                  \
+                }                                                                                          \
         }                                                                                                  \
         __mmask16 m0 = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);                              \
         __mmask16 m1 = valid >= 32 ? 0xFFFF : (valid <= 16 ? 0 : (__mmask16)((1u << (valid - 16)) - 1));   \
-        __m512 s0 = _mm512_set1_ps(1), s1 = s0;                                                            \
-        if (sw) { s0 = _mm512_maskz_loadu_ps(m0, sw); s1 = _mm512_maskz_loadu_ps(m1, sw + 16); }           \
-        for (int i = 0; i < MR; i++) {                                                                     \
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, sw ? _mm512_mul_ps(f[i][0], s0) : f[i][0]);     \
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, sw ? _mm512_mul_ps(f[i][1], s1) : f[i][1]); \
+        if (Q4)                                                                                            \
+            for (int i = 0; i < MR; i++) {                                                                 \
+                _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, f[i][0]);                                   \
+                _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, f[i][1]);                              \
+            }                                                                                              \
+        else {                                                                                             \
+            __m512 s0 = _mm512_maskz_loadu_ps(m0, sw), s1 = _mm512_maskz_loadu_ps(m1, sw + 16);           \
+            for (int i = 0; i < MR; i++) {                                                                 \
+                _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, _mm512_mul_ps(f[i][0], s0));                \
+                _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, _mm512_mul_ps(f[i][1], s1));           \
+            }                                                                                              \
         }                                                                                                  \
     }
-Q8_TILE(q8_tile1, 1) Q8_TILE(q8_tile2, 2) Q8_TILE(q8_tile3, 3) Q8_TILE(q8_tile4, 4) Q8_TILE(q8_tile5, 5) Q8_TILE(q8_tile6, 6)
+Q8_TILE(q8_tile1, 1, 0) Q8_TILE(q8_tile2, 2, 0) Q8_TILE(q8_tile3, 3, 0) Q8_TILE(q8_tile4, 4, 0) Q8_TILE(q8_tile5, 5, 0) Q8_TILE(q8_tile6, 6, 0)
+Q8_TILE(q4_tile1, 1, 1) Q8_TILE(q4_tile2, 2, 1) Q8_TILE(q4_tile3, 3, 1) Q8_TILE(q4_tile4, 4, 1) Q8_TILE(q4_tile5, 5, 1) Q8_TILE(q4_tile6, 6, 1)
 
 #endif
 
@@ -193,13 +216,20 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
             const int32_t *corr = p->gcorr + (size_t)m0 * nb;
             float *c = p->y + (size_t)m0 * p->gldc + n0;
             const float *sw = p->ws ? p->ws + n0 : NULL;
-            switch (mr) {
+            if (sw) switch (mr) {
             case 6: q8_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             case 5: q8_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             case 4: q8_tile4(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             case 3: q8_tile3(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             case 2: q8_tile2(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             default: q8_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            } else switch (mr) {
+            case 6: q4_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 5: q4_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 4: q4_tile4(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 3: q4_tile3(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            case 2: q4_tile2(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
+            default: q4_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
             }
         }
 #endif
