@@ -383,8 +383,11 @@ void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd, floa
 // load serving both) was slower, out of registers.
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
     const __m256i m = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    const __m256i lo01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), lo23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
-    const __m256i hi01 = _mm256_set_epi32(5, 5, 5, 5, 4, 4, 4, 4), hi23 = _mm256_set_epi32(7, 7, 7, 7, 6, 6, 6, 6);
+    __m256i lo01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), lo23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
+    __m256i hi01 = _mm256_set_epi32(5, 5, 5, 5, 4, 4, 4, 4), hi23 = _mm256_set_epi32(7, 7, 7, 7, 6, 6, 6, 6);
+    // Opaque to the compiler, which otherwise turns each one-uop permutation by a known index into
+    // two shuffles on the same port (cached matrix, one core: 23.7 -> 24.9 GB/s).
+    __asm__("" : "+x"(lo01), "+x"(lo23), "+x"(hi01), "+x"(hi23));
     for (int r = r0; r < r1; r++) {
         const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
         PREFETCH_W(g);
