@@ -115,6 +115,9 @@ AVX512 static inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *
     }
 Q8_TILE(q8_tile1, 1, 0) Q8_TILE(q8_tile2, 2, 0) Q8_TILE(q8_tile3, 3, 0) Q8_TILE(q8_tile4, 4, 0) Q8_TILE(q8_tile5, 5, 0) Q8_TILE(q8_tile6, 6, 0)
 Q8_TILE(q4_tile1, 1, 1) Q8_TILE(q4_tile2, 2, 1) Q8_TILE(q4_tile3, 3, 1) Q8_TILE(q4_tile4, 4, 1) Q8_TILE(q4_tile5, 5, 1) Q8_TILE(q4_tile6, 6, 1)
+// [q4 panels][activation rows - 1]
+static void (*const q8_tiles[2][6])(const uint8_t *, const float *, const ck_block_q8 *, const int32_t *, float *, int, int, int) = {
+    {q8_tile1, q8_tile2, q8_tile3, q8_tile4, q8_tile5, q8_tile6}, {q4_tile1, q4_tile2, q4_tile3, q4_tile4, q4_tile5, q4_tile6}};
 
 #endif
 
@@ -216,21 +219,7 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
             const int32_t *corr = p->gcorr + (size_t)m0 * nb;
             float *c = p->y + (size_t)m0 * p->gldc + n0;
             const float *sw = p->ws ? p->ws + n0 : NULL;
-            if (sw) switch (mr) {
-            case 6: q8_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 5: q8_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 4: q8_tile4(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 3: q8_tile3(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 2: q8_tile2(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            default: q8_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            } else switch (mr) {
-            case 6: q4_tile6(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 5: q4_tile5(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 4: q4_tile4(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 3: q4_tile3(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            case 2: q4_tile2(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            default: q4_tile1(panel, sw, xq, corr, c, nb, p->gldc, valid); break;
-            }
+            q8_tiles[sw == NULL][mr - 1](panel, sw, xq, corr, c, nb, p->gldc, valid);
         }
 #endif
     }
