@@ -47,15 +47,6 @@ static inline void cpu_relax(void) {
 }
 
 #if defined(__x86_64__)
-// int8 GEMM tiles: MR activation rows x one panel of 32 weight rows (two 16-lane vectors), over
-// all blocks of 32 columns. Per block: the int32 sums start at -128 x the block's activation sum,
-// then eight vpdpbusd steps of four columns (packed w + 128 as the unsigned operand, four
-// activation bytes broadcast as the signed one), then one FMA with the block's scale into float
-// (the reference's order, so the results are its bits). Q4: the panel is a packed q4 one (each
-// block's 32 weight scales after it, multiplied into the scale per block) instead of int8 with one
-// scale per weight row (applied at the end). One function per format, so that no branch on it
-// sits in the loop and the 4 x MR accumulators stay in registers. Columns past `valid` are not
-// stored.
 // acc + w (unsigned bytes) . four signed bytes at x broadcast to every lane, the broadcast folded
 // into the instruction's memory operand: the compiler, given _mm512_set1_epi32 of the bytes,
 // hoisted 48 broadcasts a block out of general registers (vector-port work beside the 96
@@ -65,6 +56,15 @@ AVX512 static inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *
     return acc;
 }
 
+// int8 GEMM tiles: MR activation rows x one panel of 32 weight rows (two 16-lane vectors), over
+// all blocks of 32 columns. Per block: the int32 sums start at -128 x the block's activation sum,
+// then eight vpdpbusd steps of four columns (packed w + 128 as the unsigned operand, four
+// activation bytes broadcast as the signed one), then one FMA with the block's scale into float
+// (the reference's order, so the results are its bits). Q4: the panel is a packed q4 one (each
+// block's 32 weight scales after it, multiplied into the scale per block) instead of int8 with one
+// scale per weight row (applied at the end). One function per format, so that no branch on it
+// sits in the loop and the 4 x MR accumulators stay in registers. Columns past `valid` are not
+// stored.
 #define Q8_TILE(NAME, MR, Q4)                                                                              \
     AVX512 static void NAME(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, const int32_t *corr, \
                             float *c, int nb, int ldc, int valid) {                                        \
