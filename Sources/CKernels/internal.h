@@ -117,6 +117,15 @@ typedef struct {
 } ck_attention_rows;
 void attention_rows_part(const ck_attention_rows *a, int part, int parts);
 
+// The AVX2 integer GEMM (igemm_avx2.c): one product's weights (int8 rows with their scales, or a
+// q4 matrix), activations (blocks; xw: as int16 for int8, init: per block the q4 tiles' starting
+// sums, igemm_avx2_prepare) and output.
+typedef struct {
+    const int8_t *i8; const uint8_t *q4; const float *wscale;
+    const ck_block_q8 *xq; const int16_t *xw; const int32_t *init;
+    float *c; int m, rows, cols, ldc;
+} igemm_avx2_job;
+
 // Kernels one file runs for another.
 extern _Thread_local int isa_cap;
 void quantize_q8_blocks_c(const float *x, ck_block_q8 *out, int n);
@@ -143,5 +152,8 @@ AVX2 void q8p_panel_avx2(const uint8_t *panel, const float *sw, const ck_block_q
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
 AVX2 void q8_rows_avx2(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
                        const float *const *xd, float *const *y, int n, int cols, int r0, int r1);
+size_t igemm_avx2_buffer_bytes(int cols, int q4);
+AVX2 void igemm_avx2_rows32(const igemm_avx2_job *g, int n0, uint8_t *buf);
+AVX2 void igemm_avx2_prepare(const ck_block_q8 *xq, size_t blocks, int q4, int16_t *xw, int32_t *init);
 AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
 #endif

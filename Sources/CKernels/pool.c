@@ -1,6 +1,7 @@
 // The thread pool and the jobs it runs (products, int8 GEMM, reads; decode attention from attention.c). See include/ckernels.h.
 #include "internal.h"
 #include <sched.h>
+#include <stdio.h>
 
 // ---------------------------------------------------------------------------------------------
 // The pool
@@ -34,6 +35,8 @@ struct ck_pool {
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
     const uint8_t *gpack; const ck_block_q8 *gxq; const int32_t *gcorr; int gm, gn, gldc;
     const uint8_t *gq4;       // a q4 matrix (gn rows) whose panels each thread packs as it goes
+    const int8_t *gi8;        // int8 weights in rows (gn of them), packed the same way
+    igemm_avx2_job ga;        // the same product for the AVX2 tiles
     ck_attention attn;        // decode attention
     ck_attention_rows arows;  // a short prompt's attention
 };
@@ -185,24 +188,34 @@ AVX512 static void q4_pack_panel_avx512(const uint8_t *w, int rows, int nb, int 
 #endif
 
 // Panels p0..<p1 of the current int8 GEMM job, all activation rows: with VNNI six at a time
-// (int8 and q4 panels), else int8 panels by the AVX2 or portable kernel. A q4 job packs each
-// panel first, into a buffer of the thread's (the weights come from memory once, as 4 bits).
+// (int8 and q4 panels), else int8 panels by the AVX2 or portable kernel. Weights not packed
+// already (q4, int8 in rows) are packed panel by panel into a buffer of the thread's, so they come
+// from memory once; with AVX2 (no VNNI) those go through its integer GEMM's own panels.
 static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
     int nb = p->cols / CK_QK, isa = ck_isa();
-    static _Thread_local uint8_t *q4buf; static _Thread_local size_t q4cap;
-    if (p->gq4 && q4cap < (size_t)nb * 1152) {
-        free(q4buf); q4cap = (size_t)nb * 1152; q4buf = aligned_alloc(64, q4cap);
+    int avx2 = isa == 1 && !p->gpack;
+    static _Thread_local uint8_t *buf; static _Thread_local size_t cap;
+    size_t need = avx2 ? igemm_avx2_buffer_bytes(p->cols, p->gq4 != NULL) : (p->gq4 ? (size_t)nb * 1152 : (p->gi8 ? (size_t)32 * p->cols : 0));
+    if (cap < need) {
+        free(buf); cap = (need + 63) / 64 * 64; buf = aligned_alloc(64, cap);
+        if (!buf) { fprintf(stderr, "internvl-chat: out of memory for a GEMM panel (%zu bytes)\n", cap); abort(); }
     }
     for (int pn = p0; pn < p1; pn++) {
         int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
+#if defined(__x86_64__)
+        if (avx2) { igemm_avx2_rows32(&p->ga, n0, buf); continue; }
+#endif
         const uint8_t *panel;
         if (p->gq4) {
 #if defined(__x86_64__)
-            if (nb % Q4_SG == 0) q4_pack_panel_avx512(p->gq4, p->gn, nb, n0, q4buf);
+            if (nb % Q4_SG == 0) q4_pack_panel_avx512(p->gq4, p->gn, nb, n0, buf);
             else
 #endif
-            ck_q4_gemm_pack(p->gq4, p->gn, p->cols, n0, n0 + valid, q4buf);
-            panel = q4buf;
+            ck_q4_gemm_pack(p->gq4, p->gn, p->cols, n0, n0 + valid, buf);
+            panel = buf;
+        } else if (p->gi8) {
+            ck_q8_gemm_pack(p->gi8 + (size_t)n0 * p->cols, valid, p->cols, buf);
+            panel = buf;
         } else panel = p->gpack + (size_t)pn * 32 * (p->ws ? (size_t)p->cols : (size_t)nb * 36);
         float *c0 = p->y + n0;
         if (isa < 2) {
@@ -639,40 +652,66 @@ void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, flo
 
 int ck_q8_gemm_available(void) { return has_avx512(); }
 
-static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, const float *wscale, const ck_block_q8 *xq,
-                        float *c, int m, int n, int k, int ldc);
+static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, const int8_t *i8, const float *wscale,
+                        const ck_block_q8 *xq, float *c, int m, int n, int k, int ldc);
 
 void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
                      int m, int n, int k, int ldc) {
-    q8_gemm_job(p, packed, NULL, wscale, xq, c, m, n, k, ldc);
+    q8_gemm_job(p, packed, NULL, NULL, wscale, xq, c, m, n, k, ldc);
+}
+
+void ck_pool_q8_gemm_rows(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *c,
+                          int m, int rows, int k, int ldc) {
+    q8_gemm_job(p, NULL, NULL, w, wscale, xq, c, m, rows, k, ldc);
 }
 
 void ck_pool_q4_gemm(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *c, int m, int rows, int k, int ldc) {
-    if (!has_avx512()) {         // the tiles need VNNI: the reference, output by output
+    if (ck_isa() < 1) {          // the tiles need AVX2: the reference, output by output
         for (int i = 0; i < m; i++)
             for (int j = 0; j < rows; j++) c[(size_t)i * ldc + j] = ck_q4_gemm_ref(w, rows, j, xq + (size_t)i * (k / CK_QK), k);
         return;
     }
-    q8_gemm_job(p, NULL, w, NULL, xq, c, m, rows, k, ldc);
+    q8_gemm_job(p, NULL, w, NULL, NULL, xq, c, m, rows, k, ldc);
 }
 
-static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, const float *wscale, const ck_block_q8 *xq,
-                        float *c, int m, int n, int k, int ldc) {
-    int nb = k / CK_QK, panels = (n + 31) / 32;
-    int32_t *corr = malloc((size_t)m * nb * sizeof(int32_t));
-    for (size_t i = 0; i < (size_t)m * nb; i++) {          // 128 x each block's activation sum
-        int32_t t = 0;
-        for (int e = 0; e < CK_QK; e++) t += xq[i].qs[e];
-        corr[i] = 128 * t;
+static void *job_alloc(size_t bytes) {
+    void *v = malloc(bytes ? bytes : 1);
+    if (!v) { fprintf(stderr, "internvl-chat: out of memory for a GEMM's activations (%zu bytes)\n", bytes); abort(); }
+    return v;
+}
+
+// The activations as the tiles of this ISA take them: with VNNI each block's sum x 128 (the
+// unsigned operand's offset); with AVX2 and weights it packs itself, int8 as int16 or the q4
+// tiles' starting sums.
+static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, const int8_t *i8, const float *wscale,
+                        const ck_block_q8 *xq, float *c, int m, int n, int k, int ldc) {
+    int nb = k / CK_QK, panels = (n + 31) / 32, isa = ck_isa();
+    size_t blocks = (size_t)m * nb;
+    int32_t *corr = NULL, *init = NULL; int16_t *xw = NULL;
+    if (isa >= 2) {
+        corr = job_alloc(blocks * sizeof(int32_t));
+        for (size_t i = 0; i < blocks; i++) {
+            int32_t t = 0;
+            for (int e = 0; e < CK_QK; e++) t += xq[i].qs[e];
+            corr[i] = 128 * t;
+        }
     }
+#if defined(__x86_64__)
+    if (isa == 1 && !packed) {
+        if (q4) init = job_alloc(blocks * sizeof(int32_t)); else xw = job_alloc(blocks * CK_QK * sizeof(int16_t));
+        igemm_avx2_prepare(xq, blocks, q4 != NULL, xw, init);
+    }
+#endif
     pthread_mutex_lock(&p->job);
-    p->kind = JOB_Q8GEMM; p->gpack = packed; p->gq4 = q4; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
+    p->kind = JOB_Q8GEMM; p->gpack = packed; p->gq4 = q4; p->gi8 = i8; p->ws = wscale; p->gxq = xq; p->gcorr = corr; p->y = c;
     p->gm = m; p->gn = n; p->gldc = ldc; p->cols = k; p->rows = panels;
+    p->ga = (igemm_avx2_job){ .i8 = i8, .q4 = q4, .wscale = wscale, .xq = xq, .xw = xw, .init = init, .c = c,
+                              .m = m, .rows = n, .cols = k, .ldc = ldc };
     // One panel per chunk, shares of whole panels (the stealing split of the products).
     split_shares(p, 1, panels, 1);
     if (p->threads == 1) matvec_range(p, NULL, 0, panels); else dispatch(p);
     pthread_mutex_unlock(&p->job);
-    free(corr);
+    free(corr); free(init); free(xw);
 }
 
 uint64_t ck_pool_read(ck_pool *p, const uint8_t *buf, size_t n, int prefetch) {

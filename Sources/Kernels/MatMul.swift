@@ -67,7 +67,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
                    scratch: inout [Float], rowsPerCore: Bool = false) {
     if t == 1 { matvec(w, x, y); return }
     if t <= multiRowMaxRows(w) || w.layout == .int8Panels { matrows(w, x, t, y); return }
-    if let q = w.quantization, int8GEMMAvailable {
+    if let q = w.quantization, integerGEMMAvailable {
         int8Matmul(w, q, x, t, y, scratch: &scratch)
         return
     }
@@ -124,6 +124,10 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// Since the q4 GEMM packs its panels in the threads that run them (`ck_pool_q4_gemm`; before, one
 /// thread packed the whole matrix first), with VNNI it leads matrows from 6 rows (Intel Xeon: 59.8 /
 /// 57.4 at 6, 104.3 / 62.3 at 24, 126.0 / 70.4 at 64) and trails at 2-4 (26.2 / 36.4 at 2).
+/// With AVX2 and no VNNI, int8 and q4 prompts have the AVX2 integer GEMM (`integerGEMMAvailable`):
+/// on the Intel Xeon at `INTERNVL_CHAT_ISA=avx2`, two rounds, matrows / GEMM tok/s, int8 43.8-49.3
+/// / 39.8-39.9 at 8 rows, 44.6-48.5 / 47.1-47.4 at 12, 42.0-47.9 / 50.8-55.7 at 16; q4 48.3-53.1 /
+/// 47.2-52.7 at 6, 44.8-54.0 / 57.1-59.5 at 8, 51.0-56.1 / 73.4-73.9 at 12.
 /// `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
     w.quantization == nil && w.dtype != .bf16 ? 1 : multiRowMaxRows(w.quantization)
@@ -133,28 +137,38 @@ public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
 public func multiRowMaxRows(_ q: Quantization?) -> Int {
     if let n = matrowsOverride { return n }
     switch q {
-    case .q8?: return int8GEMMAvailable ? 48 : 96
-    case .q4?: return int8GEMMAvailable ? 5 : 128
+    case .q8?: return int8GEMMAvailable ? 48 : (integerGEMMAvailable ? 11 : 96)
+    case .q4?: return int8GEMMAvailable ? 5 : (integerGEMMAvailable ? 6 : 128)
     case nil: return ck_isa() >= 2 ? 128 : 96
     }
 }
 
 let matrowsOverride: Int? = ProcessInfo.processInfo.environment["INTERNVL_CHAT_MATROWS_MAX"].flatMap { Int($0) }
 
-/// Whether this CPU has the integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`).
+/// Whether this CPU has the VNNI integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`), whose
+/// panels the language model's int8 matrices are stored in.
 public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 
-/// Y = X W^T for int8 or q4 weights with AVX-512 VNNI: X's rows quantized to int8 blocks of 32
-/// exactly as a decode step quantizes its vector, integer products summed block by block
-/// (CKernels, `ck_pool_q8_gemm`). int8 weights in rows are packed for it in blocks of up to 64 MiB
-/// in `scratch`; q4 weights are packed panel by panel by the threads that run them
-/// (`ck_pool_q4_gemm`).
+/// Whether prompts with int8 or q4 weights go through an integer GEMM: VNNI tiles, or with AVX2 the
+/// int16 tiles (`ck_pool_q8_gemm_rows`, `ck_pool_q4_gemm`).
+public var integerGEMMAvailable: Bool { ck_isa() >= 1 }
+
+/// Y = X W^T for int8 or q4 weights: X's rows quantized to int8 blocks of 32 exactly as a decode
+/// step quantizes its vector, integer products summed block by block (CKernels). With VNNI, int8
+/// weights in rows are packed for `ck_pool_q8_gemm` in blocks of up to 64 MiB in `scratch`; q4
+/// weights (and with AVX2 int8 ones too, `ck_pool_q8_gemm_rows`) are packed panel by panel by the
+/// threads that run them.
 func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                 scratch: inout [Float]) {
     let k = w.cols, base = w.base.assumingMemoryBound(to: UInt8.self)
     withQ8Blocks(x, t * k) { xq in
         if q == .q4 {
             ck_pool_q4_gemm(ThreadPool.shared.raw, base, xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
+            return
+        }
+        if !int8GEMMAvailable {
+            ck_pool_q8_gemm_rows(ThreadPool.shared.raw, UnsafeRawPointer(base).assumingMemoryBound(to: Int8.self), w.int8Scales,
+                                 xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
             return
         }
         let packedPerRow = Int(ck_q8_gemm_packed_bytes(32, Int32(k))) / 32

@@ -227,12 +227,13 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     /// Replaces every decoder layer's matrices with `q` versions (the embeddings and the output
     /// head stay as stored). With `storage` given (a cache file already holding them, in
     /// `quantizedBytes` bytes), the matrices are taken from it as they are; otherwise they are
-    /// computed into new memory, matrices in parallel.
+    /// computed into new memory, matrices in parallel. Whether int8 goes in panels is decided once,
+    /// on the calling thread (its instruction-set cap, which the parallel workers do not share).
     public func quantize(as q: Quantization, storage given: QuantStorage? = nil) {
-        let plan = quantizationPlan(q)
+        let plan = quantizationPlan(q), panels = int8InPanels
         let mats = plan.map(\.0), kinds = plan.map(\.1)
         var offsets: [Int] = [], total = 0
-        for (m, k) in plan { offsets.append(total); total += k.map { WeightMatrix.quantizedBytes(rows: m.rows, cols: m.cols, $0) } ?? 0 }
+        for (m, k) in plan { offsets.append(total); total += k.map { WeightMatrix.quantizedBytes(rows: m.rows, cols: m.cols, $0, panels: panels) } ?? 0 }
         let storage = given ?? QuantStorage(bytes: total)
         precondition(storage.count >= total, "the quantized weights do not fit their storage")
         let results = UnsafeMutableBufferPointer<WeightMatrix>.allocate(capacity: mats.count)
@@ -242,13 +243,13 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
             for (i, m) in mats.enumerated() {
                 results.baseAddress!.advanced(by: i).initialize(to: kinds[i].map {
                     WeightMatrix(quantized: $0, base: UnsafeRawPointer(base + offsets[i]), rows: m.rows, cols: m.cols,
-                                 layout: $0 == .q8 && int8InPanels ? .int8Panels : .rowMajor)
+                                 layout: $0 == .q8 && panels ? .int8Panels : .rowMajor)
                 } ?? m)
             }
         } else {
             let out = SendablePointer(results.baseAddress!), dst = SendablePointer(base), offs = offsets
             DispatchQueue.concurrentPerform(iterations: mats.count) { i in
-                out.p.advanced(by: i).initialize(to: kinds[i].map { mats[i].quantized(as: $0, into: dst.p + offs[i]) } ?? mats[i])
+                out.p.advanced(by: i).initialize(to: kinds[i].map { mats[i].quantized(as: $0, into: dst.p + offs[i], panels: panels) } ?? mats[i])
             }
         }
         rebind(Array(results))

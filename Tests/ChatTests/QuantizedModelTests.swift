@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Kernels
 import Model
@@ -11,7 +12,8 @@ struct QuantizedModelTests {
     static func logits(_ e: ChatEngine, _ ids: [Int32]) -> [Float] { e.model.forward(ids, cache: e.model.makeCache(), logits: .last) }
 
     /// With int8 or q4 weights a prompt longer than `multiRowMaxRows` tokens goes through the
-    /// integer GEMM (where the CPU has AVX-512 VNNI), whose activations are quantized as a decode
+    /// integer GEMM (AVX-512 VNNI tiles, or the AVX2 ones: each level the CPU has, the engine loaded
+    /// at that level, as int8 is stored for the VNNI tiles), whose activations are quantized as a decode
     /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products)
     /// and stay within the format's bound of bf16. The two sum the same integer products in another
     /// float order, so an activation lying within a rounding of an int8 step boundary can round the
@@ -21,8 +23,16 @@ struct QuantizedModelTests {
     /// block would move all of them). Measured in session 6: int8 12 of 12 within 1e-6, q4 7 (its
     /// decode takes the nibbles' offset off in float, so it rounds a little differently; its
     /// products stay within 6e-8 of the sum of the terms' magnitudes); the rest 3.5e-6 to 1.2e-2.
-    @Test(.enabled(if: int8GEMMAvailable, "needs AVX-512 VNNI"), arguments: [Quantization.q8, .q4])
+    @Test(.enabled(if: integerGEMMAvailable, "needs AVX2"), arguments: [Quantization.q8, .q4])
     func promptGEMMAgreesWithDecodingStepByStep(q: Quantization) throws {
+        for level in Int32(1)...min(ck_isa(), 2) {
+            ck_set_isa_limit(level)
+            defer { ck_set_isa_limit(Int32.max) }
+            try promptGEMMAgreesWithDecodingStepByStep(q: q, level: level)
+        }
+    }
+
+    func promptGEMMAgreesWithDecodingStepByStep(q: Quantization, level: Int32) throws {
         let folder = TestData.url("tiny-b")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quant-\(UUID())")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -36,12 +46,12 @@ struct QuantizedModelTests {
             for id in ids { stepped = e.model.forward([id], cache: cache, logits: .last) }
             errors.append(zip(prompt, stepped).map { abs($0 - $1) }.max()! / stepped.map(abs).max()!)
         }
-        #expect(errors.allSatisfy { $0 < 0.03 }, "\(q) prompt vs step by step: \(errors)")
-        #expect(errors.filter { $0 < 1e-6 }.count >= 6, "\(q) prompt vs step by step: \(errors)")
+        #expect(errors.allSatisfy { $0 < 0.03 }, "\(q) ISA level \(level), prompt vs step by step: \(errors)")
+        #expect(errors.filter { $0 < 1e-6 }.count >= 6, "\(q) ISA level \(level), prompt vs step by step: \(errors)")
         let dense = try ChatEngine(folder: folder)
         let want = Self.logits(dense, ids)
         let errDense = zip(prompt, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!
-        #expect(errDense < (q == .q8 ? 0.05 : 0.3), "\(q) prompt GEMM vs bf16: \(errDense)")
+        #expect(errDense < (q == .q8 ? 0.05 : 0.3), "\(q) ISA level \(level), prompt GEMM vs bf16: \(errDense)")
     }
 
     @Test(arguments: [Quantization.q8, .q4])

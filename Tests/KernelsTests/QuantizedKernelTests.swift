@@ -335,6 +335,65 @@ struct QuantizedKernelTests {
         }
     }
 
+    /// The integer GEMM straight from stored weights (int8 in rows, q4), each thread packing the
+    /// panels it takes: at every instruction-set level (AVX2: int16 tiles of three activation rows x
+    /// 16 weight rows) every output bit for bit its reference, for row counts that leave one or two
+    /// rows after the tiles of three, weight rows that leave a half panel or less, column counts of
+    /// whole and partial q4 groups, 1-3 threads; and with the int16 sums at their bounds: every
+    /// activation +-127 against weights all at one extreme (int8 +-127, q4 nibbles 0 or 15).
+    @Test(arguments: [(1, 16, 32), (2, 17, 64), (3, 33, 96), (4, 48, 1024), (5, 70, 2048), (8, 31, 160), (24, 45, 1024), (7, 83, 3072), (41, 64, 256)],
+          Quantization.allCases)
+    func integerGEMMFromStoredWeightsEqualsItsReferenceBitForBit(shape: (m: Int, n: Int, k: Int), q: Quantization) {
+        let (m, n, k) = shape
+        var rng = SeededRandom(seed: UInt64(m * 131 + n * 17 + k))
+        let (storage, _) = KernelTests.matrix(n, k, .bf16, &rng)
+        var stored = [UInt8](repeating: 0, count: WeightMatrix.quantizedBytes(rows: n, cols: k, q, panels: false))
+        storage.withUnsafeBytes { raw in
+            stored.withUnsafeMutableBytes { _ = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: n, cols: k).quantized(as: q, into: $0.baseAddress!, panels: false) }
+        }
+        var extreme = stored
+        if q == .q8 { for i in 0..<(n * k) { extreme[i] = UInt8(bitPattern: (i / k) % 2 == 0 ? 127 : -127) } }
+        else {      // nibbles all 0 (a block of +1s: scale -1/8) or all but the first 15 (+1, then -1s)
+            for r in 0..<n {
+                let row = (0..<k).map { c -> Float in r % 2 == 0 || c % 32 == 0 ? 1 : -1 }
+                ck_quantize_row_q4(row, &extreme, Int32(n), Int32(r), Int32(k))
+            }
+        }
+        let x = KernelTests.randomFloats(m * k, &rng)
+        var xExtreme = x
+        for i in 0..<(m * k) { xExtreme[i] = ((i / 32 + i / k) % 2 == 0) == (i % 7 != 0) ? 1 : -1 }
+        for (weights, name) in [(stored, "random"), (extreme, "extreme")] {
+            for activations in [x, xExtreme] where name == "extreme" || activations == x {
+                var xq = [ck_block_q8](repeating: ck_block_q8(), count: m * k / 32)
+                ck_quantize_q8_blocks(activations, &xq, Int32(m * k))
+                weights.withUnsafeBytes { raw in
+                    let bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    let rows8 = UnsafeRawPointer(bytes).assumingMemoryBound(to: Int8.self)
+                    let scales = (raw.baseAddress! + n * k).assumingMemoryBound(to: Float.self)
+                    var want = [Float](repeating: 0, count: m * n)
+                    xq.withUnsafeBufferPointer { xb in
+                        for i in 0..<m { for j in 0..<n {
+                            let xrow = xb.baseAddress! + i * k / 32
+                            want[i * n + j] = q == .q8 ? ck_q8_gemm_ref(rows8 + j * k, scales[j], xrow, Int32(k))
+                                                       : ck_q4_gemm_ref(bytes, Int32(n), Int32(j), xrow, Int32(k))
+                        } }
+                    }
+                    for level in Self.isaLevels { for threads in [1, 2, 3] {
+                        let pool = ThreadPool(threads: threads)
+                        var c = [Float](repeating: .nan, count: m * n)
+                        Self.atISA(level) {
+                            withExtendedLifetime(pool) {
+                                if q == .q8 { ck_pool_q8_gemm_rows(pool.raw, rows8, scales, xq, &c, Int32(m), Int32(n), Int32(k), Int32(n)) }
+                                else { ck_pool_q4_gemm(pool.raw, bytes, xq, &c, Int32(m), Int32(n), Int32(k), Int32(n)) }
+                            }
+                        }
+                        #expect(c == want, "\(q) \(name) \(m)x\(n)x\(k), ISA level \(level), \(threads) threads")
+                    } }
+                }
+            }
+        }
+    }
+
     @Test func quantizersRoundTrip() {
         var rng = SeededRandom(seed: 5)
         let x = KernelTests.randomFloats(256, &rng, scale: 2)

@@ -107,9 +107,15 @@ size_t ck_q4_gemm_packed_bytes(int rows, int cols);
 void ck_q4_gemm_pack(const uint8_t *w, int rows, int cols, int r0, int r1, uint8_t *packed);     // rows r0..<r1
 float ck_q4_gemm_ref(const uint8_t *w, int rows, int r, const ck_block_q8 *xq, int cols);
 // The same product straight from a q4 matrix (rows x k): with VNNI each thread packs the panels it
-// takes into a buffer of its own (as ck_q4_gemm_pack) and runs them at once; the same bits (without
-// VNNI: ck_q4_gemm_ref per output, slowly).
+// takes into a buffer of its own (as ck_q4_gemm_pack) and runs them at once; with AVX2 (no VNNI)
+// into the panels of the AVX2 tiles (bytes of 4-bit values, int16 sums); the same bits (portable
+// C: ck_q4_gemm_ref per output, slowly).
 void ck_pool_q4_gemm(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *c, int m, int rows, int k, int ldc);
+// The same product for int8 weights in rows (rows x k, row scales wscale), each thread packing the
+// panels it takes: with AVX2 (no VNNI) into the panels of the AVX2 tiles (int16 products), else
+// into ck_q8_gemm_pack's. ck_q8_gemm_ref's bits on every instruction set.
+void ck_pool_q8_gemm_rows(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *c,
+                          int m, int rows, int k, int ldc);
 
 // Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
