@@ -467,24 +467,29 @@ final class ServerMetrics: Sendable {
     private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
 
     init() {
-        queued = registry.makeGauge(name: "internvl_queue_depth", help: "Requests admitted but not started.")
-        active = registry.makeGauge(name: "internvl_active_requests", help: "Requests being prefilled or decoded.")
-        largestBatch = registry.makeGauge(name: "internvl_largest_batch", help: "The most requests one decode step has run together.")
-        tokensPerSecond = registry.makeGauge(name: "internvl_last_request_tokens_per_second", help: "Generated tokens per second of the last finished request.")
-        generated = registry.makeCounter(name: "internvl_generated_tokens_total", help: "Tokens generated for all requests.")
-        disconnected = registry.makeCounter(name: "internvl_client_disconnects_total",
-                                            help: "Requests whose client went away before the answer ended (their generation was cancelled).")
-        ttft = registry.makeDurationHistogram(name: "internvl_time_to_first_token_seconds",
-                                             buckets: [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2),
-                                                       .seconds(5), .seconds(10), .seconds(30), .seconds(60)],
-                                             help: "From the request's arrival to its first event.")
+        queued = registry.makeGauge(descriptor: Self.name("queue_depth", help: "Requests admitted but not started."))
+        active = registry.makeGauge(descriptor: Self.name("active_requests", help: "Requests being prefilled or decoded."))
+        largestBatch = registry.makeGauge(descriptor: Self.name("largest_batch", help: "The most requests one decode step has run together."))
+        tokensPerSecond = registry.makeGauge(descriptor: Self.name("last_request_tokens_per_second",
+                                                                   help: "Generated tokens per second of the last finished request."))
+        generated = registry.makeCounter(descriptor: Self.name("generated_tokens", unit: "total", help: "Tokens generated for all requests."))
+        disconnected = registry.makeCounter(descriptor: Self.name("client_disconnects", unit: "total",
+                                                                  help: "Requests whose client went away before the answer ended (their generation was cancelled)."))
+        ttft = registry.makeDurationHistogram(descriptor: Self.name("time_to_first_token", unit: "seconds", help: "From the request's arrival to its first event."),
+                                              buckets: [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2),
+                                                        .seconds(5), .seconds(10), .seconds(30), .seconds(60)])
+    }
+
+    /// internvl_<metric>[_<unit>].
+    static func name(_ metric: String, unit: String = "", help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "internvl", metricName: metric, unitName: unit, helpText: help)
     }
 
     func count(status: Int) {
         let c: Counter = statuses.withLock {
             if let c = byStatus[status] { return c }
-            let c = registry.makeCounter(name: "internvl_requests_total", labels: [("status", String(status))],
-                                         help: "Chat completion requests by HTTP status.")
+            let c = registry.makeCounter(descriptor: Self.name("requests", unit: "total", help: "Chat completion requests by HTTP status."),
+                                         labels: [("status", String(status))])
             byStatus[status] = c
             return c
         }
