@@ -11,14 +11,16 @@ extension ConversationStore {
         public var images: [String: String]
     }
 
-    /// Writes `<out>/<base>.md` and `<out>/<base>-images/`; returns the Markdown file's path.
-    public func exportMarkdown(_ id: String, to out: URL) throws -> URL {
+    /// Writes `<out>/<base>.md` and `<out>/<base>-images/`; returns the Markdown file's path. An
+    /// existing `<base>.md` is replaced only with `overwrite` (nothing is written otherwise).
+    public func exportMarkdown(_ id: String, to out: URL, overwrite: Bool = false) throws -> URL {
         let f = try read(id)
         let base = f.name ?? f.id
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: out.path, isDirectory: &isFolder), !isFolder.boolValue {
             throw ConversationError.exportFailed(out.path, reason: "it is a file; Markdown is written into a folder (NAME.md and NAME-images/)")
         }
+        try Self.refuseExisting(out.appendingPathComponent("\(base).md"), overwrite: overwrite)
         let imagesDir = out.appendingPathComponent("\(base)-images")
         try Self.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
         for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) {     // not the images of an unsent question
@@ -82,7 +84,9 @@ extension ConversationStore {
         return out.joined(separator: "\n")
     }
 
-    public func exportJSON(_ id: String, to url: URL) throws {
+    /// Writes the single-file export to `url`; an existing file is replaced only with `overwrite`.
+    public func exportJSON(_ id: String, to url: URL, overwrite: Bool = false) throws {
+        try Self.refuseExisting(url, overwrite: overwrite)
         let f = try read(id)
         var images: [String: String] = [:]
         for e in f.images where images[e.sha256] == nil {
@@ -98,6 +102,11 @@ extension ConversationStore {
             throw ConversationError.exportFailed(url.path, reason: "its folder \(url.deletingLastPathComponent().path) does not exist")
         }
         try Self.writing(url.path) { try AtomicFile.write(data, to: url) }
+    }
+
+    static func refuseExisting(_ url: URL, overwrite: Bool) throws {
+        guard !overwrite, FileManager.default.fileExists(atPath: url.path) else { return }
+        throw ConversationError.exportFailed(url.path, reason: "it exists already (--force replaces it)")
     }
 
     /// A JSON export's conversation, validated, and its images' bytes by SHA-256.

@@ -65,6 +65,7 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: "The conversation's name, id or id prefix.") var name: String
     @Option(help: "markdown or json.") var format: Format = .markdown
     @Option(help: "Folder for Markdown (default: the current one); file for JSON (default: NAME.json; a folder: NAME.json in it).") var out: String?
+    @Flag(help: "Replace an existing NAME.md or JSON file (without it, the export stops with an error and writes nothing).") var force = false
 
     func run() throws {
         try reportingErrors {
@@ -72,13 +73,13 @@ struct ExportCommand: ParsableCommand {
             let id = try store.resolve(name)
             switch format {
             case .markdown:
-                let url = try store.exportMarkdown(id, to: URL(fileURLWithPath: out ?? FileManager.default.currentDirectoryPath))
+                let url = try store.exportMarkdown(id, to: URL(fileURLWithPath: out ?? FileManager.default.currentDirectoryPath), overwrite: force)
                 Output.write(url.path + "\n")
             case .json:
                 let label = try store.read(id).name ?? id
                 var url = URL(fileURLWithPath: out ?? "\(label).json")
                 if FileInput.kind(url.path) == .directory { url = url.appendingPathComponent("\(label).json") }
-                try store.exportJSON(id, to: url)
+                try store.exportJSON(id, to: url, overwrite: force)
                 Output.write(url.path + "\n")
             }
         }
