@@ -19,6 +19,9 @@ public struct ServerOptions: Sendable {
     public var defaultMaxTokens = 512
     /// Seconds a client may take to send its body (408 after).
     public var bodySeconds = 30.0
+    /// Connections open at once; one more is closed as it arrives (each costs a descriptor and
+    /// buffers whether or not it sends anything).
+    public var maxConnections = 256
     /// Seconds a request may run in all (the answer is cut off with finish_reason "length" after).
     public var requestSeconds = 600.0
     /// Seconds running answers get to end after SIGTERM or SIGINT (then they are cut off).

@@ -22,21 +22,33 @@ final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, S
 /// request that starts is refused with 503; a connection idle at that moment stays open until
 /// the shutdown window ends (`endWindow`), so that a request its client sent on it just then gets
 /// that answer (with `Connection: close`) instead of a closed connection.
+///
+/// It also caps how many are open at once (`limit`): one more is refused as it arrives.
 final class Connections: @unchecked Sendable {
     private struct Weak { weak var channel: (any Channel)? }
     private let lock = NSLock()
     private var channels: [Weak] = []
     private var stopping = false
+    private var open = 0
+    let limit: Int
+
+    init(limit: Int = .max) { self.limit = limit }
 
     var isStopping: Bool { lock.withLock { stopping } }
 
     func stop() { lock.withLock { stopping = true } }
 
-    func add(_ channel: any Channel) {
-        lock.withLock {
+    /// Counts `channel` in until it closes, unless `limit` connections are open already (then false).
+    func add(_ channel: any Channel) -> Bool {
+        let taken = lock.withLock {
+            guard open < limit else { return false }
+            open += 1
             channels.removeAll { $0.channel == nil }
             channels.append(Weak(channel: channel))
+            return true
         }
+        if taken { channel.closeFuture.whenComplete { [self] _ in lock.withLock { open -= 1 } } }
+        return taken
     }
 
     /// Closes the connections kept open for the window: idle ones at once, the others after
@@ -78,8 +90,14 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+            guard connections.add(context.channel) else {
+                // Set up before it is registered: closed once it is (the next turn of its loop).
+                let channel = context.channel
+                channel.eventLoop.execute { channel.close(promise: nil) }
+                pipeline.removeHandler(context: context, promise: nil)
+                return
+            }
             try? pipeline.addHandler(Handler(readsBody: readsBody), position: .before(codec))
-            connections.add(context.channel)
         }
         pipeline.removeHandler(context: context, promise: nil)
     }

@@ -22,12 +22,13 @@ public final class OpenAIServer: Sendable {
     let metrics: ServerMetrics
     let log = Logger(label: "serve")
     let inFlight = InFlight()
-    let connections = Connections()
+    let connections: Connections
 
     public init(service: any CompletionService, options: ServerOptions) {
         self.service = service
         self.options = options
         metrics = ServerMetrics()
+        connections = Connections(limit: options.maxConnections)
     }
 
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).

@@ -377,6 +377,26 @@ check(wait_idle(2), "nothing runs after the cut-off answers")
 check('internvl_requests_total{status="429"}' in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode(),
       "refusals are counted by status")
 stop(proc)
+# --max-connections (3): a fourth connection is closed as it arrives, without a byte; once one of
+# the three closes, new ones are served.
+proc, port = start_server("--max-connections", "3")
+held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+time.sleep(0.3)
+extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+extra.settimeout(5)
+try:
+    refused = extra.recv(100) == b""
+except (socket.timeout, ConnectionResetError) as e:
+    refused = isinstance(e, ConnectionResetError)
+extra.close()
+check(refused, "a connection beyond --max-connections is closed at once")
+held.pop().close()
+time.sleep(0.3)
+health = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read()
+check(b'"ok"' in health, "served again once a connection closed")
+for s in held:
+    s.close()
+stop(proc)
 # A host that is not loopback, without a key, is warned about (192.0.2.1 is a documentation
 # address this machine does not have: binding fails, nothing listens).
 out = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "192.0.2.1", "--port", "0"], capture_output=True, text=True, timeout=60)
