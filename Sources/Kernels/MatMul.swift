@@ -68,7 +68,7 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
     if t == 1 { matvec(w, x, y); return }
     if t <= multiRowMaxRows(w) || w.layout == .int8Panels { matrows(w, x, t, y); return }
     if let q = w.quantization, integerGEMMAvailable {
-        int8Matmul(w, q, x, t, y, scratch: &scratch)
+        int8Matmul(w, q, x, t, y)
         return
     }
     let blockRows = max(1, min(w.rows, gemmBlockFloats / max(w.cols, 1)))
@@ -154,36 +154,17 @@ public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 public var integerGEMMAvailable: Bool { ck_isa() >= 1 }
 
 /// Y = X W^T for int8 or q4 weights: X's rows quantized to int8 blocks of 32 exactly as a decode
-/// step quantizes its vector, integer products summed block by block (CKernels). With VNNI, int8
-/// weights in rows are packed for `ck_pool_q8_gemm` in blocks of up to 64 MiB in `scratch`; q4
-/// weights (and with AVX2 int8 ones too, `ck_pool_q8_gemm_rows`) are packed panel by panel by the
-/// threads that run them.
-func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
-                scratch: inout [Float]) {
+/// step quantizes its vector, integer products summed block by block (CKernels). The weights are
+/// packed panel by panel by the pool threads that run them (`ck_pool_q4_gemm`,
+/// `ck_pool_q8_gemm_rows`: VNNI or AVX2 panels by the CPU), so they come from memory once.
+func int8Matmul(_ w: WeightMatrix, _ q: Quantization, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>) {
     let k = w.cols, base = w.base.assumingMemoryBound(to: UInt8.self)
     withQ8Blocks(x, t * k) { xq in
         if q == .q4 {
             ck_pool_q4_gemm(ThreadPool.shared.raw, base, xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
-            return
-        }
-        if !int8GEMMAvailable {
+        } else {
             ck_pool_q8_gemm_rows(ThreadPool.shared.raw, UnsafeRawPointer(base).assumingMemoryBound(to: Int8.self), w.int8Scales,
                                  xq, y, Int32(t), Int32(w.rows), Int32(k), Int32(w.rows))
-            return
-        }
-        let packedPerRow = Int(ck_q8_gemm_packed_bytes(32, Int32(k))) / 32
-        let blockRows = max(32, min((w.rows + 31) / 32 * 32, (4 * gemmBlockFloats / packedPerRow) / 32 * 32))
-        if scratch.count < (blockRows * packedPerRow + 3) / 4 { scratch = [Float](repeating: 0, count: (blockRows * packedPerRow + 3) / 4) }
-        let scales = w.int8Scales
-        scratch.withUnsafeMutableBytes { raw in
-            let packed = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            var r0 = 0
-            while r0 < w.rows {
-                let r1 = min(w.rows, r0 + blockRows), n = Int32(r1 - r0)
-                ck_q8_gemm_pack(UnsafeRawPointer(base + r0 * k).assumingMemoryBound(to: Int8.self), n, Int32(k), packed)   // rows of k int8, scales after all rows
-                ck_pool_q8_gemm(ThreadPool.shared.raw, packed, scales + r0, xq, y + r0, Int32(t), n, Int32(k), Int32(w.rows))
-                r0 = r1
-            }
         }
     }
 }
