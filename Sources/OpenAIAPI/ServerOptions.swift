@@ -19,7 +19,7 @@ public struct ServerOptions: Sendable {
     public var defaultMaxTokens = 512
     /// Seconds a client may take to send its body (408 after).
     public var bodySeconds = 30.0
-    /// Connections open at once; one more is closed as it arrives (each costs a descriptor and
+    /// Connections open at once; one more is answered 503 and closed (each costs a descriptor and
     /// buffers whether or not it sends anything).
     public var maxConnections = 256
     /// Seconds a request may run in all (the answer is cut off with finish_reason "length" after).

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import OpenAIAPI
 
 /// Closes a connection whose client closed its sending side: HTTP clients do that only when
 /// they give up (as nginx treats it), and Hummingbird would otherwise keep answering, and
@@ -23,7 +24,8 @@ final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, S
 /// the shutdown window ends (`endWindow`), so that a request its client sent on it just then gets
 /// that answer (with `Connection: close`) instead of a closed connection.
 ///
-/// It also caps how many are open at once (`limit`): one more is refused as it arrives.
+/// It also caps how many are open at once (`limit`): one more is refused as it arrives
+/// (`Refusal`), and counted (`refused`).
 final class Connections: @unchecked Sendable {
     private struct Weak { weak var channel: (any Channel)? }
     private let lock = NSLock()
@@ -31,8 +33,9 @@ final class Connections: @unchecked Sendable {
     private var stopping = false
     private var open = 0
     let limit: Int
+    let refused: @Sendable () -> Void
 
-    init(limit: Int = .max) { self.limit = limit }
+    init(limit: Int = .max, refused: @escaping @Sendable () -> Void = {}) { self.limit = limit; self.refused = refused }
 
     var isStopping: Bool { lock.withLock { stopping } }
 
@@ -91,9 +94,8 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         let pipeline = context.pipeline.syncOperations
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
             guard connections.add(context.channel) else {
-                // Set up before it is registered: closed once it is (the next turn of its loop).
-                let channel = context.channel
-                channel.eventLoop.execute { channel.close(promise: nil) }
+                connections.refused()
+                try? pipeline.addHandler(Refusal(limit: connections.limit), position: .first)
                 pipeline.removeHandler(context: context, promise: nil)
                 return
             }
@@ -169,5 +171,42 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
                 context.fireUserInboundEventTriggered(event)
             }
         }
+    }
+}
+
+/// A connection beyond `--max-connections`: at the front of its pipeline, so that nothing it sends
+/// reaches HTTP, it answers 503 (an OpenAI-shaped error with `Retry-After`) as soon as the
+/// connection is up, ends its side, and closes once the client has closed its own or after
+/// `lingerSeconds` (what a client sent is read and dropped meanwhile: closing a socket with unread
+/// bytes resets it, and the client could lose the answer).
+final class Refusal: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    static let lingerSeconds: Int64 = 2
+    let answer: String
+
+    init(limit: Int) {
+        let error = APIError(503, "All \(limit) connections this server takes (--max-connections) are open; try again shortly.",
+                             type: "server_error", code: "too_many_connections")
+        let body = (try? JSONSerialization.data(withJSONObject: error.body, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
+            + "retry-after: 1\r\nconnection: close\r\n\r\n" + body
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { if context.channel.isActive { refuse(context) } }
+
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+
+    private func refuse(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in channel.close(mode: .output, promise: nil) }
+        channel.eventLoop.scheduleTask(in: .seconds(Self.lingerSeconds)) { channel.close(promise: nil) }
     }
 }

@@ -27,8 +27,9 @@ public final class OpenAIServer: Sendable {
     public init(service: any CompletionService, options: ServerOptions) {
         self.service = service
         self.options = options
-        metrics = ServerMetrics()
-        connections = Connections(limit: options.maxConnections)
+        let metrics = ServerMetrics()
+        self.metrics = metrics
+        connections = Connections(limit: options.maxConnections, refused: { metrics.refusedConnections.increment() })
     }
 
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
@@ -462,7 +463,7 @@ func withDeadline<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable ()
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let queued: Gauge, active: Gauge, tokensPerSecond: Gauge, largestBatch: Gauge
-    let generated: Counter, disconnected: Counter
+    let generated: Counter, disconnected: Counter, refusedConnections: Counter
     let ttft: DurationHistogram
     private let statuses = NSLock()
     private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
@@ -476,6 +477,8 @@ final class ServerMetrics: Sendable {
         generated = registry.makeCounter(descriptor: Self.name("generated_tokens", unit: "total", help: "Tokens generated for all requests."))
         disconnected = registry.makeCounter(descriptor: Self.name("client_disconnects", unit: "total",
                                                                   help: "Requests whose client went away before the answer ended (their generation was cancelled)."))
+        refusedConnections = registry.makeCounter(descriptor: Self.name("refused_connections", unit: "total",
+                                                                        help: "Connections answered 503 and closed: --max-connections were open."))
         ttft = registry.makeDurationHistogram(descriptor: Self.name("time_to_first_token", unit: "seconds", help: "From the request's arrival to its first event."),
                                               buckets: [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2),
                                                         .seconds(5), .seconds(10), .seconds(30), .seconds(60)])

@@ -33,7 +33,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds a request may run (its answer then ends with finish_reason length).") var requestSeconds = 600.0
     @Option(help: "Seconds a client may take to send its request body (408 after).") var bodySeconds = 30.0
     @Option(help: "Seconds running answers get to end after SIGTERM or SIGINT (a second signal: none).") var shutdownSeconds = 5.0
-    @Option(help: "Connections open at once; one more is closed as it arrives.") var maxConnections = 256
+    @Option(help: "Connections open at once; one more is answered 503 and closed.") var maxConnections = 256
 
     func run() throws {
         try reportingErrors {

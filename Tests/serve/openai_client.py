@@ -377,23 +377,54 @@ check(wait_idle(2), "nothing runs after the cut-off answers")
 check('internvl_requests_total{status="429"}' in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode(),
       "refusals are counted by status")
 stop(proc)
-# --max-connections (3): a fourth connection is closed as it arrives, without a byte; once one of
-# the three closes, new ones are served.
+# --max-connections (3): a fourth connection is answered 503 (OpenAI-shaped, Retry-After) and
+# closed, whether its client has sent a request yet or not, and counted; once one of the three
+# closes, new ones are served.
 proc, port = start_server("--max-connections", "3")
 held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
 time.sleep(0.3)
+
+
+def read_all(sock):
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    sock.close()
+    return data
+
+
 extra = socket.create_connection(("127.0.0.1", port), timeout=10)
 extra.settimeout(5)
+extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+t0 = time.time()
+answer = read_all(extra)
+head, _, body = answer.partition(b"\r\n\r\n")
 try:
-    refused = extra.recv(100) == b""
-except (socket.timeout, ConnectionResetError) as e:
-    refused = isinstance(e, ConnectionResetError)
-extra.close()
-check(refused, "a connection beyond --max-connections is closed at once")
+    error = json.loads(body)["error"]
+except ValueError:
+    error = {}
+check(head.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in head.lower() and error.get("code") == "too_many_connections"
+      and "--max-connections" in error.get("message", "") and time.time() - t0 < 4,
+      f"a connection beyond --max-connections is answered 503 and closed ({answer[:160]!r})")
+silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+silent.settimeout(5)
+check(read_all(silent).startswith(b"HTTP/1.1 503 "), "so is one that has sent nothing yet")
+try:
+    openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, timeout=10, max_retries=0).models.list()
+    status = None
+except openai.APIStatusError as e:
+    status = e.status_code
+check(status == 503, f"the OpenAI client sees the refusal as 503 ({status})")
 held.pop().close()
 time.sleep(0.3)
 health = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read()
 check(b'"ok"' in health, "served again once a connection closed")
+time.sleep(0.3)
+metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+check("internvl_refused_connections_total 3" in metrics, "refused connections are counted")
 for s in held:
     s.close()
 stop(proc)
