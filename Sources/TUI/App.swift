@@ -171,7 +171,10 @@ public final class App: @unchecked Sendable {
         var out: [Int: RGBImage] = [:]
         for i in state.pending { out[i.id] = i.thumbnail }
         if let v = state.video { out[v.strip.id] = v.strip.thumbnail }
-        for m in state.messages { for i in m.images { out[i.id] = i.thumbnail } }
+        for m in state.messages {
+            for i in m.images { out[i.id] = i.thumbnail }
+            if let v = m.video { out[v.strip.id] = v.strip.thumbnail }
+        }
         return out
     }
 
@@ -342,7 +345,7 @@ public final class App: @unchecked Sendable {
             do {
                 let r = try await conversations.resume(target) { inbox.post(.event($0, at: App.now())) }
                 let messages = r.exchanges.flatMap { x -> [AppState.Message] in
-                    [.init(kind: .user, text: x.turn.typed, images: x.images),
+                    [.init(kind: .user, text: x.turn.typed, images: x.images, video: PendingVideo.sent(question: x.turn.question, images: x.images)),
                      .init(kind: .assistant, text: x.turn.answer, interrupted: x.turn.interrupted)]
                 }
                 log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")

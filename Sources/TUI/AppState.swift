@@ -8,9 +8,27 @@ public struct AppState: Sendable, Equatable {
         public var kind: Kind
         public var text: String
         public var images: [AttachedImage] = []
+        /// The video whose sampled frames are among `images` (shown as its one filmstrip).
+        public var video: PendingVideo?
         public var interrupted = false
-        public init(kind: Kind, text: String, images: [AttachedImage] = [], interrupted: Bool = false) {
-            self.kind = kind; self.text = text; self.images = images; self.interrupted = interrupted
+        public init(kind: Kind, text: String, images: [AttachedImage] = [], video: PendingVideo? = nil, interrupted: Bool = false) {
+            self.kind = kind; self.text = text; self.images = images; self.video = video; self.interrupted = interrupted
+        }
+
+        /// Its images as they are shown: a video's frames as the video's one filmstrip entry, in
+        /// the place of its first frame.
+        public var shownImages: [AttachedImage] {
+            guard let v = video, !v.imageIDs.isEmpty else { return images }
+            let frames = Set(v.imageIDs)
+            var out: [AttachedImage] = [], placed = false
+            for img in images {
+                if frames.contains(img.id) {
+                    if !placed { out.append(v.strip); placed = true }
+                } else {
+                    out.append(img)
+                }
+            }
+            return out
         }
     }
 
@@ -88,7 +106,7 @@ public struct AppState: Sendable, Equatable {
     /// Images of the conversation, newest first, each once.
     public var conversationImages: [AttachedImage] {
         var seen = Set<Int>(), out: [AttachedImage] = []
-        for m in messages.reversed() { for i in m.images where !seen.contains(i.id) { seen.insert(i.id); out.append(i) } }
+        for m in messages.reversed() { for i in m.shownImages where !seen.contains(i.id) { seen.insert(i.id); out.append(i) } }
         return out
     }
 }

@@ -100,7 +100,7 @@ func messageLines(_ m: AppState.Message, placeholder: Bool, graphics: GraphicsMo
     switch m.kind {
     case .user:
         out.append(.init(role: .user, text: "You"))
-        for img in m.images { out += imageLines(img, graphics, width: width) }
+        for img in m.shownImages { out += imageLines(img, graphics, width: width) }
     case .assistant: out.append(.init(role: .assistant, text: "InternVL"))
     case .error, .info: break
     }
@@ -118,11 +118,13 @@ func messageLines(_ m: AppState.Message, placeholder: Bool, graphics: GraphicsMo
 
 /// An image in a user turn: a thumbnail (when the terminal can show one) with its label beside it.
 func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [ConversationLine] {
-    let label = ["[\(fileName(img))]", "\(img.width)x\(img.height)\(costs(img))"]
+    let size = img.isFilmstrip ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
+    let label = ["[\(fileName(img))]", "\(size)\(costs(img))"]
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
-        return [.init(role: .dim, text: "  [image \(imageLabel(img))]")]
+        return [.init(role: .dim, text: "  [\(img.isFilmstrip ? "video" : "image") \(fileName(img)) \(size)\(costs(img))]")]
     }
-    let fit = Thumbnails.fit(width: img.width, height: img.height, maxCols: min(32, width / 3), maxRows: width >= 60 ? 8 : 4)
+    let fit = img.isFilmstrip ? Thumbnails.fit(width: img.width, height: img.height, maxCols: max(8, width / 2), maxRows: 4)
+                              : Thumbnails.fit(width: img.width, height: img.height, maxCols: min(32, width / 3), maxRows: width >= 60 ? 8 : 4)
     return (0..<max(fit.rows, label.count)).map { r in
         ConversationLine(role: .dim, text: r < label.count ? label[r] : "", x: 2 + fit.cols + 1,
                          image: r < fit.rows ? ImageRow(image: img, row: r, rows: fit.rows, cols: fit.cols) : nil)
@@ -183,10 +185,6 @@ func drawThumbnailRow(_ im: ImageRow, x: Int, y: Int, mode: GraphicsMode, placeS
 }
 
 func fileName(_ i: AttachedImage) -> String { (i.name as NSString).lastPathComponent }
-
-func imageLabel(_ i: AttachedImage) -> String {
-    "\(fileName(i)) \(i.width)x\(i.height)\(costs(i))"
-}
 
 /// ", N tiles, M tokens", or nothing when the backend cannot tell (a remote model not known here).
 func costs(_ i: AttachedImage) -> String {

@@ -203,10 +203,11 @@ private func submit(_ s: inout AppState) -> [Effect] {
     if isCommand { return command(&s, line) }
     let text = line.hasPrefix("//") ? String(line.dropFirst()) : line     // "//x" sends "/x"
     var question = text
-    if let v = s.video, v.isPending(in: s.pending) { question = framedQuestion(text, pending: s.pending, video: v) }
+    let video = s.video.flatMap { $0.isPending(in: s.pending) ? $0 : nil }
+    if let v = video { question = framedQuestion(text, pending: s.pending, video: v) }
     s.beforeAnswer = .init(messages: s.messages, question: line, pending: s.pending, video: s.video)
     s.video = nil
-    s.messages.append(.init(kind: .user, text: text, images: s.pending))
+    s.messages.append(.init(kind: .user, text: text, images: s.pending, video: video))
     s.messages.append(.init(kind: .assistant, text: ""))
     s.busy = true; s.scroll = 0
     let images = s.pending

@@ -19,6 +19,28 @@ public struct PendingVideo: Sendable, Equatable {
         strip = Filmstrip.entry(name: path, frames: images)
     }
 
+    /// The video of a saved turn: the images its question asks as `FrameK: <image>` (the other
+    /// images are `<image>` alone, in attach order, as `framedQuestion` writes them), named after
+    /// the frames' files (`clip-frame12.png`: clip, frame 12). Nil when it asked no frames.
+    static func sent(question: String, images: [AttachedImage]) -> PendingVideo? {
+        var k = 0, frames: [AttachedImage] = []
+        for line in question.split(separator: "\n", omittingEmptySubsequences: false) {
+            guard k < images.count else { break }
+            if line == "<image>" { k += 1 }
+            else if line.hasPrefix("Frame"), line.hasSuffix(": <image>"), Int(line.dropFirst(5).dropLast(9)) == frames.count + 1 {
+                frames.append(images[k]); k += 1
+            } else { break }
+        }
+        guard !frames.isEmpty else { return nil }
+        let stems = frames.map { img -> (String, Int?) in
+            let name = ((img.name as NSString).lastPathComponent as NSString).deletingPathExtension
+            guard let r = name.range(of: "-frame", options: .backwards), let n = Int(name[r.upperBound...]) else { return (name, nil) }
+            return (String(name[..<r.lowerBound]), n)
+        }
+        let name = Set(stems.map(\.0)).count == 1 ? stems[0].0 : "video"
+        return PendingVideo(path: name, frames: stems.enumerated().map { $1.1 ?? $0 }, images: frames)
+    }
+
     /// Whether its frames are all still among `pending`.
     func isPending(in pending: [AttachedImage]) -> Bool {
         let ids = Set(pending.map(\.id))

@@ -153,4 +153,42 @@ struct VideoAttachTests {
         }
         #expect(sent == ["Frame1: <image>\nFrame2: <image>\nFrame3: <image>\nGo [10, 11, 12]"])
     }
+
+    /// Sent, the video stays one entry: in its turn of the conversation and in the panel's "In
+    /// this conversation", the filmstrip with the frames' count and cost, not a thumbnail per frame.
+    @Test func aSentVideoIsOneFilmstripInTheConversation() {
+        var s = AppState()
+        let photo = AttachedImage(id: 30, name: "/p/cat.jpg", width: 900, height: 600, tiles: 7, tokenCost: 1794,
+                                  grid: TileGrid(cols: 3, rows: 2), tiling: TilingOptions(maxTiles: 6), tokensPerTile: 256,
+                                  thumbnail: plain(200, 200, 200))
+        _ = reduce(&s, .attached(photo))
+        _ = reduce(&s, .videoAttached(path: "/v/clip.mp4", frames: [0, 5, 10], images: frames))
+        let strip = s.video!.strip
+        _ = reduce(&s, .type("What happens?")); _ = reduce(&s, .enter)
+        let sent = s.messages.last { $0.kind == .user }!
+        #expect(sent.images.map(\.id) == [30, 10, 11, 12] && sent.shownImages.map(\.id) == [30, strip.id])
+        #expect(s.conversationImages.map(\.id) == [30, strip.id])
+        for graphics in [GraphicsMode.blocks, .none] {
+            s.graphics = graphics
+            let screen = render(s, width: 120, height: 60).text
+            #expect(!screen.contains("clip-frame"), "\(graphics): \(screen)")
+            #expect(screen.contains("3 frames, 3 tiles, 774 tokens"), "\(graphics): \(screen)")
+        }
+        s.graphics = .sixel
+        let g = render(s, width: 120, height: 60)
+        #expect(g.placements.filter { $0.imageID == strip.id }.count == 2)      // the turn's strip and the panel's
+        #expect(!g.placements.contains { [10, 11, 12].contains($0.imageID) })
+    }
+
+    /// A saved turn's frames are found again from its question (`FrameK: <image>`, other images
+    /// `<image>`), named after their files; a turn without frames has no video.
+    @Test func aReloadedTurnFindsItsVideoInItsQuestion() throws {
+        let photo = AttachedImage(id: 30, name: "/p/cat.jpg", width: 900, height: 600, tiles: 7, tokenCost: 1794)
+        let v = try #require(PendingVideo.sent(question: "<image>\nFrame1: <image>\nFrame2: <image>\nFrame3: <image>\nWhat happens?",
+                                               images: [photo] + frames))
+        #expect(v.imageIDs == [10, 11, 12] && v.frames == [0, 5, 10] && v.path == "clip")
+        #expect(v.strip.tokenCost == 774 && v.strip.grid.cols == 3)
+        #expect(PendingVideo.sent(question: "What is this?", images: [photo]) == nil)
+        #expect(PendingVideo.sent(question: "Frame1: <image>\nFrame3: <image>\nx", images: frames)?.imageIDs == [10])   // numbered in order only
+    }
 }

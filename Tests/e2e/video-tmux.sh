@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of a video in the full-screen app in tmux with a tiny model: a pasted
 # audio-only file is one error and the typed text stays; /attach of a clip shows its filmstrip
-# and frame cost, /frames 4 samples again, the question is asked as Frame1: <image> ..., the
-# conversation is saved with the frames as images in its folder and --resume reloads it (frames
+# and frame cost, /frames 4 samples again, the question is asked as Frame1: <image> ..., the sent
+# turn shows the clip as one filmstrip (again after --resume), the conversation is saved with the frames as images in its folder and --resume reloads it (frames
 # from the stored vision tokens) and answers a follow-up.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
@@ -38,6 +38,9 @@ wait_for 'my clip\.mp4: 4 frames \(3, 10, 17, 25\), 4 x 1 tile x 4 ='
 wait_for '= 24 tokens *$'
 keys -l 'What happens in the clip?'; keys Enter
 wait_for 'tok/s'
+wait_for '\[my clip\.mp4\]'                      # the turn shows the clip as one filmstrip
+wait_for '4 frames, 4 tiles, 24 tokens'
+! tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -q 'clip-frame' || fail "the sent frames should be the clip's one entry, not a thumbnail each"
 keys -l '/save clip chat'; keys Enter
 wait_for 'Saved as clip chat'
 dir=$(dirname "$(grep -l '"clip chat"' "$WORK"/conversations/*/conversation.json | head -1)")
@@ -52,6 +55,9 @@ wait_for 'Loaded clip chat: 1 turn'
 for _ in $(seq 100); do grep -qE 'loaded .*: 1 turns?, 4/4 images from stored vision tokens' "$LOG" && break; sleep 0.1; done
 grep -qE 'loaded .*: 1 turns?, 4/4 images from stored vision tokens' "$LOG" || fail "the frames should come back from the stored vision tokens (log)"
 wait_for 'What happens in the clip\?'
+wait_for '\[my clip\]'                           # found again from the saved question's Frame markers
+wait_for '4 frames, 4 tiles, 24 tokens'
+! tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -q 'clip-frame' || fail "the reloaded frames should be the clip's one entry"
 keys -l 'And then?'; keys Enter
 for _ in $(seq 200); do grep -q 'saved .*(2 turns)' "$LOG" && break; sleep 0.1; done
 grep -q 'saved .*(2 turns)' "$LOG" || fail "the follow-up after --resume should be answered and saved (log)"
