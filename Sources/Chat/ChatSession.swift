@@ -154,9 +154,9 @@ public actor ChatSession: ChatBackend {
 
     // MARK: turns
 
-    public func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+    public func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         let ids = images.map(\.id)
-        return stream { s, c in try s.runTurn(question: question, typed: question, imageIDs: ids, parameters: parameters, events: c) }
+        return stream { s, c in try s.runTurn(question: question, typed: typed, imageIDs: ids, parameters: parameters, events: c) }
     }
 
     public func regenerate(parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
@@ -167,10 +167,10 @@ public actor ChatSession: ChatBackend {
         }
     }
 
-    public func editLast(_ question: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+    public func editLast(_ question: String, typed: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         stream { s, c in
             guard let last = s.turns.popLast() else { throw ChatError.invalidParameters("there is no question to edit") }
-            do { try s.runTurn(question: question, typed: question, imageIDs: last.imageIDs, parameters: parameters, events: c) }
+            do { try s.runTurn(question: question, typed: typed, imageIDs: last.imageIDs, parameters: parameters, events: c) }
             catch { s.turns.append(last); throw error }
         }
     }

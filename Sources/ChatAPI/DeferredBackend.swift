@@ -81,8 +81,8 @@ public final class DeferredBackend: ChatBackend, @unchecked Sendable {
         forwarded { await $0.attachStreaming(path: path, maxTiles: maxTiles) }
     }
 
-    public func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
-        forwarded { await $0.send(question, images: images, parameters: parameters) }
+    public func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
+        forwarded { await $0.send(question, typed: typed, images: images, parameters: parameters) }
     }
 
     public func prefillAhead(images: [AttachedImage]) async -> Int {
@@ -94,8 +94,8 @@ public final class DeferredBackend: ChatBackend, @unchecked Sendable {
         forwarded { await $0.regenerate(parameters: parameters) }
     }
 
-    public func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
-        forwarded { await $0.editLast(question, parameters: parameters) }
+    public func editLast(_ question: String, typed: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
+        forwarded { await $0.editLast(question, typed: typed, parameters: parameters) }
     }
 
     public func newConversation() async {

@@ -222,7 +222,9 @@ public actor RemoteChatBackend: ChatBackend {
 
     // MARK: turns
 
-    public func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+    /// The turn keeps `question` as its text (`typed` too): later requests send earlier turns as
+    /// they were asked, a video's `FrameK: <image>` lines placing its frames.
+    public func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         let ids = images.map(\.id)
         return stream { s, c in try await s.runTurn(question: question, imageIDs: ids, parameters: parameters, replacing: false, events: c) }
     }
@@ -234,7 +236,7 @@ public actor RemoteChatBackend: ChatBackend {
         }
     }
 
-    public func editLast(_ question: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
+    public func editLast(_ question: String, typed: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         stream { s, c in
             guard let last = s.turns.last else { throw Refusal("there is no question to edit") }
             try await s.runTurn(question: question, imageIDs: last.imageIDs, parameters: parameters, replacing: true, events: c)

@@ -345,7 +345,7 @@ public final class App: @unchecked Sendable {
             do {
                 let r = try await conversations.resume(target) { inbox.post(.event($0, at: App.now())) }
                 let messages = r.exchanges.flatMap { x -> [AppState.Message] in
-                    [.init(kind: .user, text: x.turn.typed, images: x.images, video: PendingVideo.sent(question: x.turn.question, images: x.images)),
+                    [userMessage(x.turn, images: x.images),
                      .init(kind: .assistant, text: x.turn.answer, interrupted: x.turn.interrupted)]
                 }
                 log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")
@@ -403,9 +403,9 @@ public final class App: @unchecked Sendable {
                 inbox.post(.answerEnded)
             }
             switch e {
-            case .send(let q, let images):
+            case .send(let q, let typed, let images):
                 log.info("send: \(q.count) characters, \(images.count) image(s)")
-                Task { await forward(await backend.send(q, images: images, parameters: p)) }
+                Task { await forward(await backend.send(q, typed: typed ?? q, images: images, parameters: p)) }
             case .attachVideo(let path, let segments, let maxTiles):
                 log.info("attach video \(path), \(segments) frames")
                 attachVideo(path, segments: segments, maxTiles: maxTiles)
@@ -423,7 +423,7 @@ public final class App: @unchecked Sendable {
                 attachStops.raise()
                 backend.cancel()
             case .regenerate: Task { await forward(await backend.regenerate(parameters: p)) }
-            case .edit(let q): Task { await forward(await backend.editLast(q, parameters: p)) }
+            case .edit(let q, let typed): Task { await forward(await backend.editLast(q, typed: typed ?? q, parameters: p)) }
             case .newConversation:
                 if let conversations { conversations.inOrder { conversations.startNew() } }
                 Task { await backend.newConversation() }

@@ -189,7 +189,9 @@ extension Action {
 
 /// What the app loop must do for an action; `reduce` itself does nothing outside the state.
 public enum Effect: Sendable, Equatable {
-    case send(question: String, images: [AttachedImage])
+    /// Ask `question`; `typed`, when it differs, is what the user wrote (a video's question is
+    /// asked with its `FrameK: <image>` lines).
+    case send(question: String, typed: String? = nil, images: [AttachedImage])
     case attach(path: String, maxTiles: Int?)
     /// Sample `segments` frames of a video (the model card's get_index) and attach each.
     case attachVideo(path: String, segments: Int, maxTiles: Int)
@@ -201,7 +203,7 @@ public enum Effect: Sendable, Equatable {
     /// Stop the attaches under way and those asked before this (Esc while an image is encoded).
     case stopAttaching
     case regenerate
-    case edit(String)
+    case edit(String, typed: String? = nil)
     case newConversation
     case setSystem(String)
     /// Save the conversation (after each turn, on quit, and /save [NAME]).

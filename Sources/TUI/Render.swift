@@ -121,7 +121,7 @@ func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [Conv
     let size = img.isFilmstrip ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
     let label = ["[\(fileName(img))]", "\(size)\(costs(img))"]
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
-        return [.init(role: .dim, text: "  [\(img.isFilmstrip ? "video" : "image") \(fileName(img)) \(size)\(costs(img))]")]
+        return [.init(role: .dim, text: "  [\(img.isFilmstrip ? "video" : "image") \(imageLabel(img))]")]
     }
     let fit = img.isFilmstrip ? Thumbnails.fit(width: img.width, height: img.height, maxCols: max(8, width / 2), maxRows: 4)
                               : Thumbnails.fit(width: img.width, height: img.height, maxCols: min(32, width / 3), maxRows: width >= 60 ? 8 : 4)
@@ -185,6 +185,11 @@ func drawThumbnailRow(_ im: ImageRow, x: Int, y: Int, mode: GraphicsMode, placeS
 }
 
 func fileName(_ i: AttachedImage) -> String { (i.name as NSString).lastPathComponent }
+
+/// "name 640x480, 7 tiles, 1794 tokens" ("name 3 frames, ..." for a video's filmstrip).
+func imageLabel(_ i: AttachedImage) -> String {
+    "\(fileName(i)) \(i.isFilmstrip ? counted(i.grid.cols, "frame") : "\(i.width)x\(i.height)")\(costs(i))"
+}
 
 /// ", N tiles, M tokens", or nothing when the backend cannot tell (a remote model not known here).
 func costs(_ i: AttachedImage) -> String {

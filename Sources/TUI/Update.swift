@@ -212,7 +212,7 @@ private func submit(_ s: inout AppState) -> [Effect] {
     s.busy = true; s.scroll = 0
     let images = s.pending
     s.pending = []
-    return [.send(question: question, images: images)]
+    return [.send(question: question, typed: video == nil ? nil : text, images: images)]
 }
 
 /// Loads a saved conversation ("" for the most recent) in place of the one on screen.
@@ -311,6 +311,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.messages[i].text = arg
         if i + 1 < s.messages.count { s.messages[i + 1].text = "" }
         s.busy = true
+        if let v = s.messages[i].video { return [.edit(framedQuestion(arg, pending: s.messages[i].images, video: v), typed: arg)] }
         return [.edit(arg)]
     case "/help":
         return reduce(&s, .help)

@@ -75,6 +75,19 @@ public enum VideoFiles {
     }
 }
 
+/// A saved turn on the screen: the text typed, its video's frames as one filmstrip. (Turns saved
+/// before the typed text was kept apart from a video's question begin with its marker lines.)
+func userMessage(_ turn: ChatTurn, images: [AttachedImage]) -> AppState.Message {
+    let video = PendingVideo.sent(question: turn.question, images: images)
+    var text = turn.typed
+    if video != nil {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let markers = lines.prefix { $0 == "<image>" || ($0.hasPrefix("Frame") && $0.hasSuffix(": <image>")) }.count
+        if markers > 0 { text = lines.dropFirst(markers).joined(separator: "\n") }
+    }
+    return .init(kind: .user, text: text, images: images, video: video)
+}
+
 /// The question for a message whose pending images hold a video's frames: `FrameK: <image>` for
 /// each frame (as generate --video), `<image>` for the other images, in attach order.
 func framedQuestion(_ question: String, pending: [AttachedImage], video: PendingVideo) -> String {

@@ -9,12 +9,12 @@ private final class EchoBackend: ChatBackend, @unchecked Sendable {
     var system = ""
     func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
     func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> { AsyncStream { $0.yield(.failed("no images")); $0.finish() } }
-    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
+    func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
         AsyncStream { c in c.yield(.phase(.generating)); c.yield(.text("echo: \(question)")); c.yield(.finished(TurnStats())); c.finish() }
     }
     func prefillAhead(images: [AttachedImage]) async -> Int { 7 }
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func editLast(_ question: String, typed: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func newConversation() async {}
     func release(imageIDs: [Int]) async {}
     func setSystemMessage(_ text: String) async { lock.withLock { system = text } }

@@ -104,6 +104,22 @@ struct ChatSessionTests {
 
     /// Prefilling ahead while the user types leaves only the question to prefill, and the answer
     /// is the one a recomputation gives.
+    /// A video's question is asked with its frames' markers and kept as the user typed it (what a
+    /// saved conversation shows, titles and exports), by send and by editLast.
+    @Test func aTurnKeepsWhatWasTypedApartFromTheQuestionAsked() async throws {
+        let session = ChatSession(engine: try ChatEngine(folder: TestData.url("tiny-b")))
+        let p = SamplingParameters(maxNewTokens: 4)
+        let frame = try await session.attach(path: TestData.url("images/photo-chelsea.png").path, maxTiles: 1)
+        let o = await Self.collect(await session.send("Frame1: <image>\nWhat is it?", typed: "What is it?", images: [frame], parameters: p))
+        #expect(o.failure == nil)
+        var last = await session.turns.last
+        #expect(last?.question == "Frame1: <image>\nWhat is it?" && last?.typed == "What is it?")
+        _ = await Self.collect(await session.editLast("Frame1: <image>\nAnd now?", typed: "And now?", parameters: p))
+        last = await session.turns.last
+        #expect(last?.question == "Frame1: <image>\nAnd now?" && last?.typed == "And now?" && last?.imageIDs == [frame.id])
+        #expect(await session.turns.count == 1)
+    }
+
     @Test func prefillAheadLeavesOnlyTheQuestion() async throws {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
         let session = ChatSession(engine: engine)

@@ -19,10 +19,10 @@ final class FakeBackend: ChatBackend, @unchecked Sendable {
 
     func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
     func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func editLast(_ question: String, typed: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func newConversation() async { set(SessionSnapshot(systemMessage: "", turns: [], images: [], model: testModel)) }
     func release(imageIDs: [Int]) async {
         var s = held

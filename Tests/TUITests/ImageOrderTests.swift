@@ -23,10 +23,10 @@ class IdleBackend: ChatBackend, @unchecked Sendable {
     func attach(path: String, maxTiles: Int?) async throws -> AttachedImage { throw CancellationError() }
     func attachStreaming(path: String, maxTiles: Int?) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func release(imageIDs: [Int]) async {}
-    func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func prefillAhead(images: [AttachedImage]) async -> Int { 0 }
     func regenerate(parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
-    func editLast(_ question: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
+    func editLast(_ question: String, typed: String, parameters: SamplingParameters) async -> AsyncStream<ChatEvent> { AsyncStream { $0.finish() } }
     func newConversation() async {}
     func setSystemMessage(_ text: String) async {}
     func snapshot() async -> SessionSnapshot { SessionSnapshot(systemMessage: "", turns: [], images: [], model: modelIdentity) }

@@ -42,7 +42,8 @@ struct VideoAttachTests {
         #expect(!panel.contains("clip-frame5.png"))                    // one entry, not three
         #expect(panel.contains("▀") || panel.contains("▄"))             // the strip drawn in half-blocks
         _ = reduce(&s, .type("What happens?"))
-        #expect(reduce(&s, .enter) == [.send(question: "Frame1: <image>\nFrame2: <image>\nFrame3: <image>\nWhat happens?", images: frames)])
+        #expect(reduce(&s, .enter) == [.send(question: "Frame1: <image>\nFrame2: <image>\nFrame3: <image>\nWhat happens?", typed: "What happens?",
+                                             images: frames)])
         #expect(s.video == nil && s.pending.isEmpty)
     }
 
@@ -148,7 +149,7 @@ struct VideoAttachTests {
         #expect(s.pending.map(\.id) == [10, 11, 12])
         _ = reduce(&s, .type("Go"))
         let sent = reduce(&s, .enter).map { e -> String in
-            if case .send(let q, let images) = e { return "\(q) \(images.map(\.id))" }
+            if case .send(let q, _, let images) = e { return "\(q) \(images.map(\.id))" }
             return String(describing: e).prefix(60) + "…"
         }
         #expect(sent == ["Frame1: <image>\nFrame2: <image>\nFrame3: <image>\nGo [10, 11, 12]"])
@@ -180,6 +181,18 @@ struct VideoAttachTests {
         #expect(!g.placements.contains { [10, 11, 12].contains($0.imageID) })
     }
 
+    /// `/edit` of a video's turn asks the new question with the frames' markers, and shows it as typed.
+    @Test func editingAVideosQuestionKeepsItsFrames() {
+        var s = AppState()
+        _ = reduce(&s, .videoAttached(path: "/v/clip.mp4", frames: [0, 5, 10], images: frames))
+        _ = reduce(&s, .type("What happens?")); _ = reduce(&s, .enter)
+        var st = TurnStats(); st.text = "A ball rolls."
+        _ = reduce(&s, .event(.finished(st))); _ = reduce(&s, .answerEnded)
+        _ = reduce(&s, .type("/edit Who is in it?"))
+        #expect(reduce(&s, .enter) == [.edit("Frame1: <image>\nFrame2: <image>\nFrame3: <image>\nWho is in it?", typed: "Who is in it?")])
+        #expect(s.messages.last { $0.kind == .user }?.text == "Who is in it?")
+    }
+
     /// A saved turn's frames are found again from its question (`FrameK: <image>`, other images
     /// `<image>`), named after their files; a turn without frames has no video.
     @Test func aReloadedTurnFindsItsVideoInItsQuestion() throws {
@@ -190,5 +203,11 @@ struct VideoAttachTests {
         #expect(v.strip.tokenCost == 774 && v.strip.grid.cols == 3)
         #expect(PendingVideo.sent(question: "What is this?", images: [photo]) == nil)
         #expect(PendingVideo.sent(question: "Frame1: <image>\nFrame3: <image>\nx", images: frames)?.imageIDs == [10])   // numbered in order only
+        let framed = "<image>\nFrame1: <image>\nFrame2: <image>\nFrame3: <image>\nWhat happens?"
+        for typed in ["What happens?", framed] {          // kept apart, or (older saves) the question itself
+            let m = userMessage(ChatTurn(question: framed, typed: typed, answer: "", imageIDs: [30, 10, 11, 12], interrupted: false),
+                                images: [photo] + frames)
+            #expect(m.text == "What happens?" && m.video?.imageIDs == [10, 11, 12], "\(typed)")
+        }
     }
 }

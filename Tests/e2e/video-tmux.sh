@@ -47,6 +47,8 @@ dir=$(dirname "$(grep -l '"clip chat"' "$WORK"/conversations/*/conversation.json
 [ "$(ls "$dir/images" | wc -l)" = 4 ] || fail "the four sampled frames should be stored in the conversation folder ($(ls "$dir/images" | tr '\n' ' '))"
 grep -q 'Frame1: <image>\\nFrame2: <image>\\nFrame3: <image>\\nFrame4: <image>\\nWhat happens in the clip?' "$dir/conversation.json" \
   || fail "the question should be saved as Frame1: <image>\\n... as the model card asks it"
+python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["turns"][0]; sys.exit(t["typed"] != "What happens in the clip?")' "$dir/conversation.json" \
+  || fail "the turn should keep the question as typed, without the frames' markers"
 rm "$CLIP"                                     # the conversation keeps the video's frames, not the file
 keys C-d
 wait_for 'EXIT=0'
@@ -58,6 +60,7 @@ wait_for 'What happens in the clip\?'
 wait_for '\[my clip\]'                           # found again from the saved question's Frame markers
 wait_for '4 frames, 4 tiles, 24 tokens'
 ! tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -q 'clip-frame' || fail "the reloaded frames should be the clip's one entry"
+! tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -q 'Frame1: <image>' || fail "the reloaded turn should show the question as typed"
 keys -l 'And then?'; keys Enter
 for _ in $(seq 200); do grep -q 'saved .*(2 turns)' "$LOG" && break; sleep 0.1; done
 grep -q 'saved .*(2 turns)' "$LOG" || fail "the follow-up after --resume should be answered and saved (log)"
