@@ -148,8 +148,9 @@ public final class OpenAIServer: Sendable {
     }
 
     /// What refuses a chat completion from its head alone: the key, the media type, a declared
-    /// length over the limit. A request with `Expect: 100-continue` gets its `100 Continue` only
-    /// when this is nil.
+    /// length over the limit, a full queue (429 before the body is read: a client uploading an
+    /// image does not send it for nothing). A request with `Expect: 100-continue` gets its
+    /// `100 Continue` only when this is nil.
     func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?) -> APIError? {
         if let e = unauthorized(authorization) { return e }
         // Only JSON: a web page may post text/plain or a form to a loopback server without
@@ -160,6 +161,7 @@ public final class OpenAIServer: Sendable {
                             code: "unsupported_media_type")
         }
         if let declared = contentLength.flatMap(Int.init), declared > options.maxBodyBytes { return tooLarge }
+        if let busy = service.admissionRefusal() { return APIError(.overloaded(busy)) }
         return nil
     }
 

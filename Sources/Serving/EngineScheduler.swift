@@ -68,18 +68,26 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let job = Job(request: request, out: out)
         out.onTermination = { [weak self, job] _ in self?.cancel(job) }
         let refused: String? = lock.withLock {
-            if stopping { return "The server is shutting down." }
-            // Requests that a free place in the batch will take at once are not waiting for one.
-            let free = max(0, limits.maxBatch - running.count - (prefilling == nil ? 0 : 1))
-            if waiting.count >= limits.maxQueue + free {
-                return "The server is busy: \(waiting.count) requests are waiting (the queue holds \(limits.maxQueue)). Retry later."
-            }
+            if let why = refusal() { return why }
             waiting.append(job)
             lock.signal()
             return nil
         }
         if let refused { out.finish(throwing: CompletionError.overloaded(refused)) }
         return stream
+    }
+
+    public func admissionRefusal() -> String? { lock.withLock { refusal() } }
+
+    /// Why one more request is refused now (under the lock).
+    private func refusal() -> String? {
+        if stopping { return "The server is shutting down." }
+        // Requests that a free place in the batch will take at once are not waiting for one.
+        let free = max(0, limits.maxBatch - running.count - (prefilling == nil ? 0 : 1))
+        if waiting.count >= limits.maxQueue + free {
+            return "The server is busy: \(waiting.count) requests are waiting (the queue holds \(limits.maxQueue)). Retry later."
+        }
+        return nil
     }
 
     /// Decode steps run so far, by how many requests each decoded together, with their time

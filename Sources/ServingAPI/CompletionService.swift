@@ -105,6 +105,14 @@ public protocol CompletionService: AnyObject, Sendable {
     var modelName: String { get }
     func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error>
     func status() async -> ServiceStatus
+    /// Why a request coming now would be refused as overloaded (nil: it would be taken), so that
+    /// one can be refused from its head, before its body is read (it may still be refused when it
+    /// comes: others may fill the queue meanwhile).
+    func admissionRefusal() -> String?
+}
+
+extension CompletionService {
+    public func admissionRefusal() -> String? { nil }
 }
 
 extension Duration {

@@ -353,6 +353,22 @@ busy.append(open_request(long_request))
 time.sleep(0.5)
 check(metric("internvl_active_requests") == 1 and metric("internvl_queue_depth") == 1, "one request runs and one waits")
 check(status_of(lambda: ask([{"role": "user", "content": "hi"}])) == 429, "a full queue: 429")
+# With Expect: 100-continue (curl's for an image over 1 MB) a full queue answers 429 at once, with
+# Connection: close, instead of 100 Continue and a refusal after the upload.
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.settimeout(5)
+s.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+           f"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n").encode())
+answer = b""
+try:
+    while chunk := s.recv(65536):
+        answer += chunk
+except (socket.timeout, ConnectionResetError):
+    pass
+s.close()
+head = answer.partition(b"\r\n\r\n")[0].lower()
+check(head.startswith(b"http/1.1 429 ") and b"retry-after: 1" in head and b"connection: close" in head,
+      f"a full queue refuses an upload from its head ({answer[:120]!r})")
 for s in busy:
     s.close()
 check(wait_idle(3), "both long requests cancelled when their clients went away")
