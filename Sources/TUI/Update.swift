@@ -224,10 +224,12 @@ private func load(_ s: inout AppState, _ target: String) -> [Effect] {
 }
 
 private func command(_ s: inout AppState, _ line: String) -> [Effect] {
-    let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+    var parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+    let typedName = parts[0]
+    if let name = commandAliases[parts[0]] { parts[0] = name }
     let arg = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
     if let usage = withoutArgument[parts[0]], !arg.isEmpty {       // "/regen 3" would regenerate the last answer, not the third
-        s.messages.append(.init(kind: .error, text: "\(parts[0]) takes nothing after it: \(usage)")); return []
+        s.messages.append(.init(kind: .error, text: "\(typedName) takes nothing after it: \(usage)")); return []
     }
     switch parts[0] {
     case "/attach":
@@ -451,9 +453,13 @@ let withoutArgument = ["/new": "it starts an empty conversation (/save NAME name
                        "/show": "it shows the model and every setting",
                        "/quit": "it quits (asking first when something would be lost)"]
 
+/// ollama's names for the same commands (its users type them): `/bye` quits, `/clear` starts an
+/// empty conversation; `/exit` as most shells.
+let commandAliases = ["/bye": "/quit", "/exit": "/quit", "/clear": "/new"]
+
 /// Commands the input completes with Tab.
-let commandNames = ["/attach", "/copy", "/delete", "/detach", "/edit", "/help", "/list", "/load", "/new", "/quit", "/regen",
-                    "/save", "/set", "/show", "/system", "/theme", "/tiles"]
+let commandNames = ["/attach", "/bye", "/clear", "/copy", "/delete", "/detach", "/edit", "/exit", "/frames", "/help", "/list", "/load",
+                    "/new", "/quit", "/regen", "/save", "/set", "/show", "/system", "/theme", "/tiles"]
 
 /// Tab after a command's first letters completes the command; after `/load ` or `/delete `, a
 /// saved conversation's name (`names`: the store's names and ids, most recent first).
@@ -555,8 +561,8 @@ let helpText = """
 Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer or an attach, Up/Down move between lines, then recall earlier inputs,
 PgUp/PgDn scroll, Ctrl-Y puts back what Ctrl-K/U/W cut, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
-/attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new  /system TEXT  /regen  /edit TEXT
-/set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (Ctrl-D)
+/attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new (/clear)  /system TEXT  /regen  /edit TEXT
+/set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (/bye, Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
 /theme NAME  /copy [code] (last answer or its code, to the clipboard)  /show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
 A message starting with / is sent by typing // (//etc/hosts sends /etc/hosts). Conversations are saved after every answer and on quit.

@@ -459,6 +459,24 @@ struct CommandArgumentTests {
         #expect(run(&s, "/attach '~/my cat.jpg'") == [.attach(path: home + "/my cat.jpg", maxTiles: nil)])
     }
 
+    /// ollama's `/bye` and `/clear` (and `/exit`) do what `/quit` and `/new` do; Tab knows them.
+    @Test func ollamasCommandNamesWorkAsOurs() {
+        var base = AppState()
+        base.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "A cat.")]
+        for (alias, name) in [("/bye", "/quit"), ("/exit", "/quit"), ("/clear", "/new")] {
+            var a = base, b = base
+            let ea = run(&a, alias), eb = run(&b, name)
+            #expect(ea == eb && a.messages == b.messages && a.quitRequested == b.quitRequested && a.confirmQuit == b.confirmQuit, "\(alias)")
+            #expect(!a.messages.contains { $0.text.hasPrefix("Unknown command") }, "\(alias)")
+            var c = base
+            _ = run(&c, alias + " now")
+            #expect(c.messages.last?.text.hasPrefix("\(alias) takes nothing after it") == true, "\(alias): \(c.messages.last?.text ?? "")")
+        }
+        #expect(completeCommand("/by", names: { [] })?.input == "/bye ")
+        #expect(completeCommand("/cle", names: { [] })?.input == "/clear ")
+        #expect(completeCommand("/fr", names: { [] })?.input == "/frames ")
+    }
+
     @Test func tilesRefusesWordsItCannotRead() {
         var s = AppState()
         _ = reduce(&s, .attached(cat))
