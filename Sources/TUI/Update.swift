@@ -391,7 +391,10 @@ func gridText(_ g: TileGrid, tiles: Int) -> String {
 }
 
 private func setParameter(_ s: inout AppState, _ arg: String) {
-    let kv = arg.split(separator: " ").map(String.init)
+    var kv = arg.split(separator: " ").map(String.init)
+    // ollama's form: /set parameter NAME VALUE, num_predict for max_tokens.
+    if kv.count == 3, kv[0] == "parameter" { kv.removeFirst() }
+    if kv.first == "num_predict" { kv[0] = "max_tokens" }
     let usage = "Usage: /set temperature|top_p|top_k|max_tokens VALUE, or /set seed N|random"
     guard kv.count == 2 else { s.messages.append(.init(kind: .error, text: usage)); return }
     var p = s.parameters

@@ -475,6 +475,10 @@ struct CommandArgumentTests {
         #expect(completeCommand("/by", names: { [] })?.input == "/bye ")
         #expect(completeCommand("/cle", names: { [] })?.input == "/clear ")
         #expect(completeCommand("/fr", names: { [] })?.input == "/frames ")
+        var d = base
+        _ = run(&d, "/set parameter temperature 0.3"); _ = run(&d, "/set parameter num_predict 77"); _ = run(&d, "/set parameter seed 5")
+        #expect(d.parameters.temperature == 0.3 && d.parameters.maxNewTokens == 77 && d.parameters.seed == 5 && d.seedFixed)
+        #expect(!d.messages.contains { $0.kind == .error }, "\(d.messages.map(\.text))")
     }
 
     @Test func tilesRefusesWordsItCannotRead() {
