@@ -128,6 +128,18 @@ if len(full) > 4:
     check(cut == full[:full.index(stop)], f"stop: {cut!r} is not {full!r} cut before {stop!r}")
 
 
+def read_all(sock):
+    """Everything `sock` receives until the server closes it (or a timeout), then closes it."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    sock.close()
+    return data
+
+
 # Hostile clients.
 def raw(body, headers=None, timeout=30):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -359,13 +371,7 @@ s = socket.create_connection(("127.0.0.1", port), timeout=5)
 s.settimeout(5)
 s.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
            f"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n").encode())
-answer = b""
-try:
-    while chunk := s.recv(65536):
-        answer += chunk
-except (socket.timeout, ConnectionResetError):
-    pass
-s.close()
+answer = read_all(s)
 head = answer.partition(b"\r\n\r\n")[0].lower()
 check(head.startswith(b"http/1.1 429 ") and b"retry-after: 1" in head and b"connection: close" in head,
       f"a full queue refuses an upload from its head ({answer[:120]!r})")
@@ -400,16 +406,6 @@ proc, port = start_server("--max-connections", "3")
 held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
 time.sleep(0.3)
 
-
-def read_all(sock):
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    sock.close()
-    return data
 
 
 extra = socket.create_connection(("127.0.0.1", port), timeout=10)
