@@ -222,24 +222,25 @@ public actor RemoteChatBackend: ChatBackend {
 
     // MARK: turns
 
-    /// The turn keeps `question` as its text (`typed` too): later requests send earlier turns as
-    /// they were asked, a video's `FrameK: <image>` lines placing its frames.
     public func send(_ question: String, typed: String, images: [AttachedImage], parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         let ids = images.map(\.id)
-        return stream { s, c in try await s.runTurn(question: question, imageIDs: ids, parameters: parameters, replacing: false, events: c) }
+        return stream { s, c in
+            try await s.runTurn(question: question, typed: typed, imageIDs: ids, parameters: parameters, replacing: false, events: c)
+        }
     }
 
     public func regenerate(parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         stream { s, c in
             guard let last = s.turns.last else { throw Refusal("there is no answer to regenerate") }
-            try await s.runTurn(question: last.typed, imageIDs: last.imageIDs, parameters: parameters, replacing: true, events: c)
+            try await s.runTurn(question: Self.wireText(last), typed: last.typed, imageIDs: last.imageIDs, parameters: parameters,
+                                replacing: true, events: c)
         }
     }
 
     public func editLast(_ question: String, typed: String, parameters: SamplingParameters) -> AsyncStream<ChatEvent> {
         stream { s, c in
             guard let last = s.turns.last else { throw Refusal("there is no question to edit") }
-            try await s.runTurn(question: question, imageIDs: last.imageIDs, parameters: parameters, replacing: true, events: c)
+            try await s.runTurn(question: question, typed: typed, imageIDs: last.imageIDs, parameters: parameters, replacing: true, events: c)
         }
     }
 
@@ -254,14 +255,21 @@ public actor RemoteChatBackend: ChatBackend {
             }
         }
         for t in replacing ? turns.dropLast() : turns[...] {
-            m.append(.init(role: "user", text: t.typed, images: try images(t.imageIDs)))
+            m.append(.init(role: "user", text: Self.wireText(t), images: try images(t.imageIDs)))
             m.append(.init(role: "assistant", text: t.answer))
         }
         m.append(.init(role: "user", text: question, images: try images(imageIDs)))
         return m
     }
 
-    func runTurn(question: String, imageIDs: [Int], parameters: SamplingParameters, replacing: Bool,
+    /// An earlier turn's text as the server is sent it: a video's question with its
+    /// `FrameK: <image>` lines (they place its frames), else the text typed (the server places the
+    /// images; a question this app's local engine kept carries placeholders of its own).
+    static func wireText(_ t: ChatTurn) -> String {
+        t.question.split(separator: "\n").contains { $0.hasPrefix("Frame1: <image>") } ? t.question : t.typed
+    }
+
+    func runTurn(question: String, typed: String, imageIDs: [Int], parameters: SamplingParameters, replacing: Bool,
                  events: AsyncStream<ChatEvent>.Continuation) async throws {
         if let p = parameters.problem { throw Refusal(p) }
         let start = Date()
@@ -289,7 +297,7 @@ public actor RemoteChatBackend: ChatBackend {
                 stats.decodeSeconds = end.timeIntervalSince(f)
             }
             if replacing, !turns.isEmpty { turns.removeLast() }
-            turns.append(ChatTurn(question: question, answer: answer, imageIDs: imageIDs, interrupted: interrupted,
+            turns.append(ChatTurn(question: question, typed: typed, answer: answer, imageIDs: imageIDs, interrupted: interrupted,
                                   record: GenerationRecord(parameters: parameters, model: modelIdentity, stats: stats)))
             releaseUnused()
             events.yield(.finished(stats))

@@ -25,14 +25,16 @@ final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, S
 /// that answer (with `Connection: close`) instead of a closed connection.
 ///
 /// It also caps how many are open at once (`limit`): one more is refused as it arrives
-/// (`Refusal`), and counted (`refused`).
+/// (`Refusal`), and counted (`refused`); at most `lingerLimit` refused ones are kept open to be
+/// answered, those beyond are closed unanswered.
 final class Connections: @unchecked Sendable {
     private struct Weak { weak var channel: (any Channel)? }
     private let lock = NSLock()
     private var channels: [Weak] = []
     private var stopping = false
-    private var open = 0
+    private var open = 0, lingering = 0
     let limit: Int
+    let lingerLimit = 64
     let refused: @Sendable () -> Void
 
     init(limit: Int = .max, refused: @escaping @Sendable () -> Void = {}) { self.limit = limit; self.refused = refused }
@@ -51,6 +53,18 @@ final class Connections: @unchecked Sendable {
             return true
         }
         if taken { channel.closeFuture.whenComplete { [self] _ in lock.withLock { open -= 1 } } }
+        return taken
+    }
+
+    /// Counts a refused `channel` among those kept open to be answered until it closes, unless
+    /// `lingerLimit` are (then false: it is closed at once).
+    func lingerRefused(_ channel: any Channel) -> Bool {
+        let taken = lock.withLock {
+            guard lingering < lingerLimit else { return false }
+            lingering += 1
+            return true
+        }
+        if taken { channel.closeFuture.whenComplete { [self] _ in lock.withLock { lingering -= 1 } } }
         return taken
     }
 
@@ -84,6 +98,10 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
     typealias InboundIn = HTTPRequestPart
     let connections: Connections
     let readsBody: @Sendable (HTTPRequestHead) -> Bool
+    /// The request field that tells the route what `Expect: 100-continue` got: "continued" (the
+    /// body will come) or "refused" (it will not: the route answers without reading it). A
+    /// client's own is removed.
+    static let continueDecision = "x-internvl-continue"
 
     init(connections: Connections, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
         self.connections = connections
@@ -95,7 +113,13 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
             guard connections.add(context.channel) else {
                 connections.refused()
-                try? pipeline.addHandler(Refusal(limit: connections.limit), position: .first)
+                if connections.lingerRefused(context.channel) {
+                    try? pipeline.addHandler(Refusal(limit: connections.limit), position: .first)
+                } else {
+                    // Set up before it is registered: closed once it is (the next turn of its loop).
+                    let channel = context.channel
+                    channel.eventLoop.execute { channel.close(promise: nil) }
+                }
                 pipeline.removeHandler(context: context, promise: nil)
                 return
             }
@@ -129,12 +153,15 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             unanswered += 1
             http10 = head.version.major == 1 && head.version.minor == 0
             closing = http10 || draining
+            head.headers.remove(name: HTTP1Details.continueDecision)          // only this handler says
             if !http10, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 head.headers.remove(name: "expect")
                 if !draining && readsBody(head) {
                     context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                    head.headers.add(name: HTTP1Details.continueDecision, value: "continued")
                 } else {
                     closing = true
+                    head.headers.add(name: HTTP1Details.continueDecision, value: "refused")
                 }
             }
             // Hummingbird ends the connection after answering a request that says so, without
@@ -179,11 +206,13 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
 /// connection is up, ends its side, and closes once the client has closed its own or after
 /// `lingerSeconds` (what a client sent is read and dropped meanwhile: closing a socket with unread
 /// bytes resets it, and the client could lose the answer).
-final class Refusal: ChannelInboundHandler, Sendable {
+final class Refusal: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     static let lingerSeconds: Int64 = 2
     let answer: String
+    /// The close after `lingerSeconds`, cancelled when the connection ends sooner.
+    private var linger: Scheduled<Void>?
 
     init(limit: Int) {
         let error = APIError(503, "All \(limit) connections this server takes (--max-connections) are open; try again shortly.",
@@ -202,11 +231,16 @@ final class Refusal: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
+    func channelInactive(context: ChannelHandlerContext) {
+        linger?.cancel()
+        context.fireChannelInactive()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 
     private func refuse(_ context: ChannelHandlerContext) {
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in channel.close(mode: .output, promise: nil) }
-        channel.eventLoop.scheduleTask(in: .seconds(Self.lingerSeconds)) { channel.close(promise: nil) }
+        linger = channel.eventLoop.scheduleTask(in: .seconds(Self.lingerSeconds)) { channel.close(promise: nil) }
     }
 }

@@ -151,7 +151,7 @@ public final class OpenAIServer: Sendable {
     /// length over the limit, a full queue (429 before the body is read: a client uploading an
     /// image does not send it for nothing). A request with `Expect: 100-continue` gets its
     /// `100 Continue` only when this is nil.
-    func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?) -> APIError? {
+    func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?, admission: Bool = true) -> APIError? {
         if let e = unauthorized(authorization) { return e }
         // Only JSON: a web page may post text/plain or a form to a loopback server without
         // asking the browser first (no CORS preflight), but not application/json.
@@ -161,17 +161,21 @@ public final class OpenAIServer: Sendable {
                             code: "unsupported_media_type")
         }
         if let declared = contentLength.flatMap(Int.init), declared > options.maxBodyBytes { return tooLarge }
-        if let busy = service.admissionRefusal() { return APIError(.overloaded(busy)) }
+        if admission, let busy = service.admissionRefusal() { return APIError(.overloaded(busy)) }
         return nil
     }
 
     var tooLarge: APIError { APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large") }
 
     func completions(_ request: Request, channel: any Channel) async -> Response {
+        // With `Expect: 100-continue` the head was judged once (HTTP1Details): a queue that filled
+        // or emptied since does not change that answer.
+        let decided = HTTPField.Name(HTTP1Details.continueDecision).flatMap { request.headers[$0] }
         if let e = refusalBeforeBody(authorization: request.headers[.authorization], contentType: request.headers[.contentType],
-                                     contentLength: request.headers[.contentLength]) {
+                                     contentLength: request.headers[.contentLength], admission: decided != "continued") {
             return finish(e)
         }
+        if decided == "refused" { return finish(APIError(.overloaded("The server was busy when the request came. Retry later."))) }
         let started = ContinuousClock.now
         let bytes: [UInt8]
         do {

@@ -457,12 +457,13 @@ let withoutArgument = ["/new": "it starts an empty conversation (/save NAME name
                        "/quit": "it quits (asking first when something would be lost)"]
 
 /// ollama's names for the same commands (its users type them): `/bye` quits, `/clear` starts an
-/// empty conversation; `/exit` as most shells.
+/// empty conversation; `/exit` as most shells. Tab does not offer them: `/c` and `/e` still
+/// complete `/copy` and `/edit`.
 let commandAliases = ["/bye": "/quit", "/exit": "/quit", "/clear": "/new"]
 
 /// Commands the input completes with Tab.
-let commandNames = ["/attach", "/bye", "/clear", "/copy", "/delete", "/detach", "/edit", "/exit", "/frames", "/help", "/list", "/load",
-                    "/new", "/quit", "/regen", "/save", "/set", "/show", "/system", "/theme", "/tiles"]
+let commandNames = ["/attach", "/copy", "/delete", "/detach", "/edit", "/frames", "/help", "/list", "/load", "/new", "/quit", "/regen",
+                    "/save", "/set", "/show", "/system", "/theme", "/tiles"]
 
 /// Tab after a command's first letters completes the command; after `/load ` or `/delete `, a
 /// saved conversation's name (`names`: the store's names and ids, most recent first).

@@ -102,8 +102,6 @@ struct ChatSessionTests {
         #expect(o.stats?.generatedTokenIDs == want, "after a cancel")
     }
 
-    /// Prefilling ahead while the user types leaves only the question to prefill, and the answer
-    /// is the one a recomputation gives.
     /// A video's question is asked with its frames' markers and kept as the user typed it (what a
     /// saved conversation shows, titles and exports), by send and by editLast.
     @Test func aTurnKeepsWhatWasTypedApartFromTheQuestionAsked() async throws {
@@ -120,6 +118,8 @@ struct ChatSessionTests {
         #expect(await session.turns.count == 1)
     }
 
+    /// Prefilling ahead while the user types leaves only the question to prefill, and the answer
+    /// is the one a recomputation gives.
     @Test func prefillAheadLeavesOnlyTheQuestion() async throws {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
         let session = ChatSession(engine: engine)

@@ -284,6 +284,30 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         #expect(await other.heldImageCount == 0)
     }
 
+    /// A video's turn keeps the text typed apart; the server is sent its question with the frames'
+    /// markers again later, and a turn the local engine kept (placeholders of its own) as typed.
+    @Test func earlierTurnsAreSentAsAskedWithTheTextTypedKept() async throws {
+        let server = try TestServer()
+        let b = try backend(server, costing: .miniInternVL2B)
+        let a = try await b.attach(path: TestData.url("images/photo-rocket.jpg").path, maxTiles: 1)
+        _ = await collect(await b.send("Frame1: <image>\nlook", typed: "look", images: [a], parameters: params))
+        let first = try #require(await b.turns.first)
+        #expect(first.typed == "look" && first.question == "Frame1: <image>\nlook")
+        _ = await collect(await b.send("more", images: [], parameters: params))
+        var msgs = try #require(try await server.requests().last?["messages"] as? [[String: Any]])
+        #expect(msgs.map { $0["text"] as? String } == ["Frame1: <image>\nlook", first.answer, "more"])
+        _ = await collect(await b.regenerate(parameters: params))
+        #expect(await b.turns.map(\.typed) == ["look", "more"])
+
+        var snap = await b.snapshot()
+        snap.turns = [ChatTurn(question: "<image>\nlook", typed: "look", answer: "A rocket.", imageIDs: snap.turns[0].imageIDs, interrupted: false)]
+        let other = try backend(server, costing: .miniInternVL2B)
+        _ = await collect(await other.restore(snap))
+        _ = await collect(await other.send("and?", images: [], parameters: params))
+        msgs = try #require(try await server.requests().last?["messages"] as? [[String: Any]])
+        #expect(msgs.map { $0["text"] as? String } == ["look", "A rocket.", "and?"])
+    }
+
     @Test func nonStreamedAnswerIsAccepted() async throws {
         let server = try TestServer()
         let b = try backend(server)

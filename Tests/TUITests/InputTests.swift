@@ -459,7 +459,8 @@ struct CommandArgumentTests {
         #expect(run(&s, "/attach '~/my cat.jpg'") == [.attach(path: home + "/my cat.jpg", maxTiles: nil)])
     }
 
-    /// ollama's `/bye` and `/clear` (and `/exit`) do what `/quit` and `/new` do; Tab knows them.
+    /// ollama's `/bye` and `/clear` (and `/exit`) do what `/quit` and `/new` do; Tab leaves them
+    /// out (`/c` and `/e` still complete `/copy` and `/edit`).
     @Test func ollamasCommandNamesWorkAsOurs() {
         var base = AppState()
         base.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "A cat.")]
@@ -472,8 +473,7 @@ struct CommandArgumentTests {
             _ = run(&c, alias + " now")
             #expect(c.messages.last?.text.hasPrefix("\(alias) takes nothing after it") == true, "\(alias): \(c.messages.last?.text ?? "")")
         }
-        #expect(completeCommand("/by", names: { [] })?.input == "/bye ")
-        #expect(completeCommand("/cle", names: { [] })?.input == "/clear ")
+        #expect(completeCommand("/co", names: { [] })?.input == "/copy " && completeCommand("/e", names: { [] })?.input == "/edit ")
         #expect(completeCommand("/fr", names: { [] })?.input == "/frames ")
         var d = base
         _ = run(&d, "/set parameter temperature 0.3"); _ = run(&d, "/set parameter num_predict 77"); _ = run(&d, "/set parameter seed 5")

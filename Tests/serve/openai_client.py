@@ -168,6 +168,10 @@ def status_of(fn):
 
 check(raw(b"{not json")[0] == 400, "garbage JSON: 400")
 check(raw(b"[1, 2]")[0] == 400, "a JSON array: 400")
+# The field by which the server's HTTP layer tells its route how Expect: 100-continue was answered
+# is the server's own: a client's is dropped, and its request answered as any other.
+hello = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
+check(raw(hello, {"X-Internvl-Continue": "refused"})[0] == 200, "a client's own x-internvl-continue field is ignored")
 big = b'{"messages": [{"role": "user", "content": "' + b"a" * (100 << 20) + b'"}]}'
 check(raw(big, timeout=120)[0] == 413, "a 100 MB body: 413")
 # The same 100 MB sent in chunks, its length not declared.
@@ -430,13 +434,29 @@ try:
 except openai.APIStatusError as e:
     status = e.status_code
 check(status == 503, f"the OpenAI client sees the refusal as 503 ({status})")
+time.sleep(2.5)                  # the refused ones above have closed
+# At most 64 refused connections are kept open to be answered: a burst of 70 gets 64 answers, and
+# the others are closed at once. (Each is read once before any is closed: a closed one frees its
+# place.)
+burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(70)]
+answers = []
+for b in burst:
+    b.settimeout(5)
+    try:
+        answers.append(b.recv(65536))
+    except (socket.timeout, ConnectionResetError):
+        answers.append(b"")
+for b in burst:
+    b.close()
+answered = sum(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+check(answered == 64 and answers.count(b"") == 6, f"a burst beyond the cap: {answered} answered, {answers.count(b'')} closed unanswered")
 held.pop().close()
 time.sleep(0.3)
 health = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read()
 check(b'"ok"' in health, "served again once a connection closed")
 time.sleep(0.3)
 metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-check("internvl_refused_connections_total 3" in metrics, "refused connections are counted")
+check("internvl_refused_connections_total 73" in metrics, "refused connections are counted")
 for s in held:
     s.close()
 stop(proc)
