@@ -85,3 +85,15 @@ public struct SessionSnapshot: Sendable, Equatable {
         self.systemMessage = systemMessage; self.turns = turns; self.images = images; self.model = model
     }
 }
+
+extension ChatTurn {
+    /// `text` without the leading `<image>` / `FrameK: <image>` lines a video's question starts
+    /// with (turns saved before the text typed was kept apart have them in `typed` too); nil when
+    /// there is no `Frame1: <image>` line among them.
+    public static func withoutVideoMarkers(_ text: String) -> String? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let markers = lines.prefix { $0 == "<image>" || ($0.hasPrefix("Frame") && $0.hasSuffix(": <image>")) }
+        guard markers.contains("Frame1: <image>") else { return nil }
+        return lines.dropFirst(markers.count).joined(separator: "\n")
+    }
+}

@@ -370,7 +370,10 @@ public final class ConversationStore: @unchecked Sendable {
         }
         let turns = f.turns.map { t -> ChatTurn in
             let lost = t.images.contains { !ok.contains($0) }
-            return ChatTurn(question: lost ? t.typed : t.question, typed: t.typed, answer: t.answer,
+            // Without its images a turn is asked as typed: a video's markers (older saves keep
+            // them in `typed`) would place images it no longer has.
+            let text = ChatTurn.withoutVideoMarkers(t.typed) ?? t.typed
+            return ChatTurn(question: lost ? text : t.question, typed: t.typed, answer: t.answer,
                             imageIDs: lost ? [] : t.images.map { $0 + 1 }, interrupted: t.interrupted, record: t.record)
         }
         var snapshot = SessionSnapshot(systemMessage: f.system, turns: turns, images: images, model: f.model)

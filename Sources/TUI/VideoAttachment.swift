@@ -79,12 +79,7 @@ public enum VideoFiles {
 /// before the typed text was kept apart from a video's question begin with its marker lines.)
 func userMessage(_ turn: ChatTurn, images: [AttachedImage]) -> AppState.Message {
     let video = PendingVideo.sent(question: turn.question, images: images)
-    var text = turn.typed
-    if video != nil {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        let markers = lines.prefix { $0 == "<image>" || ($0.hasPrefix("Frame") && $0.hasSuffix(": <image>")) }.count
-        if markers > 0 { text = lines.dropFirst(markers).joined(separator: "\n") }
-    }
+    let text = video == nil ? turn.typed : ChatTurn.withoutVideoMarkers(turn.typed) ?? turn.typed
     return .init(kind: .user, text: text, images: images, video: video)
 }
 

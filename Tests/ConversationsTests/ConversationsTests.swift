@@ -193,6 +193,14 @@ struct FormatTests {
         #expect(loaded.snapshot.turns.map(\.typed) == snap.turns.map(\.typed) && loaded.snapshot.turns.map(\.answer) == snap.turns.map(\.answer))
         #expect(loaded.snapshot.turns[0].imageIDs.isEmpty && loaded.snapshot.turns[0].question == "Compare them.",
                 "a turn that lost an image keeps its text, without placeholders")
+        // A video's turn saved with its markers in the text typed too (older saves) loses them with its frames.
+        var video = snap
+        video.turns[0].question = "Frame1: <image>\nFrame2: <image>\nWhat happens?"
+        video.turns[0].typed = video.turns[0].question
+        let hv = try store.create(); try store.save(video, to: hv); hv.close()
+        try FileManager.default.removeItem(at: root.appendingPathComponent("\(hv.id)/images/\(snap.images[0].info.sha256).png"))
+        let lostVideo = store.load(try store.read(hv.id), model: testModel)
+        #expect(lostVideo.snapshot.turns[0].imageIDs.isEmpty && lostVideo.snapshot.turns[0].question == "What happens?", "\(lostVideo.snapshot.turns[0])")
         var bytes = snap.images[0].bytes; bytes[100] ^= 1
         try Data(bytes).write(to: f1)
         loaded = store.load(try store.read(h.id), model: testModel)
