@@ -15,21 +15,8 @@ public struct AppState: Sendable, Equatable {
             self.kind = kind; self.text = text; self.images = images; self.video = video; self.interrupted = interrupted
         }
 
-        /// Its images as they are shown: a video's frames as the video's one filmstrip entry, in
-        /// the place of its first frame.
-        public var shownImages: [AttachedImage] {
-            guard let v = video, !v.imageIDs.isEmpty else { return images }
-            let frames = Set(v.imageIDs)
-            var out: [AttachedImage] = [], placed = false
-            for img in images {
-                if frames.contains(img.id) {
-                    if !placed { out.append(v.strip); placed = true }
-                } else {
-                    out.append(img)
-                }
-            }
-            return out
-        }
+        /// Its images as they are shown: a video's frames as the video's one filmstrip entry.
+        public var shownImages: [AttachedImage] { video?.shown(in: images) ?? images }
     }
 
     public var messages: [Message] = []

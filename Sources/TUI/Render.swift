@@ -118,8 +118,7 @@ func messageLines(_ m: AppState.Message, placeholder: Bool, graphics: GraphicsMo
 
 /// An image in a user turn: a thumbnail (when the terminal can show one) with its label beside it.
 func imageLines(_ img: AttachedImage, _ mode: GraphicsMode, width: Int) -> [ConversationLine] {
-    let size = img.isFilmstrip ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
-    let label = ["[\(fileName(img))]", "\(size)\(costs(img))"]
+    let label = ["[\(fileName(img))]", "\(sizeLabel(img))\(costs(img))"]
     guard mode != .none, img.thumbnail != nil, width >= 30 else {
         return [.init(role: .dim, text: "  [\(img.isFilmstrip ? "video" : "image") \(imageLabel(img))]")]
     }
@@ -188,8 +187,11 @@ func fileName(_ i: AttachedImage) -> String { (i.name as NSString).lastPathCompo
 
 /// "name 640x480, 7 tiles, 1794 tokens" ("name 3 frames, ..." for a video's filmstrip).
 func imageLabel(_ i: AttachedImage) -> String {
-    "\(fileName(i)) \(i.isFilmstrip ? counted(i.grid.cols, "frame") : "\(i.width)x\(i.height)")\(costs(i))"
+    "\(fileName(i)) \(sizeLabel(i))\(costs(i))"
 }
+
+/// "640x480", or a video's filmstrip's "3 frames".
+func sizeLabel(_ i: AttachedImage) -> String { i.isFilmstrip ? counted(i.grid.cols, "frame") : "\(i.width)x\(i.height)" }
 
 /// ", N tiles, M tokens", or nothing when the backend cannot tell (a remote model not known here).
 func costs(_ i: AttachedImage) -> String {
@@ -204,8 +206,7 @@ func panelLine(_ s: AppState, width: Int) -> String {
     func entry(_ i: Int, _ img: AttachedImage, name: String, long: Bool) -> String {
         if let p = s.retiling[img.id] { return "\(i + 1): \(name) → \(counted(p.tiles, "tile")) (cutting…)" }
         if img.tokensPerTile == 0 { return "\(i + 1): \(name)" + (long ? " \(img.width)x\(img.height)" : "") }
-        let size = img.isFilmstrip ? counted(img.grid.cols, "frame") : "\(img.width)x\(img.height)"
-        return long ? "\(i + 1): \(name) \(size), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
+        return long ? "\(i + 1): \(name) \(sizeLabel(img)), \(counted(img.tiles, "tile")), \(counted(img.tokenCost, "token"))"
                     : "\(i + 1): \(name) \(counted(img.tiles, "tile")), \(img.tokenCost) tok"
     }
     let items = Array(shownPending(s).enumerated())

@@ -41,6 +41,20 @@ public struct PendingVideo: Sendable, Equatable {
         return PendingVideo(path: name, frames: stems.enumerated().map { $1.1 ?? $0 }, images: frames)
     }
 
+    /// `images` as they are shown: its frames as its one filmstrip entry, in the place of the first.
+    func shown(in images: [AttachedImage]) -> [AttachedImage] {
+        let frames = Set(imageIDs)
+        var out: [AttachedImage] = [], placed = false
+        for img in images {
+            if frames.contains(img.id) {
+                if !placed { out.append(strip); placed = true }
+            } else {
+                out.append(img)
+            }
+        }
+        return out
+    }
+
     /// Whether its frames are all still among `pending`.
     func isPending(in pending: [AttachedImage]) -> Bool {
         let ids = Set(pending.map(\.id))
@@ -142,13 +156,5 @@ enum Filmstrip {
 /// The pending images as the panel shows them: a pending video's frames as its one filmstrip entry.
 func shownPending(_ s: AppState) -> [AttachedImage] {
     guard let v = s.video, v.isPending(in: s.pending) else { return s.pending }
-    var out: [AttachedImage] = [], placed = false
-    for img in s.pending {
-        if v.imageIDs.contains(img.id) {
-            if !placed { out.append(v.strip); placed = true }
-        } else {
-            out.append(img)
-        }
-    }
-    return out
+    return v.shown(in: s.pending)
 }
