@@ -36,8 +36,17 @@ final class Connections: @unchecked Sendable {
     let limit: Int
     let lingerLimit = 64
     let refused: @Sendable () -> Void
+    /// What a refused connection is answered (the same bytes for every one).
+    let refusal: String
 
-    init(limit: Int = .max, refused: @escaping @Sendable () -> Void = {}) { self.limit = limit; self.refused = refused }
+    init(limit: Int = .max, refused: @escaping @Sendable () -> Void = {}) {
+        self.limit = limit; self.refused = refused
+        let error = APIError(503, "All \(limit) connections this server takes (--max-connections) are open; try again shortly.",
+                             type: "server_error", code: "too_many_connections")
+        let body = (try? JSONSerialization.data(withJSONObject: error.body, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
+            + "retry-after: 1\r\nconnection: close\r\n\r\n" + body
+    }
 
     var isStopping: Bool { lock.withLock { stopping } }
 
@@ -45,26 +54,27 @@ final class Connections: @unchecked Sendable {
 
     /// Counts `channel` in until it closes, unless `limit` connections are open already (then false).
     func add(_ channel: any Channel) -> Bool {
-        let taken = lock.withLock {
-            guard open < limit else { return false }
-            open += 1
+        counts(channel, in: \.open, below: limit) {
             channels.removeAll { $0.channel == nil }
             channels.append(Weak(channel: channel))
-            return true
         }
-        if taken { channel.closeFuture.whenComplete { [self] _ in lock.withLock { open -= 1 } } }
-        return taken
     }
 
     /// Counts a refused `channel` among those kept open to be answered until it closes, unless
     /// `lingerLimit` are (then false: it is closed at once).
-    func lingerRefused(_ channel: any Channel) -> Bool {
+    func lingerRefused(_ channel: any Channel) -> Bool { counts(channel, in: \.lingering, below: lingerLimit) }
+
+    /// Adds `channel` to `count` until it closes (and runs `also` under the lock), unless the count
+    /// is at `bound` (then false).
+    private func counts(_ channel: any Channel, in count: ReferenceWritableKeyPath<Connections, Int>, below bound: Int,
+                        also: () -> Void = {}) -> Bool {
         let taken = lock.withLock {
-            guard lingering < lingerLimit else { return false }
-            lingering += 1
+            guard self[keyPath: count] < bound else { return false }
+            self[keyPath: count] += 1
+            also()
             return true
         }
-        if taken { channel.closeFuture.whenComplete { [self] _ in lock.withLock { lingering -= 1 } } }
+        if taken { channel.closeFuture.whenComplete { [self] _ in lock.withLock { self[keyPath: count] -= 1 } } }
         return taken
     }
 
@@ -114,7 +124,7 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             guard connections.add(context.channel) else {
                 connections.refused()
                 if connections.lingerRefused(context.channel) {
-                    try? pipeline.addHandler(Refusal(limit: connections.limit), position: .first)
+                    try? pipeline.addHandler(Refusal(answer: connections.refusal), position: .first)
                 } else {
                     // Set up before it is registered: closed once it is (the next turn of its loop).
                     let channel = context.channel
@@ -214,13 +224,7 @@ final class Refusal: ChannelInboundHandler {
     /// The close after `lingerSeconds`, cancelled when the connection ends sooner.
     private var linger: Scheduled<Void>?
 
-    init(limit: Int) {
-        let error = APIError(503, "All \(limit) connections this server takes (--max-connections) are open; try again shortly.",
-                             type: "server_error", code: "too_many_connections")
-        let body = (try? JSONSerialization.data(withJSONObject: error.body, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
-            + "retry-after: 1\r\nconnection: close\r\n\r\n" + body
-    }
+    init(answer: String) { self.answer = answer }
 
     func handlerAdded(context: ChannelHandlerContext) { if context.channel.isActive { refuse(context) } }
 
