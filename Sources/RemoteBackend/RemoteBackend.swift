@@ -266,7 +266,7 @@ public actor RemoteChatBackend: ChatBackend {
     /// `FrameK: <image>` lines (they place its frames), else the text typed (the server places the
     /// images; a question this app's local engine kept carries placeholders of its own).
     static func wireText(_ t: ChatTurn) -> String {
-        t.question.split(separator: "\n").contains { $0.hasPrefix("Frame1: <image>") } ? t.question : t.typed
+        ChatTurn.withoutVideoMarkers(t.question) != nil ? t.question : t.typed
     }
 
     func runTurn(question: String, typed: String, imageIDs: [Int], parameters: SamplingParameters, replacing: Bool,
