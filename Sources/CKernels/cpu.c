@@ -1,23 +1,42 @@
 // CPU feature detection and the per-thread instruction-set cap. See include/ckernels.h.
 #include "internal.h"
 #include <strings.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // CPU features
 
 #if defined(__x86_64__)
-// INTERNVL_CHAT_ISA=c|avx2 caps the whole process (benchmarks compare the levels): 0, 1, or 2
-// (no cap).
+// INTERNVL_CHAT_ISA=c|avx2|avx512 caps the whole process (benchmarks compare the levels): 0, 1,
+// 2, or 3 (no cap).
 static int isa_env_cap(void) {
     const char *e = getenv("INTERNVL_CHAT_ISA");
     if (e && strcmp(e, "c") == 0) return 0;
     if (e && strcmp(e, "avx2") == 0) return 1;
-    return 2;
+    if (e && strcmp(e, "avx512") == 0) return 2;
+    return 3;
+}
+
+// AMX tiles with bf16 products: the CPU has them (CPUID 7: AMX-BF16, AMX-TILE), the OS saves
+// their state (XCR0 bits 17-18), and Linux lets this process use their 8 KiB of data
+// (ARCH_REQ_XCOMP_PERM for XTILEDATA, once for all its threads).
+static int amx_usable(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;      // OSXSAVE
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
 }
 #endif
 
-// The best instruction set of this CPU: 2 = AVX-512 with VNNI (avx512f/bw/vl/vnni), 1 = AVX2 + FMA
-// + F16C, 0 = portable C. Each thread may cap it (ck_set_isa_limit); pool jobs run at their
+// The best instruction set of this CPU: 3 = that and AMX bf16 tiles, 2 = AVX-512 with VNNI
+// (avx512f/bw/vl/vnni), 1 = AVX2 + FMA + F16C, 0 = portable C. Each thread may cap it (ck_set_isa_limit); pool jobs run at their
 // caller's level.
 static int isa_machine(void) {
 #if defined(__x86_64__)
@@ -29,6 +48,7 @@ static int isa_machine(void) {
                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
         v = avx512 ? 2 : (avx2 ? 1 : 0);
         int cap = isa_env_cap();
+        if (v == 2 && cap == 3 && amx_usable()) v = 3;
         if (v > cap) v = cap;
     }
     return v;
@@ -37,7 +57,7 @@ static int isa_machine(void) {
 #endif
 }
 
-_Thread_local int isa_cap = 2;
+_Thread_local int isa_cap = 3;
 
 #if defined(__x86_64__)
 // How far ahead of their loads the decode kernels prefetch their weight stream (docs/benchmarks.md:

@@ -95,6 +95,21 @@ static inline int x4_blocks(int cols) { return (cols + X4_BLOCK - 1) / X4_BLOCK;
 static inline int x4_width(int cols, int b) { int rest = cols - b * X4_BLOCK; return rest < X4_BLOCK ? rest : X4_BLOCK; }
 static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { return w + (size_t)(rows / 4 * 4) * X4_BLOCK * b; }
 
+// AMX tiles for a prompt's rows against bf16 weights in groups of four (ISA level 3). Each
+// activation value is split into two bf16 (x = hi + lo + a rest of at most 2^-18 |x|), so the
+// tiles' exact bf16 products summed in float give the product to about float rounding (not the
+// one-row kernels' bits: the order of the sums differs). amx_bf16_prepare arranges t rows of x
+// (cols a multiple of 32) as the tiles' second operand: per 32 columns, per 16 rows of x, the hi
+// tile then the lo tile, each 16 column pairs x 16 rows x 2 halfwords (rows past t zero).
+// amx_bf16x4_rows64 multiplies the 64 rows of groups g0..<g0 + 16 of one column block (wb, width)
+// by them: y[m * ldy + 4 * g0 + i] for the t rows m.
+static inline int amx_m_tiles(int t) { return (t + 15) / 16; }
+size_t amx_bf16_prepared_halfwords(int t, int cols);
+void amx_bf16_prepare(const float *x, int t, int cols, uint16_t *xt);
+void amx_bf16x4_rows64(const uint16_t *wb, int width, int g0, const uint16_t *xt, int t, float *y, size_t ldy);
+// The same for rows r0..<r0 + 64 of bf16 weights in rows (cols a multiple of 32).
+void amx_bf16_rows64(const uint16_t *w, int cols, int r0, const uint16_t *xt, int t, float *y, size_t ldy);
+
 // Activation rows an int8 product runs at once over each weight row (q8_rows_*).
 #define Q8_ROWS 4
 // One int8 panel for m activation rows, portable C (ck_q8_gemm_ref's steps).

@@ -24,6 +24,7 @@ struct ck_pool {
     const uint8_t *buf; size_t n; int prefetch; uint64_t partial[64];
     int t; size_t ldy;            // activation rows of a product (1 for decoding); y's row stride
     float *xe, *xo; size_t xcap;  // x de-interleaved once per bf16 job, cols / 2 floats per row
+    int amx_wanted, amx; uint16_t *amxx; size_t amxcap;   // a prompt's bf16 rows in fours on AMX tiles: x arranged once (amx_bf16_prepare)
     struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
@@ -422,6 +423,24 @@ static void run_share(ck_pool *p, int self) {
             if (p->kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, r0, r1); continue; }
             int m = 0;
 #if defined(__x86_64__)
+            if (p->amx && p->kind == JOB_BF16) {
+                int a1 = r0 + (r1 - r0) / 64 * 64;                 // whole runs of 64 rows on the tiles
+                for (int r = r0; r < a1; r += 64) amx_bf16_rows64((const uint16_t *)p->w, p->cols, r, p->amxx, p->t, p->y, p->ldy);
+                r0 = a1;
+                if (r0 >= r1) continue;
+            }
+            if (p->amx && p->kind == JOB_BF16X4) {
+                // Whole runs of 64 rows (16 groups) on the tiles; any rows after them below.
+                int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, a1 = g1 > r0 ? r0 + (g1 - r0) / 64 * 64 : r0;
+                int blocks = x4_blocks(p->cols);
+                const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
+                const uint16_t *xt = p->amxx + (size_t)b * (X4_BLOCK / 32) * amx_m_tiles(p->t) * 1024;
+                float *y = blocks > 1 ? p->ypart + (size_t)b * p->rows : p->y;
+                size_t ldy = blocks > 1 ? (size_t)blocks * p->rows : p->ldy;
+                for (int r = r0; r < a1; r += 64) amx_bf16x4_rows64(wb, x4_width(p->cols, b), r / 4, xt, p->t, y, ldy);
+                r0 = a1;
+                if (r0 >= r1) continue;
+            }
             if (p->kind == JOB_BF16X4 && ck_has_avx2() && p->t >= 2) {
                 // Rows in threes (AVX-512) and pairs: each weight widened once for all of them,
                 // no row left alone (4 = 2 + 2). The next chunk is fetched into L2 while this
@@ -506,7 +525,7 @@ void ck_pool_destroy(ck_pool *p) {
     for (int i = 1; i < p->threads; i++) pthread_join(p->tids[i], NULL);
     free(p->tids);
     free(p->xe); free(p->xo); free(p->ypart); free(p->q4xl); free(p->q4xd); free(p->q4c8);
-    free(p->q8x); free(p->q8xd);
+    free(p->q8x); free(p->q8xd); free(p->amxx);
     free(p);
 }
 
@@ -580,6 +599,15 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
         }
     }
 #endif
+    p->amx = 0;
+#if defined(__x86_64__)
+    if ((kind == JOB_BF16X4 || kind == JOB_BF16) && p->amx_wanted && t >= 2 && ck_isa() >= 3 && cols % 32 == 0 && rows >= 64) {
+        size_t need = amx_bf16_prepared_halfwords(t, cols);
+        if (p->amxcap < need) { free(p->amxx); p->amxx = aligned_alloc(64, need * 2); p->amxcap = need; }
+        amx_bf16_prepare((const float *)x, t, cols, p->amxx);
+        p->amx = 1;
+    }
+#endif
     int bf16 = kind == JOB_BF16 || kind == JOB_BF16X4;
     if (bf16) {
         size_t need = (size_t)t * (cols / 2);
@@ -606,7 +634,7 @@ static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks
     // Under ~32 KB of weights (at least 8 rows) waking the workers costs more than it saves.
     int bytes_per_row = kind == JOB_BF16 || kind == JOB_BF16X4 ? cols * 2 : (kind == JOB_Q8 ? cols : cols / CK_QK * 18);
     int small = 32768 / (bytes_per_row > 0 ? bytes_per_row : 1);
-    if (p->threads == 1 || rows < (small < 8 ? 8 : small)) {
+    if (!p->amx && (p->threads == 1 || rows < (small < 8 ? 8 : small))) {
         if (kind == JOB_Q8 && p->q8mode) { q8_rows_range(p, 0, rows); return; }
         for (int m = 0; m < p->t; m++) {
             ck_vec v = vec_of(p, m);
@@ -624,9 +652,10 @@ static void matvec_dispatch(ck_pool *p, int kind, int rows, int cols, int blocks
     // Several bf16 activation rows take chunks of ~128 KiB: their passes after the first run from
     // L2 while the next chunk is fetched, and longer chunks gave four rows of the model's matrices
     // ~10% more (fast memory state: 88-99 ms against 98-112 ms with 64 KiB).
-    int chunk_kib = kind == JOB_BF16X4 && p->t >= 2 ? 128 : 64;
+    int chunk_kib = p->amx ? 256 : (kind == JOB_BF16X4 && p->t >= 2 ? 128 : 64);
     int cr = (chunk_kib << 10) / (bytes_per_row / blocks > 0 ? bytes_per_row / blocks : 1);
-    cr = cr < 4 ? 4 : cr & ~3;
+    if (p->amx) cr = cr < 64 ? 64 : cr & ~63;           // whole runs of the tiles' 64 rows
+    else cr = cr < 4 ? 4 : cr & ~3;
     int chunks = (rows + cr - 1) / cr;
     split_shares(p, cr, chunks, blocks);
     dispatch(p);
@@ -647,6 +676,17 @@ void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, floa
 
 void ck_pool_matrows_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols, t); }
 void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols, t); }
+static void prompt_job(ck_pool *p, int kind, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) {
+    if (t < 1) return;
+    pthread_mutex_lock(&p->job);
+    p->amx_wanted = 1;
+    matvec_job(p, kind, w, NULL, x, y, rows, cols, t, (size_t)rows);
+    p->amx_wanted = 0;
+    pthread_mutex_unlock(&p->job);
+}
+
+void ck_pool_prompt_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { prompt_job(p, JOB_BF16, w, x, y, t, rows, cols); }
+void ck_pool_prompt_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { prompt_job(p, JOB_BF16X4, w, x, y, t, rows, cols); }
 void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *ws, const ck_block_q8 *xq, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_Q8, w, ws, xq, y, rows, cols, t); }
 void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_Q4, w, NULL, xq, y, rows, cols, t); }
 

@@ -13,10 +13,13 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 
 /// Y = X W^T for a few rows (a short prompt, or one token of each of several sequences): the
 /// multi-row products of CKernels, which read the weights once for all `t` rows; each row's result
-/// is the bits `matvec` gives for it alone. Types without a pooled kernel (f16, f32) go row by row.
+/// is the bits `matvec` gives for it alone. With `sameBitsAsAlone` false (a prompt's rows) bf16
+/// weights in groups of four may go through AMX tiles instead (`amxTilesAvailable`): within about
+/// float rounding of the exact product, not `matvec`'s bits. Types without a pooled kernel (f16,
+/// f32) go row by row.
 /// - x: [t, W.cols], y: [t, W.rows]
 public func matrows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
-                    pool: ThreadPool = .shared) {
+                    pool: ThreadPool = .shared, sameBitsAsAlone: Bool = true) {
     let (rows, cols) = (Int32(w.rows), Int32(w.cols))
     if let q = w.quantization {
         withQ8Blocks(x, t * w.cols) { xq in
@@ -32,11 +35,15 @@ public func matrows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y:
         return
     }
     if w.layout == .groupsOfFour {
-        ck_pool_matrows_bf16_rows4(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(t), rows, cols)
+        let wb = w.base.assumingMemoryBound(to: UInt16.self)
+        if sameBitsAsAlone { ck_pool_matrows_bf16_rows4(pool.raw, wb, x, y, Int32(t), rows, cols) }
+        else { ck_pool_prompt_bf16_rows4(pool.raw, wb, x, y, Int32(t), rows, cols) }
         return
     }
     if w.dtype == .bf16 {
-        ck_pool_matrows_bf16(pool.raw, w.base.assumingMemoryBound(to: UInt16.self), x, y, Int32(t), rows, cols)
+        let wb = w.base.assumingMemoryBound(to: UInt16.self)
+        if sameBitsAsAlone { ck_pool_matrows_bf16(pool.raw, wb, x, y, Int32(t), rows, cols) }
+        else { ck_pool_prompt_bf16(pool.raw, wb, x, y, Int32(t), rows, cols) }
         return
     }
     for i in 0..<t { matvecRows(w, x + i * w.cols, y + i * w.rows, 0, w.rows) }
@@ -58,15 +65,26 @@ public func matvecRows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: Unsafe
     }
 }
 
-/// Y = X W^T for a batch of rows: the prefill's kernel.
+/// Y = X W^T for a batch of rows: the prefill's kernel. `sameBitsAsAlone`: the rows are one token
+/// of each of several sequences (batched decoding), each of which must get the bits its own decode
+/// step would (`matrows`).
 /// - x: [t, W.cols] row-major; y: [t, W.rows] row-major.
 /// One vector goes through `matvec`; more go through OpenBLAS sgemm on blocks of W converted to
 /// Float in a reusable buffer, so no full Float copy of the weights ever exists. `rowsPerCore`:
 /// the float path's rows go in one single-threaded OpenBLAS call per core (`sgemmRowsSplit`).
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
-                   scratch: inout [Float], rowsPerCore: Bool = false) {
+                   scratch: inout [Float], rowsPerCore: Bool = false, sameBitsAsAlone: Bool = false) {
     if t == 1 { matvec(w, x, y); return }
-    if t <= multiRowMaxRows(w) || w.layout == .int8Panels { matrows(w, x, t, y); return }
+    if t <= multiRowMaxRows(w) || w.layout == .int8Panels { matrows(w, x, t, y, sameBitsAsAlone: sameBitsAsAlone); return }
+    if onTiles(w) && !sameBitsAsAlone {
+        // The tiles outrun the float GEMM at every length: longer prompts go in slices, the
+        // weights read once per slice.
+        let slice = multiRowMaxRows(w)
+        for r in stride(from: 0, to: t, by: slice) {
+            matrows(w, x + r * w.cols, min(slice, t - r), y + r * w.rows, sameBitsAsAlone: false)
+        }
+        return
+    }
     if let q = w.quantization, integerGEMMAvailable {
         int8Matmul(w, q, x, t, y)
         return
@@ -144,6 +162,17 @@ public func multiRowMaxRows(_ q: Quantization?) -> Int {
 }
 
 let matrowsOverride: Int? = ProcessInfo.processInfo.environment["INTERNVL_CHAT_MATROWS_MAX"].flatMap { Int($0) }
+
+/// Whether a prompt's bf16 rows go through AMX bf16 tiles (ISA level 3: AVX-512 with AMX, allowed
+/// by the OS; `INTERNVL_CHAT_ISA=avx512` caps it off).
+public var amxTilesAvailable: Bool { ck_isa() >= 3 }
+
+/// Whether a prompt's (or an image's) rows against `w` go through the AMX tiles: bf16 weights, in
+/// groups of four or in rows, columns a multiple of 32.
+func onTiles(_ w: WeightMatrix) -> Bool {
+    amxTilesAvailable && w.quantization == nil && w.dtype == .bf16 && w.cols % 32 == 0
+        && (w.layout == .groupsOfFour || w.layout == .rowMajor)
+}
 
 /// Whether this CPU has the VNNI integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`), whose
 /// panels the language model's int8 matrices are stored in.

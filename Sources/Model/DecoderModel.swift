@@ -330,7 +330,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
         }
         for (l, layer) in layers.enumerated() { step(layer, l, x, b, segments) }
         for cache in caches { cache.advance(by: 1) }
-        return project(x, b)
+        return project(x, b, batch: true)
     }
 
     /// The last decoder layer's output `[t, hidden]` and the logits `[t, vocab]` of every position
@@ -345,12 +345,13 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     }
 
     /// Final RMSNorm and the output head for `n` rows, into the scratch's logits (valid until
-    /// the next forward call).
-    private func project(_ h: UnsafeMutablePointer<Float>, _ n: Int) -> UnsafeBufferPointer<Float> {
+    /// the next forward call). `batch`: one row of each of several sequences (`matmul`'s
+    /// sameBitsAsAlone).
+    private func project(_ h: UnsafeMutablePointer<Float>, _ n: Int, batch: Bool = false) -> UnsafeBufferPointer<Float> {
         let xn = scratch.buffer(.norm, n * hidden)
         norm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: Float(config.rmsNormEps)) }
         let out = scratch.buffer(.logits, n * vocabSize)
-        matmul(output, xn, n, out, scratch: &scratch.weightBlock)
+        matmul(output, xn, n, out, scratch: &scratch.weightBlock, sameBitsAsAlone: batch)
         return UnsafeBufferPointer(start: out, count: n * vocabSize)
     }
 
@@ -387,6 +388,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
     /// One decoder layer over `n` rows of `h`: the products once for all rows, attention per
     /// segment (one prompt's rows, or one row of each sequence of a batch).
     private func step(_ layer: Layer, _ l: Int, _ h: UnsafeMutablePointer<Float>, _ n: Int, _ segments: [Segment]) {
+        let batch = segments.count > 1                            // one row of each sequence: matmul's sameBitsAsAlone
         let c = config
         let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads, hd = c.headDim
         let groups = heads / kvHeads
@@ -400,7 +402,7 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
 
         // attention_norm -> wqkv
         layer.attentionNorm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: eps) }
-        matmul(layer.wqkv, xn, n, qkv, scratch: &scratch.weightBlock)
+        matmul(layer.wqkv, xn, n, qkv, scratch: &scratch.weightBlock, sameBitsAsAlone: batch)
         if let bias = layer.qkvBias {
             bias.withUnsafeBufferPointer { b in
                 for i in 0..<n { for j in 0..<qkvRows { qkv[i * qkvRows + j] += b[j] } }
@@ -437,18 +439,18 @@ public final class DecoderModel: LanguageModel, @unchecked Sendable {
                             past: s.position, heads: heads, kvHeads: kvHeads, dim: hd,
                             scores: &scratch.scores, kvFloats: &scratch.kvFloats)
         }
-        matmul(layer.wo, attn, n, o, scratch: &scratch.weightBlock)
+        matmul(layer.wo, attn, n, o, scratch: &scratch.weightBlock, sameBitsAsAlone: batch)
         for i in 0..<(n * hidden) { h[i] += o[i] }
 
         // ffn_norm -> w2(silu(w1 x) * w3 x)
         let ffn = c.intermediateSize
         let gate = scratch.buffer(.gate, n * ffn), up = scratch.buffer(.up, n * ffn)
         layer.ffnNorm.withUnsafeBufferPointer { rmsNorm(h, $0.baseAddress!, xn, n: hidden, t: n, eps: eps) }
-        matmul(layer.w1, xn, n, gate, scratch: &scratch.weightBlock)
-        matmul(layer.w3, xn, n, up, scratch: &scratch.weightBlock)
+        matmul(layer.w1, xn, n, gate, scratch: &scratch.weightBlock, sameBitsAsAlone: batch)
+        matmul(layer.w3, xn, n, up, scratch: &scratch.weightBlock, sameBitsAsAlone: batch)
         let g = SendablePointer(gate), u = SendablePointer(up)
         forEachRowRange(n) { r in siluMul(g.p + r.lowerBound * ffn, u.p + r.lowerBound * ffn, n: r.count * ffn) }
-        matmul(layer.w2, gate, n, o, scratch: &scratch.weightBlock)
+        matmul(layer.w2, gate, n, o, scratch: &scratch.weightBlock, sameBitsAsAlone: batch)
         for i in 0..<(n * hidden) { h[i] += o[i] }
     }
 

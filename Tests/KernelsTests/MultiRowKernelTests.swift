@@ -70,6 +70,45 @@ struct MultiRowKernelTests {
         }
     }
 
+    /// A prompt's rows against bf16 weights, in rows or in groups of four (`sameBitsAsAlone: false`): at ISA
+    /// level 3 the AMX tiles, each output within 2^-16 of the sum of its products' magnitudes
+    /// (each activation is split into two bf16: what is left is at most 2^-18 of it), and not
+    /// the one-row product's bits wherever a run of 64 rows went through the tiles; below level 3
+    /// the one-row product's bits (the same kernels as batched decoding).
+    @Test(arguments: shapes, [2, 5, 17, 40])
+    func promptRowsOnTilesAreTheProductToFloatRounding(shape: (rows: Int, cols: Int), t: Int) {
+        let (rows, cols) = shape
+        var rng = SeededRandom(seed: UInt64(rows * 17 + cols + t))
+        let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
+        let x = KernelTests.randomFloats(t * cols, &rng, scale: 2)
+        let exact = KernelTests.naive(values, x, rows: rows, cols: cols, t: t)
+        let magnitude = KernelTests.naive(values.map(abs), x.map(abs), rows: rows, cols: cols, t: t)
+        var packed = [UInt8](repeating: 0, count: storage.count)
+        storage.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { dst in
+                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
+            }
+        }
+        for inFours in [false, true] { (inFours ? packed : storage).withUnsafeBytes { raw in
+            let w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols, layout: inFours ? .groupsOfFour : .rowMajor)
+            for level in QuantizedKernelTests.isaLevels { for threads in [1, 2, 3] {
+                let pool = ThreadPool(threads: threads)
+                var y = [Float](repeating: .nan, count: t * rows)
+                var alone = [Float](repeating: .nan, count: t * rows)
+                QuantizedKernelTests.atISA(level) {
+                    matrows(w, x, t, &y, pool: pool, sameBitsAsAlone: false)
+                    matrows(w, x, t, &alone, pool: pool)
+                }
+                let label = "\(inFours ? "in fours" : "in rows") \(rows)x\(cols) t=\(t), \(threads) threads, ISA level \(level)"
+                let far = zip(y.indices, y).filter { i, v in !(abs(Double(v) - exact[i]) <= 0x1p-16 * magnitude[i]) }.count
+                #expect(far == 0, "\(label): \(far) outputs far from the exact product")
+                let tiled = level >= 3 && cols % 32 == 0 && rows >= 64
+                if tiled { #expect(Self.differing(y, alone) > 0, "\(label): the tiles did not run") }
+                else { #expect(Self.differing(y, alone) == 0, "\(label): outputs that are not the one-row product's bits") }
+            } }
+        } }
+    }
+
     enum Reference { case bits([Float]), close([Double]) }
 
     /// How many outputs differ in their bits (a NaN never written counts).

@@ -18,8 +18,8 @@
 typedef struct { float d; int8_t qs[32]; } ck_block_q8;          // 36 bytes
 
 int ck_has_avx2(void);
-// The instruction set the kernels use on this thread: 2 = AVX-512 with VNNI, 1 = AVX2 + FMA +
-// F16C, 0 = portable C. ck_set_isa_limit caps it for the calling thread and the pool jobs it
+// The instruction set the kernels use on this thread: 3 = AVX-512 with VNNI and AMX bf16 tiles,
+// 2 = AVX-512 with VNNI, 1 = AVX2 + FMA + F16C, 0 = portable C. ck_set_isa_limit caps it for the calling thread and the pool jobs it
 // starts (the tests run every level the CPU has).
 int ck_isa(void);
 void ck_set_isa_limit(int level);
@@ -81,6 +81,11 @@ void ck_convert_bf16_rows4(const uint16_t *w, int rows, int cols, int r0, int r1
 // while the chunk is in its L2. Each row's result is the bits of the matching ck_pool_matvec_*.
 void ck_pool_matrows_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
+// The same for a prompt's rows, where the bits of each row's one-row product are not needed: with
+// AMX (ISA level 3) on bf16 tiles, each activation value split into two bf16 (results within
+// about float rounding of the exact product); else ck_pool_matrows_bf16(_rows4).
+void ck_pool_prompt_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
+void ck_pool_prompt_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
 void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
 

@@ -1,0 +1,125 @@
+// A prompt's rows against bf16 weights in groups of four, on AMX tiles (ISA level 3). See
+// internal.h (amx_bf16_*).
+#include "internal.h"
+
+#if defined(__x86_64__)
+#define AMXBF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } tile_config;
+
+// x as bf16 rounded to nearest even, and what is left of it (x - that, exact in float).
+AMXBF16 static inline __m512i bf16_round(__m512 x, __m512 *rest) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), _mm512_set1_epi32((int)0xffff0000u));
+    *rest = _mm512_sub_ps(x, _mm512_castsi512_ps(r));
+    return r;
+}
+
+AMXBF16 size_t amx_bf16_prepared_halfwords(int t, int cols) { return (size_t)(cols / 32) * amx_m_tiles(t) * 2 * 512; }
+
+// r[j][i] -> r[i][j] for 16 x 16 32-bit values (r[j] holds row j).
+AMXBF16 static void transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {                 // u[4i + q], 128-bit lane L: column 4L + q of rows 4i..4i+3
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int q = 0; q < 4; q++) {
+        __m512i a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x44), b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x44);
+        __m512i c = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xEE), d = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xEE);
+        r[q] = _mm512_shuffle_i32x4(a, b, 0x88);
+        r[4 + q] = _mm512_shuffle_i32x4(a, b, 0xDD);
+        r[8 + q] = _mm512_shuffle_i32x4(c, d, 0x88);
+        r[12 + q] = _mm512_shuffle_i32x4(c, d, 0xDD);
+    }
+}
+
+AMXBF16 void amx_bf16_prepare(const float *x, int t, int cols, uint16_t *xt) {
+    int nm = amx_m_tiles(t), chunks = cols / 32;
+    // The bf16 halves of 32 values in order: the high halfword of each 32-bit lane of a, then of b.
+    _Alignas(64) uint16_t pick[32];
+    for (int i = 0; i < 32; i++) pick[i] = (uint16_t)(i < 16 ? 2 * i + 1 : 32 + 2 * (i - 16) + 1);
+    __m512i sel = _mm512_load_si512((const void *)pick);
+    for (int mt = 0; mt < nm; mt++)
+        for (int c = 0; c < chunks; c++) {
+            __m512i hi[16], lo[16];               // per row of x: its 16 column pairs
+            for (int j = 0; j < 16; j++) {
+                int m = 16 * mt + j;
+                if (m >= t) { hi[j] = lo[j] = _mm512_setzero_si512(); continue; }
+                const float *xm = x + (size_t)m * cols + 32 * c;
+                __m512 ra, rb, unused;
+                __m512i ha = bf16_round(_mm512_loadu_ps(xm), &ra), hb = bf16_round(_mm512_loadu_ps(xm + 16), &rb);
+                __m512i la = bf16_round(ra, &unused), lb = bf16_round(rb, &unused);
+                hi[j] = _mm512_permutex2var_epi16(ha, sel, hb);
+                lo[j] = _mm512_permutex2var_epi16(la, sel, lb);
+            }
+            transpose16(hi);
+            transpose16(lo);
+            uint16_t *tile = xt + ((size_t)c * nm + mt) * 2 * 512;
+            for (int kp = 0; kp < 16; kp++) {
+                _mm512_store_si512((void *)(tile + 32 * kp), hi[kp]);
+                _mm512_store_si512((void *)(tile + 512 + 32 * kp), lo[kp]);
+            }
+        }
+}
+
+// 64 weight rows against the prepared x: four A tiles per 32 columns, tile k's row i at
+// base + c * cstep + k * kstep (rows rstride bytes apart), its products going to output
+// n0 + i * istep + k * kout of the t rows of y.
+AMXBF16 static void rows64(const char *base, size_t cstep, size_t kstep, size_t rstride, int chunks, const uint16_t *xt,
+                           int t, float *y, size_t ldy, int n0, int istep, int kout) {
+    _Alignas(64) tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) { cfg.rows[i] = 16; cfg.colsb[i] = 64; }
+    _tile_loadconfig(&cfg);
+    int nm = amx_m_tiles(t);
+    _Alignas(64) float out[4][16][16];
+    for (int mt = 0; mt < nm; mt++) {
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        for (int c = 0; c < chunks; c++) {
+            const char *a = base + (size_t)c * cstep;
+            const uint16_t *b = xt + ((size_t)c * nm + mt) * 2 * 512;
+            _tile_loadd(5, b, 64);
+            _tile_loadd(6, b + 512, 64);
+            _tile_loadd(4, a, rstride);
+            _tile_dpbf16ps(0, 4, 5);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(7, a + kstep, rstride);
+            _tile_dpbf16ps(1, 7, 5);
+            _tile_dpbf16ps(1, 7, 6);
+            _tile_loadd(4, a + 2 * kstep, rstride);
+            _tile_dpbf16ps(2, 4, 5);
+            _tile_dpbf16ps(2, 4, 6);
+            _tile_loadd(7, a + 3 * kstep, rstride);
+            _tile_dpbf16ps(3, 7, 5);
+            _tile_dpbf16ps(3, 7, 6);
+        }
+        _tile_stored(0, out[0], 64); _tile_stored(1, out[1], 64); _tile_stored(2, out[2], 64); _tile_stored(3, out[3], 64);
+        int n = t - 16 * mt < 16 ? t - 16 * mt : 16;
+        for (int j = 0; j < n; j++) {
+            float *ym = y + (size_t)(16 * mt + j) * ldy + n0;
+            for (int k = 0; k < 4; k++)
+                for (int i = 0; i < 16; i++) ym[i * istep + k * kout] = out[k][i][j];
+        }
+    }
+    _tile_release();
+}
+
+AMXBF16 void amx_bf16x4_rows64(const uint16_t *wb, int width, int g0, const uint16_t *xt, int t, float *y, size_t ldy) {
+    // Tile k holds row k of each of the 16 groups: rows 4 (g0 + i) + k.
+    rows64((const char *)(wb + (size_t)g0 * 4 * width), 256, 64, (size_t)width * 8, width / 32, xt, t, y, ldy, 4 * g0, 4, 1);
+}
+
+AMXBF16 void amx_bf16_rows64(const uint16_t *w, int cols, int r0, const uint16_t *xt, int t, float *y, size_t ldy) {
+    // Tile k holds rows r0 + 16 k + i.
+    rows64((const char *)(w + (size_t)r0 * cols), 64, (size_t)cols * 32, (size_t)cols * 2, cols / 32, xt, t, y, ldy, r0, 1, 16);
+}
+#endif
