@@ -609,7 +609,7 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
     }
 #endif
     int bf16 = kind == JOB_BF16 || kind == JOB_BF16X4;
-    if (bf16) {
+    if (bf16 && !(p->amx && rows % 64 == 0)) {          // (rows in runs of 64 all go through the tiles)
         size_t need = (size_t)t * (cols / 2);
         if (p->xcap < need) { free(p->xe); free(p->xo); p->xe = malloc(need * 4 + 4); p->xo = malloc(need * 4 + 4); p->xcap = need; }
         for (int m = 0; m < t; m++)

@@ -74,8 +74,9 @@ struct MultiRowKernelTests {
     /// level 3 the AMX tiles, each output within 2^-16 of the sum of its products' magnitudes
     /// (each activation is split into two bf16: what is left is at most 2^-18 of it), and not
     /// the one-row product's bits wherever a run of 64 rows went through the tiles; below level 3
-    /// the one-row product's bits (the same kernels as batched decoding).
-    @Test(arguments: shapes, [2, 5, 17, 40])
+    /// the one-row product's bits (the same kernels as batched decoding). Rows in whole runs of 64
+    /// (128, 192) go through the tiles alone.
+    @Test(arguments: shapes + [(128, 2112), (192, 96)], [2, 5, 17, 40])
     func promptRowsOnTilesAreTheProductToFloatRounding(shape: (rows: Int, cols: Int), t: Int) {
         let (rows, cols) = shape
         var rng = SeededRandom(seed: UInt64(rows * 17 + cols + t))
