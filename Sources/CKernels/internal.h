@@ -106,6 +106,8 @@ static inline const uint16_t *x4_block(const uint16_t *w, int rows, int b) { ret
 static inline int amx_m_tiles(int t) { return (t + 15) / 16; }
 size_t amx_bf16_prepared_halfwords(int t, int cols);
 void amx_bf16_prepare(const float *x, int t, int cols, uint16_t *xt);
+// The same from rows ld floats apart of which the first `valid` are x's (the rest taken as 0).
+void amx_bf16_prepare_ld(const float *x, size_t ld, int valid, int t, int cols, uint16_t *xt);
 void amx_bf16x4_rows64(const uint16_t *wb, int width, int g0, const uint16_t *xt, int t, float *y, size_t ldy);
 // The same for rows r0..<r0 + 64 of bf16 weights in rows (cols a multiple of 32).
 void amx_bf16_rows64(const uint16_t *w, int cols, int r0, const uint16_t *xt, int t, float *y, size_t ldy);

@@ -41,7 +41,9 @@ AMXBF16 static void transpose16(__m512i r[16]) {
     }
 }
 
-AMXBF16 void amx_bf16_prepare(const float *x, int t, int cols, uint16_t *xt) {
+AMXBF16 void amx_bf16_prepare(const float *x, int t, int cols, uint16_t *xt) { amx_bf16_prepare_ld(x, cols, cols, t, cols, xt); }
+
+AMXBF16 void amx_bf16_prepare_ld(const float *x, size_t ld, int valid, int t, int cols, uint16_t *xt) {
     int nm = amx_m_tiles(t), chunks = cols / 32;
     // The bf16 halves of 32 values in order: the high halfword of each 32-bit lane of a, then of b.
     _Alignas(64) uint16_t pick[32];
@@ -53,9 +55,12 @@ AMXBF16 void amx_bf16_prepare(const float *x, int t, int cols, uint16_t *xt) {
             for (int j = 0; j < 16; j++) {
                 int m = 16 * mt + j;
                 if (m >= t) { hi[j] = lo[j] = _mm512_setzero_si512(); continue; }
-                const float *xm = x + (size_t)m * cols + 32 * c;
+                const float *xm = x + (size_t)m * ld + 32 * c;
+                int left = valid - 32 * c;
+                __mmask16 ka = left >= 16 ? 0xFFFF : (left <= 0 ? 0 : (__mmask16)((1u << left) - 1));
+                __mmask16 kb = left >= 32 ? 0xFFFF : (left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1));
                 __m512 ra, rb, unused;
-                __m512i ha = bf16_round(_mm512_loadu_ps(xm), &ra), hb = bf16_round(_mm512_loadu_ps(xm + 16), &rb);
+                __m512i ha = bf16_round(_mm512_maskz_loadu_ps(ka, xm), &ra), hb = bf16_round(_mm512_maskz_loadu_ps(kb, xm + 16), &rb);
                 __m512i la = bf16_round(ra, &unused), lb = bf16_round(rb, &unused);
                 hi[j] = _mm512_permutex2var_epi16(ha, sel, hb);
                 lo[j] = _mm512_permutex2var_epi16(la, sel, lb);
@@ -104,6 +109,16 @@ AMXBF16 static void rows64(const char *base, size_t cstep, size_t kstep, size_t 
         }
         _tile_stored(0, out[0], 64); _tile_stored(1, out[1], 64); _tile_stored(2, out[2], 64); _tile_stored(3, out[3], 64);
         int n = t - 16 * mt < 16 ? t - 16 * mt : 16;
+        if (istep == 1) {
+            // Rows of weights in order: tile k transposed is x's rows' outputs n0 + 16 k ..< + 16.
+            for (int k = 0; k < 4; k++) {
+                __m512i r[16];
+                for (int i = 0; i < 16; i++) r[i] = _mm512_load_si512((const void *)out[k][i]);
+                transpose16(r);
+                for (int j = 0; j < n; j++) _mm512_storeu_si512((void *)(y + (size_t)(16 * mt + j) * ldy + n0 + 16 * k), r[j]);
+            }
+            continue;
+        }
         for (int j = 0; j < n; j++) {
             float *ym = y + (size_t)(16 * mt + j) * ldy + n0;
             for (int k = 0; k < 4; k++)
@@ -121,5 +136,73 @@ AMXBF16 void amx_bf16x4_rows64(const uint16_t *wb, int width, int g0, const uint
 AMXBF16 void amx_bf16_rows64(const uint16_t *w, int cols, int r0, const uint16_t *xt, int t, float *y, size_t ldy) {
     // Tile k holds rows r0 + 16 k + i.
     rows64((const char *)(w + (size_t)r0 * cols), 64, (size_t)cols * 32, (size_t)cols * 2, cols / 32, xt, t, y, ldy, r0, 1, 16);
+}
+// Per thread, grown as needed and kept: the keys, the values and the arranged rows.
+#define AMX_QB 64
+
+static _Thread_local struct { void *p[5]; size_t cap[5]; } scratch;
+static void *scratch_at(int i, size_t bytes) {
+    if (scratch.cap[i] < bytes) { free(scratch.p[i]); scratch.p[i] = aligned_alloc(64, (bytes + 63) / 64 * 64); scratch.cap[i] = bytes; }
+    return scratch.p[i];
+}
+
+AMXBF16 void ck_attention_head_amx(const float *q, const float *k, const float *v, size_t stride, float *out, size_t ldo,
+                                   int n, int dim, float scale, float *scores) {
+    int d2 = 2 * dim, npad = (n + 31) / 32 * 32, full = n / 64 * 64;
+    // Scores: the queries (scaled) twice, against each key's hi then lo halves.
+    float *qs = scratch_at(0, (size_t)n * d2 * sizeof(float));
+    uint16_t *kb = scratch_at(1, (size_t)n * d2 * 2);
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < dim; d += 16) {
+            __m512 qv = _mm512_mul_ps(_mm512_loadu_ps(q + (size_t)i * stride + d), sc), rest, unused;
+            _mm512_storeu_ps(qs + (size_t)i * d2 + d, qv);
+            _mm512_storeu_ps(qs + (size_t)i * d2 + dim + d, qv);
+            __m512i hi = bf16_round(_mm512_loadu_ps(k + (size_t)i * stride + d), &rest), lo = bf16_round(rest, &unused);
+            _mm256_storeu_si256((__m256i *)(kb + (size_t)i * d2 + d), _mm512_cvtepi32_epi16(_mm512_srli_epi32(hi, 16)));
+            _mm256_storeu_si256((__m256i *)(kb + (size_t)i * d2 + dim + d), _mm512_cvtepi32_epi16(_mm512_srli_epi32(lo, 16)));
+        }
+    // Values: rows d of V's transpose in hi halves, then in lo halves, the columns past n zero.
+    uint16_t *vb = scratch_at(3, (size_t)d2 * npad * 2);
+    for (int d = 0; d < d2; d++) memset(vb + (size_t)d * npad + n / 16 * 16, 0, (size_t)(npad - n / 16 * 16) * 2);
+    for (int j0 = 0; j0 < n; j0 += 16)
+        for (int d0 = 0; d0 < dim; d0 += 16) {
+            __m512i hi[16], lo[16];                   // 16 rows of V (j), 16 columns (d) each
+            for (int j = 0; j < 16; j++) {
+                __m512 rest, unused;
+                __m512 x = j0 + j < n ? _mm512_loadu_ps(v + (size_t)(j0 + j) * stride + d0) : _mm512_setzero_ps();
+                hi[j] = bf16_round(x, &rest);
+                lo[j] = bf16_round(rest, &unused);
+            }
+            transpose16(hi);
+            transpose16(lo);
+            for (int d = 0; d < 16; d++) {
+                _mm256_storeu_si256((__m256i *)(vb + (size_t)(d0 + d) * npad + j0), _mm512_cvtepi32_epi16(_mm512_srli_epi32(hi[d], 16)));
+                _mm256_storeu_si256((__m256i *)(vb + (size_t)(dim + d0 + d) * npad + j0), _mm512_cvtepi32_epi16(_mm512_srli_epi32(lo[d], 16)));
+            }
+        }
+    // Queries in blocks of AMX_QB rows: a block's scores, its softmax's weights and their
+    // arranged tiles stay in L2 with the keys and values.
+    size_t xtq = amx_bf16_prepared_halfwords(AMX_QB, d2), xtp = amx_bf16_prepared_halfwords(AMX_QB, npad);
+    uint16_t *xt = scratch_at(2, (xtq > xtp ? xtq : xtp) * 2);
+    float *y = scratch_at(4, (size_t)AMX_QB * d2 * sizeof(float));
+    for (int i0 = 0; i0 < n; i0 += AMX_QB) {
+        int nb = n - i0 < AMX_QB ? n - i0 : AMX_QB;
+        const float *qb = qs + (size_t)i0 * d2;
+        amx_bf16_prepare(qb, nb, d2, xt);
+        for (int r = 0; r < full; r += 64) amx_bf16_rows64(kb, d2, r, xt, nb, scores, (size_t)n);
+        for (int i = 0; i < nb; i++)
+            for (int j = full; j < n; j++) {
+                float s = 0;
+                for (int d = 0; d < dim; d++) s += qb[(size_t)i * d2 + d] * k[(size_t)j * stride + d];
+                scores[(size_t)i * n + j] = s;
+            }
+        ck_softmax_rows(scores, nb, n, n, -1);
+        amx_bf16_prepare_ld(scores, (size_t)n, n, nb, npad, xt);
+        for (int r = 0; r < d2; r += 64) amx_bf16_rows64(vb, npad, r, xt, nb, y, (size_t)d2);
+        for (int i = 0; i < nb; i++)
+            for (int d = 0; d < dim; d += 16)
+                _mm512_storeu_ps(out + (size_t)(i0 + i) * ldo + d, _mm512_add_ps(_mm512_loadu_ps(y + (size_t)i * d2 + d), _mm512_loadu_ps(y + (size_t)i * d2 + dim + d)));
+    }
 }
 #endif

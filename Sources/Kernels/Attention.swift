@@ -185,10 +185,19 @@ func forEachHead(_ heads: Int, scoresPerHead: Int, scores: inout [Float],
 /// Bidirectional multi-head attention over `n` tokens (the vision encoder's), heads over the cores.
 /// q, k, v: rows of `stride` floats, head h at columns h*dim ..< (h+1)*dim of each;
 /// out: [n, heads * dim]. Scores scaled by 1/sqrt(dim). `scores` is scratch (n * n per core).
+/// With AMX tiles (`amxTilesAvailable`, dim a multiple of 32) each head's two products run on them
+/// (`ck_attention_head_amx`: every operand split into two bf16), else through OpenBLAS.
 public func fullAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
                           out: UnsafeMutablePointer<Float>, n: Int, heads: Int, dim: Int, scores: inout [Float]) {
     let scale = 1 / Float(dim).squareRoot()
     let (q, k, v, out) = (SendablePointer(q), SendablePointer(k), SendablePointer(v), SendablePointer(out))
+    if amxTilesAvailable && dim % 32 == 0 {
+        forEachHead(heads, scoresPerHead: n * n, scores: &scores) { h, s in
+            ck_attention_head_amx(q.p + h * dim, k.p + h * dim, v.p + h * dim, stride, out.p + h * dim, heads * dim,
+                                  Int32(n), Int32(dim), scale, s)
+        }
+        return
+    }
     forEachHead(heads, scoresPerHead: n * n, scores: &scores) { h, s in
         sgemmNT(m: n, n: n, k: dim, a: q.p + h * dim, lda: stride, b: k.p + h * dim, ldb: stride, c: s, ldc: n, alpha: scale)
         ck_softmax_rows(s, Int32(n), Int32(n), Int32(n), -1)

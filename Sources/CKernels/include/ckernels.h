@@ -122,6 +122,13 @@ void ck_pool_q4_gemm(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float 
 void ck_pool_q8_gemm_rows(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *c,
                           int m, int rows, int k, int ldc);
 
+// One head of bidirectional attention (the vision encoder's) on AMX bf16 tiles (ISA level 3 only;
+// dim a multiple of 32): q, k, v rows `stride` floats apart (this head's dim columns), out rows
+// ldo apart; scores: n x n floats of scratch. Queries, keys, values and the softmax's weights are
+// each split into two bf16 (as ck_pool_prompt_bf16), so the products are the exact ones to about
+// float rounding. On the calling thread.
+void ck_attention_head_amx(const float *q, const float *k, const float *v, size_t stride, float *out, size_t ldo,
+                           int n, int dim, float scale, float *scores);
 // Row-wise softmax in place over `rows` rows of `n` values (row stride `ld`), on the calling
 // thread (between two SGEMMs: OpenBLAS's threads still spin then, so more threads would only
 // compete with them). causal_base >= 0: row i sees its first min(n, causal_base + i + 1) values,
