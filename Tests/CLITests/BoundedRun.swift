@@ -42,10 +42,14 @@ struct BoundedRun {
         var usage = rusage()
         var killed = false
         // The child's own peak (VmHWM, its address space after exec), sampled while it runs:
-        // wait4's ru_maxrss also counts the parent's pages the spawn started on.
+        // wait4's ru_maxrss also counts the parent's pages the spawn started on. Until the exec the
+        // child shares the test runner's address space (posix_spawn's vfork), whose high-water
+        // mark /proc then shows: samples count only once /proc/PID/exe is the executable.
         var peak = 0
+        let image = executable.resolvingSymlinksInPath().path
         while true {
-            if let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) == image,
+               let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
                let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
                let kb = Int(line.split(separator: " ").dropFirst().first ?? "") { peak = max(peak, kb * 1024) }
             let r = wait4(pid, &status, WNOHANG, &usage)
