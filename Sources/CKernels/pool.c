@@ -601,7 +601,7 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
 #endif
     p->amx = 0;
 #if defined(__x86_64__)
-    if ((kind == JOB_BF16X4 || kind == JOB_BF16) && p->amx_wanted && t >= 2 && ck_isa() >= 3 && cols % 32 == 0 && rows >= 64) {
+    if ((kind == JOB_BF16X4 || kind == JOB_BF16) && p->amx_wanted && t >= 2 && ck_prompt_on_tiles(rows, cols)) {
         size_t need = amx_bf16_prepared_halfwords(t, cols);
         if (p->amxcap < need) { free(p->amxx); p->amxx = aligned_alloc(64, need * 2); p->amxcap = need; }
         amx_bf16_prepare((const float *)x, t, cols, p->amxx);
@@ -676,6 +676,8 @@ void ck_pool_matvec_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, floa
 
 void ck_pool_matrows_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_BF16, w, NULL, x, y, rows, cols, t); }
 void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) { locked_matvec(p, JOB_BF16X4, w, NULL, x, y, rows, cols, t); }
+int ck_prompt_on_tiles(int rows, int cols) { return ck_isa() >= 3 && cols % 32 == 0 && rows >= 64; }
+
 static void prompt_job(ck_pool *p, int kind, const uint16_t *w, const float *x, float *y, int t, int rows, int cols) {
     if (t < 1) return;
     pthread_mutex_lock(&p->job);

@@ -14,8 +14,8 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 /// Y = X W^T for a few rows (a short prompt, or one token of each of several sequences): the
 /// multi-row products of CKernels, which read the weights once for all `t` rows; each row's result
 /// is the bits `matvec` gives for it alone. With `sameBitsAsAlone` false (a prompt's rows) bf16
-/// weights in groups of four may go through AMX tiles instead (`amxTilesAvailable`): within about
-/// float rounding of the exact product, not `matvec`'s bits. Types without a pooled kernel (f16,
+/// weights may go through AMX tiles instead (`onTiles`): within about float rounding of the exact
+/// product, not `matvec`'s bits. Types without a pooled kernel (f16,
 /// f32) go row by row.
 /// - x: [t, W.cols], y: [t, W.rows]
 public func matrows(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
@@ -171,10 +171,10 @@ let matrowsOverride: Int? = ProcessInfo.processInfo.environment["INTERNVL_CHAT_M
 public var amxTilesAvailable: Bool { ck_isa() >= 3 }
 
 /// Whether a prompt's (or an image's) rows against `w` go through the AMX tiles: bf16 weights, in
-/// groups of four or in rows, columns a multiple of 32.
+/// groups of four or in rows, of a shape the tiles take (`ck_prompt_on_tiles`).
 func onTiles(_ w: WeightMatrix) -> Bool {
-    amxTilesAvailable && w.quantization == nil && w.dtype == .bf16 && w.cols % 32 == 0
-        && (w.layout == .groupsOfFour || w.layout == .rowMajor)
+    w.quantization == nil && w.dtype == .bf16 && (w.layout == .groupsOfFour || w.layout == .rowMajor)
+        && ck_prompt_on_tiles(Int32(w.rows), Int32(w.cols)) != 0
 }
 
 /// Whether this CPU has the VNNI integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`), whose

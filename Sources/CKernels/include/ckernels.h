@@ -84,6 +84,9 @@ void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, f
 // The same for a prompt's rows, where the bits of each row's one-row product are not needed: with
 // AMX (ISA level 3) on bf16 tiles, each activation value split into two bf16 (results within
 // about float rounding of the exact product); else ck_pool_matrows_bf16(_rows4).
+// Whether those go through the tiles for a matrix of this shape (ISA level 3, at least 64 rows,
+// columns a multiple of 32).
+int ck_prompt_on_tiles(int rows, int cols);
 void ck_pool_prompt_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 void ck_pool_prompt_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
