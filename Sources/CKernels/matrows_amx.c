@@ -1,5 +1,5 @@
-// A prompt's rows against bf16 weights in groups of four, on AMX tiles (ISA level 3). See
-// internal.h (amx_bf16_*).
+// AMX bf16 tiles (ISA level 3): a prompt's rows against bf16 weights in groups of four or in
+// rows (internal.h, amx_bf16_*), and one head of the vision encoder's attention (ckernels.h).
 #include "internal.h"
 
 #if defined(__x86_64__)
@@ -14,6 +14,11 @@ AMXBF16 static inline __m512i bf16_round(__m512 x, __m512 *rest) {
     __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), _mm512_set1_epi32((int)0xffff0000u));
     *rest = _mm512_sub_ps(x, _mm512_castsi512_ps(r));
     return r;
+}
+
+// The bf16 halves of 16 rounded values (bf16_round) stored as 16 halfwords.
+AMXBF16 static inline void store_bf16(uint16_t *dst, __m512i rounded) {
+    _mm256_storeu_si256((__m256i *)dst, _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
 }
 
 AMXBF16 size_t amx_bf16_prepared_halfwords(int t, int cols) { return (size_t)(cols / 32) * amx_m_tiles(t) * 2 * 512; }
@@ -137,14 +142,12 @@ AMXBF16 void amx_bf16_rows64(const uint16_t *w, int cols, int r0, const uint16_t
     // Tile k holds rows r0 + 16 k + i.
     rows64((const char *)(w + (size_t)r0 * cols), 64, (size_t)cols * 32, (size_t)cols * 2, cols / 32, xt, t, y, ldy, r0, 1, 16);
 }
-// Per thread, grown as needed and kept: the keys, the values and the arranged rows.
-#define AMX_QB 64
 
+#define AMX_QB 64          // query rows per block of ck_attention_head_amx
+
+// Per thread, grown as needed and kept: the queries, keys, values, arranged rows and outputs.
 static _Thread_local struct { void *p[5]; size_t cap[5]; } scratch;
-static void *scratch_at(int i, size_t bytes) {
-    if (scratch.cap[i] < bytes) { free(scratch.p[i]); scratch.p[i] = aligned_alloc(64, (bytes + 63) / 64 * 64); scratch.cap[i] = bytes; }
-    return scratch.p[i];
-}
+static void *scratch_at(int i, size_t bytes) { return grow_buffer(&scratch.p[i], &scratch.cap[i], bytes, "attention on tiles"); }
 
 AMXBF16 void ck_attention_head_amx(const float *q, const float *k, const float *v, size_t stride, float *out, size_t ldo,
                                    int n, int dim, float scale, float *scores) {
@@ -159,8 +162,8 @@ AMXBF16 void ck_attention_head_amx(const float *q, const float *k, const float *
             _mm512_storeu_ps(qs + (size_t)i * d2 + d, qv);
             _mm512_storeu_ps(qs + (size_t)i * d2 + dim + d, qv);
             __m512i hi = bf16_round(_mm512_loadu_ps(k + (size_t)i * stride + d), &rest), lo = bf16_round(rest, &unused);
-            _mm256_storeu_si256((__m256i *)(kb + (size_t)i * d2 + d), _mm512_cvtepi32_epi16(_mm512_srli_epi32(hi, 16)));
-            _mm256_storeu_si256((__m256i *)(kb + (size_t)i * d2 + dim + d), _mm512_cvtepi32_epi16(_mm512_srli_epi32(lo, 16)));
+            store_bf16(kb + (size_t)i * d2 + d, hi);
+            store_bf16(kb + (size_t)i * d2 + dim + d, lo);
         }
     // Values: rows d of V's transpose in hi halves, then in lo halves, the columns past n zero.
     uint16_t *vb = scratch_at(3, (size_t)d2 * npad * 2);
@@ -177,8 +180,8 @@ AMXBF16 void ck_attention_head_amx(const float *q, const float *k, const float *
             transpose16(hi);
             transpose16(lo);
             for (int d = 0; d < 16; d++) {
-                _mm256_storeu_si256((__m256i *)(vb + (size_t)(d0 + d) * npad + j0), _mm512_cvtepi32_epi16(_mm512_srli_epi32(hi[d], 16)));
-                _mm256_storeu_si256((__m256i *)(vb + (size_t)(dim + d0 + d) * npad + j0), _mm512_cvtepi32_epi16(_mm512_srli_epi32(lo[d], 16)));
+                store_bf16(vb + (size_t)(d0 + d) * npad + j0, hi[d]);
+                store_bf16(vb + (size_t)(dim + d0 + d) * npad + j0, lo[d]);
             }
         }
     // Queries in blocks of AMX_QB rows: a block's scores, its softmax's weights and their

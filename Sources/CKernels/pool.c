@@ -24,7 +24,7 @@ struct ck_pool {
     const uint8_t *buf; size_t n; int prefetch; uint64_t partial[64];
     int t; size_t ldy;            // activation rows of a product (1 for decoding); y's row stride
     float *xe, *xo; size_t xcap;  // x de-interleaved once per bf16 job, cols / 2 floats per row
-    int amx_wanted, amx; uint16_t *amxx; size_t amxcap;   // a prompt's bf16 rows in fours on AMX tiles: x arranged once (amx_bf16_prepare)
+    int amx_wanted, amx; void *amxx; size_t amxcap;   // a prompt's bf16 rows on AMX tiles: x arranged once (amx_bf16_prepare; amxcap in bytes)
     struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
@@ -195,12 +195,9 @@ AVX512 static void q4_pack_panel_avx512(const uint8_t *w, int rows, int nb, int 
 static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
     int nb = p->cols / CK_QK, isa = ck_isa();
     int avx2 = isa == 1 && !p->gpack;
-    static _Thread_local uint8_t *buf; static _Thread_local size_t cap;
+    static _Thread_local void *panels; static _Thread_local size_t cap;
     size_t need = avx2 ? igemm_avx2_buffer_bytes(p->cols, p->gq4 != NULL) : (p->gq4 ? (size_t)nb * 1152 : (p->gi8 ? (size_t)32 * p->cols : 0));
-    if (cap < need) {
-        free(buf); cap = (need + 63) / 64 * 64; buf = aligned_alloc(64, cap);
-        if (!buf) { fprintf(stderr, "internvl-chat: out of memory for a GEMM panel (%zu bytes)\n", cap); abort(); }
-    }
+    uint8_t *buf = grow_buffer(&panels, &cap, need, "a GEMM panel");
     for (int pn = p0; pn < p1; pn++) {
         int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
 #if defined(__x86_64__)
@@ -425,7 +422,7 @@ static void run_share(ck_pool *p, int self) {
 #if defined(__x86_64__)
             if (p->amx && p->kind == JOB_BF16) {
                 int a1 = r0 + (r1 - r0) / 64 * 64;                 // whole runs of 64 rows on the tiles
-                for (int r = r0; r < a1; r += 64) amx_bf16_rows64((const uint16_t *)p->w, p->cols, r, p->amxx, p->t, p->y, p->ldy);
+                for (int r = r0; r < a1; r += 64) amx_bf16_rows64((const uint16_t *)p->w, p->cols, r, (const uint16_t *)p->amxx, p->t, p->y, p->ldy);
                 r0 = a1;
                 if (r0 >= r1) continue;
             }
@@ -434,7 +431,7 @@ static void run_share(ck_pool *p, int self) {
                 int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, a1 = g1 > r0 ? r0 + (g1 - r0) / 64 * 64 : r0;
                 int blocks = x4_blocks(p->cols);
                 const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
-                const uint16_t *xt = p->amxx + (size_t)b * (X4_BLOCK / 32) * amx_m_tiles(p->t) * 1024;
+                const uint16_t *xt = (const uint16_t *)p->amxx + (size_t)b * (X4_BLOCK / 32) * amx_m_tiles(p->t) * 1024;
                 float *y = blocks > 1 ? p->ypart + (size_t)b * p->rows : p->y;
                 size_t ldy = blocks > 1 ? (size_t)blocks * p->rows : p->ldy;
                 for (int r = r0; r < a1; r += 64) amx_bf16x4_rows64(wb, x4_width(p->cols, b), r / 4, xt, p->t, y, ldy);
@@ -531,6 +528,16 @@ void ck_pool_destroy(ck_pool *p) {
 
 int ck_pool_threads(const ck_pool *p) { return p->threads; }
 
+void *grow_buffer(void **buf, size_t *cap, size_t need, const char *what) {
+    if (*cap < need) {
+        free(*buf);
+        *cap = (need + 63) / 64 * 64;
+        *buf = aligned_alloc(64, *cap);
+        if (!*buf) { fprintf(stderr, "internvl-chat: out of memory for %s (%zu bytes)\n", what, *cap); abort(); }
+    }
+    return *buf;
+}
+
 static void dispatch(ck_pool *p) {
     p->isa = ck_isa();
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
@@ -603,8 +610,7 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
 #if defined(__x86_64__)
     if ((kind == JOB_BF16X4 || kind == JOB_BF16) && p->amx_wanted && t >= 2 && ck_prompt_on_tiles(rows, cols)) {
         size_t need = amx_bf16_prepared_halfwords(t, cols);
-        if (p->amxcap < need) { free(p->amxx); p->amxx = aligned_alloc(64, need * 2); p->amxcap = need; }
-        amx_bf16_prepare((const float *)x, t, cols, p->amxx);
+        amx_bf16_prepare((const float *)x, t, cols, grow_buffer(&p->amxx, &p->amxcap, need * 2, "a prompt's tiles"));
         p->amx = 1;
     }
 #endif
