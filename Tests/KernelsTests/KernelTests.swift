@@ -27,6 +27,17 @@ struct KernelTests {
         return (bytes, exact)
     }
 
+    /// bf16 rows (as stored) laid out in groups of four (`WeightMatrix.packedInFours`).
+    static func inFours(_ storage: [UInt8], rows: Int, cols: Int) -> [UInt8] {
+        var packed = [UInt8](repeating: 0, count: storage.count)
+        storage.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { dst in
+                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
+            }
+        }
+        return packed
+    }
+
     static func naive(_ w: [Float], _ x: [Float], rows: Int, cols: Int, t: Int) -> [Double] {
         var y = [Double](repeating: 0, count: t * rows)
         for i in 0..<t { for r in 0..<rows {

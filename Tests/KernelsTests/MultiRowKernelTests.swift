@@ -20,12 +20,7 @@ struct MultiRowKernelTests {
         var rng = SeededRandom(seed: UInt64(rows * 31 + cols + t))
         let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
         let x = KernelTests.randomFloats(t * cols, &rng, scale: 2)
-        var packed = [UInt8](repeating: 0, count: storage.count)
-        storage.withUnsafeBytes { src in
-            packed.withUnsafeMutableBytes { dst in
-                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
-            }
-        }
+        let packed = KernelTests.inFours(storage, rows: rows, cols: cols)
         for format in Format.allCases {
             let quantization: Quantization? = format == .q8 || format == .q8Panels ? .q8 : (format == .q4 ? .q4 : nil)
             let panels = format == .q8Panels
@@ -84,12 +79,7 @@ struct MultiRowKernelTests {
         let x = KernelTests.randomFloats(t * cols, &rng, scale: 2)
         let exact = KernelTests.naive(values, x, rows: rows, cols: cols, t: t)
         let magnitude = KernelTests.naive(values.map(abs), x.map(abs), rows: rows, cols: cols, t: t)
-        var packed = [UInt8](repeating: 0, count: storage.count)
-        storage.withUnsafeBytes { src in
-            packed.withUnsafeMutableBytes { dst in
-                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
-            }
-        }
+        let packed = KernelTests.inFours(storage, rows: rows, cols: cols)
         for inFours in [false, true] { (inFours ? packed : storage).withUnsafeBytes { raw in
             let w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols, layout: inFours ? .groupsOfFour : .rowMajor)
             for level in QuantizedKernelTests.isaLevels { for threads in [1, 2, 3] {

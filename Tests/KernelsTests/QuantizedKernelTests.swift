@@ -88,12 +88,7 @@ struct QuantizedKernelTests {
             storage[2 * (r * cols + c)] = UInt8(b & 0xFF); storage[2 * (r * cols + c) + 1] = UInt8(b >> 8)
             want[r] = w * x[c]
         }
-        var packed = [UInt8](repeating: 0, count: storage.count)
-        storage.withUnsafeBytes { src in
-            packed.withUnsafeMutableBytes { dst in
-                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
-            }
-        }
+        let packed = KernelTests.inFours(storage, rows: rows, cols: cols)
         for level in Self.isaLevels { for threads in [1, 2] {
             let pool = ThreadPool(threads: threads)
             var y = [Float](repeating: .nan, count: rows)
@@ -113,12 +108,7 @@ struct QuantizedKernelTests {
         let rows = 23
         var rng = SeededRandom(seed: 44)
         let (storage, values) = KernelTests.matrix(rows, cols, .bf16, &rng)
-        var packed = [UInt8](repeating: 0, count: storage.count)
-        storage.withUnsafeBytes { src in
-            packed.withUnsafeMutableBytes { dst in
-                _ = WeightMatrix(base: src.baseAddress!, dtype: .bf16, rows: rows, cols: cols).packedInFours(into: dst.baseAddress!)
-            }
-        }
+        let packed = KernelTests.inFours(storage, rows: rows, cols: cols)
         packed.withUnsafeBytes { raw in
             let w = WeightMatrix(base: raw.baseAddress!, dtype: .bf16, rows: rows, cols: cols, layout: .groupsOfFour)
             for level in Self.isaLevels {
