@@ -10,6 +10,9 @@ public struct GraphicsSupport: Sendable, Equatable {
     public var cellHeight: Int
     /// Why this mode (logged).
     public var reason: String
+    /// What the person typed before the replies came (typing ahead while the app starts): read
+    /// with them, handed to curses as input (`Terminal`).
+    public var typedAhead: [UInt8] = []
 }
 
 public enum GraphicsProbe {
@@ -34,7 +37,8 @@ public enum GraphicsProbe {
         let sixel = da1.map(hasSixel) ?? false
         if requested == nil && !sixel {
             return GraphicsSupport(mode: fallback, cellWidth: 10, cellHeight: 20,
-                                   reason: da1 == nil ? "no DA1 reply" : "DA1 without sixel: \(printable(da1!))")
+                                   reason: da1 == nil ? "no DA1 reply" : "DA1 without sixel: \(printable(da1!))",
+                                   typedAhead: tty.typedAhead)
         }
         var cell = tty.cellSizeFromWindow()
         var how = "TIOCGWINSZ"
@@ -42,7 +46,26 @@ public enum GraphicsProbe {
         if cell == nil { how = "default 10x20" }
         let (w, h) = cell ?? (10, 20)
         return GraphicsSupport(mode: .sixel, cellWidth: w, cellHeight: h,
-                               reason: (sixel ? "DA1 has 4: \(printable(da1!))" : "--graphics sixel") + "; cell \(w)x\(h) px from \(how)")
+                               reason: (sixel ? "DA1 has 4: \(printable(da1!))" : "--graphics sixel") + "; cell \(w)x\(h) px from \(how)",
+                               typedAhead: tty.typedAhead)
+    }
+
+    /// A terminal's reply to a query, `ESC [` then parameter bytes (digits, `;`, `?`, ...) then
+    /// `terminator`, found in what was read; the bytes around it are keys typed meanwhile.
+    /// `reply` nil: none complete yet (all of `bytes` may still be the start of one).
+    public static func splitReply(_ bytes: [UInt8], terminator: UInt8) -> (reply: [UInt8]?, typed: [UInt8]) {
+        var i = 0
+        while i + 1 < bytes.count {
+            if bytes[i] == 0x1B && bytes[i + 1] == UInt8(ascii: "[") {
+                var j = i + 2
+                while j < bytes.count && (0x30...0x3F).contains(bytes[j]) { j += 1 }
+                if j < bytes.count && bytes[j] == terminator {
+                    return (Array(bytes[i...j]), Array(bytes[..<i] + bytes[(j + 1)...]))
+                }
+            }
+            i += 1
+        }
+        return (nil, bytes)
     }
 
     /// DA1 reply `ESC [ ? 63 ; 1 ; 2 ; 4 ; ... c`: sixel when a parameter is exactly 4.
@@ -67,6 +90,8 @@ final class TTYQuery {
     let fd: Int32
     var saved = termios()
     let timeout: Double
+    /// Bytes read that were no reply: the person's typing.
+    private(set) var typedAhead: [UInt8] = []
 
     init?(timeout: Double) {
         fd = open("/dev/tty", O_RDWR | O_NOCTTY)
@@ -83,23 +108,24 @@ final class TTYQuery {
         Glibc.close(fd)
     }
 
-    /// Writes `query`, reads until `terminator` or the timeout.
+    /// Writes `query`, reads until its reply (`ESC [ ... terminator`) or the timeout. What else
+    /// comes (keys typed before or during the wait) is kept in `typedAhead`, not thrown away.
     func ask(_ query: String, until terminator: Character) -> String? {
-        tcflush(fd, TCIFLUSH)
         let q = Array(query.utf8)
-        guard write(fd, q, q.count) == q.count else { return nil }
-        var reply: [UInt8] = []
+        guard write(fd, q, q.count) == q.count, let end = terminator.asciiValue else { return nil }
+        var read: [UInt8] = []
+        defer { typedAhead += GraphicsProbe.splitReply(read, terminator: end).typed }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ms = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
             guard poll(&p, 1, ms) > 0 else { break }
             var b = [UInt8](repeating: 0, count: 256)
-            let n = read(fd, &b, b.count)
+            let n = Glibc.read(fd, &b, b.count)
             guard n > 0 else { break }
-            reply += b[0..<n]
-            if reply.last == terminator.asciiValue { return String(decoding: reply, as: UTF8.self) }
-            if reply.count > 4096 { break }
+            read += b[0..<n]
+            if let reply = GraphicsProbe.splitReply(read, terminator: end).reply { return String(decoding: reply, as: UTF8.self) }
+            if read.count > 1 << 16 { break }
         }
         return nil
     }

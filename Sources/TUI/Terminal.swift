@@ -58,6 +58,8 @@ public final class Terminal: @unchecked Sendable {
         mousemask(shim_BUTTON4_PRESSED() | shim_BUTTON5_PRESSED(), nil)
         mouseinterval(0)
         Terminal.emit("\u{1b}[?2004h")
+        typedAhead = graphics.typedAhead
+        feedTypedAhead()
         Terminal.installSignalHandlers()
         log.info("terminal \(COLS)x\(LINES), colours \(COLORS) (pixels: \(depth.rawValue)), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
     }
@@ -244,6 +246,26 @@ public final class Terminal: @unchecked Sendable {
     /// when none came.
     public func key(wait: Bool = true) -> Key { key(waitingMilliseconds: wait ? 30 : 0) }
 
+    /// Keys typed before curses started (`GraphicsSupport.typedAhead`), handed to curses a part
+    /// at a time (its input queue holds fewer than 137): after a part that leaves more, a mark key
+    /// asks for the next.
+    private var typedAhead: [UInt8] = []
+    static let typedAheadMark = shim_KEY_MAX() + 5
+
+    private func feedTypedAhead() {
+        guard !typedAhead.isEmpty else { return }
+        var cut = min(typedAhead.count, 120)
+        if cut < typedAhead.count {
+            // Not inside a character or an escape sequence (one starting in the last 8 bytes).
+            while cut > 1 && (typedAhead[cut] & 0xC0) == 0x80 { cut -= 1 }
+            if let esc = typedAhead[max(0, cut - 8)..<cut].lastIndex(of: 0x1B), esc > 0 { cut = esc }
+        }
+        let part = typedAhead[..<cut]
+        typedAhead.removeFirst(cut)
+        if !typedAhead.isEmpty { ungetch(Terminal.typedAheadMark) }
+        for b in part.reversed() { ungetch(Int32(b)) }       // the queue is last in, first out
+    }
+
     /// The next key, waiting up to `ms` milliseconds for one.
     public func key(waitingMilliseconds ms: Int32) -> Key {
         var ch: wint_t = 0
@@ -253,6 +275,7 @@ public final class Terminal: @unchecked Sendable {
         if r == ERR { return .none }
         if r == KEY_CODE_YES {
             let code = Int32(ch)
+            if code == Terminal.typedAheadMark { feedTypedAhead(); return key(waitingMilliseconds: 0) }
             if code == Terminal.pasteStart { return .paste(readPaste()) }
             if code == KEY_MOUSE {
                 var e = MEVENT()
@@ -272,9 +295,25 @@ public final class Terminal: @unchecked Sendable {
             if r2 == KEY_CODE_YES {                   // Alt + a key the keypad translated
                 return Int32(next) == KEY_BACKSPACE ? .alt("\u{7F}") : .code(Int32(next))
             }
+            if next == 0x5B || next == 0x4F, let code = cursorKey() { return .code(code) }
             return .alt(String(UnicodeScalar(UInt32(next)).map(Character.init) ?? " "))
         }
         return .char(String(UnicodeScalar(UInt32(ch)).map(Character.init) ?? " "))
+    }
+
+    /// After `ESC [` or `ESC O` that curses did not take as a key (typed ahead before the app
+    /// started, in the terminal's other cursor-key mode, then handed back to curses): the cursor
+    /// key the next letter makes, if it does (else that letter is left to be read).
+    private func cursorKey() -> Int32? {
+        var c: wint_t = 0
+        timeout(0)
+        let r = get_wch(&c)
+        timeout(30)
+        guard r != ERR else { return nil }
+        let codes: [wint_t: Int32] = [0x41: KEY_UP, 0x42: KEY_DOWN, 0x43: KEY_RIGHT, 0x44: KEY_LEFT, 0x48: KEY_HOME, 0x46: KEY_END]
+        if r != KEY_CODE_YES, let code = codes[c] { return code }
+        if r == KEY_CODE_YES { ungetch(Int32(c)) } else { unget_wch(wchar_t(c)) }
+        return nil
     }
 
     /// Characters up to the end-of-paste marker (or a pause of a second: a lost marker must not hang).

@@ -308,6 +308,26 @@ struct ImageDisplayTests {
         #expect(GraphicsProbe.detect(requested: nil, environment: ["TMUX": "/tmp/x", "NO_COLOR": "1"]).mode == .none)
         #expect(GraphicsProbe.detect(requested: .blocks, environment: [:]).mode == .blocks)
     }
+
+    /// Keys typed while the app starts come in with the probe's replies: the reply is the
+    /// `ESC [ ... terminator` sequence, whatever is around it is typing, kept in order. A typed
+    /// "c" is no DA1 reply, a typed cursor key (`ESC [ D`) stays typing, and an unfinished reply
+    /// is no reply yet.
+    @Test func typingAroundAProbesReplyIsKept() {
+        func split(_ s: String, _ end: Character) -> (String?, String) {
+            let (reply, typed) = GraphicsProbe.splitReply(Array(s.utf8), terminator: end.asciiValue!)
+            return (reply.map { String(decoding: $0, as: UTF8.self) }, String(decoding: typed, as: UTF8.self))
+        }
+        let da1 = "\u{1b}[?62;4;22c"
+        #expect(split(da1, "c") == (da1, ""))
+        #expect(split("abc" + da1, "c") == (da1, "abc"))
+        #expect(split("wö" + da1 + "rld", "c") == (da1, "wörld"))
+        #expect(split("x\u{1b}[D" + da1 + "\u{1b}[Cy", "c") == (da1, "x\u{1b}[D\u{1b}[Cy"))
+        #expect(split("abc\u{1b}[?62;4", "c") == (nil, "abc\u{1b}[?62;4"))
+        #expect(split("abc", "c") == (nil, "abc"))
+        #expect(split("hi\u{1b}[6;22;11t!", "t") == ("\u{1b}[6;22;11t", "hi!"))
+        #expect(split("", "c") == (nil, ""))
+    }
 }
 
 struct RenderTests {

@@ -8,7 +8,8 @@
 # it with Esc (the image then attached), resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
-# also restored after SIGTERM and SIGSEGV; with COLORTERM=truecolor thumbnails are in 24-bit colour.
+# also restored after SIGTERM and SIGSEGV; with COLORTERM=truecolor thumbnails are in 24-bit colour;
+# keys typed while the app starts are kept.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
@@ -178,4 +179,14 @@ grep -q 'pixels: direct' "$LOG" || fail "COLORTERM=truecolor should be logged as
 out=$(truecolour none)
 echo "$out" | grep -q '38;2;' && fail "without COLORTERM the thumbnail should use the 256-colour palette"
 echo "$out" | grep -q '38;5;208' || fail "without COLORTERM the orange should be palette colour 208"
+# Keys typed while the app starts, before its graphics probe asks the terminal (outside tmux's
+# name, so that it asks): the draft's first keys, a cursor key in the terminal's other mode
+# included; tmux answers the probe (no sixel).
+old=$S; S=$S-ahead
+tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
+  "env -u TMUX TERM=xterm-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations sh -c 'sleep 1; exec $BIN chat --model $MODEL'; sleep 30"
+tmux "${SOCK[@]}" kill-session -t "$old" 2>/dev/null || true
+keys -l 'hello wörld c'; keys Left Left; keys -l 'AB'
+wait_for '^> hello wörldAB c$'
+grep -q 'graphics blocks: DA1 without sixel' "$LOG" || fail "the graphics probe should have asked the terminal"
 echo "tui e2e: 1 passed, 0 failed"
