@@ -295,24 +295,39 @@ public final class Terminal: @unchecked Sendable {
             if r2 == KEY_CODE_YES {                   // Alt + a key the keypad translated
                 return Int32(next) == KEY_BACKSPACE ? .alt("\u{7F}") : .code(Int32(next))
             }
-            if next == 0x5B || next == 0x4F, let code = cursorKey() { return .code(code) }
+            if next == 0x5B || next == 0x4F, let key = afterCSI(next) { return key }
             return .alt(String(UnicodeScalar(UInt32(next)).map(Character.init) ?? " "))
         }
         return .char(String(UnicodeScalar(UInt32(ch)).map(Character.init) ?? " "))
     }
 
-    /// After `ESC [` or `ESC O` that curses did not take as a key (typed ahead before the app
-    /// started, in the terminal's other cursor-key mode, then handed back to curses): the cursor
-    /// key the next letter makes, if it does (else that letter is left to be read).
-    private func cursorKey() -> Int32? {
-        var c: wint_t = 0
+    /// What follows `ESC [` or `ESC O` that curses did not take as a key: a cursor key typed ahead
+    /// before the app started, in the terminal's other cursor-key mode, then handed back to curses
+    /// (its code); or a reply to the graphics probe that came after its timeout (a DA1 reply
+    /// `ESC [ ? ... c`, a cell size `ESC [ 6 ; h ; w t`: dropped, `.none`). Anything else is left
+    /// to be read (nil).
+    private func afterCSI(_ introducer: wint_t) -> Key? {
+        var read: [(Int32, wint_t)] = []
         timeout(0)
-        let r = get_wch(&c)
-        timeout(30)
-        guard r != ERR else { return nil }
-        let codes: [wint_t: Int32] = [0x41: KEY_UP, 0x42: KEY_DOWN, 0x43: KEY_RIGHT, 0x44: KEY_LEFT, 0x48: KEY_HOME, 0x46: KEY_END]
-        if r != KEY_CODE_YES, let code = codes[c] { return code }
-        if r == KEY_CODE_YES { ungetch(Int32(c)) } else { unget_wch(wchar_t(c)) }
+        defer { timeout(30) }
+        while read.count < 32 {
+            var c: wint_t = 0
+            let r = get_wch(&c)
+            if r == ERR { break }
+            read.append((r, c))
+            if r == KEY_CODE_YES || !(0x30...0x3F).contains(c) { break }     // past the parameters
+        }
+        let text = String(String.UnicodeScalarView(read.compactMap { $0.0 == KEY_CODE_YES ? nil : UnicodeScalar(UInt32($0.1)) }))
+        let codes: [String: Int32] = ["A": KEY_UP, "B": KEY_DOWN, "C": KEY_RIGHT, "D": KEY_LEFT, "H": KEY_HOME, "F": KEY_END]
+        if let code = codes[text] { return .code(code) }
+        if introducer == 0x5B, text.count == read.count,
+           (text.hasPrefix("?") && text.hasSuffix("c")) || (text.hasPrefix("6;") && text.hasSuffix("t")) {
+            log.notice("a terminal reply after the graphics probe's timeout, dropped: \(text.count) characters")
+            return Key.none
+        }
+        for (r, c) in read.reversed() {
+            if r == KEY_CODE_YES { ungetch(Int32(c)) } else { unget_wch(wchar_t(c)) }
+        }
         return nil
     }
 

@@ -9,7 +9,7 @@
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
 # also restored after SIGTERM and SIGSEGV; with COLORTERM=truecolor thumbnails are in 24-bit colour;
-# keys typed while the app starts are kept.
+# keys typed while the app starts are kept, late replies to the graphics probe are not typed.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
 IMG="$PWD/testdata/images/photo-chelsea.png"
@@ -189,4 +189,8 @@ tmux "${SOCK[@]}" kill-session -t "$old" 2>/dev/null || true
 keys -l 'hello wörld c'; keys Left Left; keys -l 'AB'
 wait_for '^> hello wörldAB c$'
 grep -q 'graphics blocks: DA1 without sixel' "$LOG" || fail "the graphics probe should have asked the terminal"
+# Replies to the probe that come after its timeout (a slow link) are no typing; a cursor key in
+# the other mode is still one.
+keys -l $'\e[?62;4c'; keys -l 'Z'; keys -l $'\e[6;22;11t'; keys -l $'\e[D'; keys -l 'Y'
+wait_for '^> hello wörldABYZ c$'
 echo "tui e2e: 1 passed, 0 failed"
