@@ -99,7 +99,7 @@ struct BatchRun {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
             guard ["jpg", "jpeg", "png", "webp"].contains(URL(fileURLWithPath: name).pathExtension.lowercased()) else {
-                FileHandle.standardError.write(Data("note: skipping \(TerminalText.sanitize(name)) (not a .jpg, .png or .webp)\n".utf8))
+                writeStderr("note: skipping \(TerminalText.sanitize(name)) (not a .jpg, .png or .webp)\n")
                 continue
             }
             lines.append(Line(number: lines.count + 1, question: question, images: [path], maxTiles: maxTiles, label: name))
@@ -120,7 +120,7 @@ struct BatchRun {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for (k, line) in lines.enumerated() {
-            if progress { FileHandle.standardError.write(Data("\r\u{1B}[Kline \(k + 1) of \(lines.count)…".utf8)) }
+            if progress { writeStderr("\r\u{1B}[Kline \(k + 1) of \(lines.count)…") }
             let prepared = try line.images.map { try prepare($0, line) }
             let ids = try prompt(line, tiles: prepared.map(\.tiles))
             let vision = prepared.flatMap { engine.encodeImage($0) }
@@ -129,7 +129,7 @@ struct BatchRun {
                                 tiles: prepared.map(\.tiles), stopped_at_stop_token: result.stoppedAtStopToken)
             Output.write(String(decoding: try encoder.encode(answer), as: UTF8.self) + "\n")
         }
-        if progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if progress { writeStderr("\r\u{1B}[K") }
     }
 
     private func prepare(_ path: String, _ line: Line) throws -> PreparedImage {

@@ -264,7 +264,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func log(_ s: String) { FileHandle.standardError.write(Data(("bench: " + s + "\n").utf8)) }
+    func log(_ s: String) { writeStderr(("bench: " + s + "\n")) }
 
     func jsonLine(_ r: [String: Any]) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)

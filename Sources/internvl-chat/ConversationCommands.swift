@@ -49,7 +49,7 @@ struct ConversationsCommand: ParsableCommand {
                     Output.write("\(s.label)  \(df.string(from: s.updated))  \(counted(s.turns, "turn")), \(counted(s.images, "image"))  \(s.title)\n")
                 }
             }
-            if all.isEmpty && !json { FileHandle.standardError.write(Data("No conversations in \(TerminalText.sanitize(store.root.path)).\n".utf8)) }
+            if all.isEmpty && !json { writeStderr("No conversations in \(TerminalText.sanitize(store.root.path)).\n") }
         }
     }
 }

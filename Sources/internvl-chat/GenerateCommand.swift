@@ -147,7 +147,7 @@ struct GenerateCommand: ParsableCommand {
                 defer { conversations.close() }
                 if let resume {
                     let resumed = try blocking { try await conversations.resume(resume) }
-                    for p in resumed.problems { FileHandle.standardError.write(Data("warning: \(TerminalText.sanitize(p))\n".utf8)) }
+                    for p in resumed.problems { writeStderr("warning: \(TerminalText.sanitize(p))\n") }
                 }
                 try runTurns(session, try TurnScript.read(turns))
                 if let save {

@@ -27,6 +27,13 @@ struct InternVLChat: ParsableCommand {
         if let i = args.firstIndex(of: "--resume"), i + 1 == args.count || args[i + 1].hasPrefix("-") {
             args.insert(ConversationStore.latest, at: i + 1)
         }
+        // What went through stdio (print) and could not be written is an error too.
+        atexit {
+            guard fflush(nil) != 0 else { return }
+            let e = errno
+            if e != EPIPE { writeStderr("error: could not write to standard output: \(String(cString: strerror(e)))\n") }
+            _exit(1)
+        }
         main(subcommandFirst(args))
     }
 
@@ -95,15 +102,34 @@ func reportingErrors(_ body: () throws -> Void) throws {
 /// One line on stderr: "error: <sentence>", with control characters made visible.
 func printError(_ error: Error) {
     let message = (error as? LocalizedError)?.errorDescription ?? String(describing: error)
-    FileHandle.standardError.write(Data(("error: " + TerminalText.sanitize(message) + "\n").utf8))
+    writeStderr("error: " + TerminalText.sanitize(message) + "\n")
 }
+
+/// Writes to stderr; a closed or full stderr loses the text, nothing more.
+func writeStderr(_ s: String) { _ = Output.writeAll(2, Array(s.utf8)) }
 
 /// Writes to stdout immediately; control characters are made visible when stdout is a terminal.
 enum Output {
     static let isTerminal = isatty(1) != 0
 
+    /// A stdout that cannot be written (a full disk, a closed descriptor) ends the run with one
+    /// error line and status 1; a reader that went away (`| head`) ends it quietly.
     static func write(_ s: String) {
         let text = isTerminal ? TerminalText.sanitize(s) : s
-        FileHandle.standardOutput.write(Data(text.utf8))
+        guard let failure = writeAll(1, Array(text.utf8)) else { return }
+        if failure != EPIPE { writeStderr("error: could not write to standard output: \(String(cString: strerror(failure)))\n") }
+        exit(1)
+    }
+
+    /// All of `bytes` to `fd`; the errno that stopped it, nil when all went.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return errno }
+            if n == 0 { return EIO }
+            done += n
+        }
+        return nil
     }
 }

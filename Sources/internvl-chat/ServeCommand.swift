@@ -58,9 +58,9 @@ struct ServeCommand: ParsableCommand {
             guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
             options.maxConnections = maxConnections
             if !options.isLoopback && options.apiKey == nil {
-                FileHandle.standardError.write(Data("warning: serving on \(TerminalText.sanitize(host)) without --api-key: anyone who can reach this port can use the model\n".utf8))
+                writeStderr("warning: serving on \(TerminalText.sanitize(host)) without --api-key: anyone who can reach this port can use the model\n")
             }
-            FileHandle.standardError.write(Data("Loading \(TerminalText.sanitize(folder.path))…\n".utf8))
+            writeStderr("Loading \(TerminalText.sanitize(folder.path))…\n")
             let engine = try weightOptions.engine(folder, context: context)
             options.promptLimit = PromptLimit(tokens: engine.contextLength, bytesPerToken: Self.longestPieceBytes(engine.tokenizer))
             var limits = SchedulerLimits()
@@ -73,7 +73,7 @@ struct ServeCommand: ParsableCommand {
             let host = TerminalText.sanitize(options.host), name = TerminalText.sanitize(options.modelName)
             try blocking {
                 try await server.run { port in
-                    FileHandle.standardError.write(Data("serving \(name) on http://\(host):\(port)/v1\n".utf8))
+                    writeStderr("serving \(name) on http://\(host):\(port)/v1\n")
                 }
             }
             scheduler.shutdown()

@@ -51,6 +51,27 @@ struct CLITests {
         for r in [before, piped, dash] { #expect(try Self.lastJSON(r.out)["prompt_token_ids"] as? [Int] == want) }
     }
 
+    /// A stdout that cannot take the output (a full disk): one error line and status 1, not a
+    /// crash, whether the text went out directly or through print (the help).
+    @Test func aStandardOutputThatCannotBeWrittenIsOneErrorLine() throws {
+        let model = TestData.url("tiny-a").path
+        for args in [["tokenize", "--model", model, "Hello"], ["generate", "--model", model, "--max-new-tokens", "4", "Hi"],
+                     ["models", "--model", model], ["--help"]] {
+            let p = Process()
+            p.executableURL = Self.binary
+            p.arguments = args
+            p.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+            p.standardInput = FileHandle.nullDevice
+            let err = Pipe()
+            p.standardError = err
+            try p.run()
+            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 1 && e == "error: could not write to standard output: No space left on device\n",
+                    "\(args): status \(p.terminationStatus), \(e.prefix(300))")
+        }
+    }
+
     @Test func chatWithoutATerminalPointsAtGenerate() throws {
         let r = try Self.run(["chat", "--model", TestData.url("tiny-a").path], stdin: "Hello\n")
         #expect(r.status == 1 && r.err.hasPrefix("error: the chat is a full-screen app") && r.err.contains("generate --turns"), "\(r.err)")
