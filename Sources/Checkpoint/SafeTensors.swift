@@ -30,9 +30,41 @@ public final class MappedFile: @unchecked Sendable {
             throw CheckpointError.unreadable(path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         base = UnsafeRawPointer(p)
+        mapping = (p, size)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    /// The file read into memory of its own, placed so that byte `offset` of it falls on a 64-byte
+    /// boundary: a safetensors file whose data section starts where its element types are not
+    /// aligned (a header not padded to 8 bytes, as some writers leave it) is used from this copy.
+    public init(copyOf path: String, aligning offset: Int) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointError.unreadable(path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw CheckpointError.unreadable(path, reason: String(cString: strerror(errno))) }
+        size = Int(st.st_size)
+        let shift = (64 - offset % 64) % 64, total = size + shift
+        guard let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            throw CheckpointError.unreadable(path, reason: "no memory for an aligned copy of \(size) bytes")
+        }
+        mapping = (p, total)
+        var done = 0
+        while done < size {
+            let n = read(fd, p + shift + done, min(size - done, 1 << 30))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                munmap(p, total)
+                throw CheckpointError.unreadable(path, reason: n < 0 ? String(cString: strerror(errno)) : "it ended while being read")
+            }
+            done += n
+        }
+        base = UnsafeRawPointer(p + shift)
+    }
+
+    private let mapping: (UnsafeMutableRawPointer, Int)
+
+    deinit { munmap(mapping.0, mapping.1) }
 }
 
 /// One tensor of a safetensors file: where its bytes are and what they are.
@@ -57,7 +89,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public let dataOffset: Int
 
     public init(path: String) throws {
-        file = try MappedFile(path: path)
+        var file = try MappedFile(path: path)
         func bad(_ r: String) -> CheckpointError { .badHeader(path, reason: r) }
         guard file.size >= 8 else { throw bad("it is shorter than the 8-byte header length") }
         let claimed = UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self))
@@ -69,6 +101,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw bad("the header claims \(n) bytes but the file has only \(file.size - 8) after the length (truncated?)")
         }
         dataOffset = 8 + n
+        if dataOffset % 8 != 0 { file = try MappedFile(copyOf: path, aligning: dataOffset) }
+        self.file = file
         let dataSize = file.size - dataOffset
         let json = Data(bytes: file.base + 8, count: n)
         guard let obj = try? JSONSerialization.jsonObject(with: json), let dict = obj as? [String: Any] else {
@@ -98,7 +132,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard off[1] <= dataSize else {
                 throw bad("entry \(name) ends at byte \(off[1]) of a \(dataSize)-byte data section (truncated file?)")
             }
-            guard (dataOffset + off[0]) % dtype.size == 0 else {
+            guard (Int(bitPattern: file.base) + dataOffset + off[0]) % dtype.size == 0 else {
                 throw bad("entry \(name) is not aligned to its \(dtype.size)-byte element size")
             }
             tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, start: off[0], end: off[1])

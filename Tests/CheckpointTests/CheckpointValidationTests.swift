@@ -122,6 +122,34 @@ struct CheckpointValidationTests {
         }
     }
 
+    /// A header not padded to 8 bytes (some writers leave it so) puts the data section at an odd
+    /// place: the file is used from an aligned copy, every tensor the same bytes, aligned to its
+    /// element size, and the checkpoint loads.
+    @Test func anUnpaddedHeaderLoadsTheSameTensors() throws {
+        let original = try Data(contentsOf: TestData.url("tiny-a/model.safetensors"))
+        let n = Int(original.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        try Self.withTiny { s in
+            for pad in [1, 2, 3, 5] {
+                var out = Data()
+                var len = UInt64(n + pad).littleEndian
+                withUnsafeBytes(of: &len) { out.append(contentsOf: $0) }
+                out.append(original.subdata(in: 8..<(8 + n)))
+                out.append(Data(repeating: 0x20, count: pad))
+                out.append(original.subdata(in: (8 + n)..<original.count))
+                try out.write(to: s.file("model.safetensors"))
+                let odd = try SafeTensorsFile(path: s.file("model.safetensors").path)
+                let want = try SafeTensorsFile(path: TestData.url("tiny-a/model.safetensors").path)
+                #expect(odd.dataOffset == 8 + n + pad && odd.tensors == want.tensors)
+                for (name, info) in want.tensors {
+                    let got = odd.pointer(odd.tensors[name]!)
+                    #expect(Int(bitPattern: got) % info.dtype.size == 0, "\(name) at \(got), pad \(pad)")
+                    #expect(memcmp(got, want.pointer(info), info.end - info.start) == 0, "\(name), pad \(pad)")
+                }
+                try Self.load(s.url)
+            }
+        }
+    }
+
     @Test func shardErrors() throws {
         try Self.withTiny("tiny-b") { s in
             try FileManager.default.removeItem(at: s.file("model-00002-of-00003.safetensors"))
