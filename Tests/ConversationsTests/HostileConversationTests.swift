@@ -37,6 +37,24 @@ extension FormatTests {
         })
     }
 
+    /// An image attached through a server whose model's tiling is not known (no grid, no cost)
+    /// is saved and loaded back as it was; a zero grid with tiles or a cost is still refused.
+    @Test func anImageWithoutKnownTilesRoundTrips() throws {
+        let root = tempDir("uncosted"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        var snap = syntheticSnapshot()
+        for i in snap.images.indices {
+            let o = snap.images[i].info
+            snap.images[i].info = AttachedImage(id: o.id, name: "pic \(o.id).png", width: o.width, height: o.height, tiles: 0, tokenCost: 0,
+                                                grid: TileGrid(cols: 0, rows: 0), tiling: o.tiling, tokensPerTile: 0, sha256: o.sha256)
+            snap.images[i].tokens = nil
+        }
+        let h = try store.create(); try store.save(snap, to: h); h.close()
+        let loaded = store.load(try store.read(h.id), model: testModel)
+        #expect(loaded.problems.isEmpty && loaded.snapshot.images.map(\.info) == snap.images.map(\.info) && loaded.snapshot.turns == snap.turns)
+        try refused("0x0 grid", { o in Self.editImage("grid", ["cols": 0, "rows": 0])(&o); Self.editImage("tiles", 0)(&o) })
+    }
+
     /// Temporary files a killed save left behind go when the conversation is opened again.
     @Test func orphanedTemporaryFilesAreRemovedOnOpen() throws {
         let root = tempDir("tmp"); defer { try? FileManager.default.removeItem(at: root) }
