@@ -225,7 +225,12 @@ public final class ConversationStore: @unchecked Sendable {
             throw ConversationError.saveFailed(dir.path, reason: error.localizedDescription)
         }
         let path = dir.appendingPathComponent(".lock").path
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Never through a link (a copied folder may hold one pointing anywhere): a `.lock` that
+        // is one is replaced by a file of our own.
+        var fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0 && errno == ELOOP && unlink(path) == 0 {
+            fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
         guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
         // A lock just released can still be held for a moment by a child process this process
         // is starting (between fork and exec it shares the descriptor): try for half a second.
@@ -276,8 +281,7 @@ public final class ConversationStore: @unchecked Sendable {
         var entries: [ConversationFile.ImageEntry] = []
         var index: [Int: Int] = [:]
         do {
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent("vision"), withIntermediateDirectories: true)
+            for sub in ["images", "vision"] { try Self.ownFolder(dir.appendingPathComponent(sub)) }
             for img in snapshot.images {
                 let sha = img.info.sha256.isEmpty ? ContentHash.sha256(img.bytes) : img.info.sha256
                 let format = Self.format(of: img.bytes)
@@ -321,16 +325,37 @@ public final class ConversationStore: @unchecked Sendable {
         }
     }
 
+    /// A folder of the conversation's own: a link there (a copied folder may hold one pointing
+    /// anywhere) is replaced by a real folder, so that saving and pruning never reach past it.
+    static func ownFolder(_ url: URL) throws {
+        var st = stat()
+        if lstat(url.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK { unlink(url.path) }
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
     /// Removes image files the saved conversation no longer names, and vision files of other
-    /// images or other models (after a successful save).
+    /// images or other models (after a successful save): only files named as the store names
+    /// them (a content hash first), in folders of its own.
     func prune(_ dir: URL, keep f: ConversationFile) {
         let images = Set(f.images.map { "\($0.sha256).\($0.format)" })
         let vision = Set(f.images.map { Self.visionName($0.sha256, $0.tiling, f.model) })
         for (sub, keep) in [("images", images), ("vision", vision)] {
-            for n in (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(sub).path)) ?? [] where !keep.contains(n) {
-                try? FileManager.default.removeItem(at: dir.appendingPathComponent("\(sub)/\(n)"))
+            let folder = dir.appendingPathComponent(sub)
+            var st = stat()
+            guard lstat(folder.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
+            for n in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where !keep.contains(n) && Self.isStoreFileName(n, in: sub) {
+                try? FileManager.default.removeItem(at: folder.appendingPathComponent(n))
             }
         }
+    }
+
+    /// Whether `name` is one the store gives files in `sub`: images `<sha256>.<png|jpeg|webp>`,
+    /// vision tokens `<sha256>-<tiling>-<model>.f32`.
+    static func isStoreFileName(_ name: String, in sub: String) -> Bool {
+        let hex = name.prefix(64)
+        guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return false }
+        let rest = name.dropFirst(64)
+        return sub == "images" ? [".png", ".jpeg", ".webp"].contains(String(rest)) : rest.hasPrefix("-") && rest.hasSuffix(".f32")
     }
 
     // MARK: loading into a session

@@ -55,6 +55,46 @@ extension FormatTests {
         try refused("0x0 grid", { o in Self.editImage("grid", ["cols": 0, "rows": 0])(&o); Self.editImage("tiles", 0)(&o) })
     }
 
+    /// A copied folder may hold links: a `.lock` that links elsewhere is replaced, not written
+    /// through; `images` and `vision` folders that link elsewhere are replaced by folders of the
+    /// conversation's own, and nothing is pruned past them; files the store did not name are
+    /// never pruned.
+    @Test func linksInAConversationFolderAreNotFollowed() throws {
+        let root = tempDir("links"); defer { try? FileManager.default.removeItem(at: root) }
+        let outside = tempDir("outside"); defer { try? FileManager.default.removeItem(at: outside) }
+        let store = ConversationStore(root: root)
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h); h.close()
+        let dir = root.appendingPathComponent(h.id)
+        let victim = outside.appendingPathComponent("victim.txt")
+        try Data("DATA\n".utf8).write(to: victim)
+        try FileManager.default.removeItem(at: dir.appendingPathComponent(".lock"))
+        try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(".lock"), withDestinationURL: victim)
+        let kept = ["notes.txt", "keep.png", String(repeating: "a", count: 64) + ".png"]
+        for sub in ["images", "vision"] {
+            let target = outside.appendingPathComponent(sub)
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            for n in kept { try Data("mine".utf8).write(to: target.appendingPathComponent(n)) }
+            try FileManager.default.removeItem(at: dir.appendingPathComponent(sub))
+            try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(sub), withDestinationURL: target)
+        }
+        let (h2, _) = try store.open(h.id)
+        try store.save(syntheticSnapshot(answer: "Again."), to: h2)
+        h2.close()
+        #expect(try String(contentsOf: victim, encoding: .utf8) == "DATA\n", "the lock's link target was written")
+        let lockType = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(".lock").path)[.type] as? FileAttributeType
+        #expect(lockType == .typeRegular)
+        for sub in ["images", "vision"] {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside.appendingPathComponent(sub).path).sorted() == kept.sorted(), "\(sub)")
+            let type = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(sub).path)[.type] as? FileAttributeType
+            #expect(type == .typeDirectory, "\(sub) is still a link")
+        }
+        #expect(store.load(try store.read(h.id), model: testModel).problems.isEmpty)
+        // In the conversation's own folder, a file the store did not name stays.
+        try Data("mine".utf8).write(to: dir.appendingPathComponent("images/notes.txt"))
+        let (h3, _) = try store.open(h.id); try store.save(syntheticSnapshot(), to: h3); h3.close()
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("images/notes.txt").path))
+    }
+
     /// Temporary files a killed save left behind go when the conversation is opened again.
     @Test func orphanedTemporaryFilesAreRemovedOnOpen() throws {
         let root = tempDir("tmp"); defer { try? FileManager.default.removeItem(at: root) }
