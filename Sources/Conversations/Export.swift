@@ -104,8 +104,17 @@ extension ConversationStore {
         try Self.writing(url.path) { try AtomicFile.write(data, to: url) }
     }
 
+    /// Refuses an existing target without `overwrite`, and one that is no regular file (a
+    /// device, a FIFO, a folder) even with it: replacing /dev/null with an export helps no one.
     static func refuseExisting(_ url: URL, overwrite: Bool) throws {
-        guard !overwrite, FileManager.default.fileExists(atPath: url.path) else { return }
+        var st = stat()
+        guard lstat(url.path, &st) == 0 else { return }
+        let type = st.st_mode & S_IFMT
+        if type != S_IFREG && type != S_IFLNK {
+            let kind = type == S_IFDIR ? "a folder" : type == S_IFIFO ? "a FIFO (named pipe)" : type == S_IFSOCK ? "a socket" : "a device"
+            throw ConversationError.exportFailed(url.path, reason: "it is \(kind), not a regular file; an export is written only as a file of its own")
+        }
+        guard !overwrite else { return }
         throw ConversationError.exportFailed(url.path, reason: "it exists already (--force replaces it)")
     }
 

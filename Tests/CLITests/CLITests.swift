@@ -470,6 +470,15 @@ struct CLITests {
         let forced = try Self.run(["export", "cat chat", "--force", "--out", dir.appendingPathComponent("md").path] + store)
         let replaced = try Data(contentsOf: URL(fileURLWithPath: mdPath))
         #expect(forced.status == 0 && replaced == before, "\(forced.err)")
+        // A target that is no regular file is not replaced, even with --force.
+        let fifo = dir.appendingPathComponent("pipe.json").path
+        #expect(mkfifo(fifo, 0o644) == 0)
+        for (target, kind) in [(fifo, "a FIFO (named pipe)"), ("/dev/null", "a device")] {
+            let r = try Self.run(["export", "cat chat", "--format", "json", "--force", "--out", target] + store)
+            var st = stat()
+            #expect(r.status == 1 && r.err.contains("\(target): it is \(kind), not a regular file") && lstat(target, &st) == 0
+                    && (st.st_mode & S_IFMT) != S_IFREG, "\(r.err)")
+        }
         let imp = try Self.run(["import", dir.appendingPathComponent("x.json").path, "--name", "copy"] + store)
         let after = try Self.run(["conversations"] + store)
         #expect(imp.status == 0 && after.out.contains("copy "))
