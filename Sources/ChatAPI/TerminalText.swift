@@ -20,4 +20,9 @@ public enum TerminalText {
         }
         return String(out)
     }
+
+    /// `sanitize` for one line of a listing or a message: line breaks shown as ␤ too.
+    public static func line(_ s: String) -> String {
+        sanitize(s).replacingOccurrences(of: "\n", with: "\u{2424}")
+    }
 }

@@ -43,10 +43,10 @@ struct ConversationsCommand: ParsableCommand {
                     if let p = s.problem { o["problem"] = p }
                     let d = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
                     Output.write(String(decoding: d, as: UTF8.self) + "\n")
-                } else if let p = s.problem {
-                    Output.write("\(s.id)  unreadable: \(p)\n")
+                } else if let p = s.problem {       // one line each, made safe wherever it goes (a pipe may end on a terminal)
+                    Output.write("\(s.id)  unreadable: \(TerminalText.line(p))\n")
                 } else {
-                    Output.write("\(s.label)  \(df.string(from: s.updated))  \(counted(s.turns, "turn")), \(counted(s.images, "image"))  \(s.title)\n")
+                    Output.write("\(TerminalText.line(s.label))  \(df.string(from: s.updated))  \(counted(s.turns, "turn")), \(counted(s.images, "image"))  \(TerminalText.line(s.title))\n")
                 }
             }
             if all.isEmpty && !json { writeStderr("No conversations in \(TerminalText.sanitize(store.root.path)).\n") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import ChatAPI
 import Foundation
 
 /// Developer tool for parity checks against PyTorch: writes what the vision path computes for
@@ -33,7 +34,8 @@ struct DumpVisionCommand: ParsableCommand {
             ]
             try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys, .prettyPrinted])
                 .write(to: URL(fileURLWithPath: out + ".json"))
-            Output.write("wrote \(out).pixels.f32, \(out).tokens.f32, \(out).json\n")
+            let shown = TerminalText.line(out)
+            Output.write("wrote \(shown).pixels.f32, \(shown).tokens.f32, \(shown).json\n")
         }
     }
 

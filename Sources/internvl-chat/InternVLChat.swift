@@ -102,7 +102,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
 /// One line on stderr: "error: <sentence>", with control characters made visible.
 func printError(_ error: Error) {
     let message = (error as? LocalizedError)?.errorDescription ?? String(describing: error)
-    writeStderr("error: " + TerminalText.sanitize(message) + "\n")
+    writeStderr("error: " + TerminalText.line(message) + "\n")
 }
 
 /// Writes to stderr; a closed or full stderr loses the text, nothing more.

@@ -72,6 +72,25 @@ struct CLITests {
         }
     }
 
+    /// The listing is one line per conversation with control characters made visible, wherever
+    /// stdout goes (a pipe may end on a terminal); the JSON listing keeps the text as it is.
+    @Test func aListedTitleIsOneSafeLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-title-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ["--conversations", dir.appendingPathComponent("store").path]
+        let title = "one\u{1b}]0;PWNED\u{07}\u{1b}[41m red\ntwo\rthree\u{9b}"
+        let script = try Self.writeScript(dir.appendingPathComponent("t.json"), [["question": title]])
+        let g = try Self.run(["generate", "--model", TestData.url("tiny-a").path, "--max-new-tokens", "2", "--turns", script, "--save", "x"] + store)
+        #expect(g.status == 0, "\(g.err)")
+        let list = try Self.run(["conversations"] + store)
+        #expect(list.status == 0 && list.out.split(separator: "\n").count == 1, "\(list.out)")
+        #expect(!list.out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D || $0.value == 0x9B }, "\(list.out)")
+        #expect(list.out.hasSuffix("  one␛]0;PWNED␇␛[41m red\n"), "\(list.out)")      // the title is the question's first line
+        let json = try Self.run(["conversations", "--json"] + store)
+        #expect(try Self.lastJSON(json.out)["title"] as? String == title.components(separatedBy: "\n")[0], "\(json.out)")
+    }
+
     @Test func chatWithoutATerminalPointsAtGenerate() throws {
         let r = try Self.run(["chat", "--model", TestData.url("tiny-a").path], stdin: "Hello\n")
         #expect(r.status == 1 && r.err.hasPrefix("error: the chat is a full-screen app") && r.err.contains("generate --turns"), "\(r.err)")

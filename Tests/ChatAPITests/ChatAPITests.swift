@@ -8,6 +8,7 @@ struct TerminalTextTests {
         #expect(TerminalText.sanitize(evil) == "ok␛[2J␇␡\u{FFFD}31mgnp.exex")
         #expect(TerminalText.sanitize("a\tb\nc") == "a\tb\nc")
         #expect(TerminalText.sanitize("a\tb\nc", tabWidth: 4) == "a    b\nc")
+        #expect(TerminalText.line("a\tb\nc\r\u{1b}") == "a\tb␤c␍␛", "one line: line breaks shown too")
         #expect(TerminalText.sanitize("猫 🐈 é") == "猫 🐈 é")
     }
 }
