@@ -302,8 +302,8 @@ public final class Terminal: @unchecked Sendable {
     }
 
     /// What follows `ESC [` or `ESC O` that curses did not take as a key: a cursor key typed ahead
-    /// before the app started, in the terminal's other cursor-key mode, then handed back to curses
-    /// (its code); or a reply to the graphics probe that came after its timeout (a DA1 reply
+    /// before the app started, in the terminal's other cursor-key mode, then handed back to curses,
+    /// or a Home or End key its terminfo entry does not name (its code); or a reply to the graphics probe that came after its timeout (a DA1 reply
     /// `ESC [ ? ... c`, a cell size `ESC [ 6 ; h ; w t`: dropped, `.none`). Anything else is left
     /// to be read (nil).
     private func afterCSI(_ introducer: wint_t) -> Key? {
@@ -318,7 +318,10 @@ public final class Terminal: @unchecked Sendable {
             if r == KEY_CODE_YES || !(0x30...0x3F).contains(c) { break }     // past the parameters
         }
         let text = String(String.UnicodeScalarView(read.compactMap { $0.0 == KEY_CODE_YES ? nil : UnicodeScalar(UInt32($0.1)) }))
-        let codes: [String: Int32] = ["A": KEY_UP, "B": KEY_DOWN, "C": KEY_RIGHT, "D": KEY_LEFT, "H": KEY_HOME, "F": KEY_END]
+        // (Home and End as `ESC [ 1 ~` / `ESC [ 4 ~` (tmux, screen) or `ESC [ 7 ~` / `ESC [ 8 ~`
+        // (rxvt) when the terminfo entry names other sequences, e.g. TERM=xterm-256color in tmux.)
+        let codes: [String: Int32] = ["A": KEY_UP, "B": KEY_DOWN, "C": KEY_RIGHT, "D": KEY_LEFT, "H": KEY_HOME, "F": KEY_END,
+                                      "1~": KEY_HOME, "7~": KEY_HOME, "4~": KEY_END, "8~": KEY_END]
         if let code = codes[text] { return .code(code) }
         if introducer == 0x5B, text.count == read.count,
            (text.hasPrefix("?") && text.hasSuffix("c")) || (text.hasPrefix("6;") && text.hasSuffix("t")) {

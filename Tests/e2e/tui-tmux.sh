@@ -193,4 +193,7 @@ grep -q 'graphics blocks: DA1 without sixel' "$LOG" || fail "the graphics probe 
 # the other mode is still one.
 keys -l $'\e[?62;4c'; keys -l 'Z'; keys -l $'\e[6;22;11t'; keys -l $'\e[D'; keys -l 'Y'
 wait_for '^> hello wörldABYZ c$'
+# Home and End as tmux sends them for TERM=xterm-256color (its terminfo names other sequences).
+keys Home; keys -l '<'; keys End; keys -l '>'; keys -l $'\e[7~'; keys -l '['; keys -l $'\e[8~'; keys -l ']'
+wait_for '^> \[<hello wörldABYZ c>\]$'
 echo "tui e2e: 1 passed, 0 failed"
