@@ -35,6 +35,24 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds running answers get to end after SIGTERM or SIGINT (a second signal: none).") var shutdownSeconds = 5.0
     @Option(help: "Connections open at once; one more is answered 503 and closed.") var maxConnections = 256
 
+    /// Limits that could not work are refused before the model loads: a port past 65535 would
+    /// wrap to another, no batch would hang every request, and times must be finite numbers of
+    /// seconds (they become nanosecond integers).
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, got \(port)") }
+        for (name, value, least) in [("--max-batch", maxBatch, 1), ("--max-queue", maxQueue, 0), ("--max-body-mb", maxBodyMb, 1),
+                                     ("--max-images", maxImages, 0), ("--max-tiles-per-request", maxTilesPerRequest, 1),
+                                     ("--max-tokens", maxTokens, 1), ("--max-connections", maxConnections, 1), ("--context", context, 1)]
+        where value < least {
+            throw ValidationError("\(name) must be at least \(least), got \(value)")
+        }
+        guard maxBodyMb <= 1 << 20 else { throw ValidationError("--max-body-mb must be at most \(1 << 20), got \(maxBodyMb)") }
+        for (name, value) in [("--request-seconds", requestSeconds), ("--body-seconds", bodySeconds), ("--shutdown-seconds", shutdownSeconds)]
+        where !(value.isFinite && value > 0 && value <= 1e7) {
+            throw ValidationError("\(name) must be a number of seconds above 0 and at most 10000000, got \(value)")
+        }
+    }
+
     func run() throws {
         try reportingErrors {
             let folder = try modelOptions.locate()
@@ -55,7 +73,6 @@ struct ServeCommand: ParsableCommand {
             options.requestSeconds = requestSeconds
             options.bodySeconds = bodySeconds
             options.shutdownSeconds = shutdownSeconds
-            guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
             options.maxConnections = maxConnections
             if !options.isLoopback && options.apiKey == nil {
                 writeStderr("warning: serving on \(TerminalText.sanitize(host)) without --api-key: anyone who can reach this port can use the model\n")

@@ -91,6 +91,21 @@ struct CLITests {
         #expect(try Self.lastJSON(json.out)["title"] as? String == title.components(separatedBy: "\n")[0], "\(json.out)")
     }
 
+    /// Server limits that could not work are refused before the model loads (a port that would
+    /// wrap, no batch, times that are no finite number of seconds), with the option named.
+    @Test func serveRefusesLimitsThatCannotWork() throws {
+        let model = TestData.url("tiny-a").path
+        for (args, message) in [(["--port", "70000"], "--port must be from 0 to 65535, got 70000"),
+                                (["--max-batch", "0"], "--max-batch must be at least 1, got 0"),
+                                (["--max-tokens", "0"], "--max-tokens must be at least 1, got 0"),
+                                (["--request-seconds", "nan"], "--request-seconds must be a number of seconds above 0"),
+                                (["--body-seconds", "inf"], "--body-seconds must be a number of seconds above 0"),
+                                (["--shutdown-seconds", "1e300"], "--shutdown-seconds must be a number of seconds above 0")] {
+            let r = try Self.run(["serve", "--model", model, "--port", "0"] + args)
+            #expect(r.status == 64 && r.err.contains(message) && !r.err.contains("Loading"), "\(args): \(r.status) \(r.err)")
+        }
+    }
+
     @Test func chatWithoutATerminalPointsAtGenerate() throws {
         let r = try Self.run(["chat", "--model", TestData.url("tiny-a").path], stdin: "Hello\n")
         #expect(r.status == 1 && r.err.hasPrefix("error: the chat is a full-screen app") && r.err.contains("generate --turns"), "\(r.err)")
