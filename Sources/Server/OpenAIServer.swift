@@ -76,10 +76,12 @@ public final class OpenAIServer: Sendable {
                                      contentLength: field("content-length")) == nil
         }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
-        // of its last answer) is closed; a client that closes its side ends its requests.
+        // of its last answer), plus a second, is closed; a client that closes its side ends its
+        // requests. (The second lets a body that stopped coming get its 408 from the handler's
+        // own deadline first, rather than a close without an answer.)
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(),
                                                                           HTTP1Details(connections: self.connections, readsBody: readsBody)],
-                                              idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000)))
+                                              idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000) + 1000))
         let app = Application(router: router, server: .http1(configuration: http),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),
                               onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
@@ -179,9 +181,13 @@ public final class OpenAIServer: Sendable {
         let started = ContinuousClock.now
         let bytes: [UInt8]
         do {
-            bytes = try await withDeadline(options.bodySeconds) { [options] in
-                Array(try await request.body.collect(upTo: options.maxBodyBytes).readableBytesView)
+            bytes = try await inFlight.reading { [options] in
+                try await withDeadline(options.bodySeconds) {
+                    Array(try await request.body.collect(upTo: options.maxBodyBytes).readableBytesView)
+                }
             }
+        } catch let d as DeadlineExceeded where d.shuttingDown {
+            return finish(Self.apiError(d))
         } catch is DeadlineExceeded {
             return finish(APIError(408, "The request body did not arrive within \(Int(options.bodySeconds)) s.", code: "request_timeout"))
         } catch is NIOTooManyBytesError {
@@ -377,7 +383,29 @@ final class InFlight: @unchecked Sendable {
     private struct Weak { weak var source: EventSource? }
     private let lock = NSLock()
     private var sources: [Weak] = []
+    private var reads: [UUID: @Sendable () -> Void] = [:]
     private var closed = false
+
+    /// A request body being read (`body`), so that a shutdown's end also ends a client that
+    /// stopped sending halfway (else it would hold the shutdown until --body-seconds): it then
+    /// throws `DeadlineExceeded(shuttingDown: true)`.
+    func reading<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await body() }
+        let key = UUID()
+        let cut = lock.withLock { () -> Bool in
+            if !closed { reads[key] = { task.cancel() } }
+            return closed
+        }
+        if cut { task.cancel() }
+        defer { _ = lock.withLock { reads.removeValue(forKey: key) } }
+        let value: T
+        do { value = try await task.value } catch {
+            if task.isCancelled { throw DeadlineExceeded(shuttingDown: true) }
+            throw error
+        }
+        if task.isCancelled { throw DeadlineExceeded(shuttingDown: true) }     // a body cut short by the cancel
+        return value
+    }
 
     func add(_ source: EventSource) {
         let cut: Bool = lock.withLock {
@@ -389,12 +417,13 @@ final class InFlight: @unchecked Sendable {
     }
 
     func cutAll() {
-        let all: [EventSource] = lock.withLock {
+        let (all, bodies): ([EventSource], [@Sendable () -> Void]) = lock.withLock {
             closed = true
-            defer { sources = [] }
-            return sources.compactMap(\.source)
+            defer { sources = []; reads = [:] }
+            return (sources.compactMap(\.source), Array(reads.values))
         }
         for s in all { s.cut(DeadlineExceeded(shuttingDown: true)) }
+        for cancel in bodies { cancel() }
     }
 }
 

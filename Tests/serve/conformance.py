@@ -340,4 +340,43 @@ for name, signals, seconds, batch in [("SIGTERM", [signal.SIGTERM], "2", "1"), (
     finally:
         harness.stop_server(proc)
 
+# A body that stops coming: 408 from --body-seconds, whether part of it came with the head or
+# none did (the connection's own idle limit must not close it first without an answer). At a
+# shutdown such a client gets 503 when the window ends and cannot hold the server past it.
+def half_body(port, partial):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {len(BODY) + 10}\r\n\r\n".encode() + partial)
+    return s
+
+
+proc, port = harness.start_server(BIN, MODEL, KEY, "--body-seconds", "2", output=output)
+try:
+    for partial in [b"", BODY[:7]]:
+        s = half_body(port, partial)
+        t0 = time.time()
+        raw = read_all(s)
+        check(raw.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in raw and time.time() - t0 < 8,
+              f"a body that stopped after {len(partial)} bytes: {raw[:120]!r} after {time.time() - t0:.1f} s")
+        s.close()
+finally:
+    harness.stop_server(proc)
+proc, port = harness.start_server(BIN, MODEL, KEY, "--body-seconds", "60", "--shutdown-seconds", "1", output=output)
+try:
+    s = half_body(port, BODY[:7])
+    time.sleep(0.5)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    raw = read_all(s)
+    check(raw.startswith(b"HTTP/1.1 503") and b'"shutting_down"' in raw, f"a body that stopped, at a shutdown: {raw[:120]!r}")
+    try:
+        code = proc.wait(timeout=20)
+        took = time.time() - t0
+        check(code == 0 and took < 5, f"a body that stopped held the shutdown: exit {code} after {took:.1f} s (window 1 s)")
+    except subprocess.TimeoutExpired:
+        check(False, "a body that stopped: serve still runs 20 s after the signal")
+    s.close()
+finally:
+    harness.stop_server(proc)
+
 harness.finish("conformance")
