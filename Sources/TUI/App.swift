@@ -72,8 +72,16 @@ public final class App: @unchecked Sendable {
         terminal = term
         defer { term.close(); terminal = nil; try? FileManager.default.removeItem(at: framesFolder) }
         if let r = resume { dispatch(.resume(r == ConversationStore.latest ? "" : r)) }
-        var dirty = true, lastSize = (0, 0)
+        var dirty = true, lastSize = (0, 0), signalled: Int32?
         while !state.quitRequested {
+            if let s = Terminal.takeSignal() {
+                // Killed, or the terminal closed: what is typed and answered is saved, as on a quit.
+                log.notice("signal \(s): saving and quitting")
+                signalled = s
+                state.quitRequested = true
+                perform([.quit])
+                break
+            }
             for a in inbox.take() { dispatch(a); dirty = true }
             let (w, h) = term.size
             if (w, h) != lastSize { lastSize = (w, h); dirty = true }
@@ -109,6 +117,10 @@ public final class App: @unchecked Sendable {
         finishSaving()
         conversations?.close()
         log.info("quit")
+        if let s = signalled {
+            try? FileManager.default.removeItem(at: framesFolder)
+            Terminal.end(by: s)
+        }
     }
 
     /// Waits (at most 30 s) for the saves already started, the one on quit included.

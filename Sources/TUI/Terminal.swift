@@ -2,6 +2,7 @@
 import Foundation
 import Imaging
 import Logging
+import Synchronization
 
 /// The only code that touches the terminal: ncurses set-up, semantic colours, drawing only the
 /// cells that changed, half-block pixels, sixel images over reserved cells, keys (bracketed
@@ -111,8 +112,21 @@ public final class Terminal: @unchecked Sendable {
         }
     }
 
+    /// A SIGTERM, SIGHUP (the terminal closed) or SIGINT that came: the app saves what it holds
+    /// and quits (`takeSignal`), then ends by it. A second one, or any other fatal signal, ends
+    /// the process at once, the terminal restored.
+    static let pendingSignal = Atomic<Int32>(0)
+
     static func installSignalHandlers() {
-        for sig in [SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE] {
+        for sig in [SIGTERM, SIGHUP, SIGINT] {
+            signal(sig) { s in
+                if Terminal.pendingSignal.exchange(s, ordering: .relaxed) == 0 { return }
+                Terminal.restore()
+                signal(s, SIG_DFL)
+                raise(s)
+            }
+        }
+        for sig in [SIGQUIT, SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE] {
             signal(sig) { s in
                 Terminal.restore()
                 signal(s, SIG_DFL)
@@ -120,6 +134,21 @@ public final class Terminal: @unchecked Sendable {
             }
         }
         atexit { Terminal.restore() }
+    }
+
+    /// The termination signal that came, if one did (see `pendingSignal`).
+    public static func takeSignal() -> Int32? {
+        let s = pendingSignal.load(ordering: .relaxed)
+        return s == 0 ? nil : s
+    }
+
+    /// Ends the process by `signal` as its default action would (status 128 + signal), the
+    /// terminal restored first.
+    public static func end(by signal: Int32) -> Never {
+        restore()
+        Glibc.signal(signal, SIG_DFL)
+        raise(signal)
+        exit(128 + signal)
     }
 
     public var size: (width: Int, height: Int) { (Int(shim_COLS()), Int(shim_LINES())) }

@@ -8,7 +8,7 @@
 # it with Esc (the image then attached), resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
-# also restored after SIGTERM and SIGSEGV; with COLORTERM=truecolor thumbnails are in 24-bit colour;
+# also restored after SIGTERM, SIGHUP and SIGSEGV (after SIGTERM and SIGHUP the draft is saved); with COLORTERM=truecolor thumbnails are in 24-bit colour;
 # keys typed while the app starts are kept, late replies to the graphics probe are not typed.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
@@ -152,12 +152,26 @@ killed() {  # killed SIGNAL EXIT_STATUS
   wait_for 'context 0/8192'
   keys -l 'Hello'; keys Enter
   wait_for 'tok/s'
+  keys -l "unsent draft $1"
+  wait_for "^> unsent draft $1"
   local app; app=$(pgrep -P "$(tmux "${SOCK[@]}" display-message -p -t "$S" '#{pane_pid}')" -f internvl-chat)
   kill "-$1" "$app"
   wait_for "EXIT=$2"
   wait_for 'SANE' 5
 }
+saved_draft() {  # saved_draft TEXT: some saved conversation holds TEXT as its draft
+  python3 - "$WORK/conversations" "$1" <<'PY'
+import glob, json, sys
+def draft(f):
+    try: return json.load(open(f)).get("draft")
+    except ValueError: return None            # the broken file an earlier step made
+sys.exit(0 if any(draft(f) == sys.argv[2] for f in glob.glob(sys.argv[1] + "/*/conversation.json")) else 1)
+PY
+}
 killed TERM 143
+saved_draft 'unsent draft TERM' || fail "SIGTERM: the draft was not saved"
+killed HUP 129                        # the terminal closed
+saved_draft 'unsent draft HUP' || fail "SIGHUP: the draft was not saved"
 killed SEGV 139
 
 # 24-bit colour (COLORTERM=truecolor): half-block thumbnails reach tmux in the image's exact
