@@ -217,7 +217,7 @@ private func submit(_ s: inout AppState) -> [Effect] {
 
 /// Loads a saved conversation ("" for the most recent) in place of the one on screen.
 private func load(_ s: inout AppState, _ target: String) -> [Effect] {
-    guard !s.busy else { return refuseWhileAnswering(&s) }
+    guard !s.busy else { return refuseWhileAnswering(&s, "/load \(target)") }
     s.busy = true
     s.messages.append(.init(kind: .info, text: "Loading \(target.isEmpty ? "the most recent conversation" : target)…"))
     return [.load(target)]
@@ -273,7 +273,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /delete NAME (a saved conversation; /list shows them)")); return [] }
         return [.delete(arg)]
     case "/new":
-        guard !s.busy else { return refuseWhileAnswering(&s) }
+        guard !s.busy else { return refuseWhileAnswering(&s, line) }
         let kept = s.pending.isEmpty ? "" : " The attached images stay attached to your next message."
         s.messages = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
         let system = s.systemMessage == nil ? "the model's default system message" : "your system message (/system to see it)"
@@ -296,7 +296,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     case "/show":
         s.messages.append(.init(kind: .info, text: settingsText(s)))
     case "/regen":
-        guard !s.busy else { return refuseWhileAnswering(&s) }
+        guard !s.busy else { return refuseWhileAnswering(&s, line) }
         guard let i = s.messages.lastIndex(where: { $0.kind == .assistant }) else {
             s.messages.append(.init(kind: .error, text: "There is no answer to regenerate yet.")); return []
         }
@@ -304,7 +304,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.messages[i].text = ""; s.messages[i].interrupted = false; s.busy = true
         return [.regenerate]
     case "/edit":
-        guard !s.busy else { return refuseWhileAnswering(&s) }
+        guard !s.busy else { return refuseWhileAnswering(&s, line) }
         guard !arg.isEmpty else { s.messages.append(.init(kind: .error, text: "Usage: /edit NEW QUESTION (replaces your last question)")); return [] }
         guard let i = s.messages.lastIndex(where: { $0.kind == .user }) else {
             s.messages.append(.init(kind: .error, text: "There is no question to edit yet.")); return []
@@ -542,9 +542,11 @@ private func endAnswer(_ s: inout AppState) -> AppState.BeforeAnswer? {
     return s.beforeAnswer
 }
 
-/// A command that needs the answer under way to end first.
-private func refuseWhileAnswering(_ s: inout AppState) -> [Effect] {
-    s.messages.append(.init(kind: .error, text: "Still answering: press Esc to stop it first."))
+/// A command that needs the answer under way to end first: it goes back into the input (as
+/// text typed during an answer stays there), to be sent again when the answer ends.
+private func refuseWhileAnswering(_ s: inout AppState, _ line: String) -> [Effect] {
+    s.input = line
+    s.messages.append(.init(kind: .error, text: "Still answering: the command stays in the input; send it when the answer ends, or press Esc to stop it."))
     return []
 }
 

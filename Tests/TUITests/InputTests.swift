@@ -502,6 +502,19 @@ struct CommandArgumentTests {
         #expect(reduce(&s, .enter) == [.send(question: "What is this?", images: [cat])])
     }
 
+    /// A command refused because an answer is under way stays in the input, as text typed then
+    /// does, to be sent when the answer ends.
+    @Test func aCommandRefusedDuringAnAnswerStaysInTheInput() {
+        var s = AppState()
+        s.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "A cat.")]
+        #expect(run(&s, "Why?") == [.send(question: "Why?", images: [])])
+        for line in ["/edit a long, carefully rewritten question", "/regen", "/new", "/load cats"] {
+            #expect(run(&s, line).isEmpty && s.input == line, "\(line)")
+            #expect(s.messages.last?.text.hasPrefix("Still answering: the command stays in the input") == true)
+            s.input = ""
+        }
+    }
+
     @Test func anAnswerStoppedBeforeItsFirstTokenPutsTheQuestionBack() {
         var s = AppState()
         _ = reduce(&s, .attached(cat))
