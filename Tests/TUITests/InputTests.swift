@@ -582,7 +582,9 @@ struct CommandArgumentTests {
         _ = run(&s, "Describe.")
         #expect(s.busy)
         #expect(run(&s, "/regen").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
+        s.input = ""                                    // (a refused command stays in the input)
         #expect(run(&s, "/edit Why?").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
+        s.input = ""
         // /new during an answer cleared the screen while the answer went on unseen and was saved nowhere.
         #expect(run(&s, "/new").isEmpty && s.messages.last?.text.hasPrefix("Still answering") == true)
         #expect(s.messages.contains { $0.kind == .user && $0.text == "Describe." })
