@@ -31,6 +31,13 @@ public struct LineEditor: Sendable, Equatable {
 
     public mutating func insert(_ s: String) { let i = cursorIndex; splice(i..<i, s) }
 
+    /// Puts `s` before the text, the cursor staying where it was in what followed.
+    public mutating func insertAtStart(_ s: String) {
+        let after = text.count - cursor
+        text = s + text
+        cursor = text.count - after
+    }
+
     public mutating func deleteBackward() {
         guard cursor > 0 else { return }
         let i = cursorIndex

@@ -551,16 +551,17 @@ private func refuseWhileAnswering(_ s: inout AppState, _ line: String) -> [Effec
 }
 
 /// The screen as it was before a question that the backend kept nothing of: its messages, the
-/// images and video that went with it back in the panel, the question back in the input when
-/// that is empty. Whether it went back; nil for a regenerated or edited answer (no question).
+/// images and video that went with it back in the panel, the question back in the input (above
+/// what was typed since, if anything was, the cursor staying in that). Whether it went back
+/// (always, for a question); nil for a regenerated or edited answer (no question).
 private func undoQuestion(_ s: inout AppState, _ before: AppState.BeforeAnswer) -> Bool? {
     guard let q = before.question else { return nil }
     s.messages = before.messages
     s.pending = before.pending + s.pending.filter { p in !before.pending.contains { $0.id == p.id } }
     if s.video == nil { s.video = before.video }
-    let back = s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
-    if back { s.input = q }
-    return back
+    if s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { s.input = q }
+    else { s.editor.insertAtStart(q + "\n") }
+    return true
 }
 
 let helpText = """

@@ -89,6 +89,14 @@ struct UpdateTests {
         #expect(s.messages == shown + [.init(kind: .error, text: "The prompt is too long. Your question is back in the input.")] && !s.busy)
         #expect(s.input == "x" && s.pending == [cat])
         _ = reduce(&s, .killToStart)
+        // With text typed while it was asked, the question goes above that text, the cursor
+        // staying where it was.
+        _ = reduce(&s, .type("Why?")); _ = reduce(&s, .enter)
+        _ = reduce(&s, .type("draft typed meanwhile")); _ = reduce(&s, .left)
+        _ = reduce(&s, .event(.failed("The server answered 500.")))
+        #expect(s.input == "Why?\ndraft typed meanwhile" && s.cursor == s.input.count - 1 && s.pending == [cat], "\(s.input)")
+        #expect(s.messages.last?.text == "The server answered 500. Your question is back in the input.")
+        _ = reduce(&s, .end); _ = reduce(&s, .killToStart)
         // Ctrl-C when idle asks first.
         #expect(reduce(&s, .interrupt).isEmpty && s.confirmQuit)
         #expect(reduce(&s, .type("n")).isEmpty && !s.quitRequested)
