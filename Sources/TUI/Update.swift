@@ -173,6 +173,10 @@ private func askToQuit(_ s: inout AppState) {
         let images = "\(s.pending.count) attached image\(s.pending.count == 1 ? "" : "s")"
         what.append(kept ? "\(images) saved with the conversation" : "\(images) will be dropped")
     }
+    if !s.attachesAfterAnswer.isEmpty {
+        let n = s.attachesAfterAnswer.count
+        what.append("\(n) file\(n == 1 ? "" : "s") queued to attach after the answer will not be attached")
+    }
     let note = what.isEmpty ? "" : " (" + what.joined(separator: "; ") + ")"
     s.messages.append(.init(kind: .info, text: "Quit\(note)? Press y, Ctrl-C or Ctrl-D to quit, any other key to stay."))
 }

@@ -605,6 +605,10 @@ struct CommandArgumentTests {
         _ = run(&t, "Tell me a story.")
         _ = reduce(&t, .quit)
         #expect(reduce(&t, .type("n")).isEmpty && !t.confirmQuit && !t.quitRequested && t.messages.last?.text == "Not quitting.")
+        // Files queued to attach after the answer are not saved: the question says so.
+        t.attachesAfterAnswer = ["/tmp/a.png", "/tmp/b.png"]
+        _ = reduce(&t, .quit)
+        #expect(t.messages.last?.text.contains("2 files queued to attach after the answer will not be attached") == true)
     }
 
     @Test func quitAsksAsCtrlDDoesWhenSomethingWouldBeLost() {
