@@ -352,6 +352,7 @@ public final class App: @unchecked Sendable {
     /// tokens when they fit this model) and onto the screen.
     func load(_ target: String) {
         guard let conversations else { inbox.post(.loadFailed("Saving is off (no conversation folder).", reset: false)); return }
+        save(name: nil, explicit: false)                 // with what is typed and attached and not yet sent
         let inbox = self.inbox, log = self.log
         conversations.inOrder {                          // the conversation on screen is saved first
             do {

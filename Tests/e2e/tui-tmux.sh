@@ -136,6 +136,23 @@ for _ in $(seq 100); do grep -q 'saved .*(3 turns)' "$LOG" && break; sleep 0.1; 
 grep -q 'saved .*(3 turns)' "$LOG" || fail "the answer after --resume should be saved (log)"
 keys -l '/list'; keys Enter
 wait_for 'coffee chat .* 3 turns, 2 images'
+# /load of another conversation saves this one first, with the image attached and not yet sent:
+# loading this one back brings that image back for the next message.
+keys -l '/new'; keys Enter; keys -l 'Other'; keys Enter
+wait_gone 'answering'
+keys -l '/save other'; keys Enter
+wait_for 'Saved as other'
+keys -l "/attach $IMG"; keys Enter
+wait_for '1\. photo-chelsea\.png'
+keys -l '/load coffee chat'; keys Enter
+wait_for 'coffee chat │'
+keys -l '/load other'; keys Enter
+wait_for 'other │'
+wait_for 'Next message'
+tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -A1 'Next message' | grep -q '1\. photo-chelsea\.png' \
+  || fail "the image attached before /load should come back with its conversation"
+keys -l '/load coffee chat'; keys Enter
+wait_for 'coffee chat │'
 mkdir -p "$WORK/conversations/20260101-000000-abcd"            # a damaged conversation: refused, the app goes on
 printf '{"format": "internvl-chat conversation", "version": 1, "turns": [' > "$WORK/conversations/20260101-000000-abcd/conversation.json"
 keys -l '/load 20260101-000000-abcd'; keys Enter
