@@ -202,6 +202,8 @@ public actor ChatSession: ChatBackend {
     /// Bytes those images keep: the file as read and the vision tokens.
     public var heldImageBytes: Int { images.all.reduce(0) { $0 + $1.bytes.count + $1.tokens.count * MemoryLayout<Float>.size } }
 
+    public var defaultSystemMessage: String { engine.template.systemMessage }
+
     public func setSystemMessage(_ text: String) {
         systemMessage = text     // the next turn's prompt differs from its start: nothing is reused
     }

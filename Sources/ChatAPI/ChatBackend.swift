@@ -22,11 +22,16 @@ public protocol ChatBackend: AnyObject, Sendable {
     /// Replaces the conversation with a saved one: progress events, then `.restored` or `.failed`.
     func restore(_ snapshot: SessionSnapshot) async -> AsyncStream<ChatEvent>
     var modelIdentity: ModelIdentity { get async }
+    /// The system message a conversation has when none was set (the chat template's own; a
+    /// remote backend's configured one).
+    var defaultSystemMessage: String { get async }
     /// Stops the running work as soon as possible; safe from any thread.
     func cancel()
 }
 
 extension ChatBackend {
+    public var defaultSystemMessage: String { get async { "" } }
+
     /// A turn whose question is what the user typed.
     public func send(_ question: String, images: [AttachedImage], parameters: SamplingParameters) async -> AsyncStream<ChatEvent> {
         await send(question, typed: question, images: images, parameters: parameters)

@@ -119,6 +119,13 @@ public final class DeferredBackend: ChatBackend, @unchecked Sendable {
         forwarded { await $0.restore(snapshot) }
     }
 
+    public var defaultSystemMessage: String {
+        get async {
+            if case .success(let b) = await backend() { return await b.defaultSystemMessage }
+            return ""
+        }
+    }
+
     public var modelIdentity: ModelIdentity {
         get async {
             if case .success(let b) = await backend() { return await b.modelIdentity }

@@ -47,6 +47,8 @@ public final class ConversationService: @unchecked Sendable {
         public var exchanges: [Exchange]
         /// The unsent text saved with it ("" when none).
         public var draft = ""
+        /// Its system message (as the session now has it).
+        public var systemMessage = ""
         /// The images saved as attached for the next question, as attached now.
         public var pending: [AttachedImage] = []
         /// Problems found, one sentence each (the conversation resumed anyway).
@@ -120,6 +122,7 @@ public final class ConversationService: @unchecked Sendable {
                         cachedVision: loaded.cachedVision, imageCount: f.images.count)
         r.savedModel = f.model
         r.draft = loaded.snapshot.draft
+        r.systemMessage = loaded.snapshot.systemMessage
         r.pending = loaded.snapshot.pendingImageIDs.compactMap { byID[$0] }
         return r
     }

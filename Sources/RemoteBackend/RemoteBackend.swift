@@ -169,6 +169,8 @@ public actor RemoteChatBackend: ChatBackend {
 
     public func setSystemMessage(_ text: String) { systemMessage = text }
 
+    public var defaultSystemMessage: String { configuration.systemMessage }
+
     public func newConversation() {
         turns = []
         releaseUnused()

@@ -363,8 +363,10 @@ public final class App: @unchecked Sendable {
                 }
                 log.info("loaded \(r.id): \(r.exchanges.count) turns, \(r.cachedVision)/\(r.imageCount) images from stored vision tokens")
                 let last = r.exchanges.last?.turn.record
+                let standard = await conversations.backend.defaultSystemMessage
                 inbox.post(.loaded(messages: messages, label: r.label, problems: r.problems, draft: r.draft, pending: r.pending,
-                                   contextUsed: last.map { $0.promptTokens + $0.generatedTokens } ?? 0))
+                                   contextUsed: last.map { $0.promptTokens + $0.generatedTokens } ?? 0,
+                                   system: r.systemMessage == standard ? nil : r.systemMessage))
             } catch let e as ConversationService.ResumeError {
                 if case .restoreFailed = e { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: true)) }
                 else { inbox.post(.loadFailed(e.errorDescription ?? "\(e)", reset: false)) }

@@ -151,8 +151,9 @@ public enum Action: Sendable, Equatable {
     /// `contextUsed`: the positions its last turn left in the context.
     /// `draft`: text saved unsent with it, put into an empty input.
     /// `pending`: the images saved as attached for the next question, attached again.
+    /// `system`: its system message, nil for the model's default.
     case loaded(messages: [AppState.Message], label: String, problems: [String], draft: String = "", pending: [AttachedImage] = [],
-                contextUsed: Int = 0)
+                contextUsed: Int = 0, system: String? = nil)
     case saved(label: String, explicit: Bool)
     /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
     case loadFailed(String, reset: Bool)

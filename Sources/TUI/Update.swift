@@ -137,8 +137,9 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .notice(let m, let error):
         s.messages.append(.init(kind: error ? .error : .info, text: m))
         if error, !s.busy { s.phase = nil }
-    case .loaded(let messages, let label, let problems, let draft, let pending, let contextUsed):
+    case .loaded(let messages, let label, let problems, let draft, let pending, let contextUsed, let system):
         s.contextUsed = contextUsed
+        s.systemMessage = system
         if s.input.isEmpty && !draft.isEmpty { s.input = draft }
         s.messages = messages + problems.map { .init(kind: .error, text: $0) }
         s.messages.append(.init(kind: .info, text: "Loaded \(label): \(counted(messages.filter { $0.kind == .user }.count, "turn"))."))

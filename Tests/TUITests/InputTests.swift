@@ -125,6 +125,18 @@ struct InputTests {
         _ = reduce(&p, .loaded(messages: [.init(kind: .user, text: "q")], label: "x", problems: [], pending: [rocketImage]))
         #expect(p.pending.map(\.id) == [rocketImage.id])
         #expect(render(p, width: 120, height: 30).text.contains("1. rocket.jpg"))
+        // Its system message replaces the one on screen: /system and /show tell the one in use.
+        func run(_ s: inout AppState, _ line: String) { _ = reduce(&s, .type(line)); _ = reduce(&s, .enter) }
+        var m = AppState()
+        _ = reduce(&m, .loaded(messages: [], label: "x", problems: [], system: "You are a pirate."))
+        _ = run(&m, "/system")
+        #expect(m.messages.last?.text == "System message: You are a pirate.")
+        _ = run(&m, "/show")
+        #expect(m.messages.last?.text.contains("System message: You are a pirate.") == true)
+        _ = run(&m, "/system Be brief.")
+        _ = reduce(&m, .loaded(messages: [], label: "y", problems: []))
+        _ = run(&m, "/system")
+        #expect(m.messages.last?.text.contains("the model's default") == true, "a conversation with the default one")
     }
 
     /// Thousands of random keystrokes mixing ZWJ sequences, flags, skin tones, combining marks,
