@@ -134,7 +134,7 @@ let package = Package(
         .executableTarget(name: "compute-probe", dependencies: ["Chat", "ChatAPI"], path: "Tests/Tools/compute-probe"),
         .testTarget(name: "ConversationsTests",
                     dependencies: ["Conversations", "ChatAPI", "Chat", "Model", "Imaging", "TestSupport", "conversation-writer"]),
-        .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "TestSupport"], exclude: ["__Snapshots__"]),
+        .testTarget(name: "TUITests", dependencies: ["TUI", "ChatAPI", "Imaging", "FileInput", "TestSupport"], exclude: ["__Snapshots__"]),
         .testTarget(name: "RemoteBackendTests", dependencies: ["RemoteBackend", "ChatAPI", "Imaging", "TestSupport",
                                                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
                     exclude: ["openai_test_server.py"]),

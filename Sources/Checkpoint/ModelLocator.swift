@@ -48,7 +48,7 @@ public struct ModelLocator: Sendable {
         if let data = try? Data(FileInput.read(configFile, limit: 1 << 20)),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let m = obj["model"] as? String, !m.isEmpty {
-            return try checkFolder((m as NSString).expandingTildeInPath)
+            return try checkFolder(FileInput.expandingTilde(m))
         }
         searched.append("\(configFile) (no \"model\" entry)")
         for cache in hubCaches {

@@ -118,6 +118,22 @@ public enum FileInput {
         return utf8
     }
 
+    /// `path` with a leading `~` as the shell reads it: `~` and `~/...` from $HOME when it is set
+    /// (Foundation's expansion takes the account's home from the password database instead, so a
+    /// run with another HOME looked in the wrong place), `~user/...` from that account's entry.
+    public static func expandingTilde(_ path: String, home: String? = getenv("HOME").map { String(cString: $0) }) -> String {
+        guard path.hasPrefix("~") else { return path }
+        let rest = path.dropFirst()
+        let user = rest.prefix { $0 != "/" }
+        let tail = rest.dropFirst(user.count)
+        var dir: String?
+        if user.isEmpty, let h = home, !h.isEmpty { dir = h }
+        else if let entry = user.isEmpty ? getpwuid(getuid()) : getpwnam(String(user)), let d = entry.pointee.pw_dir { dir = String(cString: d) }
+        guard var d = dir else { return path }
+        if d.hasSuffix("/") && !tail.isEmpty { d.removeLast() }
+        return d + tail
+    }
+
     /// "3.0 GB", "256 MB", "812 bytes".
     public static func describe(bytes n: Int) -> String {
         if n >= 1 << 30 {

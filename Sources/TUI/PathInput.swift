@@ -1,3 +1,4 @@
+import FileInput
 import Foundation
 import Imaging
 
@@ -43,7 +44,7 @@ public enum PathInput {
     }
 
     static func normalise(_ p: String) -> String {
-        (fromFileURL(p) as NSString).expandingTildeInPath
+        FileInput.expandingTilde(fromFileURL(p))
     }
 
     /// `file:///a%20b` (or `file://host/a%20b`) as `/a b`; anything else as it is.
@@ -66,7 +67,7 @@ public enum PathInput {
     public static func complete(_ input: String, fileManager: FileManager = .default) -> (input: String, hint: String?)? {
         guard let cmd = ["/attach "].first(where: { input.hasPrefix($0) }) else { return nil }
         let typed = String(input.dropFirst(cmd.count))
-        let expanded = (typed as NSString).expandingTildeInPath
+        let expanded = FileInput.expandingTilde(typed)
         let dir: String, stem: String
         if typed.isEmpty || typed.hasSuffix("/") { dir = typed.isEmpty ? "." : expanded; stem = "" }
         else { dir = (expanded as NSString).deletingLastPathComponent.isEmpty ? "." : (expanded as NSString).deletingLastPathComponent

@@ -1,4 +1,5 @@
 import ChatAPI
+import FileInput
 import Foundation
 
 /// The single place where state changes: pure, unit-tested; effects are returned, not run.
@@ -498,7 +499,7 @@ public func answerParameters(_ s: AppState, draw: () -> UInt64) -> SamplingParam
 public func unquotePath(_ p: String) -> String {
     var t = p.trimmingCharacters(in: .whitespaces)
     if t.count >= 2, let f = t.first, f == t.last, f == "'" || f == "\"" { t = String(t.dropFirst().dropLast()) }
-    return (PathInput.fromFileURL(t).replacingOccurrences(of: "\\ ", with: " ") as NSString).expandingTildeInPath
+    return FileInput.expandingTilde(PathInput.fromFileURL(t).replacingOccurrences(of: "\\ ", with: " "))
 }
 
 private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {

@@ -12,7 +12,7 @@ struct StoreOptions: ParsableArguments {
     var folder: String?
 
     var store: ConversationStore {
-        ConversationStore(root: folder.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ConversationStore.defaultRoot())
+        ConversationStore(root: folder.map { URL(fileURLWithPath: FileInput.expandingTilde($0)) } ?? ConversationStore.defaultRoot())
     }
 }
 

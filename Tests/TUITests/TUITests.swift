@@ -1,4 +1,5 @@
 import ChatAPI
+import FileInput
 import Foundation
 import Imaging
 import Testing
@@ -152,6 +153,18 @@ struct TilesAndPasteTests {
         #expect(run("/tiles 1 1").isEmpty)
         #expect(run("/tiles 3 2").isEmpty && s.messages.last?.text.contains("no image 3") == true)
         #expect(run("/tiles 99").isEmpty && s.messages.last?.text.hasPrefix("Usage: /tiles") == true)
+    }
+
+    /// `~` is read as the shell reads it: from $HOME (not the account's home in the password
+    /// database, which is what Foundation's expansion uses), `~user` from that account.
+    @Test func aTildeIsTheHomeTheShellWouldUse() {
+        #expect(FileInput.expandingTilde("~/pic.png", home: "/tmp/qa home") == "/tmp/qa home/pic.png")
+        #expect(FileInput.expandingTilde("~", home: "/tmp/h/") == "/tmp/h/")
+        #expect(FileInput.expandingTilde("~/a", home: "/tmp/h/") == "/tmp/h/a")
+        #expect(FileInput.expandingTilde("~root/x.png", home: "/tmp/h") == "/root/x.png")
+        #expect(FileInput.expandingTilde("~no-such-user-here/x.png", home: "/tmp/h") == "~no-such-user-here/x.png")
+        #expect(FileInput.expandingTilde("a~/b", home: "/tmp/h") == "a~/b")
+        #expect(PathInput.normalise("~/x.png") == (ProcessInfo.processInfo.environment["HOME"] ?? "") + "/x.png")
     }
 
     @Test func pastedTextThatNamesFiles() {
