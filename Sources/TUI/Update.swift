@@ -89,7 +89,8 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .enter:
         return submit(&s)
     case .help:
-        s.messages.append(.init(kind: .info, text: helpText))
+        s.messages.append(.init(kind: .info, text: s.savesConversation ? helpText
+                                : helpText.replacingOccurrences(of: savingSentence, with: "Saving is off (--no-save): nothing is written.")))
     case .attached(let img):
         s.attaching = max(0, s.attaching - 1)
         if s.pending.contains(where: { $0.id == img.id }) {      // the same content, cut the same way
@@ -578,5 +579,6 @@ Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes
 /set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (/bye, Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
 /theme NAME  /copy [code] (last answer or its code, to the clipboard)  /show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
-A message starting with / is sent by typing // (//etc/hosts sends /etc/hosts). Conversations are saved after every answer and on quit.
+A message starting with / is sent by typing // (//etc/hosts sends /etc/hosts). \(savingSentence)
 """
+let savingSentence = "Conversations are saved after every answer and on quit."

@@ -349,7 +349,11 @@ struct KeyMapTests {
         app.handle(code: app.helpKey)
         #expect(app.state.input == "half a question", "F1 used to type /help after the draft and send both")
         #expect(!app.state.busy && !app.state.messages.contains { $0.kind == .user })
-        #expect(app.state.messages.last?.text == helpText)
+        // No conversation folder here: the help does not promise saving.
+        #expect(app.state.messages.last?.text == helpText.replacingOccurrences(of: savingSentence, with: "Saving is off (--no-save): nothing is written."))
+        app.state.savesConversation = true
+        app.handle(code: app.helpKey)
+        #expect(app.state.messages.last?.text == helpText && helpText.contains(savingSentence))
     }
 }
 
