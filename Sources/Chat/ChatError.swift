@@ -4,6 +4,8 @@ import Foundation
 public enum ChatError: LocalizedError, Equatable {
     case emptyPrompt
     case promptTooLong(tokens: Int, context: Int)
+    /// Text too long to be tokenized into the context at all (refused before tokenizing it).
+    case textTooLong(bytes: Int, context: Int)
     case invalidParameters(String)
     case badHistory(String, reason: String)
     case imagePlaceholders(images: Int, placeholders: Int)
@@ -13,6 +15,9 @@ public enum ChatError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .emptyPrompt: return "The prompt is empty: type a question."
+        case .textTooLong(let b, let c):
+            return "The prompt is \(b) bytes of text: more than a context of \(c) tokens can hold (no token covers more than "
+                + "\(PromptBuilder.maxBytesPerToken) bytes). Shorten the history or the question."
         case .promptTooLong(let n, let c):
             return "The prompt is \(n) tokens, but the context holds \(c) (\(n - c + 1) too many, leaving no room to answer). "
                 + "Shorten the history or the question, or raise the context size."

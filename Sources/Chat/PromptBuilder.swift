@@ -53,7 +53,15 @@ public struct PromptBuilder: Sendable {
         try build(text: template.prompt(messages: messages), images: images)
     }
 
+    /// More bytes of text than any token of the vocabularies the engine reads covers (InternLM2's
+    /// longest piece is 128 bytes, Qwen2's 256 in its byte-level form): text longer than the
+    /// context times this cannot fit, and is refused before tokenizing it, which takes memory
+    /// tens of times its size.
+    public static let maxBytesPerToken = 256
+
     private func build(text prompt: String, images: [PromptImage]) throws -> Prompt {
+        let bytes = prompt.utf8.count
+        guard bytes <= contextLength * Self.maxBytesPerToken else { throw ChatError.textTooLong(bytes: bytes, context: contextLength) }
         let text = try ImagePrompt.expand(prompt, tileCounts: images.map(\.tiles), tokensPerTile: tokensPerTile)
         let ids = tokenizer.encode(text)
         guard ids.count < contextLength else { throw ChatError.promptTooLong(tokens: ids.count, context: contextLength) }

@@ -106,6 +106,16 @@ struct CLITests {
         }
     }
 
+    /// A question far longer than the context can hold is refused before it is tokenized (a
+    /// 100 MB prompt took 6.8 GB and a minute to be told it was too long).
+    @Test func aHugeQuestionIsRefusedBeforeTokenizing() throws {
+        let huge = String(repeating: "word ", count: 6 << 20)             // 30 MB
+        let t0 = Date()
+        let r = try Self.run(["generate", "--model", TestData.url("tiny-a").path, "--max-new-tokens", "2", "-"], stdin: huge)
+        #expect(r.status == 1 && r.err.contains("The prompt is 3145") && r.err.contains("bytes of text: more than a context of"), "\(r.err.prefix(300))")
+        #expect(Date().timeIntervalSince(t0) < 20, "refused at once, not after tokenizing")
+    }
+
     @Test func chatWithoutATerminalPointsAtGenerate() throws {
         let r = try Self.run(["chat", "--model", TestData.url("tiny-a").path], stdin: "Hello\n")
         #expect(r.status == 1 && r.err.hasPrefix("error: the chat is a full-screen app") && r.err.contains("generate --turns"), "\(r.err)")
