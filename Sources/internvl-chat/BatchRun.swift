@@ -54,7 +54,8 @@ struct BatchRun {
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         var lines: [Line] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines end in LF or CRLF (a Windows editor's); "\r\n" is one Character in Swift.
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let number = i + 1
             func bad(_ why: String) -> BatchError { BatchError(message: "\(TerminalText.sanitize(path)) line \(number): \(why)") }
             guard !raw.allSatisfy(\.isWhitespace) else { continue }

@@ -221,6 +221,11 @@ struct CLITests {
             .write(to: jsonl, atomically: true, encoding: .utf8)
         let batch = try Self.run(["generate", "--model", model, "--batch", jsonl.path, "--max-new-tokens", "8"])
         #expect(batch.status == 0, "\(batch.err)")
+        // The same file with CRLF line ends (a Windows editor's) gives the same answers.
+        try (["a.jpg", "b.png"].map { "{\"question\": \"What is it?\", \"images\": [\"\($0)\"], \"max_tiles\": 2}\r\n" }.joined())
+            .write(to: jsonl, atomically: true, encoding: .utf8)
+        let crlf = try Self.run(["generate", "--model", model, "--batch", jsonl.path, "--max-new-tokens", "8"])
+        #expect(crlf.status == 0 && crlf.out == batch.out, "\(crlf.err)")
         let a = folder.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let b = batch.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(a.map { $0["image"] as? String } == ["a.jpg", "b.png"])
