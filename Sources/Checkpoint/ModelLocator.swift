@@ -30,6 +30,22 @@ public struct ModelLocator: Sendable {
         return out
     }
 
+    enum Configured { case model(String), none(String) }
+
+    /// The user config file's "model", or why there is none: missing file, or what is wrong
+    /// with it (a file that cannot be read or parsed is not a missing one).
+    func configuredModel() -> Configured {
+        let data: [UInt8]
+        do { data = try FileInput.read(configFile, limit: 1 << 20) } catch {
+            return .none(error == .missing ? "no such file" : "not read: \(error.reason)")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(data)) else { return .none("not valid JSON") }
+        guard let dict = obj as? [String: Any] else { return .none("not a JSON object") }
+        guard let value = dict["model"] else { return .none("no \"model\" entry") }
+        guard let m = value as? String, !m.isEmpty else { return .none("its \"model\" is not a path") }
+        return .model(m)
+    }
+
     /// The folder to load, or `CheckpointError.notFound` listing every place searched.
     public func locate(explicit: String?) throws -> URL {
         if let e = explicit {
@@ -45,12 +61,10 @@ public struct ModelLocator: Sendable {
         var searched: [String] = []
         if let e = environment["INTERNVL_CHAT_MODEL"], !e.isEmpty { return try checkFolder(e) }
         searched.append("$INTERNVL_CHAT_MODEL (not set)")
-        if let data = try? Data(FileInput.read(configFile, limit: 1 << 20)),
-           let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let m = obj["model"] as? String, !m.isEmpty {
-            return try checkFolder(FileInput.expandingTilde(m))
+        switch configuredModel() {
+        case .model(let m): return try checkFolder(FileInput.expandingTilde(m))
+        case .none(let why): searched.append("\(configFile) (\(why))")
         }
-        searched.append("\(configFile) (no \"model\" entry)")
         for cache in hubCaches {
             let repo = cache + "/models--" + Self.repoID.replacingOccurrences(of: "/", with: "--")
             if let snap = snapshot(in: repo) { return snap }

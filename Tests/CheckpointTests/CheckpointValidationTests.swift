@@ -178,7 +178,25 @@ struct CheckpointValidationTests {
         } catch let e as CheckpointError {
             let m = e.errorDescription!
             #expect(m.contains("models--OpenGVLab--Mini-InternVL-Chat-2B-V1-5") && m.contains("hf download"))
+            #expect(m.contains("internvl-chat/config.json (no such file)"), "\(m)")
         }
+        // A user config that is there but broken is said to be broken, not missing.
+        let config = home.appendingPathComponent(".config/internvl-chat/config.json")
+        try FileManager.default.createDirectory(at: config.deletingLastPathComponent(), withIntermediateDirectories: true)
+        for (content, why) in [("{\"model\": ", "not valid JSON"), ("[1]", "not a JSON object"), ("{\"model\": 5}", "its \"model\" is not a path"),
+                               ("{}", "no \"model\" entry")] {
+            try Data(content.utf8).write(to: config)
+            #expect(throws: CheckpointError.self) { _ = try loc.locate(explicit: nil) }
+            do { _ = try loc.locate(explicit: nil) } catch let e as CheckpointError {
+                #expect(e.errorDescription!.contains("config.json (\(why))"), "\(content): \(e.errorDescription!)")
+            }
+        }
+        try FileManager.default.removeItem(at: config)
+        try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
+        do { _ = try loc.locate(explicit: nil) } catch let e as CheckpointError {
+            #expect(e.errorDescription!.contains("config.json (not read: it is a folder)"), "\(e.errorDescription!)")
+        }
+        try FileManager.default.removeItem(at: config)
         let repo = home.appendingPathComponent(".cache/huggingface/hub/models--OpenGVLab--Mini-InternVL-Chat-2B-V1-5")
         let snap = repo.appendingPathComponent("snapshots/abc123")
         try FileManager.default.createDirectory(at: snap, withIntermediateDirectories: true)
