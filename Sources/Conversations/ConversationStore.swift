@@ -385,6 +385,9 @@ public final class ConversationStore: @unchecked Sendable {
             guard data.count == e.bytes, ContentHash.sha256(data) == e.sha256 else {
                 problems.append("\(label) was altered on disk (\(path.path)); its turns keep their text only."); continue
             }
+            guard Self.hasHeader([UInt8](data.prefix(12)), of: e.format) else {
+                problems.append("\(label) is not the \(e.format) image its entry says; its turns keep their text only."); continue
+            }
             var tokens: [Float]?
             let v = dir.appendingPathComponent("vision/\(Self.visionName(e.sha256, e.tiling, model))")
             if let (m, t) = try? VisionTokens.decode(Self.readFile(v, limit: Limits.visionFileBytes)), m.sameModel(as: model) { tokens = t; cached += 1 }
@@ -409,6 +412,16 @@ public final class ConversationStore: @unchecked Sendable {
     }
 
     // MARK: helpers
+
+    /// Whether `b` starts as an image of `format` does (the signature `format(of:)` reads).
+    static func hasHeader(_ b: [UInt8], of format: String) -> Bool {
+        switch format {
+        case "png": return b.starts(with: [0x89, 0x50, 0x4E, 0x47])
+        case "webp": return b.count >= 12 && b.starts(with: Array("RIFF".utf8)) && Array(b[8..<12]) == Array("WEBP".utf8)
+        case "jpeg": return b.starts(with: [0xFF, 0xD8, 0xFF])
+        default: return false
+        }
+    }
 
     static func format(of b: [UInt8]) -> String {
         if b.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "png" }

@@ -137,6 +137,9 @@ extension ConversationStore {
             guard d.count == e.bytes, ContentHash.sha256(d) == e.sha256 else {
                 throw ConversationError.invalid(path, reason: "image \(e.name) does not match its SHA-256")
             }
+            guard Self.hasHeader([UInt8](d.prefix(12)), of: e.format) else {
+                throw ConversationError.invalid(path, reason: "image \(e.name) is not the \(e.format) image its entry says (no JPEG, PNG or WebP header of that kind)")
+            }
             bytes[e.sha256] = d
         }
         return (f, bytes)

@@ -95,6 +95,27 @@ extension FormatTests {
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("images/notes.txt").path))
     }
 
+    /// Image bytes that are no image of their entry's format (an export whose bytes and SHA-256
+    /// agree but are not an image): refused on import; already in a folder, that image is left
+    /// out on load (its turns keep their text) instead of failing the whole resume.
+    @Test func imageBytesThatAreNoImageAreCaught() throws {
+        let root = tempDir("noimage"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        var snap = syntheticSnapshot()
+        let garbage = [UInt8]("this is not an image at all".utf8)
+        snap.images[1].bytes = garbage
+        snap.images[1].info.sha256 = ContentHash.sha256(garbage)
+        let h = try store.create(); try store.save(snap, to: h); h.close()
+        let loaded = store.load(try store.read(h.id), model: testModel)
+        #expect(loaded.problems.count == 1 && loaded.problems[0].contains("is not the jpeg image its entry says"), "\(loaded.problems)")
+        #expect(loaded.snapshot.images.count == 1 && loaded.snapshot.turns[0].imageIDs == [])
+        let export = root.appendingPathComponent("x.json")
+        try store.exportJSON(h.id, to: export)
+        #expect { _ = try store.importJSON(export) } throws: { e in
+            ((e as? LocalizedError)?.errorDescription ?? "").contains("is not the jpeg image its entry says")
+        }
+    }
+
     /// Temporary files a killed save left behind go when the conversation is opened again.
     @Test func orphanedTemporaryFilesAreRemovedOnOpen() throws {
         let root = tempDir("tmp"); defer { try? FileManager.default.removeItem(at: root) }
