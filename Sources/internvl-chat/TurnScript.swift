@@ -1,5 +1,6 @@
 import ArgumentParser
 import Chat
+import ChatAPI
 import FileInput
 import Foundation
 
@@ -26,13 +27,29 @@ enum TurnScript {
         guard let arr = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
             throw bad("expected a JSON array of turn objects")
         }
+        let keys = ["action", "question", "images", "max_tiles", "max_new_tokens", "cancel_after_tokens"]
         return try arr.enumerated().map { k, o in
+            // As --batch checks its lines: a key misspelt or a value of the wrong kind is an error,
+            // never a step run without it.
+            if let unknown = o.keys.sorted().first(where: { !keys.contains($0) }) {
+                throw bad("turn \(k): unknown key \"\(TerminalText.line(unknown))\" (the keys are \(keys.joined(separator: ", ")))")
+            }
+            func whole(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+                guard let v = o[key] else { return nil }
+                guard let n = v as? Int, !(v is Bool), range.contains(n) else {
+                    throw bad("turn \(k): \"\(key)\" must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                }
+                return n
+            }
+            guard o["action"] == nil || o["action"] is String else { throw bad("turn \(k): \"action\" must be a string") }
             let a = (o["action"] as? String) ?? "ask"
-            guard let action = Action(rawValue: a) else { throw bad("turn \(k): unknown action \(a) (ask, regenerate, edit, new)") }
+            guard let action = Action(rawValue: a) else { throw bad("turn \(k): unknown action \(TerminalText.line(a)) (ask, regenerate, edit, new)") }
+            guard o["question"] == nil || o["question"] is String else { throw bad("turn \(k): \"question\" must be a string") }
             let q = o["question"] as? String
             if (action == .ask || action == .edit) && (q ?? "").isEmpty { throw bad("turn \(k): \(a) needs a question") }
-            return Step(action: action, question: q, images: o["images"] as? [String] ?? [], maxTiles: o["max_tiles"] as? Int,
-                        maxNewTokens: o["max_new_tokens"] as? Int, cancelAfterTokens: o["cancel_after_tokens"] as? Int)
+            guard o["images"] == nil || o["images"] is [String] else { throw bad("turn \(k): \"images\" must be a list of paths") }
+            return Step(action: action, question: q, images: o["images"] as? [String] ?? [], maxTiles: try whole("max_tiles", 1...40),
+                        maxNewTokens: try whole("max_new_tokens", 1...1_000_000), cancelAfterTokens: try whole("cancel_after_tokens", 0...1_000_000))
         }
     }
 }

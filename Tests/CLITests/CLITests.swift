@@ -299,6 +299,16 @@ struct CLITests {
         try JSONSerialization.data(withJSONObject: steps).write(to: script)
         let bad = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
         #expect(bad.status == 1 && bad.err.contains("turn 6: unknown action bogus"), "\(bad.err)")
+        // Each step is checked as --batch checks its lines: nothing wrong is run without a word.
+        for (step, words) in [(["question": "Q", "images": [5]] as [String: Any], "turn 1: \"images\" must be a list of paths"),
+                              (["question": "Q", "max_tiles": 0], "turn 1: \"max_tiles\" must be a whole number from 1 to 40"),
+                              (["question": "Q", "cancel_after_tokens": -5], "turn 1: \"cancel_after_tokens\" must be a whole number from 0"),
+                              (["question": "Q", "image": "a.png"], "turn 1: unknown key \"image\""),
+                              (["question": 7], "turn 1: \"question\" must be a string")] {
+            try JSONSerialization.data(withJSONObject: [["question": "Hi"], step]).write(to: script)
+            let r = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
+            #expect(r.status == 1 && r.err.contains(words) && r.out.isEmpty, "\(step): \(r.err)")
+        }
         try JSONSerialization.data(withJSONObject: Array(steps.dropLast())).write(to: script)
         let r = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--max-new-tokens", "6", "--turns", script.path])
         #expect(r.status == 0, "\(r.err)")
