@@ -105,6 +105,9 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--video goes alone: drop --image and --turns")
         }
         if turns == nil && (resume != nil || save != nil) { throw ValidationError("--resume and --save go with --turns FILE") }
+        if let name = save, !ConversationStore.isValidName(name) {     // before the turns run, not after
+            throw ValidationError(ConversationError.badName(TerminalText.line(name)).errorDescription ?? "--save \(name) is no valid name")
+        }
         if batch != nil || batchImages != nil {
             if batch != nil && batchImages != nil { throw ValidationError("--batch and --batch-images go one at a time") }
             if turns != nil || history != nil || videoOptions.video != nil || !imageOptions.image.isEmpty {

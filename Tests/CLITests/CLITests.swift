@@ -299,6 +299,8 @@ struct CLITests {
         try JSONSerialization.data(withJSONObject: steps).write(to: script)
         let bad = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
         #expect(bad.status == 1 && bad.err.contains("turn 6: unknown action bogus"), "\(bad.err)")
+        let badName = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path, "--save", "../evil"])
+        #expect(badName.status == 64 && badName.err.contains("../evil cannot be a conversation name") && badName.out.isEmpty, "\(badName.err)")
         // Each step is checked as --batch checks its lines: nothing wrong is run without a word.
         for (step, words) in [(["question": "Q", "images": [5]] as [String: Any], "turn 1: \"images\" must be a list of paths"),
                               (["question": "Q", "max_tiles": 0], "turn 1: \"max_tiles\" must be a whole number from 1 to 40"),
