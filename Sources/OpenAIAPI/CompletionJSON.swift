@@ -265,7 +265,11 @@ public struct ChatCompletionBody: Sendable {
         guard let folder = options.allowedFolder else {
             throw .invalid("\(name): file paths are not accepted (start serve with --allow-local-files DIR); send a data: URL.", param: "messages")
         }
+        if url.hasPrefix("file://"), let host = URL(string: url)?.host, !host.isEmpty, host != "localhost" {
+            throw .invalid("\(name): a file:// URL names a file of this machine (no host, or localhost), not of \(TerminalText.line(host)).", param: "messages")
+        }
         let path = url.hasPrefix("file://") ? (URL(string: url)?.path ?? "") : url
+        guard !path.isEmpty else { throw .invalid("\(name): the image URL is empty.", param: "messages") }
         let root = folder.resolvingSymlinksInPath().standardizedFileURL.path
         let file = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
         let resolved = file.resolvingSymlinksInPath().standardizedFileURL.path
@@ -275,7 +279,7 @@ public struct ChatCompletionBody: Sendable {
         do {
             return .init(bytes: try FileInput.read(resolved, limit: options.maxImageBytes), name: name, maxTiles: maxTiles)
         } catch {
-            throw .invalid("\(name): \(error.localizedDescription)", param: "messages")
+            throw .invalid("\(name): \(TerminalText.line(path)): \(error.reason)", param: "messages")
         }
     }
 }

@@ -189,6 +189,14 @@ import Testing
         for url in ["file://" + outside.path, inside.path + "/../secret.png", "link.png", "file://" + inside.path + "/link.png"] {
             #expect(refusal(ask(url), options)?.status == 403, "\(url)")
         }
+        // What cannot be read is said in words, not as a Swift error's type; another host's
+        // file:// URL and an empty URL are refused as such.
+        try FileManager.default.createDirectory(at: inside.appendingPathComponent("dir.png"), withIntermediateDirectories: true)
+        for (url, words) in [("missing.png", "missing.png: it does not exist"), ("dir.png", "dir.png: it is a folder"),
+                             ("file://evil.example/" + inside.path + "/a.png", "not of evil.example"), ("", "the image URL is empty")] {
+            let e = refusal(ask(url), options)
+            #expect(e?.status == 400 && e?.message.contains(words) == true && e?.message.contains("FileInput") == false, "\(url): \(String(describing: e?.message))")
+        }
     }
 
     @Test func keysCompareWholly() {
