@@ -275,7 +275,8 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             let rgb = try ImageDecoder.decode(bytes: image.bytes, name: image.name)
             prepared = ImagePreprocessor.prepare(rgb, options: options)
         } catch {
-            throw CompletionError.badImage("\(image.name): " + ((error as? LocalizedError)?.errorDescription ?? "\(error)"))
+            let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            throw CompletionError.badImage(m.hasPrefix(image.name) ? m : "\(image.name): \(m)")     // the decoder's own message names it
         }
         let v = engine.encodeImage(prepared)
         lock.withLock {

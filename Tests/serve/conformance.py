@@ -78,6 +78,16 @@ try:
     openai_error("GET /v1/models/other", http(port, "GET", "/v1/models/other"), 404, "model")
     openai_error("GET /v1/models/{id} without key", http(port, "GET", f"/v1/models/{model}", headers={"Authorization": ""}), 401)
 
+    # An image that does not decode: 400 naming it once (the decoder's message already names it).
+    import base64
+    truncated = base64.b64encode(open("testdata/images/truncated.png", "rb").read()).decode()
+    bad = json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                      {"type": "image_url", "image_url": {"url": "data:image/png;base64," + truncated}}]}], "max_tokens": 2}).encode()
+    got = http(port, "POST", "/v1/chat/completions", body=bad, headers={"Content-Type": "application/json"})
+    openai_error("a truncated image", got, 400)
+    msg = got[2]["error"]["message"] if isinstance(got[2], dict) else ""
+    check(msg.count("of message 1") == 1 and "truncated or corrupt" in msg, f"a truncated image's message: {msg!r}")
+
     # Unknown routes and known routes asked with another method.
     for method, path in [("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("GET", "/v2/models"), ("GET", "/")]:
         openai_error(f"{method} {path}", http(port, method, path, body=BODY if method == "POST" else None,
