@@ -242,7 +242,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         do {
             prompt = try engine.promptBuilder.build(template: template, messages: turns, images: promptImages)
         } catch let e as ChatError {
-            throw CompletionError.invalidRequest(e.errorDescription ?? "\(e)")
+            switch e {
+            case .promptTooLong, .textTooLong: throw CompletionError.contextExceeded(e.errorDescription ?? "\(e)")
+            default: throw CompletionError.invalidRequest(e.errorDescription ?? "\(e)")
+            }
         }
         let budget = prompt.count + 1
         guard budget < engine.contextLength else {

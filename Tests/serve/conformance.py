@@ -88,6 +88,12 @@ try:
     msg = got[2]["error"]["message"] if isinstance(got[2], dict) else ""
     check(msg.count("of message 1") == 1 and "truncated or corrupt" in msg, f"a truncated image's message: {msg!r}")
 
+    # A prompt that passes the early bound but tokenizes past the context: the same code.
+    long = json.dumps({"messages": [{"role": "user", "content": "abc " * 9000}], "max_tokens": 2}).encode()
+    got = http(port, "POST", "/v1/chat/completions", body=long, headers={"Content-Type": "application/json"})
+    openai_error("a prompt past the context", got, 400, "messages")
+    check(isinstance(got[2], dict) and got[2]["error"]["code"] == "context_length_exceeded", f"a prompt past the context: {got[2]!r:.300}")
+
     # Unknown routes and known routes asked with another method.
     for method, path in [("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("GET", "/v2/models"), ("GET", "/")]:
         openai_error(f"{method} {path}", http(port, method, path, body=BODY if method == "POST" else None,
