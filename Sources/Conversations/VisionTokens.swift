@@ -25,6 +25,9 @@ enum VisionTokens {
         guard h.count > 0, h.count <= Limits.visionFileBytes / 4, d.count == 8 + n + h.count * 4 else { throw Invalid() }
         var t = [Float](repeating: 0, count: h.count)
         _ = t.withUnsafeMutableBytes { d.copyBytes(to: $0, from: (8 + n)..<d.count) }
+        // Tokens the encoder made are finite; a file holding NaN or infinities was damaged or made
+        // by hand, and is encoded again rather than fed to the model.
+        guard t.allSatisfy(\.isFinite) else { throw Invalid() }
         return (h.model, t)
     }
 }

@@ -1,6 +1,6 @@
 import Chat
 import ChatAPI
-import Conversations
+@testable import Conversations
 import Foundation
 import Imaging
 import Testing
@@ -213,6 +213,13 @@ struct FormatTests {
         }
         loaded = store.load(try store.read(h.id), model: testModel)
         #expect(loaded.problems.isEmpty && loaded.cachedVision == 0 && loaded.snapshot.images.allSatisfy { $0.tokens == nil })
+        // So is one whose header is right but which holds a NaN.
+        for n in try FileManager.default.contentsOfDirectory(atPath: vision.path) {
+            var tokens = [Float](repeating: 0.5, count: 32); tokens[7] = .nan
+            try VisionTokens.encode(tokens, model: testModel).write(to: vision.appendingPathComponent(n))
+        }
+        loaded = store.load(try store.read(h.id), model: testModel)
+        #expect(loaded.cachedVision == 0 && loaded.snapshot.images.allSatisfy { $0.tokens == nil }, "a NaN in stored vision tokens")
     }
 
     @Test func exportAndImport() throws {
