@@ -117,7 +117,9 @@ public final class OpenAIServer: Sendable {
     func unauthorized(_ authorization: String?) -> APIError? {
         guard let key = options.apiKey else { return nil }
         let given = authorization ?? ""
-        guard Self.sameBytes(Array(given.utf8), Array(("Bearer " + key).utf8)) else {
+        // The scheme's name is case-insensitive (RFC 9110), the key is not.
+        let scheme = given.prefix(7), credentials = given.dropFirst(scheme.count)
+        guard scheme.lowercased() == "bearer ", Self.sameBytes(Array(credentials.utf8), Array(key.utf8)) else {
             return APIError(401, given.isEmpty ? "Missing API key: send Authorization: Bearer KEY." : "Incorrect API key.",
                             type: "authentication_error", code: "invalid_api_key")
         }

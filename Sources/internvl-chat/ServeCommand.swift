@@ -40,6 +40,7 @@ struct ServeCommand: ParsableCommand {
     /// seconds (they become nanosecond integers).
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535, got \(port)") }
+        if apiKey == "" { throw ValidationError("--api-key cannot be empty (no client could send it); leave it out to serve without a key") }
         for (name, value, least) in [("--max-batch", maxBatch, 1), ("--max-queue", maxQueue, 0), ("--max-body-mb", maxBodyMb, 1),
                                      ("--max-images", maxImages, 0), ("--max-tiles-per-request", maxTilesPerRequest, 1),
                                      ("--max-tokens", maxTokens, 1), ("--max-connections", maxConnections, 1), ("--context", context, 1)]
@@ -77,6 +78,7 @@ struct ServeCommand: ParsableCommand {
             if !options.isLoopback && options.apiKey == nil {
                 writeStderr("warning: serving on \(TerminalText.sanitize(host)) without --api-key: anyone who can reach this port can use the model\n")
             }
+            if let problem = Self.cannotListen(host: host, port: port) { throw ValidationError(problem) }
             writeStderr("Loading \(TerminalText.sanitize(folder.path))…\n")
             let engine = try weightOptions.engine(folder, context: context)
             options.promptLimit = PromptLimit(tokens: engine.contextLength, bytesPerToken: Self.longestPieceBytes(engine.tokenizer))
@@ -95,6 +97,29 @@ struct ServeCommand: ParsableCommand {
             }
             scheduler.shutdown()
         }
+    }
+
+    /// Why `host:port` cannot be listened on (in use, not an address of this machine), found by
+    /// binding it once before the model loads, so that the answer does not wait for the load.
+    static func cannotListen(host: String, port: Int) -> String? {
+        guard port != 0 else { return nil }
+        var hints = addrinfo(); hints.ai_socktype = Int32(SOCK_STREAM.rawValue); hints.ai_flags = AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            return "--host \(TerminalText.line(host)) is not an address this machine can listen on"
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            let e = errno
+            return e == EADDRINUSE ? "port \(port) on \(TerminalText.line(host)) is in use by another program (--port N, or 0 for any free one)"
+                                   : "cannot listen on \(TerminalText.line(host)):\(port): \(String(cString: strerror(e)))"
+        }
+        return nil
     }
 
     /// The most bytes of text one token covers: the vocabulary's longest piece, or 64 bytes

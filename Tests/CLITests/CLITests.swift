@@ -100,10 +100,21 @@ struct CLITests {
                                 (["--max-tokens", "0"], "--max-tokens must be at least 1, got 0"),
                                 (["--request-seconds", "nan"], "--request-seconds must be a number of seconds above 0"),
                                 (["--body-seconds", "inf"], "--body-seconds must be a number of seconds above 0"),
-                                (["--shutdown-seconds", "1e300"], "--shutdown-seconds must be a number of seconds above 0")] {
+                                (["--shutdown-seconds", "1e300"], "--shutdown-seconds must be a number of seconds above 0"),
+                                (["--api-key", ""], "--api-key cannot be empty")] {
             let r = try Self.run(["serve", "--model", model, "--port", "0"] + args)
             #expect(r.status == 64 && r.err.contains(message) && !r.err.contains("Loading"), "\(args): \(r.status) \(r.err)")
         }
+        // A port another program listens on is refused before the model loads.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in(); a.sin_family = sa_family_t(AF_INET); a.sin_addr.s_addr = inet_addr("127.0.0.1"); a.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &len) == 0 } }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: a.sin_port))
+        let busy = try Self.run(["serve", "--model", model, "--port", String(port)])
+        #expect(busy.status == 1 && busy.err.contains("port \(port) on 127.0.0.1 is in use by another program") && !busy.err.contains("Loading"), "\(busy.err)")
     }
 
     /// A question far longer than the context can hold is refused before it is tokenized (a

@@ -77,6 +77,9 @@ try:
         check(e.code == "model_not_found", f"models.retrieve('gpt-4o'): code {e.code!r}")
     openai_error("GET /v1/models/other", http(port, "GET", "/v1/models/other"), 404, "model")
     openai_error("GET /v1/models/{id} without key", http(port, "GET", f"/v1/models/{model}", headers={"Authorization": ""}), 401)
+    # The scheme's name in any case, the key exactly.
+    check(http(port, "GET", "/v1/models", headers={"Authorization": "bearer " + KEY})[0] == 200, "a lower-case bearer scheme")
+    openai_error("a key in another case", http(port, "GET", "/v1/models", headers={"Authorization": "Bearer " + KEY.upper()}), 401)
 
     # An image that does not decode: 400 naming it once (the decoder's message already names it).
     import base64
