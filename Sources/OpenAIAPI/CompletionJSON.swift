@@ -125,7 +125,8 @@ public struct ChatCompletionBody: Sendable {
             p.temperature = Float(t)
         }
         if let v = o["top_p"], !(v is NSNull) {
-            guard let t = number(v), t > 0, t <= 1 else { throw .invalid("top_p must be a number in (0, 1].", param: "top_p") }
+            // (Checked as the sampler holds it: a positive double below float's range is 0 there.)
+            guard let t = number(v), Float(t) > 0, t <= 1 else { throw .invalid("top_p must be a number in (0, 1].", param: "top_p") }
             p.topP = Float(t)
         }
         if let v = o["top_k"], !(v is NSNull) {
@@ -133,7 +134,7 @@ public struct ChatCompletionBody: Sendable {
             p.topK = k
         }
         if let v = o["repetition_penalty"], !(v is NSNull) {
-            guard let t = number(v), t > 0, t <= 10 else { throw .invalid("repetition_penalty must be a number in (0, 10].", param: "repetition_penalty") }
+            guard let t = number(v), Float(t) > 0, t <= 10 else { throw .invalid("repetition_penalty must be a number in (0, 10].", param: "repetition_penalty") }
             p.repetitionPenalty = Float(t)
         }
         if let v = o["seed"], !(v is NSNull) {
@@ -234,8 +235,10 @@ public struct ChatCompletionBody: Sendable {
         guard let url else { throw .invalid("\(name): image_url.url must be a string.", param: "messages") }
         var maxTiles: Int?
         let inner = field as? [String: Any]
-        if let v = inner?["max_dynamic_patch"] ?? inner?["max_tiles"] ?? part["max_dynamic_patch"] ?? part["max_tiles"], !(v is NSNull) {
-            guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("\(name): max_dynamic_patch must be an integer from 1 to 40.", param: "messages") }
+        let tileKeys: [(String, Any?)] = [("image_url.max_dynamic_patch", inner?["max_dynamic_patch"]), ("image_url.max_tiles", inner?["max_tiles"]),
+                                          ("max_dynamic_patch", part["max_dynamic_patch"]), ("max_tiles", part["max_tiles"])]
+        if let (key, value) = tileKeys.first(where: { $0.1 != nil }), let v = value, !(v is NSNull) {
+            guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("\(name): \(key) must be an integer from 1 to 40.", param: "messages") }
             maxTiles = n
         }
         // OpenAI's detail: "low" is InternVL's thumbnail alone (the whole image as one tile);

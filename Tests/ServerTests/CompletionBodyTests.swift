@@ -51,6 +51,8 @@ import Testing
             (#"{"messages": \#(user), "max_tokens": true}"#, 400, "max_tokens"),
             (#"{"messages": \#(user), "temperature": 3}"#, 400, "temperature"),
             (#"{"messages": \#(user), "top_p": 0}"#, 400, "top_p"),
+            (#"{"messages": \#(user), "top_p": 1e-300}"#, 400, "top_p"),                 // 0 as the sampler's float
+            (#"{"messages": \#(user), "repetition_penalty": 1e-300}"#, 400, "repetition_penalty"),
             (#"{"messages": \#(user), "stop": ["a", "b", "c", "d", "e"]}"#, 400, "stop"),
             (#"{"messages": \#(user), "max_tiles": 41}"#, 400, "max_tiles"),
             (#"{"messages": \#(user), "n": 2}"#, 400, "n"),
@@ -114,6 +116,9 @@ import Testing
         #expect(try tiles(#"{"url": "\#(url)", "detail": "high"}"#) == nil)
         #expect(try tiles(#"{"url": "\#(url)", "detail": "auto", "max_tiles": 3}"#) == 3)
         #expect(try tiles(#"{"url": "\#(url)", "detail": null}"#) == nil)
+        // A tile count out of range is refused naming the key the request used.
+        let e41 = refusal(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "\#(url)", "max_tiles": 41}}]}]}"#)
+        #expect(e41?.status == 400 && e41?.message.contains("image_url.max_tiles must be an integer from 1 to 40") == true, "\(String(describing: e41))")
         for bad in [#""medium""#, #""LOW""#, "1", "true", #"["low"]"#] {
             let e = refusal(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "\#(url)", "detail": \#(bad)}}]}]}"#)
             #expect(e?.status == 400 && e?.param == "messages" && e?.message.contains("image_url.detail") == true, "\(bad): \(String(describing: e))")
