@@ -6,6 +6,8 @@ public enum ChatError: LocalizedError, Equatable {
     case promptTooLong(tokens: Int, context: Int)
     /// Text too long to be tokenized into the context at all (refused before tokenizing it).
     case textTooLong(bytes: Int, context: Int)
+    /// The text holds the token that stands for image features.
+    case imageTokenInText
     case invalidParameters(String)
     case badHistory(String, reason: String)
     case imagePlaceholders(images: Int, placeholders: Int)
@@ -15,6 +17,8 @@ public enum ChatError: LocalizedError, Equatable {
     public var errorDescription: String? {
         switch self {
         case .emptyPrompt: return "The prompt is empty: type a question."
+        case .imageTokenInText:
+            return "The text holds <IMG_CONTEXT>, the token that stands for an image's features; it cannot be typed. Remove it."
         case .textTooLong(let b, let c):
             return "The prompt is \(b) bytes of text: more than a context of \(c) tokens can hold (no token covers more than "
                 + "\(PromptBuilder.maxBytesPerToken) bytes). Shorten the history or the question."

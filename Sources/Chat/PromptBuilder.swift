@@ -62,6 +62,8 @@ public struct PromptBuilder: Sendable {
     private func build(text prompt: String, images: [PromptImage]) throws -> Prompt {
         let bytes = prompt.utf8.count
         guard bytes <= contextLength * Self.maxBytesPerToken else { throw ChatError.textTooLong(bytes: bytes, context: contextLength) }
+        // Only images put it there (expanding <image>); typed, it would count as image rows.
+        guard !prompt.contains("<IMG_CONTEXT>") else { throw ChatError.imageTokenInText }
         let text = try ImagePrompt.expand(prompt, tileCounts: images.map(\.tiles), tokensPerTile: tokensPerTile)
         let ids = tokenizer.encode(text)
         guard ids.count < contextLength else { throw ChatError.promptTooLong(tokens: ids.count, context: contextLength) }

@@ -63,5 +63,12 @@ struct ImageChatTests {
         let c = try Self.cases("tiny-a")
         let auto = try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: [], question: "What differs?", tileCounts: c[1]["tiles"] as! [Int])
         #expect(auto == TestData.ints(c[1]["prompt_ids"]))
+        // The image features' token typed into the text is refused as such (it read as a count
+        // of image rows and placeholders that did not add up).
+        for q in ["What is <IMG_CONTEXT>?", "<image> and <IMG_CONTEXT>"] {
+            #expect(throws: ChatError.imageTokenInText) {
+                try engine.promptIDs(template: ChatTemplate.internLM2Chat, history: [], question: q, tileCounts: q.contains("<image>") ? [1] : [])
+            }
+        }
     }
 }
