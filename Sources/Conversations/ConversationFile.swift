@@ -86,7 +86,7 @@ public enum ConversationError: LocalizedError, Equatable {
         case .locked(let n, let by): return "Conversation \(n) is open in another internvl-chat (\(by)); close it there first."
         case .nameTaken(let n, let id): return "A conversation named \(n) exists already (\(id))."
         case .badName(let n): return "\(n) cannot be a conversation name: use letters, digits, spaces, - _ . (at most 80)."
-        case .saveFailed(let p, let r): return "Could not save \(p): \(r). The previous save is intact."
+        case .saveFailed(let p, let r): return "Could not save \(p): \(r). Whatever was saved before is intact."
         case .exportFailed(let p, let r): return "Could not write \(p): \(r)."
         }
     }

@@ -361,7 +361,7 @@ struct CrashSafetyTests {
         let (status, text) = try Self.run("/usr/bin/unshare", ["-rm", "sh", "-c", script])
         // fill: version 0 (one 600 KB image) fits; version 2 (two new images) cannot; then verify.
         #expect(text.contains("saved 0\n"), "\(text)")
-        #expect(text.contains("No space left on device") && text.contains("The previous save is intact"), "\(text)")
+        #expect(text.contains("No space left on device") && text.contains("Whatever was saved before is intact"), "\(text)")
         #expect(status == 0 && text.hasSuffix("version 0\n"), "the previous save loads: \(text)")
     }
 }
