@@ -128,6 +128,9 @@ extension ModelConfiguration {
         let n = v.numHiddenLayers
         try check("select_layer", selectLayer, -(n + 1)...n)
         try check("min_dynamic_patch", minDynamicPatch, L.dynamicPatches)
+        guard maxDynamicPatch >= minDynamicPatch else {
+            throw bad("max_dynamic_patch (\(maxDynamicPatch)) is below min_dynamic_patch (\(minDynamicPatch))")
+        }
         try check("max_dynamic_patch", maxDynamicPatch, minDynamicPatch...L.dynamicPatches.upperBound)
     }
 

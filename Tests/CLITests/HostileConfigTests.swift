@@ -43,7 +43,7 @@ struct HostileConfigTests {
         ("max_dynamic_patch 1e9", top("max_dynamic_patch", 1_000_000_000), "max_dynamic_patch"),
         ("max_dynamic_patch 0", top("max_dynamic_patch", 0), "max_dynamic_patch"),
         ("min_dynamic_patch -1", top("min_dynamic_patch", -1), "min_dynamic_patch"),
-        ("min_dynamic_patch above max", top("min_dynamic_patch", 13), "max_dynamic_patch"),
+        ("min_dynamic_patch above max", top("min_dynamic_patch", 13), "max_dynamic_patch (12) is below min_dynamic_patch (13)"),
         ("ps_version", top("ps_version", "v9"), "ps_version"),
         ("template", top("template", "chatml"), "template"),
         ("use_thumbnail text", top("use_thumbnail", "yes"), "use_thumbnail"),
