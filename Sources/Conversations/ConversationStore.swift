@@ -380,10 +380,10 @@ public final class ConversationStore: @unchecked Sendable {
             let path = dir.appendingPathComponent("images/\(e.sha256).\(e.format)")
             let label = "Image \(i + 1) (\(e.name))"
             guard let data = try? Self.readFile(path, limit: Limits.imageBytes) else {
-                problems.append("\(label) is missing from \(path.path) or not a readable file; its turns keep their text only."); continue
+                problems.append("\(label) is missing from \(path.path) or not a readable file; its turns keep their text only, and the next save drops it (put the file back before you go on to keep it)."); continue
             }
             guard data.count == e.bytes, ContentHash.sha256(data) == e.sha256 else {
-                problems.append("\(label) was altered on disk (\(path.path)); its turns keep their text only."); continue
+                problems.append("\(label) was altered on disk (\(path.path)); its turns keep their text only, and the next save drops it."); continue
             }
             guard Self.hasHeader([UInt8](data.prefix(12)), of: e.format) else {
                 problems.append("\(label) is not the \(e.format) image its entry says; its turns keep their text only."); continue
