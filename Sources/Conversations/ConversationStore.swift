@@ -268,6 +268,21 @@ public final class ConversationStore: @unchecked Sendable {
         } catch { Glibc.close(fd); throw error }
     }
 
+    /// Runs `write` (the write of a conversation file that may carry `name`) under the store's
+    /// names lock, after checking again that no other conversation has that name: two processes
+    /// saving or importing under one name at once could otherwise both pass `rename`'s check.
+    func claimingName(_ name: String?, for id: String, _ write: () throws -> Void) throws {
+        guard let name else { return try write() }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let path = root.appendingPathComponent(".names.lock").path
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
+        defer { Glibc.close(fd) }                     // (closing releases the lock)
+        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        if let other = list().first(where: { $0.name == name && $0.id != id }) { throw ConversationError.nameTaken(name, id: other.id) }
+        try write()
+    }
+
     /// Gives the open conversation a name (unique in the store).
     public func rename(_ h: Handle, to name: String) throws {
         guard Self.isValidName(name) else { throw ConversationError.badName(name) }
@@ -315,7 +330,7 @@ public final class ConversationStore: @unchecked Sendable {
                                         id: h.id, name: h.name, title: title, created: h.created ?? now, updated: now,
                                         system: snapshot.systemMessage, model: snapshot.model, images: entries, turns: turns,
                                         draft: snapshot.draft.isEmpty ? nil : snapshot.draft, pending: pending.isEmpty ? nil : pending)
-            try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id))
+            try claimingName(h.name, for: h.id) { try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id)) }
             h.created = file.created
             prune(dir, keep: file)
         } catch let e as ConversationError {

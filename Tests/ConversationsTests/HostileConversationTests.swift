@@ -116,6 +116,28 @@ extension FormatTests {
         }
     }
 
+    /// Two conversations given one name before either is written (two processes saving or
+    /// importing at once): the first write claims it, the second is refused, so the store never
+    /// holds two of one name; an import under a taken name leaves nothing behind.
+    @Test func oneNameIsClaimedByOneConversation() throws {
+        let root = tempDir("names"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let a = try store.create(), b = try store.create()
+        try store.rename(a, to: "race"); try store.rename(b, to: "race")      // both checks pass: nothing is written yet
+        try store.save(syntheticSnapshot(), to: a)
+        #expect { try store.save(syntheticSnapshot(), to: b) } throws: { e in
+            if case ConversationError.nameTaken("race", let id) = e { return id == a.id }
+            return false
+        }
+        a.close(); b.close()
+        #expect(store.list().filter { $0.name == "race" }.count == 1)
+        let export = root.appendingPathComponent("x.json")
+        try store.exportJSON(a.id, to: export)
+        let before = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+        #expect(throws: ConversationError.self) { _ = try store.importJSON(export, name: "race") }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).sorted() == before)
+    }
+
     /// Temporary files a killed save left behind go when the conversation is opened again.
     @Test func orphanedTemporaryFilesAreRemovedOnOpen() throws {
         let root = tempDir("tmp"); defer { try? FileManager.default.removeItem(at: root) }
