@@ -52,9 +52,10 @@ AVX2 static inline __m256 exp8(__m256 x) {
 
 static inline int has_avx512(void) { return ck_isa() >= 2; }
 
-// A buffer of at least `need` bytes, 64-byte aligned, grown (never shrunk) in *buf / *cap; out of
-// memory ends the process with a message naming `what`.
-void *grow_buffer(void **buf, size_t *cap, size_t need, const char *what);
+// `buf` if its *cap bytes hold `need`, else a new 64-byte aligned buffer of at least `need` bytes
+// (buf freed, *cap updated; its contents are not kept); out of memory ends the process with a
+// message naming `what`. Every buffer kept between jobs grows through it.
+void *grow_buffer(void *buf, size_t *cap, size_t need, const char *what);
 
 // Where block b of row r of a q4 matrix (rows x nb blocks) keeps its scale and its 16 bytes of
 // nibbles. The columns go in groups of 32 blocks (1,024 columns; the last group may be narrower),

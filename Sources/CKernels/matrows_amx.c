@@ -147,7 +147,7 @@ AMXBF16 void amx_bf16_rows64(const uint16_t *w, int cols, int r0, const uint16_t
 
 // Per thread, grown as needed and kept: the queries, keys, values, arranged rows and outputs.
 static _Thread_local struct { void *p[5]; size_t cap[5]; } scratch;
-static void *scratch_at(int i, size_t bytes) { return grow_buffer(&scratch.p[i], &scratch.cap[i], bytes, "attention on tiles"); }
+static void *scratch_at(int i, size_t bytes) { return scratch.p[i] = grow_buffer(scratch.p[i], &scratch.cap[i], bytes, "attention on tiles"); }
 
 AMXBF16 void ck_attention_head_amx(const float *q, const float *k, const float *v, size_t stride, float *out, size_t ldo,
                                    int n, int dim, float scale, float *scores) {

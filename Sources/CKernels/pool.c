@@ -23,14 +23,15 @@ struct ck_pool {
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; int prefetch; uint64_t partial[64];
     int t; size_t ldy;            // activation rows of a product (1 for decoding); y's row stride
-    float *xe, *xo; size_t xcap;  // x de-interleaved once per bf16 job, cols / 2 floats per row
-    int amx_wanted, amx; void *amxx; size_t amxcap;   // a prompt's bf16 rows on AMX tiles: x arranged once (amx_bf16_prepare; amxcap in bytes)
-    struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4cap;   // x arranged once per q4 job (q4_prepare_x), per row
+    // Buffers kept between jobs, grown by grow_buffer (each *cap in bytes).
+    float *xe, *xo; size_t xecap, xocap;  // x de-interleaved once per bf16 job, cols / 2 floats per row
+    int amx_wanted, amx; void *amxx; size_t amxcap;   // a prompt's bf16 rows on AMX tiles: x arranged once (amx_bf16_prepare)
+    struct q4_xline_s *q4xl; float *q4xd, *q4c8; size_t q4xlcap, q4xdcap, q4c8cap;   // x arranged once per q4 job (q4_prepare_x), per row
     // A product's rows in chunks; each thread's share is chunks [lo, hi), packed as lo | hi << 32.
     int chunk_rows, chunks_per_block;
     // int8 rows by q8_rows_avx2 (q8mode 1; 0: the portable row kernel): per activation row its
     // bytes' |x| and the block scales.
-    int q8mode; uint8_t *q8x; float *q8xd; size_t q8cap;
+    int q8mode; uint8_t *q8x; float *q8xd; size_t q8xcap, q8xdcap;
     float *ypart; size_t ypcap;   // rows in fours wider than X4_BLOCK, q4 groups: each column block's partial sums, per row
     struct { _Alignas(64) _Atomic uint64_t span; } share[64];
     // int8 GEMM: packed weights, activation blocks and their sums x 128, gm x gn outputs (ldc gldc)
@@ -197,7 +198,7 @@ static void q8_gemm_panels(const ck_pool *p, int p0, int p1) {
     int avx2 = isa == 1 && !p->gpack;
     static _Thread_local void *panels; static _Thread_local size_t cap;
     size_t need = avx2 ? igemm_avx2_buffer_bytes(p->cols, p->gq4 != NULL) : (p->gq4 ? (size_t)nb * 1152 : (p->gi8 ? (size_t)32 * p->cols : 0));
-    uint8_t *buf = grow_buffer(&panels, &cap, need, "a GEMM panel");
+    uint8_t *buf = panels = grow_buffer(panels, &cap, need, "a GEMM panel");
     for (int pn = p0; pn < p1; pn++) {
         int n0 = 32 * pn, valid = p->gn - n0 < 32 ? p->gn - n0 : 32;
 #if defined(__x86_64__)
@@ -528,14 +529,13 @@ void ck_pool_destroy(ck_pool *p) {
 
 int ck_pool_threads(const ck_pool *p) { return p->threads; }
 
-void *grow_buffer(void **buf, size_t *cap, size_t need, const char *what) {
-    if (*cap < need) {
-        free(*buf);
-        *cap = (need + 63) / 64 * 64;
-        *buf = aligned_alloc(64, *cap);
-        if (!*buf) { fprintf(stderr, "internvl-chat: out of memory for %s (%zu bytes)\n", what, *cap); abort(); }
-    }
-    return *buf;
+void *grow_buffer(void *buf, size_t *cap, size_t need, const char *what) {
+    if (*cap >= need) return buf;
+    free(buf);
+    *cap = (need + 63) / 64 * 64;
+    buf = aligned_alloc(64, *cap);
+    if (!buf) { fprintf(stderr, "internvl-chat: out of memory for %s (%zu bytes)\n", what, *cap); abort(); }
+    return buf;
 }
 
 static void dispatch(ck_pool *p) {
@@ -575,12 +575,9 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
     // q4: the full column groups' activations arranged once per row for all threads and chunks.
     int full = kind == JOB_Q4 ? nb / Q4_SG * Q4_SG : 0;
     if (full > 0) {
-        if (p->q4cap < (size_t)full * t) {
-            free(p->q4xl); free(p->q4xd); free(p->q4c8);
-            p->q4xl = aligned_alloc(64, (size_t)t * (full / 4) * sizeof(q4_xline));
-            p->q4xd = aligned_alloc(64, (size_t)t * full * sizeof(float)); p->q4c8 = aligned_alloc(64, (size_t)t * full * sizeof(float));
-            p->q4cap = (size_t)full * t;
-        }
+        p->q4xl = grow_buffer(p->q4xl, &p->q4xlcap, (size_t)t * (full / 4) * sizeof(q4_xline), "a q4 product's activations");
+        p->q4xd = grow_buffer(p->q4xd, &p->q4xdcap, (size_t)t * full * sizeof(float), "a q4 product's activations");
+        p->q4c8 = grow_buffer(p->q4c8, &p->q4c8cap, (size_t)t * full * sizeof(float), "a q4 product's activations");
         for (int m = 0; m < t; m++)
             q4_prepare_x((const ck_block_q8 *)x + (size_t)m * nb, full, p->q4xl + (size_t)m * (full / 4),
                          p->q4xd + (size_t)m * full, p->q4c8 + (size_t)m * full);
@@ -590,11 +587,8 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
 #if defined(__x86_64__)
     if (kind == JOB_Q8 && ck_has_avx2() && nb % 4 == 0) p->q8mode = 1;
     if (p->q8mode) {
-        if (p->q8cap < (size_t)t * cols) {
-            free(p->q8x); free(p->q8xd);
-            p->q8x = aligned_alloc(64, (size_t)t * cols); p->q8xd = aligned_alloc(64, ((size_t)t * nb * sizeof(float) + 63) / 64 * 64);
-            p->q8cap = (size_t)t * cols;
-        }
+        p->q8x = grow_buffer(p->q8x, &p->q8xcap, (size_t)t * cols, "an int8 product's activations");
+        p->q8xd = grow_buffer(p->q8xd, &p->q8xdcap, (size_t)t * nb * sizeof(float), "an int8 product's activations");
         const ck_block_q8 *xq = (const ck_block_q8 *)x;
         for (size_t b = 0; b < (size_t)t * nb; b++) {
             uint8_t *o = p->q8x + b * CK_QK;
@@ -610,21 +604,21 @@ static void matvec_job(ck_pool *p, int kind, const void *w, const float *ws, con
 #if defined(__x86_64__)
     if ((kind == JOB_BF16X4 || kind == JOB_BF16) && p->amx_wanted && t >= 2 && ck_prompt_on_tiles(rows, cols)) {
         size_t need = amx_bf16_prepared_halfwords(t, cols);
-        amx_bf16_prepare((const float *)x, t, cols, grow_buffer(&p->amxx, &p->amxcap, need * 2, "a prompt's tiles"));
+        p->amxx = grow_buffer(p->amxx, &p->amxcap, need * 2, "a prompt's tiles");
+        amx_bf16_prepare((const float *)x, t, cols, p->amxx);
         p->amx = 1;
     }
 #endif
     int bf16 = kind == JOB_BF16 || kind == JOB_BF16X4;
     if (bf16 && !(p->amx && rows % 64 == 0)) {          // (rows in runs of 64 all go through the tiles)
         size_t need = (size_t)t * (cols / 2);
-        if (p->xcap < need) { free(p->xe); free(p->xo); p->xe = malloc(need * 4 + 4); p->xo = malloc(need * 4 + 4); p->xcap = need; }
+        p->xe = grow_buffer(p->xe, &p->xecap, need * 4 + 4, "a bf16 product's activations");
+        p->xo = grow_buffer(p->xo, &p->xocap, need * 4 + 4, "a bf16 product's activations");
         for (int m = 0; m < t; m++)
             deinterleave((const float *)x + (size_t)m * cols, cols, p->xe + (size_t)m * (cols / 2), p->xo + (size_t)m * (cols / 2));
     }
     int blocks = job_blocks(kind, cols);
-    if (blocks > 1 && p->ypcap < (size_t)t * blocks * rows) {
-        free(p->ypart); p->ypart = malloc((size_t)t * blocks * rows * sizeof(float)); p->ypcap = (size_t)t * blocks * rows;
-    }
+    if (blocks > 1) p->ypart = grow_buffer(p->ypart, &p->ypcap, (size_t)t * blocks * rows * sizeof(float), "a product's partial sums");
     matvec_dispatch(p, kind, rows, cols, blocks);
     // The column blocks' partial sums, added in block order (the same result on any number of threads).
     if (blocks > 1)
