@@ -225,13 +225,7 @@ public final class ConversationStore: @unchecked Sendable {
             throw ConversationError.saveFailed(dir.path, reason: error.localizedDescription)
         }
         let path = dir.appendingPathComponent(".lock").path
-        // Never through a link (a copied folder may hold one pointing anywhere): a `.lock` that
-        // is one is replaced by a file of our own.
-        var fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        if fd < 0 && errno == ELOOP && unlink(path) == 0 {
-            fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        }
-        guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
+        let fd = try Self.openLockFile(path)
         // A lock just released can still be held for a moment by a child process this process
         // is starting (between fork and exec it shares the descriptor): try for half a second.
         var held = flock(fd, LOCK_EX | LOCK_NB) == 0
@@ -268,15 +262,24 @@ public final class ConversationStore: @unchecked Sendable {
         } catch { Glibc.close(fd); throw error }
     }
 
+    /// A lock file opened (created when missing) for flock, never through a link (a copied folder
+    /// may hold one pointing anywhere): one that is a link is replaced by a file of our own.
+    static func openLockFile(_ path: String) throws -> Int32 {
+        var fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if fd < 0 && errno == ELOOP && unlink(path) == 0 {
+            fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
+        guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
+        return fd
+    }
+
     /// Runs `write` (the write of a conversation file that may carry `name`) under the store's
     /// names lock, after checking again that no other conversation has that name: two processes
     /// saving or importing under one name at once could otherwise both pass `rename`'s check.
     func claimingName(_ name: String?, for id: String, _ write: () throws -> Void) throws {
         guard let name else { return try write() }
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let path = root.appendingPathComponent(".names.lock").path
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw ConversationError.saveFailed(path, reason: String(cString: strerror(errno))) }
+        let fd = try Self.openLockFile(root.appendingPathComponent(".names.lock").path)
         defer { Glibc.close(fd) }                     // (closing releases the lock)
         while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
         if let other = list().first(where: { $0.name == name && $0.id != id }) { throw ConversationError.nameTaken(name, id: other.id) }
@@ -428,21 +431,19 @@ public final class ConversationStore: @unchecked Sendable {
 
     // MARK: helpers
 
-    /// Whether `b` starts as an image of `format` does (the signature `format(of:)` reads).
-    static func hasHeader(_ b: [UInt8], of format: String) -> Bool {
-        switch format {
-        case "png": return b.starts(with: [0x89, 0x50, 0x4E, 0x47])
-        case "webp": return b.count >= 12 && b.starts(with: Array("RIFF".utf8)) && Array(b[8..<12]) == Array("WEBP".utf8)
-        case "jpeg": return b.starts(with: [0xFF, 0xD8, 0xFF])
-        default: return false
-        }
-    }
-
-    static func format(of b: [UInt8]) -> String {
+    /// The format whose signature `b` starts with: png, webp or jpeg; nil for none of them.
+    static func signature(of b: [UInt8]) -> String? {
         if b.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "png" }
         if b.count >= 12, b.starts(with: Array("RIFF".utf8)), Array(b[8..<12]) == Array("WEBP".utf8) { return "webp" }
-        return "jpeg"
+        if b.starts(with: [0xFF, 0xD8, 0xFF]) { return "jpeg" }
+        return nil
     }
+
+    /// Whether `b` starts as an image of `format` does.
+    static func hasHeader(_ b: [UInt8], of format: String) -> Bool { signature(of: b) == format }
+
+    /// The extension an image's file is stored under (jpeg for bytes of no known signature).
+    static func format(of b: [UInt8]) -> String { signature(of: b) ?? "jpeg" }
 
     static func displayName(_ path: String) -> String {
         let n = (path as NSString).lastPathComponent

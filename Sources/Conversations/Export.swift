@@ -158,12 +158,9 @@ extension ConversationStore {
             try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
             for e in f.images { try AtomicFile.write(bytes[e.sha256]!, to: dir.appendingPathComponent("images/\(e.sha256).\(e.format)")) }
             try claimingName(f.name, for: h.id) { try AtomicFile.write(try Self.encoder.encode(f), to: fileURL(h.id)) }
-        } catch let e as ConversationError {
-            try? FileManager.default.removeItem(at: dir)
-            throw e
         } catch {
             try? FileManager.default.removeItem(at: dir)       // nothing half-imported stays behind
-            throw ConversationError.saveFailed(fileURL(h.id).path, reason: AtomicFile.reason(error))
+            throw error as? ConversationError ?? .saveFailed(fileURL(h.id).path, reason: AtomicFile.reason(error))
         }
         return h.id
     }
