@@ -70,9 +70,13 @@ public final class App: @unchecked Sendable {
         state.graphics = graphics.mode
         let term = Terminal(theme: theme, graphics: graphics)
         terminal = term
-        defer { term.close(); terminal = nil; try? FileManager.default.removeItem(at: framesFolder) }
+        var signalled: Int32?
+        defer {
+            term.close(); terminal = nil; try? FileManager.default.removeItem(at: framesFolder)
+            if let s = signalled { Terminal.end(by: s) }
+        }
         if let r = resume { dispatch(.resume(r == ConversationStore.latest ? "" : r)) }
-        var dirty = true, lastSize = (0, 0), signalled: Int32?
+        var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
             if let s = Terminal.takeSignal() {
                 // Killed, or the terminal closed: what is typed and answered is saved, as on a quit.
@@ -117,10 +121,6 @@ public final class App: @unchecked Sendable {
         finishSaving()
         conversations?.close()
         log.info("quit")
-        if let s = signalled {
-            try? FileManager.default.removeItem(at: framesFolder)
-            Terminal.end(by: s)
-        }
     }
 
     /// Waits (at most 30 s) for the saves already started, the one on quit included.

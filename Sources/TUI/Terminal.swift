@@ -120,19 +120,10 @@ public final class Terminal: @unchecked Sendable {
     static func installSignalHandlers() {
         for sig in [SIGTERM, SIGHUP, SIGINT] {
             signal(sig) { s in
-                if Terminal.pendingSignal.exchange(s, ordering: .relaxed) == 0 { return }
-                Terminal.restore()
-                signal(s, SIG_DFL)
-                raise(s)
+                if Terminal.pendingSignal.exchange(s, ordering: .relaxed) != 0 { Terminal.end(by: s) }
             }
         }
-        for sig in [SIGQUIT, SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE] {
-            signal(sig) { s in
-                Terminal.restore()
-                signal(s, SIG_DFL)
-                raise(s)
-            }
-        }
+        for sig in [SIGQUIT, SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE] { signal(sig) { s in Terminal.end(by: s) } }
         atexit { Terminal.restore() }
     }
 
@@ -332,9 +323,9 @@ public final class Terminal: @unchecked Sendable {
 
     /// What follows `ESC [` or `ESC O` that curses did not take as a key: a cursor key typed ahead
     /// before the app started, in the terminal's other cursor-key mode, then handed back to curses,
-    /// or a Home or End key its terminfo entry does not name (its code); or a reply to the graphics probe that came after its timeout (a DA1 reply
-    /// `ESC [ ? ... c`, a cell size `ESC [ 6 ; h ; w t`: dropped, `.none`). Anything else is left
-    /// to be read (nil).
+    /// or a Home or End key its terminfo entry does not name (its code); or a reply to the graphics
+    /// probe that came after its timeout (a DA1 reply `ESC [ ? ... c`, a cell size
+    /// `ESC [ 6 ; h ; w t`: dropped, `.none`). Anything else is left to be read (nil).
     private func afterCSI(_ introducer: wint_t) -> Key? {
         var read: [(Int32, wint_t)] = []
         timeout(0)
