@@ -30,8 +30,7 @@ struct InternVLChat: ParsableCommand {
         // What went through stdio (print) and could not be written is an error too.
         atexit {
             guard fflush(nil) != 0 else { return }
-            let e = errno
-            if e != EPIPE { writeStderr("error: could not write to standard output: \(String(cString: strerror(e)))\n") }
+            Output.reportUnwritable(errno)
             _exit(1)
         }
         main(subcommandFirst(args))
@@ -117,8 +116,13 @@ enum Output {
     static func write(_ s: String) {
         let text = isTerminal ? TerminalText.sanitize(s) : s
         guard let failure = writeAll(1, Array(text.utf8)) else { return }
-        if failure != EPIPE { writeStderr("error: could not write to standard output: \(String(cString: strerror(failure)))\n") }
+        reportUnwritable(failure)
         exit(1)
+    }
+
+    /// The line for a stdout that failed with `errno` (none for a reader that went away).
+    static func reportUnwritable(_ errno: Int32) {
+        if errno != EPIPE { writeStderr("error: could not write to standard output: \(String(cString: strerror(errno)))\n") }
     }
 
     /// All of `bytes` to `fd`; the errno that stopped it, nil when all went.
