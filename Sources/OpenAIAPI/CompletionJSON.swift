@@ -206,7 +206,8 @@ public struct ChatCompletionBody: Sendable {
         }
     }
 
-    static func integer(_ v: Any) -> Int? {
+    /// A JSON value as a whole number (2 and 2.0; not true or false, which arrive as NSNumbers too).
+    public static func integer(_ v: Any) -> Int? {
         guard let n = v as? NSNumber, !isBool(n) else { return nil }
         let d = n.doubleValue
         guard d.rounded() == d, abs(d) < 9.0e15 else { return nil }

@@ -62,9 +62,7 @@ struct BatchRun {
             guard let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] else {
                 throw bad("not a JSON object")
             }
-            if let unknown = object.keys.sorted().first(where: { !["question", "images", "max_tiles"].contains($0) }) {
-                throw bad("unknown key \"\(TerminalText.sanitize(unknown))\" (the keys are question, images, max_tiles)")
-            }
+            if let unknown = JSONSteps.unknownKey(object, keys: ["question", "images", "max_tiles"]) { throw bad(unknown) }
             guard let question = object["question"] as? String, !question.isEmpty else { throw bad("\"question\" must be a non-empty string") }
             var images: [String] = []
             if let value = object["images"] {
@@ -75,11 +73,7 @@ struct BatchRun {
             for image in images {
                 if let problem = FileInput.kind(image) { throw bad("image \(TerminalText.sanitize(image)): \(problem.reason)") }
             }
-            var maxTiles: Int?
-            if let value = object["max_tiles"] {
-                guard let n = value as? Int, (1...40).contains(n) else { throw bad("\"max_tiles\" must be a whole number from 1 to 40") }
-                maxTiles = n
-            }
+            let maxTiles = try JSONSteps.wholeNumber(object, "max_tiles", 1...40, bad)
             lines.append(Line(number: number, question: question, images: images, maxTiles: maxTiles,
                               place: "\(TerminalText.sanitize(path)) line \(number)"))
         }

@@ -31,15 +31,9 @@ enum TurnScript {
         return try arr.enumerated().map { k, o in
             // As --batch checks its lines: a key misspelt or a value of the wrong kind is an error,
             // never a step run without it.
-            if let unknown = o.keys.sorted().first(where: { !keys.contains($0) }) {
-                throw bad("turn \(k): unknown key \"\(TerminalText.line(unknown))\" (the keys are \(keys.joined(separator: ", ")))")
-            }
+            if let unknown = JSONSteps.unknownKey(o, keys: keys) { throw bad("turn \(k): \(unknown)") }
             func whole(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
-                guard let v = o[key] else { return nil }
-                guard let n = v as? Int, !(v is Bool), range.contains(n) else {
-                    throw bad("turn \(k): \"\(key)\" must be a whole number from \(range.lowerBound) to \(range.upperBound)")
-                }
-                return n
+                try JSONSteps.wholeNumber(o, key, range) { bad("turn \(k): \($0)") }
             }
             guard o["action"] == nil || o["action"] is String else { throw bad("turn \(k): \"action\" must be a string") }
             let a = (o["action"] as? String) ?? "ask"

@@ -312,6 +312,14 @@ struct CLITests {
         #expect(bad.status == 1 && bad.err.contains("turn 6: unknown action bogus"), "\(bad.err)")
         let badName = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path, "--save", "../evil"])
         #expect(badName.status == 64 && badName.err.contains("../evil cannot be a conversation name") && badName.out.isEmpty, "\(badName.err)")
+        // Numbers 0 and 1 are numbers (Foundation also casts them to Bool), true is not.
+        try JSONSerialization.data(withJSONObject: [["question": "Hi", "max_tiles": 1, "max_new_tokens": 1, "cancel_after_tokens": 1],
+                                                    ["question": "Q", "cancel_after_tokens": 0]]).write(to: script)
+        let ones = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
+        #expect(ones.status == 0, "\(ones.err)")
+        try JSONSerialization.data(withJSONObject: [["question": "Q", "max_tiles": true]]).write(to: script)
+        let yes = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path])
+        #expect(yes.status == 1 && yes.err.contains("\"max_tiles\" must be a whole number from 1 to 40"), "\(yes.err)")
         // Each step is checked as --batch checks its lines: nothing wrong is run without a word.
         for (step, words) in [(["question": "Q", "images": [5]] as [String: Any], "turn 1: \"images\" must be a list of paths"),
                               (["question": "Q", "max_tiles": 0], "turn 1: \"max_tiles\" must be a whole number from 1 to 40"),
