@@ -109,6 +109,11 @@ public enum ImageDecoder {
         return RGBImage(width: w, height: h, pixels: out)
     }
 
+    /// The first column and the column step of an Adam7 pass (0-6).
+    static func adam7Columns(pass: Int) -> (first: Int, step: Int) {
+        [(0, 8), (4, 8), (0, 4), (2, 4), (0, 2), (1, 2), (0, 1)][pass]
+    }
+
     static func tjError(_ handle: tjhandle) -> String {
         String(cString: tjGetErrorStr2(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -128,16 +133,31 @@ public enum ImageDecoder {
         let n = w * h
         var out = [UInt8](repeating: 0, count: n * 3)
         if ihdr.bit_depth == 16 {
-            // Host-endian 16-bit RGBA; then Pillow's rules: grey clips, the others take the high byte.
-            var wide = [UInt16](repeating: 0, count: n * 4)
-            rc = wide.withUnsafeMutableBytes { spng_decode_image(ctx, $0.baseAddress, $0.count, Int32(SPNG_FMT_RGBA16.rawValue), 0) }
+            // Row by row in host-endian 16-bit RGBA (a whole image of it would be 8 bytes a pixel
+            // beside the 3 kept), then Pillow's rules: grey clips, the others take the high byte.
+            // An interlaced image's row comes once per pass, holding that pass's pixels in their
+            // columns.
+            rc = spng_decode_image(ctx, nil, 0, Int32(SPNG_FMT_RGBA16.rawValue), Int32(SPNG_DECODE_PROGRESSIVE.rawValue))
             guard rc == 0 else { throw fail(rc) }
             let grey = ihdr.color_type == UInt8(SPNG_COLOR_TYPE_GRAYSCALE.rawValue)
-            for i in 0..<n {
-                for c in 0..<3 {
-                    let v = wide[i * 4 + c]
-                    out[i * 3 + c] = grey ? UInt8(min(v, 255)) : UInt8(v >> 8)
+            let adam7 = ihdr.interlace_method != 0
+            var wide = [UInt16](repeating: 0, count: w * 4)
+            var info = spng_row_info()
+            while true {
+                rc = spng_get_row_info(ctx, &info)
+                if rc == Int32(SPNG_EOI.rawValue) { break }
+                guard rc == 0 else { throw fail(rc) }
+                rc = wide.withUnsafeMutableBytes { spng_decode_row(ctx, $0.baseAddress, $0.count) }
+                guard rc == 0 || rc == Int32(SPNG_EOI.rawValue) else { throw fail(rc) }
+                let (first, step) = adam7 ? Self.adam7Columns(pass: Int(info.pass)) : (0, 1)
+                let base = Int(info.row_num) * w * 3
+                for x in stride(from: first, to: w, by: step) {
+                    for c in 0..<3 {
+                        let v = wide[x * 4 + c]
+                        out[base + x * 3 + c] = grey ? UInt8(min(v, 255)) : UInt8(v >> 8)
+                    }
                 }
+                if rc != 0 { break }
             }
         } else {
             // Palette, grey of 1-8 bits (scaled), RGB; alpha and tRNS dropped.

@@ -97,7 +97,7 @@ def make_corpus(out):
     pal.save(os.path.join(d, "png-palette-trns.png"), transparency=3); expect_ok("png-palette-trns.png")
     Image.fromarray(base).quantize(colors=4).save(os.path.join(d, "png-palette-2bit.png"), bits=2)
     expect_ok("png-palette-2bit.png")
-    # pypng: 16-bit RGB/RGBA/grey/grey+alpha, 1/2/4-bit grey, interlaced, grey with tRNS.
+    # pypng: 16-bit RGB/RGBA/grey/grey+alpha, 1/2/4-bit grey, interlaced (8 and 16 bits), grey with tRNS.
     h, w = base.shape[:2]
     rng = np.random.default_rng(3)
     w16 = (base.astype(np.uint32) * 257 + rng.integers(0, 257, size=base.shape)).astype(np.uint16)
@@ -116,6 +116,8 @@ def make_corpus(out):
         pypng(f"png-gray{bits}.png", (base[..., 0] >> (8 - bits)).tolist(), greyscale=True, bitdepth=bits)
     pypng("png-interlaced.png", base.reshape(h, -1).tolist(), greyscale=False, interlace=True)
     pypng("png-interlaced-rgba.png", rgba.reshape(h, -1).tolist(), greyscale=False, alpha=True, interlace=True)
+    pypng("png-interlaced-rgb16.png", w16.reshape(h, -1).tolist(), greyscale=False, bitdepth=16, interlace=True)
+    pypng("png-interlaced-gray16.png", (w16[..., 0] // 200).tolist(), greyscale=True, bitdepth=16, interlace=True)
     pypng("png-gray-trns.png", base[..., 2].tolist(), greyscale=True, transparent=20)
     Image.fromarray(synthetic(1, 1, 9)).save(os.path.join(d, "png-1x1.png")); expect_ok("png-1x1.png")
 
