@@ -156,9 +156,12 @@ public final class ConversationStore: @unchecked Sendable {
     public static func decode(_ data: Data, path: String) throws -> ConversationFile {
         // The version first, so that a newer file gets the right message rather than a field error.
         struct Head: Decodable { var format: String?; var version: Int? }
+        guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+            throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or not a conversation file at all)")
+        }
         let head: Head
         do { head = try JSONDecoder().decode(Head.self, from: data) } catch {
-            throw ConversationError.invalid(path, reason: "it is not complete JSON (\(Self.describe(error)))")
+            throw ConversationError.invalid(path, reason: Self.describe(error))
         }
         if let v = head.version, v > ConversationFile.currentVersion, head.format == ConversationFile.formatName {
             throw ConversationError.futureVersion(path, version: v)
@@ -171,9 +174,18 @@ public final class ConversationStore: @unchecked Sendable {
         return f
     }
 
+    /// Dates as `.iso8601` reads them, but a bad one is an error at its field (Foundation's own
+    /// strategy names no field).
     static let decoder: JSONDecoder = {
-        let d = JSONDecoder(); d.dateDecodingStrategy = .iso8601; return d
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            if let date = ISO8601DateFormatter().date(from: try c.decode(String.self)) { return date }
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: notADate)
+        }
+        return d
     }()
+    static let notADate = "not an ISO 8601 date"
     static let encoder: JSONEncoder = {
         let e = JSONEncoder(); e.dateEncodingStrategy = .iso8601;
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]; return e
@@ -188,7 +200,10 @@ public final class ConversationStore: @unchecked Sendable {
         switch e {
         case .keyNotFound(let k, let c): return "the field \(k.stringValue) is missing\(at(c))"
         case .typeMismatch(_, let c), .valueNotFound(_, let c): return "a value has the wrong type\(at(c))"
-        case .dataCorrupted(let c): return "\(c.debugDescription.prefix(120))\(at(c))"
+        case .dataCorrupted(let c) where c.debugDescription == notADate:
+            return "the date\(at(c)) is not an ISO 8601 date (such as 2026-12-07T02:29:34Z)"
+        case .dataCorrupted(let c):
+            return "a value\(at(c)) cannot be read as its field's type (a number out of its range?)"
         @unknown default: return "\(e)"
         }
     }

@@ -145,6 +145,11 @@ struct FormatTests {
         try refused("not complete JSON", raw: { $0.prefix($0.count / 2) })
         try refused("not complete JSON", raw: { _ in Data() })
         try refused("newer internvl-chat (format version 7)") { $0["version"] = 7 }
+        try refused("a value cannot be read as its field's type") { $0["version"] = 1e40 }
+        try refused("a value cannot be read as its field's type") { o in
+            var i = o["images"] as! [[String: Any]]; i[0]["bytes"] = 1e40; o["images"] = i
+        }
+        try refused("the date at created is not an ISO 8601 date") { $0["created"] = "yesterday" }
         try refused("the field answer is missing at turns[0]") { o in
             var t = o["turns"] as! [[String: Any]]; t[0]["answer"] = nil; o["turns"] = t
         }
