@@ -148,8 +148,10 @@ public final class ConversationService: @unchecked Sendable {
 
     /// Saves the backend's conversation, with `draft` (text typed and not sent) and the images
     /// `pending` (ids, in order) attached for the next question; nil (and nothing written)
-    /// while it has no turn. Other images the backend holds and no turn shows are left out.
-    public func save(_ naming: Naming = .keep, draft: String = "", pending: [Int] = []) async throws -> Saved? {
+    /// while it has no turn, unless `keepingUnsent` and there is a draft or a pending image
+    /// (a save nobody was asked about, as at a signal: they are all there is to keep). Other
+    /// images the backend holds and no turn shows are left out.
+    public func save(_ naming: Naming = .keep, draft: String = "", pending: [Int] = [], keepingUnsent: Bool = false) async throws -> Saved? {
         var snapshot = await backend.snapshot()
         snapshot.draft = draft
         // An image sent before and attached again has the id a turn shows: it is pending too.
@@ -157,7 +159,8 @@ public final class ConversationService: @unchecked Sendable {
         snapshot.pendingImageIDs = pending.filter { held.contains($0) }
         let keep = shown.union(snapshot.pendingImageIDs)
         snapshot.images = snapshot.images.filter { keep.contains($0.info.id) }
-        guard !snapshot.turns.isEmpty else { return nil }
+        let unsent = !draft.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !snapshot.pendingImageIDs.isEmpty
+        guard !snapshot.turns.isEmpty || (keepingUnsent && unsent) else { return nil }
         return try save(snapshot, naming)
     }
 

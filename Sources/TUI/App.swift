@@ -79,11 +79,12 @@ public final class App: @unchecked Sendable {
         var dirty = true, lastSize = (0, 0)
         while !state.quitRequested {
             if let s = Terminal.takeSignal() {
-                // Killed, or the terminal closed: what is typed and answered is saved, as on a quit.
+                // Killed, or the terminal closed: what is typed and answered is saved, as on a quit,
+                // and a draft or attached images even before a first turn (nobody was asked).
                 log.notice("signal \(s): saving and quitting")
                 signalled = s
                 state.quitRequested = true
-                perform([.quit])
+                quit(keepingUnsent: true)
                 break
             }
             for a in inbox.take() { dispatch(a); dirty = true }
@@ -326,8 +327,14 @@ public final class App: @unchecked Sendable {
 
     // MARK: conversations
 
+    /// Stops the answer under way and saves; `keepingUnsent` as `ConversationService.save` has it.
+    func quit(keepingUnsent: Bool = false) {
+        backend.cancel()
+        save(name: nil, explicit: false, keepingUnsent: keepingUnsent)
+    }
+
     /// Saves the session's conversation (after the saves before it); errors come back as messages.
-    func save(name: String?, explicit: Bool) {
+    func save(name: String?, explicit: Bool, keepingUnsent: Bool = false) {
         guard let conversations else {
             if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
             return
@@ -335,7 +342,8 @@ public final class App: @unchecked Sendable {
         let inbox = self.inbox, log = self.log, draft = state.input, pending = state.pending.map(\.id)
         conversations.inOrder {
             do {
-                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep, draft: draft, pending: pending) else {
+                guard let saved = try await conversations.save(name.map { .rename($0) } ?? .keep, draft: draft, pending: pending,
+                                                               keepingUnsent: keepingUnsent) else {
                     if explicit { inbox.post(.notice("Nothing to save yet: ask something first.", error: true)) }
                     return
                 }
@@ -457,9 +465,7 @@ public final class App: @unchecked Sendable {
                 } catch {
                     inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true))
                 }
-            case .quit:
-                backend.cancel()
-                save(name: nil, explicit: false)
+            case .quit: quit()
             }
         }
     }

@@ -91,6 +91,23 @@ struct ConversationServiceTests {
         quantized.close()
     }
 
+    /// A save nobody was asked about (the app's at a signal) keeps what was typed before a first
+    /// turn, and resuming brings it back; any other save waits for a turn.
+    @Test func aSaveKeepingUnsentTextWritesItBeforeAFirstTurn() async throws {
+        let root = tempDir("svc-draft"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let a = ConversationService(store: store, backend: FakeBackend())
+        #expect(try await a.save(draft: "What is in this") == nil && store.list().isEmpty, "a plain save waits for a turn")
+        #expect(try await a.save(draft: " \n", keepingUnsent: true) == nil && store.list().isEmpty, "blank text is nothing to keep")
+        let saved = try #require(try await a.save(draft: "What is in this", keepingUnsent: true))
+        #expect(saved.turns == 0 && store.list().map(\.id) == [saved.id])
+        a.close()
+        let b = ConversationService(store: store, backend: FakeBackend())
+        let r = try await b.resume(ConversationStore.latest)
+        #expect(r.draft == "What is in this" && r.exchanges.isEmpty)
+        b.close()
+    }
+
     @Test func savesResumesAndRefusesWhatItMust() async throws {
         let root = tempDir("svc"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)

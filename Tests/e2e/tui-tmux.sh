@@ -8,7 +8,8 @@
 # it with Esc (the image then attached), resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
-# also restored after SIGTERM, SIGHUP and SIGSEGV (after SIGTERM and SIGHUP the draft is saved); with COLORTERM=truecolor thumbnails are in 24-bit colour;
+# also restored after SIGTERM, SIGHUP and SIGSEGV (after SIGTERM and SIGHUP the draft is saved,
+# before a first turn too, and --resume brings it back); with COLORTERM=truecolor thumbnails are in 24-bit colour;
 # keys typed while the app starts are kept, late replies to the graphics probe are not typed.
 set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}; MODEL=${MODEL:-testdata/tiny-b}
@@ -16,7 +17,9 @@ IMG="$PWD/testdata/images/photo-chelsea.png"
 S=tuitest-$$; SOCK=(-L "tuitest-$$")
 WORK=$(mktemp -d); LOG=$WORK/app.log
 export LANG=C.UTF-8 XDG_STATE_HOME=$WORK/state        # the input history in the scratch folder
-trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The apps save as they end (killing the server signals them): the folder goes once they have.
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true
+      for _ in {1..50}; do pgrep -f "$WORK" >/dev/null || break; sleep 0.1; done; rm -rf "$WORK"' EXIT
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "tui e2e: 0 passed, 1 failed"; exit 1; }
@@ -160,35 +163,49 @@ wait_for 'not complete JSON'
 wait_for 'coffee chat │'
 keys C-d
 
-# Killed by SIGTERM, or crashing (SIGSEGV), after a turn: the terminal is restored too.
-killed() {  # killed SIGNAL EXIT_STATUS
-  local old=$S; S=$S-$1              # the new session first: killing the last one stops the server
+# Killed by SIGTERM, or crashing (SIGSEGV), after a turn (or before any): the terminal is restored too.
+killed() {  # killed SIGNAL EXIT_STATUS [first]: with "first", before a first turn; the draft is "unsent draft SIGNAL[ first]"
+  local old=$S; S=$S-$1${3:-}         # the new session first: killing the last one stops the server
   tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
     "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
   tmux "${SOCK[@]}" kill-session -t "$old" 2>/dev/null || true
   wait_for 'context 0/8192'
-  keys -l 'Hello'; keys Enter
-  wait_for 'tok/s'
-  keys -l "unsent draft $1"
-  wait_for "^> unsent draft $1"
+  if [ -z "${3:-}" ]; then
+    keys -l 'Hello'; keys Enter
+    wait_for 'tok/s'
+  fi
+  keys -l "unsent draft $1${3:+ $3}"
+  wait_for "^> unsent draft $1${3:+ $3}"
   local app; app=$(pgrep -P "$(tmux "${SOCK[@]}" display-message -p -t "$S" '#{pane_pid}')" -f internvl-chat)
   kill "-$1" "$app"
   wait_for "EXIT=$2"
   wait_for 'SANE' 5
 }
-saved_draft() {  # saved_draft TEXT: some saved conversation holds TEXT as its draft
+saved_draft() {  # saved_draft TEXT: some saved conversation holds TEXT as its draft; prints its id
   python3 - "$WORK/conversations" "$1" <<'PY'
-import glob, json, sys
+import glob, json, os, sys
 def draft(f):
     try: return json.load(open(f)).get("draft")
     except ValueError: return None            # the broken file an earlier step made
-sys.exit(0 if any(draft(f) == sys.argv[2] for f in glob.glob(sys.argv[1] + "/*/conversation.json")) else 1)
+found = [f for f in glob.glob(sys.argv[1] + "/*/conversation.json") if draft(f) == sys.argv[2]]
+print(*(os.path.basename(os.path.dirname(f)) for f in found[:1]))
+sys.exit(0 if found else 1)
 PY
 }
 killed TERM 143
-saved_draft 'unsent draft TERM' || fail "SIGTERM: the draft was not saved"
+saved_draft 'unsent draft TERM' >/dev/null || fail "SIGTERM: the draft was not saved"
 killed HUP 129                        # the terminal closed
-saved_draft 'unsent draft HUP' || fail "SIGHUP: the draft was not saved"
+saved_draft 'unsent draft HUP' >/dev/null || fail "SIGHUP: the draft was not saved"
+# Before a first turn the draft is all there is: it is saved too, and --resume brings it back.
+for sig in TERM:143 HUP:129; do
+  killed "${sig%:*}" "${sig#*:}" first
+  id=$(saved_draft "unsent draft ${sig%:*} first") || fail "SIG${sig%:*} before a first turn: the draft was not saved"
+  OLD=$S; S=$S-resume
+  tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
+    "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --resume $id --model $MODEL; sleep 30"
+  tmux "${SOCK[@]}" kill-session -t "$OLD" 2>/dev/null || true
+  wait_for "^> unsent draft ${sig%:*} first"
+done
 killed SEGV 139
 
 # 24-bit colour (COLORTERM=truecolor): half-block thumbnails reach tmux in the image's exact
