@@ -206,8 +206,14 @@ private func submit(_ s: inout AppState) -> [Effect] {
         }
     }
     s.input = ""; s.historyIndex = nil; s.draft = nil
+    if isCommand {
+        let effects = command(&s, line)
+        // A command refused while an answer streams is back in the input: it has not run, so it
+        // joins the history only when it is sent again and runs.
+        if s.input.isEmpty { s.history.append(line) }
+        return effects
+    }
     s.history.append(line)
-    if isCommand { return command(&s, line) }
     let text = line.hasPrefix("//") ? String(line.dropFirst()) : line     // "//x" sends "/x"
     var question = text
     let video = s.video.flatMap { $0.isPending(in: s.pending) ? $0 : nil }

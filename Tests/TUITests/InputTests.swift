@@ -519,7 +519,7 @@ struct CommandArgumentTests {
     }
 
     /// A command refused because an answer is under way stays in the input, as text typed then
-    /// does, to be sent when the answer ends.
+    /// does, to be sent when the answer ends; it joins the input history only when it runs.
     @Test func aCommandRefusedDuringAnAnswerStaysInTheInput() {
         var s = AppState()
         s.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "A cat.")]
@@ -527,8 +527,13 @@ struct CommandArgumentTests {
         for line in ["/edit a long, carefully rewritten question", "/regen", "/new", "/load cats"] {
             #expect(run(&s, line).isEmpty && s.input == line, "\(line)")
             #expect(s.messages.last?.text.hasPrefix("Still answering: the command stays in the input") == true)
+            #expect(s.history == ["Why?"], "\(line) did not run, yet it is in the input history")
             s.input = ""
         }
+        _ = reduce(&s, .event(.text("Because.")))
+        _ = reduce(&s, .event(.finished(TurnStats())))
+        #expect(run(&s, "/regen") == [.regenerate])
+        #expect(s.history == ["Why?", "/regen"], "a command that ran is history")
     }
 
     @Test func anAnswerStoppedBeforeItsFirstTokenPutsTheQuestionBack() {
