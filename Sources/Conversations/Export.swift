@@ -20,16 +20,16 @@ extension ConversationStore {
         if FileManager.default.fileExists(atPath: out.path, isDirectory: &isFolder), !isFolder.boolValue {
             throw ConversationError.exportFailed(out.path, reason: "it is a file; Markdown is written into a folder (NAME.md and NAME-images/)")
         }
-        try Self.refuseExisting(out.appendingPathComponent("\(base).md"), overwrite: overwrite)
+        try OutputFile.refuseExisting(out.appendingPathComponent("\(base).md"), overwrite: overwrite)
         let imagesDir = out.appendingPathComponent("\(base)-images")
-        try Self.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
+        try OutputFile.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
         for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) {     // not the images of an unsent question
             let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
             let dst = imagesDir.appendingPathComponent("\(e.sha256).\(e.format)")
             guard let data = try? Self.readFile(src, limit: Limits.imageBytes) else {
                 throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation or not a readable file")
             }
-            try Self.writing(dst.path) { try AtomicFile.write(data, to: dst) }
+            try OutputFile.write(data, to: dst)
         }
         let df = ISO8601DateFormatter()
         var md = "# \(Self.markdownText(f.title))\n\n"
@@ -52,13 +52,8 @@ extension ConversationStore {
             }
         }
         let url = out.appendingPathComponent("\(base).md")
-        try Self.writing(url.path) { try AtomicFile.write(Data(md.utf8), to: url) }
+        try OutputFile.write(Data(md.utf8), to: url)
         return url
-    }
-
-    /// Runs a write of an export, giving a failure as one sentence naming `path`.
-    static func writing(_ path: String, _ body: () throws -> Void) throws {
-        do { try body() } catch { throw ConversationError.exportFailed(path, reason: AtomicFile.reason(error)) }
     }
 
     /// Text as it goes into Markdown: control characters dropped (no escape sequence survives);
@@ -86,7 +81,7 @@ extension ConversationStore {
 
     /// Writes the single-file export to `url`; an existing file is replaced only with `overwrite`.
     public func exportJSON(_ id: String, to url: URL, overwrite: Bool = false) throws {
-        try Self.refuseExisting(url, overwrite: overwrite)
+        try OutputFile.refuseExisting(url, overwrite: overwrite)
         let f = try read(id)
         var images: [String: String] = [:]
         for e in f.images where images[e.sha256] == nil {
@@ -101,21 +96,7 @@ extension ConversationStore {
         if FileManager.default.fileExists(atPath: url.deletingLastPathComponent().path, isDirectory: &isFolder) == false || !isFolder.boolValue {
             throw ConversationError.exportFailed(url.path, reason: "its folder \(url.deletingLastPathComponent().path) does not exist")
         }
-        try Self.writing(url.path) { try AtomicFile.write(data, to: url) }
-    }
-
-    /// Refuses an existing target without `overwrite`, and one that is no regular file (a
-    /// device, a FIFO, a folder) even with it: replacing /dev/null with an export helps no one.
-    static func refuseExisting(_ url: URL, overwrite: Bool) throws {
-        var st = stat()
-        guard lstat(url.path, &st) == 0 else { return }
-        let type = st.st_mode & S_IFMT
-        if type != S_IFREG && type != S_IFLNK {
-            let kind = type == S_IFDIR ? "a folder" : type == S_IFIFO ? "a FIFO (named pipe)" : type == S_IFSOCK ? "a socket" : "a device"
-            throw ConversationError.exportFailed(url.path, reason: "it is \(kind), not a regular file; an export is written only as a file of its own")
-        }
-        guard !overwrite else { return }
-        throw ConversationError.exportFailed(url.path, reason: "it exists already (--force replaces it)")
+        try OutputFile.write(data, to: url)
     }
 
     /// A JSON export's conversation, validated, and its images' bytes by SHA-256.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Chat
 import ChatAPI
+import Conversations
 import Foundation
 
 /// Developer tool for parity checks against PyTorch: writes what the vision path computes for
@@ -18,31 +19,28 @@ struct DumpVisionCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Most tiles (default: max_dynamic_patch).") var maxTiles: Int?
     @Option(help: "Output path prefix.") var out: String
+    @Flag(help: "Replace existing output files (without it, the command stops with an error and writes nothing).") var force = false
     @Argument(help: "The image.") var image: String
 
     func run() throws {
         try reportingErrors {
+            let (pixelsFile, tokensFile, metaFile) = (URL(fileURLWithPath: out + ".pixels.f32"), URL(fileURLWithPath: out + ".tokens.f32"),
+                                                      URL(fileURLWithPath: out + ".json"))
+            // As export: checked before the work, each file written whole or not at all.
+            for url in [pixelsFile, tokensFile, metaFile] { try OutputFile.refuseExisting(url, overwrite: force) }
             let engine = try ChatEngine(folder: try modelOptions.locate())
             let p = try engine.prepareImage(path: image, maxTiles: maxTiles)
             let tokens = engine.encodeImage(p)
-            try write(p.pixels, to: out + ".pixels.f32")
-            try write(tokens, to: out + ".tokens.f32")
+            try OutputFile.write(p.pixels.withUnsafeBufferPointer { Data(buffer: $0) }, to: pixelsFile)
+            try OutputFile.write(tokens.withUnsafeBufferPointer { Data(buffer: $0) }, to: tokensFile)
             let meta: [String: Any] = [
                 "image": image, "width": p.width, "height": p.height, "grid": [p.grid.cols, p.grid.rows],
                 "tiles": p.tiles, "pixels_shape": [p.tiles, 3, p.tileSize, p.tileSize],
                 "tokens_shape": [p.tiles * engine.vision.tokensPerTile, engine.vision.outputSize],
             ]
-            try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys, .prettyPrinted])
-                .write(to: URL(fileURLWithPath: out + ".json"))
+            try OutputFile.write(try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys, .prettyPrinted]), to: metaFile)
             let shown = TerminalText.line(out)
             Output.write("wrote \(shown).pixels.f32, \(shown).tokens.f32, \(shown).json\n")
-        }
-    }
-
-    func write(_ values: [Float], to path: String) throws {
-        let data = values.withUnsafeBufferPointer { Data(buffer: $0) }
-        do { try data.write(to: URL(fileURLWithPath: path)) } catch {
-            throw ValidationError("cannot write \(path): \(error.localizedDescription)")
         }
     }
 }

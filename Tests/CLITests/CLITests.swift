@@ -456,6 +456,52 @@ struct CLITests {
         }
     }
 
+    /// dump-vision writes its files as export does: an existing one is replaced only with
+    /// --force (nothing is written otherwise), a link at a target is replaced, not written
+    /// through, and a full disk leaves no file behind.
+    @Test func dumpVisionReplacesNothingUnaskedAndWritesWholeFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-dump-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func dump(into folder: URL) -> [String] {
+            ["dump-vision", "--model", TestData.url("tiny-a").path, "--out", folder.appendingPathComponent("v").path, Self.img("photo-chelsea.png")]
+        }
+        let args = dump(into: dir)
+        let first = try Self.run(args)
+        #expect(first.status == 0, "\(first.err)")
+        let meta = dir.appendingPathComponent("v.json"), pixels = dir.appendingPathComponent("v.pixels.f32")
+        let written = try Data(contentsOf: meta)
+        try Data("edited by hand".utf8).write(to: meta)
+        try FileManager.default.removeItem(at: pixels)
+        let again = try Self.run(args)
+        #expect(again.status == 1 && again.err.contains("v.tokens.f32: it exists already (--force replaces it)")
+                && again.err.split(separator: "\n").count == 1, "\(again.err)")
+        #expect(try Data(contentsOf: meta) == Data("edited by hand".utf8) && !FileManager.default.fileExists(atPath: pixels.path),
+                "a refused dump-vision wrote files")
+        let forced = try Self.run(args + ["--force"])
+        #expect(try forced.status == 0 && Data(contentsOf: meta) == written, "\(forced.err)")
+        // A link at a target: refused without --force; with it, the link is replaced and what it points at kept.
+        let elsewhere = dir.appendingPathComponent("elsewhere.json")
+        try Data("not dump-vision's".utf8).write(to: elsewhere)
+        for name in ["v.json", "v.pixels.f32", "v.tokens.f32"] { try FileManager.default.removeItem(at: dir.appendingPathComponent(name)) }
+        try FileManager.default.createSymbolicLink(at: meta, withDestinationURL: elsewhere)
+        let linked = try Self.run(args)
+        #expect(linked.status == 1 && linked.err.contains("v.json: it exists already"), "\(linked.err)")
+        let replaced = try Self.run(args + ["--force"])
+        var st = stat()
+        #expect(replaced.status == 0 && lstat(meta.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG, "\(replaced.err)")
+        #expect(try Data(contentsOf: elsewhere) == Data("not dump-vision's".utf8), "dump-vision wrote through a link")
+        // A full disk (a 16 KB tmpfs in a private mount namespace): one error line, no file left.
+        let full = dir.appendingPathComponent("full")
+        try FileManager.default.createDirectory(at: full, withIntermediateDirectories: true)
+        let quoted = ([Self.binary.path] + dump(into: full)).map { "'" + $0 + "'" }.joined(separator: " ")
+        let script = "mount -t tmpfs -o size=16k none '\(full.path)' && \(quoted); echo \"status=$?\"; ls -A '\(full.path)'"
+        let r = try Self.run(["-rm", "sh", "-c", script], executable: URL(fileURLWithPath: "/usr/bin/unshare"))
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines == ["status=1"] && r.err.contains("v.pixels.f32: No space left on device") && r.err.split(separator: "\n").count == 1,
+                "out: \(r.out) err: \(r.err)")
+    }
+
     /// Writes a --turns script of `steps`; returns its path.
     static func writeScript(_ url: URL, _ steps: [[String: Any]]) throws -> String {
         try JSONSerialization.data(withJSONObject: steps).write(to: url)
