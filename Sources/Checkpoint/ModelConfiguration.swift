@@ -165,6 +165,9 @@ extension ModelConfiguration {
             if error == .missing { throw CheckpointError.fileMissing(path, what: "config.json") }
             throw CheckpointError.unreadable(path, reason: error.reason)
         }
+        if let key = DuplicateJSONKeys.first(in: [UInt8](data)) {
+            throw CheckpointError.malformedConfig(path, reason: "the key \(key) is written twice (a reader keeps one of the values, which one depends on the reader)")
+        }
         let config: ModelConfiguration
         do {
             config = try JSONDecoder().decode(ModelConfiguration.self, from: data)

@@ -64,6 +64,42 @@ struct CheckpointValidationTests {
         }
     }
 
+    /// A key written twice in one object of config.json is refused naming the key and the file
+    /// (Foundation's decoder would keep one of the values without a word).
+    @Test func aKeyWrittenTwiceIsRefusedByName() throws {
+        let original = try String(contentsOf: TestData.url("tiny-a").appendingPathComponent("config.json"), encoding: .utf8)
+        for (edit, key) in [({ (c: String) in c.replacingOccurrences(of: "\"llm_config\": {", with: "\"llm_config\": {\"hidden_size\": 4096, ") },
+                             "llm_config.hidden_size"),
+                            ({ (c: String) in "{\"max_dynamic_patch\": 40, " + c.drop { $0 != "{" }.dropFirst() },
+                             "max_dynamic_patch"),
+                            ({ (c: String) in "{\"llm_\\u0063onfig\": {}, " + c.drop { $0 != "{" }.dropFirst() },
+                             "llm_config")] {
+            try Self.withTiny { s in
+                let text = edit(original)
+                #expect(text != original)
+                try Data(text.utf8).write(to: s.file("config.json"))
+                let m = Self.failure(s.url)
+                #expect(m.contains(s.file("config.json").path) && m.contains("the key \(key) is written twice"), "\(m)")
+            }
+        }
+    }
+
+    @Test func duplicateKeysAreFoundWhereverTheyAre() {
+        func first(_ json: String) -> String? { DuplicateJSONKeys.first(in: Array(json.utf8)) }
+        #expect(first(#"{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}"#) == nil, "one key in different objects")
+        #expect(first(#"{"s": "{\"a\": 1, \"a\": 2}", "a": [1, 1]}"#) == nil, "keys inside a string value are text")
+        #expect(first(#"{"k": 1, "k": 2}"#) == "k")
+        #expect(first(#"{"o": {"p": {"q": 1}}, "n": null, "o": 2}"#) == "o")
+        #expect(first(#"{"x": [1, {"y": 1, "z": {}, "y": 2}]}"#) == "x[1].y")
+        #expect(first(#"[0, [1, 2, {"y": 1, "y": 2}]]"#) == "[1][2].y")
+        #expect(first(#"{"a\"b": 1, "a\u0022b": 2}"#) == "a\"b", "escapes decoded before comparing")
+        #expect(first(#"{"a\\": {"\\": 1, "\u005c": 2}}"#) == "a\\.\\")
+        #expect(first(#"{"\ud83d\ude00": 1, "😀": 2}"#) == "😀", "a surrogate pair and the character it encodes")
+        #expect(first(#"{"a": 1, "A": 2, "a ": 3}"#) == nil)
+        #expect(first(String(repeating: "[", count: 100_000)) == nil, "deep nesting is the decoder's to refuse")
+        #expect(first(#"{"a": "unterminated, "a": 1}"#) == nil, "not JSON: the decoder's to refuse")
+    }
+
     @Test func headerErrors() throws {
         let entries = try SafeTensorsWriter.read(TestData.url("tiny-a/model.safetensors"))
         func broken(_ reason: String, _ make: (URL) throws -> Void) throws {
