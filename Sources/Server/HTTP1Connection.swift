@@ -43,7 +43,7 @@ final class Connections: @unchecked Sendable {
         self.limit = limit; self.refused = refused
         let error = APIError(503, "All \(limit) connections this server takes (--max-connections) are open; try again shortly.",
                              type: "server_error", code: "too_many_connections")
-        let body = (try? JSONSerialization.data(withJSONObject: error.body, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let body = String(decoding: OpenAIServer.encoded(error.body), as: UTF8.self)
         refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
             + "retry-after: 1\r\nconnection: close\r\n\r\n" + body
     }
@@ -104,6 +104,8 @@ final class Connections: @unchecked Sendable {
 ///   answer, which says `Connection: close` when its head is still to be written; an idle one
 ///   stays open until `Connections.endWindow`, and a request on it gets its answer (503) with
 ///   `Connection: close`.
+/// - A request HTTP's parser refuses (a `Content-Length` that is no number, header fields over
+///   Hummingbird's limit) gets Hummingbird's 400 with the error body every other answer has.
 final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = HTTPRequestPart
     let connections: Connections
@@ -155,6 +157,8 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         /// The server is stopping; `heldQuiesce`: the quiesce event not yet passed on to
         /// Hummingbird's connection state (which would close the idle connection at once).
         private var draining = false, heldQuiesce = false
+        /// Why HTTP's parser refused the request being read; Hummingbird answers it with an empty 400.
+        private var malformed: HTTPParserError?
 
         init(readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) { self.readsBody = readsBody }
 
@@ -185,12 +189,40 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             case .head(var head) where head.status.code >= 200:
                 if http10 { head.version = .http1_0 }
                 if closing || draining { head.headers.replaceOrAdd(name: "connection", value: "close") }
+                if let e = malformed, head.status == .badRequest, head.headers["content-length"] == ["0"] {
+                    malformed = nil
+                    let body = ByteBuffer(bytes: OpenAIServer.encoded(APIError(400, Self.sentence(e), code: "malformed_request").body))
+                    head.headers.replaceOrAdd(name: "content-type", value: "application/json")
+                    head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+                    context.write(wrapOutboundOut(.head(head)), promise: nil)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
+                    return
+                }
                 context.write(wrapOutboundOut(.head(head)), promise: promise)
             case .end:
                 unanswered = max(0, unanswered - 1)
                 context.write(data, promise: promise)
             default:
                 context.write(data, promise: promise)
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if let e = error as? HTTPParserError { malformed = e }
+            context.fireErrorCaught(error)
+        }
+
+        /// What is wrong with a request HTTP's parser refused, as a sentence.
+        static func sentence(_ e: HTTPParserError) -> String {
+            switch e {
+            case .headerOverflow:
+                let limit = HTTP1Channel.Configuration.DecoderConfiguration().maxHeaderListSize >> 10
+                return "The request's header fields are too large: \(limit) KB at most."
+            case .invalidContentLength: return "The request's Content-Length is not a length."
+            case .invalidChunkSize: return "A chunk of the request's body has an invalid size."
+            case .invalidMethod, .invalidURL, .invalidVersion, .invalidHeaderToken, .invalidCharactersUsed:
+                return "The request line or a header field is malformed."
+            default: return "The request is not valid HTTP/1.1."
             }
         }
 

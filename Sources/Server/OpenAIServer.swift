@@ -146,9 +146,13 @@ public final class OpenAIServer: Sendable {
     }
 
     static func json(_ status: Int, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: .init(code: status), headers: [.contentType: "application/json"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: encoded(object))))
+    }
+
+    /// `object` as the JSON an answer carries.
+    static func encoded(_ object: [String: Any]) -> Data {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
     }
 
     /// What refuses a chat completion from its head alone: the key, the media type, a declared
@@ -311,8 +315,7 @@ public final class OpenAIServer: Sendable {
     }
 
     static func sse(_ object: [String: Any]) -> ByteBuffer {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+        ByteBuffer(string: "data: " + String(decoding: encoded(object), as: UTF8.self) + "\n\n")
     }
 }
 

@@ -220,6 +220,38 @@ try:
         except (ValueError, KeyError, TypeError):
             check(False, f"Expect: 100-continue with {name}: body {rest[:200]!r}")
 
+    def answer_head(raw):
+        """The lower-cased head lines and the body of a raw answer read to its end."""
+        head, _, rest = raw.removesuffix(b"<<timeout>>").partition(b"\r\n\r\n")
+        return head.decode(errors="replace").lower().split("\r\n"), rest
+
+    def error_code(rest):
+        """The code of an error body in OpenAI's shape, else None."""
+        try:
+            e = json.loads(rest)["error"]
+            return e["code"] if set(e) == {"message", "type", "param", "code"} and e["message"] else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    # A request whose head HTTP cannot parse (a Content-Length that is no number, 200 KB of
+    # header fields) gets 400 with an error body in OpenAI's shape, as JSON, like every other
+    # error; the connection closes after it.
+    for name, field in [("a Content-Length that is no number", "Content-Length: 12abc"),
+                        ("200 KB of header fields", "X-Filler: " + "a" * 200_000)]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                      f"Content-Type: application/json\r\n{field}\r\n\r\n".encode())
+        except OSError:
+            pass
+        raw = read_all(s)
+        s.close()
+        lines, rest = answer_head(raw)
+        check(lines[0].startswith("http/1.1 400 ") and "content-type: application/json" in lines and "connection: close" in lines,
+              f"{name}: head {lines}")
+        check(error_code(rest) is not None, f"{name}: body {rest[:200]!r} is not OpenAI's error shape")
+        check(not raw.endswith(b"<<timeout>>"), f"{name}: the connection stayed open")
+
     # Message orders beyond user/assistant pairs are answered, as OpenAI and vLLM answer them;
     # an empty last message is refused naming messages.
     for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
