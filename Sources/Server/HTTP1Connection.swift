@@ -104,19 +104,26 @@ final class Connections: @unchecked Sendable {
 ///   answer, which says `Connection: close` when its head is still to be written; an idle one
 ///   stays open until `Connections.endWindow`, and a request on it gets its answer (503) with
 ///   `Connection: close`.
+/// - A request that declares a body over the limit (`maxBodyBytes`) is answered 413 from its
+///   head, unread: with `Connection: close`, the connection closing after it. What comes of its
+///   body meanwhile is dropped as it arrives, so a client that sends it all before reading (as
+///   most do) is not stalled and then gets the answer.
 /// - A request HTTP's parser refuses (a `Content-Length` that is no number, header fields over
 ///   Hummingbird's limit) gets Hummingbird's 400 with the error body every other answer has.
 final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = HTTPRequestPart
     let connections: Connections
     let readsBody: @Sendable (HTTPRequestHead) -> Bool
+    /// The largest body read (`--max-body-mb`).
+    let maxBodyBytes: Int
     /// The request field that tells the route what `Expect: 100-continue` got: "continued" (the
     /// body will come) or "refused" (it will not: the route answers without reading it). A
     /// client's own is removed.
     static let continueDecision = "x-internvl-continue"
 
-    init(connections: Connections, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
+    init(connections: Connections, maxBodyBytes: Int, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
         self.connections = connections
+        self.maxBodyBytes = maxBodyBytes
         self.readsBody = readsBody
     }
 
@@ -135,7 +142,7 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
                 pipeline.removeHandler(context: context, promise: nil)
                 return
             }
-            try? pipeline.addHandler(Handler(readsBody: readsBody), position: .before(codec))
+            try? pipeline.addHandler(Handler(maxBodyBytes: maxBodyBytes, readsBody: readsBody), position: .before(codec))
         }
         pipeline.removeHandler(context: context, promise: nil)
     }
@@ -147,11 +154,14 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         typealias OutboundOut = HTTPServerResponsePart
 
         let readsBody: @Sendable (HTTPRequestHead) -> Bool
+        let maxBodyBytes: Int
         // Touched on the channel's event loop only.
         /// Whether the request being answered is HTTP/1.0.
         private var http10 = false
         /// Whether the answer being written ends the connection.
         private var closing = false
+        /// Whether the body of the request being read is dropped as it comes (nothing will read it).
+        private var unread = false
         /// Requests read whose answers have not ended.
         private var unanswered = 0
         /// The server is stopping; `heldQuiesce`: the quiesce event not yet passed on to
@@ -160,13 +170,23 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         /// Why HTTP's parser refused the request being read; Hummingbird answers it with an empty 400.
         private var malformed: HTTPParserError?
 
-        init(readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) { self.readsBody = readsBody }
+        init(maxBodyBytes: Int, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
+            self.maxBodyBytes = maxBodyBytes
+            self.readsBody = readsBody
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+            let part = unwrapInboundIn(data)
+            guard case .head(var head) = part else {
+                if unread, case .body = part { return }
+                return context.fireChannelRead(data)
+            }
             unanswered += 1
             http10 = head.version.major == 1 && head.version.minor == 0
             closing = http10 || draining
+            // Answered 413 from the head (or refused sooner, for its key or media type): unread.
+            unread = head.headers["content-length"].first.flatMap { Int($0) }.map { $0 > maxBodyBytes } ?? false
+            if unread { closing = true }
             head.headers.remove(name: HTTP1Details.continueDecision)          // only this handler says
             if !http10, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 head.headers.remove(name: "expect")

@@ -80,7 +80,8 @@ public final class OpenAIServer: Sendable {
         // requests. (The second lets a body that stopped coming get its 408 from the handler's
         // own deadline first, rather than a close without an answer.)
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [ClientGoneHandler(),
-                                                                          HTTP1Details(connections: self.connections, readsBody: readsBody)],
+                                                                          HTTP1Details(connections: self.connections, maxBodyBytes: self.options.maxBodyBytes,
+                                                                                       readsBody: readsBody)],
                                               idleTimeout: .milliseconds(Int64(options.bodySeconds * 1000) + 1000))
         let app = Application(router: router, server: .http1(configuration: http),
                               configuration: .init(address: .hostname(options.host, port: options.port), serverName: "internvl-chat"),

@@ -252,6 +252,19 @@ try:
         check(error_code(rest) is not None, f"{name}: body {rest[:200]!r} is not OpenAI's error shape")
         check(not raw.endswith(b"<<timeout>>"), f"{name}: the connection stayed open")
 
+    # A body declared over --max-body-mb is refused from its head, unread: the answer says
+    # Connection: close and the connection closes (the server does not wait for 100 MB). A client
+    # that sends the body anyway gets the answer too (openai_client.py).
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {100 << 20}\r\n\r\n".encode() + BODY[:10])
+    raw = read_all(s)
+    s.close()
+    lines, rest = answer_head(raw)
+    check(lines[0].startswith("http/1.1 413 ") and "connection: close" in lines and error_code(rest) == "body_too_large",
+          f"a body declared over the limit: {raw[:300]!r}")
+    check(not raw.endswith(b"<<timeout>>"), "a body declared over the limit: the connection stayed open waiting for it")
+
     # Message orders beyond user/assistant pairs are answered, as OpenAI and vLLM answer them;
     # an empty last message is refused naming messages.
     for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
