@@ -104,6 +104,8 @@ final class Connections: @unchecked Sendable {
 ///   answer, which says `Connection: close` when its head is still to be written; an idle one
 ///   stays open until `Connections.endWindow`, and a request on it gets its answer (503) with
 ///   `Connection: close`.
+/// - An `Expect` other than 100-continue cannot be met: the request is marked for the route to
+///   answer 417 (`RefuseUnmetExpectations`), unread, the connection closing after it.
 /// - A request that declares a body over the limit (`maxBodyBytes`) is answered 413 from its
 ///   head, unread: with `Connection: close`, the connection closing after it. What comes of its
 ///   body meanwhile is dropped as it arrives, so a client that sends it all before reading (as
@@ -116,9 +118,9 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
     let readsBody: @Sendable (HTTPRequestHead) -> Bool
     /// The largest body read (`--max-body-mb`).
     let maxBodyBytes: Int
-    /// The request field that tells the route what `Expect: 100-continue` got: "continued" (the
-    /// body will come) or "refused" (it will not: the route answers without reading it). A
-    /// client's own is removed.
+    /// The request field that tells the route what `Expect` got: "continued" (the body will
+    /// come), "refused" (it will not: the route answers without reading it) or "unmet" (an
+    /// expectation other than 100-continue: 417, unread). A client's own is removed.
     static let continueDecision = "x-internvl-continue"
 
     init(connections: Connections, maxBodyBytes: Int, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
@@ -188,7 +190,12 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             unread = head.headers["content-length"].first.flatMap { Int($0) }.map { $0 > maxBodyBytes } ?? false
             if unread { closing = true }
             head.headers.remove(name: HTTP1Details.continueDecision)          // only this handler says
-            if !http10, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            let expected = head.headers["expect"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            if expected.contains(where: { $0 != "100-continue" }) {
+                closing = true
+                unread = true
+                head.headers.add(name: HTTP1Details.continueDecision, value: "unmet")
+            } else if !http10, !expected.isEmpty {
                 head.headers.remove(name: "expect")
                 if !draining && readsBody(head) {
                     context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)

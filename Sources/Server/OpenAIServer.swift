@@ -41,6 +41,7 @@ public final class OpenAIServer: Sendable {
         let router = Router(context: ServeContext.self)
         router.addMiddleware { OpenAIShapedErrors() }
         router.addMiddleware { [connections, metrics] in RefuseWhileStopping(connections: connections, metrics: metrics) }
+        router.addMiddleware { [metrics] in RefuseUnmetExpectations(metrics: metrics) }
         // What GET serves is served to HEAD too (health checks, curl -I); NIO leaves the body out.
         func get(_ path: RouterPath, _ handler: @escaping @Sendable (Request, ServeContext) async throws -> Response) {
             router.get(path, use: handler)
@@ -332,6 +333,23 @@ struct RefuseWhileStopping: RouterMiddleware {
         guard connections.isStopping else { return try await next(request, context) }
         if request.uri.path == "/v1/chat/completions" { metrics.count(status: 503) }
         return OpenAIServer.json(503, OpenAIServer.apiError(DeadlineExceeded(shuttingDown: true)).body)
+    }
+}
+
+/// A request that expects what this server does not do (an `Expect` other than 100-continue,
+/// which HTTP1Details marks) gets 417 without its body being read (RFC 9110, 10.1.1).
+struct RefuseUnmetExpectations: RouterMiddleware {
+    typealias Context = ServeContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
+        guard let decision = HTTPField.Name(HTTP1Details.continueDecision), request.headers[decision] == "unmet" else {
+            return try await next(request, context)
+        }
+        if request.uri.path == "/v1/chat/completions" { metrics.count(status: 417) }
+        let expect = TerminalText.sanitize(request.headers[.expect] ?? "")
+        return OpenAIServer.json(417, APIError(417, "Expect: \(expect) cannot be met: this server knows only 100-continue.",
+                                               code: "expectation_failed").body)
     }
 }
 

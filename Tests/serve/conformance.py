@@ -265,6 +265,19 @@ try:
           f"a body declared over the limit: {raw[:300]!r}")
     check(not raw.endswith(b"<<timeout>>"), "a body declared over the limit: the connection stayed open waiting for it")
 
+    # An expectation other than 100-continue cannot be met: 417 with an error body at once, the
+    # body unread and the connection closed (RFC 9110 15.5.18).
+    for value in ["200-ok", "100-continue, 200-ok"]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                  f"Content-Type: application/json\r\nExpect: {value}\r\nContent-Length: {len(BODY)}\r\n\r\n".encode())
+        raw = read_all(s)
+        s.close()
+        lines, rest = answer_head(raw)
+        check(lines[0].startswith("http/1.1 417 ") and "content-type: application/json" in lines and "connection: close" in lines
+              and error_code(rest) == "expectation_failed", f"Expect: {value}: {raw[:300]!r}")
+        check(not raw.endswith(b"<<timeout>>"), f"Expect: {value}: the connection stayed open waiting for the body")
+
     # Message orders beyond user/assistant pairs are answered, as OpenAI and vLLM answer them;
     # an empty last message is refused naming messages.
     for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
