@@ -53,6 +53,7 @@ public final class OpenAIServer: Sendable {
             metrics.queued.set(to: Double(s.queued))
             metrics.active.set(to: Double(s.active))
             metrics.largestBatch.set(to: Double(s.largestBatch))
+            metrics.generated(total: s.generatedTokens)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.registry.emitToString())))
         }
@@ -526,6 +527,8 @@ final class ServerMetrics: Sendable {
     let ttft: DurationHistogram
     private let statuses = NSLock()
     private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
+    /// The service's generated-token count `generated` has reached (under `statuses`).
+    private nonisolated(unsafe) var generatedCounted = 0
 
     init() {
         queued = registry.makeGauge(descriptor: Self.name("queue_depth", help: "Requests admitted but not started."))
@@ -533,7 +536,8 @@ final class ServerMetrics: Sendable {
         largestBatch = registry.makeGauge(descriptor: Self.name("largest_batch", help: "The most requests one decode step has run together."))
         tokensPerSecond = registry.makeGauge(descriptor: Self.name("last_request_tokens_per_second",
                                                                    help: "Generated tokens per second of the last finished request."))
-        generated = registry.makeCounter(descriptor: Self.name("generated_tokens", unit: "total", help: "Tokens generated for all requests."))
+        generated = registry.makeCounter(descriptor: Self.name("generated_tokens", unit: "total",
+                                                               help: "Tokens generated for all requests (also those cut off or whose client went away)."))
         disconnected = registry.makeCounter(descriptor: Self.name("client_disconnects", unit: "total",
                                                                   help: "Requests whose client went away before the answer ended (their generation was cancelled)."))
         refusedConnections = registry.makeCounter(descriptor: Self.name("refused_connections", unit: "total",
@@ -561,8 +565,17 @@ final class ServerMetrics: Sendable {
 
     func firstToken(_ d: Duration) { ttft.record(d) }
 
+    /// Brings `generated` up to the service's own count, which also has the tokens of answers
+    /// nobody read to their end.
+    func generated(total: Int) {
+        let more = statuses.withLock { () -> Int in
+            defer { generatedCounted = max(generatedCounted, total) }
+            return total - generatedCounted
+        }
+        if more > 0 { generated.increment(by: Int64(more)) }
+    }
+
     func completed(tokens: Int, time: Duration) {
-        generated.increment(by: Int64(tokens))
         let s = time.seconds
         if s > 0 { tokensPerSecond.set(to: Double(tokens) / s) }
     }

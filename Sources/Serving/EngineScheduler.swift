@@ -44,6 +44,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     private var encodedOrder: [String] = []
     private var stopping = false
     private var largestBatch = 0
+    private var generatedTokens = 0
     private var stepTimes: [Int: DecodeSteps] = [:]
 
     public init(engine: ChatEngine, modelName: String, limits: SchedulerLimits = SchedulerLimits()) {
@@ -60,7 +61,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     public func shutdown() { lock.withLock { stopping = true; lock.signal() } }
 
     public func status() async -> ServiceStatus {
-        lock.withLock { ServiceStatus(queued: waiting.count, active: running.count + (prefilling == nil ? 0 : 1), largestBatch: largestBatch) }
+        lock.withLock {
+            ServiceStatus(queued: waiting.count, active: running.count + (prefilling == nil ? 0 : 1), largestBatch: largestBatch,
+                          generatedTokens: generatedTokens)
+        }
     }
 
     public func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error> {
@@ -169,6 +173,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     /// (false: finished, its place freed and its stream ended by `finish`).
     private func take(_ job: Job, logits: UnsafeBufferPointer<Float>) -> Bool {
         let s = job.stepper!.step(logits: logits, cached: job.cache!.count)
+        if s.token != nil { lock.withLock { generatedTokens += 1 } }       // counted whether or not the answer is read to its end
         if !s.text.isEmpty { job.out.yield(.text(s.text)) }
         if let reason = s.finish { finish(job, reason); return false }
         job.pending = s.token!

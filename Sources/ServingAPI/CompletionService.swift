@@ -92,8 +92,11 @@ public struct ServiceStatus: Sendable, Equatable {
     public var active: Int
     /// The most requests one decode step has run together so far.
     public var largestBatch: Int
-    public init(queued: Int, active: Int, largestBatch: Int = 0) {
-        self.queued = queued; self.active = active; self.largestBatch = largestBatch
+    /// Tokens generated so far for all requests: finished, cut off, or cancelled (their client
+    /// went away), as each was generated.
+    public var generatedTokens: Int
+    public init(queued: Int, active: Int, largestBatch: Int = 0, generatedTokens: Int = 0) {
+        self.queued = queued; self.active = active; self.largestBatch = largestBatch; self.generatedTokens = generatedTokens
     }
 }
 

@@ -226,7 +226,7 @@ struct EngineSchedulerTests {
     }
 
     /// One slot, a request that would run for ever: cancelling its consumer frees the slot, and
-    /// the next request is answered.
+    /// the next request is answered. The tokens generated for the cancelled one are counted.
     @Test func cancellationFreesTheSlot() async throws {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
         var limits = SchedulerLimits()
@@ -236,12 +236,15 @@ struct EngineSchedulerTests {
         let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Write a long story."))
         #expect(await scheduler.status().active == 1)
         consumer.cancel()
-        _ = try? await consumer.value
+        let chunks = (try? await consumer.value) ?? 1
+        let cancelled = await Self.settled(scheduler).generatedTokens
+        #expect(cancelled >= max(chunks, 1), "\(chunks) chunks of text came from \(cancelled) tokens")
         let short = Chat(question: "Hello, who are you?")
         let got = try await Self.collect(scheduler.complete(try short.request()))
         #expect(Self.withoutCached(got) == (try short.expected(try ChatEngine(folder: TestData.url("tiny-b")))))
         let s = await Self.settled(scheduler)
         #expect(s.active == 0 && s.queued == 0)
+        #expect(s.generatedTokens == cancelled + (got.usage?.completionTokens ?? -1), "a finished answer adds its completion tokens")
     }
 
     /// A scheduler on tiny-b with one batch place and `queue` waiting places.

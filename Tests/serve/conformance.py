@@ -278,6 +278,28 @@ try:
               and error_code(rest) == "expectation_failed", f"Expect: {value}: {raw[:300]!r}")
         check(not raw.endswith(b"<<timeout>>"), f"Expect: {value}: the connection stayed open waiting for the body")
 
+    # Tokens generated for a stream whose client went away count in internvl_generated_tokens_total
+    # as any others: they were generated.
+    def metric(name):
+        m = re.search(rf"^{name} (\S+)$", http(port, "GET", "/metrics")[2].decode(), re.M)
+        return float(m.group(1)) if m else 0.0
+
+    before = metric("internvl_generated_tokens_total")
+    long = json.dumps({"messages": USER, "max_tokens": 4000, "temperature": 1, "seed": 5, "stream": True}).encode()
+    gone = socket.create_connection(("127.0.0.1", port), timeout=60)
+    gone.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(long)}\r\n\r\n".encode() + long)
+    seen = b""
+    while seen.count(b'"content":"') < 8:             # the role chunk's content is empty
+        seen += gone.recv(65536)
+    gone.close()
+    for _ in range(100):
+        if metric("internvl_active_requests") == 0:
+            break
+        time.sleep(0.1)
+    counted = metric("internvl_generated_tokens_total") - before
+    check(counted >= 7, f"a stream whose client went away after 7 or more tokens: {counted:g} counted as generated")
+
     # Message orders beyond user/assistant pairs are answered, as OpenAI and vLLM answer them;
     # an empty last message is refused naming messages.
     for name, messages in [("assistant first", [{"role": "assistant", "content": "Hi, how can I help?"}] + USER),
