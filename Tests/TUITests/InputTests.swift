@@ -129,13 +129,13 @@ struct InputTests {
         func run(_ s: inout AppState, _ line: String) { _ = reduce(&s, .type(line)); _ = reduce(&s, .enter) }
         var m = AppState()
         _ = reduce(&m, .loaded(messages: [], label: "x", problems: [], system: "You are a pirate."))
-        _ = run(&m, "/system")
+        run(&m, "/system")
         #expect(m.messages.last?.text == "System message: You are a pirate.")
-        _ = run(&m, "/show")
+        run(&m, "/show")
         #expect(m.messages.last?.text.contains("System message: You are a pirate.") == true)
-        _ = run(&m, "/system Be brief.")
+        run(&m, "/system Be brief.")
         _ = reduce(&m, .loaded(messages: [], label: "y", problems: []))
-        _ = run(&m, "/system")
+        run(&m, "/system")
         #expect(m.messages.last?.text.contains("the model's default") == true, "a conversation with the default one")
     }
 
