@@ -70,19 +70,25 @@ public final class ConversationStore: @unchecked Sendable {
             FileManager.default.fileExists(atPath: fileURL($0).path)
                 || FileManager.default.fileExists(atPath: folder($0).appendingPathComponent("images").path)
         }
-        var good: [Summary] = [], broken: [Summary] = []
+        var good: [(Summary, written: Date)] = [], broken: [Summary] = []
         for id in ids {
             do {
                 let f = try read(id)
-                good.append(Summary(id: id, name: f.name, title: f.title, updated: f.updated, turns: f.turns.count, images: f.imageCount))
+                good.append((Summary(id: id, name: f.name, title: f.title, updated: f.updated, turns: f.turns.count, images: f.imageCount),
+                             written(id) ?? .distantPast))
             } catch {
-                let written = [fileURL(id), folder(id)].lazy
-                    .compactMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.modificationDate] as? Date }.first
-                broken.append(Summary(id: id, name: nil, title: "", updated: written ?? .distantPast, turns: 0, images: 0,
+                broken.append(Summary(id: id, name: nil, title: "", updated: written(id) ?? .distantPast, turns: 0, images: 0,
                                       problem: (error as? LocalizedError)?.errorDescription ?? "\(error)"))
             }
         }
-        return good.sorted { $0.updated > $1.updated } + broken.sorted { $0.id > $1.id }
+        // `updated` is stored to the second: saves within one second are ordered by when their files were written.
+        let recent = good.sorted { ($0.0.updated, $0.written) > ($1.0.updated, $1.written) }.map(\.0)
+        return recent + broken.sorted { $0.id > $1.id }
+    }
+
+    /// When a conversation's file (else its folder) was last written.
+    func written(_ id: String) -> Date? {
+        [fileURL(id), folder(id)].lazy.compactMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.modificationDate] as? Date }.first
     }
 
     /// Conversations whose title, name, system message, questions or answers contain `text`

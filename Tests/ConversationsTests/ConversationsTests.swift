@@ -70,6 +70,25 @@ struct FormatTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("\(h2.id)/images").path).count == 1)
     }
 
+    /// `updated` is kept to the second; saves within one second list (and resume as the latest)
+    /// in the order they were written, whichever order the folder lists them in.
+    @Test func savesWithinOneSecondListInTheOrderWritten() throws {
+        let root = tempDir("tie"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let second = Date(timeIntervalSince1970: 2_000_000)
+        let a = try store.create(now: second), b = try store.create(now: second)
+        defer { a.close(); b.close() }
+        try store.save(syntheticSnapshot(answer: "A cat."), to: a, now: second)
+        usleep(20_000)
+        try store.save(syntheticSnapshot(answer: "A dog."), to: b, now: second)
+        #expect(store.list().first?.id == b.id)
+        #expect(try store.resolve(ConversationStore.latest) == b.id)
+        usleep(20_000)
+        try store.save(syntheticSnapshot(answer: "A cat, again."), to: a, now: second)
+        #expect(store.list().first?.id == a.id)
+        #expect(try store.resolve(ConversationStore.latest) == a.id)
+    }
+
     @Test func listingSearchingAndNames() throws {
         let root = tempDir("list"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
