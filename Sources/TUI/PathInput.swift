@@ -73,7 +73,13 @@ public enum PathInput {
         else { dir = (expanded as NSString).deletingLastPathComponent.isEmpty ? "." : (expanded as NSString).deletingLastPathComponent
                stem = (expanded as NSString).lastPathComponent }
         guard let names = try? fileManager.contentsOfDirectory(atPath: dir) else { return nil }
-        let matches = names.filter { $0.hasPrefix(stem) && (stem.hasPrefix(".") || !$0.hasPrefix(".")) }.sorted()
+        // A name that is not UTF-8 comes back with U+FFFD in it, naming no file; one with a control
+        // character (a newline) cannot be one line of input. Neither is offered.
+        func typable(_ n: String) -> Bool {
+            if n.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) { return false }
+            return !n.unicodeScalars.contains("\u{FFFD}") || fileManager.fileExists(atPath: (dir as NSString).appendingPathComponent(n))
+        }
+        let matches = names.filter { $0.hasPrefix(stem) && (stem.hasPrefix(".") || !$0.hasPrefix(".")) && typable($0) }.sorted()
         guard !matches.isEmpty else { return (input, "no match") }
         func isDir(_ n: String) -> Bool {
             var d: ObjCBool = false

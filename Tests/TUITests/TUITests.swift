@@ -192,6 +192,15 @@ struct TilesAndPasteTests {
         #expect(PathInput.complete(base + "z")?.hint == "no match")
         #expect(PathInput.complete(base)?.hint?.contains(".hidden") == false)
         #expect(PathInput.complete("hello") == nil)
+        // A name that is not UTF-8 (its U+FFFD names no file) and one holding a newline are not offered.
+        let raw = Array((dir.path + "/dog").utf8) + [0xFF] + Array("x.png".utf8)
+        let fd = open(raw.map { CChar(bitPattern: $0) } + [0], O_CREAT | O_WRONLY, 0o600)
+        #expect(fd >= 0); close(fd)
+        FileManager.default.createFile(atPath: dir.appendingPathComponent("dog\nfood.png").path, contents: Data())
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir.path)).count == 7)
+        #expect(PathInput.complete(base + "d")?.input == base + "dog.png")
+        #expect(PathInput.complete(base)?.hint?.contains("\u{FFFD}") == false)
+        #expect(PathInput.complete(base)?.hint?.contains("\n") == false)
         // Through the update: the input and the hint line.
         var s = AppState()
         _ = reduce(&s, .setInput(two!.input, hint: two!.hint))
