@@ -162,11 +162,13 @@ public final class ConversationStore: @unchecked Sendable {
     public static func decode(_ data: Data, path: String) throws -> ConversationFile {
         // The version first, so that a newer file gets the right message rather than a field error.
         struct Head: Decodable { var format: String?; var version: Int? }
-        guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
-            throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or not a conversation file at all)")
-        }
         let head: Head
         do { head = try JSONDecoder().decode(Head.self, from: data) } catch {
+            // Foundation names no field for a number its type cannot hold: whether the text is JSON
+            // at all is asked only here, so a good file is parsed twice, not three times.
+            guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+                throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or not a conversation file at all)")
+            }
             throw ConversationError.invalid(path, reason: Self.describe(error))
         }
         if let v = head.version, v > ConversationFile.currentVersion, head.format == ConversationFile.formatName {
