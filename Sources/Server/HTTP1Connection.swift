@@ -187,7 +187,7 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             http10 = head.version.major == 1 && head.version.minor == 0
             closing = http10 || draining
             // Answered 413 from the head (or refused sooner, for its key or media type): unread.
-            unread = head.headers["content-length"].first.flatMap { Int($0) }.map { $0 > maxBodyBytes } ?? false
+            unread = OpenAIServer.declaresMore(head.headers["content-length"].first, than: maxBodyBytes)
             if unread { closing = true }
             head.headers.remove(name: HTTP1Details.continueDecision)          // only this handler says
             let expected = head.headers["expect"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }

@@ -171,9 +171,14 @@ public final class OpenAIServer: Sendable {
             return APIError(415, "Content-Type must be application/json (it was \(contentType.map { "\"\(TerminalText.sanitize($0))\"" } ?? "missing")).",
                             code: "unsupported_media_type")
         }
-        if let declared = contentLength.flatMap(Int.init), declared > options.maxBodyBytes { return tooLarge }
+        if Self.declaresMore(contentLength, than: options.maxBodyBytes) { return tooLarge }
         if admission, let busy = service.admissionRefusal() { return APIError(.overloaded(busy)) }
         return nil
+    }
+
+    /// Whether a request's `Content-Length` declares a body over `limit` (answered 413 unread).
+    static func declaresMore(_ contentLength: String?, than limit: Int) -> Bool {
+        contentLength.flatMap { Int($0) }.map { $0 > limit } ?? false
     }
 
     var tooLarge: APIError { APIError(413, "The body is larger than \(options.maxBodyBytes >> 20) MB.", code: "body_too_large") }
