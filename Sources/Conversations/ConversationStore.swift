@@ -222,11 +222,13 @@ public final class ConversationStore: @unchecked Sendable {
     public final class Handle: @unchecked Sendable {
         public let id: String
         public fileprivate(set) var name: String?
+        /// The name the conversation's file carries as this process last read or wrote it.
+        fileprivate var nameOnDisk: String?
         fileprivate var created: Date?
         fileprivate var lockFD: Int32
         fileprivate let folder: URL
         fileprivate init(id: String, name: String?, created: Date?, lockFD: Int32, folder: URL) {
-            self.id = id; self.name = name; self.created = created; self.lockFD = lockFD; self.folder = folder
+            self.id = id; self.name = name; self.nameOnDisk = name; self.created = created; self.lockFD = lockFD; self.folder = folder
         }
         public var label: String { name ?? id }
         /// Releases the lock; a conversation never saved leaves no folder behind.
@@ -296,9 +298,10 @@ public final class ConversationStore: @unchecked Sendable {
         return fd
     }
 
-    /// Runs `write` (the write of a conversation file that may carry `name`) under the store's
-    /// names lock, after checking again that no other conversation has that name: two processes
-    /// saving or importing under one name at once could otherwise both pass `rename`'s check.
+    /// Runs `write` (the write of a conversation file that carries `name` for the first time)
+    /// under the store's names lock, after checking again that no other conversation has that
+    /// name: two processes saving or importing under one name at once could otherwise both pass
+    /// `rename`'s check. With no name, just `write`.
     func claimingName(_ name: String?, for id: String, _ write: () throws -> Void) throws {
         guard let name else { return try write() }
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -356,7 +359,12 @@ public final class ConversationStore: @unchecked Sendable {
                                         id: h.id, name: h.name, title: title, created: h.created ?? now, updated: now,
                                         system: snapshot.systemMessage, model: snapshot.model, images: entries, turns: turns,
                                         draft: snapshot.draft.isEmpty ? nil : snapshot.draft, pending: pending.isEmpty ? nil : pending)
-            try claimingName(h.name, for: h.id) { try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id)) }
+            // A name the file already carries was claimed when first written: it is not claimed
+            // again (which reads every conversation in the store) at every save.
+            try claimingName(h.name == h.nameOnDisk ? nil : h.name, for: h.id) {
+                try AtomicFile.write(try Self.encoder.encode(file), to: fileURL(h.id))
+            }
+            h.nameOnDisk = h.name
             h.created = file.created
             prune(dir, keep: file)
         } catch let e as ConversationError {
