@@ -7,7 +7,8 @@ set -euo pipefail
 BIN=${BIN:-.build/debug/internvl-chat}
 S=hostiletest-$$; SOCK=(-L "hostiletest-$$"); WORK=$(mktemp -d); export LANG=C.UTF-8 XDG_STATE_HOME=$WORK/state
 SERVER=
-trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+source Tests/e2e/lib/scratch.sh
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; remove_scratch "$WORK"' EXIT
 python3 Tests/RemoteBackendTests/openai_test_server.py --lifetime 60 > "$WORK/port" & SERVER=$!
 for _ in $(seq 300); do [ -s "$WORK/port" ] && break; kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
 PORT=$(cat "$WORK/port")

@@ -9,7 +9,8 @@ S=remotetest-$$; SOCK=(-L "remotetest-$$")
 WORK=$(mktemp -d); KEY=remote-tmux-key; export XDG_STATE_HOME=$WORK/state
 export LANG=C.UTF-8
 SERVER=
-trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+source Tests/e2e/lib/scratch.sh
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; remove_scratch "$WORK"' EXIT
 "$BIN" serve --model "$MODEL" --port 0 --api-key "$KEY" 2>"$WORK/serve.log" >/dev/null &
 SERVER=$!
 for _ in $(seq 600); do grep -qE 'on http://127\.0\.0\.1:[0-9]+/v1' "$WORK/serve.log" && break; sleep 0.1; done

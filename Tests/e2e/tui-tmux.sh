@@ -17,9 +17,8 @@ IMG="$PWD/testdata/images/photo-chelsea.png"
 S=tuitest-$$; SOCK=(-L "tuitest-$$")
 WORK=$(mktemp -d); LOG=$WORK/app.log
 export LANG=C.UTF-8 XDG_STATE_HOME=$WORK/state        # the input history in the scratch folder
-# The apps save as they end (killing the server signals them): the folder goes once they have.
-trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true
-      for _ in {1..50}; do pgrep -f "$WORK" >/dev/null || break; sleep 0.1; done; rm -rf "$WORK"' EXIT
+source Tests/e2e/lib/scratch.sh
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; remove_scratch "$WORK"' EXIT
 tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 100 -y 30 \
   "env TERM=tmux-256color INTERNVL_CHAT_LOG=$LOG INTERNVL_CHAT_CONVERSATIONS=$WORK/conversations $BIN chat --model $MODEL --max-new-tokens 24; echo EXIT=\$?; stty -a | grep -qE '(^| )icanon( |$)' && stty -a | grep -qE '(^| )echo( |$)' && echo SANE; sleep 30"
 fail() { echo "FAIL: $1"; tmux "${SOCK[@]}" capture-pane -p -t "$S"; echo "tui e2e: 0 passed, 1 failed"; exit 1; }

@@ -11,7 +11,8 @@ CLIP="$WORK/my clip.mp4"; cp testdata/videos/mpeg4-25fps.mp4 "$CLIP"     # writt
 AUDIO="$WORK/bad-audio-only.wav"; cp testdata/videos/bad-audio-only.wav "$AUDIO"   # a short path: the error line must not wrap
 S=; N=0; SOCK=(-L "videotest-$$")
 export LANG=C.UTF-8 XDG_STATE_HOME=$WORK/state
-trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; rm -rf "$WORK"' EXIT
+source Tests/e2e/lib/scratch.sh
+trap 'tmux "${SOCK[@]}" kill-server 2>/dev/null || true; remove_scratch "$WORK"' EXIT
 app() {  # app ARGS...: the app in a new session (the old one killed after it)
   local old=$S; N=$((N + 1)); S=run$N           # not a prefix of the old name (tmux matches prefixes)
   tmux "${SOCK[@]}" -u -f /dev/null new-session -d -s "$S" -x 110 -y 34 \

@@ -3,10 +3,12 @@
 # report; start_app TITLE runs the app in xterm once xterm answers (one retry if it dies first);
 # XT and XVFB are the processes stop_xterm ends.
 
+source Tests/e2e/lib/scratch.sh
+
 xterm_test() {  # xterm_test NAME: WORK, LOG, and the cleanup when the script exits
   TEST_NAME=$1
   WORK=$(mktemp -d); LOG=$WORK/app.log
-  trap 'stop_xterm; [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"' EXIT
+  trap 'stop_xterm; [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || remove_scratch "$WORK"' EXIT
 }
 
 fail() { echo "FAIL: $1"; echo "--- log:"; tail -20 "$LOG" 2>/dev/null || true; echo "$TEST_NAME: 0 passed, 1 failed"; KEEP=1; exit 1; }
