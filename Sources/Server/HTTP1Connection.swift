@@ -110,6 +110,11 @@ final class Connections: @unchecked Sendable {
 ///   head, unread: with `Connection: close`, the connection closing after it. What comes of its
 ///   body meanwhile is dropped as it arrives, so a client that sends it all before reading (as
 ///   most do) is not stalled and then gets the answer.
+/// - An answer that starts before the request's body has all come (a chunked body over the limit,
+///   a refusal of a body that is still arriving) says `Connection: close`; the rest of the body
+///   is dropped as it comes, the server ends its side after the answer and closes once the client
+///   has sent it all or closed, or after `Refusal.lingerSeconds`: a client that keeps sending is not read
+///   from for ever, and one that reads only after sending still gets the answer.
 /// - A request HTTP's parser refuses (a `Content-Length` that is no number, header fields over
 ///   Hummingbird's limit) gets Hummingbird's 400 with the error body every other answer has.
 final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
@@ -164,6 +169,13 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         private var closing = false
         /// Whether the body of the request being read is dropped as it comes (nothing will read it).
         private var unread = false
+        /// Whether the request being read has sent its end; whether Hummingbird closes the
+        /// connection after answering it (the request says `Connection: close`).
+        private var requestEnded = true, requestCloses = false
+        /// Answered before its body had come: everything read from now on is dropped, and the
+        /// connection closes (`abandon`).
+        private var abandoned = false
+        private var linger: Scheduled<Void>?
         /// Requests read whose answers have not ended.
         private var unanswered = 0
         /// The server is stopping; `heldQuiesce`: the quiesce event not yet passed on to
@@ -179,11 +191,17 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let part = unwrapInboundIn(data)
+            if case .end = part { requestEnded = true }
+            if abandoned {
+                if requestEnded && unanswered == 0 { context.close(promise: nil) }
+                return
+            }
             guard case .head(var head) = part else {
                 if unread, case .body = part { return }
                 return context.fireChannelRead(data)
             }
             unanswered += 1
+            requestEnded = false
             http10 = head.version.major == 1 && head.version.minor == 0
             closing = http10 || draining
             // Answered 413 from the head (or refused sooner, for its key or media type): unread.
@@ -202,12 +220,14 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
                     head.headers.add(name: HTTP1Details.continueDecision, value: "continued")
                 } else {
                     closing = true
+                    unread = true
                     head.headers.add(name: HTTP1Details.continueDecision, value: "refused")
                 }
             }
             // Hummingbird ends the connection after answering a request that says so, without
             // waiting for the rest of its body.
             if closing { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            requestCloses = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
             context.fireChannelRead(wrapInboundOut(.head(head)))
         }
 
@@ -215,6 +235,10 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             switch unwrapOutboundIn(data) {
             case .head(var head) where head.status.code >= 200:
                 if http10 { head.version = .http1_0 }
+                if !requestEnded && !requestCloses {
+                    abandoned = true
+                    closing = true
+                }
                 if closing || draining { head.headers.replaceOrAdd(name: "connection", value: "close") }
                 if let e = malformed, head.status == .badRequest, head.headers["content-length"] == ["0"] {
                     malformed = nil
@@ -229,9 +253,27 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             case .end:
                 unanswered = max(0, unanswered - 1)
                 context.write(data, promise: promise)
+                if abandoned { abandon(context) }
             default:
                 context.write(data, promise: promise)
             }
+        }
+
+        /// After the answer to a request whose body had not all come: the server's side ends, and
+        /// the connection closes at once when the body has come since, else when the client
+        /// closes or after `Refusal.lingerSeconds` (closing with unread bytes would reset the connection,
+        /// and a client still sending could lose the answer).
+        private func abandon(_ context: ChannelHandlerContext) {
+            context.flush()
+            if requestEnded { return context.close(promise: nil) }
+            context.close(mode: .output, promise: nil)
+            let channel = context.channel
+            linger = channel.eventLoop.scheduleTask(in: .seconds(Refusal.lingerSeconds)) { channel.close(promise: nil) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            linger?.cancel()
+            context.fireChannelInactive()
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {

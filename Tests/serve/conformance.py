@@ -278,6 +278,45 @@ try:
               and error_code(rest) == "expectation_failed", f"Expect: {value}: {raw[:300]!r}")
         check(not raw.endswith(b"<<timeout>>"), f"Expect: {value}: the connection stayed open waiting for the body")
 
+    # A client told "no" to its 100-continue that sends the body anyway, all of it before it reads
+    # (32 MB, more than the sockets hold), is not stalled: the body is dropped as it comes, and
+    # the answer is there once it is sent.
+    big = 32 << 20
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+              f"Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {big}\r\n\r\n".encode())
+    try:
+        s.sendall(b" " * big)
+        raw = read_all(s)
+    except OSError as e:
+        raw = f"<<{type(e).__name__} while sending>>".encode()
+    s.close()
+    lines, rest = answer_head(raw)
+    check(lines[0].startswith("http/1.1 401 ") and "connection: close" in lines and error_code(rest) == "invalid_api_key"
+          and not raw.endswith(b">>"), f"a body sent after a refused 100-continue: {raw[:300]!r}")
+
+    # A chunked body (no length declared) that goes over the limit: 413 with Connection: close
+    # once the limit is passed, and the connection ends, though the client keeps sending.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+              f"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+
+    def send_chunks(sock, chunk=b"%x\r\n%s\r\n" % (1 << 20, b" " * (1 << 20)), most=512):
+        try:
+            for _ in range(most):                  # 512 MB at most: the test ends either way
+                sock.sendall(chunk)
+        except OSError:
+            pass
+    sender = threading.Thread(target=send_chunks, args=(s,), daemon=True)
+    sender.start()
+    raw = read_all(s)
+    lines, rest = answer_head(raw)
+    check(lines[0].startswith("http/1.1 413 ") and "connection: close" in lines and error_code(rest) == "body_too_large"
+          and not raw.endswith(b">>"), f"a chunked body over the limit: {raw[:300]!r}")
+    sender.join(30)
+    check(not sender.is_alive(), "a chunked body over the limit: the server still reads it 30 s after its answer")
+    s.close()
+
     # Tokens generated for a stream whose client went away count in internvl_generated_tokens_total
     # as any others: they were generated.
     def metric(name):
