@@ -148,9 +148,11 @@ public final class ConversationService: @unchecked Sendable {
 
     /// Saves the backend's conversation, with `draft` (text typed and not sent) and the images
     /// `pending` (ids, in order) attached for the next question; nil (and nothing written)
-    /// while it has no turn, unless `keepingUnsent` and there is a draft or a pending image
-    /// (a save nobody was asked about, as at a signal: they are all there is to keep). Other
-    /// images the backend holds and no turn shows are left out.
+    /// while it has no turn and no file, unless `keepingUnsent` and there is a draft or a pending
+    /// image (a save nobody was asked about, as at a signal: they are all there is to keep). A
+    /// conversation with a file (one resumed with its draft only) is always saved, so that the
+    /// file does not keep a draft since cleared or sent. Other images the backend holds and no
+    /// turn shows are left out.
     public func save(_ naming: Naming = .keep, draft: String = "", pending: [Int] = [], keepingUnsent: Bool = false) async throws -> Saved? {
         var snapshot = await backend.snapshot()
         snapshot.draft = draft
@@ -160,7 +162,7 @@ public final class ConversationService: @unchecked Sendable {
         let keep = shown.union(snapshot.pendingImageIDs)
         snapshot.images = snapshot.images.filter { keep.contains($0.info.id) }
         let unsent = !draft.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !snapshot.pendingImageIDs.isEmpty
-        guard !snapshot.turns.isEmpty || (keepingUnsent && unsent) else { return nil }
+        guard !snapshot.turns.isEmpty || (keepingUnsent && unsent) || locked({ handle != nil }) else { return nil }
         return try save(snapshot, naming)
     }
 

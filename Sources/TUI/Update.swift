@@ -167,8 +167,8 @@ private func askToQuit(_ s: inout AppState) {
     s.confirmQuit = true
     var what: [String] = []
     if s.busy { what.append("an answer is still coming") }
-    // Saved only with a conversation that has a turn (nothing is written before one).
-    let kept = s.savesConversation && s.messages.contains { $0.kind == .user }
+    // Saved only with a conversation that has a turn or was loaded (nothing is written before).
+    let kept = s.savesConversation && (s.conversationLabel != nil || s.messages.contains { $0.kind == .user })
     if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
         what.append(kept ? "your unsent text is saved with the conversation" : "your unsent text will be lost")
     }

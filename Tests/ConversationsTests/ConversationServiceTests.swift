@@ -105,6 +105,11 @@ struct ConversationServiceTests {
         let b = ConversationService(store: store, backend: FakeBackend())
         let r = try await b.resume(ConversationStore.latest)
         #expect(r.draft == "What is in this" && r.exchanges.isEmpty)
+        // Once it has a file, every save writes it: a draft changed or cleared is not left as it was.
+        #expect(try await b.save(draft: "What is in this picture")?.id == saved.id)
+        #expect(try store.read(saved.id).draft == "What is in this picture")
+        #expect(try await b.save(draft: "", keepingUnsent: true)?.id == saved.id)
+        #expect(try store.read(saved.id).draft == nil, "the cleared draft stayed in the file")
         b.close()
     }
 

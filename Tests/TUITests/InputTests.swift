@@ -115,9 +115,14 @@ struct InputTests {
         _ = reduce(&d, .loaded(messages: [], label: "x", problems: [], draft: "half a question"))
         #expect(d.input == "half a question", "the unsent text saved with it comes back")
         d.savesConversation = true
-        d.messages = [.init(kind: .user, text: "q")]
         _ = reduce(&d, .quit)
-        #expect(d.messages.last?.text.contains("unsent text is saved with the conversation") == true)
+        #expect(d.messages.last?.text.contains("unsent text is saved with the conversation") == true,
+                "a conversation loaded with its draft only is saved too")
+        _ = reduce(&d, .cancel)
+        d.input = ""; _ = reduce(&d, .type("/new")); _ = reduce(&d, .enter)
+        _ = reduce(&d, .type("another"))
+        _ = reduce(&d, .quit)
+        #expect(d.messages.last?.text.contains("unsent text will be lost") == true, "a new conversation has no file before a turn")
         #expect(render(s, width: 100, height: 30).text.contains("4000"))
         // Images saved as attached for the next question are attached again, shown in the panel.
         var p = AppState()
