@@ -271,6 +271,9 @@ public actor RemoteChatBackend: ChatBackend {
         ChatTurn.withoutVideoMarkers(t.question) != nil ? t.question : t.typed
     }
 
+    /// The shortest time over which an answer's text came that is taken as its decode time.
+    static let shortestMeasuredSpan = 0.05
+
     func runTurn(question: String, typed: String, imageIDs: [Int], parameters: SamplingParameters, replacing: Bool,
                  events: AsyncStream<ChatEvent>.Continuation) async throws {
         if let p = parameters.problem { throw Refusal(p) }
@@ -286,17 +289,20 @@ public actor RemoteChatBackend: ChatBackend {
 
         var stats = TurnStats()
         lastAnswerTokenIDs = nil
-        var answer = "", finish: String?, firstText: Date?
+        var answer = "", finish: String?, firstText: Date?, lastText: Date?
         /// Records what was answered (possibly cut off) and reports it finished.
         func keep(interrupted: Bool) {
-            let end = Date()
             stats.text = answer
             stats.interrupted = interrupted
             stats.stoppedAtStopToken = finish == "stop"
-            if let f = firstText {
+            if let f = firstText, let l = lastText {
                 stats.firstTokenSeconds = f.timeIntervalSince(start)
                 stats.prefillSeconds = stats.firstTokenSeconds
-                stats.decodeSeconds = end.timeIntervalSince(f)
+                // The time over which the text came. Text that came at once (an answer not
+                // streamed, or chunks held back on the way and read together) says nothing of
+                // the server's speed: no decode time, so no rate (it showed 70,000 tok/s).
+                let span = l.timeIntervalSince(f)
+                stats.decodeSeconds = span >= Self.shortestMeasuredSpan ? span : 0
             }
             if replacing, !turns.isEmpty { turns.removeLast() }
             turns.append(ChatTurn(question: question, typed: typed, answer: answer, imageIDs: imageIDs, interrupted: interrupted,
@@ -313,7 +319,8 @@ public actor RemoteChatBackend: ChatBackend {
             func take(_ c: OpenAIWire.Chunk) throws {
                 if let e = c.error { throw RemoteError.status(code: 200, reason: "OK", message: "the stream reported an error: " + e) }
                 if !c.text.isEmpty {
-                    if firstText == nil { firstText = Date() }
+                    lastText = Date()
+                    if firstText == nil { firstText = lastText }
                     answer += c.text
                     events.yield(.text(c.text))
                 }

@@ -529,7 +529,7 @@ private func apply(_ s: inout AppState, _ e: ChatEvent, at: Double) {
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].text += t }
     case .finished(let st):
         _ = endAnswer(&s)
-        s.lastTokensPerSecond = st.decodeTokensPerSecond
+        s.lastTokensPerSecond = st.decodeSeconds > 0 ? st.decodeTokensPerSecond : nil
         s.contextUsed = st.promptTokens + st.generatedTokens
         if let i = s.messages.lastIndex(where: { $0.kind == .assistant }) { s.messages[i].interrupted = st.interrupted }
     case .failed(let m):

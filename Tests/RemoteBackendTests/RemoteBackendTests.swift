@@ -308,6 +308,20 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         #expect(msgs.map { $0["text"] as? String } == ["look", "A rocket.", "and?"])
     }
 
+    /// The decode time is the time over which the text came: none for text that came at once,
+    /// so no rate (the status bar had shown 70,000 tok/s), the real span when it was streamed.
+    @Test func textThatCameAtOnceHasNoDecodeRate() async throws {
+        let server = try TestServer()
+        let b = try backend(server)
+        let burst = try #require(await collect(await b.send("#burst at once", images: [], parameters: params)).stats)
+        #expect(burst.text.hasPrefix("echo: #burst") && burst.generatedTokens > 5)
+        #expect(burst.decodeSeconds == 0 && burst.decodeTokensPerSecond == 0, "\(burst.decodeSeconds) s")
+        let paced = try #require(await collect(await b.send("#paced please", images: [], parameters: params)).stats)
+        let pieces = Double(paced.generatedTokens)
+        #expect(paced.decodeSeconds >= 0.03 * (pieces - 1) && paced.decodeSeconds < 10, "\(paced.decodeSeconds) s for \(pieces)")
+        #expect(paced.decodeTokensPerSecond > 1 && paced.decodeTokensPerSecond <= 1 / 0.03)
+    }
+
     @Test func nonStreamedAnswerIsAccepted() async throws {
         let server = try TestServer()
         let b = try backend(server)

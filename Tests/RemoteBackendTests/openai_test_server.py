@@ -14,6 +14,8 @@ the test sees it), and answers by what the last user message asks for:
   #stall         the response head, then nothing for 5 s
   #json          a non-streamed completion (as a server that ignores stream)
   #dropearly     the response head, then the connection closes
+  #burst         the default answer with all its events in one write
+  #paced         the default answer, 0.03 s after each piece of text
 
 GET /v1/models lists the model; GET /debug/requests returns every completion request's
 summary (and whether the client went away during #slow). The server stops by itself after
@@ -211,18 +213,26 @@ class Handler(BaseHTTPRequestHandler):
             for p in pieces[:2]:
                 self.chunk({"content": p})
             return
+        if "#burst" in text:                        # every event in one write, as a proxy holding them back sends them
+            self.held = []
         self.chunk({"role": "assistant", "content": ""})
         for p in pieces:
             self.chunk({"content": p})
+            if "#paced" in text:
+                time.sleep(0.03)
         self.chunk({}, finish="stop", token_ids=list(range(len(pieces))))
         if body["stream_options"]["include_usage"]:
             self.event({"id": "c", "object": "chat.completion.chunk", "choices": [],
                         "usage": {"prompt_tokens": 42, "completion_tokens": len(pieces), "total_tokens": 42 + len(pieces)}})
-        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.write(b"".join(getattr(self, "held", None) or []) + b"data: [DONE]\n\n")
         self.wfile.flush()
 
     def event(self, obj):
-        self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\r\n\r\n")
+        data = b"data: " + json.dumps(obj).encode() + b"\r\n\r\n"
+        if getattr(self, "held", None) is not None:
+            self.held.append(data)
+            return
+        self.wfile.write(data)
         self.wfile.flush()
 
     def chunk(self, delta, finish=None, **extra):
