@@ -56,11 +56,10 @@ struct FileLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .current,
                                                 formatOptions: [.withInternetDateTime, .withFractionalSeconds])
-        let text = TerminalText.sanitize(message.description, tabWidth: 4).replacingOccurrences(of: "\n", with: "\u{2424}")  // ␤
-        sink.write("\(stamp) \(level) \(label): \(text)\n")
+        let text = TerminalText.sanitize(event.message.description, tabWidth: 4).replacingOccurrences(of: "\n", with: "\u{2424}")  // ␤
+        sink.write("\(stamp) \(event.level) \(label): \(text)\n")
     }
 }

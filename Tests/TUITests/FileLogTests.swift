@@ -10,8 +10,7 @@ struct FileLogTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let sink = try #require(FileSink(path: path))
         let h = FileLogHandler(label: "app", sink: sink)
-        h.log(level: .info, message: "attach /tmp/a\n2026-01-01T00:00:00Z error app: forged\u{1B}[31m.png", metadata: nil,
-              source: "TUI", file: #fileID, function: #function, line: #line)
+        Logger(label: "app") { _ in h }.info("attach /tmp/a\n2026-01-01T00:00:00Z error app: forged\u{1B}[31m.png")
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.split(separator: "\n").count == 1, "\(text)")
         #expect(text.contains("/tmp/a\u{2424}2026") && !text.contains("\u{1B}"), "\(text)")
