@@ -113,8 +113,8 @@ final class Connections: @unchecked Sendable {
 /// - An answer that starts before the request's body has all come (a chunked body over the limit,
 ///   a refusal of a body that is still arriving) says `Connection: close`; the rest of the body
 ///   is dropped as it comes, the server ends its side after the answer and closes once the client
-///   has sent it all or closed, or after `Refusal.lingerSeconds`: a client that keeps sending is not read
-///   from for ever, and one that reads only after sending still gets the answer.
+///   has sent it all or closed, or after `Refusal.lingerSeconds`: a client that keeps sending is
+///   not read from for ever, and one that reads only after sending still gets the answer.
 /// - A request HTTP's parser refuses (a `Content-Length` that is no number, header fields over
 ///   Hummingbird's limit) gets Hummingbird's 400 with the error body every other answer has.
 final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendable {
@@ -261,8 +261,8 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
 
         /// After the answer to a request whose body had not all come: the server's side ends, and
         /// the connection closes at once when the body has come since, else when the client
-        /// closes or after `Refusal.lingerSeconds` (closing with unread bytes would reset the connection,
-        /// and a client still sending could lose the answer).
+        /// closes or after `Refusal.lingerSeconds` (closing with unread bytes would reset the
+        /// connection, and a client still sending could lose the answer).
         private func abandon(_ context: ChannelHandlerContext) {
             context.flush()
             if requestEnded { return context.close(promise: nil) }
