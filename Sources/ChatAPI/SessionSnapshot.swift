@@ -91,9 +91,24 @@ extension ChatTurn {
     /// with (turns saved before the text typed was kept apart have them in `typed` too); nil when
     /// there is no `Frame1: <image>` line among them.
     public static func withoutVideoMarkers(_ text: String) -> String? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        let markers = lines.prefix { $0 == "<image>" || ($0.hasPrefix("Frame") && $0.hasSuffix(": <image>")) }
-        guard markers.contains("Frame1: <image>") else { return nil }
-        return lines.dropFirst(markers.count).joined(separator: "\n")
+        let markers = leadingImageMarkers(text)
+        guard markers.contains(1) else { return nil }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(markers.count).joined(separator: "\n")
+    }
+
+    /// The image lines `text` starts with, up to its first other line: nil for `<image>`, K for
+    /// `FrameK: <image>` (a video's frame).
+    public static func leadingImageMarkers(_ text: String) -> [Int?] {
+        var markers: [Int?] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "<image>" {
+                markers.append(nil)
+            } else if line.hasPrefix("Frame"), line.hasSuffix(": <image>"), let k = Int(line.dropFirst(5).dropLast(9)) {
+                markers.append(k)
+            } else {
+                break
+            }
+        }
+        return markers
     }
 }

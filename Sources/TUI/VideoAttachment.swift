@@ -23,13 +23,13 @@ public struct PendingVideo: Sendable, Equatable {
     /// images are `<image>` alone, in attach order, as `framedQuestion` writes them), named after
     /// the frames' files (`clip-frame12.png`: clip, frame 12). Nil when it asked no frames.
     static func sent(question: String, images: [AttachedImage]) -> PendingVideo? {
-        var k = 0, frames: [AttachedImage] = []
-        for line in question.split(separator: "\n", omittingEmptySubsequences: false) {
+        var frames: [AttachedImage] = []
+        for (k, marker) in ChatTurn.leadingImageMarkers(question).enumerated() {
             guard k < images.count else { break }
-            if line == "<image>" { k += 1 }
-            else if line.hasPrefix("Frame"), line.hasSuffix(": <image>"), Int(line.dropFirst(5).dropLast(9)) == frames.count + 1 {
-                frames.append(images[k]); k += 1
-            } else { break }
+            if let n = marker {
+                guard n == frames.count + 1 else { break }
+                frames.append(images[k])
+            }
         }
         guard !frames.isEmpty else { return nil }
         let stems = frames.map { img -> (String, Int?) in

@@ -28,3 +28,15 @@ struct TilePlanTests {
         #expect(image.plan(maxTiles: 1) == one && image.plan(maxTiles: 6) == plan)
     }
 }
+
+struct VideoMarkerTests {
+    /// A video's question starts with its image lines; the text typed is what follows them.
+    @Test func leadingImageLinesAndTheTextAfterThem() {
+        let q = "<image>\nFrame1: <image>\nFrame2: <image>\nWhat happens?\nFrame3: <image>"
+        #expect(ChatTurn.leadingImageMarkers(q) == [nil, 1, 2])
+        #expect(ChatTurn.withoutVideoMarkers(q) == "What happens?\nFrame3: <image>")
+        #expect(ChatTurn.withoutVideoMarkers("<image>\nWhat is this?") == nil, "no frame: not a video's question")
+        #expect(ChatTurn.leadingImageMarkers("Frame: <image>\nFramex: <image>") == [], "a frame line names its number")
+        #expect(ChatTurn.withoutVideoMarkers("Frame1: <image>\n") == "")
+    }
+}
