@@ -162,15 +162,7 @@ public final class ConversationStore: @unchecked Sendable {
     public static func decode(_ data: Data, path: String) throws -> ConversationFile {
         // The version first, so that a newer file gets the right message rather than a field error.
         struct Head: Decodable { var format: String?; var version: Int? }
-        let head: Head
-        do { head = try JSONDecoder().decode(Head.self, from: data) } catch {
-            // Foundation names no field for a number its type cannot hold: whether the text is JSON
-            // at all is asked only here, so a good file is parsed twice, not three times.
-            guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
-                throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or not a conversation file at all)")
-            }
-            throw ConversationError.invalid(path, reason: Self.describe(error))
-        }
+        let head = try decodeExplained(Head.self, from: data, with: JSONDecoder(), path: path, notJSON: "not a conversation file at all")
         if let v = head.version, v > ConversationFile.currentVersion, head.format == ConversationFile.formatName {
             throw ConversationError.futureVersion(path, version: v)
         }
@@ -180,6 +172,20 @@ public final class ConversationStore: @unchecked Sendable {
         }
         try f.validate(path: path)
         return f
+    }
+
+    /// `T` decoded from `data`; a failure as the reason the file at `path` is invalid: text that
+    /// is not JSON at all ("cut short, or `notJSON`"), else what is wrong at which field. Whether
+    /// the text is JSON is asked only after a failure: a parse into Foundation's objects takes
+    /// memory many times the file's size, and a good file would be parsed once more for nothing.
+    static func decodeExplained<T: Decodable>(_ type: T.Type, from data: Data, with decoder: JSONDecoder, path: String,
+                                              notJSON: String) throws -> T {
+        do { return try decoder.decode(T.self, from: data) } catch {
+            guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
+                throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or \(notJSON))")
+            }
+            throw ConversationError.invalid(path, reason: Self.describe(error))
+        }
     }
 
     /// Dates as `.iso8601` reads them, but a bad one is an error at its field (Foundation's own

@@ -101,15 +101,7 @@ extension ConversationStore {
 
     /// A JSON export's conversation, validated, and its images' bytes by SHA-256.
     public static func parseExport(_ data: Data, path: String) throws -> (ConversationFile, [String: Data]) {
-        let export: Export
-        do { export = try Self.decoder.decode(Export.self, from: data) } catch {
-            // Asked only here, as `decode` does: a parse into Foundation's objects up front took
-            // 2.7 GB for a 150 MB export.
-            guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
-                throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or not an export at all)")
-            }
-            throw ConversationError.invalid(path, reason: Self.describe(error))
-        }
+        let export = try decodeExplained(Export.self, from: data, with: decoder, path: path, notJSON: "not an export at all")
         let f = export.conversation
         try f.validate(path: path)
         var bytes: [String: Data] = [:]
