@@ -169,12 +169,16 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         private var closing = false
         /// Whether the body of the request being read is dropped as it comes (nothing will read it).
         private var unread = false
-        /// Whether the request being read has sent its end; whether Hummingbird closes the
-        /// connection after answering it (the request says `Connection: close`).
-        private var requestEnded = true, requestCloses = false
+        /// Requests whose end has been read, and whose answers have been written (a pipelined
+        /// request may be read while the one before it is answered); whether Hummingbird closes
+        /// the connection after answering the request last read (it says `Connection: close`).
+        private var ended = 0, answered = 0, requestCloses = false
+        /// Whether the body of the request being answered has all come.
+        private var answeringEnded: Bool { ended > answered }
         /// Answered before its body had come: everything read from now on is dropped, and the
         /// connection closes (`abandon`).
         private var abandoned = false
+        /// The close after `Refusal.lingerSeconds`, set once an abandoned request's answer is written.
         private var linger: Scheduled<Void>?
         /// Requests read whose answers have not ended.
         private var unanswered = 0
@@ -191,9 +195,10 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let part = unwrapInboundIn(data)
-            if case .end = part { requestEnded = true }
+            if case .end = part { ended += 1 }
             if abandoned {
-                if requestEnded && unanswered == 0 { context.close(promise: nil) }
+                // Its answer written (`linger` set), the body it waited for has come: done.
+                if answeringEnded, linger != nil { context.close(promise: nil) }
                 return
             }
             guard case .head(var head) = part else {
@@ -201,7 +206,6 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
                 return context.fireChannelRead(data)
             }
             unanswered += 1
-            requestEnded = false
             http10 = head.version.major == 1 && head.version.minor == 0
             closing = http10 || draining
             // Answered 413 from the head (or refused sooner, for its key or media type): unread.
@@ -235,7 +239,7 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             switch unwrapOutboundIn(data) {
             case .head(var head) where head.status.code >= 200:
                 if http10 { head.version = .http1_0 }
-                if !requestEnded && !requestCloses {
+                if !answeringEnded && !requestCloses {
                     abandoned = true
                     closing = true
                 }
@@ -253,7 +257,7 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             case .end:
                 unanswered = max(0, unanswered - 1)
                 context.write(data, promise: promise)
-                if abandoned { abandon(context) }
+                if abandoned { abandon(context) } else { answered += 1 }
             default:
                 context.write(data, promise: promise)
             }
@@ -265,7 +269,7 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
         /// connection, and a client still sending could lose the answer).
         private func abandon(_ context: ChannelHandlerContext) {
             context.flush()
-            if requestEnded { return context.close(promise: nil) }
+            if answeringEnded { return context.close(promise: nil) }
             context.close(mode: .output, promise: nil)
             let channel = context.channel
             linger = channel.eventLoop.scheduleTask(in: .seconds(Refusal.lingerSeconds)) { channel.close(promise: nil) }

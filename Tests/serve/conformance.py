@@ -317,6 +317,23 @@ try:
     check(not sender.is_alive(), "a chunked body over the limit: the server still reads it 30 s after its answer")
     s.close()
 
+    # A pipelined request whose body is still coming when the one before it is answered does not
+    # end the connection: the first answer keeps it open, and the second comes once its body has.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+              f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY[:5])
+    got = b""
+    while b'"object":"list"' not in got.replace(b" ", b"") and (chunk := s.recv(65536)):
+        got += chunk
+    time.sleep(0.3)
+    s.sendall(BODY[5:] + f"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    rest = read_all(s)
+    s.close()
+    first = got.split(b"\r\n\r\n", 1)[0].lower()
+    check(first.startswith(b"http/1.1 200") and b"connection: close" not in first and rest.count(b"HTTP/1.1 200") == 2,
+          f"a pipelined request with its body still coming: {first[:200]!r} then {rest[:300]!r}")
+
     # Tokens generated for a stream whose client went away count in internvl_generated_tokens_total
     # as any others: they were generated.
     def metric(name):
