@@ -434,13 +434,16 @@ for name, signals, seconds, batch in [("SIGTERM", [signal.SIGTERM], "2", "1"), (
         while seen.count(b"data:") < 3:
             seen += streamed.recv(65536)
         plain = start_long(port, False)
-        want = "internvl_queue_depth 1.0" if batch == "1" else "internvl_active_requests 2.0"
+        # With one batch place the plain request waits in the queue; with eight it runs, and is
+        # signalled once its first token is out (its text so far is then what it answers).
+        wants = ["internvl_queue_depth 1.0"] if batch == "1" else \
+            ["internvl_active_requests 2.0", "internvl_time_to_first_token_seconds_count 2"]
         for _ in range(100):
-            if want in http(port, "GET", "/metrics")[2].decode():
+            if all(w in http(port, "GET", "/metrics")[2].decode() for w in wants):
                 break
             time.sleep(0.1)
         else:
-            check(False, f"{name}: the plain request never got to '{want}'")
+            check(False, f"{name}: the plain request never got to {wants}")
         results = {}
         readers = [threading.Thread(target=lambda k=k, s=s: results.__setitem__(k, read_all(s)))
                    for k, s in [("streamed", streamed), ("plain", plain)]]
