@@ -112,7 +112,7 @@ public struct ChatCompletionBody: Sendable {
         var p = SamplingParameters()
         p.temperature = 1
         p.seed = UInt64.random(in: 0...UInt64(Int64.max))
-        p.maxNewTokens = options.defaultMaxTokens
+        p.maxNewTokens = min(options.defaultMaxTokens, options.maxTokens)
         let tokensKey = o["max_completion_tokens"].map { !($0 is NSNull) } == true ? "max_completion_tokens" : "max_tokens"
         if let v = o[tokensKey], !(v is NSNull) {
             guard let n = integer(v), n >= 1, n <= options.maxTokens else {

@@ -70,6 +70,17 @@ import Testing
         }
     }
 
+    /// A request without `max_tokens` gets the default (512) or `--max-tokens`, whichever is
+    /// smaller: leaving the field out cannot get more tokens than naming it could.
+    @Test func theDefaultMaxTokensStaysWithinTheLimit() throws {
+        var options = ServerOptions()
+        let user = #"{"messages": [{"role": "user", "content": "hi"}]}"#
+        #expect(try parse(user, options).request.parameters.maxNewTokens == 512)
+        options.maxTokens = 5
+        #expect(try parse(user, options).request.parameters.maxNewTokens == 5)
+        #expect(try parse(#"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": null}"#, options).request.parameters.maxNewTokens == 5)
+    }
+
     /// OpenAI fields that would change what the answer is (its format, its tokens' odds, a tool
     /// call, usage chunks of a stream) are refused when they cannot be honoured, not dropped;
     /// fields this server does not know are ignored, as vLLM does.
