@@ -73,7 +73,7 @@ public final class OpenAIServer: Sendable {
         // The head as the route sees it: HTTP types join a repeated field's values with ", ".
         let readsBody: @Sendable (HTTPRequestHead) -> Bool = { [self] head in
             func field(_ name: String) -> String? { head.headers[name].isEmpty ? nil : head.headers[name].joined(separator: ", ") }
-            return head.method == .POST && head.uri.split(separator: "?", maxSplits: 1).first == "/v1/chat/completions"
+            return head.method == .POST && Self.isCompletions(URI(head.uri).path)
                 && refusalBeforeBody(authorization: field("authorization"), contentType: field("content-type"),
                                      contentLength: field("content-length")) == nil
         }
@@ -114,6 +114,10 @@ public final class OpenAIServer: Sendable {
             tasks.cancelAll()
         }
     }
+
+    /// Whether the router takes `path` to `POST /v1/chat/completions`: it skips empty components
+    /// (a slash at the end, doubled slashes).
+    static func isCompletions(_ path: String) -> Bool { path.split(separator: "/") == ["v1", "chat", "completions"] }
 
     var modelObject: [String: Any] { ["id": options.modelName, "object": "model", "created": 0, "owned_by": "internvl-chat"] }
 
@@ -337,7 +341,7 @@ struct RefuseWhileStopping: RouterMiddleware {
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
         guard connections.isStopping else { return try await next(request, context) }
-        if request.uri.path == "/v1/chat/completions" { metrics.count(status: 503) }
+        if OpenAIServer.isCompletions(request.uri.path) { metrics.count(status: 503) }
         return OpenAIServer.json(503, OpenAIServer.apiError(DeadlineExceeded(shuttingDown: true)).body)
     }
 }
@@ -352,7 +356,7 @@ struct RefuseUnmetExpectations: RouterMiddleware {
         guard let decision = HTTPField.Name(HTTP1Details.continueDecision), request.headers[decision] == "unmet" else {
             return try await next(request, context)
         }
-        if request.uri.path == "/v1/chat/completions" { metrics.count(status: 417) }
+        if OpenAIServer.isCompletions(request.uri.path) { metrics.count(status: 417) }
         let expect = TerminalText.sanitize(request.headers[.expect] ?? "")
         return OpenAIServer.json(417, APIError(417, "Expect: \(expect) cannot be met: this server knows only 100-continue.",
                                                code: "expectation_failed").body)

@@ -177,22 +177,24 @@ try:
         check(s == 200 and ok, f"include_usage {include}: {[c.get('usage', 'absent') for c in chunks]}")
 
     # Expect: 100-continue (curl sends it for bodies over 1 MB, such as an image): the server says
-    # "go on" before the body comes; without it curl waits a second before sending anyway.
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
-              f"Expect: 100-continue\r\nConnection: close\r\nContent-Length: {len(BODY)}\r\n\r\n".encode())
-    s.settimeout(0.5)
-    try:
-        interim = s.recv(65536)
-    except socket.timeout:
-        interim = b""
-    check(interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), f"Expect: 100-continue: before the body came {interim[:60]!r}")
-    s.settimeout(30)
-    s.sendall(BODY)
-    rest = read_all(s)
-    s.close()
-    final = (interim + rest).split(b"\r\n\r\n", 1)[1] if interim.startswith(b"HTTP/1.1 100") else interim + rest
-    check(final.startswith(b"HTTP/1.1 200"), f"Expect: 100-continue: then {final[:60]!r}")
+    # "go on" before the body comes; without it curl waits a second before sending anyway. Every
+    # spelling of the path the route answers (a query, a slash at the end, doubled slashes) gets it.
+    for path in ["/v1/chat/completions", "/v1/chat/completions?x=1", "/v1/chat/completions/", "//v1//chat/completions"]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
+                  f"Expect: 100-continue\r\nConnection: close\r\nContent-Length: {len(BODY)}\r\n\r\n".encode())
+        s.settimeout(0.5)
+        try:
+            interim = s.recv(65536)
+        except socket.timeout:
+            interim = b""
+        check(interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), f"Expect: 100-continue on {path}: before the body came {interim[:60]!r}")
+        s.settimeout(30)
+        s.sendall(BODY)
+        rest = read_all(s)
+        s.close()
+        final = (interim + rest).split(b"\r\n\r\n", 1)[1] if interim.startswith(b"HTTP/1.1 100") else interim + rest
+        check(final.startswith(b"HTTP/1.1 200"), f"Expect: 100-continue on {path}: then {final[:60]!r}")
 
     # A request the server refuses before reading its body gets its final status instead of
     # "100 Continue", and the connection closes after it (as nginx and uvicorn do): the client
