@@ -37,6 +37,9 @@ public struct Sampler: Sendable {
             }
         }
         if p.temperature == 0 { return Int32(argmax(l)) }
+        // Past float's range the softmax is NaN; so small a temperature leaves the greedy token.
+        let best = argmax(l)
+        if !(l[best] / p.temperature).isFinite { return Int32(best) }
         for i in l.indices { l[i] /= p.temperature }
         var order = l.indices.sorted { l[$0] > l[$1] }
         if p.topK > 0 && p.topK < order.count { order = Array(order.prefix(p.topK)) }

@@ -184,4 +184,16 @@ struct SamplerTests {
         let drawn = Set((0..<400).map { _ in p2.next(logits: logits, seen: []) })
         #expect(drawn == [1, 2])
     }
+
+    /// A temperature so small that the top logit over it is past float's range (serve takes
+    /// 1e-45 as a number from 0 to 2), or a repetition penalty that makes a logit infinite,
+    /// leaves one token: the greedy one, not whatever NaN odds would draw.
+    @Test func overflowingLogitsPickTheGreedyToken() {
+        for seed in UInt64(0)..<20 {
+            var t = Sampler(SamplingParameters(temperature: Float(1e-45), seed: seed))
+            #expect(t.next(logits: [-1, 3, 2, 0.5], seen: []) == 1, "seed \(seed)")
+            var r = Sampler(SamplingParameters(temperature: 1, repetitionPenalty: Float(1e-45), seed: seed))
+            #expect(r.next(logits: [-1, 3, 2, 0.5], seen: [2]) == 2, "seed \(seed)")
+        }
+    }
 }
