@@ -158,7 +158,7 @@ public struct ChatCompletionBody: Sendable {
         default: throw .invalid("stop must be a string or up to 4 strings.", param: "stop")
         }
         var maxTiles: Int?
-        if let v = o["max_tiles"] ?? o["max_dynamic_patch"], !(v is NSNull) {
+        if let v = [o["max_tiles"], o["max_dynamic_patch"]].first(where: given) ?? nil {
             guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("max_tiles must be an integer from 1 to 40.", param: "max_tiles") }
             maxTiles = n
         }
@@ -221,6 +221,9 @@ public struct ChatCompletionBody: Sendable {
         return integer(v).map(Int64.init)
     }
 
+    /// Whether a field is there with a value (not missing, not null).
+    static func given(_ v: Any?) -> Bool { v.map { !($0 is NSNull) } ?? false }
+
     /// JSON true and false arrive as NSNumbers of type "c"; they are not numbers here.
     static func isBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
 
@@ -238,7 +241,7 @@ public struct ChatCompletionBody: Sendable {
         let inner = field as? [String: Any]
         let tileKeys: [(String, Any?)] = [("image_url.max_dynamic_patch", inner?["max_dynamic_patch"]), ("image_url.max_tiles", inner?["max_tiles"]),
                                           ("max_dynamic_patch", part["max_dynamic_patch"]), ("max_tiles", part["max_tiles"])]
-        if let (key, value) = tileKeys.first(where: { $0.1 != nil }), let v = value, !(v is NSNull) {
+        if let (key, value) = tileKeys.first(where: { given($0.1) }), let v = value {
             guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("\(name): \(key) must be an integer from 1 to 40.", param: "messages") }
             maxTiles = n
         }

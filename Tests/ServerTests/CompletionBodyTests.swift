@@ -136,6 +136,20 @@ import Testing
         }
     }
 
+    /// A tile count's spellings (`max_tiles`, LMDeploy's `max_dynamic_patch`, in the part or in
+    /// its `image_url`) are aliases: one sent as null, as clients that send every field do, is
+    /// left out, and does not hide another that has a value.
+    @Test func aNullTileCountDoesNotHideItsAlias() throws {
+        let url = "data:image/png;base64," + Data(Self.png).base64EncodedString()
+        func body(_ imageURL: String, request: String = "") throws -> ChatCompletionBody {
+            try parse(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": \#(imageURL)}]}]\#(request)}"#)
+        }
+        #expect(try body(#"{"url": "\#(url)"}"#, request: #", "max_tiles": null, "max_dynamic_patch": 2"#).request.maxTiles == 2)
+        #expect(try body(#"{"url": "\#(url)"}"#, request: #", "max_tiles": 3, "max_dynamic_patch": null"#).request.maxTiles == 3)
+        #expect(try body(#"{"url": "\#(url)", "max_dynamic_patch": null, "max_tiles": 3}"#).request.messages[0].images[0].maxTiles == 3)
+        #expect(try body(#"{"url": "\#(url)", "max_tiles": null, "detail": "low"}"#).request.messages[0].images[0].maxTiles == 1)
+    }
+
     /// A prompt that cannot fit the context whatever its tokens (its text at the longest piece
     /// per token, one header token per message) is refused before anything tokenizes it: 64 MB of
     /// text, or two million short messages, would otherwise hold the compute thread, and every
