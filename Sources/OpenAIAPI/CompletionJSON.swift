@@ -167,10 +167,17 @@ public struct ChatCompletionBody: Sendable {
             guard let b = v as? Bool else { throw .invalid("stream must be true or false.", param: "stream") }
             stream = b
         }
-        if let v = o["stream_options"], !(v is NSNull), !stream {
-            throw .invalid("stream_options is only allowed with stream: true.", param: "stream_options")
+        var includeUsage = false
+        if let v = o["stream_options"], !(v is NSNull) {
+            guard stream else { throw .invalid("stream_options is only allowed with stream: true.", param: "stream_options") }
+            guard let fields = v as? [String: Any] else { throw .invalid("stream_options must be an object.", param: "stream_options") }
+            if let u = fields["include_usage"], !(u is NSNull) {
+                guard let b = u as? NSNumber, isBool(b) else {
+                    throw .invalid("stream_options.include_usage must be true or false.", param: "stream_options")
+                }
+                includeUsage = b.boolValue
+            }
         }
-        let includeUsage = ((o["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false
         return ChatCompletionBody(request: CompletionRequest(messages: messages, parameters: p, stop: stop, maxTiles: maxTiles),
                                   stream: stream, includeUsage: includeUsage)
     }

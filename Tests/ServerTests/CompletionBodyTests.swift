@@ -99,6 +99,9 @@ import Testing
             (#""tool_choice": "required""#, "tool_choice"),
             (#""tool_choice": {"type": "function", "function": {"name": "f"}}"#, "tool_choice"),
             (#""stream_options": {"include_usage": true}"#, "stream_options"),
+            (#""stream": true, "stream_options": 5"#, "stream_options"),
+            (#""stream": true, "stream_options": {"include_usage": "yes"}"#, "stream_options"),
+            (#""stream": true, "stream_options": {"include_usage": 1}"#, "stream_options"),
             (#""max_completion_tokens": 0"#, "max_completion_tokens"),
         ] {
             let e = refusal(#"{"messages": \#(user), \#(field)}"#)
@@ -106,7 +109,8 @@ import Testing
         }
         for field in [#""response_format": {"type": "text"}"#, #""top_logprobs": 0"#, #""top_logprobs": null"#, #""logit_bias": {}"#,
                       #""logprobs": false"#, #""tool_choice": "none""#, #""tool_choice": "auto""#, #""functions": []"#,
-                      #""stream": true, "stream_options": {"include_usage": true}"#, #""user": "u1", "metadata": {"a": "b"}, "store": false"#,
+                      #""stream": true, "stream_options": {"include_usage": true}"#, #""stream": true, "stream_options": {"include_usage": null}"#,
+                      #""stream": true, "stream_options": {}"#, #""user": "u1", "metadata": {"a": "b"}, "store": false"#,
                       #""some_future_field": 1"#] {
             #expect(refusal(#"{"messages": \#(user), \#(field)}"#) == nil, "\(field)")
         }
