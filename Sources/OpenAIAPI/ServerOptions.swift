@@ -42,8 +42,8 @@ public struct ServerOptions: Sendable {
 }
 
 /// The context's tokens, and the most bytes of text one token covers (the vocabulary's longest
-/// piece). Every message the prompt renders adds its role's header, at least one special token
-/// of its own, and its text at least one token per `bytesPerToken` bytes.
+/// piece). Every message the prompt renders, an empty one too, adds its role's header, at least
+/// one special token of its own, and its text at least one token per `bytesPerToken` bytes.
 public struct PromptLimit: Sendable {
     public var tokens: Int
     public var bytesPerToken: Int
@@ -52,8 +52,7 @@ public struct PromptLimit: Sendable {
     /// The fewest tokens `messages` can take: the leading system messages share one header.
     public static func fewestTokens(_ messages: [CompletionRequest.Message], bytesPerToken: Int) -> Int {
         let leading = messages.prefix { $0.role == .system }.count
-        let headers = messages.dropFirst(leading).filter { !$0.text.isEmpty || !$0.images.isEmpty }.count
-            + (messages.prefix(leading).contains { !$0.text.isEmpty } ? 1 : 0)
+        let headers = messages.count - leading + (messages.prefix(leading).contains { !$0.text.isEmpty } ? 1 : 0)
         let bytes = messages.reduce(0) { $0 + $1.text.utf8.count }
         return headers + (bytes + bytesPerToken - 1) / bytesPerToken
     }

@@ -175,6 +175,10 @@ import Testing
             #expect(e?.status == 400 && e?.param == "messages" && e?.code == "context_length_exceeded", "\(json): \(String(describing: e))")
         }
         #expect(refusal(body(system: 3, text: 78)) == nil, "no bound without promptLimit")
+        // An empty message still takes its role's header: 11 of them cannot fit 10 tokens either.
+        let empty = #"{"messages": [\#(Array(repeating: #"{"role": "user", "content": ""}"#, count: 10).joined(separator: ", ")), {"role": "assistant", "content": null}]}"#
+        let e = refusal(empty, options)
+        #expect(e?.status == 400 && e?.code == "context_length_exceeded", "\(String(describing: e))")
     }
 
     /// Seeds are 64-bit integers, as OpenAI's and vLLM's: those above 2^53, which a Double cannot
