@@ -260,8 +260,10 @@ public struct ChatCompletionBody: Sendable {
             }
             if detail == "low", maxTiles == nil { maxTiles = 1 }
         }
-        if url.hasPrefix("data:") {
-            guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else {
+        // A URL's scheme, and data:'s ";base64", in any case (RFC 3986, RFC 2397).
+        let scheme = url.prefix { $0 != ":" }.lowercased()
+        if scheme == "data" {
+            guard let comma = url.firstIndex(of: ","), url[..<comma].lowercased().hasSuffix(";base64") else {
                 throw .invalid("\(name): a data: URL must be base64 (data:image/png;base64,...).", param: "messages")
             }
             let b64 = url[url.index(after: comma)...]
@@ -273,7 +275,7 @@ public struct ChatCompletionBody: Sendable {
             }
             return .init(bytes: [UInt8](data), name: name, maxTiles: maxTiles)
         }
-        if url.hasPrefix("http://") || url.hasPrefix("https://") {
+        if (scheme == "http" || scheme == "https") && url.dropFirst(scheme.count).hasPrefix("://") {
             throw .invalid("\(name): images are not fetched from the network; send a data: URL.", param: "messages")
         }
         guard let folder = options.allowedFolder else {

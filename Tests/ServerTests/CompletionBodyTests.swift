@@ -39,6 +39,17 @@ import Testing
         #expect(r.stop == ["a", "b"])
     }
 
+    /// A data: URL's scheme and ";base64" are read in any case (RFC 2397), as an http URL's scheme.
+    @Test func schemesInAnyCase() throws {
+        let b64 = Data(Self.png).base64EncodedString()
+        for prefix in ["DATA:image/png;BASE64,", "Data:image/png;Base64,"] {
+            let body = try parse(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "\#(prefix + b64)"}}, {"type": "text", "text": "?"}]}]}"#)
+            #expect(body.request.messages[0].images.map(\.bytes) == [Self.png], "\(prefix)")
+        }
+        let http = refusal(#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "HTTPS://example.com/a.png"}}]}]}"#)
+        #expect(http?.message.contains("not fetched from the network") == true, "\(String(describing: http))")
+    }
+
     @Test func badValuesAreRefusedNamingTheirField() {
         let user = #"[{"role": "user", "content": "hi"}]"#
         for (json, status, param) in [
