@@ -42,6 +42,8 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     private var finishedCaches: [(signatures: [UInt64], cache: KVCache)] = []
     private var encoded: [String: [Float]] = [:]
     private var encodedOrder: [String] = []
+    /// Images encoded and kept for reuse.
+    var encodedImages: Int { lock.withLock { encoded.count } }
     private var stopping = false
     private var largestBatch = 0
     private var generatedTokens = 0
@@ -234,11 +236,8 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         }
         var tokens: [Float] = [], promptImages: [PromptImage] = [], tiles = 0
         for img in images {
-            let (vision, n, key) = try encode(img, maxTiles: img.maxTiles ?? r.maxTiles)
+            let (vision, n, key) = try encode(img, maxTiles: img.maxTiles ?? r.maxTiles, after: tiles)
             tiles += n
-            guard tiles <= limits.maxTiles else {
-                throw CompletionError.invalidRequest("The images need \(tiles)+ tiles; one request may use \(limits.maxTiles). Send fewer images or a smaller max_tiles.")
-            }
             tokens += vision
             promptImages.append(PromptImage(key: key, tiles: n))
         }
@@ -272,12 +271,23 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     }
 
     /// Vision tokens, tiles and content key of an image, encoded once per content and tile count.
-    private func encode(_ image: CompletionRequest.Image, maxTiles: Int?) throws -> ([Float], Int, UInt64) {
+    /// The image's vision tokens, its tiles and its key; refused before it is encoded when its
+    /// tiles, after `tilesBefore` of the request's earlier images, pass the request's limit.
+    private func encode(_ image: CompletionRequest.Image, maxTiles: Int?, after tilesBefore: Int) throws -> ([Float], Int, UInt64) {
+        func fits(_ tiles: Int) throws {
+            guard tilesBefore + tiles <= limits.maxTiles else {
+                throw CompletionError.invalidRequest("The images need \(tilesBefore + tiles)+ tiles; one request may use \(limits.maxTiles). Send fewer images or a smaller max_tiles.")
+            }
+        }
         let options = engine.tilingOptions(maxTiles: maxTiles)
         let digest = ContentHash.sha256(image.bytes)
         let key = "\(digest)/\(options.maxTiles)"
         let hashKey = UInt64(digest.prefix(16), radix: 16) ?? 0
-        if let v = lock.withLock({ encoded[key] }) { return (v, v.count / (engine.tokensPerTile * engine.model.hidden), hashKey) }
+        if let v = lock.withLock({ encoded[key] }) {
+            let tiles = v.count / (engine.tokensPerTile * engine.model.hidden)
+            try fits(tiles)
+            return (v, tiles, hashKey)
+        }
         let prepared: PreparedImage
         do {
             let rgb = try ImageDecoder.decode(bytes: image.bytes, name: image.name)
@@ -286,6 +296,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
             throw CompletionError.badImage(m.hasPrefix(image.name) ? m : "\(image.name): \(m)")     // the decoder's own message names it
         }
+        try fits(prepared.tiles)
         let v = engine.encodeImage(prepared)
         lock.withLock {
             encoded[key] = v; encodedOrder.append(key)

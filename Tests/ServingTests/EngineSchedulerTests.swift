@@ -1,7 +1,7 @@
 import ChatAPI
 import Chat
 import Foundation
-import Serving
+@testable import Serving
 import ServingAPI
 import Testing
 import TestSupport
@@ -343,6 +343,25 @@ struct EngineSchedulerTests {
             let got = try await Self.collect(scheduler.complete(CompletionRequest(messages: messages, parameters: parameters)))
             #expect(got.ids == r.tokenIDs && got.usage?.promptTokens == ids.count, "\(model) case \(k)")
         }
+    }
+
+    /// Images past a request's tile limit are refused before they are encoded: the vision encoder
+    /// runs on the compute thread every answer shares.
+    @Test func imagesPastTheTileLimitAreNotEncoded() async throws {
+        var limits = SchedulerLimits()
+        limits.maxTiles = 4
+        let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url("tiny-b")), modelName: "tiny-b", limits: limits)
+        defer { scheduler.shutdown() }
+        var a = try Self.image("photo-chelsea.png"), b = try Self.image("photo-coffee.png")
+        a.maxTiles = 2; b.maxTiles = 2                        // 2 tiles and a thumbnail each
+        do {
+            for try await _ in scheduler.complete(CompletionRequest(messages: [.init(role: .user, text: "Both?", images: [a, b])],
+                                                                   parameters: SamplingParameters(maxNewTokens: 2))) {}
+            Issue.record("six tiles passed a limit of four")
+        } catch let e as CompletionError {
+            #expect(e.message.contains("6+ tiles"), "\(e.message)")
+        }
+        #expect(scheduler.encodedImages == 1, "the second image was encoded before the refusal")
     }
 
     /// Bad conversations and images are refused with the case the HTTP layer maps to 400.
