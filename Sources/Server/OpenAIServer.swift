@@ -75,7 +75,7 @@ public final class OpenAIServer: Sendable {
             func field(_ name: String) -> String? { head.headers[name].isEmpty ? nil : head.headers[name].joined(separator: ", ") }
             return head.method == .POST && Self.isCompletions(URI(head.uri).path)
                 && refusalBeforeBody(authorization: field("authorization"), contentType: field("content-type"),
-                                     contentLength: field("content-length")) == nil
+                                     contentLength: field("content-length"), transferEncoding: field("transfer-encoding")) == nil
         }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
         // of its last answer), plus a second, is closed; a client that closes its side ends its
@@ -162,12 +162,19 @@ public final class OpenAIServer: Sendable {
         (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
     }
 
-    /// What refuses a chat completion from its head alone: the key, the media type, a declared
-    /// length over the limit, a full queue (429 before the body is read: a client uploading an
-    /// image does not send it for nothing). A request with `Expect: 100-continue` gets its
-    /// `100 Continue` only when this is nil.
-    func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?, admission: Bool = true) -> APIError? {
+    /// What refuses a chat completion from its head alone: the key, the media type, a transfer
+    /// coding other than chunked (501, RFC 9112 6.1: a gzip body would be read as JSON), a
+    /// declared length over the limit, a full queue (429 before the body is read: a client
+    /// uploading an image does not send it for nothing). A request with `Expect: 100-continue`
+    /// gets its `100 Continue` only when this is nil.
+    func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?, transferEncoding: String?,
+                           admission: Bool = true) -> APIError? {
         if let e = unauthorized(authorization) { return e }
+        if let te = transferEncoding,
+           te.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() != "chunked" }) {
+            return APIError(501, "Transfer-Encoding \"\(TerminalText.sanitize(te))\" is not supported: send the body as it is, or chunked.",
+                            code: "unsupported_transfer_encoding")
+        }
         // Only JSON: a web page may post text/plain or a form to a loopback server without
         // asking the browser first (no CORS preflight), but not application/json.
         let mediaType = (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -192,7 +199,8 @@ public final class OpenAIServer: Sendable {
         // or emptied since does not change that answer.
         let decided = HTTPField.Name(HTTP1Details.continueDecision).flatMap { request.headers[$0] }
         if let e = refusalBeforeBody(authorization: request.headers[.authorization], contentType: request.headers[.contentType],
-                                     contentLength: request.headers[.contentLength], admission: decided != "continued") {
+                                     contentLength: request.headers[.contentLength], transferEncoding: request.headers[.transferEncoding],
+                                     admission: decided != "continued") {
             return finish(e)
         }
         if decided == "refused" { return finish(APIError(.overloaded("The server was busy when the request came. Retry later."))) }
@@ -212,6 +220,8 @@ public final class OpenAIServer: Sendable {
             return finish(tooLarge)
         } catch let e as HTTPError where e.status == .contentTooLarge {
             return finish(tooLarge)
+        } catch let e as HTTPParserError {
+            return finish(APIError(400, HTTP1Details.Handler.sentence(e), code: "malformed_request"))
         } catch {
             return finish(APIError(400, "The body could not be read: \(error)"))
         }

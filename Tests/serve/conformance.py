@@ -280,6 +280,18 @@ try:
               and error_code(rest) == "expectation_failed", f"Expect: {value}: {raw[:300]!r}")
         check(not raw.endswith(b"<<timeout>>"), f"Expect: {value}: the connection stayed open waiting for the body")
 
+    # A transfer coding other than chunked is not read as JSON: 501 from the head (RFC 9112 6.1).
+    for coding in ["gzip", "gzip, chunked"]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                  f"Content-Type: application/json\r\nTransfer-Encoding: {coding}\r\nConnection: close\r\n\r\n"
+                  "5\r\nabcde\r\n0\r\n\r\n".encode())
+        raw = read_all(s)
+        s.close()
+        lines, rest = answer_head(raw)
+        check(lines[0].startswith("http/1.1 501 ") and error_code(rest) == "unsupported_transfer_encoding"
+              and not raw.endswith(b">>"), f"Transfer-Encoding: {coding}: {raw[:300]!r}")
+
     # A client told "no" to its 100-continue that sends the body anyway, all of it before it reads
     # (32 MB, more than the sockets hold), is not stalled: the body is dropped as it comes, and
     # the answer is there once it is sent.
