@@ -164,8 +164,8 @@ public struct ChatCompletionBody: Sendable {
         }
         var stream = false
         if let v = o["stream"], !(v is NSNull) {
-            guard let b = v as? Bool else { throw .invalid("stream must be true or false.", param: "stream") }
-            stream = b
+            guard let b = v as? NSNumber, isBool(b) else { throw .invalid("stream must be true or false.", param: "stream") }
+            stream = b.boolValue
         }
         var includeUsage = false
         if let v = o["stream_options"], !(v is NSNull) {

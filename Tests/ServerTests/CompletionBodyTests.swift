@@ -68,6 +68,7 @@ import Testing
             (#"{"messages": \#(user), "max_tiles": 41}"#, 400, "max_tiles"),
             (#"{"messages": \#(user), "n": 2}"#, 400, "n"),
             (#"{"messages": \#(user), "stream": "yes"}"#, 400, "stream"),
+            (#"{"messages": \#(user), "stream": 1}"#, 400, "stream"),
             (#"{"messages": \#(user), "model": "gpt-4o"}"#, 404, "model"),
             (#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}}]}]}"#, 400, "messages"),
             (#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}"#, 400, "messages"),
