@@ -27,7 +27,7 @@ public struct InternLM2Tokenizer: Tokenizer, StreamDecoding {
             }
             if let dec = obj["added_tokens_decoder"] as? [String: Any] {
                 for (k, v) in dec {
-                    guard let id = Int32(k), let e = v as? [String: Any], let content = e["content"] as? String,
+                    guard let id = Int32(k), id >= 0, let e = v as? [String: Any], let content = e["content"] as? String,
                           !content.isEmpty else {
                         throw TokenizerError.badConfig(cfgURL.path, reason: "added_tokens_decoder entry \(k) is malformed")
                     }
