@@ -219,14 +219,25 @@ struct GenerateCommand: ParsableCommand {
         var byPath: [String: AttachedImage] = [:]
         for (k, step) in steps.enumerated() {
             let v0 = Date()
-            let images = try step.images.map { path in
-                if let a = byPath[path] { return a }
-                let tiles = step.maxTiles ?? imageOptions.maxTiles
-                let a = try blocking { try await session.attach(path: path, maxTiles: tiles) }
-                byPath[path] = a
-                return a
+            var attached: [AttachedImage] = [], added: [String] = []
+            do {
+                for path in step.images {
+                    if let a = byPath[path] { attached.append(a); continue }
+                    let tiles = step.maxTiles ?? imageOptions.maxTiles
+                    let a = try blocking { try await session.attach(path: path, maxTiles: tiles) }
+                    byPath[path] = a; added.append(path)
+                    attached.append(a)
+                }
+            } catch {
+                // A step whose image cannot be read fails as a step does: the script goes on (and
+                // --save keeps what was answered); the images this step attached are let go.
+                let ids = added.compactMap { byPath.removeValue(forKey: $0)?.id }
+                try blocking { await session.release(imageIDs: ids) }
+                try Self.writeLine(["turn": k, "action": step.action.rawValue,
+                                    "error": (error as? LocalizedError)?.errorDescription ?? "\(error)"])
+                continue
             }
-            let visionSeconds = Date().timeIntervalSince(v0)
+            let images = attached, visionSeconds = Date().timeIntervalSince(v0)
             var p = sampling.parametersForAnswer()
             if let n = step.maxNewTokens { p.maxNewTokens = n }
             let params = p
@@ -259,9 +270,14 @@ struct GenerateCommand: ParsableCommand {
             } else if step.action != .new && outcome.failure == nil {
                 obj["cancelled"] = true
             }
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
-            Output.write(String(decoding: data, as: UTF8.self) + "\n")
+            try Self.writeLine(obj)
         }
+    }
+
+    /// One step's JSON object as one line on stdout.
+    static func writeLine(_ obj: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
+        Output.write(String(decoding: data, as: UTF8.self) + "\n")
     }
 
     struct Outcome: Sendable { var stats: TurnStats?; var failure: String? }

@@ -402,6 +402,34 @@ struct CLITests {
         #expect(r.err.hasPrefix("error: Cannot read \(f.path)") && r.err.lowercased().contains("permission"), "\(r.err)")
     }
 
+    /// A step whose image cannot be read fails alone, as a step the session refuses does: the
+    /// steps after it run and --save keeps every answer (the whole run, and the turns already
+    /// answered, were lost).
+    @Test func aTurnWhoseImageCannotBeReadFailsAlone() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-turn-image-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ["--conversations", dir.appendingPathComponent("store").path]
+        for bad in [dir.appendingPathComponent("missing.png").path, Self.img("truncated.png")] {
+            let script = try Self.writeScript(dir.appendingPathComponent("t.json"), [
+                ["question": "Describe.", "images": [Self.img("photo-chelsea.png")]],
+                ["question": "And this one?", "images": [Self.img("png-1x1.png"), bad]],
+                ["question": "And then?"],
+            ])
+            let r = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--max-new-tokens", "3", "--turns", script,
+                                  "--save", "kept", "--conversations", dir.appendingPathComponent("store").path])
+            #expect(r.status == 0, "\(bad): \(r.err)")
+            let lines = try r.out.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            #expect(lines.count == 3, "\(bad): \(r.out)")
+            guard lines.count == 3 else { continue }
+            #expect(lines[0]["text"] != nil && lines[2]["text"] != nil && lines[1]["text"] == nil, "\(lines)")
+            #expect((lines[1]["error"] as? String)?.contains(URL(fileURLWithPath: bad).lastPathComponent) == true, "\(lines[1])")
+            let list = try Self.run(["conversations", "--json"] + store)
+            let saved = try Self.lastJSON(list.out)
+            #expect(saved["name"] as? String == "kept" && saved["turns"] as? Int == 2 && saved["images"] as? Int == 1, "\(list.out)")
+        }
+    }
+
     @Test func imagesInGenerate() throws {
         let m = TestData.url("tiny-b").path
         let r = try Self.run(["generate", "--model", m, "--image", Self.img("png-1x1.png"), "--image", Self.img("photo-chelsea.png"),
