@@ -33,7 +33,7 @@ extension ConversationStore {
         }
         let df = ISO8601DateFormatter()
         var md = "# \(Self.markdownText(f.title))\n\n"
-        md += "_Saved by internvl-chat \(df.string(from: f.updated)) · model \(f.model.name) (\(f.model.weightFormat)) · \(f.turns.count) turns_\n\n"
+        md += "_Saved by internvl-chat \(df.string(from: f.updated)) · model \(Self.markdownLine(f.model.name)) (\(Self.markdownLine(f.model.weightFormat))) · \(f.turns.count) turns_\n\n"
         if !f.system.isEmpty { md += "> **System:** \(Self.markdownText(f.system).replacingOccurrences(of: "\n", with: "\n> "))\n\n" }
         for (k, t) in f.turns.enumerated() {
             md += "## \(k + 1). You\n\n"
@@ -77,6 +77,11 @@ extension ConversationStore {
             out.append(t)
         }
         return out.joined(separator: "\n")
+    }
+
+    /// `markdownText` of text that must stay on its line (a field of the header).
+    static func markdownLine(_ s: String) -> String {
+        markdownText(s.replacingOccurrences(of: "\n", with: " "))
     }
 
     /// Writes the single-file export to `url`; an existing file is replaced only with `overwrite`.

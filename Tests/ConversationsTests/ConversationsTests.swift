@@ -285,6 +285,22 @@ struct FormatTests {
         #expect(html.contains("if a &lt; b &amp;&amp; c &gt; d {}"), "code keeps its text (escaped once, by the renderer): \(html)")
     }
 
+    /// The model a conversation names comes from its file (an import, a hand edit): in the
+    /// Markdown it is text like any other, on the header's line (it was written as it was).
+    @Test func aModelNameInTheExportIsText() throws {
+        let root = tempDir("expmodel"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root.appendingPathComponent("store"))
+        var snap = syntheticSnapshot()
+        snap.model = ModelIdentity(name: "tiny\u{1b}]0;PWNED\u{07}<script>x</script>\nsecond", configSHA256: testModel.configSHA256,
+                                   weightFormat: "bf16\u{1b}[31m\u{9b}")
+        let h = try store.create(); try store.save(snap, to: h); h.close()
+        let md = try String(contentsOf: store.exportMarkdown(h.id, to: root.appendingPathComponent("md")), encoding: .utf8)
+        #expect(!md.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || (0x7F...0x9F).contains($0.value) }, "\(md.debugDescription)")
+        #expect(!md.contains("<script>"))
+        let header = md.split(separator: "\n").first { $0.hasPrefix("_Saved by") } ?? ""
+        #expect(header.contains("model tiny]0;PWNED&lt;script&gt;x&lt;/script&gt; second (bf16[31m) · 2 turns_"), "\(header)")
+    }
+
     /// Python-Markdown (pip `markdown`, installed by scripts/install-deps --test) as the viewer.
     func markdownToHTML(_ file: URL) throws -> String {
         let p = Process()
