@@ -33,7 +33,22 @@ struct InternVLChat: ParsableCommand {
             Output.reportUnwritable(errno)
             _exit(1)
         }
-        main(subcommandFirst(args))
+        do {
+            var command = try parseAsRoot(subcommandFirst(args))
+            try command.run()
+        } catch {
+            exitShowingSafely(error)
+        }
+    }
+
+    /// `exit(withError:)`, with a usage error's control characters made visible: it quotes the
+    /// arguments, and an argument may be a file name from a shell glob.
+    static func exitShowingSafely(_ error: Error) -> Never {
+        let code = exitCode(for: error)
+        if code == .success { exit(withError: error) }        // help and version, to stdout
+        let text = fullMessage(for: error)
+        if !text.isEmpty { writeStderr(TerminalText.sanitize(text) + "\n") }
+        Glibc.exit(code.rawValue)
     }
 
     /// `args` with a subcommand named after some options moved in front of them, when the

@@ -51,6 +51,22 @@ struct CLITests {
         for r in [before, piped, dash] { #expect(try Self.lastJSON(r.out)["prompt_token_ids"] as? [Int] == want) }
     }
 
+    /// A usage error quotes the arguments, and an argument can be a file name a shell glob gave
+    /// (`generate --image *.jpg`): its control characters are shown, not sent to the terminal.
+    @Test func aUsageErrorShowsTheArgumentsItQuotesSafely() throws {
+        let name = "b\u{1b}[31mRED\u{1b}]0;title\u{07}.jpg"
+        let model = TestData.url("tiny-a").path
+        for args in [["tokenize", "--model", model, "a.jpg", name], ["generate", "--model", model, "--max-tiles", name, "x"],
+                     ["export", "--format", name, "x"]] {
+            let r = try Self.run(args)
+            #expect(r.status == 64 && r.out.isEmpty, "\(args): \(r.status) \(r.out)")
+            #expect(r.err.hasPrefix("Error: ") && r.err.contains("b␛[31mRED␛]0;title␇.jpg"), "\(args): \(r.err)")
+            #expect(!r.err.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(args): \(r.err.debugDescription)")
+        }
+        let help = try Self.run(["export", "--help"])
+        #expect(help.status == 0 && help.out.contains("USAGE: internvl-chat export") && help.err.isEmpty, "\(help.err)")
+    }
+
     /// A stdout that cannot take the output (a full disk): one error line and status 1, not a
     /// crash, whether the text went out directly or through print (the help).
     @Test func aStandardOutputThatCannotBeWrittenIsOneErrorLine() throws {
