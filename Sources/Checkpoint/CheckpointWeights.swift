@@ -79,8 +79,9 @@ public final class CheckpointWeights: @unchecked Sendable {
     }
 
     /// What to say about a weights file that is not there: a link whose target is missing (what an
-    /// interrupted Hugging Face download leaves in a snapshot) is named as one.
+    /// interrupted Hugging Face download leaves in a snapshot) is named as one, a loop of links as one.
     static func absent(_ path: String, otherwise: CheckpointError) -> CheckpointError {
+        if case .unreadable(let reason)? = FileInput.kind(path) { return .unreadable(path, reason: reason) }
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) else { return otherwise }
         return .brokenLink(path, target: target)
     }

@@ -79,10 +79,12 @@ public enum FileInput {
         return (fd, Int(st.st_size))
     }
 
-    /// The kind of what is at `path`, or nil when nothing is (links followed).
+    /// The kind of what is at `path`, or nil when it is a regular file (links followed); `missing`
+    /// when nothing is, `unreadable` when it cannot be looked at (a loop of links, a file where
+    /// a folder belongs).
     public static func kind(_ path: String) -> Problem? {
         var st = stat()
-        guard stat(fileSystemPath(path), &st) == 0 else { return .missing }
+        guard stat(fileSystemPath(path), &st) == 0 else { return errno == ENOENT ? .missing : .unreadable(String(cString: strerror(errno))) }
         do { try checkKind(st); return nil } catch { return error }
     }
 

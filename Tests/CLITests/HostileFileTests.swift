@@ -71,6 +71,32 @@ struct HostileFileTests {
         }
     }
 
+    /// A file that is a loop of links is named as one, not as missing (weights: not as a
+    /// download that did not finish).
+    @Test func loopsOfLinksAreNamedAsSuch() throws {
+        let fm = FileManager.default
+        let loop = "Too many levels of symbolic links"
+        for (base, name) in [("tiny-a", "model.safetensors"), ("tiny-b", "model-00001-of-00003.safetensors"), ("tiny-a", "tokenizer_config.json")] {
+            let dir = try Self.scratch()
+            defer { try? fm.removeItem(at: dir) }
+            let src = TestData.url(base)
+            for f in try fm.contentsOfDirectory(atPath: src.path) where f != name {
+                try fm.createSymbolicLink(at: dir.appendingPathComponent(f), withDestinationURL: src.appendingPathComponent(f))
+            }
+            #expect(symlink(name, dir.appendingPathComponent(name).path) == 0)
+            let r = try BoundedRun.run(CLITests.binary, ["generate", "--model", dir.path, "--max-new-tokens", "1", "x"])
+            Self.expectCleanError(r, loop, name)
+            #expect(!r.err.contains("download") && !r.err.contains("missing"), "\(name): \(r.err)")
+        }
+        let dir = try Self.scratch()
+        defer { try? fm.removeItem(at: dir) }
+        let clip = dir.appendingPathComponent("clip.mp4").path
+        #expect(symlink("clip.mp4", clip) == 0)
+        let v = try BoundedRun.run(CLITests.binary, ["generate", "--model", TestData.url("tiny-a").path, "--video", clip, "--max-new-tokens", "1", "x"])
+        Self.expectCleanError(v, loop, "video")
+        #expect(!v.err.contains("does not exist"), "\(v.err)")
+    }
+
     /// A file whose name is not valid UTF-8 is found and read under its real name.
     @Test func imageNamedInLatin1() throws {
         let dir = try Self.scratch()
