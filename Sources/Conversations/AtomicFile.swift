@@ -47,6 +47,11 @@ enum AtomicFile {
 
     static func reason(_ error: Error) -> String {
         if let e = error as? IOError { return String(cString: strerror(e.code)) + " (\(e.call))" }
+        // Foundation's file errors say only "The operation could not be completed": the system's
+        // reason is the underlying error.
+        if let cause = (error as NSError).userInfo[NSUnderlyingErrorKey] as? Error, (cause as NSError).domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32((cause as NSError).code)))
+        }
         return error.localizedDescription
     }
 }

@@ -137,7 +137,7 @@ public final class ConversationStore: @unchecked Sendable {
         let fd = try lock(id)
         defer { Glibc.close(fd) }
         do { try FileManager.default.removeItem(at: folder(id)) } catch {
-            throw ConversationError.saveFailed(folder(id).path, reason: "it could not be deleted (\(error.localizedDescription))")
+            throw ConversationError.saveFailed(folder(id).path, reason: "it could not be deleted (\(AtomicFile.reason(error)))")
         }
         return label
     }
@@ -253,7 +253,7 @@ public final class ConversationStore: @unchecked Sendable {
     func lock(_ id: String) throws -> Int32 {
         let dir = folder(id)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw ConversationError.saveFailed(dir.path, reason: error.localizedDescription)
+            throw ConversationError.saveFailed(dir.path, reason: AtomicFile.reason(error))
         }
         let path = dir.appendingPathComponent(".lock").path
         let fd = try Self.openLockFile(path)

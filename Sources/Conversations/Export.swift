@@ -97,10 +97,12 @@ extension ConversationStore {
             images[e.sha256] = data.base64EncodedString()
         }
         let data = try Self.encoder.encode(Export(conversation: f, images: images))
+        let parent = url.deletingLastPathComponent().path
         var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.deletingLastPathComponent().path, isDirectory: &isFolder) == false || !isFolder.boolValue {
-            throw ConversationError.exportFailed(url.path, reason: "its folder \(url.deletingLastPathComponent().path) does not exist")
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isFolder) else {
+            throw ConversationError.exportFailed(url.path, reason: "its folder \(parent) does not exist")
         }
+        guard isFolder.boolValue else { throw ConversationError.exportFailed(url.path, reason: "\(parent) is a file, not a folder") }
         try OutputFile.write(data, to: url)
     }
 

@@ -590,6 +590,31 @@ struct CLITests {
 
     /// Saved by one process, resumed by another: the follow-up equals the one asked without the
     /// break; the conversation commands list, search, export and import it.
+    /// A file where a folder belongs (the store, an export's folder) is named as such, not as
+    /// Foundation's "The operation could not be completed. (NSCocoaErrorDomain error 512.)" or as
+    /// a folder that does not exist.
+    @Test func aFileWhereAFolderBelongsIsNamed() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-file-folder-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = ["--conversations", dir.appendingPathComponent("store").path]
+        let script = try Self.writeScript(dir.appendingPathComponent("t.json"), [["question": "Hi"]])
+        let g = try Self.run(["generate", "--model", TestData.url("tiny-a").path, "--max-new-tokens", "2", "--turns", script, "--save", "c"] + store)
+        #expect(g.status == 0, "\(g.err)")
+        let json = dir.appendingPathComponent("c.json").path
+        #expect(try Self.run(["export", "c", "--format", "json", "--out", json] + store).status == 0)
+        let file = dir.appendingPathComponent("file").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        for (args, words) in [(["export", "c", "--out", file + "/md"] + store, "Not a directory"),
+                              (["export", "c", "--format", "json", "--out", file + "/c.json"] + store, "\(file) is a file, not a folder"),
+                              (["import", json, "--name", "d", "--conversations", file], "Not a directory"),
+                              (["import", json, "--name", "d", "--conversations", file + "/sub"], "Not a directory")] {
+            let r = try Self.run(args)
+            #expect(r.status == 1 && r.err.hasPrefix("error: ") && r.err.contains(words), "\(args): \(r.err)")
+            #expect(!r.err.contains("NSCocoaErrorDomain") && !r.err.contains("does not exist"), "\(args): \(r.err)")
+        }
+    }
+
     @Test func saveResumeExportImportAcrossProcesses() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-conv-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
