@@ -20,8 +20,14 @@ enum TurnScript {
         var cancelAfterTokens: Int?
     }
 
+    /// Why a script cannot be run, naming the file.
+    struct BadScript: LocalizedError {
+        let path: String, reason: String
+        var errorDescription: String? { "\(path) is not a valid turn script: \(reason)." }
+    }
+
     static func read(_ path: String) throws -> [Step] {
-        func bad(_ r: String) -> ChatError { .badHistory(path, reason: r) }
+        func bad(_ r: String) -> BadScript { BadScript(path: path, reason: r) }
         let data: Data
         do { data = Data(try FileInput.read(path, limit: 64 << 20)) } catch { throw bad("the file cannot be read: \(error.reason)") }
         guard let arr = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {

@@ -418,6 +418,19 @@ struct CLITests {
         #expect(r.err.hasPrefix("error: Cannot read \(f.path)") && r.err.lowercased().contains("permission"), "\(r.err)")
     }
 
+    /// A --turns file that cannot be run is called a turn script in the message (it was called
+    /// "not a valid history", the word of --history's files).
+    @Test func aBadTurnScriptIsCalledOne() throws {
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("turns-bad-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: script) }
+        for (body, reason) in [("{}", "expected a JSON array of turn objects"), ("[{\"question\": \"Q\", \"image\": \"a.png\"}]", "turn 0: unknown key")] {
+            try Data(body.utf8).write(to: script)
+            let r = try Self.run(["generate", "--model", TestData.url("tiny-a").path, "--turns", script.path])
+            #expect(r.status == 1 && r.err.hasPrefix("error: \(script.path) is not a valid turn script: \(reason)") && !r.err.contains("history"),
+                    "\(body): \(r.err)")
+        }
+    }
+
     /// A step whose image cannot be read fails alone, as a step the session refuses does: the
     /// steps after it run and --save keeps every answer (the whole run, and the turns already
     /// answered, were lost).
