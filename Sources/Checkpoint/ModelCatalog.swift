@@ -21,6 +21,13 @@ public struct CatalogEntry: Sendable, Equatable {
     /// Why it cannot be loaded (config.json refused, no weights), or nil.
     public let problem: String?
     public var supported: Bool { problem == nil && family != nil }
+
+    /// The same entry, not loadable for `why`: a check the catalog cannot make itself (the chat
+    /// template, which the engine knows).
+    public func refused(_ why: String) -> CatalogEntry {
+        CatalogEntry(name: name, path: path, source: source, sizeBytes: sizeBytes, family: family, architectures: architectures,
+                     template: template, weightFormat: weightFormat, problem: why)
+    }
 }
 
 /// Finds the checkpoints on this machine: snapshots in the Hugging Face caches, the current

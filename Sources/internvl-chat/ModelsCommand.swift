@@ -1,4 +1,5 @@
 import ArgumentParser
+import Chat
 import ChatAPI
 import Checkpoint
 import Foundation
@@ -15,7 +16,10 @@ struct ModelsCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let locator = ModelLocator()
-            let entries = ModelCatalog(locator: locator).scan(extra: model)
+            let entries = ModelCatalog(locator: locator).scan(extra: model).map { e in
+                guard e.problem == nil, let t = e.template else { return e }
+                do { _ = try ChatTemplate.named(t); return e } catch { return e.refused((error as? LocalizedError)?.errorDescription ?? "\(error)") }
+            }
             let defaultPath = (try? locator.locate(explicit: nil))?.resolvingSymlinksInPath().path
             func isDefault(_ e: CatalogEntry) -> Bool {
                 URL(fileURLWithPath: e.path).resolvingSymlinksInPath().path == defaultPath

@@ -22,6 +22,22 @@ struct ModelsCommandTests {
         #expect(t.status == 0 && t.out.hasPrefix("  NAME") && t.out.contains("Phi-3") && t.out.contains("phi3-chat"), "\(t.out)")
     }
 
+    /// A config.json whose chat template the engine does not know is listed as not loadable,
+    /// with generate's reason (it was listed as supported, and generate refused it).
+    @Test func anUnknownTemplateIsNotLoadable() throws {
+        let dir = try HostileConfigTests.folder(HostileConfigTests.top("template", "chatml"), base: "tiny-a")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try BoundedRun.run(CLITests.binary, ["models", "--json", "--model", dir.path])
+        let models = (try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])?["models"] as? [[String: Any]] ?? []
+        let entry = models.first { $0["path"] as? String == dir.path }
+        #expect(r.status == 0 && entry?["supported"] as? Bool == false, "\(r.out)\(r.err)")
+        let g = try BoundedRun.run(CLITests.binary, ["generate", "--model", dir.path, "--max-new-tokens", "1", "hi"])
+        #expect(g.status == 1 && g.err.contains("the chat template \"chatml\""), "\(g.err)")
+        #expect(g.err == "error: " + (entry?["problem"] as? String ?? "") + "\n", "\(entry ?? [:])")
+        let t = try BoundedRun.run(CLITests.binary, ["models", "--model", dir.path])
+        #expect(t.out.contains("not loadable: config.json names the chat template \"chatml\""), "\(t.out)")
+    }
+
     /// A Hugging Face cache snapshot (files as links into blobs/) whose weights link points at a
     /// blob that never arrived (an interrupted download): `models` says why it cannot be loaded,
     /// and loading it names the broken link instead of calling the file missing.
