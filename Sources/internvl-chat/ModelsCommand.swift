@@ -45,9 +45,11 @@ struct ModelsCommand: ParsableCommand {
                              + "or in the current folder.\nDownload one: \(ModelLocator.downloadCommand)\n")
                 return
             }
+            // One line per checkpoint, made safe wherever it goes (a pipe may end on a terminal):
+            // names, paths and the template come from folders and files.
             let rows = entries.map { e -> [String] in
-                [(isDefault(e) ? "* " : "  ") + TerminalText.sanitize(e.name), e.family ?? "-", e.weightFormat ?? "-",
-                 Self.size(e.sizeBytes), e.template ?? "-", e.source, TerminalText.sanitize(e.path)]
+                [(isDefault(e) ? "* " : "  ") + TerminalText.line(e.name), e.family ?? "-", e.weightFormat ?? "-",
+                 Self.size(e.sizeBytes), e.template.map(TerminalText.line) ?? "-", e.source, TerminalText.line(e.path)]
             }
             let header = ["  NAME", "FAMILY", "FORMAT", "SIZE", "TEMPLATE", "SOURCE", "PATH"]
             let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
@@ -58,7 +60,7 @@ struct ModelsCommand: ParsableCommand {
             var out = line(header) + "\n"
             for (r, e) in zip(rows, entries) {
                 out += line(r) + "\n"
-                if let p = e.problem { out += "    not loadable: \(TerminalText.sanitize(p))\n" }
+                if let p = e.problem { out += "    not loadable: \(TerminalText.line(p))\n" }
             }
             if entries.contains(where: isDefault) { out += "* the model used when --model is not given\n" }
             Output.write(out)

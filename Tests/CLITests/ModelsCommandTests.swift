@@ -38,6 +38,22 @@ struct ModelsCommandTests {
         #expect(t.out.contains("not loadable: config.json names the chat template \"chatml\""), "\(t.out)")
     }
 
+    /// The table is one line per checkpoint with control characters made visible, wherever
+    /// stdout goes (a pipe may end on a terminal): the template came from config.json as it was,
+    /// and a name or path holding a line break split its row.
+    @Test func theTableIsOneSafeLinePerCheckpoint() throws {
+        let made = try HostileConfigTests.folder(HostileConfigTests.top("template", "evil\u{1b}]0;T\u{07}\nX"), base: "tiny-a")
+        let dir = made.deletingLastPathComponent().appendingPathComponent("model\u{1b}[31m\nx-\(UUID().uuidString)")
+        try FileManager.default.moveItem(at: made, to: dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try BoundedRun.run(CLITests.binary, ["models", "--model", dir.path])
+        #expect(t.status == 0, "\(t.err)")
+        #expect(!t.out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(t.out.debugDescription)")
+        let lines = t.out.split(separator: "\n")
+        #expect(lines.count == 3 && lines[1].hasPrefix("  /") && lines[1].contains("evil␛]0;T␇␤X") && lines[1].contains("model␛[31m␤x-")
+                && lines[2].hasPrefix("    not loadable: "), "\(t.out)")
+    }
+
     /// A Hugging Face cache snapshot (files as links into blobs/) whose weights link points at a
     /// blob that never arrived (an interrupted download): `models` says why it cannot be loaded,
     /// and loading it names the broken link instead of calling the file missing.
