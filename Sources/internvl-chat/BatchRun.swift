@@ -42,9 +42,10 @@ struct BatchRun {
     let parameters: SamplingParameters
 
     /// The lines of a JSONL file: each `{"question": "...", "images": ["a.jpg"], "max_tiles": 6}`
-    /// (images and max_tiles optional; relative image paths from the file's folder). Blank lines
+    /// (images optional; max_tiles defaults to `defaultMaxTiles` (--max-tiles), else config.json;
+    /// relative image paths from the file's folder). Blank lines
     /// are skipped; anything else that is not such an object is an error naming its line.
-    static func read(jsonl path: String) throws -> [Line] {
+    static func read(jsonl path: String, defaultMaxTiles: Int? = nil) throws -> [Line] {
         let data: Data
         do { data = Data(try FileInput.read(path, limit: 256 << 20)) } catch {
             throw BatchError(message: "\(TerminalText.sanitize(path)): \(error.reason)")
@@ -73,7 +74,7 @@ struct BatchRun {
             for image in images {
                 if let problem = FileInput.kind(image) { throw bad("image \(TerminalText.sanitize(image)): \(problem.reason)") }
             }
-            let maxTiles = try JSONSteps.wholeNumber(object, "max_tiles", 1...40, bad)
+            let maxTiles = try JSONSteps.wholeNumber(object, "max_tiles", 1...40, bad) ?? defaultMaxTiles
             lines.append(Line(number: number, question: question, images: images, maxTiles: maxTiles,
                               place: "\(TerminalText.sanitize(path)) line \(number)"))
         }

@@ -138,7 +138,7 @@ struct GenerateCommand: ParsableCommand {
             if remote.isRemote { return try runRemote() }
             let engine = try weightOptions.engine(try modelOptions.locate(), context: sampling.context)
             if batch != nil || batchImages != nil {
-                let lines = try batch.map { try BatchRun.read(jsonl: $0) }
+                let lines = try batch.map { try BatchRun.read(jsonl: $0, defaultMaxTiles: imageOptions.maxTiles) }
                     ?? BatchRun.read(folder: batchImages!, question: (question ?? prompt)!, maxTiles: imageOptions.maxTiles)
                 let template = system.map { engine.template.with(systemMessage: $0) } ?? engine.template
                 try BatchRun(engine: engine, template: template, parameters: sampling.parameters).run(lines, progress: isatty(2) != 0)

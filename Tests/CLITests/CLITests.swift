@@ -262,6 +262,26 @@ struct CLITests {
         }
     }
 
+    /// `--max-tiles` is the tile limit of the `--batch` lines that give none; a line's own wins.
+    @Test func batchLinesWithoutMaxTilesTakeTheFlag() throws {
+        let model = TestData.url("tiny-a").path
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("batch-tiles-\(UUID()).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let image = Self.img("photo-coffee.png")
+        try ["{\"question\": \"Q\", \"images\": [\"\(image)\"]}", "{\"question\": \"Q\", \"images\": [\"\(image)\"], \"max_tiles\": 2}"]
+            .joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        func tiles(_ extra: [String]) throws -> [[Int]?] {
+            let r = try Self.run(["generate", "--model", model, "--batch", file.path, "--max-new-tokens", "1"] + extra)
+            #expect(r.status == 0, "\(r.err)")
+            return r.out.split(separator: "\n").map { line in
+                ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["tiles"] as? [Int]
+            }
+        }
+        let byConfig = try tiles([]), byFlag = try tiles(["--max-tiles", "1"])
+        #expect(byFlag == [[1], [3]], "\(byFlag)")
+        #expect(byConfig.count == 2 && byConfig[0] != [1] && byConfig[1] == [3], "\(byConfig)")
+    }
+
     /// A bad line of a batch file stops the run before any answer with one error naming the line.
     @Test func generateBatchRefusesABadLine() throws {
         let model = TestData.url("tiny-a").path
