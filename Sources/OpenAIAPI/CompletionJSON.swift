@@ -294,6 +294,8 @@ public struct ChatCompletionBody: Sendable {
         }
         do {
             return .init(bytes: try FileInput.read(resolved, limit: options.maxImageBytes), name: name, maxTiles: maxTiles)
+        } catch .tooLarge {
+            throw APIError(413, "\(name) is larger than \(options.maxImageBytes >> 20) MB.", param: "messages")
         } catch {
             throw .invalid("\(name): \(TerminalText.line(path)): \(error.reason)", param: "messages")
         }

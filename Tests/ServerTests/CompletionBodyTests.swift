@@ -247,6 +247,9 @@ import Testing
             let e = refusal(ask(url), options)
             #expect(e?.status == 400 && e?.message.contains(words) == true && e?.message.contains("FileInput") == false, "\(url): \(String(describing: e?.message))")
         }
+        // A file over the image limit is refused as a data: URL over it is.
+        options.maxImageBytes = Self.png.count - 1
+        #expect(refusal(ask("a.png"), options)?.status == 413)
     }
 
     @Test func keysCompareWholly() {
