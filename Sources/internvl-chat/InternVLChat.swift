@@ -77,7 +77,7 @@ struct ModelOptions: ParsableArguments {
 /// How the language model's weights are held: as stored (bf16) or quantized at load.
 struct WeightOptions: ParsableArguments {
     enum Format: String, ExpressibleByArgument, CaseIterable { case bf16, int8, q4 }
-    @Option(help: "Language-model weights: bf16 (as stored), int8 or q4 (quantized at load; vision and output head stay bf16).")
+    @Option(help: "Language-model weights: bf16 (as stored), int8 or q4 (quantized at load; the output head then int8, vision stays bf16).")
     var weights: Format = .bf16
     @Flag(help: "Quantize at every start instead of keeping the result in the cache ($XDG_CACHE_HOME/internvl-chat/quantized).")
     var noWeightCache = false
