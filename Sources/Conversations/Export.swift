@@ -11,8 +11,9 @@ extension ConversationStore {
         public var images: [String: String]
     }
 
-    /// Writes `<out>/<base>.md` and `<out>/<base>-images/`; returns the Markdown file's path. An
-    /// existing `<base>.md` is replaced only with `overwrite` (nothing is written otherwise).
+    /// Writes `<out>/<base>.md` and `<out>/<base>-images/` (when an image is left to show); returns
+    /// the Markdown file's path. An existing `<base>.md` is replaced only with `overwrite`
+    /// (nothing is written otherwise).
     public func exportMarkdown(_ id: String, to out: URL, overwrite: Bool = false) throws -> URL {
         let f = try read(id)
         let base = f.name ?? f.id
@@ -21,15 +22,18 @@ extension ConversationStore {
             throw ConversationError.exportFailed(out.path, reason: "it is a file; Markdown is written into a folder (NAME.md and NAME-images/)")
         }
         try OutputFile.refuseExisting(out.appendingPathComponent("\(base).md"), overwrite: overwrite)
+        // The images the turns show (not those of an unsent question); one the conversation lost
+        // (deleted by hand, a copy without its images folder) is named in the text instead.
+        var copies: [String: Data] = [:]
+        for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) where copies["\(e.sha256).\(e.format)"] == nil {
+            let file = "\(e.sha256).\(e.format)"
+            if let data = try? Self.readFile(folder(id).appendingPathComponent("images/" + file), limit: Limits.imageBytes) { copies[file] = data }
+        }
         let imagesDir = out.appendingPathComponent("\(base)-images")
-        try OutputFile.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
-        for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) {     // not the images of an unsent question
-            let src = folder(id).appendingPathComponent("images/\(e.sha256).\(e.format)")
-            let dst = imagesDir.appendingPathComponent("\(e.sha256).\(e.format)")
-            guard let data = try? Self.readFile(src, limit: Limits.imageBytes) else {
-                throw ConversationError.unreadable(src.path, reason: "the image is missing from the conversation or not a readable file")
-            }
-            try OutputFile.write(data, to: dst)
+        try OutputFile.writing(out.path) { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
+        if !copies.isEmpty {
+            try OutputFile.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
+            for (file, data) in copies.sorted(by: { $0.key < $1.key }) { try OutputFile.write(data, to: imagesDir.appendingPathComponent(file)) }
         }
         let df = ISO8601DateFormatter()
         var md = "# \(Self.markdownText(f.title))\n\n"
@@ -40,6 +44,10 @@ extension ConversationStore {
             for i in t.images {
                 let e = f.images[i]
                 let alt = Self.markdownText(e.name).replacingOccurrences(of: "]", with: "\\]")
+                guard copies["\(e.sha256).\(e.format)"] != nil else {
+                    md += "_(image \(alt): missing from the saved conversation)_\n\n"
+                    continue
+                }
                 let link = "\(base)-images/\(e.sha256).\(e.format)".addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
                 md += "![\(alt)](\(link))\n\n_\(e.width)x\(e.height), \(e.tiles) tiles, \(e.tokenCost) tokens_\n\n"
             }

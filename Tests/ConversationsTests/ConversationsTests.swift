@@ -285,6 +285,27 @@ struct FormatTests {
         #expect(html.contains("if a &lt; b &amp;&amp; c &gt; d {}"), "code keeps its text (escaped once, by the renderer): \(html)")
     }
 
+    /// An image the conversation lost (its file deleted by hand) does not stop a Markdown export:
+    /// the text names it, the other image is linked, and no empty images folder is left.
+    @Test func aLostImageIsNamedInTheMarkdown() throws {
+        let root = tempDir("explost"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root.appendingPathComponent("store"))
+        let snap = syntheticSnapshot()
+        let h = try store.create(); try store.save(snap, to: h); h.close()
+        let images = root.appendingPathComponent("store/\(h.id)/images")
+        let first = try FileManager.default.contentsOfDirectory(atPath: images.path).first { $0.hasPrefix(snap.images[0].info.sha256) }!
+        try FileManager.default.removeItem(at: images.appendingPathComponent(first))
+        let md = try String(contentsOf: store.exportMarkdown(h.id, to: root.appendingPathComponent("md")), encoding: .utf8)
+        #expect(md.contains("_(image pic 1.png: missing from the saved conversation)_"), "\(md)")
+        #expect(md.contains("](\(h.id)-images/\(snap.images[1].info.sha256).png)") && !md.contains(snap.images[0].info.sha256), "\(md)")
+        for file in try FileManager.default.contentsOfDirectory(atPath: images.path) {
+            try FileManager.default.removeItem(at: images.appendingPathComponent(file))
+        }
+        let none = try String(contentsOf: store.exportMarkdown(h.id, to: root.appendingPathComponent("md2")), encoding: .utf8)
+        #expect(none.contains("_(image pic 2.png: missing from the saved conversation)_"), "\(none)")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("md2/\(h.id)-images").path))
+    }
+
     /// The model a conversation names comes from its file (an import, a hand edit): in the
     /// Markdown it is text like any other, on the header's line (it was written as it was).
     @Test func aModelNameInTheExportIsText() throws {
