@@ -63,7 +63,8 @@ public enum ImageDecoder {
 
     static func checkSize(_ w: Int, _ h: Int, _ name: String, _ maxPixels: Int) throws {
         guard w > 0, h > 0 else { throw ImagingError.corrupt(name, reason: "the header gives a size of \(w)x\(h)") }
-        guard w * h <= maxPixels else { throw ImagingError.tooLarge(name, width: w, height: h, limit: maxPixels) }
+        let (pixels, overflow) = w.multipliedReportingOverflow(by: h)
+        guard !overflow, pixels <= maxPixels else { throw ImagingError.tooLarge(name, width: w, height: h, limit: maxPixels) }
     }
 
     static func decodeJPEG(_ bytes: [UInt8], _ name: String, _ maxPixels: Int) throws -> RGBImage {
@@ -119,6 +120,12 @@ public enum ImageDecoder {
     }
 
     static func decodePNG(_ bytes: [UInt8], _ name: String, _ maxPixels: Int) throws -> RGBImage {
+        // The size from the IHDR chunk itself first: libspng refuses a huge one as corrupt
+        // ("arithmetic overflow") before it would tell the size.
+        if bytes.count >= 24, bytes[12..<16].elementsEqual("IHDR".utf8) {
+            let be = { (i: Int) in bytes[i..<i + 4].reduce(0) { $0 << 8 | Int($1) } }
+            try checkSize(be(16), be(20), name, maxPixels)
+        }
         guard let ctx = spng_ctx_new(0) else { throw ImagingError.unsupported(name, reason: "libspng failed to start") }
         defer { spng_ctx_free(ctx) }
         func fail(_ rc: Int32) -> ImagingError { .corrupt(name, reason: String(cString: spng_strerror(rc))) }

@@ -56,6 +56,27 @@ struct ImagingTests {
         #expect(throws: ImagingError.tooLarge(small, width: 67, height: 45, limit: 100)) {
             try ImageDecoder.decode(path: small, maxPixels: 100)
         }
+        // A PNG header claiming the format's largest size is too large, not corrupt.
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+            let body = Array(type.utf8) + data
+            var crc: UInt32 = 0xFFFF_FFFF
+            for b in body { crc ^= UInt32(b); for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 } }
+            let be = { (v: UInt32) in [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+            return be(UInt32(data.count)) + body + be(~crc)
+        }
+        let side: [UInt8] = [0x7F, 0xFF, 0xFF, 0xFF]
+        let huge = dir.appendingPathComponent("huge.png")
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", side + side + [8, 2, 0, 0, 0])
+                 + chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]) + chunk("IEND", [])).write(to: huge)
+        #expect(throws: ImagingError.tooLarge(huge.path, width: Int(Int32.max), height: Int(Int32.max), limit: ImageDecoder.maxPixels)) {
+            try ImageDecoder.decode(path: huge.path)
+        }
+        let beyond: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]      // past the format's limit, as a hostile file may say
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", beyond + beyond + [8, 2, 0, 0, 0])
+                 + chunk("IEND", [])).write(to: huge)
+        #expect(throws: ImagingError.tooLarge(huge.path, width: Int(UInt32.max), height: Int(UInt32.max), limit: ImageDecoder.maxPixels)) {
+            try ImageDecoder.decode(path: huge.path)
+        }
     }
 
     /// The pattern of make_images.pattern, computed here.
