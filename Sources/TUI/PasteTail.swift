@@ -17,14 +17,16 @@ public enum PasteTail {
     /// What follows a paste's end up to the first pause: `next` returns the next key, or `.none`
     /// after a pause.
     public static func read(_ next: () -> Terminal.Key) -> String {
-        var out = ""
-        while out.unicodeScalars.count < limit {
+        var out = "", n = 0
+        while n < limit {
             switch next() {
             case .none: return out
-            case .paste(let t): out += t
+            case .paste(let t): out += t; n += t.unicodeScalars.count
             case .char(let c):
-                if c == "\r" || c == "\n" { out += "\n" }
-                else if c == "\t" || c.unicodeScalars.first.map({ $0.value >= 0x20 && $0.value != 0x7F }) == true { out += c }
+                if c == "\r" || c == "\n" { out += "\n"; n += 1 }
+                else if c == "\t" || c.unicodeScalars.first.map({ $0.value >= 0x20 && $0.value != 0x7F }) == true {
+                    out += c; n += c.unicodeScalars.count
+                }
             case .alt, .code, .wheel: break
             }
         }

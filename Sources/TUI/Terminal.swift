@@ -356,15 +356,23 @@ public final class Terminal: @unchecked Sendable {
 
     /// Characters up to the end-of-paste marker (or a pause of a second: a lost marker must not hang).
     private func readPaste() -> String {
-        var out = ""
         timeout(1000)
         defer { timeout(30) }
-        while out.unicodeScalars.count < 1_000_000 {
+        return Terminal.pasted {
             var ch: wint_t = 0
             let r = get_wch(&ch)
-            if r == ERR { break }
-            if r == KEY_CODE_YES { if Int32(ch) == Terminal.pasteEnd { break }; continue }
-            if let u = UnicodeScalar(UInt32(ch)) { out.unicodeScalars.append(u == "\r" ? "\n" : u) }
+            return r == ERR ? nil : (isKey: r == KEY_CODE_YES, value: UInt32(ch))
+        }
+    }
+
+    /// The text of a paste from `next` (what curses read: a character or a key code; nil after a
+    /// pause), up to the end-of-paste marker, at most 1,000,000 characters: keys inside it are
+    /// dropped, a carriage return is a line break.
+    static func pasted(_ next: () -> (isKey: Bool, value: UInt32)?) -> String {
+        var out = "", n = 0
+        while n < 1_000_000, let k = next() {
+            if k.isKey { if Int32(k.value) == pasteEnd { break }; continue }
+            if let u = UnicodeScalar(k.value) { out.unicodeScalars.append(u == "\r" ? "\n" : u); n += 1 }
         }
         return out
     }

@@ -186,4 +186,32 @@ struct PasteTailTests {
         var none: [Terminal.Key] = [.none, .char("\r")]
         #expect(PasteTail.read { none.removeFirst() }.isEmpty && none.count == 1)
     }
+
+    /// A paste of a long file (200,000 characters) is read in a moment: counting the text read so
+    /// far at every character froze the screen for half a minute.
+    @Test func aLongPasteIsReadInTimeProportionalToItsLength() {
+        let text = String(repeating: "word ", count: 40_000)
+        let scalars = Array(text.unicodeScalars)
+        var i = 0
+        var pasted = ""
+        let clock = ContinuousClock()
+        let reading = clock.measure {
+            pasted = Terminal.pasted {
+                defer { i += 1 }
+                return i < scalars.count ? (isKey: false, value: scalars[i].value) : (isKey: true, value: UInt32(Terminal.pasteEnd))
+            }
+        }
+        #expect(pasted == text)
+        #expect(reading < .seconds(3), "reading the paste took \(reading)")
+        i = 0
+        var tail = ""
+        let tailReading = clock.measure {
+            tail = PasteTail.read {
+                defer { i += 1 }
+                return i < scalars.count ? .char(String(Character(scalars[i]))) : .none
+            }
+        }
+        #expect(tail == text)
+        #expect(tailReading < .seconds(3), "reading the paste's tail took \(tailReading)")
+    }
 }
