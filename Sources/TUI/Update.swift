@@ -20,6 +20,10 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         switch action {
         case .type(let t) where t.lowercased() == "y": s.quitRequested = true; return [.quit]
         case .interrupt, .quit: s.quitRequested = true; return [.quit]
+        case .type(let t) where t.count > 1:      // a paste is no answer: it goes into the input as ever
+            s.messages.append(.init(kind: .info, text: "Not quitting."))
+        case .attachPaths:
+            s.messages.append(.init(kind: .info, text: "Not quitting."))
         default:
             s.messages.append(.init(kind: .info, text: "Not quitting."))
             return []

@@ -637,6 +637,19 @@ struct CommandArgumentTests {
         #expect(t.messages.last?.text.contains("2 files queued to attach after the answer will not be attached") == true)
     }
 
+    @Test func aPasteWhileTheQuitQuestionShowsIsKept() {
+        var s = AppState()
+        _ = reduce(&s, .type("my draft"))
+        _ = reduce(&s, .quit)
+        #expect(s.confirmQuit)
+        #expect(reduce(&s, .type(" and a pasted paragraph")).isEmpty)
+        #expect(!s.confirmQuit && !s.quitRequested && s.input == "my draft and a pasted paragraph")
+        #expect(s.messages.last?.text == "Not quitting.")
+        _ = reduce(&s, .quit)
+        #expect(reduce(&s, .attachPaths(["/pictures/cat.png"])) == [.attach(path: "/pictures/cat.png", maxTiles: nil)])
+        #expect(!s.confirmQuit && !s.quitRequested)
+    }
+
     @Test func quitAsksAsCtrlDDoesWhenSomethingWouldBeLost() {
         var s = AppState()
         _ = reduce(&s, .attached(cat))
