@@ -146,7 +146,8 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
     case .loaded(let messages, let label, let problems, let draft, let pending, let contextUsed, let system):
         s.contextUsed = contextUsed
         s.systemMessage = system
-        if s.input.isEmpty && !draft.isEmpty { s.input = draft }
+        if s.input.isEmpty { s.input = draft }
+        else if !draft.isEmpty, draft != s.input { s.editor.insertAtStart(draft + "\n") }     // typed while it loaded: both kept
         s.messages = messages + problems.map { .init(kind: .error, text: $0) }
         s.messages.append(.init(kind: .info, text: "Loaded \(label): \(counted(messages.filter { $0.kind == .user }.count, "turn"))."))
         s.pending = pending; s.video = nil; s.retiling = [:]; s.scroll = 0; s.busy = false; s.phase = nil; s.phaseClock = nil

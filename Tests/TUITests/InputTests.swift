@@ -144,6 +144,19 @@ struct InputTests {
         #expect(m.messages.last?.text.contains("the model's default") == true, "a conversation with the default one")
     }
 
+    @Test func textTypedWhileAConversationLoadsKeepsItsSavedDraft() {
+        var s = AppState()
+        _ = reduce(&s, .resume(""))
+        _ = reduce(&s, .type("typed at once"))
+        _ = reduce(&s, .loaded(messages: [], label: "x", problems: [], draft: "the question saved unsent"))
+        #expect(s.input == "the question saved unsent\ntyped at once")
+        #expect(s.cursor == s.input.count, "the cursor stays in what was being typed")
+        var same = AppState()
+        _ = reduce(&same, .type("half a question"))
+        _ = reduce(&same, .loaded(messages: [], label: "x", problems: [], draft: "half a question"))
+        #expect(same.input == "half a question")
+    }
+
     /// Thousands of random keystrokes mixing ZWJ sequences, flags, skin tones, combining marks,
     /// CJK, right-to-left text and control keys, rendered at changing sizes: nothing crashes, and
     /// the input equals a scalar-level model of the same edits at grapheme boundaries.
