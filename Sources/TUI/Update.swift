@@ -510,6 +510,8 @@ public func answerParameters(_ s: AppState, draw: () -> UInt64) -> SamplingParam
 /// A pasted or dropped path: quotes, backslash-escaped spaces and file:// URLs.
 public func unquotePath(_ p: String) -> String {
     var t = p.trimmingCharacters(in: .whitespaces)
+    // Read as a shell reads it (a path copied from one: photo\ \(1\).jpg, 'it'\''s.png), unless it names a file as it is.
+    if !FileManager.default.fileExists(atPath: FileInput.expandingTilde(t)), let paths = PathInput.split(t), paths.count == 1 { return paths[0] }
     if t.count >= 2, let f = t.first, f == t.last, f == "'" || f == "\"" { t = String(t.dropFirst().dropLast()) }
     return FileInput.expandingTilde(PathInput.fromFileURL(t).replacingOccurrences(of: "\\ ", with: " "))
 }

@@ -493,6 +493,19 @@ struct CommandArgumentTests {
         #expect(run(&s, "/attach '~/my cat.jpg'") == [.attach(path: home + "/my cat.jpg", maxTiles: nil)])
     }
 
+    @Test func attachReadsAPathAsTheShellWroteIt() throws {
+        var s = AppState()
+        #expect(run(&s, "/attach /pictures/photo\\ \\(1\\).jpg") == [.attach(path: "/pictures/photo (1).jpg", maxTiles: nil)])
+        #expect(run(&s, "/attach '/pictures/my cat'\\''s.png'") == [.attach(path: "/pictures/my cat's.png", maxTiles: nil)])
+        #expect(run(&s, "/attach /pictures/my\\ cat\\'s.png") == [.attach(path: "/pictures/my cat's.png", maxTiles: nil)])
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attach-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let literal = folder.appendingPathComponent("a\\(b).png").path
+        FileManager.default.createFile(atPath: literal, contents: Data())
+        #expect(run(&s, "/attach \(literal)") == [.attach(path: literal, maxTiles: nil)], "a file whose name holds a backslash")
+    }
+
     /// ollama's `/bye` and `/clear` (and `/exit`) do what `/quit` and `/new` do; Tab leaves them
     /// out (`/c` and `/e` still complete `/copy` and `/edit`).
     @Test func ollamasCommandNamesWorkAsOurs() {
