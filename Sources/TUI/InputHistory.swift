@@ -34,8 +34,12 @@ public final class InputHistory {
         let fm = FileManager.default
         try? fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
-        guard let h = FileHandle(forWritingAtPath: path) else { return }
-        let end = h.seekToEndOfFile()
+        guard let h = FileHandle(forUpdatingAtPath: path) else { return }
+        var end = h.seekToEndOfFile()
+        if end > 0 {                  // a last line without its line break (cut short) must not swallow this one
+            h.seek(toFileOffset: end - 1)
+            if h.readData(ofLength: 1) != Data([UInt8(ascii: "\n")]) { h.write(Data([UInt8(ascii: "\n")])); end += 1 }
+        }
         h.write(line)
         try? h.close()
         let lines: Int

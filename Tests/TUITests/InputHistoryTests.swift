@@ -25,6 +25,17 @@ struct InputHistoryTests {
         #expect(h.load() == entries + ["after"], "broken lines are skipped")
     }
 
+    @Test func aLastLineWithoutItsLineBreakKeepsItsEntryAndTheNext() throws {
+        let path = Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data("\"first\"\n\"cut short\"".utf8).write(to: URL(fileURLWithPath: path))
+        let h = InputHistory(path: path)
+        h.append("next")
+        h.append("and another")
+        #expect(InputHistory(path: path).load() == ["first", "cut short", "next", "and another"])
+    }
+
     @Test func theFileIsBounded() throws {
         let path = Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
