@@ -367,12 +367,15 @@ public final class Terminal: @unchecked Sendable {
 
     /// The text of a paste from `next` (what curses read: a character or a key code; nil after a
     /// pause), up to the end-of-paste marker, at most 1,000,000 characters: keys inside it are
-    /// dropped, a carriage return is a line break.
+    /// dropped, a carriage return is a line break, and so is CR LF (text from Windows).
     static func pasted(_ next: () -> (isKey: Bool, value: UInt32)?) -> String {
-        var out = "", n = 0
+        var out = "", n = 0, afterCR = false
         while n < 1_000_000, let k = next() {
             if k.isKey { if Int32(k.value) == pasteEnd { break }; continue }
-            if let u = UnicodeScalar(k.value) { out.unicodeScalars.append(u == "\r" ? "\n" : u); n += 1 }
+            guard let u = UnicodeScalar(k.value) else { continue }
+            defer { afterCR = u == "\r" }
+            if u == "\n" && afterCR { continue }
+            out.unicodeScalars.append(u == "\r" ? "\n" : u); n += 1
         }
         return out
     }

@@ -187,6 +187,17 @@ struct PasteTailTests {
         #expect(PasteTail.read { none.removeFirst() }.isEmpty && none.count == 1)
     }
 
+    /// A pasted CR LF (text from Windows) is one line break, a lone CR or LF one each.
+    @Test func aPastedCRLFIsOneLineBreak() {
+        let keys = Array("line A\r\nline B\rline C\n\nline D".unicodeScalars)
+        var i = 0
+        let pasted = Terminal.pasted {
+            defer { i += 1 }
+            return i < keys.count ? (isKey: false, value: keys[i].value) : (isKey: true, value: UInt32(Terminal.pasteEnd))
+        }
+        #expect(pasted == "line A\nline B\nline C\n\nline D", "\(pasted.debugDescription)")
+    }
+
     /// A paste of a long file (200,000 characters) is read in a moment: counting the text read so
     /// far at every character froze the screen for half a minute.
     @Test func aLongPasteIsReadInTimeProportionalToItsLength() {
