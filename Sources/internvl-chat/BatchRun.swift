@@ -83,7 +83,8 @@ struct BatchRun {
     }
 
     /// One line per image file of `folder` (sorted by name), all asking `question`; files that
-    /// are not JPEG, PNG or WebP by their name are skipped with a note on standard error.
+    /// are not JPEG, PNG or WebP by their name, and image names that are no readable file (a broken
+    /// link, a FIFO), are skipped with a note on standard error.
     static func read(folder: String, question: String, maxTiles: Int?) throws -> [Line] {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
@@ -92,9 +93,17 @@ struct BatchRun {
         var lines: [Line] = []
         for name in names {
             let path = URL(fileURLWithPath: folder).appendingPathComponent(name).path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
-            guard ["jpg", "jpeg", "png", "webp"].contains(URL(fileURLWithPath: name).pathExtension.lowercased()) else {
+            let isImage = ["jpg", "jpeg", "png", "webp"].contains(URL(fileURLWithPath: name).pathExtension.lowercased())
+            switch FileInput.kind(path) {
+            case nil: break
+            case .directory?: continue
+            case let problem?:
+                // Listed, so "missing" is a link whose target is gone.
+                let why = problem == .missing ? "a link to a missing file" : problem.reason
+                if isImage { writeStderr("note: skipping \(TerminalText.sanitize(name)) (\(why))\n") }
+                continue
+            }
+            guard isImage else {
                 writeStderr("note: skipping \(TerminalText.sanitize(name)) (not a .jpg, .png or .webp)\n")
                 continue
             }

@@ -239,10 +239,12 @@ struct CLITests {
             try FileManager.default.copyItem(atPath: Self.img(src), toPath: dir.appendingPathComponent(dst).path)
         }
         try "notes".write(to: dir.appendingPathComponent("readme.txt"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("c.png").path, withDestinationPath: "gone.png")
         let folder = try Self.run(["generate", "--model", model, "--batch-images", dir.path, "--question", "What is it?",
                                    "--max-tiles", "2", "--max-new-tokens", "8"])
         #expect(folder.status == 0, "\(folder.err)")
         #expect(folder.err.contains("skipping readme.txt"), "\(folder.err)")
+        #expect(folder.err.contains("skipping c.png (a link to a missing file)"), "\(folder.err)")
         let jsonl = dir.appendingPathComponent("q.jsonl.in")
         try (["a.jpg", "b.png"].map { "{\"question\": \"What is it?\", \"images\": [\"\($0)\"], \"max_tiles\": 2}" }.joined(separator: "\n"))
             .write(to: jsonl, atomically: true, encoding: .utf8)
