@@ -1,4 +1,5 @@
 import ChatAPI
+import FileInput
 import Foundation
 
 /// Export to Markdown (a file plus its images beside it) or to one self-contained JSON file,
@@ -24,16 +25,16 @@ extension ConversationStore {
         try OutputFile.refuseExisting(out.appendingPathComponent("\(base).md"), overwrite: overwrite)
         // The images the turns show (not those of an unsent question); one the conversation lost
         // (deleted by hand, a copy without its images folder) is named in the text instead.
-        var copies: [String: Data] = [:]
-        for e in Set(f.turns.flatMap(\.images)).sorted().map({ f.images[$0] }) where copies["\(e.sha256).\(e.format)"] == nil {
-            let file = "\(e.sha256).\(e.format)"
-            if let data = try? Self.readFile(folder(id).appendingPathComponent("images/" + file), limit: Limits.imageBytes) { copies[file] = data }
-        }
+        let stored = folder(id).appendingPathComponent("images")
+        let present = Set(f.turns.flatMap(\.images).map { "\(f.images[$0].sha256).\(f.images[$0].format)" })
+            .filter { FileInput.kind(stored.appendingPathComponent($0).path) == nil }
         let imagesDir = out.appendingPathComponent("\(base)-images")
         try OutputFile.writing(out.path) { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
-        if !copies.isEmpty {
+        if !present.isEmpty {
             try OutputFile.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
-            for (file, data) in copies.sorted(by: { $0.key < $1.key }) { try OutputFile.write(data, to: imagesDir.appendingPathComponent(file)) }
+        }
+        for file in present.sorted() {                // one at a time: a conversation's images can be large
+            try OutputFile.write(try Self.readFile(stored.appendingPathComponent(file), limit: Limits.imageBytes), to: imagesDir.appendingPathComponent(file))
         }
         let df = ISO8601DateFormatter()
         var md = "# \(Self.markdownText(f.title))\n\n"
@@ -44,7 +45,7 @@ extension ConversationStore {
             for i in t.images {
                 let e = f.images[i]
                 let alt = Self.markdownText(e.name).replacingOccurrences(of: "]", with: "\\]")
-                guard copies["\(e.sha256).\(e.format)"] != nil else {
+                guard present.contains("\(e.sha256).\(e.format)") else {
                     md += "_(image \(alt): missing from the saved conversation)_\n\n"
                     continue
                 }
