@@ -20,12 +20,11 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         switch action {
         case .type(let t) where t.lowercased() == "y": s.quitRequested = true; return [.quit]
         case .interrupt, .quit: s.quitRequested = true; return [.quit]
-        case .type(let t) where t.count > 1:      // a paste is no answer: it goes into the input as ever
-            s.messages.append(.init(kind: .info, text: "Not quitting."))
-        case .attachPaths:
-            s.messages.append(.init(kind: .info, text: "Not quitting."))
         default:
             s.messages.append(.init(kind: .info, text: "Not quitting."))
+            // A paste or dropped files are no answer: they go where they would have gone.
+            if case .type(let t) = action, t.count > 1 { break }
+            if case .attachPaths = action { break }
             return []
         }
     }
