@@ -171,10 +171,20 @@ void attention_part(const ck_attention *p, int part, int parts) {
 
 #define ATTN_KB 32
 
-// Positions j0..<j0+n of kv head g's keys (or values) as floats, rows of dim.
-static void widen_block(const void *src, int f16, size_t pos_stride, size_t head_stride, int g, int j0, int n, int dim, float *dst) {
+// Positions j0..<j0+n of kv head g's keys (or values) as floats, rows of dim, the next block's
+// rows fetched into L1 meanwhile: read from memory without it, the strided rows left the cores
+// waiting (15% of a short prompt's attention over a 2,000-position cache, docs/benchmarks.md).
+static void widen_block(const void *src, int f16, size_t pos_stride, size_t head_stride, int g, int j0, int n, int total,
+                        int dim, float *dst) {
     for (int j = 0; j < n; j++) {
         size_t at = (size_t)(j0 + j) * pos_stride + (size_t)g * head_stride;
+#if defined(__x86_64__)
+        if (j0 + j + ATTN_KB < total) {
+            int size = f16 ? 2 : 4;
+            const char *next = (const char *)src + (at + (size_t)ATTN_KB * pos_stride) * size;
+            for (int c = 0; c < dim * size; c += 64) _mm_prefetch(next + c, _MM_HINT_T0);
+        }
+#endif
         if (f16) ck_f16_to_f32((const uint16_t *)src + at, dst + (size_t)j * dim, (size_t)dim);
         else memcpy(dst + (size_t)j * dim, (const float *)src + at, (size_t)dim * sizeof(float));
     }
@@ -189,7 +199,7 @@ static void attention_rows_c(const ck_attention_rows *a, int g, float *s, float 
     size_t qs = (size_t)a->heads * dim;
     for (int j0 = 0; j0 < total; j0 += ATTN_KB) {
         int n = total - j0 < ATTN_KB ? total - j0 : ATTN_KB;
-        widen_block(a->k, a->f16, a->pos_stride, a->head_stride, g, j0, n, dim, blk);
+        widen_block(a->k, a->f16, a->pos_stride, a->head_stride, g, j0, n, total, dim, blk);
         for (int qi = 0; qi < nq; qi++) {
             int i = qi % t, jh = qi / t, vis = a->past + i + 1 - j0;
             const float *q = a->q + (size_t)i * qs + (size_t)(g * groups + jh) * dim;
@@ -208,7 +218,7 @@ static void attention_rows_c(const ck_attention_rows *a, int g, float *s, float 
     }
     for (int j0 = 0; j0 < total; j0 += ATTN_KB) {
         int n = total - j0 < ATTN_KB ? total - j0 : ATTN_KB;
-        widen_block(a->v, a->f16, a->pos_stride, a->head_stride, g, j0, n, dim, blk);
+        widen_block(a->v, a->f16, a->pos_stride, a->head_stride, g, j0, n, total, dim, blk);
         for (int qi = 0; qi < nq; qi++) {
             int i = qi % t, jh = qi / t, vis = a->past + i + 1 - j0;
             float *o = a->out + (size_t)i * qs + (size_t)(g * groups + jh) * dim;
@@ -221,12 +231,13 @@ static void attention_rows_c(const ck_attention_rows *a, int g, float *s, float 
 #if defined(__x86_64__)
 // The vector kernels turn the queries into columns: qt[d][qi] (np columns, padded with zeros to
 // a whole number of score tiles), so a widened key row scores every query by broadcasting its
-// elements, with no horizontal sum: st[j][qi] for all keys, the softmax down each column, then
-// out[qi] += st[j][qi] v[j] with several queries sharing each value load. A score tile is QV
-// vectors of queries by 4 keys; a value tile is QN queries by 4 vectors of the head.
-#define ROWS_VEC(SUF, ATTR, VT, W, QV, QN, LOAD, STORE, SET1, ZERO, FMA, MUL)                              \
+// elements, with no horizontal sum: st[j][qi] for all keys, each column's maximum kept as the
+// tiles are stored, then block by block the exponentials (still in L1) and out[qi] += st[j][qi]
+// v[j], several queries sharing each value load. A score tile is QV vectors of queries by 4
+// keys; a value tile is QN queries by 4 vectors of the head.
+#define ROWS_VEC(SUF, ATTR, VT, W, QV, QN, LOAD, STORE, SET1, ZERO, FMA, MUL, MAX, SUB, ADD, EXP)                              \
     ATTR static inline __attribute__((always_inline)) void score_tile_##SUF(const float *qt, int np, const float *k, \
-                                                                            int kj, int dim, VT scale, float *st) { \
+                                                                            int kj, int dim, VT scale, float *st, VT *mx) { \
         VT acc[4][QV];                                                                                     \
         for (int a = 0; a < kj; a++) for (int b = 0; b < QV; b++) acc[a][b] = ZERO();                        \
         for (int d = 0; d < dim; d++) {                                                                    \
@@ -237,15 +248,43 @@ static void attention_rows_c(const ck_attention_rows *a, int g, float *s, float 
                 for (int b = 0; b < QV; b++) acc[a][b] = FMA(q[b], kb, acc[a][b]);                          \
             }                                                                                              \
         }                                                                                                  \
-        for (int a = 0; a < kj; a++) for (int b = 0; b < QV; b++) STORE(st + (size_t)a * np + b * W, MUL(acc[a][b], scale)); \
+        for (int a = 0; a < kj; a++)                                                                       \
+            for (int b = 0; b < QV; b++) {                                                                 \
+                VT x = MUL(acc[a][b], scale);                                                              \
+                STORE(st + (size_t)a * np + b * W, x);                                                     \
+                if (mx) mx[b] = MAX(mx[b], x);                                                             \
+            }                                                                                              \
     }                                                                                                      \
-    /* st[j0 + j][*] for the n widened keys in blk. */                                                     \
-    ATTR static void scores_##SUF(const float *qt, int np, const float *blk, int n, int dim, float scale, float *st) { \
+    /* st[j0 + j][*] for the n widened keys in blk (cache positions j0...); m[*] takes the maximum of */ \
+    /* the tiles wholly before position `past`, which no query's mask touches. */                         \
+    ATTR static void scores_##SUF(const float *qt, int np, const float *blk, int n, int dim, float scale, float *st, \
+                                  int j0, int past, float *m) {                                            \
         VT sc = SET1(scale);                                                                               \
         for (int c = 0; c < np; c += QV * W) {                                                             \
+            VT mx[QV];                                                                                     \
+            for (int b = 0; b < QV; b++) mx[b] = LOAD(m + c + b * W);                                      \
             int j = 0;                                                                                     \
-            for (; j + 4 <= n; j += 4) score_tile_##SUF(qt + c, np, blk + (size_t)j * dim, 4, dim, sc, st + (size_t)j * np + c); \
-            for (; j < n; j++) score_tile_##SUF(qt + c, np, blk + (size_t)j * dim, 1, dim, sc, st + (size_t)j * np + c); \
+            for (; j + 4 <= n; j += 4)                                                                     \
+                score_tile_##SUF(qt + c, np, blk + (size_t)j * dim, 4, dim, sc, st + (size_t)j * np + c, j0 + j + 4 <= past ? mx : NULL); \
+            for (; j < n; j++)                                                                             \
+                score_tile_##SUF(qt + c, np, blk + (size_t)j * dim, 1, dim, sc, st + (size_t)j * np + c, j0 + j + 1 <= past ? mx : NULL); \
+            for (int b = 0; b < QV; b++) STORE(m + c + b * W, mx[b]);                                      \
+        }                                                                                                  \
+    }                                                                                                      \
+    /* exp(st - m) over the n rows of a block starting at cache position j0, the masked entries 0, */    \
+    /* each column's sum into sum[*]. */                                                                   \
+    ATTR static void exp_rows_##SUF(float *st, int n, int np, int j0, int past, int t, int nq, const float *m, \
+                                    float *sum, float *keep) {                                             \
+        for (int j = 0; j < n; j++) {                                                                      \
+            float *row = st + (size_t)j * np;                                                              \
+            int masked = j0 + j > past;                                                                    \
+            if (masked) for (int qi = 0; qi < np; qi++) keep[qi] = qi < nq && j0 + j > past + qi % t ? 0.0f : 1.0f; \
+            for (int c = 0; c < np; c += W) {                                                              \
+                VT e = EXP(SUB(LOAD(row + c), LOAD(m + c)));                                               \
+                if (masked) e = MUL(e, LOAD(keep + c));                                                    \
+                STORE(row + c, e);                                                                         \
+                STORE(sum + c, ADD(LOAD(sum + c), e));                                                     \
+            }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
     ATTR static inline __attribute__((always_inline)) void value_tile_##SUF(const float *p, int np, const float *v, int n, \
@@ -286,29 +325,20 @@ static void attention_rows_c(const ck_attention_rows *a, int g, float *s, float 
         }                                                                                                  \
     }
 
-ROWS_VEC(avx2, AVX2, __m256, 8, 2, 2, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_mul_ps)
-ROWS_VEC(avx512, AVX512, __m512, 16, 3, 4, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_mul_ps)
+ROWS_VEC(avx2, AVX2, __m256, 8, 2, 2, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_mul_ps,
+         _mm256_max_ps, _mm256_sub_ps, _mm256_add_ps, exp8)
+ROWS_VEC(avx512, AVX512, __m512, 16, 3, 4, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_mul_ps,
+         _mm512_max_ps, _mm512_sub_ps, _mm512_add_ps, exp16)
 
-// The softmax down each of the nq columns of st (total rows, np apart): position i's queries see
-// past + i + 1 keys (the later ones become 0); sum[qi] gets the column's total, the division left
-// to the output.
-AVX2 static void column_softmax(float *st, int total, int np, int past, int t, int nq, float *m, float *sum, float *keep) {
+// The rows from position `past` on get their masks: position i's queries see past + i + 1 keys,
+// the later ones become -inf. m[*] takes the maximum of the rows from `from` on, which the score
+// tiles left out.
+AVX2 static void mask_rows(float *st, int total, int np, int past, int t, int nq, int from, float *m) {
     for (int j = past; j < total; j++)
         for (int qi = 0; qi < nq; qi++) if (j > past + qi % t) st[(size_t)j * np + qi] = -INFINITY;
-    for (int c = 0; c < np; c++) { m[c] = -INFINITY; sum[c] = 0; }
-    for (int j = 0; j < total; j++)
+    for (int j = from; j < total; j++)
         for (int c = 0; c < np; c += 8)
             _mm256_storeu_ps(m + c, _mm256_max_ps(_mm256_loadu_ps(m + c), _mm256_loadu_ps(st + (size_t)j * np + c)));
-    for (int j = 0; j < total; j++) {
-        float *row = st + (size_t)j * np;
-        if (j >= past) for (int qi = 0; qi < np; qi++) keep[qi] = qi < nq && j > past + qi % t ? 0.0f : 1.0f;
-        for (int c = 0; c < np; c += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + c), _mm256_loadu_ps(m + c)));
-            if (j >= past) e = _mm256_mul_ps(e, _mm256_loadu_ps(keep + c));
-            _mm256_storeu_ps(row + c, e);
-            _mm256_storeu_ps(sum + c, _mm256_add_ps(_mm256_loadu_ps(sum + c), e));
-        }
-    }
 }
 
 // The vector kernel for kv head g; np a multiple of tile (the score tile's queries).
@@ -325,15 +355,18 @@ AVX2 static void column_softmax(float *st, int total, int np, int past, int t, i
             out[qi] = a->out + (size_t)(qi % t) * qs + (size_t)(g * groups + qi / t) * dim;             \
             memset(out[qi], 0, (size_t)dim * sizeof(float));                                            \
         }                                                                                               \
+        for (int c = 0; c < np; c++) { m[c] = -INFINITY; sum[c] = 0; }                                 \
         for (int j0 = 0; j0 < total; j0 += ATTN_KB) {                                                   \
             int n = total - j0 < ATTN_KB ? total - j0 : ATTN_KB;                                        \
-            widen_block(a->k, a->f16, a->pos_stride, a->head_stride, g, j0, n, dim, blk);               \
-            scores_##SUF(qt, np, blk, n, dim, a->scale, st + (size_t)j0 * np);                          \
+            widen_block(a->k, a->f16, a->pos_stride, a->head_stride, g, j0, n, total, dim, blk);        \
+            scores_##SUF(qt, np, blk, n, dim, a->scale, st + (size_t)j0 * np, j0, a->past, m);          \
         }                                                                                               \
-        column_softmax(st, total, np, a->past, t, nq, m, sum, m + np);                                  \
+        /* a tile the scores left out starts after past - 4 */                                          \
+        mask_rows(st, total, np, a->past, t, nq, a->past > 3 ? a->past - 3 : 0, m);                     \
         for (int j0 = 0; j0 < total; j0 += ATTN_KB) {                                                   \
             int n = total - j0 < ATTN_KB ? total - j0 : ATTN_KB;                                        \
-            widen_block(a->v, a->f16, a->pos_stride, a->head_stride, g, j0, n, dim, blk);               \
+            exp_rows_##SUF(st + (size_t)j0 * np, n, np, j0, a->past, t, nq, m, sum, m + np);            \
+            widen_block(a->v, a->f16, a->pos_stride, a->head_stride, g, j0, n, total, dim, blk);        \
             values_##SUF(st + (size_t)j0 * np, np, blk, n, dim, nq, out);                               \
         }                                                                                               \
         for (int qi = 0; qi < nq; qi++) {                                                               \

@@ -189,11 +189,35 @@ struct KernelTests {
                       (1, 1029, 64), (2, 70, 64), (5, 70, 64), (64, 40, 16), (65, 3, 8), (24, 200, 40), (16, 101, 128)],
           KVPrecision.allCases)
     func attentionMatchesNaiveLoop(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
-        let (t, past, dim) = shape
+        checkAttention(t: shape.t, past: shape.past, dim: shape.dim, kv: kv, spike: false)
+    }
+
+    /// Scores far apart, as softmax's maximum must handle them. The newest key scores far above
+    /// every other key for the first new position's first query head in each group (about 200 above
+    /// the others, scaled as the kernels scale): only the last new position sees it, so no other position's softmax
+    /// may take it as its maximum (the first position's would come out as a uniform average). The
+    /// two last cached keys do the same for the second query head, and every position sees them:
+    /// a maximum that missed them would overflow the sum. Shapes put these keys at the end of a
+    /// score tile and in a block's last single keys, the two cached ones in a tile that reaches
+    /// the new positions, for both vector kernels (dims 64 and 128; 8 and 40) and the GEMMs.
+    @Test(arguments: [(6, 38, 64), (5, 39, 64), (24, 2002, 128), (2, 2, 8), (3, 1, 8), (9, 67, 40), (80, 5, 64)],
+          KVPrecision.allCases)
+    func aMaskedKeyNeverSetsTheSoftmaxMaximum(shape: (t: Int, past: Int, dim: Int), kv: KVPrecision) {
+        checkAttention(t: shape.t, past: shape.past, dim: shape.dim, kv: kv, spike: true)
+    }
+
+    private func checkAttention(t: Int, past: Int, dim: Int, kv: KVPrecision, spike: Bool) {
         var rng = SeededRandom(seed: UInt64(5 + t * 100 + past + dim))
         let heads = 6, kvHeads = 2, total = past + t
         let q = Self.randomFloats(t * heads * dim, &rng)
         var k = Self.randomFloats(total * kvHeads * dim, &rng), v = Self.randomFloats(total * kvHeads * dim, &rng)
+        if spike {
+            let groups = heads / kvHeads, lift = 600 / Float(dim).squareRoot()
+            for g in 0..<kvHeads { for e in 0..<dim {
+                k[((total - 1) * kvHeads + g) * dim + e] = lift * q[g * groups * dim + e]
+                for j in max(0, past - 2)..<past { k[(j * kvHeads + g) * dim + e] = lift * q[(g * groups + 1) * dim + e] }
+            } }
+        }
         if kv == .float16 {      // the values float16 can hold, so that both storages mean the same
             k = k.map { ck_fp16_to_fp32(ck_fp32_to_fp16($0)) }; v = v.map { ck_fp16_to_fp32(ck_fp32_to_fp16($0)) }
         }
@@ -212,6 +236,7 @@ struct KernelTests {
             var k16 = [UInt16](repeating: 0, count: ks.count), v16 = k16
             ck_f32_to_f16(ks, &k16, ks.count); ck_f32_to_f16(vs, &v16, vs.count)
             let pos = headByHead ? dim : kvHeads * dim, head = headByHead ? capacity * dim : dim
+            var byLevel: [Int32: [Float]] = [:]
             for level in QuantizedKernelTests.isaLevels {
                 var out = [Float](repeating: .nan, count: t * heads * dim)
                 var scores: [Float] = [], floats: [Float] = []
@@ -225,6 +250,11 @@ struct KernelTests {
                     } } } }
                 }
                 outs.append(("\(headByHead ? "head-major" : "position-major"), ISA level \(level)", out))
+                byLevel[level] = out
+            }
+            // The short-prompt kernels take the same steps in AVX2 and AVX-512 registers.
+            if t > 1, t <= 64, dim % 16 == 0, let avx2 = byLevel[1], let avx512 = byLevel[2] {
+                #expect(avx2.map(\.bitPattern) == avx512.map(\.bitPattern), "t=\(t) past=\(past) dim=\(dim) \(kv)")
             }
         }
         var want = [Double](repeating: 0, count: t * heads * dim)
@@ -241,7 +271,7 @@ struct KernelTests {
             }
         } }
         for (what, out) in outs {
-            #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv), \(what)")
+            #expect(Self.maxError(out, want) < 1e-5, "t=\(t) past=\(past) dim=\(dim) \(kv)\(spike ? " spike" : ""), \(what)")
         }
     }
 
