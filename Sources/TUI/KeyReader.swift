@@ -45,15 +45,32 @@ final class KeyReader {
         for b in part.reversed() { ungetch(Int32(b)) }       // the queue is last in, first out
     }
 
+    /// The characters and key codes read so far, decoded.
+    private var input = UTF8Input()
+
+    /// The next character or key code from curses, nil when none came in time. A character's
+    /// later bytes come in the same write as its first: they are awaited 30 ms even when the
+    /// caller waits less (a slow link may still split them).
+    private func next() -> UTF8Input.Item? {
+        input.next { continuing in
+            let delay = wgetdelay(shim_stdscr())
+            let longer = continuing && delay >= 0 && delay < 30
+            if longer { timeout(30) }
+            defer { if longer { timeout(delay) } }
+            let r = wgetch(shim_stdscr())
+            if r == ERR { return nil }
+            return (0...0xFF).contains(r) ? .byte(UInt8(r)) : .key(r)
+        }
+    }
+
     /// The next key, waiting up to `ms` milliseconds for one; `.none` when none came.
     func key(waitingMilliseconds ms: Int32) -> Terminal.Key {
-        var ch: wint_t = 0
         if ms != 30 { timeout(ms) }
-        let r = get_wch(&ch)
+        let first = next()
         if ms != 30 { timeout(30) }
-        if r == ERR { return .none }
-        if r == KEY_CODE_YES {
-            let code = Int32(ch)
+        switch first {
+        case nil: return .none
+        case .key(let code):
             if code == Terminal.typedAheadMark { feedTypedAhead(); return key(waitingMilliseconds: 0) }
             if code == Terminal.pasteStart { return .paste(readPaste()) }
             if code == KEY_MOUSE {
@@ -64,20 +81,19 @@ final class KeyReader {
                 return .none
             }
             return .code(code)
-        }
-        if ch == 27 {                                 // Esc, or Alt + key
-            var next: wint_t = 0
+        case .scalar("\u{1b}"):                    // Esc, or Alt + key
             timeout(0)
-            let r2 = get_wch(&next)
+            let second = next()
             timeout(30)
-            if r2 == ERR { return .code(27) }
-            if r2 == KEY_CODE_YES {                   // Alt + a key the keypad translated
-                return Int32(next) == KEY_BACKSPACE ? .alt("\u{7F}") : .code(Int32(next))
+            switch second {
+            case nil: return .code(27)
+            case .key(let code): return code == KEY_BACKSPACE ? .alt("\u{7F}") : .code(code)   // Alt + a key the keypad translated
+            case .scalar(let c):
+                if c == "[" || c == "O", let key = afterCSI(c) { return key }
+                return .alt(String(c))
             }
-            if next == 0x5B || next == 0x4F, let key = afterCSI(next) { return key }
-            return .alt(String(UnicodeScalar(UInt32(next)).map(Character.init) ?? " "))
+        case .scalar(let c): return .char(String(c))
         }
-        return .char(String(UnicodeScalar(UInt32(ch)).map(Character.init) ?? " "))
     }
 
     /// What follows `ESC [` or `ESC O` that curses did not take as a key: a cursor key typed ahead
@@ -85,31 +101,27 @@ final class KeyReader {
     /// or a Home or End key its terminfo entry does not name (its code); or a reply to the graphics
     /// probe that came after its timeout (a DA1 reply `ESC [ ? ... c`, a cell size
     /// `ESC [ 6 ; h ; w t`: dropped, `.none`). Anything else is left to be read (nil).
-    private func afterCSI(_ introducer: wint_t) -> Terminal.Key? {
-        var read: [(Int32, wint_t)] = []
+    private func afterCSI(_ introducer: Unicode.Scalar) -> Terminal.Key? {
+        var read: [UTF8Input.Item] = []
         timeout(0)
         defer { timeout(30) }
-        while read.count < 32 {
-            var c: wint_t = 0
-            let r = get_wch(&c)
-            if r == ERR { break }
-            read.append((r, c))
-            if r == KEY_CODE_YES || !(0x30...0x3F).contains(c) { break }     // past the parameters
+        while read.count < 32, let item = next() {
+            read.append(item)
+            guard case .scalar(let c) = item, (0x30...0x3F).contains(c.value) else { break }     // past the parameters
         }
-        let text = String(String.UnicodeScalarView(read.compactMap { $0.0 == KEY_CODE_YES ? nil : UnicodeScalar(UInt32($0.1)) }))
+        let scalars = read.compactMap { item -> Unicode.Scalar? in if case .scalar(let c) = item { c } else { nil } }
+        let text = String(String.UnicodeScalarView(scalars))
         // (Home and End as `ESC [ 1 ~` / `ESC [ 4 ~` (tmux, screen) or `ESC [ 7 ~` / `ESC [ 8 ~`
         // (rxvt) when the terminfo entry names other sequences, e.g. TERM=xterm-256color in tmux.)
         let codes: [String: Int32] = ["A": KEY_UP, "B": KEY_DOWN, "C": KEY_RIGHT, "D": KEY_LEFT, "H": KEY_HOME, "F": KEY_END,
                                       "1~": KEY_HOME, "7~": KEY_HOME, "4~": KEY_END, "8~": KEY_END]
         if let code = codes[text] { return .code(code) }
-        if introducer == 0x5B, text.count == read.count,
+        if introducer == "[", scalars.count == read.count,
            (text.hasPrefix("?") && text.hasSuffix("c")) || (text.hasPrefix("6;") && text.hasSuffix("t")) {
             log.notice("a terminal reply after the graphics probe's timeout, dropped: \(text.count) characters")
             return Terminal.Key.none
         }
-        for (r, c) in read.reversed() {
-            if r == KEY_CODE_YES { ungetch(Int32(c)) } else { unget_wch(wchar_t(c)) }
-        }
+        input.unread(read)
         return nil
     }
 
@@ -118,9 +130,11 @@ final class KeyReader {
         timeout(1000)
         defer { timeout(30) }
         return Terminal.pasted {
-            var ch: wint_t = 0
-            let r = get_wch(&ch)
-            return r == ERR ? nil : (isKey: r == KEY_CODE_YES, value: UInt32(ch))
+            switch next() {
+            case nil: nil
+            case .key(let code): (isKey: true, value: UInt32(bitPattern: code))
+            case .scalar(let c): (isKey: false, value: c.value)
+            }
         }
     }
 }
