@@ -102,4 +102,24 @@ struct InputLayoutTests {
         #expect(wrappedBy(.home) == 0)
         #expect(wrappedBy(.delete) == 1)
     }
+
+    /// Keys in a 389 KB input (a pasted file) with their frames take milliseconds: a generous
+    /// bound on 200 of them, against a key cost that grows with the input again (each took
+    /// 1.2 s in the debug build while the input was wrapped whole at every frame).
+    @Test func keysInALongInputAreQuick() {
+        let app = ImageOrderTests.app(IdleBackend())
+        var text = "", n = 0
+        while text.utf8.count < 389_000 { n += 1; text += "line \(n): the quick brown fox jumps over the lazy dog, again and again \(n)\n" }
+        app.dispatch(.type(text))
+        func frame() {
+            _ = renderFrame(app.state, width: 120, height: 40, cache: app.layoutCache, inputCache: app.inputCache)
+            _ = app.cursorPosition(width: 120, height: 40)
+        }
+        frame()
+        let keys: [Action] = [.type("x"), .backspace, .left, .left, .type("y"), .up, .down, .right, .delete, .wordLeft]
+        let took = ContinuousClock().measure {
+            for i in 0..<200 { app.dispatch(keys[i % keys.count]); frame() }
+        }
+        #expect(took < .seconds(10), "200 keys took \(took)")
+    }
 }
