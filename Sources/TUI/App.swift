@@ -50,6 +50,8 @@ public final class App: @unchecked Sendable {
 
     /// The conversation's messages as laid out for the last frames.
     let layoutCache = ConversationLayoutCache()
+    /// The input as laid out for the last frames.
+    let inputCache = InputLayoutCache()
 
     public var theme: Theme = .dark
     /// Inputs kept between runs: Up recalls them; each one sent is added (nil: this run only).
@@ -91,7 +93,7 @@ public final class App: @unchecked Sendable {
             let (w, h) = term.size
             if (w, h) != lastSize { lastSize = (w, h); dirty = true }
             if dirty {
-                let (grid, scroll, lines) = renderFrame(state, width: w, height: h, cache: layoutCache)
+                let (grid, scroll, lines) = renderFrame(state, width: w, height: h, cache: layoutCache, inputCache: inputCache)
                 state.scroll = scroll
                 state.linesShown = lines
                 let images = imagesByID()
@@ -192,8 +194,9 @@ public final class App: @unchecked Sendable {
     }
 
     func cursorPosition(width: Int, height: Int) -> (x: Int, y: Int)? {
-        guard let L = Layout(state, width: width, height: height) else { return nil }
-        let view = InputView(state, L.input)
+        let input = inputLayout(state, width: width, cache: inputCache)
+        guard let L = Layout(width: width, height: height, inputRows: input.rowCount) else { return nil }
+        let view = InputView(state, L.input, input)
         return (min(width - 1, 2 + view.cursor.col), L.input.y + 1 + view.cursor.row - view.first)
     }
 

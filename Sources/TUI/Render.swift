@@ -12,17 +12,19 @@ public func render(_ s: AppState, width: Int, height: Int) -> CellGrid {
 /// `lines`: what to keep in `AppState.linesShown` for the next frame.
 /// `cache`: the messages laid out in earlier frames, reused while they are unchanged (the app's
 /// loop passes one, so a key or a token re-lays only what changed, not a long conversation).
-public func renderFrame(_ s: AppState, width: Int, height: Int,
-                        cache: ConversationLayoutCache? = nil) -> (grid: CellGrid, scroll: Int, lines: AppState.LinesShown?) {
+/// `inputCache`: the input laid out in earlier frames, likewise (a key re-wraps the paragraphs it changed).
+public func renderFrame(_ s: AppState, width: Int, height: Int, cache: ConversationLayoutCache? = nil,
+                        inputCache: InputLayoutCache? = nil) -> (grid: CellGrid, scroll: Int, lines: AppState.LinesShown?) {
     var g = CellGrid(width: width, height: height)
-    guard let L = Layout(s, width: width, height: height) else {
+    let input = inputLayout(s, width: width, cache: inputCache)
+    guard let L = Layout(width: width, height: height, inputRows: input.rowCount) else {
         let lines = Wrap.lines("Terminal too small (\(width)x\(height)); internvl-chat needs at least \(Layout.minWidth)x\(Layout.minHeight).", width: max(width, 1))
         for (i, l) in lines.prefix(height).enumerated() { g.put(l, x: 0, y: i, role: .error) }
         return (g, s.scroll, s.linesShown)
     }
     let (scroll, count) = renderConversation(s, L.conversation, &g, cache: cache)
     renderImages(s, L.images, &g)
-    renderInput(s, L.input, &g)
+    renderInput(s, L.input, input, &g)
     renderStatus(s, L.status, &g)
     return (g, scroll, .init(count: count, width: L.conversation.width))
 }
@@ -286,11 +288,17 @@ func shortGrid(_ g: TileGrid, tiles: Int) -> String {
     "\(g.cols)x\(g.rows)\(tiles > g.cols * g.rows ? "+1" : "") = \(tiles) tile\(tiles == 1 ? "" : "s")"
 }
 
-func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
+/// The input wrapped for a screen `width` wide (its text starts after "> ").
+func inputLayout(_ s: AppState, width: Int, cache: InputLayoutCache?) -> InputLayout {
+    let w = max(width - 2, 1)
+    return cache?.layout(s.input, width: w) ?? InputLayout(s.input, width: w)
+}
+
+func renderInput(_ s: AppState, _ r: Rect, _ layout: InputLayout, _ g: inout CellGrid) {
     g.put(String(repeating: "─", count: r.width), x: r.x, y: r.y, role: .border)
     if let h = s.hint { g.put(" " + h + " ", x: r.x + 2, y: r.y, role: .dim, limit: r.width - 4) }
-    let view = InputView(s, r)
-    for (i, l) in view.lines[view.first..<min(view.lines.count, view.first + view.visible)].enumerated() {
+    let view = InputView(s, r, layout)
+    for (i, l) in view.lines.enumerated() {
         g.put((view.first + i == 0 ? "> " : "  ") + l, x: r.x, y: r.y + 1 + i, role: .input, limit: r.width)
     }
     if s.input.isEmpty {
@@ -302,21 +310,21 @@ func renderInput(_ s: AppState, _ r: Rect, _ g: inout CellGrid) {
     }
 }
 
-/// The input's wrapped lines in the input pane `r` (its first row is the rule above them), the
-/// first line in view and the cursor's line and cells from the text's left edge: the view shows
-/// the last lines unless the cursor is above them (Home in a long text shows its start).
+/// The input's wrapped lines in view in the input pane `r` (its first row is the rule above
+/// them), the first of them among all, and the cursor's line and cells from the text's left edge:
+/// the view shows the last lines unless the cursor is above them (Home in a long text shows its start).
 struct InputView {
     let lines: [String]
     let visible: Int, first: Int
     let cursor: (row: Int, col: Int)
 
-    init(_ s: AppState, _ r: Rect) {
-        let width = max(r.width - 2, 1)
-        let rows = Wrap.rows(s.input, width: width)
-        lines = rows.map(\.text)
-        cursor = Wrap.cursor(in: s.input, at: s.cursor, rows: rows, width: width)
+    /// `layout`: `s.input` wrapped to the pane's width less the "> ".
+    init(_ s: AppState, _ r: Rect, _ layout: InputLayout) {
+        let count = layout.rowCount
+        cursor = layout.cursor(in: s.input, at: s.cursor)
         visible = max(r.height - 1, 1)
-        first = min(max(0, lines.count - visible), cursor.row)
+        first = min(max(0, count - visible), cursor.row)
+        lines = layout.rows(first..<min(count, first + visible))
     }
 }
 

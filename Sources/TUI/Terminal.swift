@@ -21,6 +21,7 @@ public final class Terminal: @unchecked Sendable {
     private var nextPixelPair: Int32
     private let maxPairs: Int32
     private let depth: ColourDepth
+    private let keys: KeyReader
 
     /// Sixel placements on screen now, and encoded images by (id, pixel size).
     private var shown: Set<ImagePlacement> = []
@@ -29,6 +30,8 @@ public final class Terminal: @unchecked Sendable {
     static let pasteStart = shim_KEY_MAX() + 1, pasteEnd = shim_KEY_MAX() + 2
     /// Ctrl-Left / Ctrl-Right (and Alt-Left / Alt-Right), which the terminfo entries may not name.
     static let wordLeftKey = shim_KEY_MAX() + 3, wordRightKey = shim_KEY_MAX() + 4
+    /// Asks for the next part of the keys typed before curses started (`KeyReader`).
+    static let typedAheadMark = shim_KEY_MAX() + 5
 
     public init(theme: Theme = .dark, graphics: GraphicsSupport) {
         self.graphics = graphics
@@ -46,21 +49,12 @@ public final class Terminal: @unchecked Sendable {
                                             rgbCapability: tigetflag("RGB") > 0) : .none
         maxPairs = colour ? min(Int32(COLOR_PAIRS) - 1, 32767) : 0
         nextPixelPair = Int32(Role.allCases.count + 1)
+        keys = KeyReader(typedAhead: graphics.typedAhead)
         apply(theme)
-        // Pasted text arrives between ESC[200~ and ESC[201~ (bracketed paste, switched on below).
-        define_key("\u{1b}[200~", Terminal.pasteStart)
-        define_key("\u{1b}[201~", Terminal.pasteEnd)
-        for m in ["5", "3"] {                             // xterm's modifier codes: 5 Ctrl, 3 Alt
-            for (end, code) in [("D", Terminal.wordLeftKey), ("C", Terminal.wordRightKey)] {
-                define_key("\u{1b}[1;\(m)\(end)", 0)           // whatever the terminfo entry calls it
-                define_key("\u{1b}[1;\(m)\(end)", code)
-            }
-        }
+        KeyReader.defineKeys()
         mousemask(shim_BUTTON4_PRESSED() | shim_BUTTON5_PRESSED(), nil)
         mouseinterval(0)
         Terminal.emit("\u{1b}[?2004h")
-        typedAhead = graphics.typedAhead
-        feedTypedAhead()
         Terminal.installSignalHandlers()
         log.info("terminal \(COLS)x\(LINES), colours \(COLORS) (pixels: \(depth.rawValue)), pairs \(COLOR_PAIRS), graphics \(graphics.mode.rawValue): \(graphics.reason)")
     }
@@ -264,106 +258,10 @@ public final class Terminal: @unchecked Sendable {
 
     /// The next key, waiting up to 30 ms for one (`wait: false`: only one already there); `.none`
     /// when none came.
-    public func key(wait: Bool = true) -> Key { key(waitingMilliseconds: wait ? 30 : 0) }
-
-    /// Keys typed before curses started (`GraphicsSupport.typedAhead`), handed to curses a part
-    /// at a time (its input queue holds fewer than 137): after a part that leaves more, a mark key
-    /// asks for the next.
-    private var typedAhead: [UInt8] = []
-    static let typedAheadMark = shim_KEY_MAX() + 5
-
-    private func feedTypedAhead() {
-        guard !typedAhead.isEmpty else { return }
-        var cut = min(typedAhead.count, 120)
-        if cut < typedAhead.count {
-            // Not inside a character or an escape sequence (one starting in the last 8 bytes).
-            while cut > 1 && (typedAhead[cut] & 0xC0) == 0x80 { cut -= 1 }
-            if let esc = typedAhead[max(0, cut - 8)..<cut].lastIndex(of: 0x1B), esc > 0 { cut = esc }
-        }
-        let part = typedAhead[..<cut]
-        typedAhead.removeFirst(cut)
-        if !typedAhead.isEmpty { ungetch(Terminal.typedAheadMark) }
-        for b in part.reversed() { ungetch(Int32(b)) }       // the queue is last in, first out
-    }
+    public func key(wait: Bool = true) -> Key { keys.key(waitingMilliseconds: wait ? 30 : 0) }
 
     /// The next key, waiting up to `ms` milliseconds for one.
-    public func key(waitingMilliseconds ms: Int32) -> Key {
-        var ch: wint_t = 0
-        if ms != 30 { timeout(ms) }
-        let r = get_wch(&ch)
-        if ms != 30 { timeout(30) }
-        if r == ERR { return .none }
-        if r == KEY_CODE_YES {
-            let code = Int32(ch)
-            if code == Terminal.typedAheadMark { feedTypedAhead(); return key(waitingMilliseconds: 0) }
-            if code == Terminal.pasteStart { return .paste(readPaste()) }
-            if code == KEY_MOUSE {
-                var e = MEVENT()
-                guard getmouse(&e) == OK else { return .none }
-                if e.bstate & shim_BUTTON4_PRESSED() != 0 { return .wheel(3) }
-                if e.bstate & shim_BUTTON5_PRESSED() != 0 { return .wheel(-3) }
-                return .none
-            }
-            return .code(code)
-        }
-        if ch == 27 {                                 // Esc, or Alt + key
-            var next: wint_t = 0
-            timeout(0)
-            let r2 = get_wch(&next)
-            timeout(30)
-            if r2 == ERR { return .code(27) }
-            if r2 == KEY_CODE_YES {                   // Alt + a key the keypad translated
-                return Int32(next) == KEY_BACKSPACE ? .alt("\u{7F}") : .code(Int32(next))
-            }
-            if next == 0x5B || next == 0x4F, let key = afterCSI(next) { return key }
-            return .alt(String(UnicodeScalar(UInt32(next)).map(Character.init) ?? " "))
-        }
-        return .char(String(UnicodeScalar(UInt32(ch)).map(Character.init) ?? " "))
-    }
-
-    /// What follows `ESC [` or `ESC O` that curses did not take as a key: a cursor key typed ahead
-    /// before the app started, in the terminal's other cursor-key mode, then handed back to curses,
-    /// or a Home or End key its terminfo entry does not name (its code); or a reply to the graphics
-    /// probe that came after its timeout (a DA1 reply `ESC [ ? ... c`, a cell size
-    /// `ESC [ 6 ; h ; w t`: dropped, `.none`). Anything else is left to be read (nil).
-    private func afterCSI(_ introducer: wint_t) -> Key? {
-        var read: [(Int32, wint_t)] = []
-        timeout(0)
-        defer { timeout(30) }
-        while read.count < 32 {
-            var c: wint_t = 0
-            let r = get_wch(&c)
-            if r == ERR { break }
-            read.append((r, c))
-            if r == KEY_CODE_YES || !(0x30...0x3F).contains(c) { break }     // past the parameters
-        }
-        let text = String(String.UnicodeScalarView(read.compactMap { $0.0 == KEY_CODE_YES ? nil : UnicodeScalar(UInt32($0.1)) }))
-        // (Home and End as `ESC [ 1 ~` / `ESC [ 4 ~` (tmux, screen) or `ESC [ 7 ~` / `ESC [ 8 ~`
-        // (rxvt) when the terminfo entry names other sequences, e.g. TERM=xterm-256color in tmux.)
-        let codes: [String: Int32] = ["A": KEY_UP, "B": KEY_DOWN, "C": KEY_RIGHT, "D": KEY_LEFT, "H": KEY_HOME, "F": KEY_END,
-                                      "1~": KEY_HOME, "7~": KEY_HOME, "4~": KEY_END, "8~": KEY_END]
-        if let code = codes[text] { return .code(code) }
-        if introducer == 0x5B, text.count == read.count,
-           (text.hasPrefix("?") && text.hasSuffix("c")) || (text.hasPrefix("6;") && text.hasSuffix("t")) {
-            log.notice("a terminal reply after the graphics probe's timeout, dropped: \(text.count) characters")
-            return Key.none
-        }
-        for (r, c) in read.reversed() {
-            if r == KEY_CODE_YES { ungetch(Int32(c)) } else { unget_wch(wchar_t(c)) }
-        }
-        return nil
-    }
-
-    /// Characters up to the end-of-paste marker (or a pause of a second: a lost marker must not hang).
-    private func readPaste() -> String {
-        timeout(1000)
-        defer { timeout(30) }
-        return Terminal.pasted {
-            var ch: wint_t = 0
-            let r = get_wch(&ch)
-            return r == ERR ? nil : (isKey: r == KEY_CODE_YES, value: UInt32(ch))
-        }
-    }
+    public func key(waitingMilliseconds ms: Int32) -> Key { keys.key(waitingMilliseconds: ms) }
 
     /// The text of a paste from `next` (what curses read: a character or a key code; nil after a
     /// pause), up to the end-of-paste marker, at most 1,000,000 characters: keys inside it are

@@ -4,7 +4,7 @@
 # (the draft stays), Home in a long paste (the input pane shows its start), type a question, see
 # the answer stream in, attach an image by path and by a bracketed paste of a quoted path (a pasted
 # path of a text file is typed), pasted text holding the end-of-paste marker (its line break does not
-# send), re-cut one image's tiles, Tab-complete a path, attach during a long answer (queued), stop
+# send), an invalid UTF-8 byte in a paste (U+FFFD, the rest kept), re-cut one image's tiles, Tab-complete a path, attach during a long answer (queued), stop
 # it with Esc (the image then attached), resize (side panel ->
 # one line, then too small -> message, then back), quit with Ctrl-D, and check that the terminal
 # is sane afterwards (canonical mode and echo restored); --resume reloads it; the terminal is
@@ -68,6 +68,14 @@ tmux "${SOCK[@]}" capture-pane -p -t "$S" | grep -q '^You' && fail "a line break
 grep -q 'the paste went on past an end-of-paste marker' "$LOG" || fail "the log should say the paste went on past its marker"
 keys C-e; keys C-u
 wait_gone 'onetwo'
+# An invalid UTF-8 byte inside a paste (a Latin-1 file's byte): one U+FFFD, and the text after it
+# and the end-of-paste marker still read (curses' get_wch took them with the invalid byte).
+keys -H 1b 5b 32 30 30 7e 61 62 63 ff 64 65 66 0d 67 68 69 1b 5b 32 30 31 7e
+wait_for '^> abc�def$'
+wait_for '^  ghi$'
+sleep 0.3
+keys C-u                                               # a key of its own again: the input emptied
+wait_gone 'abc�def'
 keys -l $'Hello there\r'                                # typed with Enter in one burst: sent
 wait_for '^InternVL'
 wait_for 'tok/s'
