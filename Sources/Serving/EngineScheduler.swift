@@ -200,8 +200,16 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
 
     // MARK: - Prompts, images, reuse
 
-    private func prepare(_ job: Job) throws {
-        let r = job.request
+    public func problem(with request: CompletionRequest) -> CompletionError? {
+        do { _ = try Self.conversation(of: request, maxImages: limits.maxImages) } catch { return error }
+        return nil
+    }
+
+    /// A request's conversation as the prompt builder takes it, checked as far as it can be
+    /// without the engine: the sampling values, the messages' order and placeholders, and the
+    /// images' number and file signatures.
+    static func conversation(of r: CompletionRequest, maxImages: Int) throws(CompletionError)
+        -> (system: String?, turns: [ChatTemplate.Message], images: [CompletionRequest.Image]) {
         if let p = r.parameters.problem { throw CompletionError.invalidRequest("Invalid sampling parameters: \(p).") }
         var messages = r.messages[...]
         var system: String?
@@ -231,9 +239,24 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
                 turns.append(m.role == .assistant ? ChatTemplate.Message.assistant(m.text) : .system(m.text))
             }
         }
-        guard images.count <= limits.maxImages else {
-            throw CompletionError.invalidRequest("\(images.count) images in one request; at most \(limits.maxImages).")
+        guard images.count <= maxImages else {
+            throw CompletionError.invalidRequest("\(images.count) images in one request; at most \(maxImages).")
         }
+        for img in images where ImageDecoder.format(of: img.bytes) == nil {
+            throw badImage(img.bytes.isEmpty ? ImagingError.empty(img.name) : ImagingError.unknownFormat(img.name), img)
+        }
+        return (system, turns, images)
+    }
+
+    /// An image the decoder refused, named as the request names it.
+    static func badImage(_ error: any Error, _ image: CompletionRequest.Image) -> CompletionError {
+        let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+        return .badImage(m.hasPrefix(image.name) ? m : "\(image.name): \(m)")     // the decoder's own message names it
+    }
+
+    private func prepare(_ job: Job) throws {
+        let r = job.request
+        let (system, turns, images) = try Self.conversation(of: r, maxImages: limits.maxImages)
         var tokens: [Float] = [], promptImages: [PromptImage] = [], tiles = 0
         for img in images {
             let (vision, n, key) = try encode(img, maxTiles: img.maxTiles ?? r.maxTiles, after: tiles)
@@ -293,8 +316,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             let rgb = try ImageDecoder.decode(bytes: image.bytes, name: image.name)
             prepared = ImagePreprocessor.prepare(rgb, options: options)
         } catch {
-            let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-            throw CompletionError.badImage(m.hasPrefix(image.name) ? m : "\(image.name): \(m)")     // the decoder's own message names it
+            throw Self.badImage(error, image)
         }
         try fits(prepared.tiles)
         let v = engine.encodeImage(prepared)

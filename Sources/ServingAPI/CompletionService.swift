@@ -112,10 +112,17 @@ public protocol CompletionService: AnyObject, Sendable {
     /// one can be refused from its head, before its body is read (it may still be refused when it
     /// comes: others may fill the queue meanwhile).
     func admissionRefusal() -> String?
+    /// What the service would refuse `request` for, found without running it (its sampling
+    /// values, the shape of its conversation, the number and kind of its images), so that a
+    /// request that can never be answered gets its own error, not `overloaded`, when the queue is
+    /// full. Nil when nothing is found; running the request may still refuse it (an image that
+    /// does not decode, more tiles than allowed, a prompt over the context).
+    func problem(with request: CompletionRequest) -> CompletionError?
 }
 
 extension CompletionService {
     public func admissionRefusal() -> String? { nil }
+    public func problem(with request: CompletionRequest) -> CompletionError? { nil }
 }
 
 extension Duration {

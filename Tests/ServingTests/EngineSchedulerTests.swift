@@ -364,16 +364,22 @@ struct EngineSchedulerTests {
         #expect(scheduler.encodedImages == 1, "the second image was encoded before the refusal")
     }
 
-    /// Bad conversations and images are refused with the case the HTTP layer maps to 400.
+    /// Bad conversations and images are refused with the case the HTTP layer maps to 400, and
+    /// `problem(with:)`, which the server asks before a request takes a place in the queue, finds
+    /// the same error without running the request, except for an image that must be decoded to
+    /// be found bad.
     @Test func badRequestsAreRefused() async throws {
         let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url("tiny-b")), modelName: "tiny-b")
         defer { scheduler.shutdown() }
         let p = SamplingParameters(maxNewTokens: 4)
-        func refusal(_ m: [CompletionRequest.Message], _ params: SamplingParameters = SamplingParameters(maxNewTokens: 4)) async -> CompletionError? {
-            do {
-                for try await _ in scheduler.complete(CompletionRequest(messages: m, parameters: params)) {}
-                return nil
-            } catch { return error as? CompletionError }
+        func refusal(_ m: [CompletionRequest.Message], _ params: SamplingParameters = SamplingParameters(maxNewTokens: 4),
+                     foundBeforeRunning: Bool = true) async -> CompletionError? {
+            let request = CompletionRequest(messages: m, parameters: params)
+            let found = scheduler.problem(with: request)
+            var run: CompletionError?
+            do { for try await _ in scheduler.complete(request) {} } catch { run = error as? CompletionError }
+            #expect(found == (foundBeforeRunning ? run : nil), "found before running: \(String(describing: found)); running: \(String(describing: run))")
+            return run
         }
         let bad = CompletionRequest.Image(bytes: Array("not an image at all".utf8), name: "image 1 of message 1")
         let broken = try Self.image("truncated.png")
@@ -390,7 +396,8 @@ struct EngineSchedulerTests {
         let e = await refusal([.init(role: .user, text: "What is it?", images: [bad])])
         #expect(isBadImage(e))
         #expect(e?.message.contains("image 1 of message 1") == true, "the error names the image: \(e?.message ?? "")")
-        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [broken])])))
+        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [broken])], foundBeforeRunning: false)))
+        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [.init(bytes: [], name: "image 1 of message 1")])])))
         // Still serving.
         let ok = try await Self.collect(scheduler.complete(CompletionRequest(messages: [.init(role: .user, text: "Hi")], parameters: p)))
         #expect(ok.reason != nil)
