@@ -30,6 +30,7 @@ public final class OpenAIServer: Sendable {
         let metrics = ServerMetrics()
         self.metrics = metrics
         connections = Connections(limit: options.maxConnections, refused: { metrics.refusedConnections.increment() })
+        service.observeGeneratedTokens { [generated = metrics.generated] n in generated.increment(by: Int64(n)) }
     }
 
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
@@ -53,7 +54,6 @@ public final class OpenAIServer: Sendable {
             metrics.queued.set(to: Double(s.queued))
             metrics.active.set(to: Double(s.active))
             metrics.largestBatch.set(to: Double(s.largestBatch))
-            metrics.generated(total: s.generatedTokens)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.registry.emitToString())))
         }
@@ -551,8 +551,6 @@ final class ServerMetrics: Sendable {
     let ttft: DurationHistogram
     private let statuses = NSLock()
     private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
-    /// The service's generated-token count `generated` has reached (under `statuses`).
-    private nonisolated(unsafe) var generatedCounted = 0
 
     init() {
         queued = registry.makeGauge(descriptor: Self.name("queue_depth", help: "Requests admitted but not started."))
@@ -588,16 +586,6 @@ final class ServerMetrics: Sendable {
     }
 
     func firstToken(_ d: Duration) { ttft.record(d) }
-
-    /// Brings `generated` up to the service's own count, which also has the tokens of answers
-    /// nobody read to their end.
-    func generated(total: Int) {
-        let more = statuses.withLock { () -> Int in
-            defer { generatedCounted = max(generatedCounted, total) }
-            return total - generatedCounted
-        }
-        if more > 0 { generated.increment(by: Int64(more)) }
-    }
 
     func completed(tokens: Int, time: Duration) {
         let s = time.seconds

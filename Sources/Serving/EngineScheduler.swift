@@ -47,6 +47,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     private var stopping = false
     private var largestBatch = 0
     private var generatedTokens = 0
+    private var tokenObservers: [@Sendable (Int) -> Void] = []
     private var stepTimes: [Int: DecodeSteps] = [:]
 
     public init(engine: ChatEngine, modelName: String, limits: SchedulerLimits = SchedulerLimits()) {
@@ -84,6 +85,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     }
 
     public func admissionRefusal() -> String? { lock.withLock { refusal() } }
+
+    public func observeGeneratedTokens(_ observer: @escaping @Sendable (Int) -> Void) {
+        lock.withLock { tokenObservers.append(observer) }
+    }
 
     /// Why one more request is refused now (under the lock).
     private func refusal() -> String? {
@@ -175,7 +180,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     /// (false: finished, its place freed and its stream ended by `finish`).
     private func take(_ job: Job, logits: UnsafeBufferPointer<Float>) -> Bool {
         let s = job.stepper!.step(logits: logits, cached: job.cache!.count)
-        if s.token != nil { lock.withLock { generatedTokens += 1 } }       // counted whether or not the answer is read to its end
+        if s.token != nil {                                                 // counted whether or not the answer is read to its end
+            let observers = lock.withLock { generatedTokens += 1; return tokenObservers }
+            for observe in observers { observe(1) }
+        }
         if !s.text.isEmpty { job.out.yield(.text(s.text)) }
         if let reason = s.finish { finish(job, reason); return false }
         job.pending = s.token!

@@ -108,6 +108,10 @@ public protocol CompletionService: AnyObject, Sendable {
     var modelName: String { get }
     func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error>
     func status() async -> ServiceStatus
+    /// Calls `observer` with each count of tokens the service generates, as they are generated
+    /// and before their text is streamed (for requests finished, cut off or cancelled alike), so
+    /// that a counter is up to date whenever it is read, not only when `status` is asked.
+    func observeGeneratedTokens(_ observer: @escaping @Sendable (Int) -> Void)
     /// Why a request coming now would be refused as overloaded (nil: it would be taken), so that
     /// one can be refused from its head, before its body is read (it may still be refused when it
     /// comes: others may fill the queue meanwhile).

@@ -247,6 +247,45 @@ struct EngineSchedulerTests {
         #expect(s.generatedTokens == cancelled + (got.usage?.completionTokens ?? -1), "a finished answer adds its completion tokens")
     }
 
+    /// Generated tokens are reported to observers one by one, before the text they make is
+    /// streamed: the first text comes after a count, the end after the answer's whole count (equal
+    /// to the service's status); during an answer that has not ended the count grows.
+    @Test func generatedTokensAreObservedAsTheyAreMade() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b")
+        defer { scheduler.shutdown() }
+        final class Count: @unchecked Sendable {
+            let lock = NSLock()
+            var value = 0
+            func add(_ n: Int) { lock.withLock { value += n } }
+            var now: Int { lock.withLock { value } }
+        }
+        let observed = Count()
+        scheduler.observeGeneratedTokens { observed.add($0) }
+        var seenAtEvents: [Int] = [], usage: CompletionUsage?
+        for try await e in scheduler.complete(try Chat(question: "Write a long story.", parameters: SamplingParameters(maxNewTokens: 24)).request()) {
+            seenAtEvents.append(observed.now)
+            if case .finished(_, let u, _) = e { usage = u }
+        }
+        let total = try #require(usage).completionTokens
+        #expect(seenAtEvents.first ?? 0 >= 1, "the first text came after its token was counted: \(seenAtEvents)")
+        #expect(seenAtEvents.last == total && observed.now == total, "\(seenAtEvents), \(total) tokens")
+        #expect(await Self.settled(scheduler).generatedTokens == total)
+
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
+        let early = observed.now
+        var later = early
+        for _ in 0..<500 where later == early {
+            try await Task.sleep(for: .milliseconds(20))
+            later = observed.now
+        }
+        let running = await scheduler.status().active
+        #expect(later > early && running == 1, "the count grew from \(early) to \(later) while the answer ran")
+        consumer.cancel()
+        _ = try? await consumer.value
+        #expect(await Self.settled(scheduler).generatedTokens == observed.now)
+    }
+
     /// A scheduler on tiny-b with one batch place and `queue` waiting places.
     static func oneSlot(queue: Int) throws -> (ChatEngine, EngineScheduler) {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))

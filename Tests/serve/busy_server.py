@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`internvl-chat serve` busy with one long streamed answer, its one batch place taken and no
-queue: a request that is wrong gets its own error (400, 404, 413), not 429, so that a client
-learns to fix it instead of retrying it; a valid one gets 429 with Retry-After. Loopback only,
-every request bounded in time, the server stopped by the test.
+queue: its generated-token count grows between two scrapes; a request that is wrong gets its own
+error (400, 404, 413), not 429, so that a client learns to fix it instead of retrying it; a valid
+one gets 429 with Retry-After. Loopback only, every request bounded in time, the server stopped
+by the test.
 
 usage: busy_server.py BIN MODEL IMAGES_DIR
 """
@@ -78,6 +79,13 @@ try:
     while seen.count(b"data:") < 3:
         seen += busy.recv(65536)
     check(metric(port, "internvl_active_requests") == 1, "the long answer runs")
+    # The generated-token counter grows while the answer streams, between two scrapes.
+    first = metric(port, "internvl_generated_tokens_total")
+    more = seen.count(b'"content":"') + 5
+    while seen.count(b'"content":"') < more:
+        seen += busy.recv(65536)
+    second = metric(port, "internvl_generated_tokens_total")
+    check(1 <= first < second, f"generated tokens counted during one answer: {first:g}, then {second:g} after 5 more chunks")
 
     def body(**fields):
         return json.dumps({"messages": HELLO, "max_tokens": 2, **fields}).encode()
