@@ -167,7 +167,7 @@ public final class ConversationStore: @unchecked Sendable {
             throw ConversationError.futureVersion(path, version: v)
         }
         let f: ConversationFile
-        do { f = try decoder.decode(ConversationFile.self, from: data) } catch {
+        do { f = try decoder.decode(PathTraced<ConversationFile>.self, from: data).value } catch {
             throw ConversationError.invalid(path, reason: Self.describe(error))
         }
         try f.validate(path: path)
@@ -180,7 +180,7 @@ public final class ConversationStore: @unchecked Sendable {
     /// memory many times the file's size, and a good file would be parsed once more for nothing.
     static func decodeExplained<T: Decodable>(_ type: T.Type, from data: Data, with decoder: JSONDecoder, path: String,
                                               notJSON: String) throws -> T {
-        do { return try decoder.decode(T.self, from: data) } catch {
+        do { return try decoder.decode(PathTraced<T>.self, from: data).value } catch {
             guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
                 throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or \(notJSON))")
             }
@@ -216,8 +216,11 @@ public final class ConversationStore: @unchecked Sendable {
         case .typeMismatch(_, let c), .valueNotFound(_, let c): return "a value has the wrong type\(at(c))"
         case .dataCorrupted(let c) where c.debugDescription == notADate:
             return "the date\(at(c)) is not an ISO 8601 date (such as 2026-12-07T02:29:34Z)"
+        case .dataCorrupted(let c) where c.debugDescription.hasPrefix(PathTracingDecoder.outOfRange):
+            let number = c.debugDescription.dropFirst(PathTracingDecoder.outOfRange.count)
+            return "the number\(number.isEmpty ? "" : " \(number)")\(at(c)) is out of its field's range"
         case .dataCorrupted(let c):
-            return "a value\(at(c)) cannot be read as its field's type (a number out of its range?)"
+            return "a value\(at(c)) cannot be read as its field's type"
         @unknown default: return "\(e)"
         }
     }

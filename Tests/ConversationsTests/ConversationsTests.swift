@@ -164,8 +164,8 @@ struct FormatTests {
         try refused("not complete JSON", raw: { $0.prefix($0.count / 2) })
         try refused("not complete JSON", raw: { _ in Data() })
         try refused("newer internvl-chat (format version 7)") { $0["version"] = 7 }
-        try refused("a value cannot be read as its field's type") { $0["version"] = 1e40 }
-        try refused("a value cannot be read as its field's type") { o in
+        try refused("the number 1e+40 at version is out of its field's range") { $0["version"] = 1e40 }
+        try refused("the number 1e+40 at images[0].bytes is out of its field's range") { o in
             var i = o["images"] as! [[String: Any]]; i[0]["bytes"] = 1e40; o["images"] = i
         }
         try refused("the date at created is not an ISO 8601 date") { $0["created"] = "yesterday" }
@@ -193,6 +193,57 @@ struct FormatTests {
             var i = o["images"] as! [[String: Any]]; i[0]["format"] = "exe"; o["images"] = i
         }
         try refused("its id") { $0["id"] = "../../elsewhere" }
+    }
+
+    /// A number its field cannot hold (Foundation's decoder names no field for these) is
+    /// refused naming the file, the field and the number, the file left as it was.
+    @Test func numbersOutOfRangeNameTheirField() throws {
+        /// Puts `literal`, as written, where `edit` puts its placeholder.
+        func number(_ literal: String, _ edit: @escaping (inout [String: Any], String) -> Void) -> (Data) -> Data {
+            { data in
+                var o = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+                edit(&o, "NUMBER-HERE")
+                let text = String(decoding: try! JSONSerialization.data(withJSONObject: o), as: UTF8.self)
+                return Data(text.replacingOccurrences(of: "\"NUMBER-HERE\"", with: literal).utf8)
+            }
+        }
+        func image(_ key: String) -> (inout [String: Any], String) -> Void {
+            { o, v in var i = o["images"] as! [[String: Any]]; i[0][key] = v; o["images"] = i }
+        }
+        func parameter(_ key: String) -> (inout [String: Any], String) -> Void {
+            { o, v in
+                var t = o["turns"] as! [[String: Any]]
+                var r = t[0]["record"] as! [String: Any], p = r["parameters"] as! [String: Any]
+                p[key] = v; r["parameters"] = p; t[0]["record"] = r; o["turns"] = t
+            }
+        }
+        try refused("the number 1e30 at images[0].tiles is out of its field's range", raw: number("1e30", image("tiles")))
+        try refused("the number 99999999999999999999 at images[0].width is out of its field's range",
+                    raw: number("99999999999999999999", image("width")))
+        try refused("the number -99999999999999999999 at images[0].grid.cols is out of its field's range", raw: number("-99999999999999999999") { o, v in
+            var i = o["images"] as! [[String: Any]]; i[0]["grid"] = ["cols": v, "rows": 1]; o["images"] = i
+        })
+        try refused("the number -5 at turns[0].record.parameters.seed is out of its field's range", raw: number("-5", parameter("seed")))
+        try refused("the number 1e300 at turns[0].record.parameters.temperature is out of its field's range",
+                    raw: number("1e300", parameter("temperature")))
+        try refused("the number 2.5 at turns[1].images[0] is out of its field's range", raw: number("2.5") { o, v in
+            var t = o["turns"] as! [[String: Any]]; t[1]["images"] = [v]; o["turns"] = t
+        })
+        // An import names the field inside the export, and stores nothing.
+        let root = tempDir("numexp"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root.appendingPathComponent("store"))
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h); h.close()
+        let json = root.appendingPathComponent("export.json")
+        try store.exportJSON(h.id, to: json)
+        var text = try String(contentsOf: json, encoding: .utf8)
+        text.replace(/"tiles"\s*:\s*\d+/, with: "\"tiles\": 1e30", maxReplacements: 1)
+        try Data(text.utf8).write(to: json)
+        let other = ConversationStore(root: root.appendingPathComponent("other"))
+        do { _ = try other.importJSON(json); Issue.record("an export with tiles 1e30 was imported") } catch {
+            let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            #expect(m.contains("the number 1e30 at conversation.images[0].tiles is out of its field's range") && m.contains(json.path), "\(m)")
+        }
+        #expect(other.list().isEmpty)
     }
 
     @Test func aHugeFileIsRefusedWithoutReadingIt() throws {
