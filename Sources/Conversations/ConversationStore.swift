@@ -40,6 +40,15 @@ public final class ConversationStore: @unchecked Sendable {
         } && s.trimmingCharacters(in: .whitespaces) == s
     }
 
+    /// Why `name` cannot be given to a conversation now (nil: it can). Beyond `isValidName`, a
+    /// new name may not start with "-": the command line would read it as an option
+    /// (`internvl-chat export -x`). Files that carry such a name already stay readable.
+    public static func problem(withNewName name: String) -> ConversationError? {
+        guard isValidName(name) else { return .badName(name) }
+        guard !name.hasPrefix("-") else { return .optionLikeName(name) }
+        return nil
+    }
+
     static func newID(_ now: Date) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC"); f.dateFormat = "yyyyMMdd-HHmmss"
@@ -321,9 +330,10 @@ public final class ConversationStore: @unchecked Sendable {
         try write()
     }
 
-    /// Gives the open conversation a name (unique in the store).
+    /// Gives the open conversation a name (unique in the store); the name it has already is kept
+    /// whatever it is.
     public func rename(_ h: Handle, to name: String) throws {
-        guard Self.isValidName(name) else { throw ConversationError.badName(name) }
+        if name != h.name, let problem = Self.problem(withNewName: name) { throw problem }
         if let other = list().first(where: { $0.name == name && $0.id != h.id }) { throw ConversationError.nameTaken(name, id: other.id) }
         h.name = name
     }

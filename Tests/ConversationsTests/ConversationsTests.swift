@@ -115,6 +115,40 @@ struct FormatTests {
         #expect(store.list().count == 3)
     }
 
+    /// A new name (a rename, a save-as, an import) may not start with "-", which the command
+    /// line reads as an option; a file that carries such a name already opens, resolves by it and
+    /// keeps it when saved again.
+    @Test func aNewNameMayNotLookLikeAnOption() throws {
+        let root = tempDir("dash"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root.appendingPathComponent("store"))
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h)
+        for name in ["-x", "--help", "- spaced"] {
+            #expect(throws: ConversationError.optionLikeName(name)) { try store.rename(h, to: name) }
+        }
+        let said = ConversationError.optionLikeName("-x").errorDescription ?? ""
+        #expect(said.contains("-x cannot be a new conversation name") && said.contains("read as an option"), "\(said)")
+        #expect(ConversationStore.problem(withNewName: "x-1") == nil && ConversationStore.problem(withNewName: "../x") == .badName("../x"))
+        h.close()
+        // A name from before the rule, written into the file.
+        let url = root.appendingPathComponent("store/\(h.id)/conversation.json")
+        var o = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        o["name"] = "-old"
+        try JSONSerialization.data(withJSONObject: o).write(to: url)
+        #expect(try store.resolve("-old") == h.id)
+        let (again, _) = try store.open(h.id)
+        try store.rename(again, to: "-old")
+        try store.save(syntheticSnapshot(answer: "Again."), to: again); again.close()
+        #expect(try store.read(h.id).name == "-old")
+        // An export of it imports under another name only.
+        let json = root.appendingPathComponent("export.json")
+        try store.exportJSON(h.id, to: json)
+        let other = ConversationStore(root: root.appendingPathComponent("other"))
+        #expect(throws: ConversationError.optionLikeName("-old")) { try other.importJSON(json) }
+        #expect(other.list().isEmpty, "a refused import stores nothing")
+        let id = try other.importJSON(json, name: "old")
+        #expect(try other.read(id).name == "old")
+    }
+
     @Test func twoAppsCannotWriteOneConversation() throws {
         let root = tempDir("lock"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
