@@ -69,6 +69,7 @@ public enum ConversationError: LocalizedError, Equatable {
     case notFoundAmongUnreadable(String, store: String, unreadable: Int)
     case nameTaken(String, id: String)
     case badName(String)
+    case optionLikeName(String)
     case saveFailed(String, reason: String)
     case exportFailed(String, reason: String)
 
@@ -86,6 +87,8 @@ public enum ConversationError: LocalizedError, Equatable {
         case .locked(let n, let by): return "Conversation \(n) is open in another internvl-chat (\(by)); close it there first."
         case .nameTaken(let n, let id): return "A conversation named \(n) exists already (\(id))."
         case .badName(let n): return "\(n) cannot be a conversation name: use letters, digits, spaces, - _ . (at most 80)."
+        case .optionLikeName(let n):
+            return "\(n) cannot be a new conversation name: a name starting with \"-\" would be read as an option on the command line. Start it with a letter, a digit or _."
         case .saveFailed(let p, let r): return "Could not save \(p): \(r). Whatever was saved before is intact."
         case .exportFailed(let p, let r): return "Could not write \(p): \(r)."
         }

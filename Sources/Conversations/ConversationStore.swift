@@ -40,6 +40,15 @@ public final class ConversationStore: @unchecked Sendable {
         } && s.trimmingCharacters(in: .whitespaces) == s
     }
 
+    /// Why `name` cannot be given to a conversation now (nil: it can). Beyond `isValidName`, a
+    /// new name may not start with "-": the command line would read it as an option
+    /// (`internvl-chat export -x`). Files that carry such a name already stay readable.
+    public static func problem(withNewName name: String) -> ConversationError? {
+        guard isValidName(name) else { return .badName(name) }
+        guard !name.hasPrefix("-") else { return .optionLikeName(name) }
+        return nil
+    }
+
     static func newID(_ now: Date) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC"); f.dateFormat = "yyyyMMdd-HHmmss"
@@ -167,7 +176,7 @@ public final class ConversationStore: @unchecked Sendable {
             throw ConversationError.futureVersion(path, version: v)
         }
         let f: ConversationFile
-        do { f = try decoder.decode(ConversationFile.self, from: data) } catch {
+        do { f = try decoder.decode(PathTraced<ConversationFile>.self, from: data).value } catch {
             throw ConversationError.invalid(path, reason: Self.describe(error))
         }
         try f.validate(path: path)
@@ -180,7 +189,7 @@ public final class ConversationStore: @unchecked Sendable {
     /// memory many times the file's size, and a good file would be parsed once more for nothing.
     static func decodeExplained<T: Decodable>(_ type: T.Type, from data: Data, with decoder: JSONDecoder, path: String,
                                               notJSON: String) throws -> T {
-        do { return try decoder.decode(T.self, from: data) } catch {
+        do { return try decoder.decode(PathTraced<T>.self, from: data).value } catch {
             guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
                 throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or \(notJSON))")
             }
@@ -216,8 +225,11 @@ public final class ConversationStore: @unchecked Sendable {
         case .typeMismatch(_, let c), .valueNotFound(_, let c): return "a value has the wrong type\(at(c))"
         case .dataCorrupted(let c) where c.debugDescription == notADate:
             return "the date\(at(c)) is not an ISO 8601 date (such as 2026-12-07T02:29:34Z)"
+        case .dataCorrupted(let c) where c.debugDescription.hasPrefix(PathTracingDecoder.outOfRange):
+            let number = c.debugDescription.dropFirst(PathTracingDecoder.outOfRange.count)
+            return "the number\(number.isEmpty ? "" : " \(number)")\(at(c)) is out of its field's range"
         case .dataCorrupted(let c):
-            return "a value\(at(c)) cannot be read as its field's type (a number out of its range?)"
+            return "a value\(at(c)) cannot be read as its field's type"
         @unknown default: return "\(e)"
         }
     }
@@ -318,9 +330,10 @@ public final class ConversationStore: @unchecked Sendable {
         try write()
     }
 
-    /// Gives the open conversation a name (unique in the store).
+    /// Gives the open conversation a name (unique in the store); the name it has already is kept
+    /// whatever it is.
     public func rename(_ h: Handle, to name: String) throws {
-        guard Self.isValidName(name) else { throw ConversationError.badName(name) }
+        if name != h.name, let problem = Self.problem(withNewName: name) { throw problem }
         if let other = list().first(where: { $0.name == name && $0.id != h.id }) { throw ConversationError.nameTaken(name, id: other.id) }
         h.name = name
     }

@@ -30,6 +30,7 @@ public final class OpenAIServer: Sendable {
         let metrics = ServerMetrics()
         self.metrics = metrics
         connections = Connections(limit: options.maxConnections, refused: { metrics.refusedConnections.increment() })
+        service.observeGeneratedTokens { [generated = metrics.generated] n in generated.increment(by: Int64(n)) }
     }
 
     /// Serves until SIGINT or SIGTERM; `onListening` gets the bound port (for `--port 0`).
@@ -53,7 +54,6 @@ public final class OpenAIServer: Sendable {
             metrics.queued.set(to: Double(s.queued))
             metrics.active.set(to: Double(s.active))
             metrics.largestBatch.set(to: Double(s.largestBatch))
-            metrics.generated(total: s.generatedTokens)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.registry.emitToString())))
         }
@@ -75,7 +75,8 @@ public final class OpenAIServer: Sendable {
             func field(_ name: String) -> String? { head.headers[name].isEmpty ? nil : head.headers[name].joined(separator: ", ") }
             return head.method == .POST && Self.isCompletions(URI(head.uri).path)
                 && refusalBeforeBody(authorization: field("authorization"), contentType: field("content-type"),
-                                     contentLength: field("content-length"), transferEncoding: field("transfer-encoding")) == nil
+                                     contentLength: field("content-length"), transferEncoding: field("transfer-encoding"),
+                                     admission: true) == nil
         }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
         // of its last answer), plus a second, is closed; a client that closes its side ends its
@@ -164,11 +165,12 @@ public final class OpenAIServer: Sendable {
 
     /// What refuses a chat completion from its head alone: the key, the media type, a transfer
     /// coding other than chunked (501, RFC 9112 6.1: a gzip body would be read as JSON), a
-    /// declared length over the limit, a full queue (429 before the body is read: a client
-    /// uploading an image does not send it for nothing). A request with `Expect: 100-continue`
-    /// gets its `100 Continue` only when this is nil.
+    /// declared length over the limit, and with `admission` a full queue. A request with
+    /// `Expect: 100-continue` gets its `100 Continue` only when this is nil with `admission`: a
+    /// client uploading an image to a full queue does not send it for nothing. Without `Expect`
+    /// the body comes anyway, and a full queue is only answered once it is read and found valid.
     func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?, transferEncoding: String?,
-                           admission: Bool = true) -> APIError? {
+                           admission: Bool) -> APIError? {
         if let e = unauthorized(authorization) { return e }
         if let te = transferEncoding,
            te.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() != "chunked" }) {
@@ -200,7 +202,7 @@ public final class OpenAIServer: Sendable {
         let decided = HTTPField.Name(HTTP1Details.continueDecision).flatMap { request.headers[$0] }
         if let e = refusalBeforeBody(authorization: request.headers[.authorization], contentType: request.headers[.contentType],
                                      contentLength: request.headers[.contentLength], transferEncoding: request.headers[.transferEncoding],
-                                     admission: decided != "continued") {
+                                     admission: false) {
             return finish(e)
         }
         if decided == "refused" { return finish(APIError(.overloaded("The server was busy when the request came. Retry later."))) }
@@ -227,6 +229,9 @@ public final class OpenAIServer: Sendable {
         }
         let body: ChatCompletionBody
         do { body = try ChatCompletionBody.parse(bytes, options: options) } catch { return finish(error) }
+        // A request that is wrong gets its own error whether or not the queue has room: told
+        // "busy", a client would send it again and again. A full queue refuses the rest below.
+        if let e = service.problem(with: body.request) { return finish(APIError(e)) }
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
         let events = EventSource(service.complete(body.request), seconds: options.requestSeconds)
@@ -546,8 +551,6 @@ final class ServerMetrics: Sendable {
     let ttft: DurationHistogram
     private let statuses = NSLock()
     private nonisolated(unsafe) var byStatus: [Int: Counter] = [:]
-    /// The service's generated-token count `generated` has reached (under `statuses`).
-    private nonisolated(unsafe) var generatedCounted = 0
 
     init() {
         queued = registry.makeGauge(descriptor: Self.name("queue_depth", help: "Requests admitted but not started."))
@@ -583,16 +586,6 @@ final class ServerMetrics: Sendable {
     }
 
     func firstToken(_ d: Duration) { ttft.record(d) }
-
-    /// Brings `generated` up to the service's own count, which also has the tokens of answers
-    /// nobody read to their end.
-    func generated(total: Int) {
-        let more = statuses.withLock { () -> Int in
-            defer { generatedCounted = max(generatedCounted, total) }
-            return total - generatedCounted
-        }
-        if more > 0 { generated.increment(by: Int64(more)) }
-    }
 
     func completed(tokens: Int, time: Duration) {
         let s = time.seconds

@@ -47,6 +47,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     private var stopping = false
     private var largestBatch = 0
     private var generatedTokens = 0
+    private var tokenObservers: [@Sendable (Int) -> Void] = []
     private var stepTimes: [Int: DecodeSteps] = [:]
 
     public init(engine: ChatEngine, modelName: String, limits: SchedulerLimits = SchedulerLimits()) {
@@ -84,6 +85,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     }
 
     public func admissionRefusal() -> String? { lock.withLock { refusal() } }
+
+    public func observeGeneratedTokens(_ observer: @escaping @Sendable (Int) -> Void) {
+        lock.withLock { tokenObservers.append(observer) }
+    }
 
     /// Why one more request is refused now (under the lock).
     private func refusal() -> String? {
@@ -175,7 +180,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     /// (false: finished, its place freed and its stream ended by `finish`).
     private func take(_ job: Job, logits: UnsafeBufferPointer<Float>) -> Bool {
         let s = job.stepper!.step(logits: logits, cached: job.cache!.count)
-        if s.token != nil { lock.withLock { generatedTokens += 1 } }       // counted whether or not the answer is read to its end
+        if s.token != nil {                                                 // counted whether or not the answer is read to its end
+            let observers = lock.withLock { generatedTokens += 1; return tokenObservers }
+            for observe in observers { observe(1) }
+        }
         if !s.text.isEmpty { job.out.yield(.text(s.text)) }
         if let reason = s.finish { finish(job, reason); return false }
         job.pending = s.token!
@@ -200,8 +208,16 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
 
     // MARK: - Prompts, images, reuse
 
-    private func prepare(_ job: Job) throws {
-        let r = job.request
+    public func problem(with request: CompletionRequest) -> CompletionError? {
+        do { _ = try Self.conversation(of: request, maxImages: limits.maxImages) } catch { return error }
+        return nil
+    }
+
+    /// A request's conversation as the prompt builder takes it, checked as far as it can be
+    /// without the engine: the sampling values, the messages' order and placeholders, and the
+    /// images' number and file signatures.
+    static func conversation(of r: CompletionRequest, maxImages: Int) throws(CompletionError)
+        -> (system: String?, turns: [ChatTemplate.Message], images: [CompletionRequest.Image]) {
         if let p = r.parameters.problem { throw CompletionError.invalidRequest("Invalid sampling parameters: \(p).") }
         var messages = r.messages[...]
         var system: String?
@@ -231,9 +247,24 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
                 turns.append(m.role == .assistant ? ChatTemplate.Message.assistant(m.text) : .system(m.text))
             }
         }
-        guard images.count <= limits.maxImages else {
-            throw CompletionError.invalidRequest("\(images.count) images in one request; at most \(limits.maxImages).")
+        guard images.count <= maxImages else {
+            throw CompletionError.invalidRequest("\(images.count) images in one request; at most \(maxImages).")
         }
+        for img in images where ImageDecoder.format(of: img.bytes) == nil {
+            throw badImage(img.bytes.isEmpty ? ImagingError.empty(img.name) : ImagingError.unknownFormat(img.name), img)
+        }
+        return (system, turns, images)
+    }
+
+    /// An image the decoder refused, named as the request names it.
+    static func badImage(_ error: any Error, _ image: CompletionRequest.Image) -> CompletionError {
+        let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+        return .badImage(m.hasPrefix(image.name) ? m : "\(image.name): \(m)")     // the decoder's own message names it
+    }
+
+    private func prepare(_ job: Job) throws {
+        let r = job.request
+        let (system, turns, images) = try Self.conversation(of: r, maxImages: limits.maxImages)
         var tokens: [Float] = [], promptImages: [PromptImage] = [], tiles = 0
         for img in images {
             let (vision, n, key) = try encode(img, maxTiles: img.maxTiles ?? r.maxTiles, after: tiles)
@@ -293,8 +324,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             let rgb = try ImageDecoder.decode(bytes: image.bytes, name: image.name)
             prepared = ImagePreprocessor.prepare(rgb, options: options)
         } catch {
-            let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-            throw CompletionError.badImage(m.hasPrefix(image.name) ? m : "\(image.name): \(m)")     // the decoder's own message names it
+            throw Self.badImage(error, image)
         }
         try fits(prepared.tiles)
         let v = engine.encodeImage(prepared)

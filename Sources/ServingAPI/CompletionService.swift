@@ -108,14 +108,25 @@ public protocol CompletionService: AnyObject, Sendable {
     var modelName: String { get }
     func complete(_ request: CompletionRequest) -> AsyncThrowingStream<CompletionEvent, any Error>
     func status() async -> ServiceStatus
+    /// Calls `observer` with each count of tokens the service generates, as they are generated
+    /// and before their text is streamed (for requests finished, cut off or cancelled alike), so
+    /// that a counter is up to date whenever it is read, not only when `status` is asked.
+    func observeGeneratedTokens(_ observer: @escaping @Sendable (Int) -> Void)
     /// Why a request coming now would be refused as overloaded (nil: it would be taken), so that
     /// one can be refused from its head, before its body is read (it may still be refused when it
     /// comes: others may fill the queue meanwhile).
     func admissionRefusal() -> String?
+    /// What the service would refuse `request` for, found without running it (its sampling
+    /// values, the shape of its conversation, the number and kind of its images), so that a
+    /// request that can never be answered gets its own error, not `overloaded`, when the queue is
+    /// full. Nil when nothing is found; running the request may still refuse it (an image that
+    /// does not decode, more tiles than allowed, a prompt over the context).
+    func problem(with request: CompletionRequest) -> CompletionError?
 }
 
 extension CompletionService {
     public func admissionRefusal() -> String? { nil }
+    public func problem(with request: CompletionRequest) -> CompletionError? { nil }
 }
 
 extension Duration {

@@ -102,6 +102,8 @@ struct ImportCommand: ParsableCommand {
                 Output.write(id + "\n")
             } catch ConversationError.nameTaken(let taken, let id) {
                 throw ValidationError("A conversation named \(taken) exists already (\(id)): import it under another name with --name NAME.")
+            } catch ConversationError.optionLikeName(let exported) where name == nil {
+                throw ValidationError("The export's name \(exported) starts with \"-\", which the command line would read as an option: import it under another name with --name NAME.")
             }
         }
     }

@@ -105,8 +105,12 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--video goes alone: drop --image and --turns")
         }
         if turns == nil && (resume != nil || save != nil) { throw ValidationError("--resume and --save go with --turns FILE") }
-        if let name = save, !ConversationStore.isValidName(name) {     // before the turns run, not after
-            throw ValidationError(ConversationError.badName(TerminalText.line(name)).errorDescription ?? "--save \(name) is no valid name")
+        // Before the turns run, not after; a name the store has already is replaced, whatever it is.
+        if let name = save, let problem = ConversationStore.problem(withNewName: name),
+           !storeOptions.store.list().contains(where: { $0.name == name }) {
+            let shown = TerminalText.line(name)
+            let said: ConversationError = if case .optionLikeName = problem { .optionLikeName(shown) } else { .badName(shown) }
+            throw ValidationError(said.errorDescription ?? "--save \(shown) is no valid name")
         }
         if batch != nil || batchImages != nil {
             if batch != nil && batchImages != nil { throw ValidationError("--batch and --batch-images go one at a time") }

@@ -350,6 +350,8 @@ struct CLITests {
         #expect(bad.status == 1 && bad.err.contains("turn 6: unknown action bogus"), "\(bad.err)")
         let badName = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path, "--save", "../evil"])
         #expect(badName.status == 64 && badName.err.contains("../evil cannot be a conversation name") && badName.out.isEmpty, "\(badName.err)")
+        let dashName = try Self.run(["generate", "--model", TestData.url("tiny-b").path, "--turns", script.path, "--save=-x"])
+        #expect(dashName.status == 64 && dashName.err.contains("-x cannot be a new conversation name") && dashName.out.isEmpty, "\(dashName.err)")
         // Numbers 0 and 1 are numbers (Foundation also casts them to Bool), true is not.
         try JSONSerialization.data(withJSONObject: [["question": "Hi", "max_tiles": 1, "max_new_tokens": 1, "cancel_after_tokens": 1],
                                                     ["question": "Q", "cancel_after_tokens": 0]]).write(to: script)
@@ -728,6 +730,19 @@ struct CLITests {
         let c = try Self.run(["import", cut.path, "--name", "cut"] + store)
         #expect(c.status == 1 && c.err.contains("cut.json is not a valid conversation: it is not complete JSON"), "\(c.err)")
         #expect(!(try Self.run(["conversations"] + store).out.contains("cut ")), "nothing half-imported")
+        // A name starting with "-" would need `--` to address: an export carrying one is imported
+        // under another name only, and no new name may start with it.
+        var o = try JSONSerialization.jsonObject(with: exported) as! [String: Any]
+        var conversation = o["conversation"] as! [String: Any]
+        conversation["name"] = "-dash"
+        o["conversation"] = conversation
+        let dash = dir.appendingPathComponent("dash.json")
+        try JSONSerialization.data(withJSONObject: o).write(to: dash)
+        let d = try Self.run(["import", dash.path] + store)
+        #expect(d.status == 1 && d.err.contains("The export's name -dash starts with \"-\"") && d.err.contains("--name NAME"), "\(d.err)")
+        let named = try Self.run(["import", dash.path, "--name=-y"] + store)
+        #expect(named.status == 1 && named.err.contains("-y cannot be a new conversation name"), "\(named.err)")
+        #expect(!(try Self.run(["conversations"] + store).out.contains("dash")), "nothing imported")
         // --delete removes one conversation, folder and images; a second time it is not there.
         let del = try Self.run(["conversations", "--delete", "copy"] + store)
         #expect(del.status == 0 && del.out == "Deleted copy.\n", "\(del.out) \(del.err)")

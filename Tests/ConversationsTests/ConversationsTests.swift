@@ -115,6 +115,40 @@ struct FormatTests {
         #expect(store.list().count == 3)
     }
 
+    /// A new name (a rename, a save-as, an import) may not start with "-", which the command
+    /// line reads as an option; a file that carries such a name already opens, resolves by it and
+    /// keeps it when saved again.
+    @Test func aNewNameMayNotLookLikeAnOption() throws {
+        let root = tempDir("dash"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root.appendingPathComponent("store"))
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h)
+        for name in ["-x", "--help", "- spaced"] {
+            #expect(throws: ConversationError.optionLikeName(name)) { try store.rename(h, to: name) }
+        }
+        let said = ConversationError.optionLikeName("-x").errorDescription ?? ""
+        #expect(said.contains("-x cannot be a new conversation name") && said.contains("read as an option"), "\(said)")
+        #expect(ConversationStore.problem(withNewName: "x-1") == nil && ConversationStore.problem(withNewName: "../x") == .badName("../x"))
+        h.close()
+        // A name from before the rule, written into the file.
+        let url = root.appendingPathComponent("store/\(h.id)/conversation.json")
+        var o = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        o["name"] = "-old"
+        try JSONSerialization.data(withJSONObject: o).write(to: url)
+        #expect(try store.resolve("-old") == h.id)
+        let (again, _) = try store.open(h.id)
+        try store.rename(again, to: "-old")
+        try store.save(syntheticSnapshot(answer: "Again."), to: again); again.close()
+        #expect(try store.read(h.id).name == "-old")
+        // An export of it imports under another name only.
+        let json = root.appendingPathComponent("export.json")
+        try store.exportJSON(h.id, to: json)
+        let other = ConversationStore(root: root.appendingPathComponent("other"))
+        #expect(throws: ConversationError.optionLikeName("-old")) { try other.importJSON(json) }
+        #expect(other.list().isEmpty, "a refused import stores nothing")
+        let id = try other.importJSON(json, name: "old")
+        #expect(try other.read(id).name == "old")
+    }
+
     @Test func twoAppsCannotWriteOneConversation() throws {
         let root = tempDir("lock"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
@@ -164,8 +198,8 @@ struct FormatTests {
         try refused("not complete JSON", raw: { $0.prefix($0.count / 2) })
         try refused("not complete JSON", raw: { _ in Data() })
         try refused("newer internvl-chat (format version 7)") { $0["version"] = 7 }
-        try refused("a value cannot be read as its field's type") { $0["version"] = 1e40 }
-        try refused("a value cannot be read as its field's type") { o in
+        try refused("the number 1e+40 at version is out of its field's range") { $0["version"] = 1e40 }
+        try refused("the number 1e+40 at images[0].bytes is out of its field's range") { o in
             var i = o["images"] as! [[String: Any]]; i[0]["bytes"] = 1e40; o["images"] = i
         }
         try refused("the date at created is not an ISO 8601 date") { $0["created"] = "yesterday" }
@@ -193,6 +227,57 @@ struct FormatTests {
             var i = o["images"] as! [[String: Any]]; i[0]["format"] = "exe"; o["images"] = i
         }
         try refused("its id") { $0["id"] = "../../elsewhere" }
+    }
+
+    /// A number its field cannot hold (Foundation's decoder names no field for these) is
+    /// refused naming the file, the field and the number, the file left as it was.
+    @Test func numbersOutOfRangeNameTheirField() throws {
+        /// Puts `literal`, as written, where `edit` puts its placeholder.
+        func number(_ literal: String, _ edit: @escaping (inout [String: Any], String) -> Void) -> (Data) -> Data {
+            { data in
+                var o = try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+                edit(&o, "NUMBER-HERE")
+                let text = String(decoding: try! JSONSerialization.data(withJSONObject: o), as: UTF8.self)
+                return Data(text.replacingOccurrences(of: "\"NUMBER-HERE\"", with: literal).utf8)
+            }
+        }
+        func image(_ key: String) -> (inout [String: Any], String) -> Void {
+            { o, v in var i = o["images"] as! [[String: Any]]; i[0][key] = v; o["images"] = i }
+        }
+        func parameter(_ key: String) -> (inout [String: Any], String) -> Void {
+            { o, v in
+                var t = o["turns"] as! [[String: Any]]
+                var r = t[0]["record"] as! [String: Any], p = r["parameters"] as! [String: Any]
+                p[key] = v; r["parameters"] = p; t[0]["record"] = r; o["turns"] = t
+            }
+        }
+        try refused("the number 1e30 at images[0].tiles is out of its field's range", raw: number("1e30", image("tiles")))
+        try refused("the number 99999999999999999999 at images[0].width is out of its field's range",
+                    raw: number("99999999999999999999", image("width")))
+        try refused("the number -99999999999999999999 at images[0].grid.cols is out of its field's range", raw: number("-99999999999999999999") { o, v in
+            var i = o["images"] as! [[String: Any]]; i[0]["grid"] = ["cols": v, "rows": 1]; o["images"] = i
+        })
+        try refused("the number -5 at turns[0].record.parameters.seed is out of its field's range", raw: number("-5", parameter("seed")))
+        try refused("the number 1e300 at turns[0].record.parameters.temperature is out of its field's range",
+                    raw: number("1e300", parameter("temperature")))
+        try refused("the number 2.5 at turns[1].images[0] is out of its field's range", raw: number("2.5") { o, v in
+            var t = o["turns"] as! [[String: Any]]; t[1]["images"] = [v]; o["turns"] = t
+        })
+        // An import names the field inside the export, and stores nothing.
+        let root = tempDir("numexp"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root.appendingPathComponent("store"))
+        let h = try store.create(); try store.save(syntheticSnapshot(), to: h); h.close()
+        let json = root.appendingPathComponent("export.json")
+        try store.exportJSON(h.id, to: json)
+        var text = try String(contentsOf: json, encoding: .utf8)
+        text.replace(/"tiles"\s*:\s*\d+/, with: "\"tiles\": 1e30", maxReplacements: 1)
+        try Data(text.utf8).write(to: json)
+        let other = ConversationStore(root: root.appendingPathComponent("other"))
+        do { _ = try other.importJSON(json); Issue.record("an export with tiles 1e30 was imported") } catch {
+            let m = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            #expect(m.contains("the number 1e30 at conversation.images[0].tiles is out of its field's range") && m.contains(json.path), "\(m)")
+        }
+        #expect(other.list().isEmpty)
     }
 
     @Test func aHugeFileIsRefusedWithoutReadingIt() throws {

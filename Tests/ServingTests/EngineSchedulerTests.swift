@@ -247,6 +247,45 @@ struct EngineSchedulerTests {
         #expect(s.generatedTokens == cancelled + (got.usage?.completionTokens ?? -1), "a finished answer adds its completion tokens")
     }
 
+    /// Generated tokens are reported to observers one by one, before the text they make is
+    /// streamed: the first text comes after a count, the end after the answer's whole count (equal
+    /// to the service's status); during an answer that has not ended the count grows.
+    @Test func generatedTokensAreObservedAsTheyAreMade() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b")
+        defer { scheduler.shutdown() }
+        final class Count: @unchecked Sendable {
+            let lock = NSLock()
+            var value = 0
+            func add(_ n: Int) { lock.withLock { value += n } }
+            var now: Int { lock.withLock { value } }
+        }
+        let observed = Count()
+        scheduler.observeGeneratedTokens { observed.add($0) }
+        var seenAtEvents: [Int] = [], usage: CompletionUsage?
+        for try await e in scheduler.complete(try Chat(question: "Write a long story.", parameters: SamplingParameters(maxNewTokens: 24)).request()) {
+            seenAtEvents.append(observed.now)
+            if case .finished(_, let u, _) = e { usage = u }
+        }
+        let total = try #require(usage).completionTokens
+        #expect(seenAtEvents.first ?? 0 >= 1, "the first text came after its token was counted: \(seenAtEvents)")
+        #expect(seenAtEvents.last == total && observed.now == total, "\(seenAtEvents), \(total) tokens")
+        #expect(await Self.settled(scheduler).generatedTokens == total)
+
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
+        let early = observed.now
+        var later = early
+        for _ in 0..<500 where later == early {
+            try await Task.sleep(for: .milliseconds(20))
+            later = observed.now
+        }
+        let running = await scheduler.status().active
+        #expect(later > early && running == 1, "the count grew from \(early) to \(later) while the answer ran")
+        consumer.cancel()
+        _ = try? await consumer.value
+        #expect(await Self.settled(scheduler).generatedTokens == observed.now)
+    }
+
     /// A scheduler on tiny-b with one batch place and `queue` waiting places.
     static func oneSlot(queue: Int) throws -> (ChatEngine, EngineScheduler) {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
@@ -364,16 +403,22 @@ struct EngineSchedulerTests {
         #expect(scheduler.encodedImages == 1, "the second image was encoded before the refusal")
     }
 
-    /// Bad conversations and images are refused with the case the HTTP layer maps to 400.
+    /// Bad conversations and images are refused with the case the HTTP layer maps to 400, and
+    /// `problem(with:)`, which the server asks before a request takes a place in the queue, finds
+    /// the same error without running the request, except for an image that must be decoded to
+    /// be found bad.
     @Test func badRequestsAreRefused() async throws {
         let scheduler = EngineScheduler(engine: try ChatEngine(folder: TestData.url("tiny-b")), modelName: "tiny-b")
         defer { scheduler.shutdown() }
         let p = SamplingParameters(maxNewTokens: 4)
-        func refusal(_ m: [CompletionRequest.Message], _ params: SamplingParameters = SamplingParameters(maxNewTokens: 4)) async -> CompletionError? {
-            do {
-                for try await _ in scheduler.complete(CompletionRequest(messages: m, parameters: params)) {}
-                return nil
-            } catch { return error as? CompletionError }
+        func refusal(_ m: [CompletionRequest.Message], _ params: SamplingParameters = SamplingParameters(maxNewTokens: 4),
+                     foundBeforeRunning: Bool = true) async -> CompletionError? {
+            let request = CompletionRequest(messages: m, parameters: params)
+            let found = scheduler.problem(with: request)
+            var run: CompletionError?
+            do { for try await _ in scheduler.complete(request) {} } catch { run = error as? CompletionError }
+            #expect(found == (foundBeforeRunning ? run : nil), "found before running: \(String(describing: found)); running: \(String(describing: run))")
+            return run
         }
         let bad = CompletionRequest.Image(bytes: Array("not an image at all".utf8), name: "image 1 of message 1")
         let broken = try Self.image("truncated.png")
@@ -390,7 +435,8 @@ struct EngineSchedulerTests {
         let e = await refusal([.init(role: .user, text: "What is it?", images: [bad])])
         #expect(isBadImage(e))
         #expect(e?.message.contains("image 1 of message 1") == true, "the error names the image: \(e?.message ?? "")")
-        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [broken])])))
+        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [broken])], foundBeforeRunning: false)))
+        #expect(isBadImage(await refusal([.init(role: .user, text: "What is it?", images: [.init(bytes: [], name: "image 1 of message 1")])])))
         // Still serving.
         let ok = try await Self.collect(scheduler.complete(CompletionRequest(messages: [.init(role: .user, text: "Hi")], parameters: p)))
         #expect(ok.reason != nil)
