@@ -27,13 +27,7 @@ def post(port, body, timeout=60):
                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
     except (BrokenPipeError, ConnectionResetError):
         pass                                            # answered before the body was read: the answer is still there
-    data = b""
-    try:
-        while chunk := s.recv(65536):
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    s.close()
+    data = harness.read_all(s)
     head, _, rest = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
     try:

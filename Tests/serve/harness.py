@@ -1,6 +1,7 @@
 """What the tests that start `internvl-chat serve` share: counted checks, a bounded
-`generate` run, and a server on a free loopback port whose output is kept."""
-import json, os, re, subprocess, sys, tempfile, threading, time
+`generate` run, a server on a free loopback port whose output is kept, and reading a raw
+socket to its end."""
+import json, os, re, socket, subprocess, sys, tempfile, threading, time
 
 failures, checks = [], 0
 
@@ -64,3 +65,15 @@ def stop_server(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def read_all(sock):
+    """Everything `sock` receives until the server closes it (or a timeout), then closes it."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    sock.close()
+    return data

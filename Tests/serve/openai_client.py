@@ -15,7 +15,7 @@ import base64, concurrent.futures, urllib.request, json, os, re, signal, socket,
 import openai
 
 import harness
-from harness import check
+from harness import check, read_all
 
 BIN, MODEL, IMAGES = sys.argv[1], sys.argv[2], sys.argv[3]
 KEY = "test-key-123"
@@ -126,18 +126,6 @@ if len(full) > 4:
     stop = full[2:4]
     cut = ask([{"role": "user", "content": "Hello there"}], stop=[stop])[0]
     check(cut == full[:full.index(stop)], f"stop: {cut!r} is not {full!r} cut before {stop!r}")
-
-
-def read_all(sock):
-    """Everything `sock` receives until the server closes it (or a timeout), then closes it."""
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    sock.close()
-    return data
 
 
 # Hostile clients.
