@@ -176,8 +176,8 @@ public final class ConversationStore: @unchecked Sendable {
             throw ConversationError.futureVersion(path, version: v)
         }
         let f: ConversationFile
-        do { f = try decoder.decode(PathTraced<ConversationFile>.self, from: data).value } catch {
-            throw ConversationError.invalid(path, reason: Self.describe(error))
+        do { f = try decoder.decode(ConversationFile.self, from: data) } catch {
+            throw ConversationError.invalid(path, reason: Self.describe(Self.tracedError(ConversationFile.self, data, decoder) ?? error))
         }
         try f.validate(path: path)
         return f
@@ -189,12 +189,19 @@ public final class ConversationStore: @unchecked Sendable {
     /// memory many times the file's size, and a good file would be parsed once more for nothing.
     static func decodeExplained<T: Decodable>(_ type: T.Type, from data: Data, with decoder: JSONDecoder, path: String,
                                               notJSON: String) throws -> T {
-        do { return try decoder.decode(PathTraced<T>.self, from: data).value } catch {
+        do { return try decoder.decode(T.self, from: data) } catch {
             guard (try? JSONSerialization.jsonObject(with: data)) != nil else {
                 throw ConversationError.invalid(path, reason: "it is not complete JSON (cut short, or \(notJSON))")
             }
-            throw ConversationError.invalid(path, reason: Self.describe(error))
+            throw ConversationError.invalid(path, reason: Self.describe(Self.tracedError(T.self, data, decoder) ?? error))
         }
+    }
+
+    /// A failed decode's error again, through `PathTracingDecoder`, which also gives a number out
+    /// of its field's range a field. Only after a failure: the wrapper made reading every file
+    /// 40% slower (listing 500 conversations of 60 turns: 1.3 s against 0.9).
+    static func tracedError<T: Decodable>(_ type: T.Type, _ data: Data, _ decoder: JSONDecoder) -> (any Error)? {
+        do { _ = try decoder.decode(PathTraced<T>.self, from: data); return nil } catch { return error }
     }
 
     /// Dates as `.iso8601` reads them, but a bad one is an error at its field (Foundation's own
