@@ -26,14 +26,20 @@ public struct LineEditor: Sendable, Equatable {
         // after it, so the boundaries before the cut stay; counting resumes at the one before
         // the cut, as the inserted text may join the cluster that ends there.
         let resume = cut.lowerBound > text.startIndex ? text.index(before: cut.lowerBound) : text.startIndex
-        var clusters = cut.lowerBound > text.startIndex ? clustersBefore - 1 : 0
+        let clusters = cut.lowerBound > text.startIndex ? clustersBefore - 1 : 0
         let resumeOffset = text.utf8.distance(from: text.startIndex, to: resume)
         let head = text.utf8.distance(from: text.startIndex, to: cut.lowerBound) + insert.utf8.count
         text.replaceSubrange(cut, with: insert)
-        var i = text.utf8.index(text.startIndex, offsetBy: resumeOffset)
+        place(notPast: head, countingFrom: text.utf8.index(text.startIndex, offsetBy: resumeOffset), clusters: clusters)
+    }
+
+    /// Puts the cursor at the last cluster boundary at most `offset` UTF-8 bytes into the text,
+    /// counting on from the boundary `i`, which has `clusters` clusters before it.
+    private mutating func place(notPast offset: Int, countingFrom i: String.Index, clusters: Int) {
+        var i = i, clusters = clusters
         while i < text.endIndex {
             let next = text.index(after: i)
-            if text.utf8.distance(from: text.startIndex, to: next) > head { break }
+            if text.utf8.distance(from: text.startIndex, to: next) > offset { break }
             i = next
             clusters += 1
         }
@@ -43,12 +49,12 @@ public struct LineEditor: Sendable, Equatable {
 
     public mutating func insert(_ s: String) { splice(at..<at, s, clustersBefore: cursor) }
 
-    /// Puts `s` before the text, the cursor staying where it was in what followed.
+    /// Puts `s` before the text, the cursor staying where it was in what followed: at the last
+    /// cluster boundary not past that place, as `s` may join the clusters after it into one.
     public mutating func insertAtStart(_ s: String) {
-        let after = text.count - cursor
+        let offset = s.utf8.count + text.utf8.distance(from: text.startIndex, to: at)
         text = s + text
-        cursor = text.count - after
-        at = text.index(text.startIndex, offsetBy: cursor)
+        place(notPast: offset, countingFrom: text.startIndex, clusters: 0)
     }
 
     public mutating func deleteBackward() {

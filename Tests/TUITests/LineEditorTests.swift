@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import TUI
 
 /// `LineEditor`, which keeps the cursor's place and counts only the clusters an edit touched,
@@ -9,9 +10,9 @@ struct LineEditorTests {
                          "你好", "x y", "\u{1F3FD}", "\u{FE0F}", "क", "\u{94D}", "ष"]
 
     @Test func editsAsTheNaiveTwin() {
-        var rng = SystemRandomNumberGenerator()
-        func random(_ n: Int) -> String { (0..<n).map { _ in Self.pieces.randomElement(using: &rng)! }.joined() }
         for round in 0..<300 {
+            var rng = SeededRandom(seed: UInt64(round))
+            func random(_ n: Int) -> String { (0..<n).map { _ in Self.pieces.randomElement(using: &rng)! }.joined() }
             let start = random(Int.random(in: 0...20, using: &rng))
             let c = Int.random(in: 0...start.count, using: &rng)
             var fast = LineEditor(text: start, cursor: c), naive = NaiveLineEditor(text: start, cursor: c)
@@ -52,6 +53,21 @@ struct LineEditorTests {
     }
 }
 
+extension LineEditorTests {
+    /// Text put before the input may join clusters after it into one (a pictograph before a lone
+    /// joiner and another pictograph): the cursor stays at the last cluster boundary not past
+    /// its place, never beyond the text's end.
+    @Test func aPrefixThatJoinsTheClustersAfterIt() {
+        for (cursor, expected) in [(0, 0), (1, 0), (2, 1), (3, 2)] {
+            var e = LineEditor(text: "\u{200D}👩x", cursor: cursor)
+            e.insertAtStart("💻")
+            #expect(e.text == "💻\u{200D}👩x" && e.cursor == expected, "cursor \(cursor)")
+            e.insert("|")
+            #expect(e.text.unicodeScalars.count == 5, "cursor \(cursor): the editor still works")
+        }
+    }
+}
+
 /// The editor as it was first written, its naive twin: every edit counts the clusters from the
 /// text's start, every line or word move makes an array of the text's characters.
 struct NaiveLineEditor {
@@ -72,22 +88,27 @@ struct NaiveLineEditor {
     private mutating func splice(_ cut: Range<String.Index>, _ insert: String) {
         let head = text.unicodeScalars[..<cut.lowerBound].count + insert.unicodeScalars.count
         text = String(text[..<cut.lowerBound]) + insert + String(text[cut.upperBound...])
+        cursor = clusters(notPast: head)
+    }
+
+    /// The clusters that end at most `head` scalars into the text.
+    private func clusters(notPast head: Int) -> Int {
         var scalars = 0, clusters = 0
         for ch in text {
             scalars += ch.unicodeScalars.count
             if scalars > head { break }
             clusters += 1
         }
-        cursor = clusters
+        return clusters
     }
 
     mutating func insert(_ s: String) { let i = cursorIndex; splice(i..<i, s) }
 
     /// Puts `s` before the text, the cursor staying where it was in what followed.
     mutating func insertAtStart(_ s: String) {
-        let after = text.count - cursor
+        let head = s.unicodeScalars.count + text.unicodeScalars[..<cursorIndex].count
         text = s + text
-        cursor = text.count - after
+        cursor = clusters(notPast: head)
     }
 
     mutating func deleteBackward() {
