@@ -21,6 +21,16 @@ public enum TerminalText {
         return String(out)
     }
 
+    /// How many scalars `sanitize` shows for `u`.
+    @inlinable
+    public static func shownCount(_ u: Unicode.Scalar, tabWidth: Int? = nil) -> Int {
+        switch u.value {
+        case 0x09: return tabWidth ?? 1
+        case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return 0
+        default: return 1
+        }
+    }
+
     /// `sanitize` for one line of a listing or a message: line breaks shown as ␤ too.
     public static func line(_ s: String) -> String {
         sanitize(s).replacingOccurrences(of: "\n", with: "\u{2424}")

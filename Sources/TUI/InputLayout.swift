@@ -8,21 +8,37 @@ struct InputLayout {
     struct Paragraph {
         /// The text's UTF-8 bytes, the line break after it not included.
         var bytes: Int
-        /// Its grapheme clusters (the editor's cursor counts them).
-        var characters: Int
-        /// It ends with "\r": with the line break after it that is one cluster, the break counts none.
-        var endsWithCR: Bool
         /// Unicode scalars as `TerminalText.sanitize` shows it (tabs as 4 spaces).
         var scalars: Int
         /// `Wrap.rows` of this paragraph alone: starts count from its first shown scalar.
         var rows: [(text: String, start: Int)]
+        /// Every `Paragraph.stride` bytes or so, a scalar's first byte and the shown scalars
+        /// before it, so that the cursor's place is found walking at most that many bytes.
+        var marks: [(byte: Int, shown: Int)] = []
+        static let stride = 4096
 
-        init(_ text: String, width: Int) {
-            bytes = text.utf8.count
-            characters = text.count
-            endsWithCR = text.utf8.last == 0x0D
-            scalars = TerminalText.sanitize(text, tabWidth: 4).unicodeScalars.count
-            rows = Wrap.rows(text, width: width)
+        init(_ text: Substring.UnicodeScalarView, width: Int) {
+            var bytes = 0, shown = 0
+            for u in text {
+                if bytes >= marks.count * Paragraph.stride { marks.append((bytes, shown)) }
+                bytes += UTF8.width(u)
+                shown += InputLayout.shownCount(u)
+            }
+            self.bytes = bytes
+            scalars = shown
+            rows = Wrap.rows(String(String.UnicodeScalarView(text)), width: width)
+        }
+
+        /// The shown scalars before byte `byte` of the paragraph (a scalar's first byte); `start`:
+        /// where the paragraph starts in `text`.
+        func shown(before byte: Int, from start: String.Index, in text: String) -> Int {
+            guard let mark = marks.last(where: { $0.byte <= byte }) else { return 0 }
+            let u = text.utf8
+            var shown = mark.shown
+            for v in text.unicodeScalars[u.index(start, offsetBy: mark.byte)..<u.index(start, offsetBy: byte)] {
+                shown += InputLayout.shownCount(v)
+            }
+            return shown
         }
     }
 
@@ -42,8 +58,11 @@ struct InputLayout {
 
     /// The paragraphs of `text` (split at every line break, also the one of a "\r\n" cluster), each wrapped.
     static func paragraphs(of text: Substring.UnicodeScalarView, width: Int) -> [Paragraph] {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { Paragraph(String(String.UnicodeScalarView($0)), width: width) }
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { Paragraph($0, width: width) }
     }
+
+    /// The scalars `TerminalText.sanitize` shows for `u` with tabs as 4 spaces.
+    static func shownCount(_ u: Unicode.Scalar) -> Int { TerminalText.shownCount(u, tabWidth: 4) }
 
     var rowCount: Int { paragraphs.reduce(0) { $0 + $1.rows.count } }
 
@@ -59,27 +78,32 @@ struct InputLayout {
         return out
     }
 
-    /// Where the cursor after the first `cursor` characters of `text` (the text laid out) is
-    /// drawn, as `Wrap.cursor` places it: the row among all rows, and the cells before it on that row.
-    func cursor(in text: String, at cursor: Int) -> (row: Int, col: Int) {
-        var characters = 0, byte = 0, row = 0
+    /// Where the cursor `byte` UTF-8 bytes into `text` (the text laid out; a cluster boundary) is
+    /// drawn, as `Wrap.cursor` places it: the row among all rows, and the cells before it on that
+    /// row. It reads the scalars of the cursor's paragraph before it, and the cursor's row.
+    func cursor(in text: String, atByte byte: Int) -> (row: Int, col: Int) {
+        var start = 0, row = 0
         for (k, p) in paragraphs.enumerated() {
-            let local = cursor - characters
-            if local <= p.characters - (p.endsWithCR ? 1 : 0) || k == paragraphs.count - 1 {
-                let start = text.utf8.index(text.utf8.startIndex, offsetBy: byte)
-                let paragraph = String(String.UnicodeScalarView(text.unicodeScalars[start..<text.utf8.index(start, offsetBy: p.bytes)]))
-                let shown = Array(TerminalText.sanitize(paragraph, tabWidth: 4).unicodeScalars)
-                let before = TerminalText.sanitize(String(paragraph.prefix(max(local, 0))), tabWidth: 4)
-                let target = min(before.unicodeScalars.count, shown.count)
+            if byte <= start + p.bytes || k == paragraphs.count - 1 {
+                let u = text.utf8, from = min(start, u.count)
+                let local = min(max(byte, start), start + p.bytes, u.count) - from
+                let target = min(p.shown(before: local, from: u.index(u.startIndex, offsetBy: from), in: text), p.scalars)
                 guard let r = p.rows.lastIndex(where: { $0.start <= target }) else { return (row, 0) }
-                let from = min(p.rows[r].start, target)
-                return (row + r, min(width, shown[from..<target].reduce(0) { $0 + TextWidth.of($1) }))
+                // The row's shown scalars from its start to the cursor: its text, then the spaces
+                // trimmed from its end or dropped at its break.
+                var before = target - p.rows[r].start, col = 0
+                for u in p.rows[r].text.unicodeScalars where before > 0 { col += TextWidth.of(u); before -= 1 }
+                return (row + r, min(width, col + max(before, 0)))
             }
-            characters += p.characters + (p.endsWithCR ? 0 : 1)
-            byte += p.bytes + 1
+            start += p.bytes + 1
             row += p.rows.count
         }
         return (0, 0)
+    }
+
+    /// `cursor(in:atByte:)` for the cursor after the first `cursor` characters (it counts them from the start).
+    func cursor(in text: String, at cursor: Int) -> (row: Int, col: Int) {
+        self.cursor(in: text, atByte: text.utf8.distance(from: text.startIndex, to: text.index(text.startIndex, offsetBy: min(cursor, text.count))))
     }
 }
 
@@ -140,3 +164,4 @@ public final class InputLayoutCache: @unchecked Sendable {
         return (p, s)
     }
 }
+

@@ -7,6 +7,8 @@
 public struct LineEditor: Sendable, Equatable {
     public private(set) var text: String
     public private(set) var cursor: Int
+    /// The cursor's place in `text` in UTF-8 bytes.
+    public var cursorOffset: Int { text.utf8.distance(from: text.startIndex, to: at) }
     /// Where `cursor` is in `text`.
     private var at: String.Index
     /// What the last Ctrl-K, Ctrl-U or Ctrl-W took out, for Ctrl-Y to put back.

@@ -321,7 +321,7 @@ struct InputView {
     /// `layout`: `s.input` wrapped to the pane's width less the "> ".
     init(_ s: AppState, _ r: Rect, _ layout: InputLayout) {
         let count = layout.rowCount
-        cursor = layout.cursor(in: s.input, at: s.cursor)
+        cursor = layout.cursor(in: s.input, atByte: s.editor.cursorOffset)
         visible = max(r.height - 1, 1)
         first = min(max(0, count - visible), cursor.row)
         lines = layout.rows(first..<min(count, first + visible))

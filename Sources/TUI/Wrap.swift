@@ -9,44 +9,17 @@ public enum Wrap {
 
     /// The wrapped lines, each with the offset (in Unicode scalars of the text as
     /// `TerminalText.sanitize` shows it, tabs as 4 spaces) where it starts; the spaces dropped at
-    /// a break belong to no line.
+    /// a break belong to no line. Greedy, word by word: a word (the characters up to and with a
+    /// space or a wide character) goes on the line if it fits, else starts the next one, cut into
+    /// pieces as wide as a line when it is wider.
     static func rows(_ text: String, width: Int) -> [(text: String, start: Int)] {
         guard width > 0 else { return [] }
         var out: [(text: String, start: Int)] = []
         var offset = 0
         for paragraph in TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false) {
-            var line = "", lineWidth = 0, lineStart = offset
-            var word = "", wordWidth = 0, wordStart = offset
-            func flushWord() {
-                let wordScalars = word.unicodeScalars.count
-                defer { word = ""; wordWidth = 0; wordStart += wordScalars }
-                if lineWidth + wordWidth <= width {
-                    if line.isEmpty { lineStart = wordStart }
-                    line += word; lineWidth += wordWidth
-                    return
-                }
-                if !line.isEmpty { out.append((trimmedEnd(line), lineStart)); line = ""; lineWidth = 0 }
-                var w = word[...], start = wordStart, left = wordWidth
-                while left > width {     // a word longer than the line
-                    var take = "", tw = 0
-                    while let c = w.first, tw + TextWidth.of(character: c) <= width { take.append(c); tw += TextWidth.of(character: c); w = w.dropFirst() }
-                    if take.isEmpty, let c = w.first { take = String(c); tw = TextWidth.of(character: c); w = w.dropFirst() }
-                    out.append((take, start))
-                    start += take.unicodeScalars.count; left -= tw
-                }
-                let kept = w.drop(while: { $0 == " " })
-                line = String(kept)
-                lineWidth = TextWidth.of(line)
-                lineStart = start + (w.unicodeScalars.count - kept.unicodeScalars.count)
-            }
-            for ch in paragraph {
-                word.append(ch); wordWidth += TextWidth.of(character: ch)
-                // Break opportunities: after a space, and around wide (CJK) characters.
-                if ch == " " || TextWidth.of(character: ch) >= 2 { flushWord() }
-            }
-            flushWord()
-            out.append((trimmedEnd(line), lineStart))
-            offset += paragraph.unicodeScalars.count + 1
+            var wrap = ParagraphWrap(paragraph, width: width, offset: offset)
+            wrap.run(into: &out)
+            offset = wrap.scalar + 1
         }
         return out
     }
@@ -63,10 +36,91 @@ public enum Wrap {
         return (row, min(width, shown[start..<target].reduce(0) { $0 + TextWidth.of($1) }))
     }
 
-    static func trimmedEnd(_ s: String) -> String {
-        var t = s
+    static func trimmedEnd(_ s: some StringProtocol) -> String {
+        var t = String(s)
         while t.last == " " { t.removeLast() }
         return t
+    }
+}
+
+/// `Wrap.rows` of one paragraph (no line breaks), walking its characters once: words and lines
+/// are kept as places in the text, not copied, and a printable ASCII character before another
+/// ASCII one is taken without grapheme breaking (it is a character of its own).
+struct ParagraphWrap {
+    let text: Substring
+    let width: Int
+    /// The walk's place: a character boundary, and the scalars before it (from the whole text's start).
+    var at: String.Index, scalar: Int
+    var line: Span, word: Span
+
+    /// Characters from `start` to `end`, `scalars` scalars and `cells` wide.
+    struct Span {
+        var start: String.Index, end: String.Index, first: Int, scalars = 0, cells = 0, characters = 0
+        init(at i: String.Index, scalar: Int) { start = i; end = i; first = scalar }
+        var isEmpty: Bool { characters == 0 }
+    }
+
+    init(_ text: Substring, width: Int, offset: Int) {
+        self.text = text
+        self.width = width
+        at = text.startIndex
+        scalar = offset
+        line = Span(at: at, scalar: offset)
+        word = line
+    }
+
+    /// The character at `i`: where it ends, its scalars, its cells, and whether it is a space.
+    func character(at i: String.Index) -> (end: String.Index, scalars: Int, cells: Int, space: Bool) {
+        let u = text.utf8
+        let b = u[i]
+        let next = u.index(after: i)
+        if b < 0x80 && (next == u.endIndex || u[next] < 0x80) { return (next, 1, 1, b == 0x20) }
+        let end = text.index(after: i)
+        var scalars = 0, cells = 0
+        for v in text.unicodeScalars[i..<end] { scalars += 1; cells += TextWidth.of(v) }
+        return (end, scalars, cells, scalars == 1 && b == 0x20)
+    }
+
+    mutating func run(into out: inout [(text: String, start: Int)]) {
+        while at < text.endIndex {
+            let c = character(at: at)
+            word.end = c.end; word.scalars += c.scalars; word.cells += c.cells; word.characters += 1
+            at = c.end; scalar += c.scalars
+            // Break opportunities: after a space, and around wide (CJK) characters.
+            if c.space || c.cells >= 2 { flushWord(into: &out) }
+        }
+        flushWord(into: &out)
+        out.append((Wrap.trimmedEnd(text[line.start..<line.end]), line.first))
+    }
+
+    mutating func flushWord(into out: inout [(text: String, start: Int)]) {
+        defer { word = Span(at: at, scalar: scalar) }
+        if line.cells + word.cells <= width {
+            if line.isEmpty { line = Span(at: word.start, scalar: word.first) }
+            line.end = word.end; line.scalars += word.scalars; line.cells += word.cells; line.characters += word.characters
+            return
+        }
+        if !line.isEmpty { out.append((Wrap.trimmedEnd(text[line.start..<line.end]), line.first)) }
+        // A word wider than a line: pieces as wide as a line (at least one character each).
+        var rest = word
+        while rest.cells > width {
+            var piece = Span(at: rest.start, scalar: rest.first)
+            while piece.end < rest.end {
+                let c = character(at: piece.end)
+                if piece.cells + c.cells > width && !piece.isEmpty { break }
+                piece.end = c.end; piece.scalars += c.scalars; piece.cells += c.cells; piece.characters += 1
+            }
+            out.append((String(text[piece.start..<piece.end]), piece.first))
+            rest.start = piece.end; rest.first += piece.scalars; rest.scalars -= piece.scalars
+            rest.cells -= piece.cells; rest.characters -= piece.characters
+        }
+        // The rest starts the next line, without the spaces it starts with.
+        while rest.start < rest.end {
+            let c = character(at: rest.start)
+            guard c.space else { break }
+            rest.start = c.end; rest.first += 1; rest.scalars -= 1; rest.cells -= 1; rest.characters -= 1
+        }
+        line = rest
     }
 }
 

@@ -61,6 +61,27 @@ struct InputLayoutTests {
         }
     }
 
+    /// Paragraphs longer than the cursor's marks apart (4 KiB): the cursor found from the
+    /// nearest mark is where `Wrap.cursor` puts it, with tabs, controls and wide characters before it.
+    @Test func cursorsInLongParagraphs() {
+        for round in 0..<2 {
+            var rng = SeededRandom(seed: UInt64(100 + round))
+            let text = String(String.UnicodeScalarView(Self.randomText(&rng, pieces: 6_000).unicodeScalars.map { $0 == "\n" || $0 == "\r" ? " " : $0 }))
+            let width = [7, 118][round]
+            let layout = InputLayout(text, width: width), rows = Wrap.rows(text, width: width)
+            #expect(layout.paragraphs.count == 1 && layout.paragraphs[0].marks.count > 3, "round \(round): \(text.utf8.count) bytes")
+            var i = text.startIndex, characters = 0
+            while true {
+                if characters % 613 == 0 || i == text.endIndex {
+                    let got = layout.cursor(in: text, atByte: text.utf8.distance(from: text.startIndex, to: i))
+                    #expect(got == Wrap.cursor(in: text, at: characters, rows: rows, width: width), "round \(round): cursor \(characters)")
+                }
+                guard i < text.endIndex else { break }
+                i = text.index(after: i); characters += 1
+            }
+        }
+    }
+
     /// The app's frames with the cache equal frames laid out afresh, over keys that edit and
     /// move the cursor in a text of many paragraphs.
     @Test func framesWithTheCacheEqualFreshFrames() {
