@@ -107,6 +107,30 @@ struct CLITests {
         #expect(try Self.lastJSON(json.out)["title"] as? String == title.components(separatedBy: "\n")[0], "\(json.out)")
     }
 
+    /// A name starting with "-" cannot be given anew, but a conversation that already has one
+    /// (written by an older version) is replaced by `generate --save=-old` as any other name.
+    @Test func saveReplacesAConversationWhoseNameLooksLikeAnOption() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-dash-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let storeDir = dir.appendingPathComponent("store"), store = ["--conversations", storeDir.path]
+        let generate = ["generate", "--model", TestData.url("tiny-a").path, "--max-new-tokens", "2", "--turns"]
+        let first = try Self.run(generate + [try Self.writeScript(dir.appendingPathComponent("a.json"), [["question": "First"]]), "--save", "x"] + store)
+        #expect(first.status == 0, "\(first.err)")
+        let id = try #require(try FileManager.default.contentsOfDirectory(atPath: storeDir.path).first { !$0.hasPrefix(".") })
+        let file = storeDir.appendingPathComponent(id).appendingPathComponent("conversation.json")
+        var o = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        o["name"] = "-old"
+        try JSONSerialization.data(withJSONObject: o).write(to: file)
+        let second = try Self.run(generate + [try Self.writeScript(dir.appendingPathComponent("b.json"), [["question": "Second"]]), "--save=-old"] + store)
+        #expect(second.status == 0, "\(second.err)")
+        let list = try Self.run(["conversations", "--json"] + store)
+        let rows = list.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(rows.count == 1 && rows.first?["name"] as? String == "-old" && rows.first?["title"] as? String == "Second", "\(list.out)")
+        let fresh = try Self.run(generate + [try Self.writeScript(dir.appendingPathComponent("c.json"), [["question": "Third"]]), "--save=-new"] + store)
+        #expect(fresh.status == 64 && fresh.err.contains("-new cannot be a new conversation name"), "\(fresh.err)")
+    }
+
     /// Server limits that could not work are refused before the model loads (a port that would
     /// wrap, no batch, times that are no finite number of seconds), with the option named.
     @Test func serveRefusesLimitsThatCannotWork() throws {
