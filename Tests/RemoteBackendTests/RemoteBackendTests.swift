@@ -197,7 +197,9 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         let t0 = Date()
         let c = await collect(await b.send("#stall", images: [], parameters: params))
         #expect(c.failure?.contains("sent nothing for 2 s") == true)
-        #expect(Date().timeIntervalSince(t0) < 4.5)
+        // The server holds the stream silent for 30 s: ending well before that is the 2 s read
+        // timeout, however long this task then waited for a thread of a busy pool.
+        #expect(Date().timeIntervalSince(t0) < 15)
         #expect(await b.turns.isEmpty)
     }
 
@@ -218,16 +220,18 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         let b = try backend(server)
         let c = await collect(await b.send("#slow", images: [], parameters: params)) { n in if n == 5 { b.cancel() } }
         let st = try #require(c.stats)
-        #expect(st.interrupted && c.failure == nil && c.chunks >= 5 && c.chunks < 10)
+        // Chunks already handed on before the cancel are still read: with this task kept waiting
+        // for a thread of a busy pool, a few seconds' worth (the stream runs 60 s, 600 chunks).
+        #expect(st.interrupted && c.failure == nil && c.chunks >= 5 && c.chunks < 50, "\(c.chunks) chunks")
         let last = await b.turns.last
         #expect(last?.interrupted == true && last?.answer == c.text)
-        // The server saw the connection go: it stopped writing well before its 20 s.
+        // The server saw the connection go: it stopped writing well before its 60 s.
         var gone: Double?
         for _ in 0..<50 where gone == nil {
             gone = try await server.requests().last?["client_went_away_after_s"] as? Double
             if gone == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
-        #expect((try #require(gone)) < 5)
+        #expect((try #require(gone)) < 10)
         // A cancel before any text: nothing is recorded.
         let quiet = await b.send("#stall", images: [], parameters: params)
         b.cancel()
@@ -317,9 +321,11 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         #expect(burst.text.hasPrefix("echo: #burst") && burst.generatedTokens > 5)
         #expect(burst.decodeSeconds == 0 && burst.decodeTokensPerSecond == 0, "\(burst.decodeSeconds) s")
         let paced = try #require(await collect(await b.send("#paced please", images: [], parameters: params)).stats)
+        // The pieces come 0.1 s apart; the span is measured where they are read, so a first piece
+        // read late (this task waiting for a thread of a busy pool) shortens it: half the spacing.
         let pieces = Double(paced.generatedTokens)
-        #expect(paced.decodeSeconds >= 0.03 * (pieces - 1) && paced.decodeSeconds < 10, "\(paced.decodeSeconds) s for \(pieces)")
-        #expect(paced.decodeTokensPerSecond > 1 && paced.decodeTokensPerSecond <= 1 / 0.03)
+        #expect(paced.decodeSeconds >= 0.05 * (pieces - 1) && paced.decodeSeconds < 10, "\(paced.decodeSeconds) s for \(pieces)")
+        #expect(paced.decodeTokensPerSecond > 1 && paced.decodeTokensPerSecond <= 1 / 0.05)
     }
 
     @Test func nonStreamedAnswerIsAccepted() async throws {

@@ -10,12 +10,12 @@ the test sees it), and answers by what the last user message asks for:
   #status500     a 500 whose OpenAI error message carries escape sequences
   #status404     a 404 with a plain-text body
   #drop          two chunks, then the connection closes without finishing
-  #slow          a chunk every 0.1 s for up to 20 s (stops when the client goes away)
-  #stall         the response head, then nothing for 5 s
+  #slow          a chunk every 0.1 s for up to 60 s (stops when the client goes away)
+  #stall         the response head, then nothing for 30 s
   #json          a non-streamed completion (as a server that ignores stream)
   #dropearly     the response head, then the connection closes
   #burst         the default answer with all its events in one write
-  #paced         the default answer, 0.03 s after each piece of text
+  #paced         the default answer, 0.1 s after each piece of text
 
 GET /v1/models lists the model; GET /debug/requests returns every completion request's
 summary (and whether the client went away during #slow). The server stops by itself after
@@ -194,13 +194,13 @@ class Handler(BaseHTTPRequestHandler):
         if "#dropearly" in text:
             return
         if "#stall" in text:
-            time.sleep(5)
+            time.sleep(30)
             return
         if "#slow" in text:
             start = time.time()
             k = 0
             try:
-                while time.time() - start < 20:
+                while time.time() - start < 60:
                     self.chunk({"content": f"w{k} "})
                     k += 1
                     time.sleep(0.1)
@@ -219,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
         for p in pieces:
             self.chunk({"content": p})
             if "#paced" in text:
-                time.sleep(0.03)
+                time.sleep(0.1)
         self.chunk({}, finish="stop", token_ids=list(range(len(pieces))))
         if body["stream_options"]["include_usage"]:
             self.event({"id": "c", "object": "chat.completion.chunk", "choices": [],

@@ -18,6 +18,15 @@ wait_count() {  # wait_count REGEX N: at least N log lines match
   fail "timeout waiting for $2 x log: $1"
 }
 count() { grep -cE -- "$1" "$LOG" 2>/dev/null || true; }
+wait_placements() {  # wait_placements REGEX [absent]: the app's last placements line matches REGEX (or no longer does)
+  local i last
+  for ((i = 0; i < 200; i++)); do
+    last=$(grep 'sixel placements' "$LOG" 2>/dev/null | tail -1 || true)
+    if [ -z "${2:-}" ]; then echo "$last" | grep -qE -- "$1" && return 0; else echo "$last" | grep -qE -- "$1" || return 0; fi
+    sleep 0.1
+  done
+  fail "timeout waiting for the placements${2:+ without}: $1 (last: $last)"
+}
 type_line() { xdotool type --delay 2 -- "$1"; xdotool key Return; }
 shot() {  # shot NAME: screenshot after the last frame settled, checked against the last placements line
   sleep 0.8
@@ -32,7 +41,7 @@ n=$(count 'sixel placements'); type_line "/attach $IMG"
 wait_log "attached .*quadrants"; shot attached
 grep 'sixel placements' "$LOG" | tail -1 | grep -qE '\[1@[0-9]+,[0-9]+,[0-9]+x[0-9]+=[0-9]+x[0-9]+\]' || fail "one placement expected"
 
-type_line "/detach 1"; sleep 0.3; shot detached
+type_line "/detach 1"; wait_placements '\[\]'; shot detached
 grep 'sixel placements' "$LOG" | tail -1 | grep -q '\[\]' || fail "no placement expected after /detach"
 
 type_line "/attach $IMG"; wait_count "attached .*quadrants" 2; wait_log "placements .*\[[0-9]+@"
@@ -44,14 +53,14 @@ type_line "And the colours?"; wait_count 'turn finished' 2
 type_line "And the shapes?"; wait_count 'turn finished' 3
 
 # PgUp: the inline image comes back into view at the top; PgDn: it leaves again.
-grep 'sixel placements' "$LOG" | tail -1 | grep -qE '[0-9]+@2,' && fail "the inline image should have scrolled out of view"
+wait_placements '[0-9]+@2,' absent          # the inline image scrolled out of view (the last answer's frame drawn)
 for _ in 1 2 3; do xdotool key Prior; done
-sleep 0.3; shot scrolled
+wait_placements '[0-9]+@2,'; shot scrolled
 grep 'sixel placements' "$LOG" | tail -1 | grep -qE '[0-9]+@2,' || fail "PgUp should bring the inline image back"
 for _ in 1 2 3; do xdotool key Next; done
-sleep 0.3; shot back
+wait_placements '[0-9]+@2,' absent; shot back
 
-type_line "/new"; sleep 0.3; shot new
+type_line "/new"; wait_placements '\[\]'; shot new
 grep 'sixel placements' "$LOG" | tail -1 | grep -q '\[\]' || fail "no placement expected after /new"
 xdotool key ctrl+d
 for _ in $(seq 50); do kill -0 "$XT" 2>/dev/null || break; sleep 0.1; done

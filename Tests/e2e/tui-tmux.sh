@@ -225,8 +225,12 @@ truecolour() {  # truecolour COLORTERM: prints the panel's cells with their colo
   wait_for 'context 0/8192'
   keys -l "/attach $WORK/quadrants.png"; keys Enter
   wait_for '1\. quadrants\.png'
-  sleep 0.5
-  tmux "${SOCK[@]}" capture-pane -p -e -t "$S"
+  local i out                             # the thumbnail's orange, in either colour depth, drawn (not a fixed pause)
+  for ((i = 0; i < 100; i++)); do
+    out=$(tmux "${SOCK[@]}" capture-pane -p -e -t "$S")
+    echo "$out" | grep -qE '38;(2;250;140;20|5;208)' && break; sleep 0.1
+  done
+  echo "$out"
 }
 python3 Tests/e2e/check-sixel.py make-image "$WORK/quadrants.png"
 truecolour truecolor | grep -q '38;2;250;140;20' || fail "COLORTERM=truecolor: the thumbnail's exact orange should reach tmux"

@@ -13,7 +13,7 @@ guard args.count == 2 else { FileHandle.standardError.write(Data("usage: compute
 let folder = URL(fileURLWithPath: args[1])
 let poolWidth = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8)
 // One engine per session: a model's scratch buffers serve one forward call at a time.
-let sessions = try (0..<poolWidth).map { _ in ChatSession(engine: try ChatEngine(folder: folder, contextLength: 12288)) }
+let sessions = try (0..<poolWidth).map { _ in ChatSession(engine: try ChatEngine(folder: folder, contextLength: 16384)) }
 let ticker = Task { () -> Double in
     var last = Date(), longest = 0.0
     while !Task.isCancelled {
@@ -34,7 +34,7 @@ print("busy=\(busy) gap=\(gap) prefilled=\(prefilled) sessions=\(poolWidth)")
 
 /// One long-prompt turn on every session at once; the positions they prefilled.
 func runTurns(_ sessions: [ChatSession]) async -> Int {
-    let question = String(repeating: "the quick brown fox jumps over the lazy dog ", count: 300)
+    let question = String(repeating: "the quick brown fox jumps over the lazy dog ", count: 500)
     return await withTaskGroup(of: Int.self) { group in
     for s in sessions {
         group.addTask {
