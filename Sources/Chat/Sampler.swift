@@ -16,20 +16,22 @@ public struct Sampler: Sendable {
         rng = SplitMix64(seed: parameters.seed)
     }
 
-    public mutating func next(logits: [Float], seen: [Int32]) -> Int32 {
-        logits.withUnsafeBufferPointer { next(logits: $0, seen: seen) }
+    public mutating func next(logits: [Float], seen: [Int32], excluding: Set<Int32> = []) -> Int32 {
+        logits.withUnsafeBufferPointer { next(logits: $0, seen: seen, excluding: excluding) }
     }
 
-    /// The next token for `logits`; `seen` is every id so far (prompt included). Greedy
-    /// decoding without a penalty reads the logits in place.
-    public mutating func next(logits: UnsafeBufferPointer<Float>, seen: [Int32]) -> Int32 {
+    /// The next token for `logits`; `seen` is every id so far (prompt included); never one of
+    /// `excluding` (their logits taken as -inf first, as transformers' min-new-tokens processor
+    /// does). Greedy decoding without a penalty or exclusions reads the logits in place.
+    public mutating func next(logits: UnsafeBufferPointer<Float>, seen: [Int32], excluding: Set<Int32> = []) -> Int32 {
         let p = parameters
-        if p.repetitionPenalty == 1 && p.temperature == 0 { return Int32(argmax(logits)) }
+        if p.repetitionPenalty == 1 && p.temperature == 0 && excluding.isEmpty { return Int32(argmax(logits)) }
         if work.count != logits.count { work = [Float](repeating: 0, count: logits.count) }
         work.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: logits.baseAddress!, count: logits.count) }
         var l: [Float] = []
         swap(&l, &work)              // uniquely held: processed in place
         defer { swap(&l, &work) }
+        for id in excluding where id >= 0 && Int(id) < l.count { l[Int(id)] = -.infinity }
         if p.repetitionPenalty != 1 {
             for id in Set(seen) where id >= 0 && Int(id) < l.count {
                 let v = l[Int(id)]
@@ -64,7 +66,7 @@ public struct Sampler: Sendable {
             acc += q
             if u < acc { return Int32(order[k]) }
         }
-        return Int32(order[order.count - 1])
+        return Int32(order[probs.lastIndex { $0 > 0 } ?? 0])     // rounding left u past the sum
     }
 }
 

@@ -37,6 +37,8 @@ public struct TokenStepper: Sendable {
     /// Every id so far, prompt included (the repetition penalty's).
     private var seen: [Int32]
     private let stopIDs: Set<Int32>
+    /// Before this many ids the stop tokens are not taken.
+    private let minNewTokens: Int
     private let stops: [String]
     /// Characters held back: one fewer than the longest stop string.
     private let hold: Int
@@ -58,6 +60,7 @@ public struct TokenStepper: Sendable {
         stops = stop.filter { !$0.isEmpty }
         hold = max(0, (stops.map(\.count).max() ?? 0) - 1)
         maxNewTokens = parameters.maxNewTokens
+        minNewTokens = parameters.minNewTokens
         self.contextLength = contextLength
         if maxNewTokens < 1 { finish = .length }
     }
@@ -66,7 +69,7 @@ public struct TokenStepper: Sendable {
     /// of these positions are in the model's cache) and applies the rules.
     public mutating func step(logits: UnsafeBufferPointer<Float>, cached: Int) -> Step {
         precondition(finish == nil, "the answer has ended")
-        let next = sampler.next(logits: logits, seen: seen)
+        let next = sampler.next(logits: logits, seen: seen, excluding: tokenIDs.count < minNewTokens ? stopIDs : [])
         if stopIDs.contains(next) {
             finish = .stopToken
             return Step(token: nil, text: "", finish: finish)

@@ -120,6 +120,12 @@ public struct ChatCompletionBody: Sendable {
             }
             p.maxNewTokens = n
         }
+        if let v = o["min_tokens"], !(v is NSNull) {
+            guard let n = integer(v), n >= 0, n <= p.maxNewTokens else {
+                throw .invalid("min_tokens must be an integer from 0 to \(tokensKey) (\(p.maxNewTokens)).", param: "min_tokens")
+            }
+            p.minNewTokens = n
+        }
         if let v = o["temperature"], !(v is NSNull) {
             guard let t = number(v), t >= 0, t <= 2 else { throw .invalid("temperature must be a number from 0 to 2.", param: "temperature") }
             p.temperature = Float(t)

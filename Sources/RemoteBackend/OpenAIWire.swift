@@ -27,7 +27,7 @@ enum OpenAIWire {
     }
 
     /// The JSON body of a streamed completion. Sampling options outside OpenAI's (top_k,
-    /// repetition_penalty, the per-image max_dynamic_patch of LMDeploy and our serve) are sent
+    /// repetition_penalty, vLLM's min_tokens, the per-image max_dynamic_patch of LMDeploy and our serve) are sent
     /// only when they differ from "off", so a strict server sees only what the user asked for.
     static func requestBody(model: String, messages: [Message], parameters p: SamplingParameters) throws -> [UInt8] {
         var body: [String: Any] = [
@@ -50,6 +50,7 @@ enum OpenAIWire {
             },
         ]
         if p.topK > 0 { body["top_k"] = p.topK }
+        if p.minNewTokens > 0 { body["min_tokens"] = p.minNewTokens }
         if p.repetitionPenalty != 1 { body["repetition_penalty"] = Double(p.repetitionPenalty) }
         return Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes]))
     }

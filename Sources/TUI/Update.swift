@@ -412,7 +412,7 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
     // ollama's form: /set parameter NAME VALUE, num_predict for max_tokens.
     if kv.count == 3, kv[0] == "parameter" { kv.removeFirst() }
     if kv.first == "num_predict" { kv[0] = "max_tokens" }
-    let usage = "Usage: /set temperature|top_p|top_k|max_tokens VALUE, or /set seed N|random"
+    let usage = "Usage: /set temperature|top_p|top_k|max_tokens|min_tokens VALUE, or /set seed N|random"
     guard kv.count == 2 else { s.messages.append(.init(kind: .error, text: usage)); return }
     var p = s.parameters
     let v = kv[1]
@@ -421,11 +421,15 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
     case "top_p": guard let x = Float(v), x > 0, x <= 1 else { return bad("top_p is a number above 0, at most 1") }; p.topP = x
     case "top_k": guard let x = Int(v), x >= 0 else { return bad("top_k is a whole number, 0 for no limit") }; p.topK = x
     case "max_tokens": guard let x = Int(v), x >= 1 else { return bad("max_tokens is a whole number from 1") }; p.maxNewTokens = x
+    case "min_tokens": guard let x = Int(v), x >= 0 else { return bad("min_tokens is a whole number, 0 for none") }; p.minNewTokens = x
     case "seed":
         if v == "random" { s.seedFixed = false; s.messages.append(.init(kind: .info, text: "Each answer draws its own seed.")); return }
         guard let x = UInt64(v) else { return bad("seed is a whole number from 0, or random") }
         p.seed = x; s.seedFixed = true
     default: return bad(usage)
+    }
+    guard p.minNewTokens <= p.maxNewTokens else {
+        return bad("min_tokens (\(p.minNewTokens)) cannot exceed max_tokens (\(p.maxNewTokens))")
     }
     s.parameters = p
     s.messages.append(.init(kind: .info, text: "\(kv[0]) = \(v)"))
@@ -462,6 +466,7 @@ func settingsText(_ s: AppState) -> String {
     Conversation: \(s.conversationLabel ?? "not saved yet")
     System message: \(s.systemMessage ?? "the model's default")
     temperature \(p.temperature), top_p \(p.topP), top_k \(p.topK), max_tokens \(p.maxNewTokens), \
+    \(p.minNewTokens > 0 ? "min_tokens \(p.minNewTokens), " : "")\
     seed \(s.seedFixed ? String(p.seed) : "a new one per answer")
     Tiles per image: \(s.maxTiles.map { "at most \($0)" } ?? "the model's default"); thumbnails: \(s.graphics.rawValue)
     """
@@ -588,7 +593,7 @@ Enter sends, Alt-Enter or Ctrl-J adds a line, Esc stops an answer or an attach, 
 PgUp/PgDn scroll, Ctrl-Y puts back what Ctrl-K/U/W cut, Ctrl-D (or Ctrl-C when idle) quits, asking first when something would be lost.
 Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes paths after /attach.
 /attach PATH (an image, or a video: its frames)  /frames N (video frames)  /detach N  /tiles [K] N  /new (/clear)  /system TEXT  /regen  /edit TEXT
-/set temperature|top_p|top_k|max_tokens VALUE  /set seed N|random  /help (F1)  /quit (/bye, Ctrl-D)
+/set temperature|top_p|top_k|max_tokens|min_tokens VALUE  /set seed N|random  /help (F1)  /quit (/bye, Ctrl-D)
 /save [NAME]  /load NAME (no name: the latest)  /list [TEXT] (saved conversations; TEXT searches them)  /delete NAME
 /theme NAME  /copy [code] (last answer or its code, to the clipboard)  /show (model and settings)  /system (show it) or /system TEXT  Tab completes commands, paths and names
 A message starting with / is sent by typing // (//etc/hosts sends /etc/hosts). \(savingSentence)

@@ -185,6 +185,19 @@ struct SamplerTests {
         #expect(drawn == [1, 2])
     }
 
+    /// Excluded ids (the stop tokens before `minNewTokens`) are never drawn, greedy or sampled,
+    /// even when they hold nearly all the mass or are the only ones left by top-k.
+    @Test func excludedIdsAreNeverDrawn() {
+        var g = Sampler(SamplingParameters())
+        #expect(g.next(logits: [0.1, 30, 2], seen: [], excluding: [1]) == 2)
+        for seed in UInt64(0)..<200 {
+            var s = Sampler(SamplingParameters(temperature: 1, seed: seed))
+            #expect(s.next(logits: [0, 40, 0.5, 40], seen: [], excluding: [1, 3]) != 1, "seed \(seed)")
+            var k = Sampler(SamplingParameters(temperature: 1, topK: 1, seed: seed))
+            #expect(k.next(logits: [0, 40, 0.5], seen: [], excluding: [1]) == 2, "seed \(seed)")
+        }
+    }
+
     /// A temperature so small that the top logit over it is past float's range (serve takes
     /// 1e-45 as a number from 0 to 2), or a repetition penalty that makes a logit infinite,
     /// leaves one token: the greedy one, not whatever NaN odds would draw.
@@ -195,5 +208,38 @@ struct SamplerTests {
             var r = Sampler(SamplingParameters(temperature: 1, repetitionPenalty: Float(1e-45), seed: seed))
             #expect(r.next(logits: [-1, 3, 2, 0.5], seen: [2]) == 2, "seed \(seed)")
         }
+    }
+}
+
+/// `TokenStepper` with `minNewTokens`: the stop token, however likely, is not taken before that
+/// many ids; then it ends the answer as before.
+struct MinNewTokensTests {
+    @Test func theStopTokenWaitsForTheMinimum() throws {
+        let tok = try InternLM2Tokenizer(folder: TestData.url("tokenizer"))
+        var logits = [Float](repeating: 0, count: 100)
+        logits[2] = 50; logits[70] = 1
+        for (minimum, sampled) in [(0, false), (3, false), (3, true)] {
+            let p = SamplingParameters(temperature: sampled ? 1 : 0, seed: 7, maxNewTokens: 10, minNewTokens: minimum)
+            var stepper = TokenStepper(parameters: p, prompt: [1], tokenizer: tok, stopIDs: [2], contextLength: 100)
+            var taken: [Int32] = []
+            while true {
+                let step = logits.withUnsafeBufferPointer { stepper.step(logits: $0, cached: taken.count + 1) }
+                guard let t = step.token else { #expect(step.finish == .stopToken); break }
+                taken.append(t)
+            }
+            #expect(taken.count == minimum && !taken.contains(2), "minimum \(minimum), sampled \(sampled): \(taken)")
+            if !sampled { #expect(taken.allSatisfy { $0 == 70 }) }
+        }
+        #expect(SamplingParameters(maxNewTokens: 4, minNewTokens: 5).problem != nil && SamplingParameters(minNewTokens: -1).problem != nil)
+    }
+
+    /// Parameters saved before `minNewTokens` existed read as 0; 0 is not written, so files stay as they were.
+    @Test func oldParametersReadAsNoMinimum() throws {
+        let old = #"{"temperature":0.5,"topK":0,"topP":1,"repetitionPenalty":1,"seed":3,"maxNewTokens":64}"#
+        let p = try JSONDecoder().decode(SamplingParameters.self, from: Data(old.utf8))
+        #expect(p == SamplingParameters(temperature: 0.5, seed: 3, maxNewTokens: 64))
+        #expect(!String(decoding: try JSONEncoder().encode(p), as: UTF8.self).contains("minNewTokens"))
+        let q = SamplingParameters(maxNewTokens: 64, minNewTokens: 8)
+        #expect(try JSONDecoder().decode(SamplingParameters.self, from: JSONEncoder().encode(q)) == q)
     }
 }

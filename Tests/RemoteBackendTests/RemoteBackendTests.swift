@@ -113,6 +113,12 @@ func collect(_ s: AsyncStream<ChatEvent>, onText: (Int) -> Void = { _ in }) asyn
         #expect(msgs.map { $0["text"] as? String } == ["Be brief.", "hello", first.text, "again"])
         #expect(r[1]["max_tokens"] as? Int == 64 && r[1]["temperature"] as? Double == 0)
         #expect(await b.turns.map(\.answer) == [first.text, second.text])
+        // Options outside OpenAI's go only when set: vLLM's min_tokens.
+        #expect(r[1]["min_tokens"] == nil)
+        var least = params
+        least.minNewTokens = 5
+        _ = await collect(await b.send("more", images: [], parameters: least))
+        #expect(try await server.requests().last?["min_tokens"] as? Int == 5)
     }
 
     @Test func modelNameComesFromTheServerWhenNotGiven() async throws {

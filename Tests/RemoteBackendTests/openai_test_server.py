@@ -56,7 +56,7 @@ def shape_problem(body, model):
     if not isinstance(body.get("seed"), int):
         return "seed is not an integer"
     allowed = {"model", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "messages",
-               "top_k", "repetition_penalty"}
+               "top_k", "repetition_penalty", "min_tokens"}
     extra = set(body) - allowed
     if extra:
         return f"unexpected fields {sorted(extra)}"
@@ -107,7 +107,7 @@ def summary(body):
                 raw = base64.b64decode(p["image_url"]["url"].partition(",")[2])
                 imgs.append({"sha256": hashlib.sha256(raw).hexdigest(), "max_dynamic_patch": p.get("max_dynamic_patch")})
             out.append({"role": m["role"], "text": c[-1]["text"], "images": imgs})
-    keys = ("max_tokens", "temperature", "top_p", "seed", "top_k", "repetition_penalty")
+    keys = ("max_tokens", "temperature", "top_p", "seed", "top_k", "repetition_penalty", "min_tokens")
     return {"messages": out, **{k: body.get(k) for k in keys if k in body}}
 
 

@@ -61,6 +61,9 @@ import Testing
             (#"{"messages": \#(user), "max_tokens": 1.5}"#, 400, "max_tokens"),
             (#"{"messages": \#(user), "max_tokens": true}"#, 400, "max_tokens"),
             (#"{"messages": \#(user), "temperature": 3}"#, 400, "temperature"),
+            (#"{"messages": \#(user), "min_tokens": -1}"#, 400, "min_tokens"),
+            (#"{"messages": \#(user), "max_tokens": 5, "min_tokens": 6}"#, 400, "min_tokens"),
+            (#"{"messages": \#(user), "min_tokens": 2.5}"#, 400, "min_tokens"),
             (#"{"messages": \#(user), "top_p": 0}"#, 400, "top_p"),
             (#"{"messages": \#(user), "top_p": 1e-300}"#, 400, "top_p"),                 // 0 as the sampler's float
             (#"{"messages": \#(user), "repetition_penalty": 1e-300}"#, 400, "repetition_penalty"),
@@ -80,6 +83,14 @@ import Testing
             #expect(e?.param == param, "\(json)")
             #expect(e?.body["error"] != nil)
         }
+    }
+
+    /// vLLM's `min_tokens` up to `max_tokens` (or `max_completion_tokens`) becomes the request's minimum.
+    @Test func minTokensUpToMaxTokens() throws {
+        let user = #"[{"role": "user", "content": "hi"}]"#
+        #expect(try parse(#"{"messages": \#(user)}"#).request.parameters.minNewTokens == 0)
+        #expect(try parse(#"{"messages": \#(user), "max_tokens": 7, "min_tokens": 7}"#).request.parameters.minNewTokens == 7)
+        #expect(try parse(#"{"messages": \#(user), "max_completion_tokens": 9, "min_tokens": 3}"#).request.parameters.minNewTokens == 3)
     }
 
     /// A request without `max_tokens` gets the default (512) or `--max-tokens`, whichever is

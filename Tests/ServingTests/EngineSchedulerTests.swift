@@ -202,12 +202,11 @@ struct EngineSchedulerTests {
     }
 
     /// A request that runs until its consumer stops reading: the context is made too long to reach,
-    /// and the questions passed here are ones whose greedy answer on tiny-b goes past 2,000 tokens
-    /// without a stop token (`generate --json` says so); others ("Go on.") stop after a few hundred,
-    /// which a loaded machine decodes before the test looks.
+    /// and the stop tokens are not taken before the maximum (`minNewTokens`), so however long a
+    /// loaded machine takes to look, the answer is still going.
     static func endless(_ engine: ChatEngine, _ question: String) throws -> CompletionRequest {
         engine.contextLength = 1 << 20
-        return try Chat(question: question, parameters: SamplingParameters(maxNewTokens: 1 << 20)).request()
+        return try Chat(question: question, parameters: SamplingParameters(maxNewTokens: 1 << 20, minNewTokens: 1 << 20)).request()
     }
 
     /// Starts consuming `request` in a task and returns once its first text arrived.

@@ -36,6 +36,8 @@ wait_for '\[photo-chelsea\.png\]'
 finished 2
 keys -l '/set max_tokens 4000'; keys Enter
 wait_for 'max_tokens = 4000'
+keys -l '/set min_tokens 4000'; keys Enter      # through serve's min_tokens: no early stop before Esc
+wait_for 'min_tokens = 4000'
 keys -l '/set temperature 1'; keys Enter
 wait_for 'temperature = 1'
 keys -l 'Tell me a long story'; keys Enter

@@ -97,7 +97,9 @@ wait_for '> /attach .*photo-chelsea\.'
 keys C-u
 keys -l '/set max_tokens 100000'; keys Enter
 wait_for 'max_tokens = 100000'
-keys -l '/set temperature 1'; keys Enter                # sampled: no early stop token, seconds of answer to stop
+keys -l '/set min_tokens 100000'; keys Enter            # the stop tokens are never drawn: it runs until Esc
+wait_for 'min_tokens = 100000'
+keys -l '/set temperature 1'; keys Enter                # sampled: seconds of answer to stop
 wait_for 'temperature = 1'
 keys -l 'Tell me a long story'; keys Enter             # a long answer, stopped with Esc
 wait_for 'answering'
