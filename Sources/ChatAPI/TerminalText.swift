@@ -5,6 +5,8 @@
 /// grid, which has no tab stops).
 public enum TerminalText {
     public static func sanitize(_ s: String, tabWidth: Int? = nil) -> String {
+        // Printable ASCII and line breaks (and tabs, when kept) show as they are.
+        if s.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x0A || ($0 == 0x09 && tabWidth == nil) }) { return s }
         var out = String.UnicodeScalarView()
         for u in s.unicodeScalars {
             switch u.value {

@@ -26,7 +26,7 @@ struct InputLayout {
             }
             self.bytes = bytes
             scalars = shown
-            rows = Wrap.rows(String(String.UnicodeScalarView(text)), width: width)
+            rows = Wrap.rows(String(Substring(text)), width: width)
         }
 
         /// The shown scalars before byte `byte` of the paragraph (a scalar's first byte); `start`:

@@ -16,11 +16,25 @@ public enum Wrap {
         guard width > 0 else { return [] }
         var out: [(text: String, start: Int)] = []
         var offset = 0
-        for paragraph in TerminalText.sanitize(text, tabWidth: 4).split(separator: "\n", omittingEmptySubsequences: false) {
+        let shown = TerminalText.sanitize(text, tabWidth: 4)
+        for paragraph in paragraphs(of: shown) {
             var wrap = ParagraphWrap(paragraph, width: width, offset: offset)
             wrap.run(into: &out)
             offset = wrap.scalar + 1
         }
+        return out
+    }
+
+    /// `text` split at its line breaks, found byte by byte (a line break is a character of its own).
+    static func paragraphs(of text: String) -> [Substring] {
+        var out: [Substring] = [], start = text.startIndex
+        let u = text.utf8
+        var i = u.startIndex
+        while let j = u[i...].firstIndex(of: 0x0A) {
+            out.append(text[start..<j])
+            i = u.index(after: j); start = i
+        }
+        out.append(text[start...])
         return out
     }
 
@@ -44,45 +58,48 @@ public enum Wrap {
 }
 
 /// `Wrap.rows` of one paragraph (no line breaks), walking its characters once: words and lines
-/// are kept as places in the text, not copied, and a printable ASCII character before another
-/// ASCII one is taken without grapheme breaking (it is a character of its own).
+/// are kept as byte offsets in the text, not copied, and a printable ASCII character before
+/// another ASCII one is taken without grapheme breaking (it is a character of its own).
 struct ParagraphWrap {
     let text: Substring
+    let bytes: [UInt8]
     let width: Int
-    /// The walk's place: a character boundary, and the scalars before it (from the whole text's start).
-    var at: String.Index, scalar: Int
+    /// The walk's place: a character boundary (in bytes), and the scalars before it (from the whole text's start).
+    var at = 0, scalar: Int
     var line: Span, word: Span
 
-    /// Characters from `start` to `end`, `scalars` scalars and `cells` wide.
+    /// Characters from byte `start` to `end`, `scalars` scalars and `cells` wide.
     struct Span {
-        var start: String.Index, end: String.Index, first: Int, scalars = 0, cells = 0, characters = 0
-        init(at i: String.Index, scalar: Int) { start = i; end = i; first = scalar }
+        var start: Int, end: Int, first: Int, scalars = 0, cells = 0, characters = 0
+        init(at i: Int, scalar: Int) { start = i; end = i; first = scalar }
         var isEmpty: Bool { characters == 0 }
     }
 
     init(_ text: Substring, width: Int, offset: Int) {
         self.text = text
+        bytes = Array(text.utf8)
         self.width = width
-        at = text.startIndex
         scalar = offset
-        line = Span(at: at, scalar: offset)
+        line = Span(at: 0, scalar: offset)
         word = line
     }
 
-    /// The character at `i`: where it ends, its scalars, its cells, and whether it is a space.
-    func character(at i: String.Index) -> (end: String.Index, scalars: Int, cells: Int, space: Bool) {
-        let u = text.utf8
-        let b = u[i]
-        let next = u.index(after: i)
-        if b < 0x80 && (next == u.endIndex || u[next] < 0x80) { return (next, 1, 1, b == 0x20) }
-        let end = text.index(after: i)
+    func index(_ byte: Int) -> String.Index { text.utf8.index(text.startIndex, offsetBy: byte) }
+
+    /// The character at byte `i`: where it ends, its scalars, its cells, and whether it is a space.
+    func character(at i: Int) -> (end: Int, scalars: Int, cells: Int, space: Bool) {
+        let b = bytes[i]
+        if b < 0x80 && (i + 1 == bytes.count || bytes[i + 1] < 0x80) { return (i + 1, 1, 1, b == 0x20) }
+        let from = index(i), to = text.index(after: from)
         var scalars = 0, cells = 0
-        for v in text.unicodeScalars[i..<end] { scalars += 1; cells += TextWidth.of(v) }
-        return (end, scalars, cells, scalars == 1 && b == 0x20)
+        for v in text.unicodeScalars[from..<to] { scalars += 1; cells += TextWidth.of(v) }
+        return (i + text.utf8.distance(from: from, to: to), scalars, cells, scalars == 1 && b == 0x20)
     }
 
+    func string(_ s: Span) -> Substring { text[index(s.start)..<index(s.end)] }
+
     mutating func run(into out: inout [(text: String, start: Int)]) {
-        while at < text.endIndex {
+        while at < bytes.count {
             let c = character(at: at)
             word.end = c.end; word.scalars += c.scalars; word.cells += c.cells; word.characters += 1
             at = c.end; scalar += c.scalars
@@ -90,7 +107,7 @@ struct ParagraphWrap {
             if c.space || c.cells >= 2 { flushWord(into: &out) }
         }
         flushWord(into: &out)
-        out.append((Wrap.trimmedEnd(text[line.start..<line.end]), line.first))
+        out.append((Wrap.trimmedEnd(string(line)), line.first))
     }
 
     mutating func flushWord(into out: inout [(text: String, start: Int)]) {
@@ -100,7 +117,7 @@ struct ParagraphWrap {
             line.end = word.end; line.scalars += word.scalars; line.cells += word.cells; line.characters += word.characters
             return
         }
-        if !line.isEmpty { out.append((Wrap.trimmedEnd(text[line.start..<line.end]), line.first)) }
+        if !line.isEmpty { out.append((Wrap.trimmedEnd(string(line)), line.first)) }
         // A word wider than a line: pieces as wide as a line (at least one character each).
         var rest = word
         while rest.cells > width {
@@ -110,7 +127,7 @@ struct ParagraphWrap {
                 if piece.cells + c.cells > width && !piece.isEmpty { break }
                 piece.end = c.end; piece.scalars += c.scalars; piece.cells += c.cells; piece.characters += 1
             }
-            out.append((String(text[piece.start..<piece.end]), piece.first))
+            out.append((String(string(piece)), piece.first))
             rest.start = piece.end; rest.first += piece.scalars; rest.scalars -= piece.scalars
             rest.cells -= piece.cells; rest.characters -= piece.characters
         }
