@@ -55,7 +55,7 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
         if !(topP > 0 && topP <= 1) { return "top-p must be in (0, 1]" }
         if !(repetitionPenalty > 0) || !repetitionPenalty.isFinite { return "repetition penalty must be positive" }
         if maxNewTokens < 1 { return "max new tokens must be at least 1" }
-        if minNewTokens < 0 || minNewTokens > maxNewTokens { return "min new tokens must be from 0 to max new tokens" }
+        if minNewTokens < 0 || minNewTokens > maxNewTokens { return "min new tokens must be from 0 to max new tokens (\(maxNewTokens))" }
         return nil
     }
 }

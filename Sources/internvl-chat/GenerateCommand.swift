@@ -10,6 +10,7 @@ import Video
 /// Shared by `generate` and `chat`.
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Stop after this many new tokens.") var maxNewTokens = 1024
+    @Option(help: "Take no stop token before this many new tokens (0: none; as vLLM's min_tokens).") var minNewTokens = 0
     @Option(help: "Sampling temperature; 0 is greedy decoding.") var temperature: Float = 0
     @Option(help: "Keep only the K most likely tokens (0: all).") var topK = 0
     @Option(help: "Keep the smallest set of tokens whose probability reaches P (1: all).") var topP: Float = 1
@@ -20,7 +21,7 @@ struct SamplingOptions: ParsableArguments {
 
     var parameters: SamplingParameters {
         SamplingParameters(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty,
-                           seed: seed ?? 0, maxNewTokens: maxNewTokens)
+                           seed: seed ?? 0, maxNewTokens: maxNewTokens, minNewTokens: minNewTokens)
     }
 
     /// Parameters for one answer of several: the seed given, else a fresh one (so that a

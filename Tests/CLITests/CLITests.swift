@@ -131,6 +131,18 @@ struct CLITests {
         #expect(fresh.status == 64 && fresh.err.contains("-new cannot be a new conversation name"), "\(fresh.err)")
     }
 
+    /// `--min-new-tokens` reaches the sampler's parameters: above `--max-new-tokens` it is refused
+    /// before the model loads; equal to it, the answer is that long.
+    @Test func minNewTokensIsAnOptionOfGenerate() throws {
+        let model = TestData.url("tiny-a").path
+        let bad = try Self.run(["generate", "--model", model, "--max-new-tokens", "5", "--min-new-tokens", "6", "Hi"])
+        #expect(bad.status == 64 && bad.err.contains("min new tokens must be from 0 to max new tokens (5)") && bad.out.isEmpty, "\(bad.err)")
+        let ok = try Self.run(["generate", "--model", model, "--max-new-tokens", "5", "--min-new-tokens", "5", "--json", "Hi"])
+        #expect(ok.status == 0, "\(ok.err)")
+        let o = try Self.lastJSON(ok.out)
+        #expect((o["token_ids"] as? [Any])?.count == 5 && o["stopped_at_stop_token"] as? Bool == false, "\(ok.out)")
+    }
+
     /// Server limits that could not work are refused before the model loads (a port that would
     /// wrap, no batch, times that are no finite number of seconds), with the option named.
     @Test func serveRefusesLimitsThatCannotWork() throws {
