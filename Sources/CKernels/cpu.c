@@ -63,7 +63,7 @@ _Thread_local int isa_cap = 3;
 // How far ahead of their loads the decode kernels prefetch their weight stream (docs/benchmarks.md:
 // 32 KiB measured best of 0-64 KiB, the q4 and int8 AVX2 paths gaining most).
 int ck_prefetch_ahead = 32768;
-int ck_prefetch_bf16 = 32768;
+int ck_prefetch_plain = 32768;
 
 static int is_amd(void) {
     unsigned a, b, c, d;
@@ -71,11 +71,11 @@ static int is_amd(void) {
 }
 
 __attribute__((constructor)) static void prefetch_from_env(void) {
-    if (is_amd()) ck_prefetch_bf16 = 0;
+    if (is_amd()) ck_prefetch_plain = 0;
     const char *e = getenv("INTERNVL_CHAT_PREFETCH");
     if (e && *e) {
         long v = strtol(e, NULL, 10);
-        ck_prefetch_ahead = ck_prefetch_bf16 = v < 0 ? 0 : (v > (1 << 20) ? 1 << 20 : (int)v);
+        ck_prefetch_ahead = ck_prefetch_plain = v < 0 ? 0 : (v > (1 << 20) ? 1 << 20 : (int)v);
     }
 }
 #endif

@@ -23,11 +23,12 @@
 // ISA (docs/benchmarks.md, issue 20).
 extern int ck_prefetch_ahead;
 #define PREFETCH_W(p) do { if (ck_prefetch_ahead) _mm_prefetch((const char *)(p) + ck_prefetch_ahead, _MM_HINT_T1); } while (0)
-// The bf16 decode kernels' distance: none on AMD, where their plain row streams kept the read
-// rate and the prefetch cost 7-16% of it (a Zen 4, docs/benchmarks.md session 25); elsewhere
-// ck_prefetch_ahead. INTERNVL_CHAT_PREFETCH sets both.
-extern int ck_prefetch_bf16;
-#define PREFETCH_BF16(p) do { if (ck_prefetch_bf16) _mm_prefetch((const char *)(p) + ck_prefetch_bf16, _MM_HINT_T1); } while (0)
+// The distance of the decode kernels whose plain streams keep the read rate on AMD, the bf16 rows
+// and the q4 groups with AVX-512: none there, where the prefetch cost them 7-16% and 9-15% of it
+// (a Zen 4, docs/benchmarks.md sessions 25 and 26); elsewhere ck_prefetch_ahead.
+// INTERNVL_CHAT_PREFETCH sets both.
+extern int ck_prefetch_plain;
+#define PREFETCH_PLAIN(p) do { if (ck_prefetch_plain) _mm_prefetch((const char *)(p) + ck_prefetch_plain, _MM_HINT_T1); } while (0)
 
 AVX2 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

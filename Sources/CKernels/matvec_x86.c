@@ -27,7 +27,7 @@ AVX2 static void bf16_rows_avx2(const uint16_t *w, const float *xe, const float 
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < c32; c += 32) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(a + c)), u = _mm256_loadu_si256((const __m256i *)(a + c + 16));
-            PREFETCH_BF16(a + c);
+            PREFETCH_PLAIN(a + c);
             a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xe + c / 2), a0);
             a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), _mm256_loadu_ps(xo + c / 2), a1);
             a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), _mm256_loadu_ps(xe + c / 2 + 8), a2);
@@ -49,7 +49,7 @@ AVX512 static void bf16_rows_avx512(const uint16_t *w, const float *xe, const fl
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < c64; c += 64) {
             __m512i v = _mm512_loadu_si512((const void *)(a + c)), u = _mm512_loadu_si512((const void *)(a + c + 32));
-            PREFETCH_BF16(a + c); PREFETCH_BF16(a + c + 32);
+            PREFETCH_PLAIN(a + c); PREFETCH_PLAIN(a + c + 32);
             a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(xe + c / 2), a0);
             a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), _mm512_loadu_ps(xo + c / 2), a1);
             a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), _mm512_loadu_ps(xe + c / 2 + 16), a2);
@@ -86,7 +86,7 @@ AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, 
             __m256 e1 = _mm256_loadu_ps(xe + c / 2 + 8), o1 = _mm256_loadu_ps(xo + c / 2 + 8);
             for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(b + 32 * k)), u = _mm256_loadu_si256((const __m256i *)(b + 32 * k + 16));
-                PREFETCH_BF16(b + 32 * k);
+                PREFETCH_PLAIN(b + 32 * k);
                 acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), e0, acc[2 * k]);
                 acc[2 * k + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), o0, acc[2 * k + 1]);
                 acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), e1, acc[2 * k]);
@@ -108,7 +108,7 @@ AVX512 void bf16x4_rows_avx512(const uint16_t *w, const float *xe, const float *
             __m512 e = _mm512_loadu_ps(xe + c / 2), o = _mm512_loadu_ps(xo + c / 2);
             for (int k = 0; k < 4; k++) {
                 __m512i v = _mm512_loadu_si512((const void *)(b + 32 * k));
-                PREFETCH_BF16(b + 32 * k);
+                PREFETCH_PLAIN(b + 32 * k);
                 acc[2 * k] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), e, acc[2 * k]);
                 acc[2 * k + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), o, acc[2 * k + 1]);
             }
@@ -430,13 +430,13 @@ AVX512 void q4_group_avx512(const uint8_t *w, const q4_xline *xl, const float *x
                   l6 = _mm512_load_si512(xl[6].lo), h6 = _mm512_load_si512(xl[6].hi), l7 = _mm512_load_si512(xl[7].lo), h7 = _mm512_load_si512(xl[7].hi);
 #define Q4_LINE(K, LO, HI, SP, S)                                                                          \
     {   __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * (K)));                                     \
-        PREFETCH_W(qs + 64 * (K));                                                                         \
+        PREFETCH_PLAIN(qs + 64 * (K));                                                                     \
         __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, m), LO);               \
         a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(v, 4), m), HI);                      \
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_permutexvar_ps(SP, S), acc); }
     for (int r = r0; r < r1; r++) {
         const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
-        PREFETCH_W(g);
+        PREFETCH_PLAIN(g);
         __m512 s0 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g)), _mm512_loadu_ps(xd));
         __m512 s1 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32))), _mm512_loadu_ps(xd + 16));
         __m512 acc = _mm512_setzero_ps();

@@ -37,7 +37,7 @@ public struct TokenStepper: Sendable {
     /// Every id so far, prompt included (the repetition penalty's).
     private var seen: [Int32]
     private let stopIDs: Set<Int32>
-    /// Before this many ids the stop tokens are not taken.
+    /// Up to this many ids the stop tokens are not taken and no stop string counts.
     private let minNewTokens: Int
     private let stops: [String]
     /// Characters held back: one fewer than the longest stop string.
@@ -76,7 +76,7 @@ public struct TokenStepper: Sendable {
         }
         tokenIDs.append(next)
         seen.append(next)
-        let (text, stopped) = release(detokenizer.append(next), final: false)
+        let (text, stopped) = release(detokenizer.append(next), final: false, search: tokenIDs.count > minNewTokens)
         if stopped { finish = .stopString }
         else if tokenIDs.count >= maxNewTokens || cached + 1 >= contextLength { finish = .length }
         return Step(token: next, text: text, finish: finish)
@@ -91,9 +91,11 @@ public struct TokenStepper: Sendable {
     }
 
     /// Adds stable text; returns what can no longer be part of a stop string, and whether one
-    /// appeared (the text before it returned, the rest dropped).
-    private mutating func release(_ chunk: String, final: Bool) -> (text: String, stopped: Bool) {
+    /// appeared (the text before it returned, the rest dropped). Without `search` (the ids up to
+    /// `minNewTokens`, as vLLM) no stop string counts and all of it is returned.
+    private mutating func release(_ chunk: String, final: Bool, search: Bool = true) -> (text: String, stopped: Bool) {
         if stops.isEmpty { return (chunk, false) }
+        if !search { defer { held = "" }; return (held + chunk, false) }
         held += chunk
         if let cut = stops.compactMap({ held.range(of: $0)?.lowerBound }).min() {
             let before = String(held[..<cut])

@@ -244,7 +244,7 @@ struct GenerateCommand: ParsableCommand {
             }
             let images = attached, visionSeconds = Date().timeIntervalSince(v0)
             var p = sampling.parametersForAnswer()
-            if let n = step.maxNewTokens { p.maxNewTokens = n }
+            if let n = step.maxNewTokens { p.maxNewTokens = n; p.minNewTokens = min(p.minNewTokens, n) }
             let params = p
             let outcome = try blocking { () async -> Outcome in
                 await session.setCancelAfterTokens(step.cancelAfterTokens)

@@ -132,7 +132,7 @@ struct CLITests {
     }
 
     /// `--min-new-tokens` reaches the sampler's parameters: above `--max-new-tokens` it is refused
-    /// before the model loads; equal to it, the answer is that long.
+    /// before the model loads, equal to it accepted (MinNewTokensTests show what it does).
     @Test func minNewTokensIsAnOptionOfGenerate() throws {
         let model = TestData.url("tiny-a").path
         let bad = try Self.run(["generate", "--model", model, "--max-new-tokens", "5", "--min-new-tokens", "6", "Hi"])

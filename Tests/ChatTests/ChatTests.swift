@@ -192,7 +192,7 @@ struct SamplerTests {
         #expect(g.next(logits: [0.1, 30, 2], seen: [], excluding: [1]) == 2)
         for seed in UInt64(0)..<200 {
             var s = Sampler(SamplingParameters(temperature: 1, seed: seed))
-            #expect(s.next(logits: [0, 40, 0.5, 40], seen: [], excluding: [1, 3]) != 1, "seed \(seed)")
+            #expect(![1, 3].contains(s.next(logits: [0, 40, 0.5, 40], seen: [], excluding: [1, 3])), "seed \(seed)")
             var k = Sampler(SamplingParameters(temperature: 1, topK: 1, seed: seed))
             #expect(k.next(logits: [0, 40, 0.5], seen: [], excluding: [1]) == 2, "seed \(seed)")
         }
@@ -231,6 +231,30 @@ struct MinNewTokensTests {
             if !sampled { #expect(taken.allSatisfy { $0 == 70 }) }
         }
         #expect(SamplingParameters(maxNewTokens: 4, minNewTokens: 5).problem != nil && SamplingParameters(minNewTokens: -1).problem != nil)
+    }
+
+    /// Stop strings, as vLLM's, count only in the text of the ids after the minimum: the same
+    /// answer ends at its first id without a minimum, and after 3 ids with one.
+    @Test func stopStringsCountOnlyAfterTheMinimum() throws {
+        let tok = try InternLM2Tokenizer(folder: TestData.url("tokenizer"))
+        var logits = [Float](repeating: 0, count: 200)
+        let id = try #require((100..<200).first { !tok.decode([Int32($0)]).trimmingCharacters(in: .whitespaces).isEmpty })
+        logits[id] = 9
+        let stop = String(tok.decode([Int32(id)]).trimmingCharacters(in: .whitespaces).prefix(1))
+        for minimum in [0, 3] {
+            let p = SamplingParameters(maxNewTokens: 10, minNewTokens: minimum)
+            var stepper = TokenStepper(parameters: p, prompt: [1], tokenizer: tok, stopIDs: [2], contextLength: 100, stop: [stop])
+            var taken = 0, text = ""
+            while true {
+                let step = logits.withUnsafeBufferPointer { stepper.step(logits: $0, cached: taken + 1) }
+                text += step.text
+                if step.token != nil { taken += 1 }
+                if let f = step.finish { #expect(f == .stopString, "minimum \(minimum)"); break }
+            }
+            text += stepper.end()
+            #expect(taken == minimum + 1, "minimum \(minimum): \(taken) ids")
+            #expect(text.components(separatedBy: stop).count - 1 == minimum, "minimum \(minimum): \(text.debugDescription)")
+        }
     }
 
     /// Parameters saved before `minNewTokens` existed read as 0; 0 is not written, so files stay as they were.

@@ -56,19 +56,20 @@ struct LineEditorTests {
 extension LineEditorTests {
     /// Text put before the input may join clusters after it into one (a pictograph before a lone
     /// joiner and another pictograph): the cursor stays at the last cluster boundary not past
-    /// its place, never beyond the text's end.
+    /// its place, never before the text's start; text typed there lands after `cursor` characters.
     @Test func aPrefixThatJoinsTheClustersAfterIt() {
         for (cursor, expected) in [(0, 0), (1, 0), (2, 1), (3, 2)] {
             var e = LineEditor(text: "\u{200D}👩x", cursor: cursor)
             e.insertAtStart("💻")
             #expect(e.text == "💻\u{200D}👩x" && e.cursor == expected, "cursor \(cursor)")
+            let expectedText = String(e.text.prefix(e.cursor)) + "|" + String(e.text.dropFirst(e.cursor))
             e.insert("|")
-            #expect(e.text.unicodeScalars.count == 5, "cursor \(cursor): the editor still works")
+            #expect(e.text.unicodeScalars.elementsEqual(expectedText.unicodeScalars), "cursor \(cursor): \(e.text.debugDescription)")
         }
     }
 }
 
-/// The editor as it was first written, its naive twin: every edit counts the clusters from the
+/// The editor's naive twin: every edit counts the clusters from the
 /// text's start, every line or word move makes an array of the text's characters.
 struct NaiveLineEditor {
     private(set) var text: String

@@ -4,7 +4,7 @@ import TestSupport
 @testable import TUI
 
 /// `Wrap.rows`, which walks a paragraph once and keeps words and lines as places in it, against
-/// its naive twin below (the first version: strings appended character by character, every
+/// its naive twin below (strings appended character by character, every
 /// character's width from its scalars): the same rows and starts over random texts of spaces,
 /// long words, wide and zero-width characters, clusters that join across pieces, at every width.
 struct WrapTests {
@@ -35,7 +35,7 @@ struct WrapTests {
     }
 }
 
-/// Word wrap as first written: the naive twin of `Wrap.rows`.
+/// Word wrap character by character: the naive twin of `Wrap.rows`.
 enum NaiveWrap {
     static func rows(_ text: String, width: Int) -> [(text: String, start: Int)] {
         guard width > 0 else { return [] }

@@ -227,7 +227,7 @@ truecolour() {  # truecolour COLORTERM: prints the panel's cells with their colo
   wait_for 'context 0/8192'
   keys -l "/attach $WORK/quadrants.png"; keys Enter
   wait_for '1\. quadrants\.png'
-  local i out                             # the thumbnail's orange, in either colour depth, drawn (not a fixed pause)
+  local i out                             # the thumbnail's orange, in either colour depth, drawn
   for ((i = 0; i < 100; i++)); do
     out=$(tmux "${SOCK[@]}" capture-pane -p -e -t "$S")
     echo "$out" | grep -qE '38;(2;250;140;20|5;208)' && break; sleep 0.1
