@@ -16,7 +16,7 @@ public enum TerminalText {
             case 0x00...0x1F: out.append(Unicode.Scalar(0x2400 + u.value)!)   // ␀ .. ␟ (␛ for ESC)
             case 0x7F: out.append("\u{2421}")                                  // ␡
             case 0x80...0x9F: out.append("\u{FFFD}")
-            case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: continue   // bidi controls
+            case _ where isBidiControl(u): continue
             default: out.append(u)
             }
         }
@@ -26,10 +26,16 @@ public enum TerminalText {
     /// How many scalars `sanitize` shows for `u`.
     @inlinable
     public static func shownCount(_ u: Unicode.Scalar, tabWidth: Int? = nil) -> Int {
+        if u.value == 0x09 { return tabWidth ?? 1 }
+        return isBidiControl(u) ? 0 : 1
+    }
+
+    /// The bidirectional controls `sanitize` drops (embeddings, overrides, isolates, marks).
+    @inlinable
+    public static func isBidiControl(_ u: Unicode.Scalar) -> Bool {
         switch u.value {
-        case 0x09: return tabWidth ?? 1
-        case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return 0
-        default: return 1
+        case 0x202A...0x202E, 0x2066...0x2069, 0x200E, 0x200F, 0x061C: return true
+        default: return false
         }
     }
 

@@ -79,8 +79,10 @@ struct InputLayout {
     }
 
     /// Where the cursor `byte` UTF-8 bytes into `text` (the text laid out; a cluster boundary) is
-    /// drawn, as `Wrap.cursor` places it: the row among all rows, and the cells before it on that
-    /// row. It reads the scalars of the cursor's paragraph before it, and the cursor's row.
+    /// drawn: the row among all rows, and the cells before it on that row (at most `width`). At a
+    /// break, the cursor before the dropped spaces stays at the end of the row, after them it
+    /// starts the next row. It reads the scalars of the cursor's paragraph before it, and the
+    /// cursor's row.
     func cursor(in text: String, atByte byte: Int) -> (row: Int, col: Int) {
         var start = 0, row = 0
         for (k, p) in paragraphs.enumerated() {
@@ -99,11 +101,6 @@ struct InputLayout {
             row += p.rows.count
         }
         return (0, 0)
-    }
-
-    /// `cursor(in:atByte:)` for the cursor after the first `cursor` characters (it counts them from the start).
-    func cursor(in text: String, at cursor: Int) -> (row: Int, col: Int) {
-        self.cursor(in: text, atByte: text.utf8.distance(from: text.startIndex, to: text.index(text.startIndex, offsetBy: min(cursor, text.count))))
     }
 }
 

@@ -38,18 +38,6 @@ public enum Wrap {
         return out
     }
 
-    /// Where the cursor after the first `cursor` characters of `text` is drawn among `rows`
-    /// (from `rows(text, width:)`): the row, and the cells before it on that row (at most `width`).
-    /// At a break, the cursor before the dropped spaces stays at the end of the row, after them
-    /// it starts the next row.
-    static func cursor(in text: String, at cursor: Int, rows: [(text: String, start: Int)], width: Int) -> (row: Int, col: Int) {
-        let shown = Array(TerminalText.sanitize(text, tabWidth: 4).unicodeScalars)
-        let target = min(TerminalText.sanitize(String(text.prefix(cursor)), tabWidth: 4).unicodeScalars.count, shown.count)
-        guard let row = rows.lastIndex(where: { $0.start <= target }) else { return (0, 0) }
-        let start = min(rows[row].start, target)
-        return (row, min(width, shown[start..<target].reduce(0) { $0 + TextWidth.of($1) }))
-    }
-
     static func trimmedEnd(_ s: some StringProtocol) -> String {
         var t = String(s)
         while t.last == " " { t.removeLast() }

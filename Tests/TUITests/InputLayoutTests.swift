@@ -1,3 +1,4 @@
+import ChatAPI
 import Testing
 import TestSupport
 @testable import TUI
@@ -143,5 +144,24 @@ struct InputLayoutTests {
             for i in 0..<200 { app.dispatch(keys[i % keys.count]); frame() }
         }
         #expect(took < .seconds(40), "200 keys took \(took)")
+    }
+}
+
+/// The naive twin of `InputLayout.cursor`: where the cursor after the first `cursor` characters
+/// of `text` is drawn among `rows` (from `rows(text, width:)`), the whole text shown afresh.
+extension Wrap {
+    static func cursor(in text: String, at cursor: Int, rows: [(text: String, start: Int)], width: Int) -> (row: Int, col: Int) {
+        let shown = Array(TerminalText.sanitize(text, tabWidth: 4).unicodeScalars)
+        let target = min(TerminalText.sanitize(String(text.prefix(cursor)), tabWidth: 4).unicodeScalars.count, shown.count)
+        guard let row = rows.lastIndex(where: { $0.start <= target }) else { return (0, 0) }
+        let start = min(rows[row].start, target)
+        return (row, min(width, shown[start..<target].reduce(0) { $0 + TextWidth.of($1) }))
+    }
+}
+
+extension InputLayout {
+    /// `cursor(in:atByte:)` for the cursor after the first `cursor` characters.
+    func cursor(in text: String, at cursor: Int) -> (row: Int, col: Int) {
+        self.cursor(in: text, atByte: text.utf8.distance(from: text.startIndex, to: text.index(text.startIndex, offsetBy: min(cursor, text.count))))
     }
 }
