@@ -162,24 +162,24 @@ struct BenchCommand: ParsableCommand {
             }
             if shortPrefill > 0 {
                 // A follow-up's cost: `shortPrefill` new positions after `shortContext` cached ones,
-                // in decode steps at that context (each figure the median of five, the cache cut
-                // back to the context after each).
+                // in decode steps at that context. A decode step and the prompt are timed in turn,
+                // seven pairs, the cache cut back to the context after each, so that both meet the
+                // same states of a shared machine's memory: the times are the medians, the ratio
+                // the median of the pairs' ratios.
                 log("\(shortPrefill) tokens after \(shortContext) cached…")
                 let cache = model.makeCache(initialCapacity: shortContext + shortPrefill + 8)
                 _ = model.forward(prompt(shortContext), cache: cache, logits: .none)
-                func median(_ body: () -> Void) -> Double {
-                    let times = (0..<5).map { _ -> Double in
-                        let t0 = Date(); body(); let dt = Date().timeIntervalSince(t0)
-                        cache.truncate(to: shortContext)
-                        return dt
-                    }
-                    return times.median
+                func timed(_ tokens: Int) -> Double {
+                    let ids = prompt(tokens), t0 = Date()
+                    _ = model.forward(ids, cache: cache)
+                    let dt = Date().timeIntervalSince(t0)
+                    cache.truncate(to: shortContext)
+                    return dt
                 }
-                let step = median { _ = model.forward(prompt(1), cache: cache) }
-                let short = median { _ = model.forward(prompt(shortPrefill), cache: cache) }
-                r["short_prefill_s"] = short
-                r["decode_step_s_at_short_context"] = step
-                r["short_prefill_steps"] = short / step
+                let pairs = (0..<7).map { _ in (step: timed(1), short: timed(shortPrefill)) }
+                r["short_prefill_s"] = pairs.map(\.short).median
+                r["decode_step_s_at_short_context"] = pairs.map(\.step).median
+                r["short_prefill_steps"] = pairs.map { $0.short / $0.step }.median
             }
             if !batch.isEmpty {
                 // Several sequences at the same context, one new token each per step: what a
