@@ -93,7 +93,7 @@ public final class ChatEngine: @unchecked Sendable {
     public func tilingOptions(maxTiles: Int? = nil) -> TilingOptions {
         let c = configuration
         if !c.dynamicImageSize { return TilingOptions(tileSize: c.imageSize, minTiles: 1, maxTiles: 1, useThumbnail: false) }
-        let mx = max(maxTiles ?? c.maxDynamicPatch, c.minDynamicPatch)
+        let mx = min(max(maxTiles ?? c.maxDynamicPatch, c.minDynamicPatch), DynamicTiling.tileCountLimit.upperBound)
         return TilingOptions(tileSize: c.imageSize, minTiles: c.minDynamicPatch, maxTiles: mx, useThumbnail: c.useThumbnail)
     }
 

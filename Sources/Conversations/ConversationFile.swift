@@ -111,14 +111,14 @@ extension ConversationFile.ImageEntry {
     /// limits, a thumbnail only for a grid of more than one tile, the prompt cost from the tiles;
     /// or none of them known (grid, tiles and costs all zero).
     func validateTiling(at: String, bad: (String) -> ConversationError) throws {
-        let t = tiling
-        guard (1...40).contains(t.minTiles), (t.minTiles...40).contains(t.maxTiles), (1...Limits.tileSize).contains(t.tileSize) else {
-            throw bad("\(at) has an impossible tiling (tiles \(t.minTiles) to \(t.maxTiles) within 1 to 40, tile size \(t.tileSize) within 1 to \(Limits.tileSize))")
+        let t = tiling, most = DynamicTiling.tileCountLimit.upperBound
+        guard DynamicTiling.tileCountLimit.contains(t.minTiles), (t.minTiles...most).contains(t.maxTiles), (1...Limits.tileSize).contains(t.tileSize) else {
+            throw bad("\(at) has an impossible tiling (tiles \(t.minTiles) to \(t.maxTiles) within 1 to \(most), tile size \(t.tileSize) within 1 to \(Limits.tileSize))")
         }
         // An image attached through a server whose model's tiling is not known here (the remote
         // backend) has no grid and no cost yet: all of them zero.
         if grid.cols == 0 && grid.rows == 0 && tiles == 0 && tokenCost == 0 && tokensPerTile == 0 { return }
-        guard (1...40).contains(grid.cols), (1...40).contains(grid.rows), (t.minTiles...t.maxTiles).contains(grid.cols * grid.rows) else {
+        guard (1...most).contains(grid.cols), (1...most).contains(grid.rows), (t.minTiles...t.maxTiles).contains(grid.cols * grid.rows) else {
             throw bad("\(at) has a \(grid.cols)x\(grid.rows) grid, outside \(t.minTiles) to \(t.maxTiles) tiles")
         }
         let n = grid.cols * grid.rows

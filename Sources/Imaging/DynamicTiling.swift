@@ -16,6 +16,16 @@ public struct TilingOptions: Sendable, Equatable, Codable {
 }
 
 public enum DynamicTiling {
+    /// The tiles one image may be cut into: what the options, requests and conversation files accept
+    /// (the model cards use up to 12; 40 keeps a 4:1 panorama's grid).
+    public static let tileCountLimit = 1...40
+
+    /// The refusal of a requested most-tiles count outside `tileCountLimit`, naming the option.
+    public static func checkMaxTiles(_ n: Int?, option: String) -> String? {
+        guard let n, !tileCountLimit.contains(n) else { return nil }
+        return "\(option) must be between \(tileCountLimit.lowerBound) and \(tileCountLimit.upperBound) (was \(n))"
+    }
+
     /// Candidate grids (columns, rows) with min <= cols * rows <= max, sorted by tile count.
     /// Within one count the order is CPython's iteration order of the official code's set of
     /// tuples, which decides the winner when two grids of the same count tie exactly.

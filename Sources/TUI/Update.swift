@@ -1,6 +1,7 @@
 import ChatAPI
 import FileInput
 import Foundation
+import Imaging
 
 /// The single place where state changes: pure, unit-tested; effects are returned, not run.
 public func reduce(_ s: inout AppState, _ action: Action) -> [Effect] {
@@ -367,8 +368,9 @@ private func startAttach(_ s: inout AppState, _ path: String) -> Effect {
 private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
     let words = arg.split(separator: " ")
     let nums = words.compactMap { Int($0) }
-    let usage = "Usage: /tiles N (all images) or /tiles K N (image K), N from 1 to 40"
-    guard nums.count == words.count, nums.count == 1 || nums.count == 2, let n = nums.last, (1...40).contains(n) else {
+    let limit = DynamicTiling.tileCountLimit
+    let usage = "Usage: /tiles N (all images) or /tiles K N (image K), N from \(limit.lowerBound) to \(limit.upperBound)"
+    guard nums.count == words.count, nums.count == 1 || nums.count == 2, let n = nums.last, limit.contains(n) else {
         s.messages.append(.init(kind: .error, text: usage)); return []
     }
     let shown = shownPending(s)

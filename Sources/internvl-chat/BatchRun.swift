@@ -74,7 +74,7 @@ struct BatchRun {
             for image in images {
                 if let problem = FileInput.kind(image) { throw bad("image \(TerminalText.sanitize(image)): \(problem.reason)") }
             }
-            let maxTiles = try JSONSteps.wholeNumber(object, "max_tiles", 1...40, bad) ?? defaultMaxTiles
+            let maxTiles = try JSONSteps.wholeNumber(object, "max_tiles", DynamicTiling.tileCountLimit, bad) ?? defaultMaxTiles
             lines.append(Line(number: number, question: question, images: images, maxTiles: maxTiles,
                               place: "\(TerminalText.sanitize(path)) line \(number)"))
         }

@@ -3,6 +3,7 @@ import Chat
 import Checkpoint
 import ChatAPI
 import Foundation
+import Imaging
 import Logging
 import TUI
 import Conversations
@@ -42,6 +43,7 @@ struct ChatCommand: ParsableCommand {
 
     func validate() throws {
         if plain { throw ValidationError("--plain (line mode) is gone: " + Self.needsTerminal) }
+        if let problem = DynamicTiling.checkMaxTiles(maxTiles, option: "--max-tiles") { throw ValidationError(problem) }
     }
 
     func run() throws {

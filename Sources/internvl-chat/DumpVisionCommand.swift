@@ -3,6 +3,7 @@ import Chat
 import ChatAPI
 import Conversations
 import Foundation
+import Imaging
 
 /// Developer tool for parity checks against PyTorch: writes what the vision path computes for
 /// one image, as raw little-endian float32 files plus a JSON description.
@@ -21,6 +22,10 @@ struct DumpVisionCommand: ParsableCommand {
     @Option(help: "Output path prefix.") var out: String
     @Flag(help: "Replace existing output files (without it, the command stops with an error and writes nothing).") var force = false
     @Argument(help: "The image.") var image: String
+
+    func validate() throws {
+        if let problem = DynamicTiling.checkMaxTiles(maxTiles, option: "--max-tiles") { throw ValidationError(problem) }
+    }
 
     func run() throws {
         try reportingErrors {

@@ -45,7 +45,7 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Most tiles per image (default: max_dynamic_patch of config.json).") var maxTiles: Int?
 
     func validate() throws {
-        if let m = maxTiles, m < 1 || m > 40 { throw ValidationError("--max-tiles must be between 1 and 40") }
+        if let problem = DynamicTiling.checkMaxTiles(maxTiles, option: "--max-tiles") { throw ValidationError(problem) }
     }
 }
 

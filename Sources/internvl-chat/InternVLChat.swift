@@ -113,10 +113,13 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
-/// One line on stderr: "error: <sentence>", with control characters made visible.
+/// "error: <sentence>" on stderr, with control characters made visible: one line, except the list
+/// of places searched for a checkpoint, whose lines stay lines (each made safe on its own).
 func printError(_ error: Error) {
     let message = (error as? LocalizedError)?.errorDescription ?? String(describing: error)
-    writeStderr("error: " + TerminalText.line(message) + "\n")
+    var lines = [message]
+    if case .notFound? = error as? CheckpointError { lines = message.components(separatedBy: "\n") }
+    writeStderr("error: " + lines.map(TerminalText.line).joined(separator: "\n") + "\n")
 }
 
 /// Writes to stderr; a closed or full stderr loses the text, nothing more.

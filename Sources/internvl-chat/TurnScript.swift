@@ -3,6 +3,7 @@ import Chat
 import ChatAPI
 import FileInput
 import Foundation
+import Imaging
 
 /// `generate --turns FILE`: a JSON array of steps run in order over one session, e.g.
 /// `[{"question": "Describe.", "images": ["cat.jpg"]}, {"question": "And the colour?"},
@@ -48,7 +49,7 @@ enum TurnScript {
             let q = o["question"] as? String
             if (action == .ask || action == .edit) && (q ?? "").isEmpty { throw bad("turn \(k): \(a) needs a question") }
             guard o["images"] == nil || o["images"] is [String] else { throw bad("turn \(k): \"images\" must be a list of paths") }
-            return Step(action: action, question: q, images: o["images"] as? [String] ?? [], maxTiles: try whole("max_tiles", 1...40),
+            return Step(action: action, question: q, images: o["images"] as? [String] ?? [], maxTiles: try whole("max_tiles", DynamicTiling.tileCountLimit),
                         maxNewTokens: try whole("max_new_tokens", 1...1_000_000), cancelAfterTokens: try whole("cancel_after_tokens", 0...1_000_000))
         }
     }

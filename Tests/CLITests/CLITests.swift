@@ -67,6 +67,35 @@ struct CLITests {
         #expect(help.status == 0 && help.out.contains("USAGE: internvl-chat export") && help.err.isEmpty, "\(help.err)")
     }
 
+    /// Every command that takes `--max-tiles` refuses a count no conversation file could hold, before
+    /// anything runs: the app took 999 and saved a conversation it could not read back.
+    @Test func maxTilesOutsideTheLimitIsRefusedByEveryCommand() throws {
+        let model = TestData.url("tiny-a").path, image = TestData.url("images/photo-chelsea.png").path
+        for n in ["0", "41", "999"] {
+            for args in [["chat", "--model", model, "--max-tiles", n], ["generate", "--model", model, "--max-tiles", n, "x"],
+                         ["dump-vision", "--model", model, "--max-tiles", n, "--out", "/nonexistent/x", image]] {
+                let r = try Self.run(args)
+                #expect(r.status == 64 && r.err.contains("--max-tiles must be between 1 and 40 (was \(n))"), "\(args): \(r.status) \(r.err)")
+            }
+        }
+    }
+
+    /// Without a model the error lists where it looked, one place a line (the message's own line
+    /// breaks kept), and a control character in a place's name is still shown, not sent.
+    @Test func noModelFoundListsThePlacesOnALineEach() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("nomodel-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: home) }
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let env = ["HOME": home.path, "XDG_CONFIG_HOME": home.path + "/cfg", "INTERNVL_CHAT_MODEL": "",
+                   "HF_HOME": home.path + "/hf\u{1b}[31m", "HF_HUB_CACHE": ""]
+        let r = try Self.run(["generate", "hi"], env: env)
+        let lines = r.err.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(r.status == 1 && lines.first?.hasPrefix("error: No ") == true && lines.first?.hasSuffix("Looked in:") == true, "\(r.err)")
+        #expect(lines.contains { $0.hasPrefix("  - ") && $0.contains(home.path + "/cfg/internvl-chat/config.json") }, "\(r.err)")
+        #expect(lines.contains { $0.contains("hf␛[31m/hub") } && !r.err.contains("\u{1b}") && !r.err.contains("␤"), "\(r.err)")
+        #expect(lines.contains("or pass --model DIR.") && lines.count >= 7, "\(r.err)")
+    }
+
     /// A stdout that cannot take the output (a full disk): one error line and status 1, not a
     /// crash, whether the text went out directly or through print (the help).
     @Test func aStandardOutputThatCannotBeWrittenIsOneErrorLine() throws {
