@@ -24,13 +24,14 @@ public enum ChatError: LocalizedError, Equatable {
                 + "\(PromptBuilder.maxBytesPerToken) bytes). Shorten the history or the question."
         case .promptTooLong(let n, let c):
             return "The prompt is \(n) tokens, but the context holds \(c) (\(n - c + 1) too many, leaving no room to answer). "
-                + "Shorten the history or the question, or raise the context size."
+                + "Shorten the history or the question, or raise the context size (--context)."
         case .invalidParameters(let s): return "Invalid sampling parameters: \(s)."
         case .badHistory(let p, let r): return "\(p) is not a valid history: \(r)."
         case .contextBudget(let n, let c, let imgs):
             var s = "This turn needs \(n) tokens but the context holds \(c): \(n - c + 1) too many, leaving room for no answer."
-            if !imgs.isEmpty { s += " Images in the conversation: " + imgs.joined(separator: "; ") + "." }
-            return s + " Start a new conversation, use fewer tiles per image, or raise the context size."
+            if imgs.isEmpty { return s + " Start a new conversation, shorten the question, or raise the context size (--context)." }
+            return s + " Images in the conversation: " + imgs.joined(separator: "; ") + "."
+                + " Start a new conversation, use fewer tiles per image, or raise the context size (--context)."
         case .unknownTemplate(let n, let known):
             return "config.json names the chat template \"\(n)\", which this engine does not know (it knows \(known.joined(separator: ", ")))."
         case .imagePlaceholders(let i, let p):

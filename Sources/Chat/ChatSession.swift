@@ -333,7 +333,7 @@ public actor ChatSession: ChatBackend {
         do { return try build() } catch ChatError.promptTooLong(let tokens, let context) {
             let costs = (turns.flatMap(\.imageIDs) + imageIDs).compactMap { images[$0]?.info }
             throw ChatError.contextBudget(tokens: tokens, context: context,
-                                          images: costs.map { "\($0.name): \($0.tokenCost) tokens (\($0.tiles) tiles)" })
+                                          images: costs.map { "\(TerminalText.line($0.name)): \(counted($0.tokenCost, "token")) (\(counted($0.tiles, "tile")))" })
         }
     }
 }

@@ -50,7 +50,7 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
 
     /// A message naming the first invalid value, or nil.
     public var problem: String? {
-        if !(temperature >= 0) || !temperature.isFinite { return "temperature must be 0 (greedy) or positive" }
+        if !(temperature >= 0) || !temperature.isFinite { return "temperature must be a finite number, 0 (greedy) or more" }
         if topK < 0 { return "top-k must be 0 (off) or positive" }
         if !(topP > 0 && topP <= 1) { return "top-p must be in (0, 1]" }
         if !(repetitionPenalty > 0) || !repetitionPenalty.isFinite { return "repetition penalty must be positive" }

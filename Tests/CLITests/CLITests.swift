@@ -80,6 +80,17 @@ struct CLITests {
         }
     }
 
+    /// The command line takes the temperatures `/set temperature` takes, and says why it refuses one.
+    @Test func temperatureLimitsAsTheApp() throws {
+        let model = TestData.url("tiny-a").path
+        for (t, said) in [("10", "--temperature must be a number from 0 to 5"), ("inf", "temperature must be a finite number, 0 (greedy) or more")] {
+            let r = try Self.run(["generate", "--model", model, "--temperature", t, "x"])
+            #expect(r.status == 64 && r.err.contains(said), "\(t): \(r.status) \(r.err)")
+        }
+        let ok = try Self.run(["generate", "--model", model, "--temperature", "5", "--max-new-tokens", "2", "x"])
+        #expect(ok.status == 0, "\(ok.err)")
+    }
+
     /// Without a model the error lists where it looked, one place a line (the message's own line
     /// breaks kept), and a control character in a place's name is still shown, not sent.
     @Test func noModelFoundListsThePlacesOnALineEach() throws {

@@ -166,4 +166,18 @@ struct ChatSessionTests {
         let ok = await Self.collect(await session.send("Hi", images: [cat], parameters: SamplingParameters(maxNewTokens: 4)))
         #expect(ok.failure == nil && ok.stats != nil)
     }
+
+    /// The refusal names each image on one line of its own: a line break or an escape in a file
+    /// name is shown, not sent; counts in the right number.
+    @Test func theBudgetRefusalShowsImageNamesInert() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"), contextLength: 200)
+        let session = ChatSession(engine: engine)
+        let bytes = try [UInt8](Data(contentsOf: TestData.url("images/photo-chelsea.png")))
+        let one = try await session.attach(imageBytes: bytes, name: "a\nb\u{1b}[31m.png", maxTiles: 1)
+        let o = await Self.collect(await session.send(String(repeating: "very long ", count: 80), images: [one],
+                                                      parameters: SamplingParameters(maxNewTokens: 4)))
+        let failure = o.failure ?? ""
+        #expect(failure.contains("a␤b␛[31m.png: \(one.tokenCost) tokens (1 tile)"), "\(failure)")
+        #expect(!failure.contains("\n") && !failure.contains("\u{1b}") && failure.contains("(--context)"), "\(failure)")
+    }
 }
