@@ -320,6 +320,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         }
         s.beforeAnswer = .init(messages: s.messages)
         s.messages[i].text = ""; s.messages[i].interrupted = false; s.busy = true
+        bringLastTurnDown(&s)
         return [.regenerate]
     case "/edit":
         guard !s.busy else { return refuseWhileAnswering(&s, line) }
@@ -331,6 +332,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
         s.messages[i].text = arg
         if i + 1 < s.messages.count { s.messages[i + 1].text = "" }
         s.busy = true
+        bringLastTurnDown(&s)
         if let v = s.messages[i].video { return [.edit(framedQuestion(arg, pending: s.messages[i].images, video: v), typed: arg)] }
         return [.edit(arg)]
     case "/help":
@@ -402,6 +404,19 @@ private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
     else if !targets.isEmpty { text += " The attached image\(targets.count > 1 ? "s keep their" : " keeps its") grid." }
     s.messages.append(.init(kind: .info, text: text))
     return effects
+}
+
+/// The last turn (question to answer), answered again by /regen or /edit, moves below the notes
+/// that came after it, and the view follows it there: in place, above the notes, its new answer
+/// streamed out of sight. Before it is answered again, stopping puts everything back as it was.
+private func bringLastTurnDown(_ s: inout AppState) {
+    s.scroll = 0
+    guard let q = s.messages.lastIndex(where: { $0.kind == .user }) else { return }
+    let a = s.messages.lastIndex(where: { $0.kind == .assistant }).map { max($0, q) } ?? q
+    guard a + 1 < s.messages.count else { return }
+    let turn = Array(s.messages[q...a])
+    s.messages.removeSubrange(q...a)
+    s.messages += turn
 }
 
 /// "3x2 + thumbnail = 7 tiles"

@@ -567,6 +567,26 @@ struct CommandArgumentTests {
         #expect(s.history == ["Why?", "/regen"], "a command that ran is history")
     }
 
+    /// /regen and /edit answer the last turn again below the notes that came after it, where the
+    /// view follows it; stopped before its first token, the screen is back as it was.
+    @Test func aTurnAnsweredAgainMovesBelowTheNotesAfterIt() {
+        let notes = (1...12).map { AppState.Message(kind: .error, text: "Unknown command /nope\($0)") }
+        let before = [AppState.Message(kind: .user, text: "old q"), .init(kind: .assistant, text: "old answer")]
+        for line in ["/regen", "/edit a new question"] {
+            var s = AppState()
+            s.messages = [.init(kind: .user, text: "first"), .init(kind: .assistant, text: "one")] + before + notes
+            s.scroll = 7
+            #expect(!run(&s, line).isEmpty, "\(line)")
+            #expect(s.scroll == 0 && Array(s.messages.prefix(2)).map(\.text) == ["first", "one"], "\(line)")
+            #expect(Array(s.messages.dropFirst(2).prefix(12)) == notes, "\(line): the notes stay in their order")
+            #expect(s.messages.suffix(2).map(\.kind) == [.user, .assistant] && s.messages.last?.text == "", "\(line)")
+            #expect(s.messages[s.messages.count - 2].text == (line == "/regen" ? "old q" : "a new question"), "\(line)")
+            _ = reduce(&s, .answerEnded)
+            #expect(Array(s.messages.prefix(16)) == [.init(kind: .user, text: "first"), .init(kind: .assistant, text: "one")] + before + notes,
+                    "\(line): stopped before its first token, the screen is as it was")
+        }
+    }
+
     @Test func anAnswerStoppedBeforeItsFirstTokenPutsTheQuestionBack() {
         var s = AppState()
         _ = reduce(&s, .attached(cat))
