@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels", "Tokenizer", "Imaging", "TestSupport"]),
         .testTarget(name: "ChatTests", dependencies: ["compute-probe", "ChatAPI", "Chat", "Model", "Kernels", "Tokenizer", "Checkpoint", "Imaging", "TestSupport"]),
-        .testTarget(name: "ServingTests", dependencies: ["Serving", "ServingAPI", "ChatAPI", "Chat", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "ServingAPI", "ChatAPI", "Chat", "Imaging", "TestSupport"]),
         // Saves a conversation over and over, for the SIGKILL and disk-full tests.
         .executableTarget(name: "conversation-writer", dependencies: ["Conversations", "ChatAPI", "Imaging"],
                           path: "Tests/Tools/conversation-writer"),

@@ -126,12 +126,48 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             running.removeAll { $0.cancelled }
             if prefilling?.cancelled == true { prefilling = nil }
             if prefilling == nil, running.count < limits.maxBatch, !waiting.isEmpty { prefilling = waiting.removeFirst() }
-            let next = prefilling, batch = running
+            let next = prefilling
             lock.unlock()
 
             if let job = next { advancePrefill(job) }
-            if !batch.isEmpty { step(batch) }
+            stepRunning()
         }
+    }
+
+    /// One decode step for the requests running now (those that finished or were cancelled during
+    /// a prefill's work are no longer among them); false when none runs.
+    @discardableResult
+    private func stepRunning() -> Bool {
+        let batch = lock.withLock { running.filter { !$0.cancelled } }
+        if batch.isEmpty { return false }
+        step(batch)
+        return true
+    }
+
+    /// The end and length of the last decode step: an image's encoding lets the running requests
+    /// take a step once as long has passed since it ended, so both go on at about half speed.
+    private var lastStep: (end: ContinuousClock.Instant, took: Duration)?
+
+    /// Between two parts of an image's encoding (`shouldStop` of the vision encoder, a few times a
+    /// layer and tile): the running requests' decode step when it is their turn. Says whether
+    /// `job` was cancelled.
+    private func encodingPause(_ job: Job) -> Bool {
+        if lastStep.map({ $0.end.duration(to: .now) >= $0.took }) ?? true { stepRunning() }
+        return lock.withLock { job.cancelled }
+    }
+
+    /// `work` on a thread of its own (an image's decoding and tiling, which can take seconds for a
+    /// large picture), while this thread keeps the running requests decoding.
+    private func besideDecoding<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        let outcome = Handoff<T>(), done = DispatchSemaphore(value: 0)
+        DispatchQueue.global(qos: .userInitiated).async {
+            outcome.result = Result { try work() }
+            done.signal()
+        }
+        while done.wait(timeout: .now()) == .timedOut {
+            if !stepRunning() { done.wait(); break }
+        }
+        return try outcome.result!.get()
     }
 
     /// One chunk of `job`'s prefill (preparing its prompt and images first); once its prompt is in,
@@ -148,6 +184,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
             if take(job, logits: logits) { lock.withLock { prefilling = nil; if !job.cancelled { running.append(job) } } }
         } catch {
             lock.withLock { prefilling = nil }
+            if error is CancellationError { return job.out.finish() }        // its image's encoding stopped: the client is gone
             job.out.finish(throwing: error as? CompletionError ?? CompletionError.engineFailure("\(error)"))
         }
     }
@@ -161,7 +198,8 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         lock.withLock { largestBatch = max(largestBatch, live.count) }
         let started = ContinuousClock.now
         defer {
-            let d = started.duration(to: .now)
+            let end = ContinuousClock.now, d = started.duration(to: end)
+            lastStep = (end, d)
             lock.withLock { stepTimes[live.count, default: DecodeSteps()].add(d) }
         }
         let h = engine.model.hidden
@@ -267,7 +305,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         let (system, turns, images) = try Self.conversation(of: r, maxImages: limits.maxImages)
         var tokens: [Float] = [], promptImages: [PromptImage] = [], tiles = 0
         for img in images {
-            let (vision, n, key) = try encode(img, maxTiles: img.maxTiles ?? r.maxTiles, after: tiles)
+            let (vision, n, key) = try encode(img, for: job, maxTiles: img.maxTiles ?? r.maxTiles, after: tiles)
             tiles += n
             tokens += vision
             promptImages.append(PromptImage(key: key, tiles: n))
@@ -303,8 +341,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
 
     /// Vision tokens, tiles and content key of an image, encoded once per content and tile count.
     /// The image's vision tokens, its tiles and its key; refused before it is encoded when its
-    /// tiles, after `tilesBefore` of the request's earlier images, pass the request's limit.
-    private func encode(_ image: CompletionRequest.Image, maxTiles: Int?, after tilesBefore: Int) throws -> ([Float], Int, UInt64) {
+    /// tiles, after `tilesBefore` of the request's earlier images, pass the request's limit. The
+    /// running requests go on decoding meanwhile: beside the decoding and tiling, and between the
+    /// parts of the encoding, which `job`'s cancelling ends.
+    private func encode(_ image: CompletionRequest.Image, for job: Job, maxTiles: Int?, after tilesBefore: Int) throws -> ([Float], Int, UInt64) {
         func fits(_ tiles: Int) throws {
             guard tilesBefore + tiles <= limits.maxTiles else {
                 throw CompletionError.invalidRequest("The images need \(tilesBefore + tiles)+ tiles; one request may use \(limits.maxTiles). Send fewer images or a smaller max_tiles.")
@@ -321,13 +361,16 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         }
         let prepared: PreparedImage
         do {
-            let rgb = try ImageDecoder.decode(bytes: image.bytes, name: image.name)
-            prepared = ImagePreprocessor.prepare(rgb, options: options)
+            prepared = try besideDecoding {
+                ImagePreprocessor.prepare(try ImageDecoder.decode(bytes: image.bytes, name: image.name), options: options)
+            }
         } catch {
             throw Self.badImage(error, image)
         }
         try fits(prepared.tiles)
-        let v = engine.encodeImage(prepared)
+        guard let v = engine.encodeImage(prepared, shouldStop: { encodingPause(job) }, progress: { _, _ in }) else {
+            throw CancellationError()
+        }
         lock.withLock {
             encoded[key] = v; encodedOrder.append(key)
             if encodedOrder.count > 16 { encoded[encodedOrder.removeFirst()] = nil }
@@ -376,6 +419,9 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     }
 
     /// A request in the scheduler.
+    /// A result handed from another thread, read after its semaphore was signalled.
+    final class Handoff<T>: @unchecked Sendable { var result: Result<T, any Error>? }
+
     final class Job: @unchecked Sendable {
         let request: CompletionRequest
         let out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation

@@ -1,6 +1,7 @@
 import ChatAPI
 import Chat
 import Foundation
+import Imaging
 @testable import Serving
 import ServingAPI
 import Testing
@@ -381,6 +382,37 @@ struct EngineSchedulerTests {
             let got = try await Self.collect(scheduler.complete(CompletionRequest(messages: messages, parameters: parameters)))
             #expect(got.ids == r.tokenIDs && got.usage?.promptTokens == ids.count, "\(model) case \(k)")
         }
+    }
+
+    /// A request's image is decoded, tiled and encoded while the running answers go on: tokens of
+    /// an endless answer keep coming between the image request's arrival and its answer (before,
+    /// the compute thread did all of it first, and every stream waited). A large JPEG makes the
+    /// decoding and tiling take a while.
+    @Test func runningAnswersGoOnWhileAnImageIsPrepared() async throws {
+        let engine = try ChatEngine(folder: TestData.url("tiny-b"))
+        let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b")
+        defer { scheduler.shutdown() }
+        final class Count: @unchecked Sendable {
+            let lock = NSLock()
+            var value = 0
+            func add(_ n: Int) { lock.withLock { value += n } }
+            var now: Int { lock.withLock { value } }
+        }
+        let generated = Count()
+        scheduler.observeGeneratedTokens { generated.add($0) }
+        let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
+        var px = [UInt8](repeating: 0, count: 6000 * 4000 * 3)
+        for i in stride(from: 0, to: px.count, by: 7) { px[i] = UInt8(truncatingIfNeeded: i &* 31) }
+        let jpeg = try #require(JPEGEncoder.encode(RGBImage(width: 6000, height: 4000, pixels: px)))
+        var big = CompletionRequest.Image(bytes: jpeg, name: "big.jpg")
+        big.maxTiles = 12
+        let before = generated.now
+        let answer = try await Self.collect(scheduler.complete(CompletionRequest(messages: [.init(role: .user, text: "What is it?", images: [big])],
+                                                                                 parameters: SamplingParameters(maxNewTokens: 1))))
+        let beside = generated.now - before - (answer.usage?.completionTokens ?? 0)
+        #expect(answer.reason != nil && beside >= 10, "the running answer took \(beside) tokens while the image was prepared")
+        consumer.cancel()
+        _ = try? await consumer.value
     }
 
     /// Images past a request's tile limit are refused before they are encoded: the vision encoder
