@@ -20,7 +20,14 @@ public struct APIError: Error, Sendable, Equatable {
 
     /// 404: `name` is not the model this server serves (`served`).
     public static func modelNotFound(_ name: String, served: String) -> APIError {
-        APIError(404, "The model \(name) does not exist here: this server serves \(served).", param: "model", code: "model_not_found")
+        APIError(404, "The model \(quoted(name)) does not exist here: this server serves \(served).", param: "model", code: "model_not_found")
+    }
+
+    /// A client's value as an error message repeats it: its first 100 characters, control
+    /// characters shown (a 20 MB model name is not sent back whole).
+    public static func quoted(_ value: String) -> String {
+        let head = value.count > 100 ? String(value.prefix(100)) + "… (\(value.utf8.count) bytes)" : value
+        return TerminalText.line(head)
     }
 
     public var body: [String: Any] {
@@ -46,12 +53,21 @@ public struct ChatCompletionBody: Sendable {
     public var stream: Bool
     public var includeUsage: Bool
 
+    /// Values and members a body may hold (a conversation of a thousand messages of a few parts
+    /// each holds about ten thousand); past it the body is refused before it is parsed.
+    public static let maxJSONItems = 100_000
+
     /// Parses and checks `bytes` (JSON), reading images from `data:` URLs or, with an allowed
     /// folder, from files inside it. Every problem is an `APIError` naming the field.
     public static func parse(_ bytes: [UInt8], options: ServerOptions) throws(APIError) -> ChatCompletionBody {
         // Foundation would also read UTF-16 and UTF-32; a NUL byte is never valid UTF-8 JSON.
         guard String(validating: bytes, as: UTF8.self) != nil, !bytes.contains(0) else {
             throw .invalid("The body is not UTF-8 text: JSON must be sent as UTF-8.")
+        }
+        let scanned = JSONScan.scan(bytes, itemLimit: maxJSONItems)
+        if scanned.trailingComma { throw .invalid("The body is not valid JSON: a comma stands before a closing bracket.") }
+        guard scanned.items <= maxJSONItems else {
+            throw .invalid("The body holds more than \(maxJSONItems) JSON values; a chat request needs far fewer.")
         }
         let any: Any
         do { any = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
@@ -75,7 +91,7 @@ public struct ChatCompletionBody: Sendable {
             case "system", "developer": r = .system
             case "user": r = .user
             case "assistant": r = .assistant
-            default: throw .invalid("messages[\(i)].role \"\(role)\" is not supported (system, user, assistant).", param: "messages")
+            default: throw .invalid("messages[\(i)].role \"\(APIError.quoted(role))\" is not supported (system, user, assistant).", param: "messages")
             }
             var text: [String] = [], images: [CompletionRequest.Image] = []
             switch m["content"] {
@@ -95,7 +111,7 @@ public struct ChatCompletionBody: Sendable {
                         guard r == .user else { throw .invalid("messages[\(i)]: only user messages can carry images.", param: "messages") }
                         images.append(try image(part, name: "image \(k + 1) of message \(i + 1)", options: options))
                     default:
-                        throw .invalid("messages[\(i)].content[\(k)].type \"\(type)\" is not supported (text, image_url).", param: "messages")
+                        throw .invalid("messages[\(i)].content[\(k)].type \"\(APIError.quoted(type))\" is not supported (text, image_url).", param: "messages")
                     }
                 }
             default: throw .invalid("messages[\(i)].content must be a string or an array of parts.", param: "messages")

@@ -76,7 +76,7 @@ public final class OpenAIServer: Sendable {
             return head.method == .POST && Self.isCompletions(URI(head.uri).path)
                 && refusalBeforeBody(authorization: field("authorization"), contentType: field("content-type"),
                                      contentLength: field("content-length"), transferEncoding: field("transfer-encoding"),
-                                     admission: true) == nil
+                                     contentEncoding: field("content-encoding"), admission: true) == nil
         }
         // A connection that has not sent a whole request head within bodySeconds of opening (or
         // of its last answer), plus a second, is closed; a client that closes its side ends its
@@ -164,18 +164,24 @@ public final class OpenAIServer: Sendable {
     }
 
     /// What refuses a chat completion from its head alone: the key, the media type, a transfer
-    /// coding other than chunked (501, RFC 9112 6.1: a gzip body would be read as JSON), a
+    /// coding other than chunked (501, RFC 9112 6.1: a gzip body would be read as JSON), a content
+    /// coding (415, RFC 9110 15.5.16: the body is taken as it comes, never decompressed), a
     /// declared length over the limit, and with `admission` a full queue. A request with
     /// `Expect: 100-continue` gets its `100 Continue` only when this is nil with `admission`: a
     /// client uploading an image to a full queue does not send it for nothing. Without `Expect`
     /// the body comes anyway, and a full queue is only answered once it is read and found valid.
     func refusalBeforeBody(authorization: String?, contentType: String?, contentLength: String?, transferEncoding: String?,
-                           admission: Bool) -> APIError? {
+                           contentEncoding: String?, admission: Bool) -> APIError? {
         if let e = unauthorized(authorization) { return e }
         if let te = transferEncoding,
            te.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() != "chunked" }) {
             return APIError(501, "Transfer-Encoding \"\(TerminalText.sanitize(te))\" is not supported: send the body as it is, or chunked.",
                             code: "unsupported_transfer_encoding")
+        }
+        if let ce = contentEncoding,
+           ce.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() != "identity" }) {
+            return APIError(415, "Content-Encoding \"\(APIError.quoted(ce))\" is not supported: send the body uncompressed.",
+                            code: "unsupported_content_encoding")
         }
         // Only JSON: a web page may post text/plain or a form to a loopback server without
         // asking the browser first (no CORS preflight), but not application/json.
@@ -202,7 +208,7 @@ public final class OpenAIServer: Sendable {
         let decided = HTTPField.Name(HTTP1Details.continueDecision).flatMap { request.headers[$0] }
         if let e = refusalBeforeBody(authorization: request.headers[.authorization], contentType: request.headers[.contentType],
                                      contentLength: request.headers[.contentLength], transferEncoding: request.headers[.transferEncoding],
-                                     admission: false) {
+                                     contentEncoding: request.headers[.contentEncoding], admission: false) {
             return finish(e)
         }
         if decided == "refused" { return finish(APIError(.overloaded("The server was busy when the request came. Retry later."))) }

@@ -86,6 +86,39 @@ import Testing
     }
 
     /// vLLM's `min_tokens` up to `max_tokens` (or `max_completion_tokens`) becomes the request's minimum.
+    /// A refusal repeats a client's value cut to its first 100 characters, controls shown: a 20 MB
+    /// model name or role is not sent back whole.
+    @Test func refusalsQuoteLongValuesCut() {
+        let long = String(repeating: "x", count: 2_000_000) + #"\u001b"#      // JSON for one escape character
+        let model = refusal(#"{"model": "\#(long)", "messages": [{"role": "user", "content": "Hi"}]}"#)
+        #expect(model?.status == 404 && (model?.message.utf8.count ?? .max) < 400 && model?.message.contains("… (2000001 bytes)") == true,
+                "\(model?.message.prefix(300) ?? "accepted")")
+        let role = refusal(#"{"messages": [{"role": "\#(long)", "content": "Hi"}]}"#)
+        #expect(role?.status == 400 && (role?.message.utf8.count ?? .max) < 300, "\(role?.message.prefix(300) ?? "accepted")")
+        let type = refusal(#"{"messages": [{"role": "user", "content": [{"type": "\#(long)"}]}]}"#)
+        #expect(type?.status == 400 && (type?.message.utf8.count ?? .max) < 300, "\(type?.message.prefix(300) ?? "accepted")")
+        let short = refusal(#"{"model": "other\u001b[31m", "messages": [{"role": "user", "content": "Hi"}]}"#)
+        #expect(short?.message.contains("The model other␛[31m does not exist") == true, "\(short?.message ?? "accepted")")
+    }
+
+    /// Before parsing: a body of too many values is refused unparsed (Foundation builds an object
+    /// for each), and so is a trailing comma, which JSON does not allow; brackets and commas in
+    /// strings, escaped quotes included, are text.
+    @Test func bodiesOfTooManyValuesAndTrailingCommasAreRefused() throws {
+        func body(_ extra: String) -> String { #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1\#(extra)}"# }
+        let many = Array(repeating: "0", count: ChatCompletionBody.maxJSONItems).joined(separator: ",")
+        #expect(refusal(body(#", "x": [\#(many)]"#))?.message.contains("more than 100000 JSON values") == true)
+        let fewer = Array(repeating: "0", count: ChatCompletionBody.maxJSONItems - 10).joined(separator: ",")
+        #expect(refusal(body(#", "x": [\#(fewer)]"#)) == nil, "an ignored field of fewer values is read")
+        for trailing in [#"{"messages": [{"role": "user", "content": "Hi",}]}"#, #"{"messages": [{"role": "user", "content": "Hi"},]}"#,
+                         body(",\n ")] {
+            #expect(refusal(trailing)?.message == "The body is not valid JSON: a comma stands before a closing bracket.", "\(trailing)")
+        }
+        let inText = try parse(#"{"messages": [{"role": "user", "content": "a,] b,} \",]\\"}], "max_tokens": 1}"#)
+        #expect(inText.request.messages.first?.text == #"a,] b,} ",]\"#)
+        #expect(JSONScan.scan(Array(#"[1, "x,[{", {"a": [2, 3]}]"#.utf8), itemLimit: 100) == .init(items: 7, trailingComma: false))
+    }
+
     @Test func minTokensUpToMaxTokens() throws {
         let user = #"[{"role": "user", "content": "hi"}]"#
         #expect(try parse(#"{"messages": \#(user)}"#).request.parameters.minNewTokens == 0)

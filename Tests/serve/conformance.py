@@ -292,6 +292,19 @@ try:
         check(lines[0].startswith("http/1.1 501 ") and error_code(rest) == "unsupported_transfer_encoding"
               and not raw.endswith(b">>"), f"Transfer-Encoding: {coding}: {raw[:300]!r}")
 
+    # A content coding is not undone: 415 naming it, not "not UTF-8" or a compressed body taken
+    # as JSON (RFC 9110 15.5.16); "identity" is no coding.
+    for coding, status in [("gzip", 415), ("identity", 200)]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                  f"Content-Type: application/json\r\nContent-Encoding: {coding}\r\nContent-Length: {len(BODY)}\r\n"
+                  f"Connection: close\r\n\r\n".encode() + BODY)
+        raw = read_all(s)
+        s.close()
+        lines, rest = answer_head(raw)
+        check(lines[0].startswith(f"http/1.1 {status} ")
+              and (status == 200 or error_code(rest) == "unsupported_content_encoding"), f"Content-Encoding: {coding}: {raw[:300]!r}")
+
     # A client told "no" to its 100-continue that sends the body anyway, all of it before it reads
     # (32 MB, more than the sockets hold), is not stalled: the body is dropped as it comes, and
     # the answer is there once it is sent.
