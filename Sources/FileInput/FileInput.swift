@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Reads a file the user named as a regular file only, and only up to a limit: a FIFO, a device,
 /// a socket or a folder is refused before anything is opened for reading, and a file larger than
@@ -102,10 +103,12 @@ public enum FileInput {
 
     /// The bytes to hand the system for `path`. A command-line argument that is not valid UTF-8
     /// reaches Swift with U+FFFD in place of the bad bytes; such a path is matched back to the
-    /// argument it came from, so the file is found under its real name.
+    /// argument it came from, or to a folder entry `entries(ofFolder:)` listed, so the file is found
+    /// under its real name.
     public static func fileSystemPath(_ path: String) -> [CChar] {
         let utf8 = Array(path.utf8CString)
         guard path.unicodeScalars.contains("\u{FFFD}") else { return utf8 }
+        if let raw = listedRawPaths.withLock({ $0[path] }) { return raw.map { CChar(bitPattern: $0) } + [0] }
         for i in 0..<Int(CommandLine.argc) {
             guard let arg = CommandLine.unsafeArgv[i] else { continue }
             let bytes = UnsafeBufferPointer(start: arg, count: strlen(arg)).map { UInt8(bitPattern: $0) }
@@ -118,6 +121,36 @@ public enum FileInput {
             }
         }
         return utf8
+    }
+
+    /// Real bytes of listed paths whose names are not UTF-8, by the path as Swift shows it (two
+    /// names that show the same map to nothing: neither can be told apart by its shown path).
+    private static let listedRawPaths = Mutex<[String: [UInt8]]>([:])
+
+    /// A folder's entries (not "." and ".."), each as `folder/name` by its real bytes: a name that
+    /// is not valid UTF-8 shows U+FFFD for its bad bytes, and `fileSystemPath` maps that path back.
+    public static func entries(ofFolder folder: String) throws(Problem) -> [(name: String, path: String)] {
+        let rawFolder = fileSystemPath(folder).prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        guard let dir = opendir(rawFolder.map { CChar(bitPattern: $0) } + [0]) else {
+            let e = errno
+            throw e == ENOENT ? .missing : e == ENOTDIR ? .notRegular(kind: "not a folder") : .unreadable(String(cString: strerror(e)))
+        }
+        defer { closedir(dir) }
+        let base = folder.hasSuffix("/") ? folder : folder + "/"
+        let rawBase = rawFolder.last == UInt8(ascii: "/") ? rawFolder : rawFolder + [UInt8(ascii: "/")]
+        var out: [(name: String, path: String)] = []
+        var raw: [String: [UInt8]?] = [:]
+        while let entry = readdir(dir) {
+            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if bytes == [UInt8(ascii: ".")] || bytes == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            let name = String(decoding: bytes, as: UTF8.self)
+            out.append((name, base + name))
+            if String(validating: bytes, as: UTF8.self) == nil { raw[base + name] = raw[base + name] == nil ? rawBase + bytes : .some(nil) }
+        }
+        listedRawPaths.withLock { table in
+            for (shown, bytes) in raw { if let bytes { table[shown] = bytes } else { table[shown] = nil } }
+        }
+        return out
     }
 
     /// `path` with a leading `~` as the shell reads it: `~` and `~/...` from $HOME when it is set

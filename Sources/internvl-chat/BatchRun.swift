@@ -86,13 +86,12 @@ struct BatchRun {
     /// are not JPEG, PNG or WebP by their name, and image names that are no readable file (a broken
     /// link, a FIFO), are skipped with a note on standard error.
     static func read(folder: String, question: String, maxTiles: Int?) throws -> [Line] {
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
-            throw BatchError(message: "\(TerminalText.sanitize(folder)) is not a readable folder")
+        let entries: [(name: String, path: String)]
+        do { entries = try FileInput.entries(ofFolder: folder).sorted { $0.name < $1.name } } catch {
+            throw BatchError(message: "\(TerminalText.sanitize(folder)) is not a readable folder (\(error.reason))")
         }
         var lines: [Line] = []
-        for name in names {
-            let path = URL(fileURLWithPath: folder).appendingPathComponent(name).path
+        for (name, path) in entries {
             let isImage = ["jpg", "jpeg", "png", "webp"].contains(URL(fileURLWithPath: name).pathExtension.lowercased())
             switch FileInput.kind(path) {
             case nil: break

@@ -338,6 +338,18 @@ struct CLITests {
         for (x, y) in zip(a, b) {
             #expect(TestData.ints(x["token_ids"]) == TestData.ints(y["token_ids"]) && x["text"] as? String == y["text"] as? String)
         }
+        // A name that is not UTF-8 is read under its real bytes: a copy of b.png answers as b.png.
+        let png = try Data(contentsOf: URL(fileURLWithPath: Self.img("photo-coffee.png")))
+        let raw = Array(dir.path.utf8) + [UInt8(ascii: "/"), UInt8(ascii: "d"), 0xFF] + Array(".png".utf8) + [0]
+        let fd = raw.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_CREAT | O_WRONLY, 0o644) } }
+        #expect(fd >= 0 && png.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) } == png.count)
+        close(fd)
+        let again = try Self.run(["generate", "--model", model, "--batch-images", dir.path, "--question", "What is it?",
+                                  "--max-tiles", "2", "--max-new-tokens", "8"])
+        let c = again.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(again.status == 0 && !again.err.contains("skipping d"), "\(again.err)")
+        #expect(c.map { $0["image"] as? String } == ["a.jpg", "b.png", "d\u{FFFD}.png"], "\(again.out)")
+        #expect(c.count == 3 && TestData.ints(c[2]["token_ids"]) == TestData.ints(c[1]["token_ids"]))
     }
 
     /// `--max-tiles` is the tile limit of the `--batch` lines that give none; a line's own wins.
