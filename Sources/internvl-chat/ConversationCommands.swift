@@ -34,6 +34,10 @@ struct ConversationsCommand: ParsableCommand {
                 Output.write("Deleted \(try store.delete(delete)).\n")
                 return
             }
+            var folder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: store.root.path, isDirectory: &folder), !folder.boolValue {
+                throw ValidationError("\(TerminalText.sanitize(store.root.path)) is not a folder of conversations: it is a file")
+            }
             let all = store.list(matching: text)
             let df = ISO8601DateFormatter()
             for s in all {

@@ -145,6 +145,10 @@ struct CLITests {
         #expect(list.out.hasSuffix("  one␛]0;PWNED␇␛[41m red\n"), "\(list.out)")      // the title is the question's first line
         let json = try Self.run(["conversations", "--json"] + store)
         #expect(try Self.lastJSON(json.out)["title"] as? String == title.components(separatedBy: "\n")[0], "\(json.out)")
+        // A store path that is a file is said to be one, not listed as empty.
+        let file = dir.appendingPathComponent("t.json").path
+        let notFolder = try Self.run(["conversations", "--conversations", file])
+        #expect(notFolder.status == 1 && notFolder.err.contains("is not a folder of conversations: it is a file"), "\(notFolder.err)")
     }
 
     /// A name starting with "-" cannot be given anew, but a conversation that already has one
