@@ -29,7 +29,16 @@ extension ConversationStore {
         let present = Set(f.turns.flatMap(\.images).map { "\(f.images[$0].sha256).\(f.images[$0].format)" })
             .filter { FileInput.kind(stored.appendingPathComponent($0).path) == nil }
         let imagesDir = out.appendingPathComponent("\(base)-images")
-        try OutputFile.writing(out.path) { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
+        // The folder is made if missing, but not its parents: a mistyped path is an error, not a tree of folders.
+        let parent = out.deletingLastPathComponent().path
+        switch FileInput.kind(parent) {
+        case .directory?: break
+        case .missing?, .danglingLink?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent) does not exist")
+        default: throw ConversationError.exportFailed(out.path, reason: "\(parent) is a file, not a folder")
+        }
+        if !FileManager.default.fileExists(atPath: out.path) {
+            try OutputFile.writing(out.path) { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: false) }
+        }
         if !present.isEmpty {
             try OutputFile.writing(imagesDir.path) { try FileManager.default.createDirectory(at: imagesDir, withIntermediateDirectories: true) }
         }

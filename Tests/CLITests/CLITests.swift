@@ -734,7 +734,7 @@ struct CLITests {
         #expect(try Self.run(["export", "c", "--format", "json", "--out", json] + store).status == 0)
         let file = dir.appendingPathComponent("file").path
         try Data("x".utf8).write(to: URL(fileURLWithPath: file))
-        for (args, words) in [(["export", "c", "--out", file + "/md"] + store, "Not a directory"),
+        for (args, words) in [(["export", "c", "--out", file + "/md"] + store, "\(file) is a file, not a folder"),
                               (["export", "c", "--format", "json", "--out", file + "/c.json"] + store, "\(file) is a file, not a folder"),
                               (["import", json, "--name", "d", "--conversations", file], "Not a directory"),
                               (["import", json, "--name", "d", "--conversations", file + "/sub"], "Not a directory")] {
@@ -742,6 +742,12 @@ struct CLITests {
             #expect(r.status == 1 && r.err.hasPrefix("error: ") && r.err.contains(words), "\(args): \(r.err)")
             #expect(!r.err.contains("NSCocoaErrorDomain") && !r.err.contains("does not exist"), "\(args): \(r.err)")
         }
+        // A Markdown export makes its folder, but not a mistyped path's missing parents.
+        let typo = dir.appendingPathComponent("no-such/md").path
+        let r = try Self.run(["export", "c", "--out", typo] + store)
+        #expect(r.status == 1 && r.err.contains("its folder \(dir.path)/no-such does not exist"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("no-such").path))
+        #expect(try Self.run(["export", "c", "--out", dir.appendingPathComponent("md").path] + store).status == 0)
     }
 
     @Test func saveResumeExportImportAcrossProcesses() throws {
