@@ -354,7 +354,7 @@ public final class App: @unchecked Sendable {
                 inbox.post(.saved(label: saved.label, explicit: explicit))
             } catch {
                 log.error("save failed: \(error)")
-                inbox.post(.notice((error as? LocalizedError)?.errorDescription ?? "\(error)", error: true))
+                inbox.post(.saveFailed((error as? LocalizedError)?.errorDescription ?? "\(error)"))
             }
         }
     }

@@ -49,6 +49,8 @@ public struct AppState: Sendable, Equatable {
     public var contextUsed = 0
     public var contextSize = 8192
     public var quitRequested = false
+    /// Why the last save failed, until one succeeds: quitting then asks first.
+    public var unsaved: String?
     public var confirmQuit = false
     /// The conversation is saved (with the unsent text) after each answer and on quit.
     public var savesConversation = false
@@ -155,6 +157,8 @@ public enum Action: Sendable, Equatable {
     case loaded(messages: [AppState.Message], label: String, problems: [String], draft: String = "", pending: [AttachedImage] = [],
                 contextUsed: Int = 0, system: String? = nil)
     case saved(label: String, explicit: Bool)
+    /// A save did not happen (a full disk, an unwritable folder): said, and asked about at quit.
+    case saveFailed(String)
     /// Loading failed; `reset`: the session was already emptied, so the screen starts over too.
     case loadFailed(String, reset: Bool)
     /// Resume a saved conversation (name, id or "" for the most recent), as /load does.
@@ -169,7 +173,7 @@ extension Action {
              .newline, .enter, .up, .down, .pageUp, .pageDown, .cancel, .interrupt, .quit, .help, .attachPaths, .setInput, .scroll:
             return true
         case .modelReady, .modelFailed, .event, .answerEnded, .attached, .attachFailed, .videoAttached, .retiled, .retileFailed, .notice, .loaded,
-             .saved, .loadFailed, .resume:
+             .saved, .saveFailed, .loadFailed, .resume:
             return false
         }
     }

@@ -86,7 +86,7 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         }
         if action == .interrupt { askToQuit(&s) }
     case .quit:
-        if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !s.pending.isEmpty || s.busy {
+        if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !s.pending.isEmpty || s.busy || s.unsaved != nil {
             askToQuit(&s); return []
         }
         s.quitRequested = true; return [.quit]
@@ -160,7 +160,11 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         return load(&s, target)
     case .saved(let label, let explicit):
         s.conversationLabel = label
+        s.unsaved = nil
         if explicit { s.messages.append(.init(kind: .info, text: "Saved as \(label).")) }
+    case .saveFailed(let why):
+        s.unsaved = why
+        s.messages.append(.init(kind: .error, text: why))
     }
     return []
 }
@@ -171,6 +175,7 @@ let stoppingHint = "stopping the attach…"
 private func askToQuit(_ s: inout AppState) {
     s.confirmQuit = true
     var what: [String] = []
+    if let why = s.unsaved { what.append("the last save failed, so the conversation may not be kept: \(why)") }
     if s.busy { what.append("an answer is still coming") }
     // Saved only with a conversation that has a turn or was loaded (nothing is written before).
     let kept = s.savesConversation && (s.conversationLabel != nil || s.messages.contains { $0.kind == .user })

@@ -43,6 +43,21 @@ struct InputTests {
         #expect(reduce(&empty, .quit) == [.quit], "nothing to lose: Ctrl-D quits at once")
     }
 
+    /// After a save failed (a read-only or full disk), Ctrl-D asks first, saying why; a save that
+    /// works again ends the question.
+    @Test func ctrlDAfterAFailedSaveAsks() {
+        var s = AppState()
+        s.messages = [.init(kind: .user, text: "q"), .init(kind: .assistant, text: "a")]
+        _ = reduce(&s, .saveFailed("Could not save /x/.lock: Read-only file system."))
+        #expect(s.messages.last?.kind == .error && s.unsaved != nil)
+        #expect(reduce(&s, .quit).isEmpty && s.confirmQuit && !s.quitRequested)
+        #expect(s.messages.last?.text.contains("the last save failed, so the conversation may not be kept: Could not save /x/.lock") == true,
+                "\(s.messages.last?.text ?? "")")
+        _ = reduce(&s, .cancel)
+        _ = reduce(&s, .saved(label: "c1", explicit: false))
+        #expect(s.unsaved == nil && reduce(&s, .quit) == [.quit], "saved again: Ctrl-D quits at once")
+    }
+
     @Test func historyKeepsTheDraft() {
         var s = AppState()
         s.history = ["first", "second"]
