@@ -14,9 +14,12 @@ public final class ConversationService: @unchecked Sendable {
     private let lock = NSLock()
     private var handle: ConversationStore.Handle?
     private var tail: Task<Void, Never>?
+    /// Only reads (`--no-save`): saved conversations are listed and resumed without taking their
+    /// lock, and nothing is written or deleted.
+    public let readOnly: Bool
 
-    public init(store: ConversationStore, backend: ChatBackend) {
-        self.store = store; self.backend = backend
+    public init(store: ConversationStore, backend: ChatBackend, readOnly: Bool = false) {
+        self.store = store; self.backend = backend; self.readOnly = readOnly
     }
 
     /// The open conversation's name, else its id; nil before the first save or resume.
@@ -94,7 +97,8 @@ public final class ConversationService: @unchecked Sendable {
     public func resume(_ target: String, progress: @Sendable (ChatEvent) -> Void = { _ in }) async throws -> Resumed {
         let id = try store.resolve(target)
         if let open = locked({ handle }), open.id == id { throw ResumeError.alreadyOpen(open.label) }
-        let (h, f) = try store.open(id)
+        let (h, f): (ConversationStore.Handle?, ConversationFile) = readOnly ? (nil, try store.read(id)) : try store.open(id)
+        let label = h?.label ?? f.name ?? id
         let current = await backend.modelIdentity
         let loaded = store.load(f, model: current)
         var restored: [AttachedImage]?, failure = "Loading was cancelled."
@@ -106,9 +110,9 @@ public final class ConversationService: @unchecked Sendable {
             }
         }
         guard let restored else {
-            h.close()
+            h?.close()
             replaceHandle(with: nil)
-            throw ResumeError.restoreFailed(h.label, reason: failure)
+            throw ResumeError.restoreFailed(label, reason: failure)
         }
         var byID: [Int: AttachedImage] = [:]
         for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
@@ -118,7 +122,7 @@ public final class ConversationService: @unchecked Sendable {
         if !f.model.sameModel(as: current) {
             problems.insert(Self.modelChange(saved: f.model, now: current, images: f.images.count), at: 0)
         }
-        var r = Resumed(id: h.id, label: h.label, exchanges: exchanges, problems: problems,
+        var r = Resumed(id: id, label: label, exchanges: exchanges, problems: problems,
                         cachedVision: loaded.cachedVision, imageCount: f.images.count)
         r.savedModel = f.model
         r.draft = loaded.snapshot.draft
@@ -154,6 +158,7 @@ public final class ConversationService: @unchecked Sendable {
     /// file does not keep a draft since cleared or sent. Other images the backend holds and no
     /// turn shows are left out.
     public func save(_ naming: Naming = .keep, draft: String = "", pending: [Int] = [], keepingUnsent: Bool = false) async throws -> Saved? {
+        if readOnly { return nil }
         var snapshot = await backend.snapshot()
         snapshot.draft = draft
         // An image sent before and attached again has the id a turn shows: it is pending too.
@@ -224,6 +229,7 @@ public final class ConversationService: @unchecked Sendable {
     /// Deletes a saved conversation (`ConversationStore.delete`), not the one open here.
     @discardableResult
     public func delete(_ target: String) throws -> String {
+        if readOnly { throw DeleteError.readOnly }
         if !target.isEmpty, let open = locked({ handle }), try store.resolve(target) == open.id { throw DeleteError.openHere(open.label) }
         return try store.delete(target)
     }
@@ -231,10 +237,13 @@ public final class ConversationService: @unchecked Sendable {
     public enum DeleteError: LocalizedError, Equatable {
         /// The target is the conversation this session has open.
         case openHere(String)
+        /// Conversations are only read here (`--no-save`).
+        case readOnly
 
         public var errorDescription: String? {
             switch self {
             case .openHere(let l): return "\(l) is the conversation open here: /new starts another, then /delete \(l) deletes it."
+            case .readOnly: return "Saving is off (--no-save): nothing is written or deleted."
             }
         }
     }

@@ -62,7 +62,7 @@ public final class App: @unchecked Sendable {
     /// The terminal while `run` has it.
     var terminal: Terminal?
     public var conversations: ConversationService? {
-        didSet { state.savesConversation = conversations != nil }
+        didSet { state.savesConversation = conversations.map { !$0.readOnly } ?? false }
     }
 
     static func now() -> Double { ProcessInfo.processInfo.systemUptime }
@@ -338,8 +338,8 @@ public final class App: @unchecked Sendable {
 
     /// Saves the session's conversation (after the saves before it); errors come back as messages.
     func save(name: String?, explicit: Bool, keepingUnsent: Bool = false) {
-        guard let conversations else {
-            if explicit { inbox.post(.notice("Saving is off (no conversation folder).", error: true)) }
+        guard let conversations, !conversations.readOnly else {
+            if explicit { inbox.post(.notice(conversations == nil ? "Saving is off (no conversation folder)." : "Saving is off (--no-save): nothing is written.", error: true)) }
             return
         }
         let inbox = self.inbox, log = self.log, draft = state.input, pending = state.pending.map(\.id)

@@ -32,7 +32,7 @@ struct ChatCommand: ParsableCommand {
     var theme = "dark"
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "Reopen a saved conversation: its name or id; without one, the most recent.") var resume: String?
-    @Flag(help: "Do not save the conversation, nor what you type to the input history.") var noSave = false
+    @Flag(help: "Do not save the conversation, nor what you type to the input history (saved ones can still be listed and opened).") var noSave = false
     @Option(help: "Thumbnails: auto (sixel when the terminal answers it has it, else colour half-blocks), sixel, blocks or none.")
     var graphics: GraphicsChoice = .auto
 
@@ -66,10 +66,8 @@ struct ChatCommand: ParsableCommand {
             app.maxTiles = maxTiles
             app.theme = chosen
             app.modelLoading()
-            if !noSave {
-                app.conversations = ConversationService(store: storeOptions.store, backend: backend)
-                app.inputHistory = InputHistory(path: InputHistory.defaultPath())
-            }
+            app.conversations = ConversationService(store: storeOptions.store, backend: backend, readOnly: noSave)
+            if !noSave { app.inputHistory = InputHistory(path: InputHistory.defaultPath()) }
             let support = GraphicsProbe.detect(requested: graphics.mode)
             let load = ModelLoad(weights: weightOptions, folder: folder, context: sampling.context, system: system)
             Thread {

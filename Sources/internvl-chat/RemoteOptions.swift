@@ -59,10 +59,8 @@ extension ChatCommand {
                       parameters: sampling.parameters, seedFixed: sampling.seed != nil, weightFormat: "remote")
         app.maxTiles = maxTiles
         app.theme = chosen
-        if !noSave {
-            app.conversations = ConversationService(store: storeOptions.store, backend: backend)
-            app.inputHistory = InputHistory(path: InputHistory.defaultPath())
-        }
+        app.conversations = ConversationService(store: storeOptions.store, backend: backend, readOnly: noSave)
+        if !noSave { app.inputHistory = InputHistory(path: InputHistory.defaultPath()) }
         app.run(graphics: GraphicsProbe.detect(requested: graphics.mode), resume: resume)
     }
 }

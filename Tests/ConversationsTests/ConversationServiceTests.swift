@@ -161,6 +161,27 @@ struct ConversationServiceTests {
         c.close()
     }
 
+    /// Read only (`--no-save`): a saved conversation opens even while another session holds it,
+    /// and nothing is written or deleted, not after new turns either.
+    @Test func aReadOnlySessionOpensButNeverWrites() async throws {
+        let root = tempDir("svc-ro"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let writer = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
+        let saved = try #require(try await writer.save(.rename("cats"), draft: "pending"))
+        let before = try Data(contentsOf: root.appendingPathComponent(saved.id).appendingPathComponent("conversation.json"))
+        let backend = FakeBackend()
+        let reader = ConversationService(store: store, backend: backend, readOnly: true)
+        let r = try await reader.resume("cats")            // the writer still holds its lock
+        #expect(r.label == "cats" && r.id == saved.id && r.draft == "pending" && backend.held.turns == syntheticSnapshot().turns)
+        var more = backend.held; more.turns.append(ChatTurn(question: "More?", answer: "No.", imageIDs: [], interrupted: false))
+        backend.set(more)
+        #expect(try await reader.save(.rename("dogs"), draft: "x") == nil && reader.openLabel == nil)
+        #expect(throws: ConversationService.DeleteError.readOnly) { try reader.delete("cats") }
+        let after = try Data(contentsOf: root.appendingPathComponent(saved.id).appendingPathComponent("conversation.json"))
+        #expect(after == before && store.list().map(\.label) == ["cats"])
+        writer.close()
+    }
+
     @Test func imagesAttachedForTheNextQuestionAreSavedAndComeBack() async throws {
         let root = tempDir("svc-pending"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
