@@ -97,7 +97,14 @@ public final class ConversationService: @unchecked Sendable {
     public func resume(_ target: String, progress: @Sendable (ChatEvent) -> Void = { _ in }) async throws -> Resumed {
         let id = try store.resolve(target)
         if let open = locked({ handle }), open.id == id { throw ResumeError.alreadyOpen(open.label) }
-        let (h, f): (ConversationStore.Handle?, ConversationFile) = readOnly ? (nil, try store.read(id)) : try store.open(id)
+        var h: ConversationStore.Handle?, f: ConversationFile, unwritable: String?
+        if readOnly { f = try store.read(id) } else {
+            do { (h, f) = try store.open(id) } catch ConversationError.saveFailed(let path, let reason) {
+                // A folder that cannot be written (a read-only copy or mount) is opened to read.
+                f = try store.read(id)
+                unwritable = "\(path) cannot be written (\(reason)): it is open to read only, and saving makes a new conversation."
+            }
+        }
         let label = h?.label ?? f.name ?? id
         let current = await backend.modelIdentity
         let loaded = store.load(f, model: current)
@@ -119,6 +126,7 @@ public final class ConversationService: @unchecked Sendable {
         let exchanges = loaded.snapshot.turns.map { Resumed.Exchange(turn: $0, images: $0.imageIDs.compactMap { byID[$0] }) }
         replaceHandle(with: h)
         var problems = loaded.problems
+        if let unwritable { problems.insert(unwritable, at: 0) }
         if !f.model.sameModel(as: current) {
             problems.insert(Self.modelChange(saved: f.model, now: current, images: f.images.count), at: 0)
         }

@@ -233,6 +233,16 @@ public struct ChatCompletionBody: Sendable {
         if let v = given("tool_choice"), !["none", "auto"].contains(v as? String) {
             throw .invalid("tool_choice: there are no tools to call; leave it out, \"none\" or \"auto\".", param: "tool_choice")
         }
+        if let v = given("modalities"), (v as? [Any]).map({ $0.allSatisfy { $0 as? String == "text" } }) != true {
+            throw .invalid("modalities: this model answers in text only; leave it out or [\"text\"].", param: "modalities")
+        }
+        if given("audio") != nil { throw .invalid("audio output is not supported by this model.", param: "audio") }
+        if let v = given("echo"), (v as? NSNumber).map({ isBool($0) && !$0.boolValue }) != true {
+            throw .invalid("echo (the prompt returned with the answer) is not supported; leave it out or false.", param: "echo")
+        }
+        if let v = given("best_of"), integer(v) != 1 {
+            throw .invalid("best_of is not supported (one answer is drawn); leave it out or 1.", param: "best_of")
+        }
     }
 
     /// A JSON value as a whole number (2 and 2.0; not true or false, which arrive as NSNumbers too).

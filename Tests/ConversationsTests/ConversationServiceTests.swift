@@ -182,6 +182,28 @@ struct ConversationServiceTests {
         writer.close()
     }
 
+    /// A conversation whose folder cannot be written (its lock cannot be opened: a read-only copy
+    /// or mount; here the lock is a folder, since tests may run as root) opens to read, saying so;
+    /// saving then makes a new conversation and leaves it as it was.
+    @Test func aConversationThatCannotBeWrittenOpensToRead() async throws {
+        let root = tempDir("svc-unwritable"); defer { try? FileManager.default.removeItem(at: root) }
+        let store = ConversationStore(root: root)
+        let writer = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
+        let saved = try #require(try await writer.save(.rename("cats")))
+        writer.close()
+        let lock = root.appendingPathComponent(saved.id).appendingPathComponent(".lock")
+        try FileManager.default.removeItem(at: lock)
+        try FileManager.default.createDirectory(at: lock, withIntermediateDirectories: false)
+        let backend = FakeBackend(), s = ConversationService(store: store, backend: backend)
+        let r = try await s.resume("cats")
+        #expect(r.label == "cats" && backend.held.turns == syntheticSnapshot().turns)
+        #expect(r.problems.first?.contains("cannot be written (") == true && r.problems.first?.contains("open to read only") == true, "\(r.problems)")
+        let again = try #require(try await s.save())
+        let old = try store.read(saved.id), new = try store.read(again.id)
+        #expect(again.id != saved.id && old.turns == new.turns)
+        s.close()
+    }
+
     @Test func imagesAttachedForTheNextQuestionAreSavedAndComeBack() async throws {
         let root = tempDir("svc-pending"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)

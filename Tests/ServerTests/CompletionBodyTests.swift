@@ -159,6 +159,11 @@ import Testing
             (#""stream": true, "stream_options": {"include_usage": "yes"}"#, "stream_options"),
             (#""stream": true, "stream_options": {"include_usage": 1}"#, "stream_options"),
             (#""max_completion_tokens": 0"#, "max_completion_tokens"),
+            (#""modalities": ["text", "audio"]"#, "modalities"),
+            (#""modalities": "text""#, "modalities"),
+            (#""audio": {"voice": "alloy", "format": "wav"}"#, "audio"),
+            (#""echo": true"#, "echo"),
+            (#""best_of": 3"#, "best_of"),
         ] {
             let e = refusal(#"{"messages": \#(user), \#(field)}"#)
             #expect(e?.status == 400 && e?.param == param, "\(field): \(String(describing: e))")
@@ -167,7 +172,7 @@ import Testing
                       #""logprobs": false"#, #""tool_choice": "none""#, #""tool_choice": "auto""#, #""functions": []"#,
                       #""stream": true, "stream_options": {"include_usage": true}"#, #""stream": true, "stream_options": {"include_usage": null}"#,
                       #""stream": true, "stream_options": {}"#, #""user": "u1", "metadata": {"a": "b"}, "store": false"#,
-                      #""some_future_field": 1"#] {
+                      #""some_future_field": 1"#, #""modalities": ["text"]"#, #""echo": false"#, #""best_of": 1"#, #""audio": null"#] {
             #expect(refusal(#"{"messages": \#(user), \#(field)}"#) == nil, "\(field)")
         }
     }
