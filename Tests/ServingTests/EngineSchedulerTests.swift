@@ -254,12 +254,6 @@ struct EngineSchedulerTests {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
         let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b")
         defer { scheduler.shutdown() }
-        final class Count: @unchecked Sendable {
-            let lock = NSLock()
-            var value = 0
-            func add(_ n: Int) { lock.withLock { value += n } }
-            var now: Int { lock.withLock { value } }
-        }
         let observed = Count()
         scheduler.observeGeneratedTokens { observed.add($0) }
         var seenAtEvents: [Int] = [], usage: CompletionUsage?
@@ -284,6 +278,14 @@ struct EngineSchedulerTests {
         consumer.cancel()
         _ = try? await consumer.value
         #expect(await Self.settled(scheduler).generatedTokens == observed.now)
+    }
+
+    /// Tokens counted as the scheduler reports them to its observers.
+    final class Count: @unchecked Sendable {
+        let lock = NSLock()
+        var value = 0
+        func add(_ n: Int) { lock.withLock { value += n } }
+        var now: Int { lock.withLock { value } }
     }
 
     /// A scheduler on tiny-b with one batch place and `queue` waiting places.
@@ -392,12 +394,6 @@ struct EngineSchedulerTests {
         let engine = try ChatEngine(folder: TestData.url("tiny-b"))
         let scheduler = EngineScheduler(engine: engine, modelName: "tiny-b")
         defer { scheduler.shutdown() }
-        final class Count: @unchecked Sendable {
-            let lock = NSLock()
-            var value = 0
-            func add(_ n: Int) { lock.withLock { value += n } }
-            var now: Int { lock.withLock { value } }
-        }
         let generated = Count()
         scheduler.observeGeneratedTokens { generated.add($0) }
         let consumer = await Self.consumeStarted(scheduler, try Self.endless(engine, "Repeat after me: la la la la"))
