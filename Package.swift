@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "Serving", dependencies: ["ServingAPI", "ChatAPI", "Chat", "Model", "Imaging", "Tokenizer"]),
         // The OpenAI API's request body as a CompletionRequest, its error shape, the server's
         // options and limits: everything a hostile client's bytes reach before the engine.
-        .target(name: "OpenAIAPI", dependencies: ["ServingAPI", "ChatAPI", "FileInput"]),
+        .target(name: "OpenAIAPI", dependencies: ["ServingAPI", "ChatAPI", "FileInput", "Imaging"]),
         // The OpenAI-compatible HTTP server (`serve`): routes, response JSON, SSE, limits,
         // errors, metrics. Talks to a CompletionService only.
         .target(name: "Server", dependencies: ["OpenAIAPI", "ServingAPI", "ChatAPI", .product(name: "Hummingbird", package: "hummingbird"),

@@ -13,6 +13,9 @@ public final class ConversationService: @unchecked Sendable {
     public let backend: ChatBackend
     private let lock = NSLock()
     private var handle: ConversationStore.Handle?
+    /// The turns of a conversation opened to read because its folder cannot be written: saving it
+    /// unchanged (at quit, before a /load) would only copy it into a new conversation.
+    private var borrowedTurns: Int?
     private var tail: Task<Void, Never>?
     /// Only reads (`--no-save`): saved conversations are listed and resumed without taking their
     /// lock, and nothing is written or deleted.
@@ -32,7 +35,7 @@ public final class ConversationService: @unchecked Sendable {
 
     /// Makes `h` the open conversation, closing the one before.
     private func replaceHandle(with h: ConversationStore.Handle?) {
-        let old = locked { () -> ConversationStore.Handle? in let o = handle; handle = h; return o }
+        let old = locked { () -> ConversationStore.Handle? in let o = handle; handle = h; borrowedTurns = nil; return o }
         if old !== h { old?.close() }
     }
 
@@ -125,6 +128,7 @@ public final class ConversationService: @unchecked Sendable {
         for (old, now) in zip(loaded.snapshot.images, restored) { byID[old.info.id] = now }
         let exchanges = loaded.snapshot.turns.map { Resumed.Exchange(turn: $0, images: $0.imageIDs.compactMap { byID[$0] }) }
         replaceHandle(with: h)
+        if unwritable != nil { locked { borrowedTurns = loaded.snapshot.turns.count } }
         var problems = loaded.problems
         if let unwritable { problems.insert(unwritable, at: 0) }
         if !f.model.sameModel(as: current) {
@@ -175,6 +179,7 @@ public final class ConversationService: @unchecked Sendable {
         let keep = shown.union(snapshot.pendingImageIDs)
         snapshot.images = snapshot.images.filter { keep.contains($0.info.id) }
         let unsent = !draft.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !snapshot.pendingImageIDs.isEmpty
+        if naming == .keep, let borrowed = locked({ borrowedTurns }), snapshot.turns.count <= borrowed { return nil }
         guard !snapshot.turns.isEmpty || (keepingUnsent && unsent) || locked({ handle != nil }) else { return nil }
         return try save(snapshot, naming)
     }

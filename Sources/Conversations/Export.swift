@@ -34,6 +34,7 @@ extension ConversationStore {
         switch FileInput.kind(parent) {
         case .directory?: break
         case .missing?, .danglingLink?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent) does not exist")
+        case .unreadable(let why)?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent): \(why)")
         default: throw ConversationError.exportFailed(out.path, reason: "\(parent) is a file, not a folder")
         }
         if !FileManager.default.fileExists(atPath: out.path) {

@@ -133,7 +133,7 @@ public enum FileInput {
         let rawFolder = fileSystemPath(folder).prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         guard let dir = opendir(rawFolder.map { CChar(bitPattern: $0) } + [0]) else {
             let e = errno
-            throw e == ENOENT ? .missing : e == ENOTDIR ? .notRegular(kind: "not a folder") : .unreadable(String(cString: strerror(e)))
+            throw e == ENOENT ? .missing : e == ENOTDIR ? .unreadable("it is not a folder") : .unreadable(String(cString: strerror(e)))
         }
         defer { closedir(dir) }
         let base = folder.hasSuffix("/") ? folder : folder + "/"
@@ -143,9 +143,13 @@ public enum FileInput {
         while let entry = readdir(dir) {
             let bytes = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
             if bytes == [UInt8(ascii: ".")] || bytes == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
-            let name = String(decoding: bytes, as: UTF8.self)
-            out.append((name, base + name))
-            if String(validating: bytes, as: UTF8.self) == nil { raw[base + name] = raw[base + name] == nil ? rawBase + bytes : .some(nil) }
+            let name = String(decoding: bytes, as: UTF8.self), shown = base + name, real = rawBase + bytes
+            out.append((name, shown))
+            // Mapped back when the shown path is not the real one (the name, or the folder's own,
+            // not UTF-8); a name with a U+FFFD of its own shows like a repaired one, so neither maps.
+            if real != Array(shown.utf8) || name.unicodeScalars.contains("\u{FFFD}") {
+                raw[shown] = raw[shown] == nil && real != Array(shown.utf8) ? real : .some(nil)
+            }
         }
         listedRawPaths.withLock { table in
             for (shown, bytes) in raw { if let bytes { table[shown] = bytes } else { table[shown] = nil } }

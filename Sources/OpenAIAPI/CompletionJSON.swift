@@ -1,6 +1,7 @@
 import ChatAPI
 import FileInput
 import Foundation
+import Imaging
 import ServingAPI
 
 /// An error in the OpenAI API's shape: `{"error": {"message", "type", "param", "code"}}` with its
@@ -56,6 +57,9 @@ public struct ChatCompletionBody: Sendable {
     /// Values and members a body may hold (a conversation of a thousand messages of a few parts
     /// each holds about ten thousand); past it the body is refused before it is parsed.
     public static let maxJSONItems = 100_000
+
+    /// "1 to 40": the tile counts a request may ask for.
+    static let tiles = "\(DynamicTiling.tileCountLimit.lowerBound) to \(DynamicTiling.tileCountLimit.upperBound)"
 
     /// Parses and checks `bytes` (JSON), reading images from `data:` URLs or, with an allowed
     /// folder, from files inside it. Every problem is an `APIError` naming the field.
@@ -181,7 +185,7 @@ public struct ChatCompletionBody: Sendable {
         }
         var maxTiles: Int?
         if let v = [o["max_tiles"], o["max_dynamic_patch"]].first(where: given) ?? nil {
-            guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("max_tiles must be an integer from 1 to 40.", param: "max_tiles") }
+            guard let n = integer(v), DynamicTiling.tileCountLimit.contains(n) else { throw .invalid("max_tiles must be an integer from \(tiles).", param: "max_tiles") }
             maxTiles = n
         }
         var stream = false
@@ -281,7 +285,7 @@ public struct ChatCompletionBody: Sendable {
         let tileKeys: [(String, Any?)] = [("image_url.max_dynamic_patch", inner?["max_dynamic_patch"]), ("image_url.max_tiles", inner?["max_tiles"]),
                                           ("max_dynamic_patch", part["max_dynamic_patch"]), ("max_tiles", part["max_tiles"])]
         if let (key, value) = tileKeys.first(where: { given($0.1) }), let v = value {
-            guard let n = integer(v), n >= 1, n <= 40 else { throw .invalid("\(name): \(key) must be an integer from 1 to 40.", param: "messages") }
+            guard let n = integer(v), DynamicTiling.tileCountLimit.contains(n) else { throw .invalid("\(name): \(key) must be an integer from \(tiles).", param: "messages") }
             maxTiles = n
         }
         // OpenAI's detail: "low" is InternVL's thumbnail alone (the whole image as one tile);
@@ -314,7 +318,7 @@ public struct ChatCompletionBody: Sendable {
             throw .invalid("\(name): file paths are not accepted (start serve with --allow-local-files DIR); send a data: URL.", param: "messages")
         }
         if url.hasPrefix("file://"), let host = URL(string: url)?.host, !host.isEmpty, host != "localhost" {
-            throw .invalid("\(name): a file:// URL names a file of this machine (no host, or localhost), not of \(TerminalText.line(host)).", param: "messages")
+            throw .invalid("\(name): a file:// URL names a file of this machine (no host, or localhost), not of \(APIError.quoted(host)).", param: "messages")
         }
         let path = url.hasPrefix("file://") ? (URL(string: url)?.path ?? "") : url
         guard !path.isEmpty else { throw .invalid("\(name): the image URL is empty.", param: "messages") }
@@ -322,14 +326,14 @@ public struct ChatCompletionBody: Sendable {
         let file = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
         let resolved = file.resolvingSymlinksInPath().standardizedFileURL.path
         guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
-            throw APIError(403, "\(name): \(path) is outside the folder this server may read.", type: "permission_error", param: "messages")
+            throw APIError(403, "\(name): \(APIError.quoted(path)) is outside the folder this server may read.", type: "permission_error", param: "messages")
         }
         do {
             return .init(bytes: try FileInput.read(resolved, limit: options.maxImageBytes), name: name, maxTiles: maxTiles)
         } catch .tooLarge {
             throw APIError(413, "\(name) is larger than \(options.maxImageBytes >> 20) MB.", param: "messages")
         } catch {
-            throw .invalid("\(name): \(TerminalText.line(path)): \(error.reason)", param: "messages")
+            throw .invalid("\(name): \(APIError.quoted(path)): \(error.reason)", param: "messages")
         }
     }
 }

@@ -138,7 +138,7 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
     /// a prefill's work are no longer among them); false when none runs.
     @discardableResult
     private func stepRunning() -> Bool {
-        let batch = lock.withLock { running.filter { !$0.cancelled } }
+        let batch = lock.withLock { running.removeAll { $0.cancelled }; return running }
         if batch.isEmpty { return false }
         step(batch)
         return true
@@ -418,10 +418,10 @@ public final class EngineScheduler: CompletionService, @unchecked Sendable {
         }
     }
 
-    /// A request in the scheduler.
     /// A result handed from another thread, read after its semaphore was signalled.
     final class Handoff<T>: @unchecked Sendable { var result: Result<T, any Error>? }
 
+    /// A request in the scheduler.
     final class Job: @unchecked Sendable {
         let request: CompletionRequest
         let out: AsyncThrowingStream<CompletionEvent, any Error>.Continuation

@@ -354,7 +354,10 @@ public final class App: @unchecked Sendable {
                 inbox.post(.saved(label: saved.label, explicit: explicit))
             } catch {
                 log.error("save failed: \(error)")
-                inbox.post(.saveFailed((error as? LocalizedError)?.errorDescription ?? "\(error)"))
+                let message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+                // Only a save that did not write counts as unsaved; a refused name wrote nothing new to lose.
+                if case ConversationError.saveFailed? = error as? ConversationError { inbox.post(.saveFailed(message)) }
+                else { inbox.post(.notice(message, error: true)) }
             }
         }
     }

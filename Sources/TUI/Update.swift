@@ -178,7 +178,7 @@ private func askToQuit(_ s: inout AppState) {
     if let why = s.unsaved { what.append("the last save failed, so the conversation may not be kept: \(why)") }
     if s.busy { what.append("an answer is still coming") }
     // Saved only with a conversation that has a turn or was loaded (nothing is written before).
-    let kept = s.savesConversation && (s.conversationLabel != nil || s.messages.contains { $0.kind == .user })
+    let kept = s.savesConversation && s.unsaved == nil && (s.conversationLabel != nil || s.messages.contains { $0.kind == .user })
     if !s.input.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
         what.append(kept ? "your unsent text is saved with the conversation" : "your unsent text will be lost")
     }
@@ -298,7 +298,7 @@ private func command(_ s: inout AppState, _ line: String) -> [Effect] {
     case "/new":
         guard !s.busy else { return refuseWhileAnswering(&s, line) }
         let kept = s.pending.isEmpty ? "" : " The attached images stay attached to your next message."
-        s.messages = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0
+        s.messages = []; s.scroll = 0; s.conversationLabel = nil; s.contextUsed = 0; s.unsaved = nil
         let system = s.systemMessage == nil ? "the model's default system message" : "your system message (/system to see it)"
         s.messages.append(.init(kind: .info, text: "New conversation, with \(system) and your /set settings.\(kept)"))
         return [.newConversation]
@@ -412,8 +412,8 @@ private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
 }
 
 /// The last turn (question to answer), answered again by /regen or /edit, moves below the notes
-/// that came after it, and the view follows it there: in place, above the notes, its new answer
-/// streamed out of sight. Before it is answered again, stopping puts everything back as it was.
+/// that came after it, and the view follows it there, where its new answer streams. Stopping it
+/// before its first token puts everything back as it was.
 private func bringLastTurnDown(_ s: inout AppState) {
     s.scroll = 0
     guard let q = s.messages.lastIndex(where: { $0.kind == .user }) else { return }

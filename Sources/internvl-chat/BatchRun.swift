@@ -88,7 +88,7 @@ struct BatchRun {
     static func read(folder: String, question: String, maxTiles: Int?) throws -> [Line] {
         let entries: [(name: String, path: String)]
         do { entries = try FileInput.entries(ofFolder: folder).sorted { $0.name < $1.name } } catch {
-            throw BatchError(message: "\(TerminalText.sanitize(folder)) is not a readable folder (\(error.reason))")
+            throw BatchError(message: "\(TerminalText.sanitize(folder)) cannot be listed: \(error.reason)")
         }
         var lines: [Line] = []
         for (name, path) in entries {

@@ -68,7 +68,7 @@ struct CLITests {
     }
 
     /// Every command that takes `--max-tiles` refuses a count no conversation file could hold, before
-    /// anything runs: the app took 999 and saved a conversation it could not read back.
+    /// anything runs (a conversation saved with it could not be read back).
     @Test func maxTilesOutsideTheLimitIsRefusedByEveryCommand() throws {
         let model = TestData.url("tiny-a").path, image = TestData.url("images/photo-chelsea.png").path
         for n in ["0", "41", "999"] {

@@ -184,7 +184,7 @@ struct ConversationServiceTests {
 
     /// A conversation whose folder cannot be written (its lock cannot be opened: a read-only copy
     /// or mount; here the lock is a folder, since tests may run as root) opens to read, saying so;
-    /// saving then makes a new conversation and leaves it as it was.
+    /// saving it unchanged writes nothing, and once it has a new turn makes a new conversation.
     @Test func aConversationThatCannotBeWrittenOpensToRead() async throws {
         let root = tempDir("svc-unwritable"); defer { try? FileManager.default.removeItem(at: root) }
         let store = ConversationStore(root: root)
@@ -198,9 +198,12 @@ struct ConversationServiceTests {
         let r = try await s.resume("cats")
         #expect(r.label == "cats" && backend.held.turns == syntheticSnapshot().turns)
         #expect(r.problems.first?.contains("cannot be written (") == true && r.problems.first?.contains("open to read only") == true, "\(r.problems)")
+        #expect(try await s.save(draft: "typed") == nil && store.list().count == 1, "opened and closed unchanged: no copy")
+        var more = backend.held; more.turns.append(ChatTurn(question: "More?", answer: "No.", imageIDs: [], interrupted: false))
+        backend.set(more)
         let again = try #require(try await s.save())
         let old = try store.read(saved.id), new = try store.read(again.id)
-        #expect(again.id != saved.id && old.turns == new.turns)
+        #expect(again.id != saved.id && new.turns.count == old.turns.count + 1 && store.list().count == 2)
         s.close()
     }
 
