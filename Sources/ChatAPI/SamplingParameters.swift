@@ -12,6 +12,9 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
     /// The stop tokens are not taken before this many new tokens (vLLM's `min_tokens`).
     public var minNewTokens: Int = 0
 
+    /// The highest temperature the app's `/set` and the command line take.
+    public static let highestTemperature: Float = 5
+
     public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1,
                 seed: UInt64 = 0, maxNewTokens: Int = 1024, minNewTokens: Int = 0) {
         self.temperature = temperature

@@ -113,7 +113,7 @@ extension ConversationFile.ImageEntry {
     func validateTiling(at: String, bad: (String) -> ConversationError) throws {
         let t = tiling, most = DynamicTiling.tileCountLimit.upperBound
         guard DynamicTiling.tileCountLimit.contains(t.minTiles), (t.minTiles...most).contains(t.maxTiles), (1...Limits.tileSize).contains(t.tileSize) else {
-            throw bad("\(at) has an impossible tiling (tiles \(t.minTiles) to \(t.maxTiles) within 1 to \(most), tile size \(t.tileSize) within 1 to \(Limits.tileSize))")
+            throw bad("\(at) has an impossible tiling (tiles \(t.minTiles) to \(t.maxTiles) within \(DynamicTiling.tileCountText), tile size \(t.tileSize) within 1 to \(Limits.tileSize))")
         }
         // An image attached through a server whose model's tiling is not known here (the remote
         // backend) has no grid and no cost yet: all of them zero.

@@ -19,7 +19,8 @@ extension ConversationStore {
         let f = try read(id)
         let base = f.name ?? f.id
         var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: out.path, isDirectory: &isFolder), !isFolder.boolValue {
+        let exists = FileManager.default.fileExists(atPath: out.path, isDirectory: &isFolder)
+        if exists, !isFolder.boolValue {
             throw ConversationError.exportFailed(out.path, reason: "it is a file; Markdown is written into a folder (NAME.md and NAME-images/)")
         }
         try OutputFile.refuseExisting(out.appendingPathComponent("\(base).md"), overwrite: overwrite)
@@ -29,15 +30,15 @@ extension ConversationStore {
         let present = Set(f.turns.flatMap(\.images).map { "\(f.images[$0].sha256).\(f.images[$0].format)" })
             .filter { FileInput.kind(stored.appendingPathComponent($0).path) == nil }
         let imagesDir = out.appendingPathComponent("\(base)-images")
-        // The folder is made if missing, but not its parents: a mistyped path is an error, not a tree of folders.
-        let parent = out.deletingLastPathComponent().path
-        switch FileInput.kind(parent) {
-        case .directory?: break
-        case .missing?, .danglingLink?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent) does not exist")
-        case .unreadable(let why)?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent): \(why)")
-        default: throw ConversationError.exportFailed(out.path, reason: "\(parent) is a file, not a folder")
-        }
-        if !FileManager.default.fileExists(atPath: out.path) {
+        if !exists {
+            // The folder is made, but not its parents: a mistyped path is an error, not a tree of folders.
+            let parent = out.deletingLastPathComponent().path
+            switch FileInput.kind(parent) {
+            case .directory?: break
+            case .missing?, .danglingLink?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent) does not exist")
+            case .unreadable(let why)?: throw ConversationError.exportFailed(out.path, reason: "its folder \(parent): \(why)")
+            default: throw ConversationError.exportFailed(out.path, reason: "\(parent) is a file, not a folder")
+            }
             try OutputFile.writing(out.path) { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: false) }
         }
         if !present.isEmpty {

@@ -147,9 +147,8 @@ public enum FileInput {
             out.append((name, shown))
             // Mapped back when the shown path is not the real one (the name, or the folder's own,
             // not UTF-8); a name with a U+FFFD of its own shows like a repaired one, so neither maps.
-            if real != Array(shown.utf8) || name.unicodeScalars.contains("\u{FFFD}") {
-                raw[shown] = raw[shown] == nil && real != Array(shown.utf8) ? real : .some(nil)
-            }
+            let differs = real != Array(shown.utf8)
+            if differs || name.unicodeScalars.contains("\u{FFFD}") { raw[shown] = raw[shown] == nil && differs ? real : .some(nil) }
         }
         listedRawPaths.withLock { table in
             for (shown, bytes) in raw { if let bytes { table[shown] = bytes } else { table[shown] = nil } }

@@ -19,6 +19,8 @@ public enum DynamicTiling {
     /// The tiles one image may be cut into: what the options, requests and conversation files accept
     /// (the model cards use up to 12; 40 keeps a 4:1 panorama's grid).
     public static let tileCountLimit = 1...40
+    /// "1 to 40", as messages name the limit.
+    public static let tileCountText = "\(tileCountLimit.lowerBound) to \(tileCountLimit.upperBound)"
 
     /// The refusal of a requested most-tiles count outside `tileCountLimit`, naming the option.
     public static func checkMaxTiles(_ n: Int?, option: String) -> String? {

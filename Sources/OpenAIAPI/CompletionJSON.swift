@@ -58,9 +58,6 @@ public struct ChatCompletionBody: Sendable {
     /// each holds about ten thousand); past it the body is refused before it is parsed.
     public static let maxJSONItems = 100_000
 
-    /// "1 to 40": the tile counts a request may ask for.
-    static let tiles = "\(DynamicTiling.tileCountLimit.lowerBound) to \(DynamicTiling.tileCountLimit.upperBound)"
-
     /// Parses and checks `bytes` (JSON), reading images from `data:` URLs or, with an allowed
     /// folder, from files inside it. Every problem is an `APIError` naming the field.
     public static func parse(_ bytes: [UInt8], options: ServerOptions) throws(APIError) -> ChatCompletionBody {
@@ -185,7 +182,7 @@ public struct ChatCompletionBody: Sendable {
         }
         var maxTiles: Int?
         if let v = [o["max_tiles"], o["max_dynamic_patch"]].first(where: given) ?? nil {
-            guard let n = integer(v), DynamicTiling.tileCountLimit.contains(n) else { throw .invalid("max_tiles must be an integer from \(tiles).", param: "max_tiles") }
+            guard let n = integer(v), DynamicTiling.tileCountLimit.contains(n) else { throw .invalid("max_tiles must be an integer from \(DynamicTiling.tileCountText).", param: "max_tiles") }
             maxTiles = n
         }
         var stream = false
@@ -285,7 +282,7 @@ public struct ChatCompletionBody: Sendable {
         let tileKeys: [(String, Any?)] = [("image_url.max_dynamic_patch", inner?["max_dynamic_patch"]), ("image_url.max_tiles", inner?["max_tiles"]),
                                           ("max_dynamic_patch", part["max_dynamic_patch"]), ("max_tiles", part["max_tiles"])]
         if let (key, value) = tileKeys.first(where: { given($0.1) }), let v = value {
-            guard let n = integer(v), DynamicTiling.tileCountLimit.contains(n) else { throw .invalid("\(name): \(key) must be an integer from \(tiles).", param: "messages") }
+            guard let n = integer(v), DynamicTiling.tileCountLimit.contains(n) else { throw .invalid("\(name): \(key) must be an integer from \(DynamicTiling.tileCountText).", param: "messages") }
             maxTiles = n
         }
         // OpenAI's detail: "low" is InternVL's thumbnail alone (the whole image as one tile);

@@ -339,7 +339,7 @@ public final class App: @unchecked Sendable {
     /// Saves the session's conversation (after the saves before it); errors come back as messages.
     func save(name: String?, explicit: Bool, keepingUnsent: Bool = false) {
         guard let conversations, !conversations.readOnly else {
-            if explicit { inbox.post(.notice(conversations == nil ? "Saving is off (no conversation folder)." : "Saving is off (--no-save): nothing is written.", error: true)) }
+            if explicit { inbox.post(.notice(conversations == nil ? "Saving is off (no conversation folder)." : noSaveSentence, error: true)) }
             return
         }
         let inbox = self.inbox, log = self.log, draft = state.input, pending = state.pending.map(\.id)

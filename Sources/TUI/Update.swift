@@ -94,7 +94,7 @@ private func step(_ s: inout AppState, _ action: Action) -> [Effect] {
         return submit(&s)
     case .help:
         s.messages.append(.init(kind: .info, text: s.savesConversation ? helpText
-                                : helpText.replacingOccurrences(of: savingSentence, with: "Saving is off (--no-save): nothing is written.")))
+                                : helpText.replacingOccurrences(of: savingSentence, with: noSaveSentence)))
     case .attached(let img):
         s.attaching = max(0, s.attaching - 1)
         if s.pending.contains(where: { $0.id == img.id }) {      // the same content, cut the same way
@@ -375,9 +375,8 @@ private func startAttach(_ s: inout AppState, _ path: String) -> Effect {
 private func tiles(_ s: inout AppState, _ arg: String) -> [Effect] {
     let words = arg.split(separator: " ")
     let nums = words.compactMap { Int($0) }
-    let limit = DynamicTiling.tileCountLimit
-    let usage = "Usage: /tiles N (all images) or /tiles K N (image K), N from \(limit.lowerBound) to \(limit.upperBound)"
-    guard nums.count == words.count, nums.count == 1 || nums.count == 2, let n = nums.last, limit.contains(n) else {
+    let usage = "Usage: /tiles N (all images) or /tiles K N (image K), N from \(DynamicTiling.tileCountText)"
+    guard nums.count == words.count, nums.count == 1 || nums.count == 2, let n = nums.last, DynamicTiling.tileCountLimit.contains(n) else {
         s.messages.append(.init(kind: .error, text: usage)); return []
     }
     let shown = shownPending(s)
@@ -439,7 +438,10 @@ private func setParameter(_ s: inout AppState, _ arg: String) {
     var p = s.parameters
     let v = kv[1]
     switch kv[0] {
-    case "temperature": guard let x = Float(v), x >= 0, x <= 5 else { return bad("temperature is a number from 0 to 5") }; p.temperature = x
+    case "temperature":
+        let most = SamplingParameters.highestTemperature
+        guard let x = Float(v), x >= 0, x <= most else { return bad("temperature is a number from 0 to \(Int(most))") }
+        p.temperature = x
     case "top_p": guard let x = Float(v), x > 0, x <= 1 else { return bad("top_p is a number above 0, at most 1") }; p.topP = x
     case "top_k": guard let x = Int(v), x >= 0 else { return bad("top_k is a whole number, 0 for no limit") }; p.topK = x
     case "max_tokens": guard let x = Int(v), x >= 1 else { return bad("max_tokens is a whole number from 1") }; p.maxNewTokens = x
@@ -621,3 +623,5 @@ Mouse wheel scrolls too. Paste or drop image files to attach them; Tab completes
 A message starting with / is sent by typing // (//etc/hosts sends /etc/hosts). \(savingSentence)
 """
 let savingSentence = "Conversations are saved after every answer and on quit."
+/// What the help and `/save` say under `--no-save`.
+let noSaveSentence = "Saving is off (--no-save): nothing is written."

@@ -34,7 +34,8 @@ struct SamplingOptions: ParsableArguments {
 
     func validate() throws {
         if let p = parameters.problem { throw ValidationError(p) }
-        if temperature > 5 { throw ValidationError("--temperature must be a number from 0 to 5 (as /set temperature)") }
+        let most = SamplingParameters.highestTemperature
+        if temperature > most { throw ValidationError("--temperature must be a number from 0 to \(Int(most)) (as /set temperature)") }
         if context < 16 { throw ValidationError("--context must be at least 16 tokens") }
     }
 }

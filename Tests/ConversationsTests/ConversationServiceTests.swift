@@ -60,14 +60,20 @@ final class EventLog: @unchecked Sendable {
 }
 
 struct ConversationServiceTests {
+    /// A store in `root` holding the synthetic conversation saved as `name`, its lock released.
+    static func storeWithSaved(_ root: URL, name: String) async throws -> (ConversationStore, ConversationService.Saved) {
+        let store = ConversationStore(root: root)
+        let writer = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
+        let saved = try #require(try await writer.save(.rename(name)))
+        writer.close()
+        return (store, saved)
+    }
+
     /// A conversation records its model; resuming it with another model (or another weight
     /// format) says so first among the notes and uses none of its stored vision tokens.
     @Test func resumingWithAnotherModelSaysSo() async throws {
         let root = tempDir("svc-model"); defer { try? FileManager.default.removeItem(at: root) }
-        let store = ConversationStore(root: root)
-        let a = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
-        let saved = try #require(try await a.save(.rename("pets")))
-        a.close()
+        let (store, saved) = try await Self.storeWithSaved(root, name: "pets")
         #expect(try store.read(saved.id).model == testModel)
 
         let same = ConversationService(store: store, backend: FakeBackend())
@@ -187,10 +193,7 @@ struct ConversationServiceTests {
     /// saving it unchanged writes nothing, and once it has a new turn makes a new conversation.
     @Test func aConversationThatCannotBeWrittenOpensToRead() async throws {
         let root = tempDir("svc-unwritable"); defer { try? FileManager.default.removeItem(at: root) }
-        let store = ConversationStore(root: root)
-        let writer = ConversationService(store: store, backend: FakeBackend(syntheticSnapshot()))
-        let saved = try #require(try await writer.save(.rename("cats")))
-        writer.close()
+        let (store, saved) = try await Self.storeWithSaved(root, name: "cats")
         let lock = root.appendingPathComponent(saved.id).appendingPathComponent(".lock")
         try FileManager.default.removeItem(at: lock)
         try FileManager.default.createDirectory(at: lock, withIntermediateDirectories: false)
