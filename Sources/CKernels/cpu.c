@@ -64,19 +64,24 @@ _Thread_local int isa_cap = 3;
 // 32 KiB measured best of 0-64 KiB, the q4 and int8 AVX2 paths gaining most).
 int ck_prefetch_ahead = 32768;
 int ck_prefetch_plain = 32768;
+int ck_prefetch_near = 0;
 
 static int is_amd(void) {
     unsigned a, b, c, d;
     return __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541 && d == 0x69746E65 && c == 0x444D4163;     // "AuthenticAMD"
 }
 
+static int prefetch_bytes(const char *text) {
+    long v = strtol(text, NULL, 10);
+    return v < 0 ? 0 : (v > (1 << 20) ? 1 << 20 : (int)v);
+}
+
 __attribute__((constructor)) static void prefetch_from_env(void) {
-    if (is_amd()) ck_prefetch_plain = 0;
+    if (is_amd()) { ck_prefetch_plain = 0; ck_prefetch_near = 1024; }
     const char *e = getenv("INTERNVL_CHAT_PREFETCH");
-    if (e && *e) {
-        long v = strtol(e, NULL, 10);
-        ck_prefetch_ahead = ck_prefetch_plain = v < 0 ? 0 : (v > (1 << 20) ? 1 << 20 : (int)v);
-    }
+    if (e && *e) ck_prefetch_ahead = ck_prefetch_plain = prefetch_bytes(e);
+    const char *n = getenv("INTERNVL_CHAT_PREFETCH_NEAR");
+    if (n && *n) ck_prefetch_near = prefetch_bytes(n);
 }
 #endif
 

@@ -29,6 +29,12 @@ extern int ck_prefetch_ahead;
 // INTERNVL_CHAT_PREFETCH sets both.
 extern int ck_prefetch_plain;
 #define PREFETCH_PLAIN(p) do { if (ck_prefetch_plain) _mm_prefetch((const char *)(p) + ck_prefetch_plain, _MM_HINT_T1); } while (0)
+// The AVX2 bf16 rows on AMD instead fetch their stream this many bytes ahead into L1 (prefetcht0):
+// 1 KiB took a Zen 3's two-core stream from 0.91 to 0.98 of its read rate, where no prefetch,
+// 32 KiB into L2 and 2 KiB into L1 did not (docs/benchmarks.md session 28); 0 elsewhere.
+// INTERNVL_CHAT_PREFETCH_NEAR sets it.
+extern int ck_prefetch_near;
+#define PREFETCH_NEAR(p) do { if (ck_prefetch_near) _mm_prefetch((const char *)(p) + ck_prefetch_near, _MM_HINT_T0); } while (0)
 
 AVX2 static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

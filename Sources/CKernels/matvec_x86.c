@@ -27,7 +27,7 @@ AVX2 static void bf16_rows_avx2(const uint16_t *w, const float *xe, const float 
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < c32; c += 32) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(a + c)), u = _mm256_loadu_si256((const __m256i *)(a + c + 16));
-            PREFETCH_PLAIN(a + c);
+            PREFETCH_PLAIN(a + c); PREFETCH_NEAR(a + c);
             a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(xe + c / 2), a0);
             a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), _mm256_loadu_ps(xo + c / 2), a1);
             a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), _mm256_loadu_ps(xe + c / 2 + 8), a2);
@@ -86,7 +86,7 @@ AVX2 void bf16x4_rows_avx2(const uint16_t *w, const float *xe, const float *xo, 
             __m256 e1 = _mm256_loadu_ps(xe + c / 2 + 8), o1 = _mm256_loadu_ps(xo + c / 2 + 8);
             for (int k = 0; k < 4; k++) {
                 __m256i v = _mm256_loadu_si256((const __m256i *)(b + 32 * k)), u = _mm256_loadu_si256((const __m256i *)(b + 32 * k + 16));
-                PREFETCH_PLAIN(b + 32 * k);
+                PREFETCH_PLAIN(b + 32 * k); PREFETCH_NEAR(b + 32 * k);
                 acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), e0, acc[2 * k]);
                 acc[2 * k + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi)), o0, acc[2 * k + 1]);
                 acc[2 * k] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), e1, acc[2 * k]);
