@@ -105,7 +105,9 @@ final class Connections: @unchecked Sendable {
 ///   stays open until `Connections.endWindow`, and a request on it gets its answer (503) with
 ///   `Connection: close`.
 /// - An `Expect` other than 100-continue cannot be met: the request is marked for the route to
-///   answer 417 (`RefuseUnmetExpectations`), unread, the connection closing after it.
+///   answer 417 (`RefusalsFromTheHead`), unread, the connection closing after it.
+/// - An HTTP/1.1 request without exactly one `Host` field (RFC 9112 3.2) is marked for the route
+///   to answer 400, unread, the connection closing after it.
 /// - A request that declares a body over the limit (`maxBodyBytes`) is answered 413 from its
 ///   head, unread: with `Connection: close`, the connection closing after it. What comes of its
 ///   body meanwhile is dropped as it arrives, so a client that sends it all before reading (as
@@ -125,7 +127,8 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
     let maxBodyBytes: Int
     /// The request field that tells the route what `Expect` got: "continued" (the body will
     /// come), "refused" (it will not: the route answers without reading it) or "unmet" (an
-    /// expectation other than 100-continue: 417, unread). A client's own is removed.
+    /// expectation other than 100-continue: 417, unread) or "hostless" (HTTP/1.1 without exactly
+    /// one `Host`: 400, unread). A client's own is removed.
     static let continueDecision = "x-internvl-continue"
 
     init(connections: Connections, maxBodyBytes: Int, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
@@ -213,7 +216,11 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             if unread { closing = true }
             head.headers.remove(name: HTTP1Details.continueDecision)          // only this handler says
             let expected = head.headers["expect"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            if expected.contains(where: { $0 != "100-continue" }) {
+            if !http10 && head.headers["host"].count != 1 {
+                closing = true
+                unread = true
+                head.headers.add(name: HTTP1Details.continueDecision, value: "hostless")
+            } else if expected.contains(where: { $0 != "100-continue" }) {
                 closing = true
                 unread = true
                 head.headers.add(name: HTTP1Details.continueDecision, value: "unmet")

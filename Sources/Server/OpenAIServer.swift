@@ -42,7 +42,7 @@ public final class OpenAIServer: Sendable {
         let router = Router(context: ServeContext.self)
         router.addMiddleware { OpenAIShapedErrors() }
         router.addMiddleware { [connections, metrics] in RefuseWhileStopping(connections: connections, metrics: metrics) }
-        router.addMiddleware { [metrics] in RefuseUnmetExpectations(metrics: metrics) }
+        router.addMiddleware { [metrics] in RefusalsFromTheHead(metrics: metrics) }
         // What GET serves is served to HEAD too (health checks, curl -I); NIO leaves the body out.
         func get(_ path: RouterPath, _ handler: @escaping @Sendable (Request, ServeContext) async throws -> Response) {
             router.get(path, use: handler)
@@ -367,15 +367,21 @@ struct RefuseWhileStopping: RouterMiddleware {
     }
 }
 
-/// A request that expects what this server does not do (an `Expect` other than 100-continue,
-/// which HTTP1Details marks) gets 417 without its body being read (RFC 9110, 10.1.1).
-struct RefuseUnmetExpectations: RouterMiddleware {
+/// Requests HTTP1Details marks from their heads, answered without their bodies being read: one
+/// that expects what this server does not do (an `Expect` other than 100-continue) gets 417 (RFC
+/// 9110, 10.1.1), an HTTP/1.1 one without exactly one `Host` 400 (RFC 9112, 3.2).
+struct RefusalsFromTheHead: RouterMiddleware {
     typealias Context = ServeContext
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
-        guard let decision = HTTPField.Name(HTTP1Details.continueDecision), request.headers[decision] == "unmet" else {
+        guard let name = HTTPField.Name(HTTP1Details.continueDecision), let decision = request.headers[name],
+              decision == "unmet" || decision == "hostless" else {
             return try await next(request, context)
+        }
+        if decision == "hostless" {
+            if OpenAIServer.isCompletions(request.uri.path) { metrics.count(status: 400) }
+            return OpenAIServer.json(400, APIError(400, "An HTTP/1.1 request needs exactly one Host field.", code: "missing_host").body)
         }
         if OpenAIServer.isCompletions(request.uri.path) { metrics.count(status: 417) }
         let expect = TerminalText.sanitize(request.headers[.expect] ?? "")

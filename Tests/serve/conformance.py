@@ -254,6 +254,20 @@ try:
         check(error_code(rest) is not None, f"{name}: body {rest[:200]!r} is not OpenAI's error shape")
         check(not raw.endswith(b"<<timeout>>"), f"{name}: the connection stayed open")
 
+    # An HTTP/1.1 request must name its host once (RFC 9112 3.2): without Host, or with two, it
+    # gets 400 from its head, its body unread (no 100 Continue), and the connection closes.
+    for name, host, expect in [("no Host", "", ""), ("two Host fields", "Host: x\r\nHost: y\r\n", ""),
+                               ("no Host, expecting 100-continue", "", "Expect: 100-continue\r\n")]:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\n{host}Authorization: Bearer {KEY}\r\n{expect}"
+                  f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + (b"" if expect else BODY))
+        raw = read_all(s)
+        s.close()
+        lines, rest = answer_head(raw)
+        check(lines[0].startswith("http/1.1 400 ") and "connection: close" in lines, f"{name}: head {lines}")
+        check(error_code(rest) == "missing_host", f"{name}: body {rest[:200]!r}")
+        check(not raw.endswith(b"<<timeout>>"), f"{name}: the connection stayed open")
+
     # A body declared over --max-body-mb is refused from its head, unread: the answer says
     # Connection: close and the connection closes (the server does not wait for 100 MB). A client
     # that sends the body anyway gets the answer too (openai_client.py).
