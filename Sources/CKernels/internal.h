@@ -29,10 +29,10 @@ extern int ck_prefetch_ahead;
 // INTERNVL_CHAT_PREFETCH sets both.
 extern int ck_prefetch_plain;
 #define PREFETCH_PLAIN(p) do { if (ck_prefetch_plain) _mm_prefetch((const char *)(p) + ck_prefetch_plain, _MM_HINT_T1); } while (0)
-// The AVX2 bf16 rows on AMD instead fetch their stream this many bytes ahead into L1 (prefetcht0):
-// 1 KiB took a Zen 3's two-core stream from 0.91 to 0.98 of its read rate, where no prefetch,
-// 32 KiB into L2 and 2 KiB into L1 did not (docs/benchmarks.md session 28); 0 elsewhere.
-// INTERNVL_CHAT_PREFETCH_NEAR sets it.
+// The AVX2 bf16 rows of one sequence on AMD instead fetch their stream this many bytes ahead into
+// L1 (prefetcht0): on a Zen 3, 1 KiB took the two-core stream from 0.82-0.91 to 0.92-0.99 of the
+// read loop's rate, where 32 KiB into L2 and 2-4 KiB into L1 did not help (docs/benchmarks.md
+// session 28); 0 elsewhere. INTERNVL_CHAT_PREFETCH_NEAR sets it (not INTERNVL_CHAT_PREFETCH).
 extern int ck_prefetch_near;
 #define PREFETCH_NEAR(p) do { if (ck_prefetch_near) _mm_prefetch((const char *)(p) + ck_prefetch_near, _MM_HINT_T0); } while (0)
 

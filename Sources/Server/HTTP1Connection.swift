@@ -125,10 +125,10 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
     let readsBody: @Sendable (HTTPRequestHead) -> Bool
     /// The largest body read (`--max-body-mb`).
     let maxBodyBytes: Int
-    /// The request field that tells the route what `Expect` got: "continued" (the body will
-    /// come), "refused" (it will not: the route answers without reading it) or "unmet" (an
-    /// expectation other than 100-continue: 417, unread) or "hostless" (HTTP/1.1 without exactly
-    /// one `Host`: 400, unread). A client's own is removed.
+    /// The request field that tells the route what was decided from the head: "continued" (the
+    /// body will come), "refused" (it will not: the route answers without reading it), "unmet"
+    /// (an expectation other than 100-continue: 417, unread) or "hostless" (HTTP/1.1 without
+    /// exactly one `Host`: 400, unread). A client's own is removed.
     static let continueDecision = "x-internvl-continue"
 
     init(connections: Connections, maxBodyBytes: Int, readsBody: @escaping @Sendable (HTTPRequestHead) -> Bool) {
