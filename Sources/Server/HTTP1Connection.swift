@@ -216,24 +216,25 @@ final class HTTP1Details: ChannelInboundHandler, RemovableChannelHandler, Sendab
             if unread { closing = true }
             head.headers.remove(name: HTTP1Details.continueDecision)          // only this handler says
             let expected = head.headers["expect"].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            // What the route answers from the head alone, the body unread and the connection closed after it.
+            var answeredUnread: String?
             if !http10 && head.headers["host"].count != 1 {
-                closing = true
-                unread = true
-                head.headers.add(name: HTTP1Details.continueDecision, value: "hostless")
+                answeredUnread = "hostless"
             } else if expected.contains(where: { $0 != "100-continue" }) {
-                closing = true
-                unread = true
-                head.headers.add(name: HTTP1Details.continueDecision, value: "unmet")
+                answeredUnread = "unmet"
             } else if !http10, !expected.isEmpty {
                 head.headers.remove(name: "expect")
                 if !draining && readsBody(head) {
                     context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
                     head.headers.add(name: HTTP1Details.continueDecision, value: "continued")
                 } else {
-                    closing = true
-                    unread = true
-                    head.headers.add(name: HTTP1Details.continueDecision, value: "refused")
+                    answeredUnread = "refused"
                 }
+            }
+            if let decision = answeredUnread {
+                closing = true
+                unread = true
+                head.headers.add(name: HTTP1Details.continueDecision, value: decision)
             }
             // Hummingbird ends the connection after answering a request that says so, without
             // waiting for the rest of its body.
