@@ -196,6 +196,8 @@ AVX512 void bf16x4_rows2_avx512(const uint16_t *w, const float *xe0, const float
                                 float *y0, float *y1, int cols, int r0, int r1, const char *pf, int pfstep);
 AVX512 void bf16x4_rows3_avx512(const uint16_t *w, const float *const *xe, const float *const *xo, float *const *y,
                                 int cols, int r0, int r1, const char *pf, int pfstep);
+AVX512 void bf16x4_rows4p_avx512(const uint16_t *w, const float *const *xe, const float *const *xo, float *const *y,
+                                 int cols, int r0, int r1, const char *pf, int pfstep);
 AVX2 void bf16x4_rows2_avx2(const uint16_t *w, const float *xe0, const float *xo0, const float *xe1, const float *xo1,
                             float *y0, float *y1, int cols, int r0, int r1, const char *pf, int pfstep);
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);

@@ -293,6 +293,14 @@ static void bf16x4_range(const ck_pool *p, const ck_vec *v, int b, int r0, int r
     }
 }
 
+// Whether a bf16 prompt's rows go in fours with AVX-512 (INTERNVL_CHAT_PROMPT_FOURS=0: in threes,
+// the one-row bits, for comparisons).
+static int prompt_fours = 1;
+__attribute__((constructor)) static void prompt_fours_from_env(void) {
+    const char *e = getenv("INTERNVL_CHAT_PROMPT_FOURS");
+    if (e && strcmp(e, "0") == 0) prompt_fours = 0;
+}
+
 #if defined(__x86_64__)
 // The weights of the chunk after chunk c of a bf16 product in fours (the next one a thread takes
 // from its own share), or NULL past the last full group.
@@ -302,19 +310,21 @@ static const char *next_chunk(const ck_pool *p, int c) {
     return (const char *)(x4_block((const uint16_t *)p->w, p->rows, b) + (size_t)r0 * x4_width(p->cols, b));
 }
 
-// bf16x4_range for n (2 or 3) activation rows: their full groups together (bf16x4_rows2_avx512 or
-// _avx2, bf16x4_rows3_avx512), the rows after them one activation row at a time.
+// bf16x4_range for n (2, 3 or, a prompt's, 4) activation rows: their full groups together
+// (bf16x4_rows2_avx512 or _avx2, bf16x4_rows3_avx512, bf16x4_rows4p_avx512), the rows after them
+// one activation row at a time.
 static void bf16x4_rows_n(const ck_pool *p, const ck_vec *v, int n, int b, int r0, int r1, const char *pf, int pfstep) {
     int full = p->rows / 4 * 4, g1 = r1 < full ? r1 : full, c0 = b * X4_BLOCK, width = x4_width(p->cols, b);
     if (r0 < g1) {
         const uint16_t *wb = x4_block((const uint16_t *)p->w, p->rows, b);
         int parts = x4_blocks(p->cols) > 1;
-        const float *xe[3], *xo[3]; float *y[3];
+        const float *xe[4], *xo[4]; float *y[4];
         for (int i = 0; i < n; i++) {
             xe[i] = v[i].xe + c0 / 2; xo[i] = v[i].xo + c0 / 2;
             y[i] = parts ? v[i].ypart + (size_t)b * p->rows : v[i].y;
         }
-        if (n == 3) bf16x4_rows3_avx512(wb, xe, xo, y, width, r0, g1, pf, pfstep);
+        if (n == 4) bf16x4_rows4p_avx512(wb, xe, xo, y, width, r0, g1, pf, pfstep);
+        else if (n == 3) bf16x4_rows3_avx512(wb, xe, xo, y, width, r0, g1, pf, pfstep);
         else if (has_avx512()) bf16x4_rows2_avx512(wb, xe[0], xo[0], xe[1], xo[1], y[0], y[1], width, r0, g1, pf, pfstep);
         else bf16x4_rows2_avx2(wb, xe[0], xo[0], xe[1], xo[1], y[0], y[1], width, r0, g1, pf, pfstep);
     }
@@ -440,20 +450,22 @@ static void run_share(ck_pool *p, int self) {
                 if (r0 >= r1) continue;
             }
             if (p->kind == JOB_BF16X4 && ck_has_avx2() && p->t >= 2) {
-                // Rows in threes (AVX-512) and pairs: each weight widened once for all of them,
-                // no row left alone (4 = 2 + 2). The next chunk is fetched into L2 while this
-                // one is multiplied, a part during each of the first (up to four) passes: the
-                // passes after the first hit only L2, and the hardware prefetchers, which follow
-                // misses, would leave the memory idle through them.
-                int threes = has_avx512() ? p->t / 3 : 0;
-                if (threes > 0 && p->t % 3 == 1) threes--;
-                int calls = threes + (p->t - 3 * threes) / 2;
+                // A prompt's rows in fours (AVX-512, not the one-row bits), then rows in threes
+                // (AVX-512) and pairs: each weight widened once for all of them, no row left
+                // alone (4 = 2 + 2). The next chunk is fetched into L2 while this one is
+                // multiplied, a part during each of the first (up to four) passes: the passes
+                // after the first hit only L2, and the hardware prefetchers, which follow misses,
+                // would leave the memory idle through them.
+                int fours = has_avx512() && p->amx_wanted && prompt_fours ? p->t / 4 : 0, rest = p->t - 4 * fours;
+                int threes = has_avx512() ? rest / 3 : 0;
+                if (threes > 0 && rest % 3 == 1) threes--;
+                int calls = fours + threes + (rest - 3 * threes) / 2;
                 int passes = calls < 4 ? calls : 4, step = (256 / passes + 63) & ~63;
                 const char *next = next_chunk(p, (int)c);
                 size_t part = (size_t)(r1 - r0) * x4_width(p->cols, b) * 2 / passes;
                 for (int j = 0; m + 1 < p->t; j++) {
-                    int n = j < threes ? 3 : 2;
-                    ck_vec v[3];
+                    int n = j < fours ? 4 : (j < fours + threes ? 3 : 2);
+                    ck_vec v[4];
                     for (int i = 0; i < n; i++) v[i] = vec_of(p, m + i);
                     bf16x4_rows_n(p, v, n, b, r0, r1, next && j < passes ? next + part * j : NULL, step);
                     m += n;

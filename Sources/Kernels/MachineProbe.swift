@@ -18,11 +18,14 @@ public enum MachineProbe {
     }
 
     /// OpenBLAS's kernel set ("SkylakeX", "Haswell", ...), with " (chosen from the CPU's
-    /// features)" when the one OpenBLAS picked could not use them (see CKernels/cpu.c); nil
-    /// when the BLAS does not name it.
+    /// features)" when the one OpenBLAS picked could not use them (see CKernels/cpu.c), or
+    /// " (set by OPENBLAS_CORETYPE)" when the environment named it (left alone: a machine may pin
+    /// AVX2 kernels on an AVX-512 CPU, halving its SGEMM); nil when the BLAS does not name it.
     public static var blasCore: String? {
         guard let name = ck_blas_core() else { return nil }
-        return String(cString: name) + (ck_blas_core_rechosen() != 0 ? " (chosen from the CPU's features)" : "")
+        let how = ck_blas_core_rechosen() != 0 ? " (chosen from the CPU's features)"
+            : (ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil ? " (set by OPENBLAS_CORETYPE)" : "")
+        return String(cString: name) + how
     }
 
     /// The CPU's model name from /proc/cpuinfo (nil where there is none).

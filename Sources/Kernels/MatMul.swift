@@ -149,9 +149,15 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// With AMX bf16 tiles (`onTiles`) a bf16 prompt of any length goes through `matrows` in slices of
 /// this many rows (bf16 prefill tok/s at 128 / 512 / 2,048 rows with slices of 64: 223.5 / 219.3 /
 /// 192.4; 128: 246.5 / 251.5 / 193.1; 256: 199.8 / 197.8 / 168.8; the float GEMM 57-79).
+/// With AVX-512 and no tiles a bf16 prompt against weights in groups of four goes in rows of four
+/// (`bf16x4_rows4p_avx512`), which on a Zen 5 (Cooperlake SGEMM, ~400 GFLOP/s) led the GEMM to 256
+/// rows (prefill tok/s 95-114 / 68-78 at 160, 100-102 / 87-91 at 256) and matched it at 512-1,024
+/// (97.6 / 97.2, 104.0 / 100.9): those go through `matrows` up to 256 rows.
 /// `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
-    w.quantization == nil && w.dtype != .bf16 ? 1 : multiRowMaxRows(w.quantization)
+    if w.quantization == nil && w.dtype != .bf16 { return 1 }
+    if w.quantization == nil && w.layout == .groupsOfFour && matrowsOverride == nil && ck_isa() == 2 { return 256 }
+    return multiRowMaxRows(w.quantization)
 }
 
 /// `multiRowMaxRows` for weights in a format (nil: bf16).

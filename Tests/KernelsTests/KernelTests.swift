@@ -102,6 +102,7 @@ struct KernelTests {
         let name = String(core.prefix { $0 != " " }).lowercased()
         if ck_isa() >= 1 { #expect(["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"].contains(name), "\(core)") }
         if ProcessInfo.processInfo.environment["INTERNVL_CHAT_ISA"] == "avx2" { #expect(name == "haswell" || name == "zen", "\(core)") }
+        #expect(core.hasSuffix(" (set by OPENBLAS_CORETYPE)") == (ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil), "\(core)")
     }
 
     /// The vision encoder's bidirectional attention against a Double loop at every ISA level (at

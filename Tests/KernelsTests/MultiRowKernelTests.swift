@@ -68,9 +68,11 @@ struct MultiRowKernelTests {
     /// A prompt's rows against bf16 weights, in rows or in groups of four (`sameBitsAsAlone: false`): at ISA
     /// level 3 the AMX tiles, each output within 2^-16 of the sum of its products' magnitudes
     /// (each activation is split into two bf16: what is left is at most 2^-18 of it), and not
-    /// the one-row product's bits wherever a run of 64 rows went through the tiles; below level 3
-    /// the one-row product's bits (the same kernels as batched decoding). Rows in whole runs of 64
-    /// (128, 192) go through the tiles alone.
+    /// the one-row product's bits wherever a run of 64 rows went through the tiles; with AVX-512 and
+    /// no tiles, rows in groups of four in fours of activation rows (`bf16x4_rows4p_avx512`),
+    /// within the same bound and not the one-row bits wherever the pool ran them (several
+    /// threads, rows past its single-thread size); else the one-row product's bits (the same
+    /// kernels as batched decoding). Rows in whole runs of 64 (128, 192) go through the tiles alone.
     @Test(arguments: shapes + [(128, 2112), (192, 96)], [2, 5, 17, 40])
     func promptRowsOnTilesAreTheProductToFloatRounding(shape: (rows: Int, cols: Int), t: Int) {
         let (rows, cols) = shape
@@ -94,7 +96,10 @@ struct MultiRowKernelTests {
                 let far = zip(y.indices, y).filter { i, v in !(abs(Double(v) - exact[i]) <= 0x1p-16 * magnitude[i]) }.count
                 #expect(far == 0, "\(label): \(far) outputs far from the exact product")
                 let tiled = level >= 3 && cols % 32 == 0 && rows >= 64
+                let pooled = threads >= 2 && rows >= max(8, 32768 / (2 * cols))
+                let fours = !tiled && inFours && level >= 2 && pooled && t >= 4
                 if tiled { #expect(Self.differing(y, alone) > 0, "\(label): the tiles did not run") }
+                else if fours { #expect(Self.differing(y, alone) > 0, "\(label): the rows in fours did not run") }
                 else { #expect(Self.differing(y, alone) == 0, "\(label): outputs that are not the one-row product's bits") }
             } }
         } }
