@@ -154,8 +154,8 @@ AVX512 void bf16x4_rows3_avx512(const uint16_t *w, const float *const *xe, const
 // on the AMX tiles): one accumulator per weight row and activation row, even and odd columns
 // summed into it, and the four rows' activations held in registers for each chunk of 32 columns.
 // Each widened weight feeds eight multiply-adds instead of six (rows in threes), and the
-// activations are loaded once per chunk instead of once per weight row: on a Zen 5 1.3-1.6x the
-// rate of the threes on the model's shapes (docs/benchmarks.md, session 29).
+// activations are loaded once per chunk instead of once per weight row: on a Zen 5 1.03-1.68x the
+// rate of the threes on the model's shapes, mostly 1.3-1.5x (docs/benchmarks.md, session 29).
 AVX512 void bf16x4_rows4p_avx512(const uint16_t *w, const float *const *xe, const float *const *xo, float *const *y,
                                  int cols, int r0, int r1, const char *pf, int pfstep) {
     const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000);

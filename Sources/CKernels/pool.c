@@ -452,7 +452,7 @@ static void run_share(ck_pool *p, int self) {
             if (p->kind == JOB_BF16X4 && ck_has_avx2() && p->t >= 2) {
                 // A prompt's rows in fours (AVX-512, not the one-row bits), then rows in threes
                 // (AVX-512) and pairs: each weight widened once for all of them, no row left
-                // alone (4 = 2 + 2). The next chunk is fetched into L2 while this one is
+                // alone (4 = 2 + 2) but the last of a prompt of 4k + 1 rows. The next chunk is fetched into L2 while this one is
                 // multiplied, a part during each of the first (up to four) passes: the passes
                 // after the first hit only L2, and the hardware prefetchers, which follow misses,
                 // would leave the memory idle through them.

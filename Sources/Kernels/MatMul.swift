@@ -152,13 +152,17 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// With AVX-512 and no tiles a bf16 prompt against weights in groups of four goes in rows of four
 /// (`bf16x4_rows4p_avx512`), which on a Zen 5 (Cooperlake SGEMM, ~400 GFLOP/s) led the GEMM to 256
 /// rows (prefill tok/s 95-114 / 68-78 at 160, 100-102 / 87-91 at 256) and matched it at 512-1,024
-/// (97.6 / 97.2, 104.0 / 100.9): those go through `matrows` up to 256 rows.
+/// (97.6 / 97.2, 104.0 / 100.9): those go through `matrows` up to 256 rows (with two or more pool
+/// threads: one thread runs each row alone; not with `INTERNVL_CHAT_PROMPT_FOURS=0`).
 /// `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
     if w.quantization == nil && w.dtype != .bf16 { return 1 }
-    if w.quantization == nil && w.layout == .groupsOfFour && matrowsOverride == nil && ck_isa() == 2 { return 256 }
+    if w.quantization == nil && w.layout == .groupsOfFour && matrowsOverride == nil && ck_isa() == 2 && promptRowsInFours
+        && ThreadPool.shared.threads >= 2 { return 256 }
     return multiRowMaxRows(w.quantization)
 }
+
+let promptRowsInFours = ProcessInfo.processInfo.environment["INTERNVL_CHAT_PROMPT_FOURS"] != "0"
 
 /// `multiRowMaxRows` for weights in a format (nil: bf16).
 public func multiRowMaxRows(_ q: Quantization?) -> Int {

@@ -73,7 +73,7 @@ struct MultiRowKernelTests {
     /// within the same bound and not the one-row bits wherever the pool ran them (several
     /// threads, rows past its single-thread size); else the one-row product's bits (the same
     /// kernels as batched decoding). Rows in whole runs of 64 (128, 192) go through the tiles alone.
-    @Test(arguments: shapes + [(128, 2112), (192, 96)], [2, 5, 17, 40])
+    @Test(arguments: shapes + [(128, 2112), (192, 96)], [2, 5, 6, 7, 17, 40])
     func promptRowsOnTilesAreTheProductToFloatRounding(shape: (rows: Int, cols: Int), t: Int) {
         let (rows, cols) = shape
         var rng = SeededRandom(seed: UInt64(rows * 17 + cols + t))
