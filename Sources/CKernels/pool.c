@@ -300,6 +300,7 @@ __attribute__((constructor)) static void prompt_fours_from_env(void) {
     const char *e = getenv("INTERNVL_CHAT_PROMPT_FOURS");
     if (e && strcmp(e, "0") == 0) prompt_fours = 0;
 }
+int ck_prompt_rows_in_fours(void) { return prompt_fours; }
 
 #if defined(__x86_64__)
 // The weights of the chunk after chunk c of a bf16 product in fours (the next one a thread takes
@@ -452,10 +453,10 @@ static void run_share(ck_pool *p, int self) {
             if (p->kind == JOB_BF16X4 && ck_has_avx2() && p->t >= 2) {
                 // A prompt's rows in fours (AVX-512, not the one-row bits), then rows in threes
                 // (AVX-512) and pairs: each weight widened once for all of them, no row left
-                // alone (4 = 2 + 2) but the last of a prompt of 4k + 1 rows. The next chunk is fetched into L2 while this one is
-                // multiplied, a part during each of the first (up to four) passes: the passes
-                // after the first hit only L2, and the hardware prefetchers, which follow misses,
-                // would leave the memory idle through them.
+                // alone (4 = 2 + 2) but the last of a prompt of 4k + 1 rows. The next chunk is
+                // fetched into L2 while this one is multiplied, a part during each of the first
+                // (up to four) passes: the passes after the first hit only L2, and the hardware
+                // prefetchers, which follow misses, would leave the memory idle through them.
                 int fours = has_avx512() && p->amx_wanted && prompt_fours ? p->t / 4 : 0, rest = p->t - 4 * fours;
                 int threes = has_avx512() ? rest / 3 : 0;
                 if (threes > 0 && rest % 3 == 1) threes--;

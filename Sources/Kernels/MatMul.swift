@@ -157,12 +157,10 @@ func sgemmRowsSplit(_ x: UnsafePointer<Float>, _ t: Int, _ b: UnsafePointer<Floa
 /// `INTERNVL_CHAT_MATROWS_MAX` overrides it (how the crossover is measured).
 public func multiRowMaxRows(_ w: WeightMatrix) -> Int {
     if w.quantization == nil && w.dtype != .bf16 { return 1 }
-    if w.quantization == nil && w.layout == .groupsOfFour && matrowsOverride == nil && ck_isa() == 2 && promptRowsInFours
-        && ThreadPool.shared.threads >= 2 { return 256 }
+    if w.quantization == nil && w.layout == .groupsOfFour && matrowsOverride == nil && ck_isa() == 2
+        && ck_prompt_rows_in_fours() != 0 && ThreadPool.shared.threads >= 2 { return 256 }
     return multiRowMaxRows(w.quantization)
 }
-
-let promptRowsInFours = ProcessInfo.processInfo.environment["INTERNVL_CHAT_PROMPT_FOURS"] != "0"
 
 /// `multiRowMaxRows` for weights in a format (nil: bf16).
 public func multiRowMaxRows(_ q: Quantization?) -> Int {

@@ -83,10 +83,14 @@ void ck_pool_matrows_bf16(ck_pool *p, const uint16_t *w, const float *x, float *
 void ck_pool_matrows_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 // The same for a prompt's rows, where the bits of each row's one-row product are not needed: with
 // AMX (ISA level 3) on bf16 tiles, each activation value split into two bf16 (results within
-// about float rounding of the exact product); else ck_pool_matrows_bf16(_rows4).
+// about float rounding of the exact product); else ck_pool_matrows_bf16(_rows4), but with AVX-512
+// the rows in groups of four four activation rows at a time (ck_prompt_rows_in_fours).
 // Whether those go through the tiles for a matrix of this shape (ISA level 3, at least 64 rows,
 // columns a multiple of 32).
 int ck_prompt_on_tiles(int rows, int cols);
+// Whether a bf16 prompt's rows in groups of four go four activation rows at a time with AVX-512
+// (not the one-row bits; INTERNVL_CHAT_PROMPT_FOURS=0 turns it off, read once at start).
+int ck_prompt_rows_in_fours(void);
 void ck_pool_prompt_bf16(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 void ck_pool_prompt_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, float *y, int t, int rows, int cols);
 void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
