@@ -11,14 +11,20 @@
 // CPU features
 
 #if defined(__x86_64__)
-// INTERNVL_CHAT_ISA=c|avx2|avx512 caps the whole process (benchmarks compare the levels): 0, 1,
-// 2, or 3 (no cap).
+// INTERNVL_CHAT_ISA=c|avx2|avx-vnni|avx512 caps the whole process (benchmarks compare the
+// levels): 0, 1, 1 with AVX-VNNI, 2, or 3 (no cap). `avx2` stands for a CPU with AVX2 alone, so
+// it turns AVX-VNNI off too.
 static int isa_env_cap(void) {
     const char *e = getenv("INTERNVL_CHAT_ISA");
     if (e && strcmp(e, "c") == 0) return 0;
-    if (e && strcmp(e, "avx2") == 0) return 1;
+    if (e && (strcmp(e, "avx2") == 0 || strcmp(e, "avx-vnni") == 0)) return 1;
     if (e && strcmp(e, "avx512") == 0) return 2;
     return 3;
+}
+
+static int avx_vnni_env_allowed(void) {
+    const char *e = getenv("INTERNVL_CHAT_ISA");
+    return !(e && (strcmp(e, "c") == 0 || strcmp(e, "avx2") == 0));
 }
 
 // AMX tiles with bf16 products: the CPU has them (CPUID 7: AMX-BF16, AMX-TILE), the OS saves
@@ -58,6 +64,22 @@ static int isa_machine(void) {
 }
 
 _Thread_local int isa_cap = 3;
+_Thread_local int avx_vnni_cap = 1;
+
+// AVX-VNNI (the 256-bit VEX vpdpbusd of Intel's Alder Lake and later cores, Zen 5): the CPU has it
+// (CPUID 7.1 EAX bit 4) beside AVX2, and INTERNVL_CHAT_ISA allows it.
+static int avx_vnni_machine(void) {
+#if defined(__x86_64__)
+    static int v = -1;
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = isa_machine() >= 1 && avx_vnni_env_allowed() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
 
 #if defined(__x86_64__)
 // How far ahead of their loads the decode kernels prefetch their weight stream (docs/benchmarks.md:
@@ -88,6 +110,8 @@ __attribute__((constructor)) static void prefetch_from_env(void) {
 int ck_isa(void) { int m = isa_machine(); return m < isa_cap ? m : isa_cap; }
 void ck_set_isa_limit(int level) { isa_cap = level < 0 ? 0 : level; }
 int ck_has_avx2(void) { return ck_isa() >= 1; }
+int ck_avx_vnni(void) { return ck_isa() == 1 && avx_vnni_cap && avx_vnni_machine(); }
+void ck_set_avx_vnni_limit(int allowed) { avx_vnni_cap = allowed != 0; }
 
 // ---------------------------------------------------------------------------------------------
 // OpenBLAS's kernels (the prefill's and the vision encoder's SGEMM)

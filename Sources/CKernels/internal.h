@@ -15,6 +15,7 @@
 #if defined(__x86_64__)
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define AVXVNNI __attribute__((target("avxvnni,avx2,fma,f16c")))
 
 // The decode kernels prefetch their weight stream this many bytes ahead into L2 (prefetcht1),
 // 0: not at all (INTERNVL_CHAT_PREFETCH=bytes sets it). The hardware prefetchers alone left an
@@ -178,7 +179,7 @@ typedef struct {
 } igemm_avx2_job;
 
 // Kernels one file runs for another.
-extern _Thread_local int isa_cap;
+extern _Thread_local int isa_cap, avx_vnni_cap;
 void quantize_q8_blocks_c(const float *x, ck_block_q8 *out, int n);
 float q4_group_ref(const uint8_t *w, int rows, int nb, int r, int s, const ck_block_q8 *xq);
 void matvec_bf16_c(const uint16_t *w, const float *x, float *y, int cols, int r0, int r1);
@@ -203,8 +204,11 @@ AVX2 void bf16x4_rows2_avx2(const uint16_t *w, const float *xe0, const float *xo
 AVX2 void convert_group4_avx2(const uint16_t *a, int cols, float *o0, size_t ld);
 AVX2 void q8p_panel_avx2(const uint8_t *panel, const float *sw, const ck_block_q8 *xq, float *c, int m, int nb, int ldc, int valid);
 AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
+AVXVNNI void q4_group_avxvnni(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1);
 AVX2 void q8_rows_avx2(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
                        const float *const *xd, float *const *y, int n, int cols, int r0, int r1);
+AVXVNNI void q8_rows_avxvnni(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
+                             const float *const *xd, float *const *y, int n, int cols, int r0, int r1);
 size_t igemm_avx2_buffer_bytes(int cols, int q4);
 AVX2 void igemm_avx2_rows32(const igemm_avx2_job *g, int n0, uint8_t *buf);
 AVX2 void igemm_avx2_prepare(const ck_block_q8 *xq, size_t blocks, int q4, int16_t *xw, int32_t *init);

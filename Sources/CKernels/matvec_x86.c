@@ -302,40 +302,60 @@ AVX2 static void matvec_q8_avx2(const int8_t *w, const float *ws, const ck_block
 // for all of them. Per row |x| is prepared once (maddubs wants one unsigned operand) and x's signs
 // are moved onto the weights; a block's sum is the exact integer the decode kernel forms and the
 // float steps are its steps in its order, so every row's result is the decode kernel's bits.
+// The body of q8_rows_avx2_n and q8_rows_avxvnni_n; DOT(a, w) is the 8 int32 lanes of |x| (a) times
+// the sign-adjusted weights (w), the same exact integers either way.
+#define Q8_ROWS_BODY(DOT)                                                                                                \
+    int nb = cols / CK_QK;                                                                                               \
+    for (int r = r0; r < r1; r++) {                                                                                      \
+        const int8_t *row = w + (size_t)r * cols;                                                                        \
+        __m128 c[Q8_ROWS];                                                                                               \
+        for (int i = 0; i < R; i++) c[i] = _mm_setzero_ps();                                                             \
+        for (int b = 0; b < nb; b += 4) {                                                                                \
+            const __m256i *q = (const __m256i *)(row + b * CK_QK);                                                       \
+            __m256i w0 = _mm256_loadu_si256(q), w1 = _mm256_loadu_si256(q + 1), w2 = _mm256_loadu_si256(q + 2), w3 = _mm256_loadu_si256(q + 3); \
+            PREFETCH_W(q); PREFETCH_W(q + 2);                                                                            \
+            for (int i = 0; i < R; i++) {                                                                                \
+                const __m256i *a = (const __m256i *)(ax[i] + (size_t)b * CK_QK);                                        \
+                const ck_block_q8 *x = xq[i] + b;                                                                        \
+                __m128i s4 = sum4(DOT(_mm256_loadu_si256(a), _mm256_sign_epi8(w0, _mm256_loadu_si256((const __m256i *)x[0].qs))), \
+                                  DOT(_mm256_loadu_si256(a + 1), _mm256_sign_epi8(w1, _mm256_loadu_si256((const __m256i *)x[1].qs))), \
+                                  DOT(_mm256_loadu_si256(a + 2), _mm256_sign_epi8(w2, _mm256_loadu_si256((const __m256i *)x[2].qs))), \
+                                  DOT(_mm256_loadu_si256(a + 3), _mm256_sign_epi8(w3, _mm256_loadu_si256((const __m256i *)x[3].qs)))); \
+                c[i] = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_loadu_ps(xd[i] + b), c[i]);                                  \
+            }                                                                                                            \
+        }                                                                                                                \
+        for (int i = 0; i < R; i++) y[i][r] = finish4(c[i]) * ws[r];                                                     \
+    }
+
+#define Q8_DOT_AVX2(a, w) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (w)), _mm256_set1_epi16(1))
+#define Q8_DOT_VNNI(a, w) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), (a), (w))
+#define Q8_ROWS_SWITCH(KERNEL)                                                                                           \
+    switch (n) {                                                                                                         \
+    case 4: KERNEL(w, ws, ax, xq, xd, y, cols, r0, r1, 4); break;                                                        \
+    case 3: KERNEL(w, ws, ax, xq, xd, y, cols, r0, r1, 3); break;                                                        \
+    case 2: KERNEL(w, ws, ax, xq, xd, y, cols, r0, r1, 2); break;                                                        \
+    default: KERNEL(w, ws, ax, xq, xd, y, cols, r0, r1, 1); break;                                                       \
+    }
+
 AVX2 static inline __attribute__((always_inline)) void q8_rows_avx2_n(const int8_t *w, const float *ws, const uint8_t *const *ax,
         const ck_block_q8 *const *xq, const float *const *xd, float *const *y, int cols, int r0, int r1, const int R) {
-    int nb = cols / CK_QK;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int r = r0; r < r1; r++) {
-        const int8_t *row = w + (size_t)r * cols;
-        __m128 c[Q8_ROWS];
-        for (int i = 0; i < R; i++) c[i] = _mm_setzero_ps();
-        for (int b = 0; b < nb; b += 4) {
-            const __m256i *q = (const __m256i *)(row + b * CK_QK);
-            __m256i w0 = _mm256_loadu_si256(q), w1 = _mm256_loadu_si256(q + 1), w2 = _mm256_loadu_si256(q + 2), w3 = _mm256_loadu_si256(q + 3);
-            PREFETCH_W(q); PREFETCH_W(q + 2);
-            for (int i = 0; i < R; i++) {
-                const __m256i *a = (const __m256i *)(ax[i] + (size_t)b * CK_QK);
-                const ck_block_q8 *x = xq[i] + b;
-#define Q8_DOT(K, W) _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_loadu_si256(a + (K)), \
-                         _mm256_sign_epi8((W), _mm256_loadu_si256((const __m256i *)x[(K)].qs))), ones)
-                __m128i s4 = sum4(Q8_DOT(0, w0), Q8_DOT(1, w1), Q8_DOT(2, w2), Q8_DOT(3, w3));
-#undef Q8_DOT
-                c[i] = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_loadu_ps(xd[i] + b), c[i]);
-            }
-        }
-        for (int i = 0; i < R; i++) y[i][r] = finish4(c[i]) * ws[r];
-    }
+    Q8_ROWS_BODY(Q8_DOT_AVX2)
 }
 
 AVX2 void q8_rows_avx2(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
                        const float *const *xd, float *const *y, int n, int cols, int r0, int r1) {
-    switch (n) {
-    case 4: q8_rows_avx2_n(w, ws, ax, xq, xd, y, cols, r0, r1, 4); break;
-    case 3: q8_rows_avx2_n(w, ws, ax, xq, xd, y, cols, r0, r1, 3); break;
-    case 2: q8_rows_avx2_n(w, ws, ax, xq, xd, y, cols, r0, r1, 2); break;
-    default: q8_rows_avx2_n(w, ws, ax, xq, xd, y, cols, r0, r1, 1); break;
-    }
+    Q8_ROWS_SWITCH(q8_rows_avx2_n)
+}
+
+// The same rows with AVX-VNNI: one vpdpbusd per 32 bytes instead of maddubs + madd.
+AVXVNNI static inline __attribute__((always_inline)) void q8_rows_avxvnni_n(const int8_t *w, const float *ws, const uint8_t *const *ax,
+        const ck_block_q8 *const *xq, const float *const *xd, float *const *y, int cols, int r0, int r1, const int R) {
+    Q8_ROWS_BODY(Q8_DOT_VNNI)
+}
+
+AVXVNNI void q8_rows_avxvnni(const int8_t *w, const float *ws, const uint8_t *const *ax, const ck_block_q8 *const *xq,
+                             const float *const *xd, float *const *y, int n, int cols, int r0, int r1) {
+    Q8_ROWS_SWITCH(q8_rows_avxvnni_n)
 }
 
 // One int8 panel (32 weight rows, ck_q8_gemm_pack) for R activation rows with AVX2, in slices of
@@ -410,38 +430,49 @@ void q4_prepare_x(const ck_block_q8 *xq, int full, q4_xline *xl, float *xd, floa
 // reference's lanes 8-15). One core ran a cached matrix 13% faster so than with the scales
 // converted per line and each product widened on its own; two rows at a time (each activation
 // load serving both) was slower, out of registers.
-AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
-    const __m256i m = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256i lo01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), lo23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
-    __m256i hi01 = _mm256_set_epi32(5, 5, 5, 5, 4, 4, 4, 4), hi23 = _mm256_set_epi32(7, 7, 7, 7, 6, 6, 6, 6);
-    // Opaque to the compiler, which otherwise turns each one-uop permutation by a known index into
-    // two shuffles on the same port (cached matrix, one core: 23.7 -> 24.9 GB/s).
-    __asm__("" : "+x"(lo01), "+x"(lo23), "+x"(hi01), "+x"(hi23));
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;
-        PREFETCH_W(g);
-        __m256 s[4];
-        for (int j = 0; j < 4; j++)
-            s[j] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16 * j))), _mm256_loadu_ps(xd + 8 * j));
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        for (int k = 0; k < 8; k++) {
-            const q4_xline *x = xl + k;
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32));
-            PREFETCH_W(qs + 64 * k);
-            __m256i a = _mm256_madd_epi16(_mm256_add_epi16(
-                _mm256_maddubs_epi16(_mm256_and_si256(v0, m), _mm256_loadu_si256((const __m256i *)x->lo)),
-                _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m), _mm256_loadu_si256((const __m256i *)x->hi))), ones);
-            __m256i c = _mm256_madd_epi16(_mm256_add_epi16(
-                _mm256_maddubs_epi16(_mm256_and_si256(v1, m), _mm256_loadu_si256((const __m256i *)(x->lo + 32))),
-                _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m), _mm256_loadu_si256((const __m256i *)(x->hi + 32)))), ones);
-            __m256 sc = s[k / 2];
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, k % 2 ? hi01 : lo01), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, k % 2 ? hi23 : lo23), acc1);
-        }
-        acc0 = _mm256_sub_ps(acc0, _mm256_fmadd_ps(s[2], _mm256_loadu_ps(c8 + 16), _mm256_mul_ps(s[0], _mm256_loadu_ps(c8))));
-        acc1 = _mm256_sub_ps(acc1, _mm256_fmadd_ps(s[3], _mm256_loadu_ps(c8 + 24), _mm256_mul_ps(s[1], _mm256_loadu_ps(c8 + 8))));
-        y[r] = hsum(_mm256_add_ps(acc0, acc1));
+// The body of q4_group_avx2 and q4_group_avxvnni; HALF(v, lo, hi) is the 8 int32 sums of a 32-byte
+// half-line v's low nibbles times lo plus its high nibbles times hi (the same exact integers).
+#define Q4_GROUP_BODY(HALF)                                                                                              \
+    const __m256i m = _mm256_set1_epi8(0x0F);                                                                            \
+    __m256i lo01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), lo23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);            \
+    __m256i hi01 = _mm256_set_epi32(5, 5, 5, 5, 4, 4, 4, 4), hi23 = _mm256_set_epi32(7, 7, 7, 7, 6, 6, 6, 6);            \
+    /* Opaque to the compiler, which otherwise turns each one-uop permutation by a known index into                   \
+       two shuffles on the same port (cached matrix, one core: 23.7 -> 24.9 GB/s). */                                   \
+    __asm__("" : "+x"(lo01), "+x"(lo23), "+x"(hi01), "+x"(hi23));                                                        \
+    for (int r = r0; r < r1; r++) {                                                                                      \
+        const uint8_t *g = w + (size_t)r * (Q4_SG * 18), *qs = g + 64;                                                   \
+        PREFETCH_W(g);                                                                                                   \
+        __m256 s[4];                                                                                                     \
+        for (int j = 0; j < 4; j++)                                                                                      \
+            s[j] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16 * j))), _mm256_loadu_ps(xd + 8 * j)); \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                   \
+        for (int k = 0; k < 8; k++) {                                                                                    \
+            const q4_xline *x = xl + k;                                                                                  \
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k)), v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32)); \
+            PREFETCH_W(qs + 64 * k);                                                                                     \
+            __m256i a = HALF(v0, _mm256_loadu_si256((const __m256i *)x->lo), _mm256_loadu_si256((const __m256i *)x->hi)); \
+            __m256i c = HALF(v1, _mm256_loadu_si256((const __m256i *)(x->lo + 32)), _mm256_loadu_si256((const __m256i *)(x->hi + 32))); \
+            __m256 sc = s[k / 2];                                                                                        \
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(sc, k % 2 ? hi01 : lo01), acc0);       \
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_permutevar8x32_ps(sc, k % 2 ? hi23 : lo23), acc1);       \
+        }                                                                                                                \
+        acc0 = _mm256_sub_ps(acc0, _mm256_fmadd_ps(s[2], _mm256_loadu_ps(c8 + 16), _mm256_mul_ps(s[0], _mm256_loadu_ps(c8)))); \
+        acc1 = _mm256_sub_ps(acc1, _mm256_fmadd_ps(s[3], _mm256_loadu_ps(c8 + 24), _mm256_mul_ps(s[1], _mm256_loadu_ps(c8 + 8)))); \
+        y[r] = hsum(_mm256_add_ps(acc0, acc1));                                                                          \
     }
+
+#define Q4_HALF_AVX2(v, lo, hi) _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, m), lo), \
+                                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), hi)), _mm256_set1_epi16(1))
+#define Q4_HALF_VNNI(v, lo, hi) _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_and_si256(v, m), lo), \
+                                    _mm256_and_si256(_mm256_srli_epi16(v, 4), m), hi)
+
+AVX2 void q4_group_avx2(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
+    Q4_GROUP_BODY(Q4_HALF_AVX2)
+}
+
+// The same group with AVX-VNNI: per half-line two vpdpbusd instead of two maddubs, an add and a madd.
+AVXVNNI void q4_group_avxvnni(const uint8_t *w, const q4_xline *xl, const float *xd, const float *c8, float *y, int r0, int r1) {
+    Q4_GROUP_BODY(Q4_HALF_VNNI)
 }
 
 // AVX-512 VNNI: the group's activations (16 registers) loaded once for all the rows; per row, the

@@ -19,7 +19,7 @@ struct ck_pool {
     atomic_int stop;
     int sleepers;
     // the job
-    int kind, rows, cols, isa;    // isa: the caller's instruction-set level, used by every thread
+    int kind, rows, cols, isa, avx_vnni;    // the caller's instruction-set level and AVX-VNNI cap, used by every thread
     const void *w; const float *ws; const void *x; float *y;
     const uint8_t *buf; size_t n; int prefetch; uint64_t partial[64];
     int t; size_t ldy;            // activation rows of a product (1 for decoding); y's row stride
@@ -348,6 +348,7 @@ static void q4_range(const ck_pool *p, const ck_vec *v, int s, int r0, int r1) {
         const q4_xline *xl = v->xl + 8 * s;
         const float *xd = v->xd + Q4_SG * s, *c8 = v->c8 + Q4_SG * s;
         if (has_avx512()) q4_group_avx512(g, xl, xd, c8, y, r0, r1);
+        else if (ck_avx_vnni()) q4_group_avxvnni(g, xl, xd, c8, y, r0, r1);
         else q4_group_avx2(g, xl, xd, c8, y, r0, r1);
         return;
     }
@@ -388,7 +389,8 @@ static void q8_rows_range(const ck_pool *p, int r0, int r1) {
             xu[i] = p->q8x + (size_t)(m + i) * p->cols; xd[i] = p->q8xd + (size_t)(m + i) * nb;
             xq[i] = (const ck_block_q8 *)p->x + (size_t)(m + i) * nb; y[i] = p->y + (size_t)(m + i) * p->ldy;
         }
-        q8_rows_avx2((const int8_t *)p->w, p->ws, xu, xq, xd, y, n, p->cols, r0, r1);
+        if (ck_avx_vnni()) q8_rows_avxvnni((const int8_t *)p->w, p->ws, xu, xq, xd, y, n, p->cols, r0, r1);
+        else q8_rows_avx2((const int8_t *)p->w, p->ws, xu, xq, xd, y, n, p->cols, r0, r1);
     }
 #else
     (void)p; (void)r0; (void)r1;
@@ -508,7 +510,7 @@ static void *worker(void *a) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        isa_cap = p->isa;
+        isa_cap = p->isa; avx_vnni_cap = p->avx_vnni;
         run_share(p, wa.index);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
@@ -552,7 +554,7 @@ void *grow_buffer(void *buf, size_t *cap, size_t need, const char *what) {
 }
 
 static void dispatch(ck_pool *p) {
-    p->isa = ck_isa();
+    p->isa = ck_isa(); p->avx_vnni = avx_vnni_cap;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     if (p->threads > 1) {

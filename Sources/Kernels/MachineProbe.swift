@@ -7,11 +7,12 @@ import Foundation
 /// like with like: sustained read bandwidth and OpenBLAS SGEMM throughput.
 public enum MachineProbe {
     /// The instruction-set level the kernels run at (INTERNVL_CHAT_ISA caps it): "portable",
-    /// "avx2", "avx512-vnni" or "avx512-amx-bf16" (AMX bf16 tiles).
+    /// "avx2", "avx-vnni" (AVX2 with the 256-bit VNNI of Intel's Alder Lake and later cores),
+    /// "avx512-vnni" or "avx512-amx-bf16" (AMX bf16 tiles).
     public static var isa: String {
         switch ck_isa() {
         case 0: return "portable"
-        case 1: return "avx2"
+        case 1: return ck_avx_vnni() != 0 ? "avx-vnni" : "avx2"
         case 2: return "avx512-vnni"
         default: return "avx512-amx-bf16"
         }

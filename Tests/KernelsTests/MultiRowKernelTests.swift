@@ -6,7 +6,8 @@ import TestSupport
 
 /// The multi-row products (short prompts, batched decoding): every activation row's result is the
 /// bits of the one-row product for that row alone, and for the integer formats the bits of the
-/// per-row reference; at every instruction-set level, on 1-3 threads, for shapes with rows left
+/// per-row reference; at every instruction-set level (level 1 with and without AVX-VNNI where the
+/// CPU has it), on 1-3 threads, for shapes with rows left
 /// after the last group of four (int8 panels: of 32), several column blocks or groups, and a
 /// narrower last group. int8 is tested in rows and in the GEMM's panels.
 struct MultiRowKernelTests {
@@ -38,7 +39,7 @@ struct MultiRowKernelTests {
                 }
                 #expect(w.layout == (panels ? .int8Panels : (format == .bf16InFours ? .groupsOfFour : .rowMajor)))
                 let reference = Self.reference(inRows, format, x, t: t, values: values)
-                for level in QuantizedKernelTests.isaLevels { for threads in [1, 2, 3] {
+                for level in QuantizedKernelTests.integerVariants { for threads in [1, 2, 3] {
                     let pool = ThreadPool(threads: threads)
                     var y = [Float](repeating: .nan, count: t * rows)
                     var one = [Float](repeating: .nan, count: t * rows)

@@ -20,6 +20,33 @@ struct QuantizedKernelTests {
         return body()
     }
 
+    /// An instruction-set level, and at level 1 whether the int8 and q4 kernels may use AVX-VNNI.
+    struct ISAVariant: CustomStringConvertible {
+        let level: Int32, avxVNNI: Bool
+        var description: String { level == 1 ? (avxVNNI ? "1 (AVX-VNNI)" : "1 (AVX2 alone)") : "\(level)" }
+    }
+
+    /// Whether this CPU's level 1 runs the AVX-VNNI kernels (and INTERNVL_CHAT_ISA allows them).
+    static var hasAVXVNNI: Bool { atISA(1) { ck_avx_vnni() != 0 } }
+
+    /// `isaLevels`, with level 1 twice where the CPU has AVX-VNNI: with it and without it (as a
+    /// CPU with AVX2 alone), so that both kernels of the int8 and q4 products meet their twin.
+    static var integerVariants: [ISAVariant] {
+        isaLevels.flatMap { level in
+            level == 1 && hasAVXVNNI ? [ISAVariant(level: 1, avxVNNI: true), ISAVariant(level: 1, avxVNNI: false)]
+                : [ISAVariant(level: level, avxVNNI: level == 1 && hasAVXVNNI)]
+        }
+    }
+
+    static func atISA<T>(_ v: ISAVariant, _ body: () -> T) -> T {
+        ck_set_avx_vnni_limit(v.avxVNNI ? 1 : 0)
+        defer { ck_set_avx_vnni_limit(1) }
+        return atISA(v.level) {
+            #expect((ck_avx_vnni() != 0) == v.avxVNNI, "ISA level \(v)")
+            return body()
+        }
+    }
+
     @Test(arguments: shapes)
     func bf16MatvecWithAllThreadsMatchesNaiveLoop(rows: Int, cols: Int) {
         var rng = SeededRandom(seed: UInt64(rows * 7 + cols))
@@ -139,7 +166,7 @@ struct QuantizedKernelTests {
             for q in Quantization.allCases {
                 let store = QuantStorage(bytes: WeightMatrix.quantizedBytes(rows: rows, cols: cols, q, panels: false))
                 let w = dense.quantized(as: q, into: store.base, panels: false)
-                for level in Self.isaLevels { for threads in [1, 2] {
+                for level in Self.integerVariants { for threads in [1, 2] {
                     var y = [Float](repeating: .nan, count: rows)
                     Self.atISA(level) { matvec(w, x, &y, pool: ThreadPool(threads: threads)) }
                     var ref = [Float](repeating: 0, count: rows)

@@ -23,6 +23,11 @@ int ck_has_avx2(void);
 // starts (the tests run every level the CPU has).
 int ck_isa(void);
 void ck_set_isa_limit(int level);
+// Whether the int8 and q4 kernels at level 1 use AVX-VNNI (256-bit vpdpbusd: Intel cores from
+// Alder Lake on, Zen 5) where the CPU has it; INTERNVL_CHAT_ISA=avx2 turns it off, =avx-vnni keeps
+// it at level 1. ck_set_avx_vnni_limit(0) turns it off for the calling thread and its pool jobs.
+int ck_avx_vnni(void);
+void ck_set_avx_vnni_limit(int allowed);
 // The calling thread's multiply-add peak: `n` rounds of twelve independent vector FMA chains at
 // its instruction-set level (512-bit, 256-bit or scalar). Returns the multiply-adds done; the
 // caller times it (bench --kernels). `seed` keeps the compiler from folding the loop.
