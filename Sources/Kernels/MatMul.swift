@@ -167,7 +167,7 @@ public func multiRowMaxRows(_ q: Quantization?) -> Int {
     if let n = matrowsOverride { return n }
     switch q {
     case .q8?: return int8GEMMAvailable ? 48 : (integerGEMMAvailable ? 11 : 96)
-    case .q4?: return int8GEMMAvailable ? 5 : (integerGEMMAvailable ? 6 : 128)
+    case .q4?: return ck_isa() >= 2 ? 5 : (integerGEMMAvailable ? 6 : 128)
     case nil: return ck_isa() >= 2 ? 128 : 96
     }
 }
@@ -185,8 +185,8 @@ func onTiles(_ w: WeightMatrix) -> Bool {
         && ck_prompt_on_tiles(Int32(w.rows), Int32(w.cols)) != 0
 }
 
-/// Whether this CPU has the VNNI integer GEMM (AVX-512 VNNI; capped by `INTERNVL_CHAT_ISA`), whose
-/// panels the language model's int8 matrices are stored in.
+/// Whether this CPU has the VNNI integer GEMM (AVX-512 VNNI, or AVX-VNNI for int8; capped by
+/// `INTERNVL_CHAT_ISA`), whose panels the language model's int8 matrices are stored in.
 public var int8GEMMAvailable: Bool { ck_q8_gemm_available() != 0 }
 
 /// Whether prompts with int8 or q4 weights go through an integer GEMM: VNNI tiles, or with AVX2 the

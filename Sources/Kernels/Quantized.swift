@@ -52,9 +52,9 @@ public final class QuantStorage: @unchecked Sendable {
 }
 
 /// Whether new int8 matrices are stored in the integer GEMM's panels (`RowLayout.int8Panels`):
-/// with AVX-512 VNNI (as `INTERNVL_CHAT_ISA` allows), where one product of up to six activation
-/// rows costs little more than one row's, so batched decoding and short prompts read and multiply
-/// the weights once. Without it int8 stays in rows, whose AVX2 kernel is the faster there.
+/// with AVX-512 VNNI or AVX-VNNI (as `INTERNVL_CHAT_ISA` allows), where one product of up to six
+/// activation rows costs little more than one row's, so batched decoding and short prompts read and
+/// multiply the weights once. Without VNNI int8 stays in rows, whose AVX2 kernel is the faster there.
 public var int8InPanels: Bool { ck_q8_gemm_available() != 0 }
 
 extension WeightMatrix {

@@ -12,8 +12,9 @@ struct QuantizedModelTests {
     static func logits(_ e: ChatEngine, _ ids: [Int32]) -> [Float] { e.model.forward(ids, cache: e.model.makeCache(), logits: .last) }
 
     /// With int8 or q4 weights a prompt longer than `multiRowMaxRows` tokens goes through the
-    /// integer GEMM (AVX-512 VNNI tiles, or the AVX2 ones: each level the CPU has, the engine loaded
-    /// at that level, as int8 is stored for the VNNI tiles), whose activations are quantized as a decode
+    /// integer GEMM (AVX-512 VNNI tiles, AVX-VNNI ones for int8, or the AVX2 ones: each level the
+    /// CPU has, level 1 with and without AVX-VNNI, the engine loaded at that level, as int8 is
+    /// stored for the VNNI tiles), whose activations are quantized as a decode
     /// step's: its logits agree with feeding the same tokens one at a time (matrix-vector products)
     /// and stay within the format's bound of bf16. The two sum the same integer products in another
     /// float order, so an activation lying within a rounding of an int8 step boundary can round the
@@ -29,6 +30,11 @@ struct QuantizedModelTests {
             ck_set_isa_limit(level)
             defer { ck_set_isa_limit(Int32.max) }
             try promptGEMMAgreesWithDecodingStepByStep(q: q, level: level)
+            if level == 1 && ck_avx_vnni() != 0 {          // and as a CPU with AVX2 alone
+                ck_set_avx_vnni_limit(0)
+                defer { ck_set_avx_vnni_limit(1) }
+                try promptGEMMAgreesWithDecodingStepByStep(q: q, level: level)
+            }
         }
     }
 

@@ -265,7 +265,7 @@ struct QuantizedKernelTests {
         }
     }
 
-    /// The integer GEMM of prompts (AVX-512 VNNI only), int8 and q4 weights: every output bit for
+    /// The integer GEMM of prompts (AVX-512 VNNI; int8 also AVX-VNNI), int8 and q4 weights: every output bit for
     /// bit equal to its reference (integer block sums, one fmaf per block; int8: the row scale at
     /// the end, q4: weight x activation scale per block), for row counts that leave 1-5 rows after
     /// the tiles of six, weight rows that leave a partial panel of 32, 1-3 threads; through
@@ -315,6 +315,17 @@ struct QuantizedKernelTests {
                     ck_pool_q8_gemm(pool.raw, packed, q == .q8 ? scales : nil, xq, &c, Int32(m), Int32(n), Int32(k), Int32(n))
                 }
                 #expect(c == want, "\(q) \(m)x\(n)x\(k), \(threads) threads")
+                // int8 panels at every other level that stores them: AVX-512 with VNNI, and level 1
+                // with AVX-VNNI (its 256-bit tiles).
+                if q == .q8 {
+                    for level in Self.integerVariants where level.level < ck_isa() && Self.atISA(level, { ck_q8_gemm_available() != 0 }) {
+                        var d = [Float](repeating: .nan, count: m * n)
+                        Self.atISA(level) {
+                            withExtendedLifetime(pool) { ck_pool_q8_gemm(pool.raw, packed, scales, xq, &d, Int32(m), Int32(n), Int32(k), Int32(n)) }
+                        }
+                        #expect(d == want, "int8 panels \(m)x\(n)x\(k), ISA level \(level), \(threads) threads")
+                    }
+                }
                 if q == .q4 {      // packed panel by panel in the threads (the vector packer when k is whole groups of 1,024)
                     var d = [Float](repeating: .nan, count: m * n)
                     withExtendedLifetime(pool) { ck_pool_q4_gemm(pool.raw, bytes, xq, &d, Int32(m), Int32(n), Int32(k), Int32(n)) }
