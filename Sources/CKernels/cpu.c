@@ -73,7 +73,8 @@ static int avx_vnni_machine(void) {
     static int v = -1;
     if (v < 0) {
         unsigned a, b, c, d;
-        v = isa_machine() >= 1 && avx_vnni_env_allowed() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+        v = isa_machine() >= 1 && avx_vnni_env_allowed() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && a >= 1 &&
+            __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
     }
     return v;
 #else

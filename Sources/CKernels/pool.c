@@ -763,6 +763,10 @@ static void q8_gemm_job(ck_pool *p, const uint8_t *packed, const uint8_t *q4, co
 
 void ck_pool_q8_gemm(ck_pool *p, const uint8_t *packed, const float *wscale, const ck_block_q8 *xq, float *c,
                      int m, int n, int k, int ldc) {
+    if (!wscale && ck_isa() < 2) {       // q4 panels have tiles with AVX-512 VNNI only
+        fprintf(stderr, "internvl-chat: q4 GEMM panels need AVX-512 VNNI\n");
+        abort();
+    }
     q8_gemm_job(p, packed, NULL, NULL, wscale, xq, c, m, n, k, ldc);
 }
 

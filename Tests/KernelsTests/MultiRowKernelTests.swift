@@ -15,7 +15,7 @@ struct MultiRowKernelTests {
 
     enum Format: CaseIterable { case bf16, bf16InFours, q8, q8Panels, q4 }
 
-    @Test(arguments: shapes, [2, 4, 5, 7, 24])
+    @Test(arguments: shapes, [2, 3, 4, 5, 7, 24])
     func everyRowIsItsOwnDecodeProduct(shape: (rows: Int, cols: Int), t: Int) {
         let (rows, cols) = shape
         var rng = SeededRandom(seed: UInt64(rows * 31 + cols + t))

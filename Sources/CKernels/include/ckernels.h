@@ -101,11 +101,11 @@ void ck_pool_prompt_bf16_rows4(ck_pool *p, const uint16_t *w, const float *x, fl
 void ck_pool_matrows_q8(ck_pool *p, const int8_t *w, const float *wscale, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
 void ck_pool_matrows_q4(ck_pool *p, const uint8_t *w, const ck_block_q8 *xq, float *y, int t, int rows, int cols);
 
-// The integer GEMM (AVX-512 VNNI tiles: ck_q8_gemm_available). Activations are m rows of k / 32
+// The integer GEMM (AVX-512 VNNI tiles, or for int8 AVX-VNNI ones: ck_q8_gemm_available). Activations are m rows of k / 32
 // int8 blocks (ck_quantize_q8_blocks, as decoding); weights in panels of 32 rows (ck_q8_gemm_pack):
 // per 4 columns, the panel's 32 rows x 4 bytes of w + 128 (unsigned), rows past n as zero
 // weights. c[i * ldc + j] = wscale[j] x the block-by-block sum of ck_q8_gemm_ref, bit for bit
-// (wscale NULL: q4 panels, below, VNNI only).
+// (wscale NULL: q4 panels, below, AVX-512 VNNI only).
 int ck_q8_gemm_available(void);
 size_t ck_q8_gemm_packed_bytes(int rows, int cols);
 void ck_q8_gemm_pack(const int8_t *w, int rows, int cols, uint8_t *packed);
